@@ -1,0 +1,197 @@
+//! `validate`, `graph` and `schema`: commands that read definitions and write
+//! nothing but their output.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use super::{Cli, OutputFormat, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
+use crate::model::{Diagnostics, Kind};
+use crate::plan::{self, AgentNames, Workflow};
+
+/// Arguments of `phasegate validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Definition files (.toml or .json).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Also accept this agent name (one registered by an embedding program or plugin); repeatable.
+    #[arg(long = "agent", value_name = "NAME")]
+    pub agents: Vec<String>,
+}
+
+/// Arguments of `phasegate graph`.
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// The definition file (.toml or .json).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The graph language to print.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    pub format: GraphFormat,
+    /// Also accept this agent name; repeatable.
+    #[arg(long = "agent", value_name = "NAME")]
+    pub agents: Vec<String>,
+}
+
+/// Graph languages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    /// Graphviz DOT (`dot -Tsvg`).
+    Dot,
+    /// A Mermaid flowchart, for Markdown pages.
+    Mermaid,
+}
+
+fn agent_names(extra: &[String]) -> AgentNames {
+    extra.iter().fold(AgentNames::builtin(), |names, name| {
+        names.with(name.clone())
+    })
+}
+
+/// The exit status a set of diagnostics calls for: I/O and file-type problems
+/// are usage errors (2), everything else an invalid definition (1).
+fn failure_status(diagnostics: &Diagnostics) -> u8 {
+    let usage = diagnostics
+        .iter()
+        .any(|d| matches!(d.kind, Kind::Io | Kind::UnsupportedFormat));
+    if usage {
+        EXIT_USAGE
+    } else {
+        EXIT_INVALID
+    }
+}
+
+#[derive(Serialize)]
+struct FileReport<'a> {
+    file: &'a std::path::Path,
+    valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workflow: Option<Summary>,
+    diagnostics: Diagnostics,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    name: String,
+    version: u32,
+    phases: usize,
+    tasks: usize,
+    gates: usize,
+    watches: usize,
+    triggers: usize,
+}
+
+impl Summary {
+    fn of(workflow: &Workflow) -> Self {
+        let count = |f: fn(&plan::Phase) -> usize| workflow.phases.iter().map(f).sum();
+        Self {
+            name: workflow.name.clone(),
+            version: workflow.version,
+            phases: workflow.phases.len(),
+            tasks: count(|p| p.tasks.len()),
+            gates: count(|p| p.gates.len()),
+            watches: count(|p| p.watches.len()),
+            triggers: count(|p| p.triggers.len()),
+        }
+    }
+}
+
+pub(super) fn validate(cli: &Cli, args: &ValidateArgs) -> u8 {
+    let agents = agent_names(&args.agents);
+    let mut status = EXIT_OK;
+    let mut reports = Vec::new();
+    for file in &args.files {
+        let report = match plan::load(file, &agents) {
+            Ok(workflow) => FileReport {
+                file,
+                valid: true,
+                workflow: Some(Summary::of(&workflow)),
+                diagnostics: Diagnostics::default(),
+            },
+            Err(diagnostics) => {
+                status = status.max(failure_status(&diagnostics));
+                FileReport {
+                    file,
+                    valid: false,
+                    workflow: None,
+                    diagnostics,
+                }
+            }
+        };
+        reports.push(report);
+    }
+    match cli.output {
+        OutputFormat::Json => print_json(&reports),
+        OutputFormat::Text => {
+            let mut stdout = std::io::stdout().lock();
+            let mut stderr = std::io::stderr().lock();
+            for report in &reports {
+                match &report.workflow {
+                    Some(summary) => {
+                        let _ = writeln!(
+                            stdout,
+                            "ok: {} — workflow `{}` v{}: {} phases, {} tasks, {} gates, {} watches, {} triggers",
+                            report.file.display(),
+                            summary.name,
+                            summary.version,
+                            summary.phases,
+                            summary.tasks,
+                            summary.gates,
+                            summary.watches,
+                            summary.triggers
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(stderr, "{}", report.diagnostics);
+                    }
+                }
+            }
+            let invalid: Vec<&FileReport<'_>> = reports.iter().filter(|r| !r.valid).collect();
+            if !invalid.is_empty() {
+                let problems: usize = invalid.iter().map(|r| r.diagnostics.len()).sum();
+                let _ = writeln!(
+                    stderr,
+                    "\n{} of {} file(s) invalid, {problems} problem(s) in all",
+                    invalid.len(),
+                    reports.len()
+                );
+            }
+        }
+    }
+    status
+}
+
+pub(super) fn graph(cli: &Cli, args: &GraphArgs) -> u8 {
+    let workflow = match plan::load(&args.file, &agent_names(&args.agents)) {
+        Ok(workflow) => workflow,
+        Err(diagnostics) => {
+            match cli.output {
+                OutputFormat::Json => print_json(&diagnostics),
+                OutputFormat::Text => eprintln!("{diagnostics}"),
+            }
+            return failure_status(&diagnostics);
+        }
+    };
+    let text = match args.format {
+        GraphFormat::Dot => plan::to_dot(&workflow),
+        GraphFormat::Mermaid => plan::to_mermaid(&workflow),
+    };
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    EXIT_OK
+}
+
+pub(super) fn schema() -> u8 {
+    let _ = std::io::stdout()
+        .lock()
+        .write_all(crate::model::json_schema_text().as_bytes());
+    EXIT_OK
+}
+
+fn print_json<T: Serialize>(value: &T) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = serde_json::to_writer_pretty(&mut stdout, value);
+    let _ = writeln!(stdout);
+}

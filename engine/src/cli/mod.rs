@@ -1,0 +1,103 @@
+//! The `phasegate` command line: argument parsing and one module per group of
+//! commands. Compiled only with the `cli` feature so embedders do not pay for
+//! clap.
+
+mod definitions;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Exit status: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: the input was understood and refused (an invalid definition, say).
+pub const EXIT_INVALID: u8 = 1;
+/// Exit status: usage or I/O error.
+pub const EXIT_USAGE: u8 = 2;
+
+/// phasegate: durable release workflows with quality gates and human approvals.
+#[derive(Debug, Parser)]
+#[command(name = "phasegate", version, about, long_about = None)]
+pub struct Cli {
+    /// The data directory holding the store.
+    #[arg(
+        long,
+        global = true,
+        env = "PHASEGATE_DB",
+        default_value = ".phasegate"
+    )]
+    pub db: PathBuf,
+    /// Output format of commands that print results.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Format of log lines on stderr (filtered by RUST_LOG).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// For people.
+    Text,
+    /// For scripts: one JSON document on stdout.
+    Json,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check definition files and report every problem (exit 0 valid, 1 invalid, 2 usage or I/O error).
+    Validate(definitions::ValidateArgs),
+    /// Print the phase/task graph of a definition as Graphviz DOT or Mermaid.
+    Graph(definitions::GraphArgs),
+    /// Print the JSON Schema of the definition format.
+    Schema,
+}
+
+/// Runs the CLI with the process's arguments and returns its exit status.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() {
+                EXIT_USAGE
+            } else {
+                EXIT_OK
+            });
+        }
+    };
+    init_logging(cli.log_format);
+    let status = match &cli.command {
+        Command::Validate(args) => definitions::validate(&cli, args),
+        Command::Graph(args) => definitions::graph(&cli, args),
+        Command::Schema => definitions::schema(),
+    };
+    ExitCode::from(status)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

@@ -1,0 +1,469 @@
+//! Conditions, in CEL (the Common Expression Language, through the `cel` crate).
+//!
+//! CEL was chosen over evalexpr because it is a specified language used for
+//! exactly this job elsewhere (Kubernetes admission rules, Envoy, Google IAM
+//! conditions): it has no side effects, no host access, no I/O and no
+//! unbounded loops (its only iteration is macros such as `all`/`exists` over
+//! finite lists), and it reads nested evidence naturally
+//! (`tasks.e2e.output.failed == 0`). We add static checks on top: a size bound,
+//! a nesting bound for comprehensions, and a scope check that every name an
+//! expression reads exists in the workflow. docs/definitions.md gives the
+//! grammar users see.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+
+use cel::common::ast::{EntryExpr, Expr as Node, LiteralValue};
+use cel::IdedExpr;
+use serde::Serialize;
+
+/// Longest expression source accepted, in bytes.
+pub const MAX_SOURCE_BYTES: usize = 4096;
+/// Most AST nodes an expression may have after macro expansion.
+pub const MAX_NODES: usize = 2048;
+/// Deepest nesting of comprehensions (`all`, `exists`, `map`, `filter`).
+/// Evaluation work is bounded by the evidence size to this power.
+pub const MAX_COMPREHENSION_DEPTH: usize = 2;
+/// Deepest syntactic nesting the parser accepts.
+const MAX_PARSE_DEPTH: u16 = 48;
+
+/// The names every condition may start with.
+pub const ROOTS: [&str; 5] = ["vars", "tasks", "metrics", "signals", "phases"];
+
+/// Fields of `tasks.<id>` an expression may read.
+pub const TASK_FIELDS: [&str; 5] = ["output", "status", "attempts", "error", "duration_ms"];
+/// Fields of `metrics.<watch>` an expression may read.
+pub const METRIC_FIELDS: [&str; 4] = ["value", "firing", "samples", "breaching_since"];
+/// Fields of `phases.<id>` an expression may read.
+pub const PHASE_FIELDS: [&str; 3] = ["status", "attempt", "loops"];
+
+/// The names defined by a workflow, against which expressions are checked.
+#[derive(Debug, Default, Clone)]
+pub struct Names {
+    /// Declared variables.
+    pub vars: BTreeSet<String>,
+    /// Task ids (unique across the workflow).
+    pub tasks: BTreeSet<String>,
+    /// Watch ids (readable as `metrics.<id>`).
+    pub watches: BTreeSet<String>,
+    /// Declared signals.
+    pub signals: BTreeSet<String>,
+    /// Phase ids.
+    pub phases: BTreeSet<String>,
+}
+
+/// Extra names one kind of expression may read besides [`ROOTS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Gate criteria, task `when`, trigger `when`.
+    Condition,
+    /// A watch condition, which also reads `value`, the current sample.
+    Watch,
+}
+
+/// A compiled, checked condition.
+#[derive(Clone)]
+pub struct Expr {
+    source: String,
+    program: Arc<cel::Program>,
+}
+
+impl fmt::Debug for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Expr").field(&self.source).finish()
+    }
+}
+
+impl PartialEq for Expr {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+/// Why an expression was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileError {
+    /// What is wrong.
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for CompileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl CompileError {
+    fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+}
+
+impl Expr {
+    /// Parses `source` and checks it against the workflow's names.
+    pub fn compile(source: &str, names: &Names, scope: Scope) -> Result<Self, CompileError> {
+        if source.trim().is_empty() {
+            return Err(CompileError::new(
+                "the expression is empty",
+                "write a condition such as `vars.x > 1`",
+            ));
+        }
+        if source.len() > MAX_SOURCE_BYTES {
+            return Err(CompileError::new(
+                format!(
+                    "the expression is {} bytes long; the limit is {MAX_SOURCE_BYTES}",
+                    source.len()
+                ),
+                "split it into several criteria",
+            ));
+        }
+        let parser = cel::parser::Parser::new().max_recursion_depth(MAX_PARSE_DEPTH);
+        let parsed = parser.parse(source).map_err(|errors| {
+            let detail: Vec<String> = errors
+                .errors
+                .iter()
+                .map(|e| format!("{}:{}: {}", e.pos.0, e.pos.1, e.msg))
+                .collect();
+            CompileError::new(
+                format!("cannot parse the expression: {}", detail.join("; ")),
+                "conditions are CEL; see docs/definitions.md#conditions",
+            )
+        })?;
+        let mut checker = Checker {
+            names,
+            scope,
+            bound: Vec::new(),
+            nodes: 0,
+            comprehension_depth: 0,
+            errors: Vec::new(),
+        };
+        checker.walk(&parsed);
+        if let Some(error) = checker.errors.into_iter().next() {
+            return Err(error);
+        }
+        // The depth-bounded parse above is what the checks read; the program
+        // that runs is compiled by the crate's own entry point, which cannot
+        // take a parser with our bound (the text passed it already).
+        let program = cel::Program::compile(source).map_err(|errors| {
+            CompileError::new(
+                format!("cannot compile the expression: {errors}"),
+                "see docs/definitions.md#conditions",
+            )
+        })?;
+        Ok(Self {
+            source: source.to_owned(),
+            program: Arc::new(program),
+        })
+    }
+
+    /// The expression as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Evaluates the expression over `evidence`, a JSON object whose keys are
+    /// the roots (`vars`, `tasks`, ... and `value` for watches).
+    pub fn evaluate(&self, evidence: &serde_json::Map<String, serde_json::Value>) -> Outcome {
+        let mut context = cel::Context::default();
+        for (name, value) in evidence {
+            if let Err(error) = context.add_variable(name.as_str(), value) {
+                return Outcome::Error(format!("cannot read evidence `{name}`: {error}"));
+            }
+        }
+        match self.program.execute(&context) {
+            Ok(cel::Value::Bool(true)) => Outcome::True,
+            Ok(cel::Value::Bool(false)) => Outcome::False,
+            Ok(other) => Outcome::Error(format!(
+                "the condition gave {:?}, not true or false",
+                other.type_of()
+            )),
+            Err(cel::ExecutionError::NoSuchKey(key)) => {
+                Outcome::Missing(format!("no evidence for `{key}`"))
+            }
+            Err(cel::ExecutionError::UndeclaredReference(name)) => {
+                Outcome::Missing(format!("no evidence for `{name}`"))
+            }
+            Err(error) => Outcome::Error(error.to_string()),
+        }
+    }
+}
+
+/// The result of evaluating a condition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome", content = "detail")]
+pub enum Outcome {
+    /// The condition holds.
+    True,
+    /// The condition does not hold.
+    False,
+    /// The evidence it reads does not exist (yet): neither a pass nor a fail.
+    Missing(String),
+    /// The evidence exists but the condition cannot be applied to it (wrong type, say).
+    Error(String),
+}
+
+struct Checker<'n> {
+    names: &'n Names,
+    scope: Scope,
+    /// Variables bound by enclosing comprehensions (`x` in `list.all(x, ...)`).
+    bound: Vec<String>,
+    nodes: usize,
+    comprehension_depth: usize,
+    errors: Vec<CompileError>,
+}
+
+impl Checker<'_> {
+    fn walk(&mut self, expr: &IdedExpr) {
+        self.nodes += 1;
+        if self.nodes == MAX_NODES + 1 {
+            self.errors.push(CompileError::new(
+                format!("the expression has more than {MAX_NODES} parts"),
+                "split it into several criteria",
+            ));
+        }
+        match &expr.expr {
+            Node::Unspecified | Node::Literal(_) => {}
+            Node::Ident(name) => self.check_path(&[name.as_str()]),
+            Node::Select(select) => match qualified_name(expr) {
+                Some(segments) => self.check_path(&segments),
+                None => self.walk(&select.operand),
+            },
+            Node::Call(call) => {
+                // `metrics["error-rate"]` is how ids with dashes are read;
+                // check them like `metrics.name`.
+                if call.func_name == cel::common::ast::operators::INDEX && call.args.len() == 2 {
+                    if let (Node::Ident(root), Node::Literal(LiteralValue::String(key))) =
+                        (&call.args[0].expr, &call.args[1].expr)
+                    {
+                        if ROOTS.contains(&root.as_str()) && !self.bound.iter().any(|b| b == root) {
+                            self.check_path(&[root.as_str(), key.inner()]);
+                            return;
+                        }
+                    }
+                }
+                if let Some(target) = &call.target {
+                    self.walk(target);
+                }
+                for argument in &call.args {
+                    self.walk(argument);
+                }
+            }
+            Node::Comprehension(comprehension) => {
+                self.walk(&comprehension.iter_range);
+                self.walk(&comprehension.accu_init);
+                self.comprehension_depth += 1;
+                if self.comprehension_depth == MAX_COMPREHENSION_DEPTH + 1 {
+                    self.errors.push(CompileError::new(
+                        format!("macros such as all/exists/map/filter nest more than {MAX_COMPREHENSION_DEPTH} deep"),
+                        "flatten the condition; evaluation work grows with each level",
+                    ));
+                }
+                let before = self.bound.len();
+                self.bound.push(comprehension.iter_var.clone());
+                self.bound.extend(comprehension.iter_var2.iter().cloned());
+                self.bound.push(comprehension.accu_var.clone());
+                self.walk(&comprehension.loop_cond);
+                self.walk(&comprehension.loop_step);
+                self.walk(&comprehension.result);
+                self.bound.truncate(before);
+                self.comprehension_depth -= 1;
+            }
+            Node::List(list) => {
+                for element in &list.elements {
+                    self.walk(element);
+                }
+            }
+            Node::Map(map) => {
+                for entry in &map.entries {
+                    match &entry.expr {
+                        EntryExpr::MapEntry(entry) => {
+                            self.walk(&entry.key);
+                            self.walk(&entry.value);
+                        }
+                        EntryExpr::StructField(field) => self.walk(&field.value),
+                    }
+                }
+            }
+            Node::Struct(structure) => {
+                self.errors.push(CompileError::new(
+                    format!(
+                        "message construction `{}{{...}}` is not supported",
+                        structure.type_name
+                    ),
+                    "use a map literal `{\"key\": value}` instead",
+                ));
+            }
+        }
+    }
+
+    /// Checks a dotted name such as `tasks.e2e.output.failed`.
+    fn check_path(&mut self, segments: &[&str]) {
+        let root = segments[0];
+        if self.bound.iter().any(|bound| bound == root) {
+            return;
+        }
+        if root == "value" && self.scope == Scope::Watch {
+            return;
+        }
+        let (known, fields, what): (&BTreeSet<String>, &[&str], &str) = match root {
+            "vars" => (&self.names.vars, &[], "variable"),
+            "tasks" => (&self.names.tasks, &TASK_FIELDS, "task"),
+            "metrics" => (&self.names.watches, &METRIC_FIELDS, "watch"),
+            "signals" => (&self.names.signals, &[], "signal"),
+            "phases" => (&self.names.phases, &PHASE_FIELDS, "phase"),
+            _ => {
+                let allowed = match self.scope {
+                    Scope::Condition => ROOTS.join(", "),
+                    Scope::Watch => format!("value, {}", ROOTS.join(", ")),
+                };
+                self.errors.push(CompileError::new(
+                    format!("unknown name `{root}`"),
+                    format!("conditions may read only {allowed}"),
+                ));
+                return;
+            }
+        };
+        let Some(name) = segments.get(1) else { return };
+        if !known.contains(*name) {
+            let hint = match crate::suggest::closest(name, known.iter()) {
+                Some(close) => format!("did you mean `{root}.{close}`?"),
+                None if known.is_empty() => format!("the workflow declares no {what}s"),
+                None => format!(
+                    "known {what}s: {}",
+                    known.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            };
+            let dashed = known.iter().find(|k| k.starts_with(&format!("{name}-")));
+            let hint = match dashed {
+                Some(dashed) => format!("ids with dashes are read as {root}[\"{dashed}\"]"),
+                None => hint,
+            };
+            self.errors.push(CompileError::new(
+                format!("unknown {what} `{name}` in `{root}.{name}`"),
+                hint,
+            ));
+            return;
+        }
+        if let Some(field) = segments.get(2) {
+            if !fields.is_empty() && !fields.contains(field) {
+                self.errors.push(CompileError::new(
+                    format!("`{root}.{name}` has no field `{field}`"),
+                    format!("its fields are: {}", fields.join(", ")),
+                ));
+            }
+        }
+    }
+}
+
+/// The segments of a plain dotted name (`a.b.c`), or `None` if the expression
+/// is something else (a call, an index, a `has()` test).
+fn qualified_name(expr: &IdedExpr) -> Option<Vec<&str>> {
+    let mut segments = Vec::new();
+    let mut current = expr;
+    loop {
+        match &current.expr {
+            Node::Ident(name) => {
+                segments.push(name.as_str());
+                segments.reverse();
+                return Some(segments);
+            }
+            Node::Select(select) => {
+                segments.push(select.field.as_str());
+                current = &select.operand;
+            }
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Names {
+        Names {
+            vars: ["error_rate_max".to_owned()].into(),
+            tasks: ["e2e".to_owned()].into(),
+            watches: ["error-rate".to_owned()].into(),
+            signals: ["incident".to_owned()].into(),
+            phases: ["launch".to_owned()].into(),
+        }
+    }
+
+    fn evidence(json: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        json.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn accepts_names_the_workflow_defines() {
+        for source in [
+            "tasks.e2e.output.failed == 0",
+            "has(signals.incident) && signals.incident.severity == 'P0'",
+            "tasks.e2e.output.results.all(r, r.ok)",
+            "phases.launch.status == 'passed' && vars.error_rate_max < 1.0",
+            "metrics[\"error-rate\"].value > 0.1",
+        ] {
+            Expr::compile(source, &names(), Scope::Condition)
+                .unwrap_or_else(|e| panic!("{source}: {e}"));
+        }
+        Expr::compile("value > vars.error_rate_max", &names(), Scope::Watch)
+            .expect("watch scope reads value");
+    }
+
+    #[test]
+    fn refuses_unknown_names_with_a_suggestion() {
+        let error =
+            Expr::compile("tasks.e2ee.output.failed == 0", &names(), Scope::Condition).unwrap_err();
+        assert_eq!(error.message, "unknown task `e2ee` in `tasks.e2ee`");
+        assert_eq!(error.hint.as_deref(), Some("did you mean `tasks.e2e`?"));
+        let error = Expr::compile("value > 1", &names(), Scope::Condition).unwrap_err();
+        assert_eq!(error.message, "unknown name `value`");
+        let error =
+            Expr::compile("tasks.e2e.outptu.x == 1", &names(), Scope::Condition).unwrap_err();
+        assert!(
+            error.message.contains("has no field `outptu`"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn refuses_syntax_errors_and_bounds_work() {
+        assert!(Expr::compile("tasks.e2e.output.failed ==", &names(), Scope::Condition).is_err());
+        let deep = format!("{}1{}", "(".repeat(200), ")".repeat(200));
+        assert!(Expr::compile(&deep, &names(), Scope::Condition).is_err());
+        let nested = "vars.l.all(a, vars.l.all(b, vars.l.all(c, true)))";
+        let mut with_list = names();
+        with_list.vars.insert("l".to_owned());
+        let error = Expr::compile(nested, &with_list, Scope::Condition).unwrap_err();
+        assert!(
+            error.message.contains("nest more than"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn evaluates_and_reports_missing_evidence() {
+        let expr = Expr::compile("tasks.e2e.output.failed == 0", &names(), Scope::Condition)
+            .expect("compiles");
+        let pass = evidence(serde_json::json!({"tasks": {"e2e": {"output": {"failed": 0}}}}));
+        assert_eq!(expr.evaluate(&pass), Outcome::True);
+        let fail = evidence(serde_json::json!({"tasks": {"e2e": {"output": {"failed": 3}}}}));
+        assert_eq!(expr.evaluate(&fail), Outcome::False);
+        let missing = evidence(serde_json::json!({"tasks": {"e2e": {"output": {}}}}));
+        assert!(matches!(expr.evaluate(&missing), Outcome::Missing(_)));
+        let nothing = evidence(serde_json::json!({}));
+        assert!(matches!(expr.evaluate(&nothing), Outcome::Missing(_)));
+        let not_bool =
+            Expr::compile("vars.error_rate_max", &names(), Scope::Condition).expect("compiles");
+        let vars = evidence(serde_json::json!({"vars": {"error_rate_max": 0.1}}));
+        assert!(matches!(not_bool.evaluate(&vars), Outcome::Error(_)));
+    }
+}

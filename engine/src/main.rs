@@ -1,0 +1,5 @@
+//! The `phasegate` command-line tool; see `phasegate --help`.
+
+fn main() -> std::process::ExitCode {
+    phasegate_engine::cli::main()
+}

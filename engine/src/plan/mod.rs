@@ -1,0 +1,433 @@
+//! Validated workflows: the only form the runtime ever sees.
+//!
+//! [`validate`] turns a raw [`WorkflowDef`](crate::model::WorkflowDef) into a
+//! [`Workflow`] whose phase and task graphs are acyclic, whose references are
+//! resolved to indexes, whose durations are parsed and whose conditions are
+//! compiled. A `Workflow` cannot be built any other way, so code that holds one
+//! never re-checks it.
+
+mod graph;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+pub use graph::{to_dot, to_mermaid};
+pub use validate::{load, validate, AgentNames};
+
+use crate::expr::Expr;
+use crate::model::{NoDataPolicy, OnTimeout, SignalDef, VarType, WorkflowDef};
+
+/// A checked workflow, ready to run.
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    /// Name, shared by every version of the workflow.
+    pub name: String,
+    /// The definition's version.
+    pub version: u32,
+    /// What the workflow is for.
+    pub description: String,
+    /// Variables with their types and defaults.
+    pub vars: BTreeMap<String, Var>,
+    /// Signals the workflow accepts.
+    pub signals: BTreeMap<String, SignalDef>,
+    /// Phases in definition order; indexes into this vector identify them.
+    pub phases: Vec<Phase>,
+    /// Phase indexes in a topological order of the `after` graph.
+    pub phase_order: Vec<usize>,
+    /// The raw definition this was validated from (what instances pin).
+    pub definition: WorkflowDef,
+}
+
+impl Workflow {
+    /// The index of the phase with this id.
+    pub fn phase_index(&self, id: &str) -> Option<usize> {
+        self.phases.iter().position(|phase| phase.id == id)
+    }
+
+    /// True if `ancestor` is `phase` itself or a phase `phase` transitively runs after.
+    pub fn is_upstream(&self, ancestor: usize, phase: usize) -> bool {
+        let mut stack = vec![phase];
+        let mut seen = vec![false; self.phases.len()];
+        while let Some(current) = stack.pop() {
+            if current == ancestor {
+                return true;
+            }
+            if std::mem::replace(&mut seen[current], true) {
+                continue;
+            }
+            stack.extend(self.phases[current].after.iter().copied());
+        }
+        false
+    }
+}
+
+/// A variable's type and default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Var {
+    /// The type values must have.
+    pub ty: VarType,
+    /// The default; `None` means the variable must be given at start.
+    pub default: Option<Value>,
+    /// What it means.
+    pub description: String,
+}
+
+/// A validated phase.
+#[derive(Debug, Clone)]
+pub struct Phase {
+    /// Unique id.
+    pub id: String,
+    /// Human title (the id when none was given).
+    pub title: String,
+    /// What the phase is for.
+    pub description: String,
+    /// The accountable principal or role.
+    pub owner: Option<Principal>,
+    /// Indexes of the phases this one runs after.
+    pub after: Vec<usize>,
+    /// Tasks in definition order.
+    pub tasks: Vec<Task>,
+    /// Task indexes in a topological order of `depends_on`.
+    pub task_order: Vec<usize>,
+    /// Gates, evaluated in order when the tasks are done.
+    pub gates: Vec<Gate>,
+    /// Watches active while the phase runs.
+    pub watches: Vec<Watch>,
+    /// Triggers of the phase.
+    pub triggers: Vec<Trigger>,
+    /// Phase-level rollback steps, in the order written.
+    pub rollback: Vec<Step>,
+    /// When the phase repeats after passing.
+    pub schedule: Option<Schedule>,
+}
+
+/// A validated task.
+#[derive(Debug, Clone)]
+pub struct Task {
+    /// Unique id across the workflow.
+    pub id: String,
+    /// Human title (the id when none was given).
+    pub title: String,
+    /// The agent's registered name.
+    pub agent: String,
+    /// Parameters passed to the agent.
+    pub params: Map<String, Value>,
+    /// Indexes (within the phase) of the tasks this one waits for.
+    pub depends_on: Vec<usize>,
+    /// Longest time one attempt may take.
+    pub timeout: Option<Duration>,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// The accountable principal or role.
+    pub owner: Option<Principal>,
+    /// Run only when this holds; skipped otherwise.
+    pub when: Option<Expr>,
+    /// Only a trigger's `run` action starts it.
+    pub on_demand: bool,
+    /// Its compensation.
+    pub rollback: Option<Step>,
+}
+
+/// Exponential backoff with jitter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// Delay before the first retry.
+    pub initial: Duration,
+    /// Upper bound of the delay.
+    pub max: Duration,
+    /// Growth factor per retry.
+    pub multiplier: f64,
+    /// Fraction of the delay that is randomised.
+    pub jitter: f64,
+}
+
+impl RetryPolicy {
+    /// One attempt, no retry.
+    pub fn none() -> Self {
+        Self {
+            max_attempts: 1,
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(300),
+            multiplier: 2.0,
+            jitter: 0.0,
+        }
+    }
+
+    /// The delay before attempt `next_attempt` (2 for the first retry), given
+    /// `unit` drawn uniformly from [0, 1): the caller owns randomness so this
+    /// stays a pure function.
+    pub fn delay(&self, next_attempt: u32, unit: f64) -> Duration {
+        let retries_before = next_attempt.saturating_sub(2);
+        let exponent = i32::try_from(retries_before).unwrap_or(i32::MAX);
+        let base = self.initial.as_secs_f64() * self.multiplier.powi(exponent);
+        let capped = base.min(self.max.as_secs_f64());
+        let spread = capped * self.jitter * unit.clamp(0.0, 1.0);
+        Duration::from_secs_f64((capped - spread).max(0.0))
+    }
+}
+
+/// A step outside the task graph: compensation, rollback step, notification.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Id (always set; defaulted from the owner when not written).
+    pub id: String,
+    /// Human title.
+    pub title: String,
+    /// The agent's registered name.
+    pub agent: String,
+    /// Parameters for the agent.
+    pub params: Map<String, Value>,
+    /// Longest time one attempt may take.
+    pub timeout: Option<Duration>,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+}
+
+/// Someone who may decide: a named principal or everyone holding a role.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Principal {
+    /// A named person or service account.
+    User(String),
+    /// Everyone the configuration maps to this role.
+    Role(String),
+}
+
+impl Principal {
+    /// Parses `alice` or `role:qa-director`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        match text.strip_prefix("role:") {
+            Some(role) if !role.trim().is_empty() => Some(Principal::Role(role.trim().to_owned())),
+            Some(_) => None,
+            None if !text.is_empty() && !text.contains(char::is_whitespace) => {
+                Some(Principal::User(text.to_owned()))
+            }
+            None => None,
+        }
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Principal::User(name) => f.write_str(name),
+            Principal::Role(role) => write!(f, "role:{role}"),
+        }
+    }
+}
+
+/// A validated gate.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    /// Unique id within the phase.
+    pub id: String,
+    /// Human title.
+    pub title: String,
+    /// Criteria in the order written.
+    pub criteria: Vec<Criterion>,
+    /// The human decision, if required.
+    pub approval: Option<Approval>,
+}
+
+/// Whether a failed criterion fails the gate or only warns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// Failing fails the gate.
+    Must,
+    /// Failing is a warning shown to approvers.
+    Should,
+}
+
+/// A validated criterion.
+#[derive(Debug, Clone)]
+pub struct Criterion {
+    /// Id (written, or `c<position>`).
+    pub id: String,
+    /// What it means, for people.
+    pub label: String,
+    /// Must or should.
+    pub level: Level,
+    /// The condition.
+    pub expr: Expr,
+}
+
+/// A validated approval requirement.
+#[derive(Debug, Clone)]
+pub struct Approval {
+    /// Who may decide at the first level.
+    pub approvers: Vec<Principal>,
+    /// Approvals needed at the first level.
+    pub required: u32,
+    /// Whether the starter may approve.
+    pub self_approval: bool,
+    /// Deadline of the first level.
+    pub timeout: Option<Duration>,
+    /// What happens at a deadline.
+    pub on_timeout: Option<OnTimeout>,
+    /// Further levels.
+    pub escalation: Vec<EscalationLevel>,
+    /// Whether decisions need a comment.
+    pub comment_required: bool,
+    /// Run when the gate starts waiting, escalates or times out.
+    pub notify: Option<Step>,
+}
+
+/// One level of an escalation chain.
+#[derive(Debug, Clone)]
+pub struct EscalationLevel {
+    /// Who may decide at this level.
+    pub approvers: Vec<Principal>,
+    /// Approvals needed.
+    pub required: u32,
+    /// Deadline of the level.
+    pub timeout: Option<Duration>,
+}
+
+/// A validated watch.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    /// Unique id across the workflow.
+    pub id: String,
+    /// Human title.
+    pub title: String,
+    /// The agent that samples.
+    pub agent: String,
+    /// Parameters for the agent.
+    pub params: Map<String, Value>,
+    /// Time between samples.
+    pub interval: Duration,
+    /// Breach condition.
+    pub condition: Expr,
+    /// How long a breach must last (zero: the first breaching sample).
+    pub sustain: Duration,
+    /// Breaching samples in a row that fire it regardless of `sustain`.
+    pub consecutive_failures: Option<u32>,
+    /// What a missing sample counts as.
+    pub no_data: NoDataPolicy,
+}
+
+/// A validated trigger.
+#[derive(Debug, Clone)]
+pub struct Trigger {
+    /// Id (written, or `<phase>-trigger-<position>`).
+    pub id: String,
+    /// The event it reacts to.
+    pub on: TriggerOn,
+    /// Only act when this holds.
+    pub when: Option<Expr>,
+    /// What it does.
+    pub action: Action,
+}
+
+/// The events a trigger reacts to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TriggerOn {
+    /// A watch of the phase fired (index within the phase).
+    Watch(usize),
+    /// A task of the phase failed for good (any, or the one given).
+    TaskFailed(Option<usize>),
+    /// A gate of the phase failed (any, or the one given).
+    GateFailed(Option<usize>),
+    /// A signal arrived.
+    Signal(String),
+}
+
+/// What a trigger does.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Halt until a person decides; on approval, do `then`.
+    HaltForApproval {
+        /// Who decides, and the deadline.
+        approval: Approval,
+        /// The action taken once approved.
+        then: Box<Action>,
+    },
+    /// Compensate completed work in reverse completion order.
+    Rollback {
+        /// Re-enter this phase afterwards instead of ending RolledBack.
+        to: Option<usize>,
+    },
+    /// Re-enter an earlier phase as a new attempt.
+    Goto {
+        /// The phase to re-enter.
+        phase: usize,
+        /// The reason code, e.g. LAUNCH-001.
+        code: Option<String>,
+        /// The corrective action, in words.
+        reason: String,
+        /// How often this loop may be taken.
+        max_loops: u32,
+    },
+    /// Run a notification step.
+    Notify(Step),
+    /// Start an on-demand task of the phase.
+    Run {
+        /// Index of the task within the phase.
+        task: usize,
+    },
+}
+
+/// When a phase repeats after it passes.
+#[derive(Debug, Clone)]
+pub enum Schedule {
+    /// This long after it last passed.
+    Every(Duration),
+    /// At the times of a cron expression (UTC).
+    Cron {
+        /// The expression as written.
+        source: String,
+        /// The parsed expression.
+        cron: Box<croner::Cron>,
+    },
+}
+
+/// Formats a duration the way definitions write them (`2m`, `72h`).
+pub fn format_duration(duration: Duration) -> String {
+    humantime::format_duration(duration)
+        .to_string()
+        .replace(' ', "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_grows_and_is_capped() {
+        let policy = RetryPolicy {
+            max_attempts: 5,
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(5),
+            multiplier: 2.0,
+            jitter: 0.5,
+        };
+        assert_eq!(policy.delay(2, 0.0), Duration::from_secs(1));
+        assert_eq!(policy.delay(3, 0.0), Duration::from_secs(2));
+        assert_eq!(policy.delay(4, 0.0), Duration::from_secs(4));
+        assert_eq!(policy.delay(5, 0.0), Duration::from_secs(5));
+        assert_eq!(policy.delay(3, 1.0), Duration::from_secs(1));
+        assert_eq!(policy.delay(u32::MAX, 0.0), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn principals_parse() {
+        assert_eq!(
+            Principal::parse("role:sre"),
+            Some(Principal::Role("sre".to_owned()))
+        );
+        assert_eq!(
+            Principal::parse("alice"),
+            Some(Principal::User("alice".to_owned()))
+        );
+        assert_eq!(Principal::parse("role:"), None);
+        assert_eq!(Principal::parse(""), None);
+        assert_eq!(Principal::parse("two words"), None);
+    }
+}

@@ -172,9 +172,7 @@ impl Expr {
     pub fn evaluate(&self, evidence: &serde_json::Map<String, serde_json::Value>) -> Outcome {
         let mut context = cel::Context::default();
         for (name, value) in evidence {
-            if let Err(error) = context.add_variable(name.as_str(), value) {
-                return Outcome::Error(format!("cannot read evidence `{name}`: {error}"));
-            }
+            context.add_variable_from_value(name.as_str(), to_cel(value));
         }
         match self.program.execute(&context) {
             Ok(cel::Value::Bool(true)) => Outcome::True,
@@ -190,6 +188,37 @@ impl Expr {
                 Outcome::Missing(format!("no evidence for `{name}`"))
             }
             Err(error) => Outcome::Error(error.to_string()),
+        }
+    }
+}
+
+/// Converts JSON evidence to CEL values. Integers become CEL `int` whenever
+/// they fit, so `tasks.t.output.count * 2` works: CEL does not mix `uint` and
+/// `int` in arithmetic, and a generic serde conversion would make every
+/// positive JSON integer a `uint`.
+fn to_cel(value: &serde_json::Value) -> cel::Value {
+    use serde_json::Value as Json;
+    match value {
+        Json::Null => cel::Value::Null,
+        Json::Bool(b) => cel::Value::Bool(*b),
+        Json::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => cel::Value::Int(i),
+            (None, Some(u)) => cel::Value::UInt(u),
+            (None, None) => cel::Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Json::String(s) => cel::Value::String(Arc::new(s.clone())),
+        Json::Array(items) => cel::Value::List(Arc::new(items.iter().map(to_cel).collect())),
+        Json::Object(map) => {
+            let map: std::collections::HashMap<cel::objects::Key, cel::Value> = map
+                .iter()
+                .map(|(key, value)| {
+                    (
+                        cel::objects::Key::String(Arc::new(key.clone())),
+                        to_cel(value),
+                    )
+                })
+                .collect();
+            cel::Value::Map(cel::objects::Map { map: Arc::new(map) })
         }
     }
 }
@@ -246,6 +275,19 @@ impl Checker<'_> {
                             return;
                         }
                     }
+                }
+                let is_function = call
+                    .func_name
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic());
+                if is_function
+                    && !function_exists(&call.func_name, call.target.is_some(), call.args.len())
+                {
+                    self.errors.push(CompileError::new(
+                        format!("unknown function `{}`", call.func_name),
+                        "see the functions listed in docs/definitions.md#conditions",
+                    ));
                 }
                 if let Some(target) = &call.target {
                     self.walk(target);
@@ -361,6 +403,43 @@ impl Checker<'_> {
     }
 }
 
+/// Whether CEL's standard environment defines a function of this name.
+///
+/// The `cel` crate has no public lookup by name, so the function is tried on
+/// integer arguments in an empty context: an unknown name fails with
+/// `UndeclaredReference(name)`, a known one succeeds or fails on its argument
+/// types. Answers are cached; the set of names is small.
+fn function_exists(name: &str, member: bool, arity: usize) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    /// (name, called as a member, arity) → defined.
+    type Cache = Mutex<HashMap<(String, bool, usize), bool>>;
+    static KNOWN: OnceLock<Cache> = OnceLock::new();
+    let key = (name.to_owned(), member, arity.min(8));
+    let cache = KNOWN.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(known) = cache.lock().ok().and_then(|cache| cache.get(&key).copied()) {
+        return known;
+    }
+    let arguments = vec!["1"; key.2].join(", ");
+    let trial = if member {
+        format!("1.{name}({arguments})")
+    } else {
+        format!("{name}({arguments})")
+    };
+    let exists = match cel::Program::compile(&trial) {
+        Ok(program) => !matches!(
+            program.execute(&cel::Context::default()),
+            Err(cel::ExecutionError::UndeclaredReference(ref missing)) if missing.as_str() == name
+        ),
+        // A name the parser itself refuses as a call cannot be a function.
+        Err(_) => false,
+    };
+    if let Ok(mut cache) = cache.lock() {
+        cache.insert(key, exists);
+    }
+    exists
+}
+
 /// The segments of a plain dotted name (`a.b.c`), or `None` if the expression
 /// is something else (a call, an index, a `has()` test).
 fn qualified_name(expr: &IdedExpr) -> Option<Vec<&str>> {
@@ -447,6 +526,33 @@ mod tests {
             "{}",
             error.message
         );
+    }
+
+    /// Every function and form docs/definitions.md promises evaluates.
+    #[test]
+    fn documented_grammar_evaluates() {
+        let mut names = names();
+        names.vars.insert("s".to_owned());
+        names.vars.insert("l".to_owned());
+        let data = evidence(serde_json::json!({
+            "vars": {"s": "release-1.2", "l": [1, 2, 3], "error_rate_max": 0.1},
+            "signals": {"incident": {"severity": "P1"}},
+        }));
+        for source in [
+            "size(vars.l) == 3",
+            "vars.s.contains('1.2') && vars.s.startsWith('rel') && vars.s.endsWith('.2')",
+            "vars.s.matches('^release-[0-9.]+$')",
+            "int('3') == 3 && double(1) == 1.0 && string(1) == '1'",
+            "vars.l.all(x, x > 0) && vars.l.exists(x, x == 2) && vars.l.exists_one(x, x == 3)",
+            "vars.l.map(x, x * 2)[2] == 6 && size(vars.l.filter(x, x > 1)) == 2",
+            "'P1' in ['P0', 'P1'] && has(signals.incident) && !has(signals.incident.owner)",
+            "(signals.incident.severity == 'P1' ? 15 : 0) == 15",
+            "2.0 * vars.error_rate_max < 0.5 && 7 % 4 == 3",
+        ] {
+            let expr = Expr::compile(source, &names, Scope::Condition)
+                .unwrap_or_else(|e| panic!("{source}: {e}"));
+            assert_eq!(expr.evaluate(&data), Outcome::True, "{source}");
+        }
     }
 
     #[test]

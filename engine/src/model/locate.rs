@@ -73,7 +73,8 @@ enum TomlNode<'d> {
 
 fn toml_span(document: &toml_edit::Document<&str>, path: &FieldPath) -> Option<Range<usize>> {
     let mut node = TomlNode::Table(document.as_table());
-    let mut best = None;
+    // A field missing from the top level is reported at the start of the file.
+    let mut best = Some(0..0);
     for segment in path.segments() {
         let table = match node {
             TomlNode::Table(table) | TomlNode::Item(toml_edit::Item::Table(table)) => Some(table),

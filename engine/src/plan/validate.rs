@@ -50,7 +50,12 @@ impl Default for AgentNames {
 
 /// Reads, parses and validates a definition file; diagnostics carry file and line.
 pub fn load(path: &Path, agents: &AgentNames) -> Result<Workflow, Diagnostics> {
-    let source = Source::read(path)?;
+    load_source(&Source::read(path)?, agents)
+}
+
+/// Parses and validates a definition's text; diagnostics carry the source's
+/// file (if any) and lines.
+pub fn load_source(source: &Source, agents: &AgentNames) -> Result<Workflow, Diagnostics> {
     let (definition, mut diagnostics) = source.parse_lenient();
     let Some(definition) = definition else {
         return Err(diagnostics);

@@ -34,14 +34,16 @@ pub fn phasegate_bin() -> &'static Path {
             .and_then(|n| n.to_str())
             .unwrap_or("debug");
         let profile = if profile == "debug" { "dev" } else { profile };
+        // The same selection and targets as scripts/test's build, so cargo
+        // resolves the same features and finds everything already built; a
+        // narrower `-p phasegate-engine` would unify features differently
+        // and rebuild the engine and its dependencies a second time.
         let status = Command::new(env!("CARGO"))
             .args([
                 "build",
                 "--quiet",
-                "-p",
-                "phasegate-engine",
-                "--bin",
-                "phasegate",
+                "--workspace",
+                "--all-targets",
                 "--profile",
                 profile,
             ])

@@ -1,8 +1,240 @@
 //! # phasegate-store
 //!
-//! The durable layer: per-instance append-only event logs, snapshots, indexes
-//! and timers, on sled. It lands with the durable engine; today the crate only
-//! fixes its place in the dependency graph.
+//! The durable layer: per-instance append-only event logs with contiguous
+//! sequence numbers, snapshots, named indexes (instances by status, pending
+//! approvals, due timers, ...), an outbox of effects, pinned definitions and a
+//! format-version key, on sled 0.34 (or in memory, for tests).
 //!
 //! This crate must never know about workflows, phases, tasks or gates: it
-//! stores opaque, versioned records keyed by instance and sequence number.
+//! stores opaque, versioned records by instance and sequence number, and the
+//! engine owns their encoding. What it promises is in [`Store`]: a batch is
+//! applied atomically, in order, and acknowledged only after it is flushed;
+//! batches from many instances share one flush (group commit).
+
+mod backend;
+mod keys;
+mod log;
+
+use std::fmt;
+
+pub use backend::{MemoryBackend, SledBackend};
+pub use log::{LogStore, MemoryStore, SledStore};
+
+/// The on-disk format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What can go wrong in the store.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// Another process holds the database (sled allows one).
+    #[error("the store at {path} is in use by another phasegate process; stop it, or use the running server (phasegate serve)")]
+    InUse {
+        /// The data directory.
+        path: String,
+    },
+    /// The store was written by a newer phasegate.
+    #[error("the store at {path} has format version {found}, newer than this phasegate understands ({supported}); upgrade phasegate")]
+    NewerFormat {
+        /// The data directory.
+        path: String,
+        /// The version found.
+        found: u32,
+        /// The version this build supports.
+        supported: u32,
+    },
+    /// A batch expected a different last sequence number (a concurrent writer, or a bug).
+    #[error("instance {instance}: expected the log to end at {expected}, but it ends at {found}")]
+    SequenceConflict {
+        /// The instance.
+        instance: String,
+        /// What the batch expected.
+        expected: u64,
+        /// What the log holds.
+        found: u64,
+    },
+    /// An instance id the key layout cannot hold.
+    #[error("`{0}` is not a valid instance id: use 1 to 128 letters, digits, `.`, `-` or `_`")]
+    InvalidId(String),
+    /// Stored bytes that do not have the layout this crate wrote.
+    #[error("corrupt store record {key}: {detail}")]
+    Corrupt {
+        /// The key, printed.
+        key: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// An I/O or sled error.
+    #[error("store I/O error: {0}")]
+    Io(String),
+    /// The store has been shut down.
+    #[error("the store is closed")]
+    Closed,
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// The last sequence number and status of an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// Sequence number of the last event (events are numbered from 1).
+    pub seq: u64,
+    /// The instance's status as the engine last wrote it (drives the status index).
+    pub status: String,
+}
+
+/// A change to a named index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexOp {
+    /// Sets `key` in `index` to `value`.
+    Put {
+        /// The index name.
+        index: String,
+        /// The key (ordered bytewise).
+        key: Vec<u8>,
+        /// The value.
+        value: Vec<u8>,
+    },
+    /// Removes `key` from `index`.
+    Delete {
+        /// The index name.
+        index: String,
+        /// The key.
+        key: Vec<u8>,
+    },
+}
+
+/// A change to an instance's outbox of effects not yet carried out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboxOp {
+    /// Records an effect under `key`.
+    Put {
+        /// The key, unique within the instance.
+        key: Vec<u8>,
+        /// The encoded effect.
+        value: Vec<u8>,
+    },
+    /// The effect under `key` is done.
+    Delete {
+        /// The key.
+        key: Vec<u8>,
+    },
+}
+
+/// Everything one state change writes, applied atomically.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// The instance.
+    pub instance: String,
+    /// The sequence number the log must end at before this batch (0 for a new instance).
+    pub expected_seq: u64,
+    /// Events appended as `expected_seq + 1`, `+ 2`, ...
+    pub events: Vec<Vec<u8>>,
+    /// The instance's new status, if it changed (or for a new instance).
+    pub status: Option<String>,
+    /// A new summary of the instance (what listings show without loading it).
+    pub summary: Option<Vec<u8>>,
+    /// A snapshot of the state after the last event of this batch.
+    pub snapshot: Option<Vec<u8>>,
+    /// Index changes.
+    pub index: Vec<IndexOp>,
+    /// Outbox changes.
+    pub outbox: Vec<OutboxOp>,
+}
+
+/// An instance as stored: its head, summary, latest snapshot and the events after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    /// Last sequence number and status.
+    pub head: Head,
+    /// The latest summary.
+    pub summary: Option<Vec<u8>>,
+    /// The latest snapshot and the sequence number it was taken at.
+    pub snapshot: Option<(u64, Vec<u8>)>,
+    /// Events after the snapshot (all events when there is none), in order.
+    pub events: Vec<(u64, Vec<u8>)>,
+}
+
+/// Called on the writer thread once a batch is durable (or refused).
+pub type Done = Box<dyn FnOnce(Result<()>) + Send + 'static>;
+
+/// The durable log-and-index layer the engine writes through.
+///
+/// Contract: batches are applied in submission order; each atomically (its
+/// events, status, summary, snapshot, index and outbox changes all or none);
+/// `done` is called only after the batch is flushed to disk (for the sled
+/// store), so an acknowledged batch survives a process crash.
+pub trait Store: Send + Sync + fmt::Debug {
+    /// Submits a batch; `done` is called once it is durable or refused.
+    fn submit(&self, batch: Batch, done: Done);
+
+    /// Submits a batch and waits until it is durable.
+    fn append(&self, batch: Batch) -> Result<()> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        self.submit(
+            batch,
+            Box::new(move |result| {
+                let _ = sender.send(result);
+            }),
+        );
+        receiver.recv().map_err(|_| Error::Closed)?
+    }
+
+    /// The head of an instance, if it exists.
+    fn head(&self, instance: &str) -> Result<Option<Head>>;
+
+    /// The instance's snapshot and the events after it.
+    fn load(&self, instance: &str) -> Result<Option<Loaded>>;
+
+    /// Events with sequence numbers from `from` (inclusive), in order.
+    fn events(&self, instance: &str, from: u64) -> Result<Vec<(u64, Vec<u8>)>>;
+
+    /// Every instance with its head, ordered by id.
+    fn instances(&self) -> Result<Vec<(String, Head)>>;
+
+    /// Ids of the instances whose status is `status`, ordered by id (an index lookup).
+    fn instances_with_status(&self, status: &str) -> Result<Vec<String>>;
+
+    /// The summary of an instance.
+    fn summary(&self, instance: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Entries of a named index whose keys lie in `[start, end)`, in key order.
+    fn index_range(&self, index: &str, start: &[u8], end: &[u8])
+        -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+
+    /// Entries of a named index whose keys start with `prefix`, in key order.
+    fn index_prefix(&self, index: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+
+    /// The instance's outbox, in key order.
+    fn outbox(&self, instance: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+
+    /// Stores a definition under its content hash (durably; idempotent).
+    fn put_definition(&self, hash: &str, bytes: &[u8]) -> Result<()>;
+
+    /// The definition stored under `hash`.
+    fn definition(&self, hash: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Sets an instance apart: its status becomes `quarantined` and `reason`
+    /// is kept for operators; nothing else about it changes.
+    fn quarantine(&self, instance: &str, reason: &str) -> Result<()>;
+
+    /// Why an instance was quarantined, if it was.
+    fn quarantine_reason(&self, instance: &str) -> Result<Option<String>>;
+}
+
+/// The status the store gives quarantined instances.
+pub const QUARANTINED: &str = "quarantined";
+
+/// Checks that an id fits the key layout.
+pub fn check_id(id: &str) -> Result<()> {
+    let valid = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::InvalidId(id.to_owned()))
+    }
+}

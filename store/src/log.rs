@@ -1,0 +1,445 @@
+//! The log layer over a [`Backend`]: key layout, sequence checks, indexes,
+//! and a writer thread that commits batches in groups.
+//!
+//! Group commit: callers submit batches to one writer thread. It takes every
+//! batch waiting in its queue, applies each atomically, flushes **once**, then
+//! acknowledges them all. Under load many instances' batches share a flush; a
+//! lone batch is flushed at once. Nothing is acknowledged before its flush.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crate::backend::{Backend, MemoryBackend, SledBackend, Write};
+use crate::{
+    check_id, keys, Batch, Done, Error, Head, IndexOp, Loaded, OutboxOp, Result, Store,
+    FORMAT_VERSION, QUARANTINED,
+};
+
+/// Most batches one flush covers; bounds the latency of the first in a group.
+const MAX_GROUP: usize = 4096;
+
+/// The store on sled.
+pub type SledStore = LogStore<SledBackend>;
+/// The store in memory.
+pub type MemoryStore = LogStore<MemoryBackend>;
+
+enum Job {
+    Batch(Batch, Done),
+}
+
+/// Counters of the writer, for metrics and benchmarks.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Batches acknowledged.
+    pub batches: AtomicU64,
+    /// Events appended.
+    pub events: AtomicU64,
+    /// Flushes performed.
+    pub flushes: AtomicU64,
+    /// Total time spent flushing, in microseconds.
+    pub flush_micros: AtomicU64,
+}
+
+/// The [`Store`] implementation over any [`Backend`].
+pub struct LogStore<B: Backend> {
+    backend: Arc<B>,
+    stats: Arc<Stats>,
+    sender: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    location: String,
+}
+
+impl<B: Backend> std::fmt::Debug for LogStore<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogStore")
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in directory `path`. Fails with
+    /// [`Error::InUse`] when another process holds it and
+    /// [`Error::NewerFormat`] when a newer phasegate wrote it.
+    pub fn open(path: &Path) -> Result<Self> {
+        let backend = SledBackend::open(path)?;
+        Self::start(backend, path.display().to_string())
+    }
+}
+
+impl MemoryStore {
+    /// An empty store in memory.
+    pub fn in_memory() -> Self {
+        // A fresh memory backend always accepts the format key.
+        match Self::start(MemoryBackend::default(), "memory".to_owned()) {
+            Ok(store) => store,
+            Err(error) => unreachable!("a new in-memory store cannot fail to start: {error}"),
+        }
+    }
+}
+
+impl<B: Backend> LogStore<B> {
+    fn start(backend: B, location: String) -> Result<Self> {
+        match backend.get(keys::FORMAT)? {
+            None => {
+                backend.apply(vec![(
+                    keys::FORMAT.to_vec(),
+                    Some(FORMAT_VERSION.to_be_bytes().to_vec()),
+                )])?;
+                backend.flush()?;
+            }
+            Some(bytes) => {
+                let found = <[u8; 4]>::try_from(bytes.as_slice())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| Error::Corrupt {
+                        key: "m:format".to_owned(),
+                        detail: format!("{} bytes, expected 4", bytes.len()),
+                    })?;
+                if found > FORMAT_VERSION {
+                    return Err(Error::NewerFormat {
+                        path: location,
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+            }
+        }
+        let backend = Arc::new(backend);
+        let stats = Arc::new(Stats::default());
+        let (sender, receiver) = mpsc::channel();
+        let writer = {
+            let backend = Arc::clone(&backend);
+            let stats = Arc::clone(&stats);
+            std::thread::Builder::new()
+                .name("phasegate-store-writer".to_owned())
+                .spawn(move || write_loop(&*backend, &stats, &receiver))
+                .map_err(|error| Error::Io(format!("cannot start the writer thread: {error}")))?
+        };
+        Ok(Self {
+            backend,
+            stats,
+            sender: Mutex::new(Some(sender)),
+            writer: Mutex::new(Some(writer)),
+            location,
+        })
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Stops the writer after it has committed everything submitted so far.
+    pub fn close(&self) {
+        if let Ok(mut sender) = self.sender.lock() {
+            sender.take();
+        }
+        if let Some(writer) = self.writer.lock().ok().and_then(|mut w| w.take()) {
+            let _ = writer.join();
+        }
+    }
+
+    fn read_head(&self, id: &str) -> Result<Option<Head>> {
+        read_head(&*self.backend, id)
+    }
+}
+
+impl<B: Backend> Drop for LogStore<B> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn read_head<B: Backend + ?Sized>(backend: &B, id: &str) -> Result<Option<Head>> {
+    let key = keys::head(id);
+    match backend.get(&key)? {
+        None => Ok(None),
+        Some(bytes) => {
+            let (seq, status) = keys::split_seq(&key, &bytes)?;
+            let status = String::from_utf8(status).map_err(|_| Error::Corrupt {
+                key: keys::printable(&key),
+                detail: "status is not UTF-8".to_owned(),
+            })?;
+            Ok(Some(Head { seq, status }))
+        }
+    }
+}
+
+fn write_loop<B: Backend + ?Sized>(backend: &B, stats: &Stats, receiver: &mpsc::Receiver<Job>) {
+    while let Ok(first) = receiver.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match receiver.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        let mut events = 0u64;
+        for job in jobs {
+            match job {
+                Job::Batch(batch, done) => {
+                    let count = batch.events.len() as u64;
+                    let result = apply_batch(backend, batch);
+                    if result.is_ok() {
+                        events += count;
+                    }
+                    outcomes.push((done, result));
+                }
+            }
+        }
+        let flushed = if outcomes.iter().any(|(_, result)| result.is_ok()) {
+            let started = std::time::Instant::now();
+            let flushed = backend.flush();
+            stats.flushes.fetch_add(1, Ordering::Relaxed);
+            stats
+                .flush_micros
+                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            flushed
+        } else {
+            Ok(())
+        };
+        if flushed.is_ok() {
+            stats.events.fetch_add(events, Ordering::Relaxed);
+        }
+        for (done, result) in outcomes {
+            let result = result.and_then(|()| flushed.clone());
+            if result.is_ok() {
+                stats.batches.fetch_add(1, Ordering::Relaxed);
+            }
+            done(result);
+        }
+    }
+}
+
+fn apply_batch<B: Backend + ?Sized>(backend: &B, batch: Batch) -> Result<()> {
+    let id = batch.instance.as_str();
+    check_id(id)?;
+    let head = read_head(backend, id)?;
+    let found = head.as_ref().map_or(0, |h| h.seq);
+    if found != batch.expected_seq {
+        return Err(Error::SequenceConflict {
+            instance: id.to_owned(),
+            expected: batch.expected_seq,
+            found,
+        });
+    }
+    let mut writes: Vec<Write> =
+        Vec::with_capacity(batch.events.len() + batch.index.len() + batch.outbox.len() + 4);
+    let mut seq = found;
+    for event in batch.events {
+        seq += 1;
+        writes.push((keys::event(id, seq), Some(event)));
+    }
+    let old_status = head.map(|h| h.status);
+    let status = match (batch.status, &old_status) {
+        (Some(status), _) => status,
+        (None, Some(old)) => old.clone(),
+        (None, None) => String::new(),
+    };
+    if old_status.as_deref() != Some(status.as_str()) {
+        if let Some(old) = &old_status {
+            writes.push((keys::status_entry(old, id), None));
+        }
+        writes.push((keys::status_entry(&status, id), Some(Vec::new())));
+    }
+    writes.push((keys::head(id), Some(keys::encode_head(seq, &status))));
+    if let Some(summary) = batch.summary {
+        writes.push((keys::summary(id), Some(summary)));
+    }
+    if let Some(snapshot) = batch.snapshot {
+        let mut bytes = seq.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&snapshot);
+        writes.push((keys::snapshot(id), Some(bytes)));
+    }
+    for op in batch.index {
+        match op {
+            IndexOp::Put { index, key, value } => {
+                writes.push((keys::index(&index, &key), Some(value)))
+            }
+            IndexOp::Delete { index, key } => writes.push((keys::index(&index, &key), None)),
+        }
+    }
+    for op in batch.outbox {
+        match op {
+            OutboxOp::Put { key, value } => writes.push((keys::outbox(id, &key), Some(value))),
+            OutboxOp::Delete { key } => writes.push((keys::outbox(id, &key), None)),
+        }
+    }
+    backend.apply(writes)
+}
+
+fn strip<'k>(key: &'k [u8], prefix: &[u8]) -> &'k [u8] {
+    key.strip_prefix(prefix).unwrap_or(key)
+}
+
+impl<B: Backend> Store for LogStore<B> {
+    fn submit(&self, batch: Batch, done: Done) {
+        let sender = self.sender.lock().ok().and_then(|sender| sender.clone());
+        match sender {
+            Some(sender) => {
+                if let Err(mpsc::SendError(Job::Batch(_, done))) =
+                    sender.send(Job::Batch(batch, done))
+                {
+                    done(Err(Error::Closed));
+                }
+            }
+            None => done(Err(Error::Closed)),
+        }
+    }
+
+    fn head(&self, instance: &str) -> Result<Option<Head>> {
+        self.read_head(instance)
+    }
+
+    fn load(&self, instance: &str) -> Result<Option<Loaded>> {
+        let Some(head) = self.read_head(instance)? else {
+            return Ok(None);
+        };
+        let snapshot_key = keys::snapshot(instance);
+        let snapshot = match self.backend.get(&snapshot_key)? {
+            Some(bytes) => Some(keys::split_seq(&snapshot_key, &bytes)?),
+            None => None,
+        };
+        let from = snapshot.as_ref().map_or(1, |(seq, _)| seq + 1);
+        let events = self.events(instance, from)?;
+        let summary = self.backend.get(&keys::summary(instance))?;
+        Ok(Some(Loaded {
+            head,
+            summary,
+            snapshot,
+            events,
+        }))
+    }
+
+    fn events(&self, instance: &str, from: u64) -> Result<Vec<(u64, Vec<u8>)>> {
+        let start = keys::event(instance, from.max(1));
+        let end = keys::events_end(instance);
+        let prefix = keys::events_start(instance);
+        self.backend
+            .range(&start, Some(&end))?
+            .into_iter()
+            .map(|(key, value)| {
+                let seq_bytes = strip(&key, &prefix);
+                let seq = <[u8; 8]>::try_from(seq_bytes)
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| Error::Corrupt {
+                        key: keys::printable(&key),
+                        detail: "bad event key".to_owned(),
+                    })?;
+                Ok((seq, value))
+            })
+            .collect()
+    }
+
+    fn instances(&self) -> Result<Vec<(String, Head)>> {
+        let start = b"i:".to_vec();
+        let end = keys::prefix_end(&start);
+        self.backend
+            .range(&start, end.as_deref())?
+            .into_iter()
+            .map(|(key, bytes)| {
+                let id = String::from_utf8_lossy(strip(&key, &start)).into_owned();
+                let (seq, status) = keys::split_seq(&key, &bytes)?;
+                Ok((
+                    id,
+                    Head {
+                        seq,
+                        status: String::from_utf8_lossy(&status).into_owned(),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    fn instances_with_status(&self, status: &str) -> Result<Vec<String>> {
+        let mut prefix = status.as_bytes().to_vec();
+        prefix.push(0);
+        Ok(self
+            .index_prefix(keys::STATUS_INDEX, &prefix)?
+            .into_iter()
+            .map(|(key, _)| String::from_utf8_lossy(strip(&key, &prefix)).into_owned())
+            .collect())
+    }
+
+    fn summary(&self, instance: &str) -> Result<Option<Vec<u8>>> {
+        self.backend.get(&keys::summary(instance))
+    }
+
+    fn index_range(
+        &self,
+        index: &str,
+        start: &[u8],
+        end: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let base = keys::index(index, b"");
+        let entries = self
+            .backend
+            .range(&keys::index(index, start), Some(&keys::index(index, end)))?;
+        Ok(entries
+            .into_iter()
+            .map(|(key, value)| (strip(&key, &base).to_vec(), value))
+            .collect())
+    }
+
+    fn index_prefix(&self, index: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let base = keys::index(index, b"");
+        let start = keys::index(index, prefix);
+        let end = keys::prefix_end(&start);
+        let entries = self.backend.range(&start, end.as_deref())?;
+        Ok(entries
+            .into_iter()
+            .map(|(key, value)| (strip(&key, &base).to_vec(), value))
+            .collect())
+    }
+
+    fn outbox(&self, instance: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let base = keys::outbox(instance, b"");
+        let end = keys::prefix_end(&base);
+        let entries = self.backend.range(&base, end.as_deref())?;
+        Ok(entries
+            .into_iter()
+            .map(|(key, value)| (strip(&key, &base).to_vec(), value))
+            .collect())
+    }
+
+    fn put_definition(&self, hash: &str, bytes: &[u8]) -> Result<()> {
+        let key = keys::definition(hash);
+        if self.backend.get(&key)?.is_none() {
+            self.backend.apply(vec![(key, Some(bytes.to_vec()))])?;
+            self.backend.flush()?;
+        }
+        Ok(())
+    }
+
+    fn definition(&self, hash: &str) -> Result<Option<Vec<u8>>> {
+        self.backend.get(&keys::definition(hash))
+    }
+
+    fn quarantine(&self, instance: &str, reason: &str) -> Result<()> {
+        let head = self.read_head(instance)?;
+        let mut writes: Vec<Write> =
+            vec![(keys::quarantine(instance), Some(reason.as_bytes().to_vec()))];
+        let seq = head.as_ref().map_or(0, |h| h.seq);
+        if let Some(head) = &head {
+            writes.push((keys::status_entry(&head.status, instance), None));
+        }
+        writes.push((keys::status_entry(QUARANTINED, instance), Some(Vec::new())));
+        writes.push((
+            keys::head(instance),
+            Some(keys::encode_head(seq, QUARANTINED)),
+        ));
+        self.backend.apply(writes)?;
+        self.backend.flush()
+    }
+
+    fn quarantine_reason(&self, instance: &str) -> Result<Option<String>> {
+        Ok(self
+            .backend
+            .get(&keys::quarantine(instance))?
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+    }
+}

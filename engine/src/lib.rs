@@ -15,6 +15,7 @@
 //!   exporting a definition.
 
 pub mod expr;
+pub mod machine;
 pub mod model;
 pub mod plan;
 mod suggest;

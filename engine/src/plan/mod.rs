@@ -40,12 +40,19 @@ pub struct Workflow {
     pub phase_order: Vec<usize>,
     /// The raw definition this was validated from (what instances pin).
     pub definition: WorkflowDef,
+    /// Task id → (phase index, task index within the phase).
+    pub(crate) task_index: std::collections::HashMap<String, (usize, usize)>,
 }
 
 impl Workflow {
     /// The index of the phase with this id.
     pub fn phase_index(&self, id: &str) -> Option<usize> {
         self.phases.iter().position(|phase| phase.id == id)
+    }
+
+    /// The (phase index, task index) of the task with this id.
+    pub fn task_location(&self, id: &str) -> Option<(usize, usize)> {
+        self.task_index.get(id).copied()
     }
 
     /// True if `ancestor` is `phase` itself or a phase `phase` transitively runs after.

@@ -183,7 +183,19 @@ impl<'d> Validator<'d> {
             }
         }
         let phases = phases.into_iter().collect::<Option<Vec<_>>>()?;
+        let task_index = phases
+            .iter()
+            .enumerate()
+            .flat_map(|(p, phase)| {
+                phase
+                    .tasks
+                    .iter()
+                    .enumerate()
+                    .map(move |(t, task)| (task.id.clone(), (p, t)))
+            })
+            .collect();
         Some(Workflow {
+            task_index,
             name: definition.name.clone(),
             version: definition.version,
             description: definition.description.clone(),

@@ -1,0 +1,241 @@
+//! `decide`: what should happen next to an instance, as events.
+
+use super::{evidence, Event, Instance, InstanceStatus, PhaseStatus, TaskStatus, Timestamp};
+use crate::expr::Outcome;
+use crate::plan::Workflow;
+
+/// The events that should happen now, and when to look again.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Decision {
+    /// Events to append, in order; each is legal once the previous ones are applied.
+    pub events: Vec<Event>,
+    /// The earliest future time something becomes due (a retry), if any.
+    pub wake_at: Option<Timestamp>,
+}
+
+/// The idempotency key of a task attempt: stable across re-dispatch after a
+/// crash, different for every attempt and every phase attempt.
+pub(crate) fn idempotency_key(
+    instance: &str,
+    phase: &str,
+    phase_attempt: u32,
+    task: &str,
+    attempt: u32,
+) -> String {
+    format!("{instance}/{phase}.{phase_attempt}/{task}/{attempt}")
+}
+
+/// A number in [0, 1) derived from a key: the jitter of a retry delay. It is
+/// a hash rather than a random draw so that `decide` stays a pure function
+/// while retries of different tasks and instances still spread apart.
+fn jitter_unit(key: &str) -> f64 {
+    // FNV-1a, 64-bit.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Decides what should happen next. Only a running instance moves on its
+/// own; halted, failed and finished ones wait for an operator.
+pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Decision {
+    let mut decision = Decision::default();
+    match &instance.status {
+        InstanceStatus::Running => {}
+        InstanceStatus::Halted { .. }
+        | InstanceStatus::Completed { .. }
+        | InstanceStatus::Failed { .. }
+        | InstanceStatus::Cancelled { .. } => {
+            return decision;
+        }
+    }
+    if let Some(failed) = instance
+        .phases
+        .iter()
+        .find(|p| matches!(p.status, PhaseStatus::Failed { .. }))
+    {
+        let reason = match &failed.status {
+            PhaseStatus::Failed { reason, .. } => format!("phase {} failed: {reason}", failed.id),
+            _ => format!("phase {} failed", failed.id),
+        };
+        decision.events.push(Event::InstanceFailed { reason });
+        return decision;
+    }
+    if instance
+        .phases
+        .iter()
+        .all(|p| matches!(p.status, PhaseStatus::Passed { .. }))
+    {
+        decision.events.push(Event::InstanceCompleted);
+        return decision;
+    }
+    let mut evidence_cache = None;
+    for &p in &workflow.phase_order {
+        let plan = &workflow.phases[p];
+        let phase = &instance.phases[p];
+        match &phase.status {
+            PhaseStatus::Pending => {
+                if plan
+                    .after
+                    .iter()
+                    .all(|&u| matches!(instance.phases[u].status, PhaseStatus::Passed { .. }))
+                {
+                    decision.events.push(Event::PhaseStarted {
+                        phase: phase.id.clone(),
+                        attempt: phase.attempt + 1,
+                    });
+                }
+            }
+            PhaseStatus::Running { .. } => {
+                let mut all_done = true;
+                let mut failure = None;
+                for &t in &plan.task_order {
+                    let task_plan = &plan.tasks[t];
+                    let task = &phase.tasks[t];
+                    let next_attempt = task.attempts + 1;
+                    let dispatch = |attempt: u32| Event::TaskDispatched {
+                        phase: phase.id.clone(),
+                        task: task.id.clone(),
+                        attempt,
+                        key: idempotency_key(
+                            &instance.id,
+                            &phase.id,
+                            phase.attempt,
+                            &task.id,
+                            attempt,
+                        ),
+                    };
+                    match &task.status {
+                        TaskStatus::Succeeded { .. } | TaskStatus::Skipped { .. } => {}
+                        TaskStatus::Pending if task_plan.on_demand => {}
+                        TaskStatus::Pending => {
+                            all_done = false;
+                            if !task_plan
+                                .depends_on
+                                .iter()
+                                .all(|&d| phase.tasks[d].status.is_done())
+                            {
+                                continue;
+                            }
+                            match &task_plan.when {
+                                None => decision.events.push(dispatch(next_attempt)),
+                                Some(condition) => {
+                                    let evidence =
+                                        evidence_cache.get_or_insert_with(|| evidence(instance));
+                                    match condition.evaluate(evidence) {
+                                        Outcome::True => {
+                                            decision.events.push(dispatch(next_attempt))
+                                        }
+                                        Outcome::False => {
+                                            decision.events.push(Event::TaskSkipped {
+                                                phase: phase.id.clone(),
+                                                task: task.id.clone(),
+                                                reason: format!(
+                                                    "`{}` is false",
+                                                    condition.source()
+                                                ),
+                                            })
+                                        }
+                                        Outcome::Missing(why) | Outcome::Error(why) => {
+                                            decision.events.push(Event::TaskSkipped {
+                                                phase: phase.id.clone(),
+                                                task: task.id.clone(),
+                                                reason: format!(
+                                                    "`{}` could not be evaluated: {why}",
+                                                    condition.source()
+                                                ),
+                                            })
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        TaskStatus::Dispatched { .. } => all_done = false,
+                        TaskStatus::Cancelled { .. } => {
+                            all_done = false;
+                            decision.events.push(dispatch(next_attempt));
+                        }
+                        TaskStatus::RetryWaiting { attempt, due, .. } => {
+                            all_done = false;
+                            if *due <= now {
+                                decision.events.push(dispatch(*attempt));
+                            } else {
+                                decision.wake_at =
+                                    Some(decision.wake_at.map_or(*due, |w| w.min(*due)));
+                            }
+                        }
+                        TaskStatus::Failed {
+                            attempt,
+                            error,
+                            retryable,
+                            ..
+                        } => {
+                            all_done = false;
+                            let used = attempt.saturating_sub(task.budget_from);
+                            if *retryable && used < task_plan.retry.max_attempts {
+                                let key = idempotency_key(
+                                    &instance.id,
+                                    &phase.id,
+                                    phase.attempt,
+                                    &task.id,
+                                    attempt + 1,
+                                );
+                                let due =
+                                    now.after(task_plan.retry.delay(used + 1, jitter_unit(&key)));
+                                decision.events.push(Event::RetryScheduled {
+                                    phase: phase.id.clone(),
+                                    task: task.id.clone(),
+                                    attempt: attempt + 1,
+                                    due,
+                                });
+                            } else if failure.is_none() {
+                                let why = if *retryable {
+                                    format!("after {used} attempt(s)")
+                                } else {
+                                    "permanently".to_owned()
+                                };
+                                failure = Some(format!("task {} failed {why}: {error}", task.id));
+                            }
+                        }
+                    }
+                }
+                if let Some(reason) = failure {
+                    decision.events.push(Event::PhaseFailed {
+                        phase: phase.id.clone(),
+                        reason,
+                    });
+                } else if all_done {
+                    let event = if plan.gates.is_empty() {
+                        Event::PhaseCompleted {
+                            phase: phase.id.clone(),
+                        }
+                    } else {
+                        Event::PhaseAwaitingApproval {
+                            phase: phase.id.clone(),
+                        }
+                    };
+                    decision.events.push(event);
+                }
+            }
+            PhaseStatus::AwaitingApproval { .. }
+            | PhaseStatus::Passed { .. }
+            | PhaseStatus::Failed { .. } => {}
+        }
+    }
+    decision
+}
+
+#[cfg(test)]
+mod tests {
+    use super::jitter_unit;
+
+    #[test]
+    fn jitter_is_a_stable_unit_value() {
+        let a = jitter_unit("i/p.1/t/2");
+        assert_eq!(a, jitter_unit("i/p.1/t/2"));
+        assert!((0.0..1.0).contains(&a));
+        assert_ne!(a, jitter_unit("i/p.1/t/3"));
+    }
+}

@@ -1,0 +1,252 @@
+//! Events: every state change is one, persisted before it counts.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::Timestamp;
+
+/// Something that happened to an instance. Events name phases and tasks by
+/// id, so a log reads on its own; the pinned definition keeps ids stable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Event {
+    /// The instance was created from a pinned definition.
+    InstanceStarted {
+        /// The workflow's name.
+        workflow: String,
+        /// Content hash of the pinned definition.
+        definition_hash: String,
+        /// Variables after defaults and overrides.
+        vars: Map<String, Value>,
+        /// Who started it.
+        started_by: String,
+    },
+    /// A phase began (a new attempt of it).
+    PhaseStarted {
+        /// The phase.
+        phase: String,
+        /// Its attempt number.
+        attempt: u32,
+    },
+    /// A task attempt was handed to its agent.
+    TaskDispatched {
+        /// The phase.
+        phase: String,
+        /// The task.
+        task: String,
+        /// The attempt.
+        attempt: u32,
+        /// The idempotency key the agent receives (the same on re-dispatch after a crash).
+        key: String,
+    },
+    /// A task attempt succeeded.
+    TaskSucceeded {
+        /// The phase.
+        phase: String,
+        /// The task.
+        task: String,
+        /// The attempt.
+        attempt: u32,
+        /// The agent's output.
+        output: Value,
+        /// How long the attempt took.
+        duration_ms: u64,
+    },
+    /// A task attempt failed.
+    TaskFailed {
+        /// The phase.
+        phase: String,
+        /// The task.
+        task: String,
+        /// The attempt.
+        attempt: u32,
+        /// The agent's message.
+        error: String,
+        /// Whether retrying could help.
+        retryable: bool,
+    },
+    /// A failed task will be dispatched again at `due`.
+    RetryScheduled {
+        /// The phase.
+        phase: String,
+        /// The task.
+        task: String,
+        /// The attempt that will run.
+        attempt: u32,
+        /// When.
+        due: Timestamp,
+    },
+    /// A task was not run because its `when` condition did not hold.
+    TaskSkipped {
+        /// The phase.
+        phase: String,
+        /// The task.
+        task: String,
+        /// Why.
+        reason: String,
+    },
+    /// An in-flight attempt was cancelled.
+    TaskCancelled {
+        /// The phase.
+        phase: String,
+        /// The task.
+        task: String,
+        /// The attempt.
+        attempt: u32,
+        /// Why.
+        reason: String,
+    },
+    /// A phase's tasks are done and a gate waits for a decision.
+    PhaseAwaitingApproval {
+        /// The phase.
+        phase: String,
+    },
+    /// A phase passed.
+    PhaseCompleted {
+        /// The phase.
+        phase: String,
+    },
+    /// A phase failed.
+    PhaseFailed {
+        /// The phase.
+        phase: String,
+        /// Why.
+        reason: String,
+    },
+    /// Every phase passed.
+    InstanceCompleted,
+    /// The instance failed.
+    InstanceFailed {
+        /// Why.
+        reason: String,
+    },
+    /// An operator stopped new dispatch.
+    Halted {
+        /// Who.
+        by: String,
+        /// Why.
+        reason: String,
+        /// Whether in-flight tasks are cancelled too.
+        cancel_running: bool,
+    },
+    /// An operator let a halted instance go on.
+    Resumed {
+        /// Who.
+        by: String,
+    },
+    /// An operator cancelled the instance.
+    Cancelled {
+        /// Who.
+        by: String,
+        /// Why.
+        reason: String,
+    },
+    /// An operator redrove a failed instance from its failed tasks.
+    Redriven {
+        /// Who.
+        by: String,
+        /// The tasks to run again (ids).
+        tasks: Vec<String>,
+    },
+}
+
+impl Event {
+    /// The event's type name, as the transition table writes it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::InstanceStarted { .. } => "InstanceStarted",
+            Event::PhaseStarted { .. } => "PhaseStarted",
+            Event::TaskDispatched { .. } => "TaskDispatched",
+            Event::TaskSucceeded { .. } => "TaskSucceeded",
+            Event::TaskFailed { .. } => "TaskFailed",
+            Event::RetryScheduled { .. } => "RetryScheduled",
+            Event::TaskSkipped { .. } => "TaskSkipped",
+            Event::TaskCancelled { .. } => "TaskCancelled",
+            Event::PhaseAwaitingApproval { .. } => "PhaseAwaitingApproval",
+            Event::PhaseCompleted { .. } => "PhaseCompleted",
+            Event::PhaseFailed { .. } => "PhaseFailed",
+            Event::InstanceCompleted => "InstanceCompleted",
+            Event::InstanceFailed { .. } => "InstanceFailed",
+            Event::Halted { .. } => "Halted",
+            Event::Resumed { .. } => "Resumed",
+            Event::Cancelled { .. } => "Cancelled",
+            Event::Redriven { .. } => "Redriven",
+        }
+    }
+
+    /// The event's name with its subject, e.g. `TaskSucceeded(deploy#2)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Event::PhaseStarted { phase, attempt } => format!("PhaseStarted({phase}#{attempt})"),
+            Event::TaskDispatched { task, attempt, .. }
+            | Event::TaskSucceeded { task, attempt, .. }
+            | Event::TaskFailed { task, attempt, .. }
+            | Event::RetryScheduled { task, attempt, .. }
+            | Event::TaskCancelled { task, attempt, .. } => {
+                format!("{}({task}#{attempt})", self.kind())
+            }
+            Event::TaskSkipped { task, .. } => format!("TaskSkipped({task})"),
+            Event::PhaseAwaitingApproval { phase }
+            | Event::PhaseCompleted { phase }
+            | Event::PhaseFailed { phase, .. } => {
+                format!("{}({phase})", self.kind())
+            }
+            Event::InstanceStarted { .. }
+            | Event::InstanceCompleted
+            | Event::InstanceFailed { .. }
+            | Event::Halted { .. }
+            | Event::Resumed { .. }
+            | Event::Cancelled { .. }
+            | Event::Redriven { .. } => self.kind().to_owned(),
+        }
+    }
+}
+
+/// The version of [`Record`] this build writes.
+pub const RECORD_VERSION: u32 = 1;
+
+/// An event as stored: versioned, with its sequence number and time. Decoding
+/// accepts exactly the versions listed here; anything else quarantines the
+/// instance instead of guessing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "v")]
+pub enum Record {
+    /// Version 1.
+    #[serde(rename = "1")]
+    V1 {
+        /// Sequence number (1-based, contiguous per instance).
+        seq: u64,
+        /// When it happened.
+        at: Timestamp,
+        /// What happened.
+        event: Event,
+    },
+}
+
+impl Record {
+    /// A version-1 record.
+    pub fn new(seq: u64, at: Timestamp, event: Event) -> Self {
+        Record::V1 { seq, at, event }
+    }
+
+    /// Its sequence number.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Record::V1 { seq, .. } => *seq,
+        }
+    }
+
+    /// Its time.
+    pub fn at(&self) -> Timestamp {
+        match self {
+            Record::V1 { at, .. } => *at,
+        }
+    }
+
+    /// Its event.
+    pub fn event(&self) -> &Event {
+        match self {
+            Record::V1 { event, .. } => event,
+        }
+    }
+}

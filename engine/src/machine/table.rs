@@ -1,0 +1,216 @@
+//! The declared transition table, beside the code it describes.
+//!
+//! A test applies every event to every state of each level and checks that
+//! `step` accepts exactly the transitions listed here and lands where they
+//! say; docs/state-machine.md is rendered from this table, so the diagram
+//! cannot drift from the code.
+
+/// Which state machine a transition belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// `InstanceStatus`.
+    Instance,
+    /// `PhaseStatus`.
+    Phase,
+    /// `TaskStatus`.
+    Task,
+}
+
+/// One legal transition: at `level`, state `from` takes `event` and becomes `to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    /// The level.
+    pub level: Level,
+    /// The state before (`[*]` for creation).
+    pub from: &'static str,
+    /// The event's type.
+    pub event: &'static str,
+    /// The state after.
+    pub to: &'static str,
+    /// A condition beyond the state, in words.
+    pub guard: &'static str,
+}
+
+const fn t(
+    level: Level,
+    from: &'static str,
+    event: &'static str,
+    to: &'static str,
+    guard: &'static str,
+) -> Transition {
+    Transition {
+        level,
+        from,
+        event,
+        to,
+        guard,
+    }
+}
+
+/// Every legal transition.
+pub const TRANSITIONS: &[Transition] = &[
+    t(Level::Instance, "[*]", "InstanceStarted", "running", ""),
+    t(Level::Instance, "running", "Halted", "halted", ""),
+    t(Level::Instance, "halted", "Resumed", "running", ""),
+    t(Level::Instance, "running", "Cancelled", "cancelled", ""),
+    t(Level::Instance, "halted", "Cancelled", "cancelled", ""),
+    t(Level::Instance, "failed", "Cancelled", "cancelled", ""),
+    t(
+        Level::Instance,
+        "running",
+        "InstanceCompleted",
+        "completed",
+        "every phase passed",
+    ),
+    t(
+        Level::Instance,
+        "running",
+        "InstanceFailed",
+        "failed",
+        "a phase failed",
+    ),
+    t(
+        Level::Instance,
+        "failed",
+        "Redriven",
+        "running",
+        "named tasks failed or were cancelled",
+    ),
+    t(
+        Level::Phase,
+        "pending",
+        "PhaseStarted",
+        "running",
+        "instance running; upstream phases passed",
+    ),
+    t(
+        Level::Phase,
+        "running",
+        "PhaseAwaitingApproval",
+        "awaiting_approval",
+        "tasks done; the phase has gates",
+    ),
+    t(
+        Level::Phase,
+        "running",
+        "PhaseCompleted",
+        "passed",
+        "tasks done; no gates",
+    ),
+    t(Level::Phase, "running", "PhaseFailed", "failed", ""),
+    t(
+        Level::Phase,
+        "failed",
+        "Redriven",
+        "running",
+        "instance failed",
+    ),
+    t(
+        Level::Task,
+        "pending",
+        "TaskDispatched",
+        "dispatched",
+        "instance and phase running; dependencies done",
+    ),
+    t(
+        Level::Task,
+        "pending",
+        "TaskSkipped",
+        "skipped",
+        "`when` does not hold",
+    ),
+    t(
+        Level::Task,
+        "dispatched",
+        "TaskSucceeded",
+        "succeeded",
+        "same attempt",
+    ),
+    t(
+        Level::Task,
+        "dispatched",
+        "TaskFailed",
+        "failed",
+        "same attempt",
+    ),
+    t(
+        Level::Task,
+        "dispatched",
+        "TaskCancelled",
+        "cancelled",
+        "same attempt",
+    ),
+    t(
+        Level::Task,
+        "failed",
+        "RetryScheduled",
+        "retry_waiting",
+        "retryable; attempts left",
+    ),
+    t(
+        Level::Task,
+        "retry_waiting",
+        "TaskDispatched",
+        "dispatched",
+        "due",
+    ),
+    t(
+        Level::Task,
+        "cancelled",
+        "TaskDispatched",
+        "dispatched",
+        "instance running again",
+    ),
+    t(
+        Level::Task,
+        "failed",
+        "Redriven",
+        "pending",
+        "instance failed",
+    ),
+    t(
+        Level::Task,
+        "cancelled",
+        "Redriven",
+        "pending",
+        "instance failed",
+    ),
+];
+
+/// The transitions of one level.
+pub fn of(level: Level) -> impl Iterator<Item = &'static Transition> {
+    TRANSITIONS.iter().filter(move |t| t.level == level)
+}
+
+/// docs/state-machine.md, rendered from [`TRANSITIONS`].
+pub fn render_markdown() -> String {
+    let mut out = String::from(
+        "# State machines\n\n\
+         Generated from `engine/src/machine/table.rs` by `UPDATE_DOCS=1 cargo test -p phasegate-engine --lib state_diagram`; \
+         a test fails when this page and the table differ, and another checks that the code accepts exactly these transitions.\n\n\
+         Every arrow is an event persisted in the instance's log before it counts. Events that a state does not list are rejected \
+         with a typed error naming the state and the event, and change nothing. Results of in-flight task attempts \
+         (`TaskSucceeded`, `TaskFailed`, `TaskCancelled`) are accepted whatever the instance's status, because the work happened.\n",
+    );
+    for (level, title) in [
+        (Level::Instance, "Instance"),
+        (Level::Phase, "Phase"),
+        (Level::Task, "Task"),
+    ] {
+        out.push_str(&format!("\n## {title}\n\n```mermaid\nstateDiagram-v2\n"));
+        for transition in of(level) {
+            out.push_str(&format!(
+                "    {} --> {}: {}\n",
+                transition.from, transition.to, transition.event
+            ));
+        }
+        out.push_str("```\n\n| from | event | to | guard |\n|---|---|---|---|\n");
+        for transition in of(level) {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                transition.from, transition.event, transition.to, transition.guard
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,802 @@
+//! Tests of the pure core: the transition table agrees with `step`, the
+//! generated diagram is current, random event sequences keep every
+//! invariant, rejected events change nothing, and replay rebuilds the state.
+
+use proptest::prelude::*;
+use serde_json::{json, Map};
+
+use super::table::{self, Level};
+use super::*;
+use crate::model::{Format, Source};
+use crate::plan::{self, AgentNames, Workflow};
+
+fn workflow(toml: &str) -> Workflow {
+    plan::load_source(
+        &Source::from_text(toml, Format::Toml),
+        &AgentNames::builtin(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Two phases; `build` has a chain and a conditional task (and a gate when
+/// `gated`), `ship` runs after it.
+fn two_phases(gated: bool) -> Workflow {
+    let gate = if gated {
+        "[[phases.gates]]\nid = \"g\"\n[phases.gates.approval]\napprovers = [\"alice\"]\n"
+    } else {
+        ""
+    };
+    workflow(&format!(
+        r#"name = "w"
+[vars]
+fast = true
+[[phases]]
+id = "build"
+[[phases.tasks]]
+id = "a"
+agent = "noop"
+retry = {{ max_attempts = 3, initial = "1s", max = "4s" }}
+[[phases.tasks]]
+id = "b"
+agent = "noop"
+depends_on = ["a"]
+[[phases.tasks]]
+id = "c"
+agent = "noop"
+when = "vars.fast"
+{gate}[[phases]]
+id = "ship"
+after = ["build"]
+[[phases.tasks]]
+id = "d"
+agent = "noop"
+"#
+    ))
+}
+
+fn started(workflow: &Workflow) -> Instance {
+    let event = Event::InstanceStarted {
+        workflow: "w".into(),
+        definition_hash: "h".into(),
+        vars: Map::new(),
+        started_by: "tester".into(),
+    };
+    step::start("i", workflow, &event, Timestamp(1)).expect("starts")
+}
+
+fn kind_of(instance: &Instance, level: Level) -> &'static str {
+    match level {
+        Level::Instance => instance.status.kind(),
+        Level::Phase => instance.phases[0].status.kind(),
+        Level::Task => instance.phases[0].tasks[0].status.kind(),
+    }
+}
+
+/// A state whose `level` item is in state `kind` and everything else is set
+/// so that only that state decides whether an event is accepted.
+fn state_at(workflow: &Workflow, level: Level, kind: &str, for_event: &str) -> Instance {
+    let mut instance = started(workflow);
+    let at = Timestamp(2);
+    match level {
+        Level::Task => {
+            instance.phases[0].attempt = 1;
+            instance.phases[0].status = PhaseStatus::Running { since: at };
+            let task = &mut instance.phases[0].tasks[0];
+            task.attempts = if kind == "pending" { 0 } else { 1 };
+            task.status = match kind {
+                "pending" => TaskStatus::Pending,
+                "dispatched" => TaskStatus::Dispatched {
+                    attempt: 1,
+                    key: "k".into(),
+                    at,
+                },
+                "succeeded" => TaskStatus::Succeeded {
+                    attempt: 1,
+                    output: json!({}),
+                    duration_ms: 1,
+                    at,
+                },
+                "failed" => TaskStatus::Failed {
+                    attempt: 1,
+                    error: "e".into(),
+                    retryable: true,
+                    at,
+                },
+                "retry_waiting" => TaskStatus::RetryWaiting {
+                    attempt: 2,
+                    due: at,
+                    error: "e".into(),
+                },
+                "skipped" => TaskStatus::Skipped { reason: "r".into() },
+                "cancelled" => TaskStatus::Cancelled { attempt: 1, at },
+                other => panic!("unknown task state {other}"),
+            };
+            if for_event == "Redriven" {
+                instance.phases[0].status = PhaseStatus::Failed {
+                    reason: "r".into(),
+                    at,
+                };
+                instance.status = InstanceStatus::Failed {
+                    reason: "r".into(),
+                    at,
+                };
+            }
+        }
+        Level::Phase => {
+            for task in &mut instance.phases[0].tasks {
+                task.attempts = 1;
+                task.status = TaskStatus::Succeeded {
+                    attempt: 1,
+                    output: json!({}),
+                    duration_ms: 1,
+                    at,
+                };
+            }
+            instance.phases[0].attempt = if kind == "pending" { 0 } else { 1 };
+            instance.phases[0].status = match kind {
+                "pending" => PhaseStatus::Pending,
+                "running" => PhaseStatus::Running { since: at },
+                "awaiting_approval" => PhaseStatus::AwaitingApproval { since: at },
+                "passed" => PhaseStatus::Passed { at },
+                "failed" => PhaseStatus::Failed {
+                    reason: "r".into(),
+                    at,
+                },
+                other => panic!("unknown phase state {other}"),
+            };
+            if for_event == "Redriven" {
+                instance.phases[0].tasks[0].status = TaskStatus::Failed {
+                    attempt: 1,
+                    error: "e".into(),
+                    retryable: false,
+                    at,
+                };
+                instance.status = InstanceStatus::Failed {
+                    reason: "r".into(),
+                    at,
+                };
+            }
+        }
+        Level::Instance => {
+            match for_event {
+                "InstanceCompleted" => {
+                    for phase in &mut instance.phases {
+                        phase.attempt = 1;
+                        phase.status = PhaseStatus::Passed { at };
+                    }
+                }
+                "InstanceFailed" | "Redriven" => {
+                    instance.phases[0].attempt = 1;
+                    instance.phases[0].status = PhaseStatus::Failed {
+                        reason: "r".into(),
+                        at,
+                    };
+                    instance.phases[0].tasks[0].attempts = 1;
+                    instance.phases[0].tasks[0].status = TaskStatus::Failed {
+                        attempt: 1,
+                        error: "e".into(),
+                        retryable: false,
+                        at,
+                    };
+                }
+                _ => {}
+            }
+            instance.status = match kind {
+                "running" => InstanceStatus::Running,
+                "halted" => InstanceStatus::Halted {
+                    by: "x".into(),
+                    reason: String::new(),
+                    cancel_running: false,
+                    at,
+                },
+                "completed" => InstanceStatus::Completed { at },
+                "failed" => InstanceStatus::Failed {
+                    reason: "r".into(),
+                    at,
+                },
+                "cancelled" => InstanceStatus::Cancelled {
+                    by: "x".into(),
+                    reason: String::new(),
+                    at,
+                },
+                other => panic!("unknown instance state {other}"),
+            };
+        }
+    }
+    instance
+}
+
+fn event_named(name: &str) -> Event {
+    let (phase, task) = ("build".to_owned(), "a".to_owned());
+    match name {
+        "PhaseStarted" => Event::PhaseStarted { phase, attempt: 1 },
+        "TaskDispatched" => Event::TaskDispatched {
+            phase,
+            task,
+            attempt: 0,
+            key: "k".into(),
+        },
+        "TaskSucceeded" => Event::TaskSucceeded {
+            phase,
+            task,
+            attempt: 1,
+            output: json!({}),
+            duration_ms: 1,
+        },
+        "TaskFailed" => Event::TaskFailed {
+            phase,
+            task,
+            attempt: 1,
+            error: "e".into(),
+            retryable: true,
+        },
+        "RetryScheduled" => Event::RetryScheduled {
+            phase,
+            task,
+            attempt: 2,
+            due: Timestamp(5),
+        },
+        "TaskSkipped" => Event::TaskSkipped {
+            phase,
+            task,
+            reason: "r".into(),
+        },
+        "TaskCancelled" => Event::TaskCancelled {
+            phase,
+            task,
+            attempt: 1,
+            reason: "r".into(),
+        },
+        "PhaseAwaitingApproval" => Event::PhaseAwaitingApproval { phase },
+        "PhaseCompleted" => Event::PhaseCompleted { phase },
+        "PhaseFailed" => Event::PhaseFailed {
+            phase,
+            reason: "r".into(),
+        },
+        "InstanceCompleted" => Event::InstanceCompleted,
+        "InstanceFailed" => Event::InstanceFailed { reason: "r".into() },
+        "Halted" => Event::Halted {
+            by: "x".into(),
+            reason: String::new(),
+            cancel_running: false,
+        },
+        "Resumed" => Event::Resumed { by: "x".into() },
+        "Cancelled" => Event::Cancelled {
+            by: "x".into(),
+            reason: String::new(),
+        },
+        "Redriven" => Event::Redriven {
+            by: "x".into(),
+            tasks: vec!["a".into()],
+        },
+        other => panic!("unknown event {other}"),
+    }
+}
+
+const EVENTS: &[&str] = &[
+    "PhaseStarted",
+    "TaskDispatched",
+    "TaskSucceeded",
+    "TaskFailed",
+    "RetryScheduled",
+    "TaskSkipped",
+    "TaskCancelled",
+    "PhaseAwaitingApproval",
+    "PhaseCompleted",
+    "PhaseFailed",
+    "InstanceCompleted",
+    "InstanceFailed",
+    "Halted",
+    "Resumed",
+    "Cancelled",
+    "Redriven",
+];
+
+/// Which events affect each level's state (others are checked at their own level).
+fn concerns(level: Level, event: &str) -> bool {
+    match level {
+        Level::Task => {
+            event.starts_with("Task") || event == "RetryScheduled" || event == "Redriven"
+        }
+        Level::Phase => event.starts_with("Phase") || event == "Redriven",
+        Level::Instance => {
+            !event.starts_with("Task") && !event.starts_with("Phase") && event != "RetryScheduled"
+        }
+    }
+}
+
+#[test]
+fn step_accepts_exactly_the_declared_transitions() {
+    for (level, states) in [
+        (
+            Level::Instance,
+            &["running", "halted", "completed", "failed", "cancelled"][..],
+        ),
+        (
+            Level::Phase,
+            &[
+                "pending",
+                "running",
+                "awaiting_approval",
+                "passed",
+                "failed",
+            ][..],
+        ),
+        (
+            Level::Task,
+            &[
+                "pending",
+                "dispatched",
+                "succeeded",
+                "failed",
+                "retry_waiting",
+                "skipped",
+                "cancelled",
+            ][..],
+        ),
+    ] {
+        for &from in states {
+            for &name in EVENTS.iter().filter(|e| concerns(level, e)) {
+                let gated = name == "PhaseAwaitingApproval";
+                let workflow = two_phases(gated);
+                let mut instance = state_at(&workflow, level, from, name);
+                let mut event = event_named(name);
+                if let Event::TaskDispatched { attempt, .. } = &mut event {
+                    *attempt = instance.phases[0].tasks[0].attempts + 1;
+                }
+                let before = instance.clone();
+                let declared = table::of(level)
+                    .find(|t| t.from == from && t.event == name)
+                    .map(|t| t.to);
+                match (step(&mut instance, &workflow, &event, Timestamp(3)), declared) {
+                    (Ok(_), Some(to)) => assert_eq!(kind_of(&instance, level), to, "{level:?} {from} --{name}-->"),
+                    // Redriven is an instance-level event; phases and tasks it
+                    // does not name keep their state.
+                    (Ok(_), None) if name == "Redriven" && kind_of(&instance, level) == from => {}
+                    (Ok(_), None) => panic!("{level:?}: {from} accepted {name} (→ {}) but the table does not declare it", kind_of(&instance, level)),
+                    (Err(rejected), Some(to)) => panic!("{level:?}: the table declares {from} --{name}--> {to} but step refused: {rejected}"),
+                    (Err(rejected), None) => {
+                        assert_eq!(instance, before, "a rejected event changed the state");
+                        assert!(rejected.to_string().starts_with("cannot apply "), "{rejected}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn state_diagram_is_current() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/state-machine.md");
+    let rendered = table::render_markdown();
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(&path, &rendered).expect("write docs/state-machine.md");
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(checked_in == rendered, "docs/state-machine.md is stale: run `UPDATE_DOCS=1 cargo test -p phasegate-engine --lib state_diagram`");
+}
+
+/// Drives an instance to rest with decide + step, letting `outcome` decide
+/// each dispatched attempt's result; returns the records written.
+fn drive(
+    workflow: &Workflow,
+    instance: &mut Instance,
+    records: &mut Vec<Record>,
+    now: &mut Timestamp,
+    outcome: &mut dyn FnMut(&str, u32) -> Result<(), bool>,
+) {
+    for _ in 0..10_000 {
+        let decision = decide(instance, workflow, *now);
+        let mut progressed = false;
+        for event in decision.events {
+            let effects = step(instance, workflow, &event, *now)
+                .unwrap_or_else(|r| panic!("decide proposed a rejected event: {r}"));
+            records.push(Record::new(records.len() as u64 + 1, *now, event));
+            instance.seq = records.len() as u64;
+            progressed = true;
+            for effect in effects {
+                if let Effect::Dispatch {
+                    phase,
+                    task,
+                    attempt,
+                    ..
+                } = effect
+                {
+                    let (phase_id, task_id) = (
+                        workflow.phases[phase].id.clone(),
+                        workflow.phases[phase].tasks[task].id.clone(),
+                    );
+                    let event = match outcome(&task_id, attempt) {
+                        Ok(()) => Event::TaskSucceeded {
+                            phase: phase_id,
+                            task: task_id,
+                            attempt,
+                            output: json!({"attempt": attempt}),
+                            duration_ms: 3,
+                        },
+                        Err(retryable) => Event::TaskFailed {
+                            phase: phase_id,
+                            task: task_id,
+                            attempt,
+                            error: "boom".into(),
+                            retryable,
+                        },
+                    };
+                    step(instance, workflow, &event, *now).expect("result of a dispatched attempt");
+                    records.push(Record::new(records.len() as u64 + 1, *now, event));
+                    instance.seq = records.len() as u64;
+                }
+            }
+        }
+        if !progressed {
+            match decision.wake_at {
+                Some(wake) => *now = wake,
+                None => return,
+            }
+        }
+    }
+    panic!("the instance did not come to rest");
+}
+
+fn begin(workflow: &Workflow) -> (Instance, Vec<Record>) {
+    let event = Event::InstanceStarted {
+        workflow: "w".into(),
+        definition_hash: "h".into(),
+        vars: json!({"fast": true})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        started_by: "tester".into(),
+    };
+    let instance = step::start("i", workflow, &event, Timestamp(1)).expect("starts");
+    (instance, vec![Record::new(1, Timestamp(1), event)])
+}
+
+#[test]
+fn a_workflow_runs_to_completion_with_retries_and_replays_identically() {
+    let workflow = two_phases(false);
+    let (mut instance, mut records) = begin(&workflow);
+    let mut now = Timestamp(1);
+    // Task a fails twice (retryably), then succeeds on its third attempt.
+    drive(
+        &workflow,
+        &mut instance,
+        &mut records,
+        &mut now,
+        &mut |task, attempt| {
+            if task == "a" && attempt < 3 {
+                Err(true)
+            } else {
+                Ok(())
+            }
+        },
+    );
+    assert_eq!(instance.status.kind(), "completed");
+    assert!(matches!(
+        &instance.phases[0].tasks[0].status,
+        TaskStatus::Succeeded { attempt: 3, .. }
+    ));
+    // Backoffs of 1 s and 2 s, each shortened by at most 20 % jitter.
+    assert!(
+        now.0 > 2400 && now.0 <= 3001,
+        "two backoffs elapsed in machine time: {now:?}"
+    );
+    let kinds: Vec<&str> = records.iter().map(|r| r.event().kind()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "RetryScheduled").count(), 2);
+    assert_eq!(kinds.first(), Some(&"InstanceStarted"));
+    assert_eq!(kinds.last(), Some(&"InstanceCompleted"));
+    let replayed = replay("i", &workflow, &records).expect("replays");
+    assert_eq!(replayed, instance);
+}
+
+#[test]
+fn a_gate_stops_the_phase_awaiting_a_decision() {
+    let workflow = two_phases(true);
+    let (mut instance, mut records) = begin(&workflow);
+    let mut now = Timestamp(1);
+    drive(
+        &workflow,
+        &mut instance,
+        &mut records,
+        &mut now,
+        &mut |_, _| Ok(()),
+    );
+    assert_eq!(instance.effective_status(), "awaiting_approval");
+    assert!(!instance.is_active());
+    assert_eq!(instance.phases[0].status.kind(), "awaiting_approval");
+    assert_eq!(
+        instance.phases[1].status.kind(),
+        "pending",
+        "ship waits for build's gate"
+    );
+}
+
+#[test]
+fn a_permanent_failure_fails_the_instance_and_retry_redrives_only_what_failed() {
+    let workflow = two_phases(false);
+    let (mut instance, mut records) = begin(&workflow);
+    let mut now = Timestamp(1);
+    drive(
+        &workflow,
+        &mut instance,
+        &mut records,
+        &mut now,
+        &mut |task, _| if task == "b" { Err(false) } else { Ok(()) },
+    );
+    assert_eq!(instance.status.kind(), "failed");
+    let a_before = instance.phases[0].tasks[0].status.clone();
+    // Redriving a succeeded task is refused and changes nothing.
+    let before = instance.clone();
+    let refused = step(
+        &mut instance,
+        &workflow,
+        &Event::Redriven {
+            by: "op".into(),
+            tasks: vec!["a".into()],
+        },
+        now,
+    )
+    .expect_err("a succeeded");
+    assert!(
+        refused.to_string().contains("task a is succeeded"),
+        "{refused}"
+    );
+    assert_eq!(instance, before);
+    step(
+        &mut instance,
+        &workflow,
+        &Event::Redriven {
+            by: "op".into(),
+            tasks: vec!["b".into()],
+        },
+        now,
+    )
+    .expect("b failed");
+    records.push(Record::new(
+        records.len() as u64 + 1,
+        now,
+        Event::Redriven {
+            by: "op".into(),
+            tasks: vec!["b".into()],
+        },
+    ));
+    instance.seq = records.len() as u64;
+    drive(
+        &workflow,
+        &mut instance,
+        &mut records,
+        &mut now,
+        &mut |_, _| Ok(()),
+    );
+    assert_eq!(instance.status.kind(), "completed");
+    assert_eq!(
+        instance.phases[0].tasks[0].status, a_before,
+        "a was not run again"
+    );
+    assert!(matches!(
+        &instance.phases[0].tasks[1].status,
+        TaskStatus::Succeeded { attempt: 2, .. }
+    ));
+    assert_eq!(replay("i", &workflow, &records).expect("replays"), instance);
+}
+
+#[test]
+fn a_false_condition_skips_the_task() {
+    let workflow = two_phases(false);
+    let event = Event::InstanceStarted {
+        workflow: "w".into(),
+        definition_hash: "h".into(),
+        vars: json!({"fast": false})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        started_by: "t".into(),
+    };
+    let mut instance = step::start("i", &workflow, &event, Timestamp(1)).expect("starts");
+    let mut records = vec![Record::new(1, Timestamp(1), event)];
+    let mut now = Timestamp(1);
+    drive(
+        &workflow,
+        &mut instance,
+        &mut records,
+        &mut now,
+        &mut |_, _| Ok(()),
+    );
+    assert!(
+        matches!(&instance.phases[0].tasks[2].status, TaskStatus::Skipped { reason } if reason == "`vars.fast` is false")
+    );
+    assert_eq!(instance.status.kind(), "completed");
+}
+
+/// Invariants that hold in every reachable state.
+fn check_invariants(instance: &Instance, workflow: &Workflow) -> Result<(), String> {
+    if matches!(instance.status, InstanceStatus::Completed { .. })
+        && !instance
+            .phases
+            .iter()
+            .all(|p| matches!(p.status, PhaseStatus::Passed { .. }))
+    {
+        return Err("completed with a phase not passed".into());
+    }
+    for (p, phase) in instance.phases.iter().enumerate() {
+        let started = !matches!(phase.status, PhaseStatus::Pending);
+        if started {
+            if phase.attempt == 0 {
+                return Err(format!(
+                    "phase {} left pending without an attempt",
+                    phase.id
+                ));
+            }
+            if let Some(&u) = workflow.phases[p]
+                .after
+                .iter()
+                .find(|&&u| !matches!(instance.phases[u].status, PhaseStatus::Passed { .. }))
+            {
+                return Err(format!(
+                    "phase {} started before {} passed",
+                    phase.id, instance.phases[u].id
+                ));
+            }
+        }
+        for (t, task) in phase.tasks.iter().enumerate() {
+            let attempt = match &task.status {
+                TaskStatus::Pending | TaskStatus::Skipped { .. } => None,
+                TaskStatus::Dispatched { attempt, .. }
+                | TaskStatus::Succeeded { attempt, .. }
+                | TaskStatus::Failed { attempt, .. }
+                | TaskStatus::Cancelled { attempt, .. } => Some(*attempt),
+                TaskStatus::RetryWaiting { attempt, .. } => Some(attempt - 1),
+            };
+            if attempt.is_some() && !started {
+                return Err(format!("task {} ran in a pending phase", task.id));
+            }
+            if attempt.is_some_and(|a| a > task.attempts || a == 0) {
+                return Err(format!(
+                    "task {} attempt {attempt:?} beyond its count {}",
+                    task.id, task.attempts
+                ));
+            }
+            if matches!(
+                task.status,
+                TaskStatus::Dispatched { .. } | TaskStatus::Succeeded { .. }
+            ) && !workflow.phases[p].tasks[t]
+                .depends_on
+                .iter()
+                .all(|&d| phase.tasks[d].status.is_done())
+            {
+                return Err(format!("task {} ran before its dependencies", task.id));
+            }
+        }
+        if matches!(
+            phase.status,
+            PhaseStatus::AwaitingApproval { .. } | PhaseStatus::Passed { .. }
+        ) && !phase.tasks.iter().all(|t| t.status.is_done())
+        {
+            return Err(format!("phase {} passed with tasks not done", phase.id));
+        }
+    }
+    Ok(())
+}
+
+fn random_event(workflow: &Workflow, choice: u8, task: usize, attempt: u32) -> Event {
+    let ids: Vec<(String, String)> = workflow
+        .phases
+        .iter()
+        .flat_map(|p| p.tasks.iter().map(move |t| (p.id.clone(), t.id.clone())))
+        .collect();
+    let (phase, task) = ids[task % ids.len()].clone();
+    match choice % 16 {
+        0 => Event::PhaseStarted { phase, attempt },
+        1 => Event::TaskDispatched {
+            phase,
+            task,
+            attempt,
+            key: "k".into(),
+        },
+        2 => Event::TaskSucceeded {
+            phase,
+            task,
+            attempt,
+            output: json!({}),
+            duration_ms: 1,
+        },
+        3 => Event::TaskFailed {
+            phase,
+            task,
+            attempt,
+            error: "e".into(),
+            retryable: attempt % 2 == 0,
+        },
+        4 => Event::RetryScheduled {
+            phase,
+            task,
+            attempt,
+            due: Timestamp(9),
+        },
+        5 => Event::TaskSkipped {
+            phase,
+            task,
+            reason: "r".into(),
+        },
+        6 => Event::TaskCancelled {
+            phase,
+            task,
+            attempt,
+            reason: "r".into(),
+        },
+        7 => Event::PhaseAwaitingApproval { phase },
+        8 => Event::PhaseCompleted { phase },
+        9 => Event::PhaseFailed {
+            phase,
+            reason: "r".into(),
+        },
+        10 => Event::InstanceCompleted,
+        11 => Event::InstanceFailed { reason: "r".into() },
+        12 => Event::Halted {
+            by: "x".into(),
+            reason: String::new(),
+            cancel_running: attempt % 2 == 0,
+        },
+        13 => Event::Resumed { by: "x".into() },
+        14 => Event::Cancelled {
+            by: "x".into(),
+            reason: String::new(),
+        },
+        _ => Event::Redriven {
+            by: "x".into(),
+            tasks: vec![task],
+        },
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Random sequences, half proposed by decide (so runs get deep) and half
+    /// arbitrary (so illegal events are tried everywhere): every invariant
+    /// holds after each accepted event, rejected events change nothing, and
+    /// replaying the accepted events rebuilds the state.
+    #[test]
+    fn random_event_sequences_keep_invariants_and_replay(
+        gated in any::<bool>(),
+        script in proptest::collection::vec((any::<bool>(), any::<u8>(), 0usize..8, 0u32..4, any::<bool>()), 1..120),
+    ) {
+        let workflow = two_phases(gated);
+        let (mut instance, mut records) = begin(&workflow);
+        let mut now = Timestamp(1);
+        for (use_decide, choice, task, attempt, succeed) in script {
+            now = Timestamp(now.0 + 500);
+            let event = if use_decide {
+                let decision = decide(&instance, &workflow, now);
+                match decision.events.into_iter().next() {
+                    Some(event) => event,
+                    None => {
+                        // Nothing to decide: complete an in-flight attempt instead.
+                        let Some((p, t, attempt, _)) = instance.in_flight().into_iter().next() else { continue };
+                        let (phase, task) = (instance.phases[p].id.clone(), instance.phases[p].tasks[t].id.clone());
+                        if succeed {
+                            Event::TaskSucceeded { phase, task, attempt, output: json!({}), duration_ms: 1 }
+                        } else {
+                            Event::TaskFailed { phase, task, attempt, error: "e".into(), retryable: true }
+                        }
+                    }
+                }
+            } else {
+                random_event(&workflow, choice, task, attempt)
+            };
+            let before = instance.clone();
+            match step(&mut instance, &workflow, &event, now) {
+                Ok(_) => {
+                    records.push(Record::new(records.len() as u64 + 1, now, event));
+                    if let Err(broken) = check_invariants(&instance, &workflow) {
+                        prop_assert!(false, "invariant broken: {broken}\nlast event: {:?}", records.last());
+                    }
+                }
+                Err(_) => prop_assert_eq!(&instance, &before),
+            }
+        }
+        let mut replayed = replay("i", &workflow, &records).map_err(|r| TestCaseError::fail(r.to_string()))?;
+        replayed.seq = instance.seq;
+        prop_assert_eq!(replayed, instance);
+    }
+}

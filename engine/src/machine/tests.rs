@@ -705,7 +705,7 @@ fn random_event(workflow: &Workflow, choice: u8, task: usize, attempt: u32) -> E
             task,
             attempt,
             error: "e".into(),
-            retryable: attempt % 2 == 0,
+            retryable: attempt.is_multiple_of(2),
         },
         4 => Event::RetryScheduled {
             phase,
@@ -735,7 +735,7 @@ fn random_event(workflow: &Workflow, choice: u8, task: usize, attempt: u32) -> E
         12 => Event::Halted {
             by: "x".into(),
             reason: String::new(),
-            cancel_running: attempt % 2 == 0,
+            cancel_running: attempt.is_multiple_of(2),
         },
         13 => Event::Resumed { by: "x".into() },
         14 => Event::Cancelled {

@@ -18,7 +18,10 @@ pub mod expr;
 pub mod machine;
 pub mod model;
 pub mod plan;
+pub mod runtime;
 mod suggest;
+
+pub use runtime::{Builder, Engine, Mode, StartOptions};
 
 #[cfg(feature = "cli")]
 pub mod cli;

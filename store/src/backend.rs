@@ -14,7 +14,16 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// The value of a key.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Entries with keys in `[start, end)`, ordered.
-    fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.range_limit(start, end, usize::MAX)
+    }
+    /// At most `limit` entries with keys in `[start, end)`, ordered.
+    fn range_limit(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
     /// Applies writes atomically (visible to readers at once, durable after `flush`).
     fn apply(&self, writes: Vec<Write>) -> Result<()>;
     /// Makes everything applied so far durable.
@@ -64,12 +73,18 @@ impl Backend for SledBackend {
             .map_err(io)
     }
 
-    fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    fn range_limit(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let iter = match end {
             Some(end) => self.db.range(start.to_vec()..end.to_vec()),
             None => self.db.range(start.to_vec()..),
         };
-        iter.map(|entry| entry.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(io))
+        iter.take(limit)
+            .map(|entry| entry.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(io))
             .collect()
     }
 
@@ -109,13 +124,21 @@ impl Backend for MemoryBackend {
         Ok(self.tree()?.get(key).cloned())
     }
 
-    fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    fn range_limit(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let tree = self.tree()?;
         let iter: Box<dyn Iterator<Item = (&Vec<u8>, &Vec<u8>)>> = match end {
             Some(end) => Box::new(tree.range(start.to_vec()..end.to_vec())),
             None => Box::new(tree.range(start.to_vec()..)),
         };
-        Ok(iter.map(|(k, v)| (k.clone(), v.clone())).collect())
+        Ok(iter
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 
     fn apply(&self, writes: Vec<Write>) -> Result<()> {

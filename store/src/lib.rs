@@ -198,15 +198,23 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The summary of an instance.
     fn summary(&self, instance: &str) -> Result<Option<Vec<u8>>>;
 
-    /// Entries of a named index whose keys lie in `[start, end)`, in key order.
-    fn index_range(&self, index: &str, start: &[u8], end: &[u8])
-        -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// At most `limit` entries of a named index whose keys lie in `[start, end)`, in key order.
+    fn index_range(
+        &self,
+        index: &str,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
 
     /// Entries of a named index whose keys start with `prefix`, in key order.
     fn index_prefix(&self, index: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
 
     /// The instance's outbox, in key order.
     fn outbox(&self, instance: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+
+    /// The instances that have outbox entries (effects not yet carried out).
+    fn outbox_instances(&self) -> Result<Vec<String>>;
 
     /// Stores a definition under its content hash (durably; idempotent).
     fn put_definition(&self, hash: &str, bytes: &[u8]) -> Result<()>;

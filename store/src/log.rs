@@ -374,11 +374,14 @@ impl<B: Backend> Store for LogStore<B> {
         index: &str,
         start: &[u8],
         end: &[u8],
+        limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let base = keys::index(index, b"");
-        let entries = self
-            .backend
-            .range(&keys::index(index, start), Some(&keys::index(index, end)))?;
+        let entries = self.backend.range_limit(
+            &keys::index(index, start),
+            Some(&keys::index(index, end)),
+            limit,
+        )?;
         Ok(entries
             .into_iter()
             .map(|(key, value)| (strip(&key, &base).to_vec(), value))
@@ -404,6 +407,21 @@ impl<B: Backend> Store for LogStore<B> {
             .into_iter()
             .map(|(key, value)| (strip(&key, &base).to_vec(), value))
             .collect())
+    }
+
+    fn outbox_instances(&self) -> Result<Vec<String>> {
+        let start = b"o:".to_vec();
+        let end = keys::prefix_end(&start);
+        let mut ids: Vec<String> = Vec::new();
+        for (key, _) in self.backend.range(&start, end.as_deref())? {
+            let rest = strip(&key, &start);
+            let id = rest.split(|&b| b == 0).next().unwrap_or_default();
+            let id = String::from_utf8_lossy(id).into_owned();
+            if ids.last() != Some(&id) {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
     }
 
     fn put_definition(&self, hash: &str, bytes: &[u8]) -> Result<()> {

@@ -207,8 +207,16 @@ fn indexes_and_outbox_are_ordered_and_scoped() {
             })
             .expect("append");
         let due = store
-            .index_range("timer", &0u64.to_be_bytes(), &200u64.to_be_bytes())
+            .index_range("timer", &0u64.to_be_bytes(), &200u64.to_be_bytes(), 10)
             .expect("range");
+        assert_eq!(
+            store
+                .index_range("timer", &0u64.to_be_bytes(), &400u64.to_be_bytes(), 1)
+                .expect("limited")
+                .len(),
+            1
+        );
+        assert_eq!(store.outbox_instances().expect("outbox instances"), ["a"]);
         assert_eq!(due, vec![(timer(100, "a"), b"early".to_vec())]);
         assert_eq!(
             store.index_prefix("timer", b"").expect("all").len(),

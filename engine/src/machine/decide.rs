@@ -15,7 +15,7 @@ pub struct Decision {
 
 /// The idempotency key of a task attempt: stable across re-dispatch after a
 /// crash, different for every attempt and every phase attempt.
-pub(crate) fn idempotency_key(
+pub fn idempotency_key(
     instance: &str,
     phase: &str,
     phase_attempt: u32,

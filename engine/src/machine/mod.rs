@@ -23,7 +23,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use decide::{decide, Decision};
+pub use decide::{decide, idempotency_key, Decision};
 pub use event::{Event, Record, RECORD_VERSION};
 pub use evidence::evidence;
 pub use state::{Instance, InstanceStatus, PhaseState, PhaseStatus, TaskState, TaskStatus};

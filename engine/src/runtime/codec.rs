@@ -1,0 +1,135 @@
+//! The stored forms of events, snapshots and summaries: versioned JSON,
+//! decoded into a closed set of types. A record that does not decode is a
+//! [`DecodeError`]; the runtime quarantines its instance rather than guess.
+
+use serde::{Deserialize, Serialize};
+
+use crate::machine::{Instance, Record, Timestamp};
+
+/// The version of [`Snapshot`] and [`Summary`] this build writes.
+pub(crate) const STATE_VERSION: u32 = 1;
+
+/// A stored record that this build cannot read.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{what} does not decode: {detail}")]
+pub struct DecodeError {
+    /// Which record.
+    pub what: String,
+    /// The decoder's message.
+    pub detail: String,
+}
+
+/// Encodes an event record.
+pub(crate) fn encode_record(record: &Record) -> Vec<u8> {
+    // Serialising plain data to JSON cannot fail.
+    serde_json::to_vec(record).unwrap_or_default()
+}
+
+/// Decodes an event record.
+pub(crate) fn decode_record(instance: &str, seq: u64, bytes: &[u8]) -> Result<Record, DecodeError> {
+    serde_json::from_slice(bytes).map_err(|error| DecodeError {
+        what: format!("event {seq} of instance {instance}"),
+        detail: error.to_string(),
+    })
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "v")]
+enum Snapshot {
+    #[serde(rename = "1")]
+    V1 { state: Box<Instance> },
+}
+
+/// Encodes an instance snapshot.
+pub(crate) fn encode_snapshot(instance: &Instance) -> Vec<u8> {
+    serde_json::to_vec(&Snapshot::V1 {
+        state: Box::new(instance.clone()),
+    })
+    .unwrap_or_default()
+}
+
+/// Decodes an instance snapshot.
+pub(crate) fn decode_snapshot(instance: &str, bytes: &[u8]) -> Result<Instance, DecodeError> {
+    match serde_json::from_slice::<Snapshot>(bytes) {
+        Ok(Snapshot::V1 { state }) => Ok(*state),
+        Err(error) => Err(DecodeError {
+            what: format!("the snapshot of instance {instance}"),
+            detail: error.to_string(),
+        }),
+    }
+}
+
+/// What listings show about an instance without loading its state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Format version.
+    pub v: u32,
+    /// The workflow's name.
+    pub workflow: String,
+    /// Content hash of the pinned definition.
+    pub definition_hash: String,
+    /// Effective status.
+    pub status: String,
+    /// Who started it.
+    pub started_by: String,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+    /// Phases not pending and not passed (what it is doing or waiting on).
+    pub current: Vec<String>,
+    /// The earliest time it must be looked at again, if any (its timer).
+    pub wake_at: Option<Timestamp>,
+}
+
+impl Summary {
+    /// The summary of an instance in this state.
+    pub fn of(instance: &Instance, wake_at: Option<Timestamp>) -> Self {
+        use crate::machine::PhaseStatus;
+        Self {
+            v: STATE_VERSION,
+            workflow: instance.workflow.clone(),
+            definition_hash: instance.definition_hash.clone(),
+            status: instance.effective_status().to_owned(),
+            started_by: instance.started_by.clone(),
+            started_at: instance.started_at,
+            updated_at: instance.updated_at,
+            current: instance
+                .phases
+                .iter()
+                .filter(|p| match p.status {
+                    PhaseStatus::Running { .. }
+                    | PhaseStatus::AwaitingApproval { .. }
+                    | PhaseStatus::Failed { .. } => true,
+                    PhaseStatus::Pending | PhaseStatus::Passed { .. } => false,
+                })
+                .map(|p| p.id.clone())
+                .collect(),
+            wake_at,
+        }
+    }
+
+    /// Encodes it.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Decodes it.
+    pub fn decode(instance: &str, bytes: &[u8]) -> Result<Self, DecodeError> {
+        serde_json::from_slice(bytes).map_err(|error| DecodeError {
+            what: format!("the summary of instance {instance}"),
+            detail: error.to_string(),
+        })
+    }
+}
+
+/// The key of an instance's entry in the `timer` index: due time first, so a
+/// range scan from zero to now finds what is due.
+pub(crate) fn timer_key(due: Timestamp, instance: &str) -> Vec<u8> {
+    let mut key = due.0.to_be_bytes().to_vec();
+    key.extend_from_slice(instance.as_bytes());
+    key
+}
+
+/// The name of the due-timer index.
+pub(crate) const TIMER_INDEX: &str = "timer";

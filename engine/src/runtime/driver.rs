@@ -1,0 +1,982 @@
+//! The runtime's single owner of in-memory instance state.
+//!
+//! One tokio task receives every message (commands, task results, write
+//! acknowledgements, timers) and is the only code that mutates an instance.
+//! A change is applied in memory, submitted to the store, and its effects run
+//! only when the store acknowledges the flush. The driver does not wait for
+//! that acknowledgement: it goes on with other instances meanwhile, so many
+//! instances' writes share one flush.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+use tokio::sync::{broadcast, mpsc, oneshot, watch, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, info_span, warn, Instrument};
+
+use super::codec::{self, Summary, TIMER_INDEX};
+use super::{load, Error, Mode};
+use crate::machine::{
+    self, decide, step, Effect, Event, Instance, InstanceStatus, Record, TaskStatus, Timestamp,
+};
+use crate::plan::{AgentNames, Workflow};
+use phasegate_agents::{Registry, TaskContext, TaskRequest, MAX_OUTPUT_BYTES};
+use phasegate_store::{Batch, IndexOp, OutboxOp, Store};
+
+/// Write a snapshot at least this often (in events), so loading an instance
+/// replays a bounded tail.
+const SNAPSHOT_EVERY: u64 = 256;
+
+/// What the engine shares between the driver, the API and running tasks.
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) registry: Registry,
+    pub(crate) agent_names: AgentNames,
+    pub(crate) definitions: load::Definitions,
+    pub(crate) events: broadcast::Sender<Notification>,
+    pub(crate) global_permits: Arc<Semaphore>,
+    pub(crate) agent_permits: HashMap<String, Arc<Semaphore>>,
+}
+
+/// An event that became durable, as subscribers see it.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    /// The instance.
+    pub instance: String,
+    /// The record.
+    pub record: Record,
+    /// The instance's effective status after it.
+    pub status: &'static str,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, Error>>;
+
+/// What a persisted change answers, once durable.
+pub(crate) enum Answer {
+    None,
+    Started(Reply<String>, String),
+    Operated(Reply<u64>, u64),
+}
+
+/// How an attempt ended.
+pub(crate) enum Outcome {
+    Succeeded { output: Value, duration_ms: u64 },
+    Failed { error: String, retryable: bool },
+    Cancelled { reason: String },
+}
+
+pub(crate) enum Message {
+    Start {
+        id: String,
+        workflow: Arc<Workflow>,
+        hash: String,
+        vars: Map<String, Value>,
+        started_by: String,
+        reply: Reply<String>,
+    },
+    Operate {
+        id: String,
+        event: Event,
+        reply: Reply<u64>,
+    },
+    Finished {
+        id: String,
+        phase: usize,
+        task: usize,
+        attempt: u32,
+        key: String,
+        outcome: Outcome,
+    },
+    Persisted {
+        id: String,
+        result: phasegate_store::Result<()>,
+        effects: Vec<Effect>,
+        records: Vec<Record>,
+        answer: Answer,
+    },
+    Barrier {
+        reply: Reply<()>,
+    },
+    Shutdown {
+        reply: Reply<()>,
+    },
+}
+
+struct Cell {
+    instance: Instance,
+    workflow: Arc<Workflow>,
+    /// The seq, status and wake time as of the last batch submitted.
+    written_seq: u64,
+    written_status: String,
+    written_wake: Option<Timestamp>,
+    snapshot_seq: u64,
+    wake: Option<Timestamp>,
+    pending_writes: usize,
+}
+
+struct Running {
+    token: CancellationToken,
+    abort: tokio::task::AbortHandle,
+}
+
+pub(crate) struct Driver {
+    shared: Arc<Shared>,
+    mode: Mode,
+    cells: HashMap<String, Cell>,
+    running: HashMap<String, Running>,
+    timers: BTreeSet<(Timestamp, String)>,
+    /// The earliest timer of an instance not in memory, if known.
+    stored_timer: Option<Timestamp>,
+    sender: mpsc::UnboundedSender<Message>,
+    receiver: mpsc::UnboundedReceiver<Message>,
+    active: watch::Sender<usize>,
+    shutdown: Option<Reply<()>>,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        mode: Mode,
+        sender: mpsc::UnboundedSender<Message>,
+        receiver: mpsc::UnboundedReceiver<Message>,
+        active: watch::Sender<usize>,
+    ) -> Self {
+        Self {
+            shared,
+            mode,
+            cells: HashMap::new(),
+            running: HashMap::new(),
+            timers: BTreeSet::new(),
+            stored_timer: None,
+            sender,
+            receiver,
+            active,
+            shutdown: None,
+        }
+    }
+
+    /// Loads every instance with work to resume: running ones, ones with
+    /// effects in their outbox (attempts in flight when the last process
+    /// stopped), and ones whose timer is due. Attempts in flight are
+    /// dispatched again with their idempotency key, or recorded as cancelled
+    /// when the instance was halted with cancellation, failed or cancelled.
+    pub(crate) fn recover(&mut self) {
+        let store = Arc::clone(&self.shared.store);
+        let mut ids: BTreeSet<String> = BTreeSet::new();
+        match store.instances_with_status("running") {
+            Ok(running) => ids.extend(running),
+            Err(error) => error!(%error, "recovery: cannot list running instances"),
+        }
+        match store.outbox_instances() {
+            Ok(pending) => ids.extend(pending),
+            Err(error) => error!(%error, "recovery: cannot read the outbox"),
+        }
+        self.refresh_stored_timer();
+        let count = ids.len();
+        for id in ids {
+            self.resume_instance(&id);
+        }
+        info!(instances = count, "recovered");
+    }
+
+    fn resume_instance(&mut self, id: &str) {
+        if !self.ensure_loaded(id) {
+            return;
+        }
+        let Some(cell) = self.cells.get(id) else {
+            return;
+        };
+        let outbox = self.shared.store.outbox(id).unwrap_or_default();
+        let in_flight = cell.instance.in_flight();
+        let redispatch = match &cell.instance.status {
+            InstanceStatus::Running => true,
+            InstanceStatus::Halted { cancel_running, .. } => !cancel_running,
+            InstanceStatus::Completed { .. }
+            | InstanceStatus::Failed { .. }
+            | InstanceStatus::Cancelled { .. } => false,
+        };
+        let mut events = Vec::new();
+        let mut effects = Vec::new();
+        for (p, t, attempt, key) in in_flight {
+            if redispatch {
+                effects.push(Effect::Dispatch {
+                    phase: p,
+                    task: t,
+                    attempt,
+                    key,
+                });
+            } else {
+                let phase = &cell.instance.phases[p];
+                events.push(Event::TaskCancelled {
+                    phase: phase.id.clone(),
+                    task: phase.tasks[t].id.clone(),
+                    attempt,
+                    reason: "cancelled while the engine was down".to_owned(),
+                });
+            }
+        }
+        // Outbox entries for attempts the state no longer has in flight are stale.
+        let live: BTreeSet<String> = cell
+            .instance
+            .in_flight()
+            .into_iter()
+            .map(|(.., key)| key)
+            .collect();
+        let stale: Vec<Vec<u8>> = outbox
+            .into_iter()
+            .map(|(key, _)| key)
+            .filter(|key| !live.contains(&String::from_utf8_lossy(key).into_owned()))
+            .collect();
+        self.apply_and_drive(id, events, effects, stale, Answer::None);
+    }
+
+    /// Makes sure the instance is in memory; quarantines it if it cannot be decoded.
+    fn ensure_loaded(&mut self, id: &str) -> bool {
+        if self.cells.contains_key(id) {
+            return true;
+        }
+        match load::instance(
+            &*self.shared.store,
+            &self.shared.definitions,
+            &self.shared.agent_names,
+            id,
+        ) {
+            Ok((instance, workflow)) => {
+                let summary = self
+                    .shared
+                    .store
+                    .summary(id)
+                    .ok()
+                    .flatten()
+                    .and_then(|bytes| Summary::decode(id, &bytes).ok());
+                let cell = Cell {
+                    written_seq: instance.seq,
+                    written_status: instance.effective_status().to_owned(),
+                    written_wake: summary.and_then(|s| s.wake_at),
+                    snapshot_seq: instance.seq,
+                    wake: None,
+                    pending_writes: 0,
+                    instance,
+                    workflow,
+                };
+                self.cells.insert(id.to_owned(), cell);
+                true
+            }
+            Err(Error::Corrupt(reason)) => {
+                error!(instance = id, %reason, "quarantining an instance whose records do not decode");
+                if let Err(error) = self.shared.store.quarantine(id, &reason) {
+                    error!(instance = id, %error, "could not quarantine");
+                }
+                false
+            }
+            Err(error) => {
+                warn!(instance = id, %error, "cannot load instance");
+                false
+            }
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        loop {
+            self.publish_activity();
+            if self.shutdown.is_some() && self.pending_writes() == 0 {
+                break;
+            }
+            let next = self.next_wake();
+            let sleep = async {
+                match next {
+                    Some(at) => {
+                        tokio::time::sleep(Duration::from_millis(at.since(Timestamp::now()))).await
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                message = self.receiver.recv() => match message {
+                    Some(message) => self.handle(message),
+                    None => break,
+                },
+                () = sleep => self.fire_timers(),
+            }
+        }
+        if let Some(reply) = self.shutdown.take() {
+            let _ = reply.send(Ok(()));
+        }
+        self.publish_activity();
+    }
+
+    fn pending_writes(&self) -> usize {
+        self.cells.values().map(|c| c.pending_writes).sum()
+    }
+
+    fn publish_activity(&self) {
+        let passive = self.mode == Mode::Passive;
+        let active = self
+            .cells
+            .values()
+            .filter(|c| c.pending_writes > 0 || (!passive && c.instance.is_active()))
+            .count()
+            + self.running.len();
+        self.active.send_replace(active);
+    }
+
+    fn next_wake(&self) -> Option<Timestamp> {
+        if self.mode == Mode::Passive || self.shutdown.is_some() {
+            return None;
+        }
+        let memory = self.timers.first().map(|(at, _)| *at);
+        match (memory, self.stored_timer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn refresh_stored_timer(&mut self) {
+        let now = Timestamp::now();
+        // Due timers of instances not in memory: load and drive them.
+        let due = self
+            .shared
+            .store
+            .index_range(
+                TIMER_INDEX,
+                &0u64.to_be_bytes(),
+                &(now.0 + 1).to_be_bytes(),
+                1024,
+            )
+            .unwrap_or_default();
+        let ids: Vec<String> = due
+            .into_iter()
+            .map(|(key, _)| String::from_utf8_lossy(key.get(8..).unwrap_or_default()).into_owned())
+            .collect();
+        for id in ids {
+            if !self.cells.contains_key(&id) {
+                self.resume_instance(&id);
+            }
+        }
+        let next = self
+            .shared
+            .store
+            .index_range(
+                TIMER_INDEX,
+                &(now.0 + 1).to_be_bytes(),
+                &u64::MAX.to_be_bytes(),
+                1,
+            )
+            .unwrap_or_default();
+        self.stored_timer = next
+            .first()
+            .and_then(|(key, _)| key.get(..8))
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(|b| Timestamp(u64::from_be_bytes(b)));
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Timestamp::now();
+        let mut due = Vec::new();
+        while let Some((at, id)) = self.timers.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.timers.remove(&(at, id.clone()));
+            due.push(id);
+        }
+        for id in due {
+            if let Some(cell) = self.cells.get_mut(&id) {
+                cell.wake = None;
+            }
+            self.apply_and_drive(&id, Vec::new(), Vec::new(), Vec::new(), Answer::None);
+        }
+        if self.stored_timer.is_some_and(|at| at <= now) {
+            self.refresh_stored_timer();
+        }
+    }
+
+    fn handle(&mut self, message: Message) {
+        match message {
+            Message::Start {
+                id,
+                workflow,
+                hash,
+                vars,
+                started_by,
+                reply,
+            } => {
+                if self.cells.contains_key(&id)
+                    || matches!(self.shared.store.head(&id), Ok(Some(_)))
+                {
+                    let _ = reply.send(Err(Error::Invalid(format!(
+                        "an instance `{id}` already exists; choose another --id"
+                    ))));
+                    return;
+                }
+                let now = Timestamp::now();
+                let event = Event::InstanceStarted {
+                    workflow: workflow.name.clone(),
+                    definition_hash: hash,
+                    vars,
+                    started_by,
+                };
+                let instance =
+                    match machine::replay(&id, &workflow, &[Record::new(1, now, event.clone())]) {
+                        Ok(instance) => instance,
+                        Err(rejected) => {
+                            let _ = reply.send(Err(rejected.into()));
+                            return;
+                        }
+                    };
+                let mut instance = instance;
+                instance.seq = 0;
+                let cell = Cell {
+                    instance,
+                    workflow,
+                    written_seq: 0,
+                    written_status: String::new(),
+                    written_wake: None,
+                    snapshot_seq: 0,
+                    wake: None,
+                    pending_writes: 0,
+                };
+                self.cells.insert(id.clone(), cell);
+                let records = vec![Record::new(1, now, event)];
+                if let Some(cell) = self.cells.get_mut(&id) {
+                    cell.instance.seq = 1;
+                }
+                self.drive_and_persist(
+                    &id,
+                    records,
+                    Vec::new(),
+                    Vec::new(),
+                    Answer::Started(reply, id.clone()),
+                );
+            }
+            Message::Operate { id, event, reply } => {
+                if !self.ensure_loaded(&id) {
+                    let error = match load::instance(
+                        &*self.shared.store,
+                        &self.shared.definitions,
+                        &self.shared.agent_names,
+                        &id,
+                    ) {
+                        Err(error) => error,
+                        Ok(_) => Error::UnknownInstance(id.clone()),
+                    };
+                    let _ = reply.send(Err(error));
+                    return;
+                }
+                let seq_after = self.cells.get(&id).map_or(0, |c| c.instance.seq + 1);
+                self.apply_and_drive(
+                    &id,
+                    vec![event],
+                    Vec::new(),
+                    Vec::new(),
+                    Answer::Operated(reply, seq_after),
+                );
+            }
+            Message::Finished {
+                id,
+                phase,
+                task,
+                attempt,
+                key,
+                outcome,
+            } => {
+                self.running.remove(&key);
+                if !self.ensure_loaded(&id) {
+                    return;
+                }
+                let Some(cell) = self.cells.get(&id) else {
+                    return;
+                };
+                let phase_id = cell.instance.phases[phase].id.clone();
+                let task_id = cell.instance.phases[phase].tasks[task].id.clone();
+                let event = match outcome {
+                    Outcome::Succeeded {
+                        output,
+                        duration_ms,
+                    } => Event::TaskSucceeded {
+                        phase: phase_id,
+                        task: task_id,
+                        attempt,
+                        output,
+                        duration_ms,
+                    },
+                    Outcome::Failed { error, retryable } => Event::TaskFailed {
+                        phase: phase_id,
+                        task: task_id,
+                        attempt,
+                        error,
+                        retryable,
+                    },
+                    Outcome::Cancelled { reason } => Event::TaskCancelled {
+                        phase: phase_id,
+                        task: task_id,
+                        attempt,
+                        reason,
+                    },
+                };
+                self.apply_and_drive(&id, vec![event], Vec::new(), Vec::new(), Answer::None);
+            }
+            Message::Persisted {
+                id,
+                result,
+                effects,
+                records,
+                answer,
+            } => self.persisted(&id, result, effects, records, answer),
+            Message::Barrier { reply } => {
+                let _ = reply.send(Ok(()));
+            }
+            Message::Shutdown { reply } => {
+                // Abandon attempts in flight without recording anything: the
+                // next engine dispatches them again with the same key.
+                for (_, running) in self.running.drain() {
+                    running.abort.abort();
+                }
+                self.shutdown = Some(reply);
+            }
+        }
+    }
+
+    /// Applies events to an instance (a rejected one answers the caller and
+    /// changes nothing), lets `decide` add what follows, and persists it all
+    /// as one batch.
+    fn apply_and_drive(
+        &mut self,
+        id: &str,
+        events: Vec<Event>,
+        effects: Vec<Effect>,
+        stale_outbox: Vec<Vec<u8>>,
+        answer: Answer,
+    ) {
+        let Some(cell) = self.cells.get_mut(id) else {
+            return;
+        };
+        let now = Timestamp::now();
+        let mut records = Vec::new();
+        let mut effects = effects;
+        for event in events {
+            match step(&mut cell.instance, &cell.workflow, &event, now) {
+                Ok(more) => {
+                    cell.instance.seq += 1;
+                    records.push(Record::new(cell.instance.seq, now, event));
+                    effects.extend(more);
+                }
+                Err(rejected) => {
+                    match answer {
+                        Answer::Operated(reply, _) => {
+                            let _ = reply.send(Err(rejected.into()));
+                        }
+                        Answer::Started(reply, _) => {
+                            let _ = reply.send(Err(rejected.into()));
+                        }
+                        Answer::None => {
+                            debug!(instance = id, %rejected, "dropped an event that no longer applies")
+                        }
+                    }
+                    self.maybe_evict(id);
+                    return;
+                }
+            }
+        }
+        self.drive_and_persist(id, records, effects, stale_outbox, answer);
+    }
+
+    fn drive_and_persist(
+        &mut self,
+        id: &str,
+        mut records: Vec<Record>,
+        mut effects: Vec<Effect>,
+        stale_outbox: Vec<Vec<u8>>,
+        answer: Answer,
+    ) {
+        let Some(cell) = self.cells.get_mut(id) else {
+            return;
+        };
+        let now = Timestamp::now();
+        let mut wake = None;
+        if self.mode == Mode::Drive && self.shutdown.is_none() {
+            // Bounded: each round applies at least one event, and a workflow
+            // has finitely many things to start; the bound only guards bugs.
+            for _ in 0..100_000 {
+                let decision = decide(&cell.instance, &cell.workflow, now);
+                wake = decision.wake_at;
+                if decision.events.is_empty() {
+                    break;
+                }
+                for event in decision.events {
+                    match step(&mut cell.instance, &cell.workflow, &event, now) {
+                        Ok(more) => {
+                            cell.instance.seq += 1;
+                            records.push(Record::new(cell.instance.seq, now, event));
+                            effects.extend(more);
+                        }
+                        Err(rejected) => {
+                            error!(instance = id, %rejected, "decide proposed an event step refused (a bug)");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        // Timers in memory follow the instance's wake time.
+        if cell.wake != wake {
+            if let Some(old) = cell.wake {
+                self.timers.remove(&(old, id.to_owned()));
+            }
+            if let Some(new) = wake {
+                self.timers.insert((new, id.to_owned()));
+            }
+            cell.wake = wake;
+        }
+        if records.is_empty() && stale_outbox.is_empty() {
+            // Nothing to write: answer now and run what recovery asked for.
+            match answer {
+                Answer::Operated(reply, _) => {
+                    let _ = reply.send(Ok(cell.instance.seq));
+                }
+                Answer::Started(reply, id) => {
+                    let _ = reply.send(Ok(id));
+                }
+                Answer::None => {}
+            }
+            self.run_effects(id, effects);
+            self.maybe_evict(id);
+            return;
+        }
+        let batch = self.batch(id, &records, stale_outbox);
+        let Some(cell) = self.cells.get_mut(id) else {
+            return;
+        };
+        cell.pending_writes += 1;
+        let sender = self.sender.clone();
+        let instance = id.to_owned();
+        self.shared.store.submit(
+            batch,
+            Box::new(move |result| {
+                let _ = sender.send(Message::Persisted {
+                    id: instance,
+                    result,
+                    effects,
+                    records,
+                    answer,
+                });
+            }),
+        );
+    }
+
+    fn batch(&mut self, id: &str, records: &[Record], stale_outbox: Vec<Vec<u8>>) -> Batch {
+        let Some(cell) = self.cells.get_mut(id) else {
+            return Batch::default();
+        };
+        let instance = &cell.instance;
+        let mut outbox: Vec<OutboxOp> = stale_outbox
+            .into_iter()
+            .map(|key| OutboxOp::Delete { key })
+            .collect();
+        for record in records {
+            match record.event() {
+                Event::TaskDispatched {
+                    phase,
+                    task,
+                    attempt,
+                    key,
+                } => outbox.push(OutboxOp::Put {
+                    key: key.as_bytes().to_vec(),
+                    value: serde_json::to_vec(
+                        &json!({"dispatch": {"phase": phase, "task": task, "attempt": attempt}}),
+                    )
+                    .unwrap_or_default(),
+                }),
+                Event::TaskSucceeded {
+                    phase,
+                    task,
+                    attempt,
+                    ..
+                }
+                | Event::TaskFailed {
+                    phase,
+                    task,
+                    attempt,
+                    ..
+                }
+                | Event::TaskCancelled {
+                    phase,
+                    task,
+                    attempt,
+                    ..
+                } => {
+                    let phase_attempt = instance
+                        .phases
+                        .iter()
+                        .find(|p| &p.id == phase)
+                        .map_or(0, |p| p.attempt);
+                    let key = crate::machine::idempotency_key(
+                        &instance.id,
+                        phase,
+                        phase_attempt,
+                        task,
+                        *attempt,
+                    );
+                    outbox.push(OutboxOp::Delete {
+                        key: key.into_bytes(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        let status = instance.effective_status();
+        let mut index = Vec::new();
+        // An instance that is not active keeps its timer in the index so that
+        // it is loaded when it falls due (approval deadlines, schedules).
+        let wake = cell.wake;
+        if cell.written_wake != wake {
+            if let Some(old) = cell.written_wake {
+                index.push(IndexOp::Delete {
+                    index: TIMER_INDEX.to_owned(),
+                    key: codec::timer_key(old, id),
+                });
+            }
+            if let Some(new) = wake {
+                index.push(IndexOp::Put {
+                    index: TIMER_INDEX.to_owned(),
+                    key: codec::timer_key(new, id),
+                    value: Vec::new(),
+                });
+            }
+        }
+        let snapshot = (!instance.is_active()
+            || instance.seq - cell.snapshot_seq >= SNAPSHOT_EVERY)
+            .then(|| codec::encode_snapshot(instance));
+        let batch = Batch {
+            instance: id.to_owned(),
+            expected_seq: cell.written_seq,
+            events: records.iter().map(codec::encode_record).collect(),
+            status: (cell.written_status != status).then(|| status.to_owned()),
+            summary: Some(Summary::of(instance, wake).encode()),
+            snapshot,
+            index,
+            outbox,
+        };
+        if batch.snapshot.is_some() {
+            cell.snapshot_seq = instance.seq;
+        }
+        cell.written_seq = instance.seq;
+        cell.written_status = status.to_owned();
+        cell.written_wake = wake;
+        batch
+    }
+
+    fn persisted(
+        &mut self,
+        id: &str,
+        result: phasegate_store::Result<()>,
+        effects: Vec<Effect>,
+        records: Vec<Record>,
+        answer: Answer,
+    ) {
+        if let Some(cell) = self.cells.get_mut(id) {
+            cell.pending_writes = cell.pending_writes.saturating_sub(1);
+        }
+        if let Err(error) = result {
+            // The state in memory is ahead of the store: forget it, so the
+            // next use reloads what is durable. Nothing was acknowledged.
+            error!(instance = id, %error, "a write failed; the instance is reloaded from the store");
+            if let Some(cell) = self.cells.remove(id) {
+                if let Some(wake) = cell.wake {
+                    self.timers.remove(&(wake, id.to_owned()));
+                }
+            }
+            match answer {
+                Answer::Operated(reply, _) => {
+                    let _ = reply.send(Err(error.into()));
+                }
+                Answer::Started(reply, _) => {
+                    let _ = reply.send(Err(error.into()));
+                }
+                Answer::None => {}
+            }
+            return;
+        }
+        let status = self
+            .cells
+            .get(id)
+            .map_or("unknown", |c| c.instance.effective_status());
+        for record in &records {
+            debug!(instance = id, seq = record.seq(), event = %record.event().describe(), "durable");
+            let _ = self.shared.events.send(Notification {
+                instance: id.to_owned(),
+                record: record.clone(),
+                status,
+            });
+        }
+        match answer {
+            Answer::Operated(reply, seq) => {
+                let _ = reply.send(Ok(seq));
+            }
+            Answer::Started(reply, id) => {
+                let _ = reply.send(Ok(id));
+            }
+            Answer::None => {}
+        }
+        self.run_effects(id, effects);
+        self.maybe_evict(id);
+    }
+
+    fn run_effects(&mut self, id: &str, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Dispatch {
+                    phase,
+                    task,
+                    attempt,
+                    key,
+                } => {
+                    if self.mode == Mode::Drive && self.shutdown.is_none() {
+                        self.dispatch(id, phase, task, attempt, key);
+                    }
+                }
+                Effect::Cancel { key, .. } => {
+                    if let Some(running) = self.running.get(&key) {
+                        running.token.cancel();
+                    }
+                }
+            }
+        }
+    }
+
+    fn maybe_evict(&mut self, id: &str) {
+        // A passive engine runs nothing, so it keeps nothing in memory.
+        let passive = self.mode == Mode::Passive;
+        let evict = self.cells.get(id).is_some_and(|cell| {
+            cell.pending_writes == 0 && (passive || !cell.instance.is_active())
+        });
+        if evict {
+            if let Some(cell) = self.cells.remove(id) {
+                if let Some(wake) = cell.wake {
+                    self.timers.remove(&(wake, id.to_owned()));
+                    self.stored_timer = Some(self.stored_timer.map_or(wake, |t| t.min(wake)));
+                }
+            }
+        }
+    }
+
+    fn dispatch(&mut self, id: &str, p: usize, t: usize, attempt: u32, key: String) {
+        let Some(cell) = self.cells.get(id) else {
+            return;
+        };
+        if self.running.contains_key(&key) {
+            return;
+        }
+        // The state must still have this attempt in flight.
+        match &cell.instance.phases[p].tasks[t].status {
+            TaskStatus::Dispatched { key: current, .. } if *current == key => {}
+            _ => return,
+        }
+        let plan = &cell.workflow.phases[p];
+        let task = &plan.tasks[t];
+        let sender = self.sender.clone();
+        let token = CancellationToken::new();
+        let agent = self.shared.registry.get(&task.agent);
+        let global = Arc::clone(&self.shared.global_permits);
+        let per_agent = self.shared.agent_permits.get(&task.agent).cloned();
+        let request = TaskRequest {
+            instance: id.to_owned(),
+            task: task.id.clone(),
+            attempt,
+            idempotency_key: key.clone(),
+            params: task.params.clone(),
+            timeout: task.timeout,
+        };
+        let span = info_span!("task", instance = id, phase = %plan.id, task = %task.id, attempt);
+        let id_owned = id.to_owned();
+        let task_key = key.clone();
+        let cancel = token.clone();
+        let agent_name = task.agent.clone();
+        let handle = tokio::spawn(
+            async move {
+                let outcome = match agent {
+                    None => Outcome::Failed {
+                        error: format!("agent `{agent_name}` is not registered in this engine"),
+                        retryable: false,
+                    },
+                    Some(agent) => {
+                        let _global = global.acquire_owned().await;
+                        let _per_agent = match per_agent {
+                            Some(semaphore) => Some(semaphore.acquire_owned().await),
+                            None => None,
+                        };
+                        run_attempt(agent, request, cancel).await
+                    }
+                };
+                let _ = sender.send(Message::Finished {
+                    id: id_owned,
+                    phase: p,
+                    task: t,
+                    attempt,
+                    key: task_key,
+                    outcome,
+                });
+            }
+            .instrument(span),
+        );
+        self.running.insert(
+            key,
+            Running {
+                token,
+                abort: handle.abort_handle(),
+            },
+        );
+    }
+}
+
+async fn run_attempt(
+    agent: Arc<dyn phasegate_agents::Agent>,
+    request: TaskRequest,
+    cancel: CancellationToken,
+) -> Outcome {
+    let timeout = request.timeout;
+    let started = Instant::now();
+    let heartbeat: phasegate_agents::Heartbeat =
+        Arc::new(|progress| debug!(%progress, "heartbeat"));
+    let context = TaskContext::new(cancel.clone(), heartbeat);
+    let run = agent.run(request, context);
+    let limit = async {
+        match timeout {
+            Some(timeout) => tokio::time::sleep(timeout).await,
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let result = tokio::select! {
+        result = run => result,
+        () = cancel.cancelled() => return Outcome::Cancelled { reason: "cancelled".to_owned() },
+        () = limit => {
+            let timeout = timeout.map(crate::plan::format_duration).unwrap_or_default();
+            return Outcome::Failed { error: format!("timed out after {timeout}"), retryable: true };
+        }
+    };
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    match result {
+        Ok(output) => {
+            let size = serde_json::to_vec(&output.0)
+                .map(|b| b.len())
+                .unwrap_or(usize::MAX);
+            if size > MAX_OUTPUT_BYTES {
+                Outcome::Failed {
+                    error: format!("the output is {size} bytes; the limit is {MAX_OUTPUT_BYTES}"),
+                    retryable: false,
+                }
+            } else {
+                Outcome::Succeeded {
+                    output: output.0,
+                    duration_ms,
+                }
+            }
+        }
+        Err(error) => Outcome::Failed {
+            error: error.message().to_owned(),
+            retryable: error.is_retryable(),
+        },
+    }
+}

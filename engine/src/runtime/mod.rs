@@ -1,0 +1,541 @@
+//! The runtime: a tokio task that owns the in-memory state of active
+//! instances, applies events through the pure machine, writes them through the
+//! store (acknowledged only once flushed), and carries out the effects:
+//! dispatching tasks to agents, cancelling them, arming timers.
+//!
+//! [`Engine`] is the embedding API and what the CLI drives. Instances that
+//! are halted, waiting for people or finished are not kept in memory; they are
+//! loaded from the store when a command or a timer needs them.
+
+mod codec;
+mod driver;
+mod load;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+pub use codec::{DecodeError, Summary};
+use driver::Message;
+pub use driver::Notification;
+
+use crate::machine::{Event, Instance, Record, Rejected, TaskStatus};
+use crate::model::{Diagnostics, Source, VarType};
+use crate::plan::{self, AgentNames, Workflow};
+use phasegate_agents::Registry;
+use phasegate_store::{SledStore, Store};
+
+/// Errors of the engine's API.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store failed or refused.
+    #[error(transparent)]
+    Store(#[from] phasegate_store::Error),
+    /// No instance has this id.
+    #[error("no instance `{0}` in this store; `phasegate list` shows the instances")]
+    UnknownInstance(String),
+    /// The command does not fit the instance's state.
+    #[error(transparent)]
+    Rejected(#[from] Rejected),
+    /// The definition is invalid.
+    #[error("{0}")]
+    Definition(Diagnostics),
+    /// A start option (a variable, an id) is wrong.
+    #[error("{0}")]
+    Invalid(String),
+    /// The instance was set apart because its stored records do not decode.
+    #[error("instance {id} is quarantined: {reason}")]
+    Quarantined {
+        /// The instance.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+    /// Stored data that does not make sense (the instance gets quarantined).
+    #[error("corrupt store data: {0}")]
+    Corrupt(String),
+    /// The engine has shut down.
+    #[error("the engine has shut down")]
+    ShutDown,
+}
+
+/// Whether the engine runs instances or only records commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Recover at start, decide and dispatch: a process that runs workflows.
+    Drive,
+    /// Apply commands (start, halt, resume, ...) and nothing else: what a
+    /// short CLI command does when no runner holds the store.
+    Passive,
+}
+
+/// Builds an [`Engine`].
+pub struct Builder {
+    path: Option<PathBuf>,
+    store: Option<Arc<dyn Store>>,
+    registry: Registry,
+    mode: Mode,
+    max_concurrent_tasks: usize,
+    agent_limits: HashMap<String, usize>,
+}
+
+impl Builder {
+    /// The data directory of the sled store (created if missing).
+    pub fn store_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// An already opened store (the in-memory one in tests, say).
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The agents instances may use (default: the built-ins).
+    pub fn agents(mut self, registry: Registry) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// Drive instances (default) or only record commands.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Most task attempts running at once, across all instances (default 64).
+    pub fn max_concurrent_tasks(mut self, limit: usize) -> Self {
+        self.max_concurrent_tasks = limit.max(1);
+        self
+    }
+
+    /// Most attempts of one agent running at once.
+    pub fn agent_limit(mut self, agent: impl Into<String>, limit: usize) -> Self {
+        self.agent_limits.insert(agent.into(), limit.max(1));
+        self
+    }
+
+    /// Opens the store, recovers (in [`Mode::Drive`]) and starts the runtime.
+    /// Must be called inside a tokio runtime.
+    pub async fn build(self) -> Result<Engine, Error> {
+        let store: Arc<dyn Store> = match (self.store, &self.path) {
+            (Some(store), _) => store,
+            (None, Some(path)) => Arc::new(SledStore::open(path)?),
+            (None, None) => Arc::new(SledStore::open(std::path::Path::new(".phasegate"))?),
+        };
+        let agent_names = self
+            .registry
+            .names()
+            .fold(AgentNames::builtin(), |names, name| names.with(name));
+        let (events, _) = broadcast::channel(4096);
+        let shared = Arc::new(driver::Shared {
+            store,
+            registry: self.registry,
+            agent_names,
+            definitions: load::Definitions::default(),
+            events,
+            global_permits: Arc::new(tokio::sync::Semaphore::new(self.max_concurrent_tasks)),
+            agent_permits: self
+                .agent_limits
+                .into_iter()
+                .map(|(name, limit)| (name, Arc::new(tokio::sync::Semaphore::new(limit))))
+                .collect(),
+        });
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let (active_sender, active) = watch::channel(0usize);
+        let mut driver = driver::Driver::new(
+            Arc::clone(&shared),
+            self.mode,
+            sender.clone(),
+            receiver,
+            active_sender,
+        );
+        if self.mode == Mode::Drive {
+            driver.recover();
+        }
+        let handle = tokio::spawn(driver.run());
+        Ok(Engine {
+            shared,
+            sender,
+            active,
+            driver: tokio::sync::Mutex::new(Some(handle)),
+        })
+    }
+}
+
+/// Options of [`Engine::start`].
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// The instance id (default: generated from the workflow's name).
+    pub id: Option<String>,
+    /// Variable overrides as written on a command line (`name=value`), typed
+    /// by the variable's declaration.
+    pub vars: Vec<(String, String)>,
+    /// Who starts it.
+    pub started_by: String,
+}
+
+/// The workflow engine: start and command instances, read their state.
+pub struct Engine {
+    shared: Arc<driver::Shared>,
+    sender: mpsc::UnboundedSender<Message>,
+    active: watch::Receiver<usize>,
+    driver: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("store", &self.shared.store)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// A builder with the built-in agents, driving, 64 concurrent tasks.
+    pub fn builder() -> Builder {
+        Builder {
+            path: None,
+            store: None,
+            registry: Registry::with_builtins(),
+            mode: Mode::Drive,
+            max_concurrent_tasks: 64,
+            agent_limits: HashMap::new(),
+        }
+    }
+
+    /// The store this engine writes to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.shared.store
+    }
+
+    /// The agent names definitions may use with this engine.
+    pub fn agent_names(&self) -> &AgentNames {
+        &self.shared.agent_names
+    }
+
+    /// Validates a definition against this engine's agents.
+    pub fn load_definition(&self, source: &Source) -> Result<Workflow, Error> {
+        plan::load_source(source, &self.shared.agent_names).map_err(Error::Definition)
+    }
+
+    async fn request<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Message,
+    ) -> Result<T, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.sender.send(make(reply)).map_err(|_| Error::ShutDown)?;
+        answer.await.map_err(|_| Error::ShutDown)?
+    }
+
+    /// Starts an instance of a validated workflow: pins its definition,
+    /// records `InstanceStarted` durably and returns the instance id.
+    pub async fn start(&self, workflow: Workflow, options: StartOptions) -> Result<String, Error> {
+        let vars = resolve_vars(&workflow, &options.vars)?;
+        for phase in &workflow.phases {
+            for task in &phase.tasks {
+                let agent = self.shared.registry.get(&task.agent).ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "task `{}` uses agent `{}`, which this engine does not provide (it has: {})",
+                        task.id,
+                        task.agent,
+                        self.shared.registry.names().collect::<Vec<_>>().join(", ")
+                    ))
+                })?;
+                agent.check_params(&task.params).map_err(|message| {
+                    Error::Invalid(format!(
+                        "task `{}` (agent `{}`): {message}",
+                        task.id, task.agent
+                    ))
+                })?;
+            }
+        }
+        let id = match options.id {
+            Some(id) => {
+                phasegate_store::check_id(&id).map_err(|e| Error::Invalid(e.to_string()))?;
+                id
+            }
+            None => generated_id(&workflow.name),
+        };
+        let (hash, workflow) = self.shared.definitions.pin(&*self.shared.store, workflow)?;
+        let started_by = if options.started_by.is_empty() {
+            "unknown".to_owned()
+        } else {
+            options.started_by
+        };
+        self.request(|reply| Message::Start {
+            id,
+            workflow,
+            hash,
+            vars,
+            started_by,
+            reply,
+        })
+        .await
+    }
+
+    /// Applies an operator event (halt, resume, cancel, redrive); answers once
+    /// it is durable, or with the rejection (nothing appended).
+    async fn operate(&self, id: &str, event: Event) -> Result<u64, Error> {
+        self.request(|reply| Message::Operate {
+            id: id.to_owned(),
+            event,
+            reply,
+        })
+        .await
+    }
+
+    /// Stops new dispatch; with `cancel_running`, cancels in-flight attempts too.
+    pub async fn halt(
+        &self,
+        id: &str,
+        by: &str,
+        reason: &str,
+        cancel_running: bool,
+    ) -> Result<u64, Error> {
+        self.operate(
+            id,
+            Event::Halted {
+                by: by.to_owned(),
+                reason: reason.to_owned(),
+                cancel_running,
+            },
+        )
+        .await
+    }
+
+    /// Lets a halted instance go on.
+    pub async fn resume(&self, id: &str, by: &str) -> Result<u64, Error> {
+        self.operate(id, Event::Resumed { by: by.to_owned() }).await
+    }
+
+    /// Cancels an instance (in-flight attempts are cancelled).
+    pub async fn cancel(&self, id: &str, by: &str, reason: &str) -> Result<u64, Error> {
+        self.operate(
+            id,
+            Event::Cancelled {
+                by: by.to_owned(),
+                reason: reason.to_owned(),
+            },
+        )
+        .await
+    }
+
+    /// Redrives a failed instance from its failed (or cancelled) tasks, or
+    /// from `task` only, without re-running what succeeded.
+    pub async fn retry(&self, id: &str, by: &str, task: Option<&str>) -> Result<u64, Error> {
+        let tasks = match task {
+            Some(task) => vec![task.to_owned()],
+            None => {
+                let (instance, _) = self.instance(id)?;
+                instance
+                    .phases
+                    .iter()
+                    .flat_map(|phase| phase.tasks.iter())
+                    .filter(|task| {
+                        matches!(
+                            task.status,
+                            TaskStatus::Failed { .. } | TaskStatus::Cancelled { .. }
+                        )
+                    })
+                    .map(|task| task.id.clone())
+                    .collect()
+            }
+        };
+        self.operate(
+            id,
+            Event::Redriven {
+                by: by.to_owned(),
+                tasks,
+            },
+        )
+        .await
+    }
+
+    /// The durable state of an instance and its workflow.
+    pub fn instance(&self, id: &str) -> Result<(Instance, Arc<Workflow>), Error> {
+        load::instance(
+            &*self.shared.store,
+            &self.shared.definitions,
+            &self.shared.agent_names,
+            id,
+        )
+    }
+
+    /// Every event of an instance, in order.
+    pub fn history(&self, id: &str) -> Result<Vec<Record>, Error> {
+        load::history(&*self.shared.store, id)
+    }
+
+    /// Instances with their summaries, optionally only those with `status`.
+    pub fn list(&self, status: Option<&str>) -> Result<Vec<(String, Summary)>, Error> {
+        let store = &self.shared.store;
+        let ids: Vec<String> = match status {
+            Some(status) => store.instances_with_status(status)?,
+            None => store.instances()?.into_iter().map(|(id, _)| id).collect(),
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let summary = match store.summary(&id)? {
+                Some(bytes) => {
+                    Summary::decode(&id, &bytes).map_err(|e| Error::Corrupt(e.to_string()))?
+                }
+                None => continue,
+            };
+            let summary = match store.quarantine_reason(&id)? {
+                Some(_) => Summary {
+                    status: phasegate_store::QUARANTINED.to_owned(),
+                    ..summary
+                },
+                None => summary,
+            };
+            out.push((id, summary));
+        }
+        Ok(out)
+    }
+
+    /// A stream of every event the engine makes durable from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Notification> {
+        self.shared.events.subscribe()
+    }
+
+    /// Waits until no instance has work to start or in flight: everything is
+    /// done, failed, halted or waiting for people.
+    pub async fn run_until_idle(&self) {
+        let mut active = self.active.clone();
+        // Let the driver take every message already sent before looking.
+        let _ = self.request::<()>(|reply| Message::Barrier { reply }).await;
+        let _ = active.wait_for(|count| *count == 0).await;
+    }
+
+    /// Stops dispatching, lets every write in progress become durable and
+    /// stops the runtime. Attempts in flight are abandoned, not recorded: they
+    /// are dispatched again, with the same idempotency key, by the next engine
+    /// that opens the store. Everything stays resumable.
+    pub async fn shutdown(&self) {
+        let _ = self
+            .request::<()>(|reply| Message::Shutdown { reply })
+            .await;
+        if let Some(handle) = self.driver.lock().await.take() {
+            let _ = handle.await;
+        }
+    }
+}
+
+/// Applies `name=value` overrides over the declared defaults, typing each
+/// value by its declaration; every variable must end up with a value.
+pub fn resolve_vars(
+    workflow: &Workflow,
+    overrides: &[(String, String)],
+) -> Result<Map<String, Value>, Error> {
+    let mut vars = Map::new();
+    for (name, var) in &workflow.vars {
+        if let Some(default) = &var.default {
+            vars.insert(name.clone(), default.clone());
+        }
+    }
+    for (name, text) in overrides {
+        let Some(var) = workflow.vars.get(name) else {
+            let known: Vec<&str> = workflow.vars.keys().map(String::as_str).collect();
+            return Err(Error::Invalid(format!(
+                "--var {name}: workflow `{}` has no variable `{name}` (it has: {})",
+                workflow.name,
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        };
+        let value = parse_var(var.ty, text)
+            .map_err(|problem| Error::Invalid(format!("--var {name}={text}: {problem}")))?;
+        vars.insert(name.clone(), value);
+    }
+    let missing: Vec<&str> = workflow
+        .vars
+        .keys()
+        .filter(|name| !vars.contains_key(*name))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::Invalid(format!(
+            "variables without a default must be given at start: {}",
+            missing
+                .iter()
+                .map(|m| format!("--var {m}=..."))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )));
+    }
+    Ok(vars)
+}
+
+fn parse_var(ty: VarType, text: &str) -> Result<Value, String> {
+    let value = match ty {
+        VarType::String => Value::String(text.to_owned()),
+        VarType::Duration => {
+            humantime::parse_duration(text)
+                .map_err(|e| format!("expected a duration such as 90s or 2m ({e})"))?;
+            Value::String(text.to_owned())
+        }
+        VarType::Number => serde_json::Number::from_f64(
+            text.trim()
+                .parse::<f64>()
+                .map_err(|_| "expected a number".to_owned())?,
+        )
+        .map(Value::Number)
+        .ok_or_else(|| "expected a finite number".to_owned())?,
+        VarType::Integer => Value::from(
+            text.trim()
+                .parse::<i64>()
+                .map_err(|_| "expected an integer".to_owned())?,
+        ),
+        VarType::Boolean => match text.trim() {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => return Err("expected true or false".to_owned()),
+        },
+        VarType::List => match serde_json::from_str::<Value>(text) {
+            Ok(value @ Value::Array(_)) => value,
+            _ => return Err("expected a JSON list such as [1, 2]".to_owned()),
+        },
+        VarType::Object => match serde_json::from_str::<Value>(text) {
+            Ok(value @ Value::Object(_)) => value,
+            _ => return Err("expected a JSON object such as {\"k\": 1}".to_owned()),
+        },
+    };
+    Ok(value)
+}
+
+fn generated_id(workflow: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    let suffix = hasher.finish() & 0xff_ffff;
+    let stem: String = workflow
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    let time = crate::machine::Timestamp::now().0 / 1000;
+    format!("{stem}-{time}-{suffix:06x}")
+}
+
+/// How long [`Engine::shutdown`] waits for writes in progress.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);

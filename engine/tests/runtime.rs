@@ -1,0 +1,394 @@
+//! The runtime through the embedding API: runs to completion, retries,
+//! operator commands and their refusals, gates, redrive, restart.
+
+use std::sync::Arc;
+
+use phasegate_engine::machine::{Event, TaskStatus};
+use phasegate_engine::model::{Format, Source};
+use phasegate_engine::runtime::Error;
+use phasegate_engine::{Engine, Mode, StartOptions};
+use phasegate_store::{MemoryStore, Store};
+
+fn definition(toml: &str) -> Source {
+    Source::from_text(toml, Format::Toml)
+}
+
+const CHAIN: &str = r#"
+name = "chain"
+[vars]
+label = "x"
+[[phases]]
+id = "one"
+[[phases.tasks]]
+id = "a"
+agent = "noop"
+params = { output = { n = 1 } }
+[[phases.tasks]]
+id = "b"
+agent = "noop"
+depends_on = ["a"]
+retry = { max_attempts = 3, initial = "10ms", max = "20ms" }
+params = { fail_retryable = "flaky", fail_attempts = 2 }
+[[phases]]
+id = "two"
+after = ["one"]
+[[phases.tasks]]
+id = "c"
+agent = "noop"
+"#;
+
+async fn memory_engine() -> Engine {
+    Engine::builder()
+        .store(Arc::new(MemoryStore::in_memory()))
+        .build()
+        .await
+        .expect("engine")
+}
+
+fn kinds(engine: &Engine, id: &str) -> Vec<&'static str> {
+    engine
+        .history(id)
+        .expect("history")
+        .iter()
+        .map(|r| r.event().kind())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_chain_with_a_flaky_task_completes_and_its_log_is_contiguous() {
+    let engine = memory_engine().await;
+    let workflow = engine.load_definition(&definition(CHAIN)).expect("valid");
+    let id = engine
+        .start(
+            workflow,
+            StartOptions {
+                id: Some("run-1".into()),
+                started_by: "ci".into(),
+                ..StartOptions::default()
+            },
+        )
+        .await
+        .expect("starts");
+    assert_eq!(id, "run-1");
+    engine.run_until_idle().await;
+    let (instance, _) = engine.instance(&id).expect("loads");
+    assert_eq!(instance.effective_status(), "completed");
+    assert!(matches!(
+        &instance.phases[0].tasks[1].status,
+        TaskStatus::Succeeded { attempt: 3, .. }
+    ));
+    let history = engine.history(&id).expect("history");
+    let seqs: Vec<u64> = history.iter().map(|r| r.seq()).collect();
+    assert_eq!(seqs, (1..=history.len() as u64).collect::<Vec<_>>());
+    let kinds = kinds(&engine, &id);
+    assert_eq!(kinds.iter().filter(|k| **k == "RetryScheduled").count(), 2);
+    // Phase two starts only after phase one completed.
+    let one_done = kinds
+        .iter()
+        .position(|k| *k == "PhaseCompleted")
+        .expect("one completes");
+    let two_started = kinds
+        .iter()
+        .rposition(|k| *k == "PhaseStarted")
+        .expect("two starts");
+    assert!(one_done < two_started);
+    assert_eq!(engine.list(Some("completed")).expect("list").len(), 1);
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn commands_that_do_not_fit_the_state_are_refused_and_append_nothing() {
+    let engine = memory_engine().await;
+    let gated = r#"
+name = "gated"
+[[phases]]
+id = "p"
+[[phases.tasks]]
+id = "t"
+agent = "noop"
+[[phases.gates]]
+id = "g"
+approval = { approvers = ["alice"] }
+"#;
+    let workflow = engine.load_definition(&definition(gated)).expect("valid");
+    let id = engine
+        .start(
+            workflow,
+            StartOptions {
+                id: Some("g-1".into()),
+                ..StartOptions::default()
+            },
+        )
+        .await
+        .expect("starts");
+    engine.run_until_idle().await;
+    let (instance, _) = engine.instance(&id).expect("loads");
+    assert_eq!(instance.effective_status(), "awaiting_approval");
+    let before = engine.history(&id).expect("history").len();
+
+    let error = engine.resume(&id, "op").await.expect_err("not halted");
+    assert!(
+        matches!(&error, Error::Rejected(r) if r.reason == "only a halted instance can be resumed"),
+        "{error}"
+    );
+    let error = engine
+        .retry(&id, "op", Some("t"))
+        .await
+        .expect_err("t succeeded");
+    assert!(
+        error
+            .to_string()
+            .contains("only a failed instance can be redriven"),
+        "{error}"
+    );
+    let error = engine
+        .halt("nope", "op", "", false)
+        .await
+        .expect_err("unknown");
+    assert!(matches!(error, Error::UnknownInstance(_)), "{error}");
+    assert_eq!(
+        engine.history(&id).expect("history").len(),
+        before,
+        "refusals append nothing"
+    );
+
+    engine
+        .halt(&id, "op", "freeze", false)
+        .await
+        .expect("halts");
+    let error = engine
+        .halt(&id, "op", "again", false)
+        .await
+        .expect_err("already halted");
+    assert!(error.to_string().contains("was halted by op"), "{error}");
+    engine.resume(&id, "op").await.expect("resumes");
+    engine
+        .cancel(&id, "op", "abandoned")
+        .await
+        .expect("cancels");
+    let error = engine
+        .cancel(&id, "op", "again")
+        .await
+        .expect_err("finished");
+    assert!(error.to_string().contains("already finished"), "{error}");
+    assert_eq!(
+        kinds(&engine, &id)[before..],
+        ["Halted", "Resumed", "Cancelled"]
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failed_instance_is_redriven_from_its_failed_task_only() {
+    let engine = memory_engine().await;
+    let toml = r#"
+name = "redrive"
+[[phases]]
+id = "p"
+[[phases.tasks]]
+id = "ok"
+agent = "noop"
+[[phases.tasks]]
+id = "bad"
+agent = "exec"
+depends_on = ["ok"]
+params = { argv = ["sh", "-c", "test -e \"$MARKER\""], env = { MARKER = "MARKER_PATH" } }
+"#;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let marker = dir.path().join("fixed");
+    let toml = toml.replace("MARKER_PATH", marker.to_str().expect("utf-8 path"));
+    let workflow = engine.load_definition(&definition(&toml)).expect("valid");
+    let id = engine
+        .start(workflow, StartOptions::default())
+        .await
+        .expect("starts");
+    engine.run_until_idle().await;
+    let (instance, _) = engine.instance(&id).expect("loads");
+    assert_eq!(instance.effective_status(), "failed");
+    let ok_before = instance.phases[0].tasks[0].status.clone();
+    std::fs::write(&marker, "").expect("fix the cause");
+    engine.retry(&id, "op", None).await.expect("redrives");
+    engine.run_until_idle().await;
+    let (instance, _) = engine.instance(&id).expect("loads");
+    assert_eq!(instance.effective_status(), "completed");
+    assert_eq!(
+        instance.phases[0].tasks[0].status, ok_before,
+        "the succeeded task did not run again"
+    );
+    let redriven = engine
+        .history(&id)
+        .expect("history")
+        .into_iter()
+        .find(|r| r.event().kind() == "Redriven")
+        .expect("recorded");
+    assert_eq!(
+        redriven.event(),
+        &Event::Redriven {
+            by: "op".into(),
+            tasks: vec!["bad".into()]
+        }
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_vars_and_unknown_agents_are_refused_at_start() {
+    let engine = memory_engine().await;
+    let workflow = engine.load_definition(&definition(CHAIN)).expect("valid");
+    let options = StartOptions {
+        vars: vec![("nope".into(), "1".into())],
+        ..StartOptions::default()
+    };
+    let error = engine
+        .start(workflow.clone(), options)
+        .await
+        .expect_err("unknown var");
+    assert!(
+        error
+            .to_string()
+            .contains("workflow `chain` has no variable `nope` (it has: label)"),
+        "{error}"
+    );
+    let typed = r#"
+name = "typed"
+[vars]
+n = { type = "integer" }
+[[phases]]
+id = "p"
+[[phases.tasks]]
+id = "t"
+agent = "noop"
+"#;
+    let workflow = engine.load_definition(&definition(typed)).expect("valid");
+    let error = engine
+        .start(workflow.clone(), StartOptions::default())
+        .await
+        .expect_err("missing var");
+    assert!(error.to_string().contains("--var n=..."), "{error}");
+    let options = StartOptions {
+        vars: vec![("n".into(), "five".into())],
+        ..StartOptions::default()
+    };
+    let error = engine
+        .start(workflow, options)
+        .await
+        .expect_err("wrong type");
+    assert_eq!(error.to_string(), "--var n=five: expected an integer");
+    let exec_string = "name = \"w\"\n[[phases]]\nid = \"p\"\n[[phases.tasks]]\nid = \"t\"\nagent = \"exec\"\nparams = { argv = \"rm -rf /\" }\n";
+    let workflow = engine
+        .load_definition(&definition(exec_string))
+        .expect("valid shape");
+    let error = engine
+        .start(workflow, StartOptions::default())
+        .await
+        .expect_err("bad params");
+    assert!(
+        error
+            .to_string()
+            .contains("task `t` (agent `exec`): parameter `argv` must be an array"),
+        "{error}"
+    );
+    assert!(
+        engine.list(None).expect("list").is_empty(),
+        "nothing was stored"
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_attempt_in_flight_at_shutdown_is_dispatched_again_with_the_same_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = dir.path().join("ledger");
+    let toml = format!(
+        r#"
+name = "restart"
+[[phases]]
+id = "p"
+[[phases.tasks]]
+id = "slow"
+agent = "exec"
+params = {{ argv = ["sh", "-c", "echo \"$PHASEGATE_IDEMPOTENCY_KEY\" >> '{}'; sleep 0.5"] }}
+"#,
+        ledger.display()
+    );
+    let store_dir = dir.path().join("db");
+    let id = {
+        let engine = Engine::builder()
+            .store_path(&store_dir)
+            .build()
+            .await
+            .expect("engine");
+        let workflow = engine.load_definition(&definition(&toml)).expect("valid");
+        let id = engine
+            .start(workflow, StartOptions::default())
+            .await
+            .expect("starts");
+        // Wait until the attempt has started, then stop the engine under it.
+        for _ in 0..200 {
+            if std::fs::read_to_string(&ledger).is_ok_and(|l| !l.is_empty()) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        engine.shutdown().await;
+        id
+    };
+    let engine = Engine::builder()
+        .store_path(&store_dir)
+        .build()
+        .await
+        .expect("reopens");
+    engine.run_until_idle().await;
+    let (instance, _) = engine.instance(&id).expect("loads");
+    assert_eq!(instance.effective_status(), "completed");
+    let dispatched = kinds(&engine, &id)
+        .iter()
+        .filter(|k| **k == "TaskDispatched")
+        .count();
+    assert_eq!(
+        dispatched, 1,
+        "the re-dispatch after restart is not a new attempt"
+    );
+    let keys: Vec<String> = std::fs::read_to_string(&ledger)
+        .expect("ledger")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_eq!(
+        keys[0], keys[1],
+        "both runs carried the same idempotency key"
+    );
+    assert!(engine.store().outbox(&id).expect("outbox").is_empty());
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn passive_mode_records_commands_without_running_anything() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::in_memory());
+    let engine = Engine::builder()
+        .store(Arc::clone(&store))
+        .mode(Mode::Passive)
+        .build()
+        .await
+        .expect("engine");
+    let workflow = engine.load_definition(&definition(CHAIN)).expect("valid");
+    let id = engine
+        .start(workflow, StartOptions::default())
+        .await
+        .expect("starts");
+    engine.run_until_idle().await;
+    assert_eq!(kinds(&engine, &id), ["InstanceStarted"]);
+    engine.shutdown().await;
+    let driver = Engine::builder()
+        .store(store)
+        .build()
+        .await
+        .expect("driving engine");
+    driver.run_until_idle().await;
+    assert_eq!(
+        driver.instance(&id).expect("loads").0.effective_status(),
+        "completed"
+    );
+    driver.shutdown().await;
+}

@@ -392,3 +392,207 @@ async fn passive_mode_records_commands_without_running_anything() {
     );
     driver.shutdown().await;
 }
+
+/// An in-process agent that records how many of its attempts overlap.
+struct Gauge {
+    now: std::sync::atomic::AtomicUsize,
+    max: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl phasegate_agents::Agent for Gauge {
+    fn name(&self) -> &str {
+        "gauge"
+    }
+
+    async fn run(
+        &self,
+        _request: phasegate_agents::TaskRequest,
+        _context: phasegate_agents::TaskContext,
+    ) -> Result<phasegate_agents::TaskOutput, phasegate_agents::Error> {
+        use std::sync::atomic::Ordering;
+        let current = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(current, Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        Ok(phasegate_agents::TaskOutput::empty())
+    }
+}
+
+#[tokio::test]
+async fn per_agent_concurrency_limits_hold() {
+    let gauge = Arc::new(Gauge {
+        now: 0.into(),
+        max: 0.into(),
+    });
+    let mut registry = phasegate_agents::Registry::with_builtins();
+    registry.register(gauge.clone());
+    let engine = Engine::builder()
+        .store(Arc::new(MemoryStore::in_memory()))
+        .agents(registry)
+        .agent_limit("gauge", 3)
+        .build()
+        .await
+        .expect("engine");
+    let mut toml = String::from("name = \"fan\"\n[[phases]]\nid = \"p\"\n");
+    for i in 0..24 {
+        toml.push_str(&format!(
+            "[[phases.tasks]]\nid = \"t{i}\"\nagent = \"gauge\"\n"
+        ));
+    }
+    let workflow = engine
+        .load_definition(&definition(&toml))
+        .expect("valid with the registered agent");
+    let id = engine
+        .start(workflow, StartOptions::default())
+        .await
+        .expect("starts");
+    engine.run_until_idle().await;
+    assert_eq!(
+        engine.instance(&id).expect("loads").0.effective_status(),
+        "completed"
+    );
+    let max = gauge.max.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (1..=3).contains(&max),
+        "{max} gauge attempts overlapped; the limit is 3"
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn timeouts_fail_the_attempt_and_halt_can_cancel_running_work() {
+    let engine = memory_engine().await;
+    let toml = r#"
+name = "slow"
+[[phases]]
+id = "p"
+[[phases.tasks]]
+id = "stuck"
+agent = "sleep"
+params = { duration = "30s" }
+timeout = "50ms"
+[[phases.tasks]]
+id = "long"
+agent = "sleep"
+params = { duration = "30s" }
+"#;
+    let workflow = engine.load_definition(&definition(toml)).expect("valid");
+    let id = engine
+        .start(workflow, StartOptions::default())
+        .await
+        .expect("starts");
+    // Wait for the timeout to fail the instance (stuck has no retries).
+    let mut events = engine.subscribe();
+    loop {
+        let note = events.recv().await.expect("events");
+        if note.instance == id && note.record.event().kind() == "InstanceFailed" {
+            break;
+        }
+    }
+    engine.run_until_idle().await;
+    let (instance, _) = engine.instance(&id).expect("loads");
+    assert!(
+        matches!(&instance.phases[0].tasks[0].status, TaskStatus::Failed { error, .. } if error == "timed out after 50ms")
+    );
+    assert!(
+        matches!(
+            &instance.phases[0].tasks[1].status,
+            TaskStatus::Cancelled { .. }
+        ),
+        "the failure cancelled the other attempt: {:?}",
+        engine
+            .history(&id)
+            .expect("h")
+            .iter()
+            .map(|r| r.event().describe())
+            .collect::<Vec<_>>()
+    );
+
+    let toml = "name = \"halt\"\n[[phases]]\nid = \"p\"\n[[phases.tasks]]\nid = \"t\"\nagent = \"sleep\"\nparams = { duration = \"30s\" }\n";
+    let workflow = engine.load_definition(&definition(toml)).expect("valid");
+    let id = engine
+        .start(workflow, StartOptions::default())
+        .await
+        .expect("starts");
+    engine
+        .halt(&id, "op", "maintenance", true)
+        .await
+        .expect("halts");
+    engine.run_until_idle().await;
+    let (instance, _) = engine.instance(&id).expect("loads");
+    assert_eq!(instance.effective_status(), "halted");
+    assert!(matches!(
+        instance.phases[0].tasks[0].status,
+        TaskStatus::Cancelled { attempt: 1, .. }
+    ));
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_record_that_does_not_decode_quarantines_its_instance_only() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::in_memory());
+    let engine = Engine::builder()
+        .store(Arc::clone(&store))
+        .mode(Mode::Passive)
+        .build()
+        .await
+        .expect("engine");
+    let workflow = engine.load_definition(&definition(CHAIN)).expect("valid");
+    let good = engine
+        .start(
+            workflow.clone(),
+            StartOptions {
+                id: Some("good".into()),
+                ..StartOptions::default()
+            },
+        )
+        .await
+        .expect("starts");
+    let bad = engine
+        .start(
+            workflow,
+            StartOptions {
+                id: Some("bad".into()),
+                ..StartOptions::default()
+            },
+        )
+        .await
+        .expect("starts");
+    engine.shutdown().await;
+    // A record from a future version lands in the bad instance's log.
+    store
+        .append(phasegate_store::Batch {
+            instance: bad.clone(),
+            expected_seq: 1,
+            events: vec![br#"{"v":"9","seq":2}"#.to_vec()],
+            ..Default::default()
+        })
+        .expect("raw append");
+    let engine = Engine::builder()
+        .store(Arc::clone(&store))
+        .build()
+        .await
+        .expect("engine recovers");
+    engine.run_until_idle().await;
+    assert_eq!(
+        engine
+            .instance(&good)
+            .expect("good loads")
+            .0
+            .effective_status(),
+        "completed"
+    );
+    let error = engine.instance(&bad).expect_err("quarantined");
+    assert!(
+        matches!(&error, Error::Quarantined { reason, .. } if reason.contains("event 2 of instance bad does not decode")),
+        "{error}"
+    );
+    assert_eq!(engine.list(Some("quarantined")).expect("list").len(), 1);
+    let refused = engine
+        .resume(&bad, "op")
+        .await
+        .expect_err("commands refuse it too");
+    assert!(matches!(refused, Error::Quarantined { .. }), "{refused}");
+    engine.shutdown().await;
+}

@@ -3,6 +3,7 @@
 //! clap.
 
 mod definitions;
+mod instances;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +32,14 @@ pub struct Cli {
     /// Output format of commands that print results.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// Who you are, recorded with every command and checked by gates.
+    #[arg(
+        long = "as",
+        global = true,
+        env = "PHASEGATE_USER",
+        value_name = "PRINCIPAL"
+    )]
+    pub principal: Option<String>,
     /// Format of log lines on stderr (filtered by RUST_LOG).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -66,6 +75,35 @@ pub enum Command {
     Graph(definitions::GraphArgs),
     /// Print the JSON Schema of the definition format.
     Schema,
+    /// Start an instance of a definition (pins it; prints the instance id).
+    Start(instances::StartArgs),
+    /// Drive instances: dispatch tasks, retry, follow the phase graph.
+    Run(instances::RunArgs),
+    /// Show an instance's phases and tasks (or list all instances).
+    Status(instances::StatusArgs),
+    /// List instances, optionally by status.
+    List(instances::ListArgs),
+    /// Show every event of an instance.
+    History(instances::InstanceArgs),
+    /// Stop new dispatch (in-flight attempts finish unless --cancel-running).
+    Halt(instances::HaltArgs),
+    /// Let a halted instance go on.
+    Resume(instances::InstanceArgs),
+    /// Cancel an instance.
+    Cancel(instances::CancelArgs),
+    /// Redrive a failed instance from its failed tasks (or one task), keeping what succeeded.
+    Retry(instances::RetryArgs),
+}
+
+impl Cli {
+    /// The principal commands are recorded under: `--as`, `PHASEGATE_USER`, `USER`.
+    pub fn principal(&self) -> String {
+        self.principal
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .filter(|p| !p.trim().is_empty())
+            .unwrap_or_else(|| "unknown".to_owned())
+    }
 }
 
 /// Runs the CLI with the process's arguments and returns its exit status.
@@ -86,6 +124,34 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => definitions::validate(&cli, args),
         Command::Graph(args) => definitions::graph(&cli, args),
         Command::Schema => definitions::schema(),
+        Command::Start(args) => instances::start(&cli, args),
+        Command::Run(args) => instances::run(&cli, args),
+        Command::Status(args) => instances::status(&cli, args),
+        Command::List(args) => instances::list(&cli, args),
+        Command::History(args) => instances::history(&cli, args),
+        Command::Halt(args) => instances::operate(
+            &cli,
+            &args.id,
+            instances::Operation::Halt {
+                cancel_running: args.cancel_running,
+                reason: &args.reason,
+            },
+        ),
+        Command::Resume(args) => instances::operate(&cli, &args.id, instances::Operation::Resume),
+        Command::Cancel(args) => instances::operate(
+            &cli,
+            &args.id,
+            instances::Operation::Cancel {
+                reason: &args.reason,
+            },
+        ),
+        Command::Retry(args) => instances::operate(
+            &cli,
+            &args.id,
+            instances::Operation::Retry {
+                task: args.task.as_deref(),
+            },
+        ),
     };
     ExitCode::from(status)
 }

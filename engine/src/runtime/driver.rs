@@ -948,14 +948,22 @@ async fn run_attempt(
             None => std::future::pending::<()>().await,
         }
     };
+    // Cancellation wins over a result that arrives at the same time: an agent
+    // that observed the token returns an error, which is not a failure.
     let result = tokio::select! {
-        result = run => result,
+        biased;
         () = cancel.cancelled() => return Outcome::Cancelled { reason: "cancelled".to_owned() },
+        result = run => result,
         () = limit => {
             let timeout = timeout.map(crate::plan::format_duration).unwrap_or_default();
             return Outcome::Failed { error: format!("timed out after {timeout}"), retryable: true };
         }
     };
+    if cancel.is_cancelled() {
+        return Outcome::Cancelled {
+            reason: "cancelled".to_owned(),
+        };
+    }
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     match result {
         Ok(output) => {

@@ -1,0 +1,682 @@
+//! Commands that start, drive, command and read instances.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write as _};
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_json::json;
+
+use super::{Cli, OutputFormat, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
+use crate::machine::{Event, Instance, PhaseStatus, TaskStatus};
+use crate::model::Source;
+use crate::runtime::{Error, Summary};
+use crate::{Engine, Mode, StartOptions};
+
+/// Arguments of `phasegate start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The definition file (.toml or .json).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Override a variable: `--var name=value` (typed by its declaration); repeatable.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// The instance id (default: generated from the workflow's name).
+    #[arg(long)]
+    pub id: Option<String>,
+}
+
+/// Arguments of `phasegate run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Return once nothing is left to run (everything done, failed, halted or
+    /// waiting for people) instead of serving until interrupted.
+    #[arg(long)]
+    pub until_idle: bool,
+    /// Most task attempts running at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+}
+
+/// Arguments of commands that take one instance.
+#[derive(Debug, Args)]
+pub struct InstanceArgs {
+    /// The instance id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+}
+
+/// Arguments of `phasegate status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The instance id; without it, every instance is listed.
+    #[arg(value_name = "ID")]
+    pub id: Option<String>,
+}
+
+/// Arguments of `phasegate list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only instances with this status (running, awaiting_approval, halted, completed, failed, cancelled, quarantined).
+    #[arg(long)]
+    pub status: Option<String>,
+}
+
+/// Arguments of `phasegate halt`.
+#[derive(Debug, Args)]
+pub struct HaltArgs {
+    /// The instance id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Also cancel the attempts in flight (by default they finish).
+    #[arg(long)]
+    pub cancel_running: bool,
+    /// Why, recorded in the history.
+    #[arg(long, default_value = "")]
+    pub reason: String,
+}
+
+/// Arguments of `phasegate cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The instance id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Why, recorded in the history.
+    #[arg(long, default_value = "")]
+    pub reason: String,
+}
+
+/// Arguments of `phasegate retry`.
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// The instance id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Only this task (default: every failed or cancelled task).
+    #[arg(value_name = "TASK")]
+    pub task: Option<String>,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, u8> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| {
+            eprintln!("error: cannot start the async runtime: {error}");
+            EXIT_USAGE
+        })
+}
+
+async fn open(cli: &Cli, mode: Mode, concurrency: usize) -> Result<Engine, u8> {
+    Engine::builder()
+        .store_path(&cli.db)
+        .mode(mode)
+        .max_concurrent_tasks(concurrency)
+        .build()
+        .await
+        .map_err(|error| report(&error))
+}
+
+/// Prints an engine error and returns the exit status it calls for.
+fn report(error: &Error) -> u8 {
+    match error {
+        // Diagnostics print their own `error:` prefix, one per problem.
+        Error::Definition(diagnostics) => eprintln!("{diagnostics}"),
+        other => eprintln!("error: {other}"),
+    }
+    match error {
+        Error::Store(
+            phasegate_store::Error::Io(_)
+            | phasegate_store::Error::InUse { .. }
+            | phasegate_store::Error::NewerFormat { .. },
+        ) => EXIT_USAGE,
+        _ => EXIT_INVALID,
+    }
+}
+
+fn print_json(value: &serde_json::Value) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = serde_json::to_writer_pretty(&mut stdout, value);
+    let _ = writeln!(stdout);
+}
+
+/// `phasegate start`.
+pub(super) fn start(cli: &Cli, args: &StartArgs) -> u8 {
+    let mut vars = Vec::new();
+    for pair in &args.vars {
+        match pair.split_once('=') {
+            Some((name, value)) if !name.is_empty() => {
+                vars.push((name.trim().to_owned(), value.to_owned()))
+            }
+            _ => {
+                eprintln!("error: --var {pair}: write it as name=value");
+                return EXIT_USAGE;
+            }
+        }
+    }
+    let source = match Source::read(&args.file) {
+        Ok(source) => source,
+        Err(diagnostics) => {
+            eprintln!("{diagnostics}");
+            return EXIT_USAGE;
+        }
+    };
+    let Ok(runtime) = runtime() else {
+        return EXIT_USAGE;
+    };
+    runtime.block_on(async {
+        let engine = match open(cli, Mode::Passive, 1).await {
+            Ok(engine) => engine,
+            Err(status) => return status,
+        };
+        let workflow = match engine.load_definition(&source) {
+            Ok(workflow) => workflow,
+            Err(error) => {
+                engine.shutdown().await;
+                return report(&error);
+            }
+        };
+        let options = StartOptions {
+            id: args.id.clone(),
+            vars,
+            started_by: cli.principal(),
+        };
+        let result = engine.start(workflow, options).await;
+        engine.shutdown().await;
+        match result {
+            Ok(id) => {
+                match cli.output {
+                    OutputFormat::Json => print_json(&json!({"id": id})),
+                    OutputFormat::Text => {
+                        println!("{id}");
+                        eprintln!("started {id}; `phasegate run --until-idle` drives it");
+                    }
+                }
+                EXIT_OK
+            }
+            Err(error) => report(&error),
+        }
+    })
+}
+
+/// `phasegate halt`, `resume`, `cancel`, `retry`: one operator event each.
+pub(super) fn operate(cli: &Cli, id: &str, what: Operation<'_>) -> u8 {
+    let Ok(runtime) = runtime() else {
+        return EXIT_USAGE;
+    };
+    runtime.block_on(async {
+        let engine = match open(cli, Mode::Passive, 1).await {
+            Ok(engine) => engine,
+            Err(status) => return status,
+        };
+        let by = cli.principal();
+        let result = match what {
+            Operation::Halt {
+                cancel_running,
+                reason,
+            } => engine.halt(id, &by, reason, cancel_running).await,
+            Operation::Resume => engine.resume(id, &by).await,
+            Operation::Cancel { reason } => engine.cancel(id, &by, reason).await,
+            Operation::Retry { task } => engine.retry(id, &by, task).await,
+        };
+        let status = engine
+            .instance(id)
+            .map(|(instance, _)| instance.effective_status())
+            .unwrap_or("unknown");
+        engine.shutdown().await;
+        match result {
+            Ok(seq) => {
+                match cli.output {
+                    OutputFormat::Json => {
+                        print_json(&json!({"instance": id, "seq": seq, "status": status}))
+                    }
+                    OutputFormat::Text => println!("{id}: {status} (event {seq})"),
+                }
+                EXIT_OK
+            }
+            Err(error) => report(&error),
+        }
+    })
+}
+
+/// An operator command.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Operation<'a> {
+    Halt {
+        cancel_running: bool,
+        reason: &'a str,
+    },
+    Resume,
+    Cancel {
+        reason: &'a str,
+    },
+    Retry {
+        task: Option<&'a str>,
+    },
+}
+
+/// `phasegate run`.
+pub(super) fn run(cli: &Cli, args: &RunArgs) -> u8 {
+    let Ok(runtime) = runtime() else {
+        return EXIT_USAGE;
+    };
+    runtime.block_on(async {
+        let engine = match open(cli, Mode::Drive, args.concurrency).await {
+            Ok(engine) => engine,
+            Err(status) => return status,
+        };
+        let mut progress = Progress::new(engine.subscribe());
+        let finished = async {
+            if args.until_idle {
+                engine.run_until_idle().await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            () = finished => {}
+            () = progress.follow() => {}
+            _ = tokio::signal::ctrl_c() => eprintln!("interrupted; stopping (attempts in flight resume on the next run)"),
+        }
+        progress.drain();
+        engine.shutdown().await;
+        progress.finish(&engine, cli.output);
+        EXIT_OK
+    })
+}
+
+/// Live progress on stderr: a spinner with counts in a terminal, plain lines otherwise.
+struct Progress {
+    events: tokio::sync::broadcast::Receiver<crate::runtime::Notification>,
+    bar: Option<indicatif::ProgressBar>,
+    touched: BTreeMap<String, &'static str>,
+    done: u64,
+    failed: u64,
+    running: i64,
+}
+
+impl Progress {
+    fn new(events: tokio::sync::broadcast::Receiver<crate::runtime::Notification>) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        Self {
+            events,
+            bar,
+            touched: BTreeMap::new(),
+            done: 0,
+            failed: 0,
+            running: 0,
+        }
+    }
+
+    async fn follow(&mut self) {
+        loop {
+            match self.events.recv().await {
+                Ok(notification) => self.show(&notification),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Ok(notification) = self.events.try_recv() {
+            self.show(&notification);
+        }
+    }
+
+    fn show(&mut self, notification: &crate::runtime::Notification) {
+        let event = notification.record.event();
+        self.touched
+            .insert(notification.instance.clone(), notification.status);
+        match event {
+            Event::TaskDispatched { .. } => self.running += 1,
+            Event::TaskSucceeded { .. } => {
+                self.running -= 1;
+                self.done += 1;
+            }
+            Event::TaskFailed { .. } => {
+                self.running -= 1;
+                self.failed += 1;
+            }
+            Event::TaskCancelled { .. } => self.running -= 1,
+            _ => {}
+        }
+        let line = match event {
+            Event::InstanceStarted { .. }
+            | Event::PhaseStarted { .. }
+            | Event::PhaseCompleted { .. }
+            | Event::PhaseFailed { .. }
+            | Event::PhaseAwaitingApproval { .. }
+            | Event::TaskFailed { .. }
+            | Event::RetryScheduled { .. }
+            | Event::InstanceCompleted
+            | Event::InstanceFailed { .. }
+            | Event::Halted { .. }
+            | Event::Resumed { .. }
+            | Event::Cancelled { .. }
+            | Event::Redriven { .. } => Some(format!(
+                "{}  {}  {}",
+                notification.record.at(),
+                notification.instance,
+                describe(event)
+            )),
+            _ => None,
+        };
+        match (&self.bar, line) {
+            (Some(bar), Some(line)) => bar.println(line),
+            (None, Some(line)) => eprintln!("{line}"),
+            _ => {}
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!(
+                "{} instance(s) · tasks {} done, {} running, {} failed",
+                self.touched.len(),
+                self.done,
+                self.running.max(0),
+                self.failed
+            ));
+        }
+    }
+
+    fn finish(&mut self, engine: &Engine, output: OutputFormat) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        let mut summary = Vec::new();
+        for id in self.touched.keys() {
+            if let Ok((instance, _)) = engine.instance(id) {
+                summary.push(json!({"id": id, "status": instance.effective_status(), "waiting": waiting(&instance)}));
+                if output == OutputFormat::Text {
+                    let status = instance.effective_status();
+                    match waiting(&instance).as_slice() {
+                        [] => println!("{id}: {status}"),
+                        phases => println!(
+                            "{id}: {status} (phase {} waits for a decision)",
+                            phases.join(", ")
+                        ),
+                    }
+                }
+            }
+        }
+        if output == OutputFormat::Json {
+            print_json(&serde_json::Value::Array(summary));
+        }
+    }
+}
+
+fn waiting(instance: &Instance) -> Vec<String> {
+    instance
+        .phases
+        .iter()
+        .filter(|p| matches!(p.status, PhaseStatus::AwaitingApproval { .. }))
+        .map(|p| p.id.clone())
+        .collect()
+}
+
+/// One line for an event, for people.
+fn describe(event: &Event) -> String {
+    match event {
+        Event::InstanceStarted {
+            workflow,
+            started_by,
+            ..
+        } => format!("started workflow {workflow} (by {started_by})"),
+        Event::PhaseStarted { phase, attempt } => {
+            format!("phase {phase} started (attempt {attempt})")
+        }
+        Event::TaskDispatched {
+            task, attempt, key, ..
+        } => format!("task {task} dispatched (attempt {attempt}, key {key})"),
+        Event::TaskSucceeded {
+            task,
+            attempt,
+            duration_ms,
+            ..
+        } => format!("task {task} succeeded (attempt {attempt}, {duration_ms} ms)"),
+        Event::TaskFailed {
+            task,
+            attempt,
+            error,
+            retryable,
+            ..
+        } => {
+            format!(
+                "task {task} failed (attempt {attempt}{}): {error}",
+                if *retryable { "" } else { ", permanently" }
+            )
+        }
+        Event::RetryScheduled {
+            task, attempt, due, ..
+        } => format!("task {task} will retry (attempt {attempt}) at {due}"),
+        Event::TaskSkipped { task, reason, .. } => format!("task {task} skipped: {reason}"),
+        Event::TaskCancelled {
+            task,
+            attempt,
+            reason,
+            ..
+        } => format!("task {task} cancelled (attempt {attempt}): {reason}"),
+        Event::PhaseAwaitingApproval { phase } => format!("phase {phase} awaits a gate decision"),
+        Event::PhaseCompleted { phase } => format!("phase {phase} passed"),
+        Event::PhaseFailed { phase, reason } => format!("phase {phase} failed: {reason}"),
+        Event::InstanceCompleted => "completed".to_owned(),
+        Event::InstanceFailed { reason } => format!("failed: {reason}"),
+        Event::Halted {
+            by,
+            reason,
+            cancel_running,
+        } => {
+            format!(
+                "halted by {by}{}{}",
+                if *cancel_running {
+                    " (in-flight tasks cancelled)"
+                } else {
+                    ""
+                },
+                if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {reason}")
+                }
+            )
+        }
+        Event::Resumed { by } => format!("resumed by {by}"),
+        Event::Cancelled { by, reason } => format!(
+            "cancelled by {by}{}",
+            if reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {reason}")
+            }
+        ),
+        Event::Redriven { by, tasks } => format!("redriven by {by}: {}", tasks.join(", ")),
+    }
+}
+
+/// `phasegate status`.
+pub(super) fn status(cli: &Cli, args: &StatusArgs) -> u8 {
+    let Some(id) = &args.id else {
+        return list(cli, &ListArgs { status: None });
+    };
+    read(cli, |engine| {
+        let (instance, workflow) = engine.instance(id)?;
+        match cli.output {
+            OutputFormat::Json => {
+                let mut value = serde_json::to_value(&instance).unwrap_or_default();
+                value["effective_status"] = json!(instance.effective_status());
+                print_json(&value);
+            }
+            OutputFormat::Text => {
+                let mut out = String::new();
+                out.push_str(&format!(
+                    "instance  {}\nworkflow  {} (definition {})\n",
+                    instance.id,
+                    instance.workflow,
+                    &instance.definition_hash[..12.min(instance.definition_hash.len())]
+                ));
+                out.push_str(&format!("status    {}\n", instance.effective_status()));
+                out.push_str(&format!(
+                    "started   {} by {}\nupdated   {} (event {})\n",
+                    instance.started_at, instance.started_by, instance.updated_at, instance.seq
+                ));
+                for (p, phase) in instance.phases.iter().enumerate() {
+                    let plan = &workflow.phases[p];
+                    out.push_str(&format!(
+                        "\nphase {}  {}{}\n",
+                        phase.id,
+                        phase.status.kind(),
+                        if phase.attempt > 1 {
+                            format!(" (attempt {})", phase.attempt)
+                        } else {
+                            String::new()
+                        }
+                    ));
+                    if let PhaseStatus::Failed { reason, .. } = &phase.status {
+                        out.push_str(&format!("  reason: {reason}\n"));
+                    }
+                    for task in &phase.tasks {
+                        let detail = match &task.status {
+                            TaskStatus::Succeeded {
+                                attempt,
+                                duration_ms,
+                                ..
+                            } => format!("attempt {attempt}, {duration_ms} ms"),
+                            TaskStatus::Failed { attempt, error, .. } => {
+                                format!("attempt {attempt}: {error}")
+                            }
+                            TaskStatus::RetryWaiting {
+                                attempt,
+                                due,
+                                error,
+                            } => format!("attempt {attempt} due {due}; last error: {error}"),
+                            TaskStatus::Dispatched { attempt, at, .. } => {
+                                format!("attempt {attempt} since {at}")
+                            }
+                            TaskStatus::Skipped { reason } => reason.clone(),
+                            TaskStatus::Cancelled { attempt, .. } => format!("attempt {attempt}"),
+                            TaskStatus::Pending => String::new(),
+                        };
+                        out.push_str(&format!(
+                            "  {:<24} {:<14} {detail}\n",
+                            task.id,
+                            task.status.kind()
+                        ));
+                    }
+                    if matches!(phase.status, PhaseStatus::AwaitingApproval { .. }) {
+                        for gate in &plan.gates {
+                            let who = gate
+                                .approval
+                                .as_ref()
+                                .map(|a| {
+                                    a.approvers
+                                        .iter()
+                                        .map(ToString::to_string)
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                })
+                                .unwrap_or_default();
+                            out.push_str(&format!(
+                                "  gate {} waits for a decision{}\n",
+                                gate.id,
+                                if who.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(" from {who}")
+                                }
+                            ));
+                        }
+                    }
+                }
+                print!("{out}");
+            }
+        }
+        Ok(())
+    })
+}
+
+/// `phasegate list`.
+pub(super) fn list(cli: &Cli, args: &ListArgs) -> u8 {
+    read(cli, |engine| {
+        let instances = engine.list(args.status.as_deref())?;
+        match cli.output {
+            OutputFormat::Json => print_json(&serde_json::Value::Array(
+                instances
+                    .iter()
+                    .map(|(id, summary)| json!({"id": id, "summary": summary}))
+                    .collect(),
+            )),
+            OutputFormat::Text => {
+                if instances.is_empty() {
+                    eprintln!(
+                        "no instances{}",
+                        args.status
+                            .as_ref()
+                            .map(|s| format!(" with status {s}"))
+                            .unwrap_or_default()
+                    );
+                }
+                for (
+                    id,
+                    Summary {
+                        status,
+                        workflow,
+                        updated_at,
+                        current,
+                        ..
+                    },
+                ) in &instances
+                {
+                    println!(
+                        "{id:<40} {status:<18} {workflow:<20} {updated_at}  {}",
+                        current.join(",")
+                    );
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// `phasegate history`.
+pub(super) fn history(cli: &Cli, args: &InstanceArgs) -> u8 {
+    read(cli, |engine| {
+        let records = engine.history(&args.id)?;
+        match cli.output {
+            OutputFormat::Json => print_json(&serde_json::to_value(&records).unwrap_or_default()),
+            OutputFormat::Text => {
+                for record in &records {
+                    println!(
+                        "{:>5}  {}  {}",
+                        record.seq(),
+                        record.at(),
+                        describe(record.event())
+                    );
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+fn read(cli: &Cli, body: impl FnOnce(&Engine) -> Result<(), Error>) -> u8 {
+    let Ok(runtime) = runtime() else {
+        return EXIT_USAGE;
+    };
+    runtime.block_on(async {
+        let engine = match open(cli, Mode::Passive, 1).await {
+            Ok(engine) => engine,
+            Err(status) => return status,
+        };
+        let result = body(&engine);
+        engine.shutdown().await;
+        match result {
+            Ok(()) => EXIT_OK,
+            Err(error) => report(&error),
+        }
+    })
+}

@@ -67,6 +67,7 @@ pub enum Scope {
 pub struct Expr {
     source: String,
     program: Arc<cel::Program>,
+    references: Arc<Vec<Vec<String>>>,
 }
 
 impl fmt::Debug for Expr {
@@ -142,6 +143,7 @@ impl Expr {
             nodes: 0,
             comprehension_depth: 0,
             errors: Vec::new(),
+            references: Vec::new(),
         };
         checker.walk(&parsed);
         if let Some(error) = checker.errors.into_iter().next() {
@@ -156,15 +158,44 @@ impl Expr {
                 "see docs/definitions.md#conditions",
             )
         })?;
+        let mut references = checker.references;
+        references.sort();
+        references.dedup();
         Ok(Self {
             source: source.to_owned(),
             program: Arc::new(program),
+            references: Arc::new(references),
         })
     }
 
     /// The expression as written.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// Evaluates the expression and also returns the values of the evidence it
+    /// reads (dotted name → value; missing names are left out), for audit.
+    pub fn evaluate_with_values(
+        &self,
+        evidence: &serde_json::Map<String, serde_json::Value>,
+    ) -> (
+        Outcome,
+        std::collections::BTreeMap<String, serde_json::Value>,
+    ) {
+        let mut values = std::collections::BTreeMap::new();
+        for path in self.references.iter() {
+            let mut current = evidence.get(&path[0]);
+            for segment in &path[1..] {
+                current = current.and_then(|value| value.get(segment));
+            }
+            if let Some(value) = current {
+                // Whole task outputs can be large; reports want the leaves.
+                if !value.is_object() && !value.is_array() || value.to_string().len() <= 256 {
+                    values.insert(path.join("."), value.clone());
+                }
+            }
+        }
+        (self.evaluate(evidence), values)
     }
 
     /// Evaluates the expression over `evidence`, a JSON object whose keys are
@@ -239,6 +270,8 @@ pub enum Outcome {
 
 struct Checker<'n> {
     names: &'n Names,
+    /// Dotted names of evidence the expression reads, for reports.
+    references: Vec<Vec<String>>,
     scope: Scope,
     /// Variables bound by enclosing comprehensions (`x` in `list.all(x, ...)`).
     bound: Vec<String>,
@@ -349,6 +382,10 @@ impl Checker<'_> {
         let root = segments[0];
         if self.bound.iter().any(|bound| bound == root) {
             return;
+        }
+        if segments.len() > 1 || root == "value" {
+            self.references
+                .push(segments.iter().map(|s| (*s).to_owned()).collect());
         }
         if root == "value" && self.scope == Scope::Watch {
             return;

@@ -352,7 +352,9 @@ impl Progress {
             | Event::PhaseStarted { .. }
             | Event::PhaseCompleted { .. }
             | Event::PhaseFailed { .. }
-            | Event::PhaseAwaitingApproval { .. }
+            | Event::GateEvaluated { .. }
+            | Event::DecisionRecorded { .. }
+            | Event::GateTimedOut { .. }
             | Event::TaskFailed { .. }
             | Event::RetryScheduled { .. }
             | Event::InstanceCompleted
@@ -461,7 +463,63 @@ fn describe(event: &Event) -> String {
             reason,
             ..
         } => format!("task {task} cancelled (attempt {attempt}): {reason}"),
-        Event::PhaseAwaitingApproval { phase } => format!("phase {phase} awaits a gate decision"),
+        Event::GateEvaluated {
+            phase,
+            gate,
+            evaluation,
+        } => {
+            let failed: Vec<&str> = evaluation
+                .criteria
+                .iter()
+                .filter(|c| c.verdict == crate::machine::Verdict::Fail)
+                .map(|c| c.id.as_str())
+                .collect();
+            let unknown: Vec<&str> = evaluation
+                .criteria
+                .iter()
+                .filter(|c| c.verdict == crate::machine::Verdict::Inconclusive)
+                .map(|c| c.id.as_str())
+                .collect();
+            let mut line = format!(
+                "gate {phase}/{gate} evaluated: {} criteria",
+                evaluation.criteria.len()
+            );
+            if !failed.is_empty() {
+                line.push_str(&format!(", failed: {}", failed.join(", ")));
+            }
+            if !unknown.is_empty() {
+                line.push_str(&format!(", inconclusive: {}", unknown.join(", ")));
+            }
+            line
+        }
+        Event::DecisionRecorded {
+            phase,
+            gate,
+            decision,
+        } => {
+            let comment = if decision.comment.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", decision.comment)
+            };
+            format!(
+                "gate {phase}/{gate} {} by {}{comment}",
+                decision.kind.past(),
+                decision.principal
+            )
+        }
+        Event::GateTimedOut {
+            phase,
+            gate,
+            level,
+            action,
+        } => format!(
+            "gate {phase}/{gate}: deadline of level {level} passed, on_timeout = {}",
+            serde_json::to_value(action)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        ),
         Event::PhaseCompleted { phase } => format!("phase {phase} passed"),
         Event::PhaseFailed { phase, reason } => format!("phase {phase} failed: {reason}"),
         Event::InstanceCompleted => "completed".to_owned(),

@@ -1,12 +1,15 @@
 //! `decide`: what should happen next to an instance, as events.
 
-use super::{evidence, Event, Instance, InstanceStatus, PhaseStatus, TaskStatus, Timestamp};
+use super::{
+    evidence, Evaluation, Event, GateStatus, Instance, InstanceStatus, PhaseStatus, TaskStatus,
+    Timestamp,
+};
 use crate::expr::Outcome;
 use crate::plan::Workflow;
 
 /// The events that should happen now, and when to look again.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Decision {
+pub struct Next {
     /// Events to append, in order; each is legal once the previous ones are applied.
     pub events: Vec<Event>,
     /// The earliest future time something becomes due (a retry), if any.
@@ -40,15 +43,15 @@ fn jitter_unit(key: &str) -> f64 {
 
 /// Decides what should happen next. Only a running instance moves on its
 /// own; halted, failed and finished ones wait for an operator.
-pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Decision {
-    let mut decision = Decision::default();
+pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next {
+    let mut next = Next::default();
     match &instance.status {
         InstanceStatus::Running => {}
         InstanceStatus::Halted { .. }
         | InstanceStatus::Completed { .. }
         | InstanceStatus::Failed { .. }
         | InstanceStatus::Cancelled { .. } => {
-            return decision;
+            return next;
         }
     }
     if let Some(failed) = instance
@@ -60,16 +63,16 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Decis
             PhaseStatus::Failed { reason, .. } => format!("phase {} failed: {reason}", failed.id),
             _ => format!("phase {} failed", failed.id),
         };
-        decision.events.push(Event::InstanceFailed { reason });
-        return decision;
+        next.events.push(Event::InstanceFailed { reason });
+        return next;
     }
     if instance
         .phases
         .iter()
         .all(|p| matches!(p.status, PhaseStatus::Passed { .. }))
     {
-        decision.events.push(Event::InstanceCompleted);
-        return decision;
+        next.events.push(Event::InstanceCompleted);
+        return next;
     }
     let mut evidence_cache = None;
     for &p in &workflow.phase_order {
@@ -82,149 +85,212 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Decis
                     .iter()
                     .all(|&u| matches!(instance.phases[u].status, PhaseStatus::Passed { .. }))
                 {
-                    decision.events.push(Event::PhaseStarted {
+                    next.events.push(Event::PhaseStarted {
                         phase: phase.id.clone(),
                         attempt: phase.attempt + 1,
                     });
                 }
             }
             PhaseStatus::Running { .. } => {
-                let mut all_done = true;
-                let mut failure = None;
-                for &t in &plan.task_order {
-                    let task_plan = &plan.tasks[t];
-                    let task = &phase.tasks[t];
-                    let next_attempt = task.attempts + 1;
-                    let dispatch = |attempt: u32| Event::TaskDispatched {
-                        phase: phase.id.clone(),
-                        task: task.id.clone(),
-                        attempt,
-                        key: idempotency_key(
-                            &instance.id,
-                            &phase.id,
-                            phase.attempt,
-                            &task.id,
-                            attempt,
-                        ),
-                    };
-                    match &task.status {
-                        TaskStatus::Succeeded { .. } | TaskStatus::Skipped { .. } => {}
-                        TaskStatus::Pending if task_plan.on_demand => {}
-                        TaskStatus::Pending => {
-                            all_done = false;
-                            if !task_plan
-                                .depends_on
-                                .iter()
-                                .all(|&d| phase.tasks[d].status.is_done())
-                            {
-                                continue;
-                            }
-                            match &task_plan.when {
-                                None => decision.events.push(dispatch(next_attempt)),
-                                Some(condition) => {
-                                    let evidence =
-                                        evidence_cache.get_or_insert_with(|| evidence(instance));
-                                    match condition.evaluate(evidence) {
-                                        Outcome::True => {
-                                            decision.events.push(dispatch(next_attempt))
-                                        }
-                                        Outcome::False => {
-                                            decision.events.push(Event::TaskSkipped {
-                                                phase: phase.id.clone(),
-                                                task: task.id.clone(),
-                                                reason: format!(
-                                                    "`{}` is false",
-                                                    condition.source()
-                                                ),
-                                            })
-                                        }
-                                        Outcome::Missing(why) | Outcome::Error(why) => {
-                                            decision.events.push(Event::TaskSkipped {
-                                                phase: phase.id.clone(),
-                                                task: task.id.clone(),
-                                                reason: format!(
-                                                    "`{}` could not be evaluated: {why}",
-                                                    condition.source()
-                                                ),
-                                            })
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                        TaskStatus::Dispatched { .. } => all_done = false,
-                        TaskStatus::Cancelled { .. } => {
-                            all_done = false;
-                            decision.events.push(dispatch(next_attempt));
-                        }
-                        TaskStatus::RetryWaiting { attempt, due, .. } => {
-                            all_done = false;
-                            if *due <= now {
-                                decision.events.push(dispatch(*attempt));
-                            } else {
-                                decision.wake_at =
-                                    Some(decision.wake_at.map_or(*due, |w| w.min(*due)));
-                            }
-                        }
-                        TaskStatus::Failed {
-                            attempt,
-                            error,
-                            retryable,
-                            ..
-                        } => {
-                            all_done = false;
-                            let used = attempt.saturating_sub(task.budget_from);
-                            if *retryable && used < task_plan.retry.max_attempts {
-                                let key = idempotency_key(
-                                    &instance.id,
-                                    &phase.id,
-                                    phase.attempt,
-                                    &task.id,
-                                    attempt + 1,
-                                );
-                                let due =
-                                    now.after(task_plan.retry.delay(used + 1, jitter_unit(&key)));
-                                decision.events.push(Event::RetryScheduled {
-                                    phase: phase.id.clone(),
-                                    task: task.id.clone(),
-                                    attempt: attempt + 1,
-                                    due,
-                                });
-                            } else if failure.is_none() {
-                                let why = if *retryable {
-                                    format!("after {used} attempt(s)")
-                                } else {
-                                    "permanently".to_owned()
-                                };
-                                failure = Some(format!("task {} failed {why}: {error}", task.id));
-                            }
-                        }
-                    }
-                }
+                let (tasks_done, failure) = decide_tasks(
+                    instance,
+                    p,
+                    plan,
+                    phase,
+                    now,
+                    &mut next,
+                    &mut evidence_cache,
+                );
                 if let Some(reason) = failure {
-                    decision.events.push(Event::PhaseFailed {
+                    next.events.push(Event::PhaseFailed {
                         phase: phase.id.clone(),
                         reason,
                     });
-                } else if all_done {
-                    let event = if plan.gates.is_empty() {
-                        Event::PhaseCompleted {
-                            phase: phase.id.clone(),
-                        }
-                    } else {
-                        Event::PhaseAwaitingApproval {
-                            phase: phase.id.clone(),
-                        }
-                    };
-                    decision.events.push(event);
+                } else if tasks_done {
+                    decide_gates(instance, p, plan, phase, &mut next, &mut evidence_cache);
                 }
             }
-            PhaseStatus::AwaitingApproval { .. }
+            PhaseStatus::AwaitingApproval { .. } => {
+                for (g, gate) in phase.gates.iter().enumerate() {
+                    if let GateStatus::AwaitingDecision {
+                        level,
+                        deadline: Some(deadline),
+                        ..
+                    } = &gate.status
+                    {
+                        let action = plan.gates[g].approval.as_ref().and_then(|a| a.on_timeout);
+                        match action {
+                            Some(action) if *deadline <= now => {
+                                next.events.push(Event::GateTimedOut {
+                                    phase: phase.id.clone(),
+                                    gate: gate.id.clone(),
+                                    level: *level,
+                                    action,
+                                })
+                            }
+                            Some(_) => {
+                                next.wake_at =
+                                    Some(next.wake_at.map_or(*deadline, |w| w.min(*deadline)))
+                            }
+                            None => {}
+                        }
+                    }
+                }
+            }
+            PhaseStatus::OnHold { .. }
             | PhaseStatus::Passed { .. }
             | PhaseStatus::Failed { .. } => {}
         }
     }
-    decision
+    next
+}
+
+/// Dispatches, skips and retries the tasks of a running phase; says whether
+/// they are all done and, if one failed for good, why the phase fails.
+fn decide_tasks(
+    instance: &Instance,
+    _p: usize,
+    plan: &crate::plan::Phase,
+    phase: &super::PhaseState,
+    now: Timestamp,
+    next: &mut Next,
+    evidence_cache: &mut Option<serde_json::Map<String, serde_json::Value>>,
+) -> (bool, Option<String>) {
+    let mut all_done = true;
+    let mut failure = None;
+    for &t in &plan.task_order {
+        let task_plan = &plan.tasks[t];
+        let task = &phase.tasks[t];
+        let next_attempt = task.attempts + 1;
+        let dispatch = |attempt: u32| Event::TaskDispatched {
+            phase: phase.id.clone(),
+            task: task.id.clone(),
+            attempt,
+            key: idempotency_key(&instance.id, &phase.id, phase.attempt, &task.id, attempt),
+        };
+        match &task.status {
+            TaskStatus::Succeeded { .. } | TaskStatus::Skipped { .. } => {}
+            TaskStatus::Pending if task_plan.on_demand => {}
+            TaskStatus::Pending => {
+                all_done = false;
+                if !task_plan
+                    .depends_on
+                    .iter()
+                    .all(|&d| phase.tasks[d].status.is_done())
+                {
+                    continue;
+                }
+                match &task_plan.when {
+                    None => next.events.push(dispatch(next_attempt)),
+                    Some(condition) => {
+                        let evidence = evidence_cache.get_or_insert_with(|| evidence(instance));
+                        match condition.evaluate(evidence) {
+                            Outcome::True => next.events.push(dispatch(next_attempt)),
+                            Outcome::False => next.events.push(Event::TaskSkipped {
+                                phase: phase.id.clone(),
+                                task: task.id.clone(),
+                                reason: format!("`{}` is false", condition.source()),
+                            }),
+                            Outcome::Missing(why) | Outcome::Error(why) => {
+                                next.events.push(Event::TaskSkipped {
+                                    phase: phase.id.clone(),
+                                    task: task.id.clone(),
+                                    reason: format!(
+                                        "`{}` could not be evaluated: {why}",
+                                        condition.source()
+                                    ),
+                                })
+                            }
+                        }
+                    }
+                }
+            }
+            TaskStatus::Dispatched { .. } => all_done = false,
+            TaskStatus::Cancelled { .. } => {
+                all_done = false;
+                next.events.push(dispatch(next_attempt));
+            }
+            TaskStatus::RetryWaiting { attempt, due, .. } => {
+                all_done = false;
+                if *due <= now {
+                    next.events.push(dispatch(*attempt));
+                } else {
+                    next.wake_at = Some(next.wake_at.map_or(*due, |w| w.min(*due)));
+                }
+            }
+            TaskStatus::Failed {
+                attempt,
+                error,
+                retryable,
+                ..
+            } => {
+                all_done = false;
+                let used = attempt.saturating_sub(task.budget_from);
+                if *retryable && used < task_plan.retry.max_attempts {
+                    let key = idempotency_key(
+                        &instance.id,
+                        &phase.id,
+                        phase.attempt,
+                        &task.id,
+                        attempt + 1,
+                    );
+                    let due = now.after(task_plan.retry.delay(used + 1, jitter_unit(&key)));
+                    next.events.push(Event::RetryScheduled {
+                        phase: phase.id.clone(),
+                        task: task.id.clone(),
+                        attempt: attempt + 1,
+                        due,
+                    });
+                } else if failure.is_none() {
+                    let why = if *retryable {
+                        format!("after {used} attempt(s)")
+                    } else {
+                        "permanently".to_owned()
+                    };
+                    failure = Some(format!("task {} failed {why}: {error}", task.id));
+                }
+            }
+        }
+    }
+    (all_done, failure)
+}
+
+/// Evaluates the next pending gate, fails the phase on a failed gate, or
+/// completes it when every gate passed.
+fn decide_gates(
+    instance: &Instance,
+    _p: usize,
+    plan: &crate::plan::Phase,
+    phase: &super::PhaseState,
+    next: &mut Next,
+    evidence_cache: &mut Option<serde_json::Map<String, serde_json::Value>>,
+) {
+    for (g, gate) in phase.gates.iter().enumerate() {
+        match &gate.status {
+            GateStatus::Passed { .. } => {}
+            GateStatus::Pending => {
+                let evidence = evidence_cache.get_or_insert_with(|| evidence(instance));
+                let evaluation = Evaluation::of(&plan.gates[g], evidence);
+                next.events.push(Event::GateEvaluated {
+                    phase: phase.id.clone(),
+                    gate: gate.id.clone(),
+                    evaluation,
+                });
+                return;
+            }
+            GateStatus::Failed { reason, .. } => {
+                next.events.push(Event::PhaseFailed {
+                    phase: phase.id.clone(),
+                    reason: format!("gate {} failed: {reason}", gate.id),
+                });
+                return;
+            }
+            GateStatus::AwaitingDecision { .. } | GateStatus::OnHold { .. } => return,
+        }
+    }
+    next.events.push(Event::PhaseCompleted {
+        phase: phase.id.clone(),
+    });
 }
 
 #[cfg(test)]

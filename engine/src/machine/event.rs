@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::Timestamp;
+use super::{Decision, Evaluation, Timestamp};
+use crate::model::OnTimeout;
 
 /// Something that happened to an instance. Events name phases and tasks by
 /// id, so a log reads on its own; the pinned definition keeps ids stable.
@@ -96,10 +97,34 @@ pub enum Event {
         /// Why.
         reason: String,
     },
-    /// A phase's tasks are done and a gate waits for a decision.
-    PhaseAwaitingApproval {
+    /// A gate's criteria were evaluated against the evidence.
+    GateEvaluated {
         /// The phase.
         phase: String,
+        /// The gate.
+        gate: String,
+        /// Each criterion's result and the values it read.
+        evaluation: Evaluation,
+    },
+    /// A person decided at a gate.
+    DecisionRecorded {
+        /// The phase.
+        phase: String,
+        /// The gate.
+        gate: String,
+        /// The decision.
+        decision: Decision,
+    },
+    /// A gate's deadline passed with no decision; `action` was applied.
+    GateTimedOut {
+        /// The phase.
+        phase: String,
+        /// The gate.
+        gate: String,
+        /// The escalation level whose deadline passed.
+        level: usize,
+        /// What the definition's `on_timeout` said to do.
+        action: OnTimeout,
     },
     /// A phase passed.
     PhaseCompleted {
@@ -162,7 +187,9 @@ impl Event {
             Event::RetryScheduled { .. } => "RetryScheduled",
             Event::TaskSkipped { .. } => "TaskSkipped",
             Event::TaskCancelled { .. } => "TaskCancelled",
-            Event::PhaseAwaitingApproval { .. } => "PhaseAwaitingApproval",
+            Event::GateEvaluated { .. } => "GateEvaluated",
+            Event::DecisionRecorded { .. } => "DecisionRecorded",
+            Event::GateTimedOut { .. } => "GateTimedOut",
             Event::PhaseCompleted { .. } => "PhaseCompleted",
             Event::PhaseFailed { .. } => "PhaseFailed",
             Event::InstanceCompleted => "InstanceCompleted",
@@ -186,9 +213,15 @@ impl Event {
                 format!("{}({task}#{attempt})", self.kind())
             }
             Event::TaskSkipped { task, .. } => format!("TaskSkipped({task})"),
-            Event::PhaseAwaitingApproval { phase }
-            | Event::PhaseCompleted { phase }
-            | Event::PhaseFailed { phase, .. } => {
+            Event::GateEvaluated { gate, .. } | Event::GateTimedOut { gate, .. } => {
+                format!("{}({gate})", self.kind())
+            }
+            Event::DecisionRecorded { gate, decision, .. } => format!(
+                "DecisionRecorded({gate}: {} by {})",
+                decision.kind.verb(),
+                decision.principal
+            ),
+            Event::PhaseCompleted { phase } | Event::PhaseFailed { phase, .. } => {
                 format!("{}({phase})", self.kind())
             }
             Event::InstanceStarted { .. }

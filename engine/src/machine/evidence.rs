@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{Instance, PhaseStatus, TaskStatus};
+use super::{Instance, TaskStatus};
 
 /// The evidence object: `vars`, `tasks`, `phases` (and, as they land,
 /// `metrics` and `signals`). A task that has not produced anything has only
@@ -12,13 +12,7 @@ pub fn evidence(instance: &Instance) -> Map<String, Value> {
     let mut tasks = Map::new();
     let mut phases = Map::new();
     for phase in &instance.phases {
-        let status = match &phase.status {
-            PhaseStatus::Pending => "pending",
-            PhaseStatus::Running { .. } => "running",
-            PhaseStatus::AwaitingApproval { .. } => "awaiting_approval",
-            PhaseStatus::Passed { .. } => "passed",
-            PhaseStatus::Failed { .. } => "failed",
-        };
+        let status = phase.status.kind();
         phases.insert(
             phase.id.clone(),
             json!({"status": status, "attempt": phase.attempt}),

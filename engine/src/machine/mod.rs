@@ -15,6 +15,7 @@
 mod decide;
 mod event;
 mod evidence;
+pub mod gate;
 mod state;
 mod step;
 pub mod table;
@@ -23,8 +24,13 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use decide::{decide, idempotency_key, Decision};
+pub use decide::{decide, idempotency_key, Next};
 pub use event::{Event, Record, RECORD_VERSION};
+pub use gate::{
+    Authority, CriterionResult, Decision, DecisionKind, Evaluation, GateState, GateStatus, Roles,
+    Verdict,
+};
+
 pub use evidence::evidence;
 pub use state::{Instance, InstanceStatus, PhaseState, PhaseStatus, TaskState, TaskStatus};
 pub use step::{replay, step, Effect};

@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::Timestamp;
+use super::{GateState, Timestamp};
+
 use crate::plan::Workflow;
 
 /// One running (or finished) workflow.
@@ -108,6 +109,9 @@ pub struct PhaseState {
     pub status: PhaseStatus,
     /// Task states, in definition order.
     pub tasks: Vec<TaskState>,
+    /// Gate states, in definition order.
+    #[serde(default)]
+    pub gates: Vec<GateState>,
 }
 
 /// Where a phase stands.
@@ -123,6 +127,11 @@ pub enum PhaseStatus {
     },
     /// Its tasks are done; a gate waits for a human decision.
     AwaitingApproval {
+        /// Since when.
+        since: Timestamp,
+    },
+    /// A gate was put on hold for remediation.
+    OnHold {
         /// Since when.
         since: Timestamp,
     },
@@ -147,6 +156,7 @@ impl PhaseStatus {
             PhaseStatus::Pending => "pending",
             PhaseStatus::Running { .. } => "running",
             PhaseStatus::AwaitingApproval { .. } => "awaiting_approval",
+            PhaseStatus::OnHold { .. } => "on_hold",
             PhaseStatus::Passed { .. } => "passed",
             PhaseStatus::Failed { .. } => "failed",
         }
@@ -283,6 +293,11 @@ impl Instance {
                         status: TaskStatus::Pending,
                     })
                     .collect(),
+                gates: phase
+                    .gates
+                    .iter()
+                    .map(|gate| GateState::new(&gate.id))
+                    .collect(),
             })
             .collect();
         Self {
@@ -309,14 +324,18 @@ impl Instance {
                     .phases
                     .iter()
                     .any(|p| matches!(p.status, PhaseStatus::AwaitingApproval { .. }));
+                let held = self
+                    .phases
+                    .iter()
+                    .any(|p| matches!(p.status, PhaseStatus::OnHold { .. }));
                 let active = self
                     .phases
                     .iter()
                     .any(|p| matches!(p.status, PhaseStatus::Running { .. }));
-                if waiting && !active {
-                    "awaiting_approval"
-                } else {
-                    "running"
+                match (active, waiting, held) {
+                    (true, _, _) | (false, false, false) => "running",
+                    (false, true, _) => "awaiting_approval",
+                    (false, false, true) => "on_hold",
                 }
             }
             other => other.kind(),

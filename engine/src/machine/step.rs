@@ -6,9 +6,12 @@
 //! Rejected>`; it mutates in place because copying a thousand-task state for
 //! every event would make long workflows quadratic.
 
+use super::gate::{self, Decision, DecisionKind, GateState, GateStatus};
 use super::{
     Event, Instance, InstanceStatus, PhaseStatus, Record, Rejected, TaskStatus, Timestamp,
 };
+use crate::model::OnTimeout;
+
 use crate::plan::Workflow;
 
 /// What the runtime must do once the event that caused it is durable.
@@ -81,6 +84,7 @@ fn require_phase_running(instance: &Instance, event: &Event, p: usize) -> Result
         PhaseStatus::Running { .. } => Ok(()),
         PhaseStatus::Pending
         | PhaseStatus::AwaitingApproval { .. }
+        | PhaseStatus::OnHold { .. }
         | PhaseStatus::Passed { .. }
         | PhaseStatus::Failed { .. } => Err(Rejected::new(
             event,
@@ -88,6 +92,113 @@ fn require_phase_running(instance: &Instance, event: &Event, p: usize) -> Result
             "the phase is not running",
         )),
     }
+}
+
+fn gate_index(workflow: &Workflow, event: &Event, p: usize, id: &str) -> Result<usize, Rejected> {
+    workflow.phases[p]
+        .gates
+        .iter()
+        .position(|g| g.id == id)
+        .ok_or_else(|| {
+            Rejected::new(
+                event,
+                format!("phase `{}` has no gate `{id}`", workflow.phases[p].id),
+                "unknown gate",
+            )
+        })
+}
+
+/// The level and approvals of a gate awaiting a decision, or a rejection
+/// saying who already decided it.
+fn awaiting<'s>(state: &'s GateState, event: &Event) -> Result<(usize, &'s [String]), Rejected> {
+    match &state.status {
+        GateStatus::AwaitingDecision {
+            level, approvals, ..
+        } => Ok((*level, approvals)),
+        GateStatus::Pending => Err(Rejected::new(
+            event,
+            format!("gate {} has not been evaluated yet", state.id),
+            "it is not awaiting a decision",
+        )),
+        GateStatus::OnHold { .. } | GateStatus::Passed { .. } | GateStatus::Failed { .. } => {
+            let decided = match state.settling_decision() {
+                Some((at, decision)) => format!(
+                    "gate {} was already {} by {} at {at}",
+                    state.id,
+                    decision.kind.past(),
+                    decision.principal
+                ),
+                None => format!("gate {} is already {}", state.id, state.status.kind()),
+            };
+            Err(Rejected::new(
+                event,
+                decided,
+                "it is not awaiting a decision",
+            ))
+        }
+    }
+}
+
+fn awaiting_status(state: &GateState, approvals: Vec<String>) -> GateStatus {
+    match &state.status {
+        GateStatus::AwaitingDecision {
+            since,
+            level,
+            deadline,
+            ..
+        } => GateStatus::AwaitingDecision {
+            since: *since,
+            level: *level,
+            deadline: *deadline,
+            approvals,
+        },
+        other => other.clone(),
+    }
+}
+
+fn rejection(decision: &Decision) -> String {
+    if decision.comment.is_empty() {
+        format!("rejected by {}", decision.principal)
+    } else {
+        format!("rejected by {}: {}", decision.principal, decision.comment)
+    }
+}
+
+/// A phase whose tasks are done reflects its gates: on hold if one is, waiting
+/// if one awaits a decision, running otherwise (decide then completes or
+/// fails it).
+fn settle_phase(phase: &mut super::PhaseState, at: Timestamp) {
+    let held = phase
+        .gates
+        .iter()
+        .any(|g| matches!(g.status, GateStatus::OnHold { .. }));
+    let waiting = phase
+        .gates
+        .iter()
+        .any(|g| matches!(g.status, GateStatus::AwaitingDecision { .. }));
+    let since = match phase.status {
+        PhaseStatus::Running { since }
+        | PhaseStatus::AwaitingApproval { since }
+        | PhaseStatus::OnHold { since } => since,
+        PhaseStatus::Pending | PhaseStatus::Passed { .. } | PhaseStatus::Failed { .. } => return,
+    };
+    phase.status = match (held, waiting) {
+        (true, _) => PhaseStatus::OnHold {
+            since: if matches!(phase.status, PhaseStatus::OnHold { .. }) {
+                since
+            } else {
+                at
+            },
+        },
+        (false, true) => PhaseStatus::AwaitingApproval {
+            since: if matches!(phase.status, PhaseStatus::AwaitingApproval { .. }) {
+                since
+            } else {
+                at
+            },
+        },
+        (false, false) => PhaseStatus::Running { since: at },
+    };
 }
 
 /// Cancel effects for every in-flight attempt (of one phase, or all).
@@ -139,6 +250,7 @@ pub fn step(
                 PhaseStatus::Pending => {}
                 PhaseStatus::Running { .. }
                 | PhaseStatus::AwaitingApproval { .. }
+                | PhaseStatus::OnHold { .. }
                 | PhaseStatus::Passed { .. }
                 | PhaseStatus::Failed { .. } => {
                     return Err(Rejected::new(
@@ -174,6 +286,9 @@ pub fn step(
                 task.status = TaskStatus::Pending;
                 task.attempts = 0;
                 task.budget_from = 0;
+            }
+            for gate in &mut state.gates {
+                *gate = GateState::new(&gate.id);
             }
             Vec::new()
         }
@@ -374,7 +489,7 @@ pub fn step(
             instance.phases[p].tasks[t].status = TaskStatus::Skipped { reason };
             Vec::new()
         }
-        Event::PhaseAwaitingApproval { phase } | Event::PhaseCompleted { phase } => {
+        Event::PhaseCompleted { phase } => {
             require_running(instance, event)?;
             let p = phase_index(workflow, event, phase)?;
             require_phase_running(instance, event, p)?;
@@ -385,25 +500,263 @@ pub fn step(
                     "a phase completes when its tasks are done",
                 ));
             }
-            let has_gates = !workflow.phases[p].gates.is_empty();
-            let awaiting = matches!(event, Event::PhaseAwaitingApproval { .. });
-            if awaiting != has_gates {
-                let reason = if has_gates {
-                    "the phase has gates to decide first"
-                } else {
-                    "the phase has no gate to wait for"
-                };
+            if let Some(gate) = instance.phases[p]
+                .gates
+                .iter()
+                .find(|g| !matches!(g.status, GateStatus::Passed { .. }))
+            {
                 return Err(Rejected::new(
                     event,
-                    format!("phase {phase} is running"),
-                    reason,
+                    format!(
+                        "gate {} of phase {phase} is {}",
+                        gate.id,
+                        gate.status.kind()
+                    ),
+                    "a phase completes when every gate passed",
                 ));
             }
-            instance.phases[p].status = if awaiting {
-                PhaseStatus::AwaitingApproval { since: at }
+            instance.phases[p].status = PhaseStatus::Passed { at };
+            Vec::new()
+        }
+        Event::GateEvaluated {
+            phase,
+            gate,
+            evaluation,
+        } => {
+            require_running(instance, event)?;
+            let p = phase_index(workflow, event, phase)?;
+            require_phase_running(instance, event, p)?;
+            let g = gate_index(workflow, event, p, gate)?;
+            if !phase_tasks_done(instance, workflow, p) {
+                return Err(Rejected::new(
+                    event,
+                    format!("phase {phase} still has tasks to finish"),
+                    "gates are evaluated when the tasks are done",
+                ));
+            }
+            let state = &instance.phases[p].gates[g];
+            match &state.status {
+                GateStatus::Pending => {}
+                GateStatus::AwaitingDecision { .. }
+                | GateStatus::OnHold { .. }
+                | GateStatus::Passed { .. }
+                | GateStatus::Failed { .. } => {
+                    return Err(Rejected::new(
+                        event,
+                        format!("gate {gate} is {}", state.status.kind()),
+                        "only a pending gate is evaluated",
+                    ));
+                }
+            }
+            if let Some(before) = instance.phases[p].gates[..g]
+                .iter()
+                .find(|x| !matches!(x.status, GateStatus::Passed { .. }))
+            {
+                return Err(Rejected::new(
+                    event,
+                    format!("gate {} is {}", before.id, before.status.kind()),
+                    "gates are evaluated in order",
+                ));
+            }
+            let plan = &workflow.phases[p].gates[g];
+            let status = if let Some(failed) = evaluation.failed_must() {
+                let detail = if failed.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", failed.detail)
+                };
+                GateStatus::Failed {
+                    at,
+                    reason: format!(
+                        "must criterion {} ({}) failed{detail}",
+                        failed.id, failed.label
+                    ),
+                }
+            } else if plan.approval.is_some() || evaluation.inconclusive() {
+                let Some(authority) = gate::authority(plan, workflow.phases[p].owner.as_ref(), 0)
+                else {
+                    return Err(Rejected::new(
+                        event,
+                        format!("gate {gate} has no approvers and phase {phase} no owner"),
+                        "nobody could decide",
+                    ));
+                };
+                GateStatus::AwaitingDecision {
+                    since: at,
+                    level: 0,
+                    deadline: authority.timeout.map(|t| at.after(t)),
+                    approvals: Vec::new(),
+                }
             } else {
-                PhaseStatus::Passed { at }
+                GateStatus::Passed { at, by: Vec::new() }
             };
+            let state = &mut instance.phases[p].gates[g];
+            state.evaluation = Some(evaluation.clone());
+            state.status = status;
+            settle_phase(&mut instance.phases[p], at);
+            Vec::new()
+        }
+        Event::DecisionRecorded {
+            phase,
+            gate,
+            decision,
+        } => {
+            match &instance.status {
+                InstanceStatus::Running | InstanceStatus::Halted { .. } => {}
+                InstanceStatus::Completed { .. }
+                | InstanceStatus::Failed { .. }
+                | InstanceStatus::Cancelled { .. } => {
+                    return Err(Rejected::new(
+                        event,
+                        format!("instance {} is {}", instance.id, instance.status.kind()),
+                        "decisions are taken on running or halted instances",
+                    ));
+                }
+            }
+            let p = phase_index(workflow, event, phase)?;
+            let g = gate_index(workflow, event, p, gate)?;
+            let plan = &workflow.phases[p].gates[g];
+            let state = &instance.phases[p].gates[g];
+            let (level, approvals) = awaiting(state, event)?;
+            if decision.level != level {
+                return Err(Rejected::new(
+                    event,
+                    format!("gate {gate} is at escalation level {level}"),
+                    format!("the decision was made for level {}", decision.level),
+                ));
+            }
+            let owner = workflow.phases[p].owner.as_ref();
+            let Some(authority) = gate::authority(plan, owner, level) else {
+                return Err(Rejected::new(
+                    event,
+                    format!("gate {gate} has no level {level}"),
+                    "unknown escalation level",
+                ));
+            };
+            if decision.kind == DecisionKind::Approve {
+                let self_approval = plan.approval.as_ref().is_none_or(|a| a.self_approval);
+                if !self_approval && decision.principal == instance.started_by {
+                    return Err(Rejected::new(
+                        event,
+                        format!("{} started instance {}", decision.principal, instance.id),
+                        format!("gate {gate} does not allow self-approval; another approver must decide"),
+                    ));
+                }
+                if approvals.contains(&decision.principal) {
+                    return Err(Rejected::new(
+                        event,
+                        format!("{} already approved gate {gate}", decision.principal),
+                        "a principal counts once toward the quorum",
+                    ));
+                }
+            }
+            let next_level = gate::authority(plan, owner, level + 1);
+            if decision.kind == DecisionKind::Escalate && next_level.is_none() {
+                return Err(Rejected::new(
+                    event,
+                    format!("gate {gate} is at its last escalation level ({level})"),
+                    "there is no level to escalate to",
+                ));
+            }
+            let mut approvals = approvals.to_vec();
+            let status = match decision.kind {
+                DecisionKind::Approve => {
+                    approvals.push(decision.principal.clone());
+                    if approvals.len() >= authority.required as usize {
+                        GateStatus::Passed { at, by: approvals }
+                    } else {
+                        awaiting_status(state, approvals)
+                    }
+                }
+                DecisionKind::Reject => GateStatus::Failed {
+                    at,
+                    reason: rejection(decision),
+                },
+                DecisionKind::Hold => GateStatus::OnHold {
+                    since: at,
+                    by: decision.principal.clone(),
+                },
+                DecisionKind::Escalate => {
+                    let timeout = next_level.and_then(|l| l.timeout);
+                    GateStatus::AwaitingDecision {
+                        since: at,
+                        level: level + 1,
+                        deadline: timeout.map(|t| at.after(t)),
+                        approvals: Vec::new(),
+                    }
+                }
+            };
+            let state = &mut instance.phases[p].gates[g];
+            state.decisions.push((at, decision.clone()));
+            state.status = status;
+            settle_phase(&mut instance.phases[p], at);
+            Vec::new()
+        }
+        Event::GateTimedOut {
+            phase,
+            gate,
+            level,
+            action,
+        } => {
+            require_running(instance, event)?;
+            let p = phase_index(workflow, event, phase)?;
+            let g = gate_index(workflow, event, p, gate)?;
+            let plan = &workflow.phases[p].gates[g];
+            let state = &instance.phases[p].gates[g];
+            let (current, approvals) = awaiting(state, event)?;
+            let deadline = match &state.status {
+                GateStatus::AwaitingDecision { deadline, .. } => *deadline,
+                _ => None,
+            };
+            if current != *level || deadline.is_none_or(|d| d > at) {
+                return Err(Rejected::new(
+                    event,
+                    format!("gate {gate} is at level {current}, deadline {deadline:?}"),
+                    "the deadline has not passed at that level",
+                ));
+            }
+            let declared = plan.approval.as_ref().and_then(|a| a.on_timeout);
+            if declared != Some(*action) {
+                return Err(Rejected::new(
+                    event,
+                    format!("gate {gate} declares on_timeout {declared:?}"),
+                    "the action must be the declared one",
+                ));
+            }
+            let owner = workflow.phases[p].owner.as_ref();
+            let status = match action {
+                OnTimeout::Approve => GateStatus::Passed {
+                    at,
+                    by: approvals.to_vec(),
+                },
+                OnTimeout::Reject => GateStatus::Failed {
+                    at,
+                    reason: format!(
+                        "no decision before the deadline of level {level}; on_timeout = reject"
+                    ),
+                },
+                OnTimeout::Hold => GateStatus::OnHold {
+                    since: at,
+                    by: "phasegate".to_owned(),
+                },
+                OnTimeout::Escalate => match gate::authority(plan, owner, level + 1) {
+                    Some(next) => GateStatus::AwaitingDecision {
+                        since: at,
+                        level: level + 1,
+                        deadline: next.timeout.map(|t| at.after(t)),
+                        approvals: Vec::new(),
+                    },
+                    None => GateStatus::Failed {
+                        at,
+                        reason: format!(
+                            "no decision by the deadline of the last escalation level ({level})"
+                        ),
+                    },
+                },
+            };
+            let state = &mut instance.phases[p].gates[g];
+            state.status = status;
+            settle_phase(&mut instance.phases[p], at);
             Vec::new()
         }
         Event::PhaseFailed { phase, reason } => {
@@ -546,8 +899,16 @@ pub fn step(
             effects
         }
         Event::Redriven { tasks, .. } => {
-            match &instance.status {
-                InstanceStatus::Failed { .. } => {}
+            let held: Vec<usize> = instance
+                .phases
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| matches!(p.status, PhaseStatus::OnHold { .. }))
+                .map(|(p, _)| p)
+                .collect();
+            let remediation = match &instance.status {
+                InstanceStatus::Failed { .. } => false,
+                InstanceStatus::Running | InstanceStatus::Halted { .. } if !held.is_empty() => true,
                 InstanceStatus::Running
                 | InstanceStatus::Halted { .. }
                 | InstanceStatus::Completed { .. }
@@ -559,11 +920,11 @@ pub fn step(
                             instance.id,
                             instance.effective_status()
                         ),
-                        "only a failed instance can be redriven",
+                        "only a failed instance, or one with a phase on hold, can be redriven",
                     ));
                 }
-            }
-            if tasks.is_empty() {
+            };
+            if tasks.is_empty() && !remediation {
                 return Err(Rejected::new(
                     event,
                     format!("instance {} has no failed task", instance.id),
@@ -580,22 +941,37 @@ pub fn step(
                     ));
                 };
                 let state = &instance.phases[p].tasks[t];
-                match &state.status {
-                    TaskStatus::Failed { .. } | TaskStatus::Cancelled { .. } => {
-                        positions.push((p, t))
-                    }
-                    TaskStatus::Pending
-                    | TaskStatus::Dispatched { .. }
-                    | TaskStatus::Succeeded { .. }
-                    | TaskStatus::RetryWaiting { .. }
-                    | TaskStatus::Skipped { .. } => {
-                        return Err(Rejected::new(
-                            event,
-                            format!("task {task} is {}", state.status.kind()),
-                            "only a failed or cancelled task can be retried",
-                        ));
-                    }
+                let allowed = if remediation {
+                    held.contains(&p) && !matches!(state.status, TaskStatus::Dispatched { .. })
+                } else {
+                    matches!(
+                        state.status,
+                        TaskStatus::Failed { .. } | TaskStatus::Cancelled { .. }
+                    )
+                };
+                if !allowed {
+                    let reason = if remediation {
+                        format!(
+                            "while a phase is on hold, only its tasks can be re-run (on hold: {})",
+                            held.iter()
+                                .map(|&h| instance.phases[h].id.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    } else {
+                        "only a failed or cancelled task can be retried".to_owned()
+                    };
+                    return Err(Rejected::new(
+                        event,
+                        format!(
+                            "task {task} is {} in phase {}",
+                            state.status.kind(),
+                            instance.phases[p].id
+                        ),
+                        reason,
+                    ));
                 }
+                positions.push((p, t));
             }
             for (p, t) in positions {
                 let state = &mut instance.phases[p].tasks[t];
@@ -603,11 +979,23 @@ pub fn step(
                 state.status = TaskStatus::Pending;
             }
             for phase in &mut instance.phases {
-                if matches!(phase.status, PhaseStatus::Failed { .. }) {
-                    phase.status = PhaseStatus::Running { since: at };
+                match phase.status {
+                    PhaseStatus::Failed { .. } if !remediation => {
+                        phase.status = PhaseStatus::Running { since: at }
+                    }
+                    PhaseStatus::OnHold { .. } if remediation => {
+                        // The gates are evaluated again once the re-run tasks are done.
+                        for gate in &mut phase.gates {
+                            gate.status = GateStatus::Pending;
+                        }
+                        phase.status = PhaseStatus::Running { since: at };
+                    }
+                    _ => {}
                 }
             }
-            instance.status = InstanceStatus::Running;
+            if !remediation {
+                instance.status = InstanceStatus::Running;
+            }
             Vec::new()
         }
     };

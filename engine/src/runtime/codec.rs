@@ -100,6 +100,7 @@ impl Summary {
                 .filter(|p| match p.status {
                     PhaseStatus::Running { .. }
                     | PhaseStatus::AwaitingApproval { .. }
+                    | PhaseStatus::OnHold { .. }
                     | PhaseStatus::Failed { .. } => true,
                     PhaseStatus::Pending | PhaseStatus::Passed { .. } => false,
                 })

@@ -1,0 +1,324 @@
+//! Gate state: criteria evaluations, human decisions, deadlines, and the
+//! authorization rule for who may decide.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Timestamp;
+use crate::expr::Outcome;
+use crate::plan::{self, Level, Principal};
+
+/// How one criterion came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The condition holds.
+    Pass,
+    /// The condition does not hold (or cannot be applied to the evidence).
+    Fail,
+    /// The evidence it reads is missing: a person must judge.
+    Inconclusive,
+}
+
+/// One criterion's result, with the evidence it read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CriterionResult {
+    /// The criterion's id.
+    pub id: String,
+    /// Its label.
+    pub label: String,
+    /// Must or should.
+    pub level: Level,
+    /// The condition as written.
+    pub condition: String,
+    /// How it came out.
+    pub verdict: Verdict,
+    /// Why, when it did not pass.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    /// The values of the evidence the condition reads (absent ones are missing).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, Value>,
+}
+
+/// A gate's criteria, evaluated at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Each criterion, in definition order.
+    pub criteria: Vec<CriterionResult>,
+}
+
+impl Evaluation {
+    /// Evaluates a gate's criteria against the evidence.
+    pub fn of(gate: &plan::Gate, evidence: &serde_json::Map<String, Value>) -> Self {
+        let criteria = gate
+            .criteria
+            .iter()
+            .map(|criterion| {
+                let (outcome, values) = criterion.expr.evaluate_with_values(evidence);
+                let (verdict, detail) = match outcome {
+                    Outcome::True => (Verdict::Pass, String::new()),
+                    Outcome::False => (Verdict::Fail, "the condition is false".to_owned()),
+                    Outcome::Missing(why) => (Verdict::Inconclusive, why),
+                    Outcome::Error(why) => (Verdict::Fail, why),
+                };
+                CriterionResult {
+                    id: criterion.id.clone(),
+                    label: criterion.label.clone(),
+                    level: criterion.level,
+                    condition: criterion.expr.source().to_owned(),
+                    verdict,
+                    detail,
+                    values,
+                }
+            })
+            .collect();
+        Self { criteria }
+    }
+
+    /// The first failed `must` criterion.
+    pub fn failed_must(&self) -> Option<&CriterionResult> {
+        self.criteria
+            .iter()
+            .find(|c| c.level == Level::Must && c.verdict == Verdict::Fail)
+    }
+
+    /// True if some criterion could not be judged.
+    pub fn inconclusive(&self) -> bool {
+        self.criteria
+            .iter()
+            .any(|c| c.verdict == Verdict::Inconclusive)
+    }
+
+    /// Failed `should` criteria: warnings for the approver.
+    pub fn warnings(&self) -> impl Iterator<Item = &CriterionResult> {
+        self.criteria
+            .iter()
+            .filter(|c| c.level == Level::Should && c.verdict == Verdict::Fail)
+    }
+}
+
+/// What a person (or a deadline) decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionKind {
+    /// Counts toward the quorum; at the quorum the gate passes.
+    Approve,
+    /// The gate fails.
+    Reject,
+    /// The phase goes on hold for remediation.
+    Hold,
+    /// The decision moves to the next escalation level.
+    Escalate,
+}
+
+impl DecisionKind {
+    /// The verb, as the CLI spells it.
+    pub fn verb(self) -> &'static str {
+        match self {
+            DecisionKind::Approve => "approve",
+            DecisionKind::Reject => "reject",
+            DecisionKind::Hold => "hold",
+            DecisionKind::Escalate => "escalate",
+        }
+    }
+
+    /// The past tense, for messages.
+    pub fn past(self) -> &'static str {
+        match self {
+            DecisionKind::Approve => "approved",
+            DecisionKind::Reject => "rejected",
+            DecisionKind::Hold => "held",
+            DecisionKind::Escalate => "escalated",
+        }
+    }
+}
+
+/// One recorded decision: who, what, when, why, and what they saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// What was decided.
+    pub kind: DecisionKind,
+    /// Who decided (`phasegate` for a deadline's default answer).
+    pub principal: String,
+    /// The approver entry that allowed it (`alice` or `role:sre`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub via: String,
+    /// Their comment.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub comment: String,
+    /// The client's request id: repeating it returns this decision.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub request_id: String,
+    /// The escalation level it was made at (0 = the gate's own approvers).
+    pub level: usize,
+    /// The criteria results the decider saw (id → verdict).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub seen: BTreeMap<String, Verdict>,
+}
+
+/// Where a gate stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum GateStatus {
+    /// Not evaluated yet.
+    Pending,
+    /// Waiting for people.
+    AwaitingDecision {
+        /// Since when.
+        since: Timestamp,
+        /// The escalation level (0 = the gate's own approvers).
+        level: usize,
+        /// When the level's deadline falls, if it has one.
+        deadline: Option<Timestamp>,
+        /// Approvals so far at this level.
+        approvals: Vec<String>,
+    },
+    /// On hold for remediation.
+    OnHold {
+        /// Since when.
+        since: Timestamp,
+        /// Who put it on hold.
+        by: String,
+    },
+    /// Passed.
+    Passed {
+        /// When.
+        at: Timestamp,
+        /// Who approved it (empty when the criteria alone passed it).
+        by: Vec<String>,
+    },
+    /// Failed.
+    Failed {
+        /// When.
+        at: Timestamp,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl GateStatus {
+    /// The variant's name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GateStatus::Pending => "pending",
+            GateStatus::AwaitingDecision { .. } => "awaiting_decision",
+            GateStatus::OnHold { .. } => "on_hold",
+            GateStatus::Passed { .. } => "passed",
+            GateStatus::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// A gate within a phase attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateState {
+    /// Its id.
+    pub id: String,
+    /// Where it stands.
+    pub status: GateStatus,
+    /// The latest evaluation of its criteria.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<Evaluation>,
+    /// Every decision recorded, in order (deadline answers included).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<(Timestamp, Decision)>,
+}
+
+impl GateState {
+    /// A gate not yet evaluated.
+    pub fn new(id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            status: GateStatus::Pending,
+            evaluation: None,
+            decisions: Vec::new(),
+        }
+    }
+
+    /// The decision recorded under a client's request id, if any.
+    pub fn decision_with_request(&self, request_id: &str) -> Option<&(Timestamp, Decision)> {
+        if request_id.is_empty() {
+            return None;
+        }
+        self.decisions
+            .iter()
+            .find(|(_, d)| d.request_id == request_id)
+    }
+
+    /// The latest decision that settled the gate (or put it on hold), for
+    /// "already decided by X at T".
+    pub fn settling_decision(&self) -> Option<&(Timestamp, Decision)> {
+        self.decisions
+            .iter()
+            .rev()
+            .find(|(_, d)| d.kind != DecisionKind::Escalate)
+    }
+}
+
+/// Who may decide at one level of a gate, and how many approvals it needs.
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Authority {
+    /// Allowed principals and roles.
+    pub approvers: Vec<Principal>,
+    /// Approvals needed.
+    pub required: u32,
+    /// The level's deadline.
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// The authority at `level` of a gate: its approval (or, for a gate that
+/// halts only because evidence is missing, the phase owner), then each
+/// escalation level.
+pub fn authority(gate: &plan::Gate, owner: Option<&Principal>, level: usize) -> Option<Authority> {
+    match (&gate.approval, level) {
+        (Some(approval), 0) => Some(Authority {
+            approvers: approval.approvers.clone(),
+            required: approval.required,
+            timeout: approval.timeout,
+        }),
+        (Some(approval), n) => approval.escalation.get(n - 1).map(|l| Authority {
+            approvers: l.approvers.clone(),
+            required: l.required,
+            timeout: l.timeout,
+        }),
+        (None, 0) => owner.map(|o| Authority {
+            approvers: vec![o.clone()],
+            required: 1,
+            timeout: None,
+        }),
+        (None, _) => None,
+    }
+}
+
+/// Role membership from the configuration: role name → principals.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Roles(pub BTreeMap<String, BTreeSet<String>>);
+
+impl Roles {
+    /// The approver entry that lets `principal` decide, if any.
+    pub fn allows(&self, approvers: &[Principal], principal: &str) -> Option<String> {
+        approvers.iter().find_map(|approver| match approver {
+            Principal::User(name) if name == principal => Some(name.clone()),
+            Principal::Role(role)
+                if self
+                    .0
+                    .get(role)
+                    .is_some_and(|members| members.contains(principal)) =>
+            {
+                Some(format!("role:{role}"))
+            }
+            Principal::User(_) | Principal::Role(_) => None,
+        })
+    }
+
+    /// Whether `principal` holds the role or is the named principal.
+    pub fn matches(&self, approver: &Principal, principal: &str) -> bool {
+        self.allows(std::slice::from_ref(approver), principal)
+            .is_some()
+    }
+}

@@ -138,7 +138,7 @@ approval = { approvers = ["alice"] }
     assert!(
         error
             .to_string()
-            .contains("only a failed instance can be redriven"),
+            .contains("only a failed instance, or one with a phase on hold, can be redriven"),
         "{error}"
     );
     let error = engine

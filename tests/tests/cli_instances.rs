@@ -136,7 +136,7 @@ fn commands_that_do_not_fit_are_refused_without_appending() {
         ),
         (
             &["retry", "f2"][..],
-            "only a failed instance can be redriven",
+            "only a failed instance, or one with a phase on hold, can be redriven",
         ),
         (&["halt", "nope"][..], "no instance `nope` in this store"),
         (&["status", "nope"][..], "no instance `nope` in this store"),

@@ -99,7 +99,7 @@ pub struct RetryArgs {
     pub task: Option<String>,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, u8> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, u8> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -109,18 +109,26 @@ fn runtime() -> Result<tokio::runtime::Runtime, u8> {
         })
 }
 
-async fn open(cli: &Cli, mode: Mode, concurrency: usize) -> Result<Engine, u8> {
-    Engine::builder()
+/// Opens the engine on `--db`, with the roles and limits of the configuration.
+pub(super) async fn open_engine(cli: &Cli, mode: Mode, concurrency: usize) -> Result<Engine, u8> {
+    let config = cli.config().map_err(|message| {
+        eprintln!("error: {message}");
+        EXIT_USAGE
+    })?;
+    let concurrency = config.limits.max_concurrent_tasks.unwrap_or(concurrency);
+    let mut builder = Engine::builder()
         .store_path(&cli.db)
         .mode(mode)
         .max_concurrent_tasks(concurrency)
-        .build()
-        .await
-        .map_err(|error| report(&error))
+        .roles(config.roles());
+    for (agent, limit) in &config.limits.agents {
+        builder = builder.agent_limit(agent.clone(), *limit);
+    }
+    builder.build().await.map_err(|error| report(&error))
 }
 
 /// Prints an engine error and returns the exit status it calls for.
-fn report(error: &Error) -> u8 {
+pub(super) fn report(error: &Error) -> u8 {
     match error {
         // Diagnostics print their own `error:` prefix, one per problem.
         Error::Definition(diagnostics) => eprintln!("{diagnostics}"),
@@ -136,7 +144,7 @@ fn report(error: &Error) -> u8 {
     }
 }
 
-fn print_json(value: &serde_json::Value) {
+pub(super) fn print_json(value: &serde_json::Value) {
     let mut stdout = std::io::stdout().lock();
     let _ = serde_json::to_writer_pretty(&mut stdout, value);
     let _ = writeln!(stdout);
@@ -167,7 +175,7 @@ pub(super) fn start(cli: &Cli, args: &StartArgs) -> u8 {
         return EXIT_USAGE;
     };
     runtime.block_on(async {
-        let engine = match open(cli, Mode::Passive, 1).await {
+        let engine = match open_engine(cli, Mode::Passive, 1).await {
             Ok(engine) => engine,
             Err(status) => return status,
         };
@@ -207,7 +215,7 @@ pub(super) fn operate(cli: &Cli, id: &str, what: Operation<'_>) -> u8 {
         return EXIT_USAGE;
     };
     runtime.block_on(async {
-        let engine = match open(cli, Mode::Passive, 1).await {
+        let engine = match open_engine(cli, Mode::Passive, 1).await {
             Ok(engine) => engine,
             Err(status) => return status,
         };
@@ -263,7 +271,7 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> u8 {
         return EXIT_USAGE;
     };
     runtime.block_on(async {
-        let engine = match open(cli, Mode::Drive, args.concurrency).await {
+        let engine = match open_engine(cli, Mode::Drive, args.concurrency).await {
             Ok(engine) => engine,
             Err(status) => return status,
         };
@@ -625,29 +633,13 @@ pub(super) fn status(cli: &Cli, args: &StatusArgs) -> u8 {
                             task.status.kind()
                         ));
                     }
-                    if matches!(phase.status, PhaseStatus::AwaitingApproval { .. }) {
-                        for gate in &plan.gates {
-                            let who = gate
-                                .approval
-                                .as_ref()
-                                .map(|a| {
-                                    a.approvers
-                                        .iter()
-                                        .map(ToString::to_string)
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
-                                })
-                                .unwrap_or_default();
-                            out.push_str(&format!(
-                                "  gate {} waits for a decision{}\n",
-                                gate.id,
-                                if who.is_empty() {
-                                    String::new()
-                                } else {
-                                    format!(" from {who}")
-                                }
-                            ));
+                    for (g, gate) in phase.gates.iter().enumerate() {
+                        if matches!(gate.status, crate::machine::GateStatus::Pending)
+                            && !matches!(phase.status, PhaseStatus::Running { .. })
+                        {
+                            continue;
                         }
+                        out.push_str(&gate_lines(&instance, plan, g, gate));
                     }
                 }
                 print!("{out}");
@@ -655,6 +647,93 @@ pub(super) fn status(cli: &Cli, args: &StatusArgs) -> u8 {
         }
         Ok(())
     })
+}
+
+/// A gate's state for `status`: its verdicts with the evidence read, its
+/// decisions, and who may decide now.
+fn gate_lines(
+    instance: &Instance,
+    plan: &crate::plan::Phase,
+    g: usize,
+    gate: &crate::machine::GateState,
+) -> String {
+    use crate::machine::{GateStatus, Verdict};
+    let mut out = format!("  gate {}  {}\n", gate.id, gate.status.kind());
+    if let Some(evaluation) = &gate.evaluation {
+        for criterion in &evaluation.criteria {
+            let level = match criterion.level {
+                crate::plan::Level::Must => "must",
+                crate::plan::Level::Should => "should",
+            };
+            let verdict = match criterion.verdict {
+                Verdict::Pass => "pass",
+                Verdict::Fail => "FAIL",
+                Verdict::Inconclusive => "INCONCLUSIVE",
+            };
+            let values: Vec<String> = criterion
+                .values
+                .iter()
+                .map(|(k, v)| format!("{k} = {v}"))
+                .collect();
+            let values = if values.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", values.join(", "))
+            };
+            let detail = if criterion.detail.is_empty() || criterion.verdict == Verdict::Pass {
+                String::new()
+            } else {
+                format!(" ({})", criterion.detail)
+            };
+            out.push_str(&format!(
+                "    {verdict:<12} {level:<6} {}: `{}`{values}{detail}\n",
+                criterion.label, criterion.condition
+            ));
+        }
+    }
+    for (at, decision) in &gate.decisions {
+        let comment = if decision.comment.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", decision.comment)
+        };
+        out.push_str(&format!(
+            "    {} by {} at {at} (level {}){comment}\n",
+            decision.kind.past(),
+            decision.principal,
+            decision.level
+        ));
+    }
+    if let GateStatus::AwaitingDecision {
+        level,
+        deadline,
+        approvals,
+        ..
+    } = &gate.status
+    {
+        if let Some(authority) =
+            crate::machine::gate::authority(&plan.gates[g], plan.owner.as_ref(), *level)
+        {
+            let who: Vec<String> = authority
+                .approvers
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            let deadline = deadline
+                .map(|d| format!(", deadline {d}"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "    waits for {} of {} approval(s) from {} (level {level}{deadline}); `phasegate approve {} {}/{} --as NAME`\n",
+                authority.required as usize - approvals.len().min(authority.required as usize),
+                authority.required,
+                who.join(", "),
+                instance.id,
+                plan.id,
+                gate.id
+            ));
+        }
+    }
+    out
 }
 
 /// `phasegate list`.
@@ -726,7 +805,7 @@ fn read(cli: &Cli, body: impl FnOnce(&Engine) -> Result<(), Error>) -> u8 {
         return EXIT_USAGE;
     };
     runtime.block_on(async {
-        let engine = match open(cli, Mode::Passive, 1).await {
+        let engine = match open_engine(cli, Mode::Passive, 1).await {
             Ok(engine) => engine,
             Err(status) => return status,
         };

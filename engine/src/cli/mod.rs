@@ -3,6 +3,7 @@
 //! clap.
 
 mod definitions;
+mod gates;
 mod instances;
 
 use std::path::PathBuf;
@@ -40,6 +41,9 @@ pub struct Cli {
         value_name = "PRINCIPAL"
     )]
     pub principal: Option<String>,
+    /// The configuration file (roles, limits); default: phasegate.toml beside the data directory.
+    #[arg(long, global = true, env = "PHASEGATE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Format of log lines on stderr (filtered by RUST_LOG).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -93,9 +97,48 @@ pub enum Command {
     Cancel(instances::CancelArgs),
     /// Redrive a failed instance from its failed tasks (or one task), keeping what succeeded.
     Retry(instances::RetryArgs),
+    /// Approve at a gate (counts toward its quorum).
+    Approve(gates::DecisionArgs),
+    /// Reject at a gate: the phase fails.
+    Reject(gates::DecisionArgs),
+    /// Put a gate on hold for remediation (`retry` re-runs tasks, then the gate is evaluated again).
+    Hold(gates::DecisionArgs),
+    /// Move a gate's decision to the next escalation level.
+    Escalate(gates::DecisionArgs),
+    /// List the decisions people are waiting for.
+    Approvals(gates::ApprovalsArgs),
+    /// Move an instance past a gate that passed, or say exactly what blocks it.
+    Advance(instances::InstanceArgs),
 }
 
 impl Cli {
+    /// The configuration: `--config`, or phasegate.toml beside the data
+    /// directory when it exists, or none.
+    pub fn config(&self) -> Result<crate::config::Config, String> {
+        match &self.config {
+            Some(path) => crate::config::Config::read(path),
+            None => {
+                let beside = self
+                    .db
+                    .parent()
+                    .map(|p| {
+                        if p.as_os_str().is_empty() {
+                            std::path::Path::new(".")
+                        } else {
+                            p
+                        }
+                    })
+                    .unwrap_or(std::path::Path::new("."))
+                    .join("phasegate.toml");
+                if beside.is_file() {
+                    crate::config::Config::read(&beside)
+                } else {
+                    Ok(crate::config::Config::default())
+                }
+            }
+        }
+    }
+
     /// The principal commands are recorded under: `--as`, `PHASEGATE_USER`, `USER`.
     pub fn principal(&self) -> String {
         self.principal
@@ -152,6 +195,14 @@ pub fn main() -> ExitCode {
                 task: args.task.as_deref(),
             },
         ),
+        Command::Approve(args) => gates::decide(&cli, crate::machine::DecisionKind::Approve, args),
+        Command::Reject(args) => gates::decide(&cli, crate::machine::DecisionKind::Reject, args),
+        Command::Hold(args) => gates::decide(&cli, crate::machine::DecisionKind::Hold, args),
+        Command::Escalate(args) => {
+            gates::decide(&cli, crate::machine::DecisionKind::Escalate, args)
+        }
+        Command::Approvals(args) => gates::approvals(&cli, args),
+        Command::Advance(args) => gates::advance(&cli, &args.id),
     };
     ExitCode::from(status)
 }

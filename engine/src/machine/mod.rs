@@ -12,6 +12,7 @@
 //! The legal transitions are declared in [`table`]; a test checks that `step`
 //! accepts exactly those, and docs/state-machine.md is generated from it.
 
+mod blockers;
 mod decide;
 mod event;
 mod evidence;
@@ -24,7 +25,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use blockers::{blockers, Blocker};
 pub use decide::{decide, idempotency_key, Next};
+
 pub use event::{Event, Record, RECORD_VERSION};
 pub use gate::{
     Authority, CriterionResult, Decision, DecisionKind, Evaluation, GateState, GateStatus, Roles,

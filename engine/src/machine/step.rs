@@ -573,19 +573,19 @@ pub fn step(
                     ),
                 }
             } else if plan.approval.is_some() || evaluation.inconclusive() {
-                let Some(authority) = gate::authority(plan, workflow.phases[p].owner.as_ref(), 0)
-                else {
-                    return Err(Rejected::new(
-                        event,
-                        format!("gate {gate} has no approvers and phase {phase} no owner"),
-                        "nobody could decide",
-                    ));
-                };
-                GateStatus::AwaitingDecision {
-                    since: at,
-                    level: 0,
-                    deadline: authority.timeout.map(|t| at.after(t)),
-                    approvals: Vec::new(),
+                match gate::authority(plan, workflow.phases[p].owner.as_ref(), 0) {
+                    Some(authority) => GateStatus::AwaitingDecision {
+                        since: at,
+                        level: 0,
+                        deadline: authority.timeout.map(|t| at.after(t)),
+                        approvals: Vec::new(),
+                    },
+                    // Evidence is missing and nobody is named to judge it:
+                    // fail closed rather than pass silently.
+                    None => GateStatus::Failed {
+                        at,
+                        reason: format!("evidence is missing and neither gate {gate} nor phase {phase} names anyone to judge it (add an approval or a phase owner)"),
+                    },
                 }
             } else {
                 GateStatus::Passed { at, by: Vec::new() }

@@ -873,7 +873,7 @@ fn random_event(workflow: &Workflow, choice: u8, task: usize, attempt: u32) -> E
                         DecisionKind::Hold,
                         DecisionKind::Escalate,
                     ][(choice as usize / 16) % 4],
-                    principal: if choice % 2 == 0 {
+                    principal: if choice.is_multiple_of(2) {
                         "alice".into()
                     } else {
                         "tester".into()
@@ -905,7 +905,7 @@ fn random_event(workflow: &Workflow, choice: u8, task: usize, attempt: u32) -> E
         },
         _ => Event::Redriven {
             by: "x".into(),
-            tasks: if choice % 3 == 0 {
+            tasks: if choice.is_multiple_of(3) {
                 Vec::new()
             } else {
                 vec![task]

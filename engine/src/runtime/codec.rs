@@ -132,5 +132,100 @@ pub(crate) fn timer_key(due: Timestamp, instance: &str) -> Vec<u8> {
     key
 }
 
+/// The name of the pending-approvals index: key `instance 0x00 phase 0x00 gate`.
+pub(crate) const APPROVAL_INDEX: &str = "approval";
+
+/// A decision someone is waiting for, as the approvals index stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingApproval {
+    /// The instance.
+    pub instance: String,
+    /// Its workflow.
+    pub workflow: String,
+    /// Who started it (who may not approve when self-approval is off).
+    pub started_by: String,
+    /// The phase.
+    pub phase: String,
+    /// The gate.
+    pub gate: String,
+    /// The escalation level.
+    pub level: usize,
+    /// Waiting since.
+    pub since: Timestamp,
+    /// The level's deadline.
+    pub deadline: Option<Timestamp>,
+    /// Who may decide (principals and roles).
+    pub approvers: Vec<String>,
+    /// Approvals needed at this level.
+    pub required: u32,
+    /// Approvals so far.
+    pub approvals: Vec<String>,
+    /// Criteria that could not be judged (evidence missing).
+    pub inconclusive: Vec<String>,
+    /// Should-criteria that failed: warnings for the approver.
+    pub warnings: Vec<String>,
+}
+
+/// The approvals index entries an instance should have in this state.
+pub(crate) fn pending_approvals(
+    instance: &Instance,
+    workflow: &crate::plan::Workflow,
+) -> std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
+    use crate::machine::{GateStatus, Verdict};
+    let mut out = std::collections::BTreeMap::new();
+    for (p, phase) in instance.phases.iter().enumerate() {
+        for (g, gate) in phase.gates.iter().enumerate() {
+            let GateStatus::AwaitingDecision {
+                since,
+                level,
+                deadline,
+                approvals,
+            } = &gate.status
+            else {
+                continue;
+            };
+            let plan = &workflow.phases[p];
+            let authority =
+                crate::machine::gate::authority(&plan.gates[g], plan.owner.as_ref(), *level);
+            let evaluation = gate.evaluation.as_ref();
+            let pending = PendingApproval {
+                instance: instance.id.clone(),
+                workflow: instance.workflow.clone(),
+                started_by: instance.started_by.clone(),
+                phase: phase.id.clone(),
+                gate: gate.id.clone(),
+                level: *level,
+                since: *since,
+                deadline: *deadline,
+                approvers: authority
+                    .as_ref()
+                    .map(|a| a.approvers.iter().map(ToString::to_string).collect())
+                    .unwrap_or_default(),
+                required: authority.as_ref().map_or(1, |a| a.required),
+                approvals: approvals.clone(),
+                inconclusive: evaluation
+                    .map(|e| {
+                        e.criteria
+                            .iter()
+                            .filter(|c| c.verdict == Verdict::Inconclusive)
+                            .map(|c| c.label.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                warnings: evaluation
+                    .map(|e| e.warnings().map(|c| c.label.clone()).collect())
+                    .unwrap_or_default(),
+            };
+            let mut key = instance.id.as_bytes().to_vec();
+            key.push(0);
+            key.extend_from_slice(phase.id.as_bytes());
+            key.push(0);
+            key.extend_from_slice(gate.id.as_bytes());
+            out.insert(key, serde_json::to_vec(&pending).unwrap_or_default());
+        }
+    }
+    out
+}
+
 /// The name of the due-timer index.
 pub(crate) const TIMER_INDEX: &str = "timer";

@@ -7,7 +7,7 @@
 //! that acknowledgement: it goes on with other instances meanwhile, so many
 //! instances' writes share one flush.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,7 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     pub(crate) agent_names: AgentNames,
     pub(crate) definitions: load::Definitions,
+    pub(crate) roles: crate::machine::Roles,
     pub(crate) events: broadcast::Sender<Notification>,
     pub(crate) global_permits: Arc<Semaphore>,
     pub(crate) agent_permits: HashMap<String, Arc<Semaphore>>,
@@ -58,6 +59,66 @@ pub(crate) enum Answer {
     None,
     Started(Reply<String>, String),
     Operated(Reply<u64>, u64),
+    Decided(Reply<super::DecisionOutcome>, super::DecisionOutcome),
+    Advanced(Reply<super::AdvanceReport>, usize),
+}
+
+impl Answer {
+    fn fail(self, error: Error) {
+        match self {
+            Answer::None => {}
+            Answer::Started(reply, _) => drop(reply.send(Err(error))),
+            Answer::Operated(reply, _) => drop(reply.send(Err(error))),
+            Answer::Decided(reply, _) => drop(reply.send(Err(error))),
+            Answer::Advanced(reply, _) => drop(reply.send(Err(error))),
+        }
+    }
+
+    /// Answers once the change is durable (or there was nothing to write).
+    fn succeed(self, cell: Option<&Cell>, appended: usize) {
+        match self {
+            Answer::None => {}
+            Answer::Started(reply, id) => drop(reply.send(Ok(id))),
+            Answer::Operated(reply, seq) => drop(reply.send(Ok(seq))),
+            Answer::Decided(reply, mut outcome) => {
+                if let Some(cell) = cell {
+                    outcome.seq = cell.instance.seq;
+                    outcome.instance_status = cell.instance.effective_status().to_owned();
+                    outcome.gate_status =
+                        gate_status(&cell.instance, &outcome.phase, &outcome.gate);
+                }
+                drop(reply.send(Ok(outcome)));
+            }
+            Answer::Advanced(reply, before) => {
+                let report = match cell {
+                    Some(cell) => super::AdvanceReport {
+                        appended: before + appended,
+                        status: cell.instance.effective_status().to_owned(),
+                        blockers: crate::machine::blockers(
+                            &cell.instance,
+                            &cell.workflow,
+                            Timestamp::now(),
+                        ),
+                    },
+                    None => super::AdvanceReport {
+                        appended: before + appended,
+                        status: "unknown".to_owned(),
+                        blockers: Vec::new(),
+                    },
+                };
+                drop(reply.send(Ok(report)));
+            }
+        }
+    }
+}
+
+fn gate_status(instance: &Instance, phase: &str, gate: &str) -> String {
+    instance
+        .phases
+        .iter()
+        .find(|p| p.id == phase)
+        .and_then(|p| p.gates.iter().find(|g| g.id == gate))
+        .map_or_else(|| "unknown".to_owned(), |g| g.status.kind().to_owned())
 }
 
 /// How an attempt ended.
@@ -96,6 +157,16 @@ pub(crate) enum Message {
         records: Vec<Record>,
         answer: Answer,
     },
+    Decide {
+        id: String,
+        gate: Option<String>,
+        request: super::DecisionRequest,
+        reply: Reply<super::DecisionOutcome>,
+    },
+    Advance {
+        id: String,
+        reply: Reply<super::AdvanceReport>,
+    },
     Barrier {
         reply: Reply<()>,
     },
@@ -111,6 +182,8 @@ struct Cell {
     written_seq: u64,
     written_status: String,
     written_wake: Option<Timestamp>,
+    /// The approval index entries as of the last batch submitted.
+    written_approvals: BTreeMap<Vec<u8>, Vec<u8>>,
     snapshot_seq: u64,
     wake: Option<Timestamp>,
     pending_writes: usize,
@@ -255,6 +328,7 @@ impl Driver {
                     written_seq: instance.seq,
                     written_status: instance.effective_status().to_owned(),
                     written_wake: summary.and_then(|s| s.wake_at),
+                    written_approvals: codec::pending_approvals(&instance, &workflow),
                     snapshot_seq: instance.seq,
                     wake: None,
                     pending_writes: 0,
@@ -305,6 +379,201 @@ impl Driver {
             let _ = reply.send(Ok(()));
         }
         self.publish_activity();
+    }
+
+    fn load_error(&self, id: &str) -> Error {
+        match load::instance(
+            &*self.shared.store,
+            &self.shared.definitions,
+            &self.shared.agent_names,
+            id,
+        ) {
+            Err(error) => error,
+            Ok(_) => Error::UnknownInstance(id.to_owned()),
+        }
+    }
+
+    /// A human decision: finds the gate, answers a repeated request id with
+    /// the original outcome, checks the principal against the gate's current
+    /// level (directly or through a role) and the comment rule, then records
+    /// it. Everything refused appends nothing.
+    fn decide(
+        &mut self,
+        id: &str,
+        gate: Option<&str>,
+        request: super::DecisionRequest,
+        reply: Reply<super::DecisionOutcome>,
+    ) {
+        if !self.ensure_loaded(id) {
+            let _ = reply.send(Err(self.load_error(id)));
+            return;
+        }
+        let Some(cell) = self.cells.get(id) else {
+            return;
+        };
+        let instance = &cell.instance;
+        let workflow = &cell.workflow;
+        // The same request again: the original outcome, nothing appended.
+        if !request.request_id.is_empty() {
+            for phase in &instance.phases {
+                for state in &phase.gates {
+                    if let Some((at, decision)) = state.decision_with_request(&request.request_id) {
+                        let outcome = super::DecisionOutcome {
+                            instance: id.to_owned(),
+                            phase: phase.id.clone(),
+                            gate: state.id.clone(),
+                            kind: decision.kind,
+                            principal: decision.principal.clone(),
+                            at: *at,
+                            seq: instance.seq,
+                            gate_status: state.status.kind().to_owned(),
+                            instance_status: instance.effective_status().to_owned(),
+                            replayed: true,
+                        };
+                        let result = if decision.kind == request.kind
+                            && decision.principal == request.principal
+                        {
+                            Ok(outcome)
+                        } else {
+                            Err(Error::Invalid(format!(
+                                "request id {} was already used by {} to {} gate {}/{} at {at}",
+                                request.request_id,
+                                decision.principal,
+                                decision.kind.verb(),
+                                phase.id,
+                                state.id
+                            )))
+                        };
+                        let _ = reply.send(result);
+                        self.maybe_evict(id);
+                        return;
+                    }
+                }
+            }
+        }
+        let (p, g) = match find_gate(instance, workflow, gate) {
+            Ok(found) => found,
+            Err(error) => {
+                let _ = reply.send(Err(error));
+                self.maybe_evict(id);
+                return;
+            }
+        };
+        let plan = &workflow.phases[p];
+        let gate_plan = &plan.gates[g];
+        let state = &instance.phases[p].gates[g];
+        let mut level = 0;
+        if let crate::machine::GateStatus::AwaitingDecision { level: current, .. } = &state.status {
+            level = *current;
+            let authority = crate::machine::gate::authority(gate_plan, plan.owner.as_ref(), level);
+            let approvers = authority.map(|a| a.approvers).unwrap_or_default();
+            let Some(via) = self.shared.roles.allows(&approvers, &request.principal) else {
+                let who: Vec<String> = approvers.iter().map(ToString::to_string).collect();
+                let _ = reply.send(Err(Error::Forbidden(format!(
+                    "{} may not decide gate {}/{} at level {level}; allowed: {}",
+                    request.principal,
+                    plan.id,
+                    gate_plan.id,
+                    if who.is_empty() {
+                        "nobody".to_owned()
+                    } else {
+                        who.join(", ")
+                    }
+                ))));
+                self.maybe_evict(id);
+                return;
+            };
+            let comment_required = gate_plan
+                .approval
+                .as_ref()
+                .is_some_and(|a| a.comment_required);
+            if comment_required && request.comment.trim().is_empty() {
+                let _ = reply.send(Err(Error::Invalid(format!(
+                    "gate {}/{} requires a comment with every decision (--comment)",
+                    plan.id, gate_plan.id
+                ))));
+                self.maybe_evict(id);
+                return;
+            }
+            let seen = state
+                .evaluation
+                .as_ref()
+                .map(|e| {
+                    e.criteria
+                        .iter()
+                        .map(|c| (c.id.clone(), c.verdict))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let decision = crate::machine::Decision {
+                kind: request.kind,
+                principal: request.principal.clone(),
+                via,
+                comment: request.comment.clone(),
+                request_id: request.request_id.clone(),
+                level,
+                seen,
+            };
+            let outcome = super::DecisionOutcome {
+                instance: id.to_owned(),
+                phase: plan.id.clone(),
+                gate: gate_plan.id.clone(),
+                kind: request.kind,
+                principal: request.principal.clone(),
+                at: Timestamp::now(),
+                seq: 0,
+                gate_status: String::new(),
+                instance_status: String::new(),
+                replayed: false,
+            };
+            let event = Event::DecisionRecorded {
+                phase: plan.id.clone(),
+                gate: gate_plan.id.clone(),
+                decision,
+            };
+            self.apply_and_drive(
+                id,
+                vec![event],
+                Vec::new(),
+                Vec::new(),
+                Answer::Decided(reply, outcome),
+            );
+            return;
+        }
+        // Not awaiting: let the machine say why (already decided by whom and when).
+        let decision = crate::machine::Decision {
+            kind: request.kind,
+            principal: request.principal.clone(),
+            via: String::new(),
+            comment: request.comment.clone(),
+            request_id: request.request_id.clone(),
+            level,
+            seen: BTreeMap::new(),
+        };
+        let event = Event::DecisionRecorded {
+            phase: plan.id.clone(),
+            gate: gate_plan.id.clone(),
+            decision,
+        };
+        let outcome = super::DecisionOutcome {
+            instance: id.to_owned(),
+            phase: plan.id.clone(),
+            gate: gate_plan.id.clone(),
+            kind: request.kind,
+            principal: request.principal,
+            at: Timestamp::now(),
+            seq: 0,
+            gate_status: String::new(),
+            instance_status: String::new(),
+            replayed: false,
+        };
+        self.apply_and_drive(
+            id,
+            vec![event],
+            Vec::new(),
+            Vec::new(),
+            Answer::Decided(reply, outcome),
+        );
     }
 
     fn pending_writes(&self) -> usize {
@@ -434,6 +703,7 @@ impl Driver {
                     written_seq: 0,
                     written_status: String::new(),
                     written_wake: None,
+                    written_approvals: BTreeMap::new(),
                     snapshot_seq: 0,
                     wake: None,
                     pending_writes: 0,
@@ -525,6 +795,25 @@ impl Driver {
                 records,
                 answer,
             } => self.persisted(&id, result, effects, records, answer),
+            Message::Decide {
+                id,
+                gate,
+                request,
+                reply,
+            } => self.decide(&id, gate.as_deref(), request, reply),
+            Message::Advance { id, reply } => {
+                if !self.ensure_loaded(&id) {
+                    let _ = reply.send(Err(self.load_error(&id)));
+                    return;
+                }
+                self.apply_and_drive(
+                    &id,
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                    Answer::Advanced(reply, 0),
+                );
+            }
             Message::Barrier { reply } => {
                 let _ = reply.send(Ok(()));
             }
@@ -564,17 +853,10 @@ impl Driver {
                     effects.extend(more);
                 }
                 Err(rejected) => {
-                    match answer {
-                        Answer::Operated(reply, _) => {
-                            let _ = reply.send(Err(rejected.into()));
-                        }
-                        Answer::Started(reply, _) => {
-                            let _ = reply.send(Err(rejected.into()));
-                        }
-                        Answer::None => {
-                            debug!(instance = id, %rejected, "dropped an event that no longer applies")
-                        }
+                    if matches!(answer, Answer::None) {
+                        debug!(instance = id, %rejected, "dropped an event that no longer applies");
                     }
+                    answer.fail(rejected.into());
                     self.maybe_evict(id);
                     return;
                 }
@@ -596,7 +878,8 @@ impl Driver {
         };
         let now = Timestamp::now();
         let mut wake = None;
-        if self.mode == Mode::Drive && self.shutdown.is_none() {
+        let force = matches!(answer, Answer::Advanced(..));
+        if (self.mode == Mode::Drive || force) && self.shutdown.is_none() {
             // Bounded: each round applies at least one event, and a workflow
             // has finitely many things to start; the bound only guards bugs.
             for _ in 0..100_000 {
@@ -632,15 +915,7 @@ impl Driver {
         }
         if records.is_empty() && stale_outbox.is_empty() {
             // Nothing to write: answer now and run what recovery asked for.
-            match answer {
-                Answer::Operated(reply, _) => {
-                    let _ = reply.send(Ok(cell.instance.seq));
-                }
-                Answer::Started(reply, id) => {
-                    let _ = reply.send(Ok(id));
-                }
-                Answer::None => {}
-            }
+            answer.succeed(Some(cell), 0);
             self.run_effects(id, effects);
             self.maybe_evict(id);
             return;
@@ -746,6 +1021,32 @@ impl Driver {
                 });
             }
         }
+        // Pending decisions are indexed so `approvals` lists them without
+        // loading instances.
+        let approvals = codec::pending_approvals(instance, &cell.workflow);
+        if approvals != cell.written_approvals {
+            for key in cell
+                .written_approvals
+                .keys()
+                .filter(|k| !approvals.contains_key(*k))
+            {
+                index.push(IndexOp::Delete {
+                    index: codec::APPROVAL_INDEX.to_owned(),
+                    key: key.clone(),
+                });
+            }
+            for (key, value) in approvals
+                .iter()
+                .filter(|(k, v)| cell.written_approvals.get(*k) != Some(*v))
+            {
+                index.push(IndexOp::Put {
+                    index: codec::APPROVAL_INDEX.to_owned(),
+                    key: key.clone(),
+                    value: value.clone(),
+                });
+            }
+            cell.written_approvals = approvals;
+        }
         let snapshot = (!instance.is_active()
             || instance.seq - cell.snapshot_seq >= SNAPSHOT_EVERY)
             .then(|| codec::encode_snapshot(instance));
@@ -788,15 +1089,7 @@ impl Driver {
                     self.timers.remove(&(wake, id.to_owned()));
                 }
             }
-            match answer {
-                Answer::Operated(reply, _) => {
-                    let _ = reply.send(Err(error.into()));
-                }
-                Answer::Started(reply, _) => {
-                    let _ = reply.send(Err(error.into()));
-                }
-                Answer::None => {}
-            }
+            answer.fail(error.into());
             return;
         }
         let status = self
@@ -811,15 +1104,7 @@ impl Driver {
                 status,
             });
         }
-        match answer {
-            Answer::Operated(reply, seq) => {
-                let _ = reply.send(Ok(seq));
-            }
-            Answer::Started(reply, id) => {
-                let _ = reply.send(Ok(id));
-            }
-            Answer::None => {}
-        }
+        answer.succeed(self.cells.get(id), records.len());
         self.run_effects(id, effects);
         self.maybe_evict(id);
     }
@@ -928,6 +1213,116 @@ impl Driver {
                 abort: handle.abort_handle(),
             },
         );
+    }
+}
+
+/// Finds the gate a decision is for: `phase/gate`, a gate id, or, with
+/// none given, the one gate awaiting a decision.
+fn find_gate(
+    instance: &Instance,
+    workflow: &Workflow,
+    gate: Option<&str>,
+) -> Result<(usize, usize), Error> {
+    let awaiting: Vec<(usize, usize)> = instance
+        .phases
+        .iter()
+        .enumerate()
+        .flat_map(|(p, phase)| {
+            phase
+                .gates
+                .iter()
+                .enumerate()
+                .filter(|(_, g)| {
+                    matches!(
+                        g.status,
+                        crate::machine::GateStatus::AwaitingDecision { .. }
+                    )
+                })
+                .map(move |(g, _)| (p, g))
+        })
+        .collect();
+    let name = |&(p, g): &(usize, usize)| {
+        format!(
+            "{}/{}",
+            workflow.phases[p].id, workflow.phases[p].gates[g].id
+        )
+    };
+    match gate {
+        None => match awaiting.as_slice() {
+            [one] => Ok(*one),
+            [] => {
+                let latest = instance
+                    .phases
+                    .iter()
+                    .flat_map(|phase| {
+                        phase.gates.iter().filter_map(move |g| {
+                            g.settling_decision()
+                                .map(|(at, d)| (*at, phase.id.as_str(), g.id.as_str(), d))
+                        })
+                    })
+                    .max_by_key(|(at, ..)| *at);
+                Err(Error::Invalid(match latest {
+                    Some((at, phase, gate, decision)) => format!(
+                        "instance {} has no gate awaiting a decision; gate {phase}/{gate} was already {} by {} at {at}",
+                        instance.id,
+                        decision.kind.past(),
+                        decision.principal
+                    ),
+                    None => format!("instance {} has no gate awaiting a decision", instance.id),
+                }))
+            }
+            many => Err(Error::Invalid(format!(
+                "instance {} has several gates awaiting a decision: {}; name one",
+                instance.id,
+                many.iter().map(name).collect::<Vec<_>>().join(", ")
+            ))),
+        },
+        Some(spec) => {
+            let (phase, gate) = match spec.split_once('/') {
+                Some((phase, gate)) => (Some(phase), gate),
+                None => (None, spec),
+            };
+            let matches: Vec<(usize, usize)> = workflow
+                .phases
+                .iter()
+                .enumerate()
+                .filter(|(_, plan)| phase.is_none_or(|wanted| plan.id == wanted))
+                .flat_map(|(p, plan)| {
+                    plan.gates
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, g)| g.id == gate)
+                        .map(move |(g, _)| (p, g))
+                })
+                .collect();
+            match matches.as_slice() {
+                [one] => Ok(*one),
+                [] => Err(Error::Invalid(format!(
+                    "workflow `{}` has no gate `{spec}`; gates: {}",
+                    workflow.name,
+                    {
+                        let all: Vec<String> = workflow
+                            .phases
+                            .iter()
+                            .flat_map(|p| p.gates.iter().map(move |g| format!("{}/{}", p.id, g.id)))
+                            .collect();
+                        all.join(", ")
+                    }
+                ))),
+                many => {
+                    // Prefer the one awaiting a decision.
+                    let waiting: Vec<&(usize, usize)> =
+                        many.iter().filter(|m| awaiting.contains(m)).collect();
+                    match waiting.as_slice() {
+                        [one] => Ok(**one),
+                        _ => Err(Error::Invalid(format!(
+                            "gate `{spec}` is ambiguous: {}; write phase/gate",
+                            many.iter().map(name).collect::<Vec<_>>().join(", ")
+                        ))),
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-pub use codec::{DecodeError, Summary};
+pub use codec::{DecodeError, PendingApproval, Summary};
 use driver::Message;
 pub use driver::Notification;
 
@@ -58,9 +58,62 @@ pub enum Error {
     /// Stored data that does not make sense (the instance gets quarantined).
     #[error("corrupt store data: {0}")]
     Corrupt(String),
+    /// The principal may not take this decision.
+    #[error("{0}")]
+    Forbidden(String),
     /// The engine has shut down.
     #[error("the engine has shut down")]
     ShutDown,
+}
+
+/// A human decision at a gate, as a client asks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionRequest {
+    /// Approve, reject, hold or escalate.
+    pub kind: crate::machine::DecisionKind,
+    /// Who decides (authorized against the gate's current level).
+    pub principal: String,
+    /// Why (required when the gate says so).
+    pub comment: String,
+    /// The client's request id: repeating the request returns the original
+    /// outcome and changes nothing. Empty for none.
+    pub request_id: String,
+}
+
+/// What a decision led to.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DecisionOutcome {
+    /// The instance.
+    pub instance: String,
+    /// The phase.
+    pub phase: String,
+    /// The gate.
+    pub gate: String,
+    /// The decision.
+    pub kind: crate::machine::DecisionKind,
+    /// Who took it.
+    pub principal: String,
+    /// When (of the original decision, for a repeated request).
+    pub at: crate::machine::Timestamp,
+    /// The instance's last event after it.
+    pub seq: u64,
+    /// The gate's status after it.
+    pub gate_status: String,
+    /// The instance's status after it.
+    pub instance_status: String,
+    /// True when this answers a repeated request id (nothing was appended).
+    pub replayed: bool,
+}
+
+/// What `advance` did and what still blocks the instance.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AdvanceReport {
+    /// Events appended by advancing.
+    pub appended: usize,
+    /// The instance's status after it.
+    pub status: String,
+    /// What keeps it from moving on.
+    pub blockers: Vec<crate::machine::Blocker>,
 }
 
 /// Whether the engine runs instances or only records commands.
@@ -81,9 +134,16 @@ pub struct Builder {
     mode: Mode,
     max_concurrent_tasks: usize,
     agent_limits: HashMap<String, usize>,
+    roles: crate::machine::Roles,
 }
 
 impl Builder {
+    /// Role membership (role → principals) used to authorize decisions.
+    pub fn roles(mut self, roles: crate::machine::Roles) -> Self {
+        self.roles = roles;
+        self
+    }
+
     /// The data directory of the sled store (created if missing).
     pub fn store_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.path = Some(path.into());
@@ -138,6 +198,7 @@ impl Builder {
             registry: self.registry,
             agent_names,
             definitions: load::Definitions::default(),
+            roles: self.roles,
             events,
             global_permits: Arc::new(tokio::sync::Semaphore::new(self.max_concurrent_tasks)),
             agent_permits: self
@@ -206,6 +267,7 @@ impl Engine {
             mode: Mode::Drive,
             max_concurrent_tasks: 64,
             agent_limits: HashMap::new(),
+            roles: crate::machine::Roles::default(),
         }
     }
 
@@ -355,6 +417,67 @@ impl Engine {
             },
         )
         .await
+    }
+
+    /// Takes a human decision at a gate (`gate` is `phase/gate`, a gate id, or
+    /// `None` for the one gate awaiting a decision). Authorized against the
+    /// gate's current escalation level, directly or through a role; refused
+    /// decisions append nothing.
+    pub async fn decide(
+        &self,
+        id: &str,
+        gate: Option<&str>,
+        request: DecisionRequest,
+    ) -> Result<DecisionOutcome, Error> {
+        self.request(|reply| Message::Decide {
+            id: id.to_owned(),
+            gate: gate.map(str::to_owned),
+            request,
+            reply,
+        })
+        .await
+    }
+
+    /// Moves an instance on as far as it can go now (starting phases whose
+    /// gates passed, evaluating gates) and reports what still blocks it.
+    pub async fn advance(&self, id: &str) -> Result<AdvanceReport, Error> {
+        self.request(|reply| Message::Advance {
+            id: id.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    /// Decisions people are waiting for, across instances (from the index,
+    /// without loading instances); with `principal`, only those they may take.
+    pub fn approvals(&self, principal: Option<&str>) -> Result<Vec<PendingApproval>, Error> {
+        let entries = self.shared.store.index_prefix(codec::APPROVAL_INDEX, b"")?;
+        let mut out = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let pending: PendingApproval = serde_json::from_slice(&value).map_err(|e| {
+                Error::Corrupt(format!(
+                    "approval index entry {}: {e}",
+                    String::from_utf8_lossy(&key)
+                ))
+            })?;
+            if let Some(principal) = principal {
+                let approvers: Vec<crate::plan::Principal> = pending
+                    .approvers
+                    .iter()
+                    .filter_map(|a| crate::plan::Principal::parse(a))
+                    .collect();
+                if self.shared.roles.allows(&approvers, principal).is_none() {
+                    continue;
+                }
+            }
+            out.push(pending);
+        }
+        Ok(out)
+    }
+
+    /// The role membership decisions are authorized against.
+    pub fn roles(&self) -> &crate::machine::Roles {
+        &self.shared.roles
     }
 
     /// The durable state of an instance and its workflow.

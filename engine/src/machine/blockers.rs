@@ -1,0 +1,184 @@
+//! What stands between an instance and its next step, in words: the answer
+//! of `phasegate advance` when it cannot move.
+
+use serde::Serialize;
+
+use super::gate::{self, GateStatus, Verdict};
+use super::{Instance, InstanceStatus, PhaseStatus, TaskStatus, Timestamp};
+use crate::plan::Workflow;
+
+/// One thing that blocks progress.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Blocker {
+    /// The phase concerned, if any.
+    pub phase: Option<String>,
+    /// The gate concerned, if any.
+    pub gate: Option<String>,
+    /// What blocks, and what would unblock it.
+    pub message: String,
+}
+
+fn blocker(phase: Option<&str>, gate: Option<&str>, message: String) -> Blocker {
+    Blocker {
+        phase: phase.map(str::to_owned),
+        gate: gate.map(str::to_owned),
+        message,
+    }
+}
+
+/// Everything that keeps the instance from moving on right now.
+pub fn blockers(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Vec<Blocker> {
+    let mut out = Vec::new();
+    match &instance.status {
+        InstanceStatus::Running => {}
+        InstanceStatus::Halted { by, at, .. } => out.push(blocker(
+            None,
+            None,
+            format!(
+                "halted by {by} at {at}; `phasegate resume {}` lets it go on",
+                instance.id
+            ),
+        )),
+        InstanceStatus::Completed { .. } => return out,
+        InstanceStatus::Failed { reason, .. } => out.push(blocker(
+            None,
+            None,
+            format!(
+                "failed: {reason}; `phasegate retry {}` redrives it",
+                instance.id
+            ),
+        )),
+        InstanceStatus::Cancelled { by, .. } => {
+            out.push(blocker(None, None, format!("cancelled by {by}")));
+            return out;
+        }
+    }
+    for &p in &workflow.phase_order {
+        let plan = &workflow.phases[p];
+        let phase = &instance.phases[p];
+        let id = phase.id.as_str();
+        match &phase.status {
+            PhaseStatus::Passed { .. } => {}
+            PhaseStatus::Pending => {
+                let waiting: Vec<String> = plan
+                    .after
+                    .iter()
+                    .filter(|&&u| !matches!(instance.phases[u].status, PhaseStatus::Passed { .. }))
+                    .map(|&u| {
+                        format!(
+                            "{} ({})",
+                            instance.phases[u].id,
+                            instance.phases[u].status.kind()
+                        )
+                    })
+                    .collect();
+                if !waiting.is_empty() {
+                    out.push(blocker(
+                        Some(id),
+                        None,
+                        format!("phase {id} waits for {}", waiting.join(", ")),
+                    ));
+                }
+            }
+            PhaseStatus::Running { .. } => {
+                let busy: Vec<String> = phase
+                    .tasks
+                    .iter()
+                    .zip(&plan.tasks)
+                    .filter(|(t, task_plan)| {
+                        !(task_plan.on_demand && matches!(t.status, TaskStatus::Pending))
+                    })
+                    .map(|(t, _)| t)
+                    .filter_map(|t| match &t.status {
+                        TaskStatus::Dispatched { attempt, .. } => {
+                            Some(format!("{} (attempt {attempt} running)", t.id))
+                        }
+                        TaskStatus::RetryWaiting { attempt, due, .. } => {
+                            Some(format!("{} (attempt {attempt} due {due})", t.id))
+                        }
+                        TaskStatus::Pending
+                        | TaskStatus::Cancelled { .. }
+                        | TaskStatus::Failed { .. } => {
+                            Some(format!("{} ({})", t.id, t.status.kind()))
+                        }
+                        TaskStatus::Succeeded { .. } | TaskStatus::Skipped { .. } => None,
+                    })
+                    .collect();
+                if !busy.is_empty() {
+                    out.push(blocker(
+                        Some(id),
+                        None,
+                        format!("phase {id} has work to finish: {}", busy.join(", ")),
+                    ));
+                }
+            }
+            PhaseStatus::AwaitingApproval { .. } | PhaseStatus::OnHold { .. } => {
+                for (g, gate) in phase.gates.iter().enumerate() {
+                    let gate_plan = &plan.gates[g];
+                    let criteria = gate
+                        .evaluation
+                        .as_ref()
+                        .map(|e| {
+                            e.criteria
+                                .iter()
+                                .filter(|c| c.verdict != Verdict::Pass)
+                                .map(|c| {
+                                    format!(
+                                        "{} `{}` {}",
+                                        match c.level {
+                                            crate::plan::Level::Must => "must",
+                                            crate::plan::Level::Should => "should",
+                                        },
+                                        c.label,
+                                        match c.verdict {
+                                            Verdict::Fail => "failed",
+                                            Verdict::Inconclusive =>
+                                                "is inconclusive (missing evidence)",
+                                            Verdict::Pass => "passed",
+                                        }
+                                    )
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                        .unwrap_or_default();
+                    let criteria = if criteria.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {}", criteria.join("; "))
+                    };
+                    match &gate.status {
+                        GateStatus::AwaitingDecision { level, deadline, approvals, .. } => {
+                            let Some(authority) = gate::authority(gate_plan, plan.owner.as_ref(), *level) else { continue };
+                            let who: Vec<String> = authority.approvers.iter().map(ToString::to_string).collect();
+                            let missing = (authority.required as usize).saturating_sub(approvals.len());
+                            let until = match deadline {
+                                Some(deadline) if *deadline > now => format!(" until {deadline}"),
+                                Some(deadline) => format!(" (deadline {deadline} passed)"),
+                                None => String::new(),
+                            };
+                            let have = if approvals.is_empty() { String::new() } else { format!(" (approved so far by {})", approvals.join(", ")) };
+                            out.push(blocker(
+                                Some(id),
+                                Some(&gate.id),
+                                format!("gate {id}/{} waits for {missing} more approval(s) from {} at level {level}{until}{have}{criteria}", gate.id, who.join(", ")),
+                            ));
+                        }
+                        GateStatus::OnHold { by, since } => out.push(blocker(
+                            Some(id),
+                            Some(&gate.id),
+                            format!("gate {id}/{} is on hold since {since} (by {by}): remediate, then `phasegate retry {} [TASK]` re-runs tasks and evaluates the gate again{criteria}", gate.id, instance.id),
+                        )),
+                        GateStatus::Failed { reason, .. } => out.push(blocker(Some(id), Some(&gate.id), format!("gate {id}/{} failed: {reason}", gate.id))),
+                        GateStatus::Pending | GateStatus::Passed { .. } => {}
+                    }
+                }
+            }
+            PhaseStatus::Failed { reason, .. } => out.push(blocker(
+                Some(id),
+                None,
+                format!("phase {id} failed: {reason}"),
+            )),
+        }
+    }
+    out
+}

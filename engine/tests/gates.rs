@@ -84,12 +84,6 @@ fn request(kind: DecisionKind, principal: &str, comment: &str) -> DecisionReques
     }
 }
 
-fn gate_status(engine: &Engine, id: &str) -> GateStatus {
-    engine.instance(id).expect("loads").0.phases[0].gates[0]
-        .status
-        .clone()
-}
-
 fn events(engine: &Engine, id: &str) -> usize {
     engine.history(id).expect("history").len()
 }

@@ -35,6 +35,40 @@ pub enum Effect {
         /// Why, for the TaskCancelled event.
         reason: String,
     },
+    /// Run a gate approval's `notify` step: the gate started waiting,
+    /// escalated or timed out.
+    Notify {
+        /// Phase index.
+        phase: usize,
+        /// Gate index within the phase.
+        gate: usize,
+        /// What happened, e.g. `awaiting_decision`.
+        what: String,
+    },
+}
+
+/// A notification effect when the gate's approval asks for one.
+fn notify(workflow: &Workflow, p: usize, g: usize, what: &str, status: &GateStatus) -> Vec<Effect> {
+    let wants = workflow.phases[p].gates[g]
+        .approval
+        .as_ref()
+        .is_some_and(|a| a.notify.is_some());
+    let relevant = matches!(
+        status,
+        GateStatus::AwaitingDecision { .. }
+            | GateStatus::OnHold { .. }
+            | GateStatus::Failed { .. }
+            | GateStatus::Passed { .. }
+    );
+    if wants && relevant {
+        vec![Effect::Notify {
+            phase: p,
+            gate: g,
+            what: what.to_owned(),
+        }]
+    } else {
+        Vec::new()
+    }
 }
 
 fn phase_index(workflow: &Workflow, event: &Event, id: &str) -> Result<usize, Rejected> {
@@ -590,11 +624,16 @@ pub fn step(
             } else {
                 GateStatus::Passed { at, by: Vec::new() }
             };
+            let effects = if matches!(status, GateStatus::AwaitingDecision { .. }) {
+                notify(workflow, p, g, "awaiting_decision", &status)
+            } else {
+                Vec::new()
+            };
             let state = &mut instance.phases[p].gates[g];
             state.evaluation = Some(evaluation.clone());
             state.status = status;
             settle_phase(&mut instance.phases[p], at);
-            Vec::new()
+            effects
         }
         Event::DecisionRecorded {
             phase,
@@ -687,10 +726,15 @@ pub fn step(
                 }
             };
             let state = &mut instance.phases[p].gates[g];
+            let effects = if decision.kind == DecisionKind::Escalate {
+                notify(workflow, p, g, "escalated", &status)
+            } else {
+                Vec::new()
+            };
             state.decisions.push((at, decision.clone()));
             state.status = status;
             settle_phase(&mut instance.phases[p], at);
-            Vec::new()
+            effects
         }
         Event::GateTimedOut {
             phase,
@@ -754,10 +798,20 @@ pub fn step(
                     },
                 },
             };
+            let what = format!(
+                "timed_out: {}",
+                match action {
+                    OnTimeout::Escalate => "escalate",
+                    OnTimeout::Reject => "reject",
+                    OnTimeout::Hold => "hold",
+                    OnTimeout::Approve => "approve",
+                }
+            );
+            let effects = notify(workflow, p, g, &what, &status);
             let state = &mut instance.phases[p].gates[g];
             state.status = status;
             settle_phase(&mut instance.phases[p], at);
-            Vec::new()
+            effects
         }
         Event::PhaseFailed { phase, reason } => {
             require_running(instance, event)?;

@@ -1127,6 +1127,11 @@ impl Driver {
                         running.token.cancel();
                     }
                 }
+                Effect::Notify { phase, gate, what } => {
+                    if self.mode == Mode::Drive && self.shutdown.is_none() {
+                        self.notify(id, phase, gate, &what);
+                    }
+                }
             }
         }
     }
@@ -1323,6 +1328,86 @@ fn find_gate(
                 }
             }
         }
+    }
+}
+
+impl Driver {
+    /// Runs a gate approval's `notify` step in the background. The
+    /// notification goes into the step's parameters as `json` (what the
+    /// `http` agent posts) and `stdin` (what `exec` reads) unless the
+    /// definition set those; failures are retried by the step's policy and
+    /// logged, never recorded as state (a notification does not change the
+    /// decision it announces).
+    fn notify(&self, id: &str, p: usize, g: usize, what: &str) {
+        let Some(cell) = self.cells.get(id) else {
+            return;
+        };
+        let plan = &cell.workflow.phases[p];
+        let Some(step) = plan.gates[g]
+            .approval
+            .as_ref()
+            .and_then(|a| a.notify.clone())
+        else {
+            return;
+        };
+        let gate = &cell.instance.phases[p].gates[g];
+        let (level, deadline) = match &gate.status {
+            crate::machine::GateStatus::AwaitingDecision {
+                level, deadline, ..
+            } => (Some(*level), *deadline),
+            _ => (None, None),
+        };
+        let authority = level
+            .and_then(|l| crate::machine::gate::authority(&plan.gates[g], plan.owner.as_ref(), l));
+        let notification = json!({
+            "instance": id,
+            "workflow": cell.instance.workflow,
+            "phase": plan.id,
+            "gate": plan.gates[g].id,
+            "what": what,
+            "status": gate.status.kind(),
+            "level": level,
+            "deadline": deadline.map(|d| d.to_string()),
+            "approvers": authority.map(|a| a.approvers.iter().map(ToString::to_string).collect::<Vec<_>>()).unwrap_or_default(),
+            "text": format!("phasegate: {id} gate {}/{} {what}", plan.id, plan.gates[g].id),
+        });
+        let mut params = step.params.clone();
+        params.entry("json").or_insert_with(|| notification.clone());
+        params
+            .entry("stdin")
+            .or_insert_with(|| notification.clone());
+        let Some(agent) = self.shared.registry.get(&step.agent) else {
+            warn!(instance = id, agent = %step.agent, "notify: the agent is not registered");
+            return;
+        };
+        let key = format!("{id}/{}/{}/notify/{what}", plan.id, plan.gates[g].id);
+        let instance = id.to_owned();
+        tokio::spawn(async move {
+            for attempt in 1..=step.retry.max_attempts.max(1) {
+                let request = TaskRequest {
+                    instance: instance.clone(),
+                    task: step.id.clone(),
+                    attempt,
+                    idempotency_key: key.clone(),
+                    params: params.clone(),
+                    timeout: step.timeout,
+                };
+                match run_attempt(Arc::clone(&agent), request, CancellationToken::new()).await {
+                    Outcome::Succeeded { .. } => {
+                        info!(instance = %instance, step = %step.id, "notification sent");
+                        return;
+                    }
+                    Outcome::Failed { error, retryable } => {
+                        warn!(instance = %instance, step = %step.id, attempt, %error, "notification failed");
+                        if !retryable {
+                            return;
+                        }
+                        tokio::time::sleep(step.retry.delay(attempt + 1, 0.5)).await;
+                    }
+                    Outcome::Cancelled { .. } => return,
+                }
+            }
+        });
     }
 }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::builtin::{ExecAgent, HttpAgent, NoopAgent, SleepAgent};
+use crate::builtin::{ExecAgent, HttpAgent, NoopAgent, PrometheusAgent, SleepAgent, WebhookAgent};
 use crate::Agent;
 
 /// Agents by name. Registration is explicit: nothing is discovered at link
@@ -19,13 +19,16 @@ impl Registry {
         Self::default()
     }
 
-    /// The built-in agents of this crate: `exec`, `http`, `noop`, `sleep`.
+    /// The built-in agents of this crate: `exec`, `http`, `noop`, `sleep`,
+    /// `prometheus`, `webhook`.
     pub fn with_builtins() -> Self {
         let mut registry = Self::new();
         registry.register(Arc::new(ExecAgent));
         registry.register(Arc::new(HttpAgent::new()));
         registry.register(Arc::new(NoopAgent));
         registry.register(Arc::new(SleepAgent));
+        registry.register(Arc::new(PrometheusAgent::new()));
+        registry.register(Arc::new(WebhookAgent::new()));
         registry
     }
 

@@ -230,7 +230,7 @@ fn the_registry_holds_the_builtins_by_name() {
     let registry = Registry::with_builtins();
     assert_eq!(
         registry.names().collect::<Vec<_>>(),
-        ["exec", "http", "noop", "sleep"]
+        ["exec", "http", "noop", "prometheus", "sleep", "webhook"]
     );
     for name in registry.names() {
         assert!(
@@ -238,4 +238,178 @@ fn the_registry_holds_the_builtins_by_name() {
             "{name} missing from BUILTIN_AGENTS"
         );
     }
+}
+
+/// A loopback server answering each request with `body` and `status`, keeping
+/// the raw requests for inspection.
+async fn recording_server(
+    status: u16,
+    body: &'static str,
+) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let log = Arc::clone(&log);
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 16384];
+                let n = socket.read(&mut buffer).await.unwrap_or(0);
+                log.lock()
+                    .expect("log")
+                    .push(String::from_utf8_lossy(&buffer[..n]).into_owned());
+                let response = format!("HTTP/1.1 {status} Stub\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (format!("http://{address}"), seen)
+}
+
+const VECTOR: &str = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"job":"api"},"value":[1700000000.1,"0.125"]}]}}"#;
+const EMPTY: &str = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+const MATRIX: &str = r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"1"],[2,"2"],[3,"6"]]}]}}"#;
+const BAD_QUERY: &str = r#"{"status":"error","errorType":"bad_data","error":"1:5: parse error: unexpected end of input"}"#;
+
+#[tokio::test]
+async fn prometheus_conforms_and_reads_vectors_matrices_and_errors() {
+    use phasegate_agents::PrometheusAgent;
+    let (url, seen) = recording_server(200, VECTOR).await;
+    assert_conforms(Case {
+        agent: Arc::new(PrometheusAgent::new()),
+        succeeds: params(json!({"url": url, "query": "sum(rate(http_errors_total[1m]))"})),
+        invalid: params(json!({"url": url, "query": ""})),
+        slow: Some(params(json!({"url": silent_server().await, "query": "up"}))),
+    })
+    .await;
+    let output = PrometheusAgent::new()
+        .run(
+            request(params(json!({"url": url, "query": "up"}))),
+            TaskContext::detached(),
+        )
+        .await
+        .expect("vector");
+    assert_eq!(output.0["value"], 0.125);
+    assert_eq!(output.0["series"][0]["metric"]["job"], "api");
+    assert!(seen
+        .lock()
+        .expect("log")
+        .last()
+        .expect("request")
+        .starts_with("GET /api/v1/query?query=up "));
+
+    let (empty, _) = recording_server(200, EMPTY).await;
+    let output = PrometheusAgent::new()
+        .run(
+            request(params(json!({"url": empty, "query": "up"}))),
+            TaskContext::detached(),
+        )
+        .await
+        .expect("empty");
+    assert!(
+        output.0["value"].is_null(),
+        "no data is null, for watches to judge"
+    );
+
+    let (matrix, seen) = recording_server(200, MATRIX).await;
+    let output = PrometheusAgent::new()
+        .run(request(params(json!({"url": matrix, "query": "up", "range": "5m", "step": "30s", "reduce": "avg"}))), TaskContext::detached())
+        .await
+        .expect("matrix");
+    assert_eq!(output.0["value"], 3.0);
+    assert!(seen
+        .lock()
+        .expect("log")
+        .last()
+        .expect("request")
+        .contains("/api/v1/query_range?"));
+
+    let (bad, _) = recording_server(400, BAD_QUERY).await;
+    let error = PrometheusAgent::new()
+        .run(
+            request(params(json!({"url": bad, "query": "sum("}))),
+            TaskContext::detached(),
+        )
+        .await
+        .expect_err("bad query");
+    assert_eq!(
+        error,
+        Error::Permanent(
+            "prometheus bad_data: 1:5: parse error: unexpected end of input".to_owned()
+        )
+    );
+}
+
+#[tokio::test]
+async fn webhook_conforms_and_keeps_secrets_out_of_outputs_and_errors() {
+    use phasegate_agents::WebhookAgent;
+    let (url, seen) = recording_server(200, "{}").await;
+    std::env::set_var(
+        "PHASEGATE_TEST_HOOK_OK",
+        format!("{url}/services/T000/token-secret-123"),
+    );
+    std::env::set_var("PHASEGATE_TEST_HOOK_TOKEN", "Bearer sk-very-secret");
+    assert_conforms(Case {
+        agent: Arc::new(WebhookAgent::new()),
+        succeeds: params(json!({"url_env": "PHASEGATE_TEST_HOOK_OK", "json": {"text": "hi"}, "headers_env": {"Authorization": "PHASEGATE_TEST_HOOK_TOKEN"}})),
+        invalid: params(json!({"url": "https://example.invalid/x", "url_env": "X"})),
+        slow: Some(params(json!({"url": silent_server().await, "timeout": "60s"}))),
+    })
+    .await;
+    let output = WebhookAgent::new()
+        .run(request(params(json!({"url_env": "PHASEGATE_TEST_HOOK_OK", "json": {"text": "release r1 needs approval"}, "headers_env": {"Authorization": "PHASEGATE_TEST_HOOK_TOKEN"}}))), TaskContext::detached())
+        .await
+        .expect("posts");
+    let shown = output.0.to_string();
+    assert!(!shown.contains("secret"), "{shown}");
+    let sent = seen.lock().expect("log").last().cloned().expect("request");
+    assert!(
+        sent.starts_with("POST /services/T000/token-secret-123 "),
+        "{sent}"
+    );
+    assert!(
+        sent.to_ascii_lowercase()
+            .contains("authorization: bearer sk-very-secret"),
+        "{sent}"
+    );
+    assert!(
+        sent.contains(r#"{"text":"release r1 needs approval"}"#),
+        "{sent}"
+    );
+
+    let (failing, _) = recording_server(503, "{}").await;
+    std::env::set_var(
+        "PHASEGATE_TEST_HOOK_DOWN",
+        format!("{failing}/hook/token-secret-456"),
+    );
+    let error = WebhookAgent::new()
+        .run(
+            request(params(json!({"url_env": "PHASEGATE_TEST_HOOK_DOWN"}))),
+            TaskContext::detached(),
+        )
+        .await
+        .expect_err("503");
+    assert_eq!(
+        error,
+        Error::Retryable(
+            "the webhook at the URL in $PHASEGATE_TEST_HOOK_DOWN answered 503".to_owned()
+        )
+    );
+    let error = WebhookAgent::new()
+        .run(
+            request(params(json!({"url_env": "PHASEGATE_TEST_HOOK_UNSET"}))),
+            TaskContext::detached(),
+        )
+        .await
+        .expect_err("unset");
+    assert!(
+        matches!(&error, Error::Permanent(m) if m.contains("PHASEGATE_TEST_HOOK_UNSET") && m.contains("is not set")),
+        "{error:?}"
+    );
 }

@@ -4,7 +4,11 @@ mod exec;
 mod http;
 mod noop;
 mod params;
+mod prometheus;
+mod webhook;
 
 pub use exec::ExecAgent;
 pub use http::HttpAgent;
 pub use noop::{NoopAgent, SleepAgent};
+pub use prometheus::PrometheusAgent;
+pub use webhook::WebhookAgent;

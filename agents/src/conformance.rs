@@ -44,62 +44,39 @@ pub async fn check(case: &Case) -> Vec<String> {
     let mut failures = Vec::new();
     let agent = &case.agent;
     let name = agent.name().to_owned();
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        failures.push(format!(
-            "name `{name}` must be a non-empty plain identifier"
-        ));
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        failures.push(format!("name `{name}` must be a non-empty plain identifier"));
     }
 
     // MUST accept the parameters it succeeds with, and return JSON within the size bound.
     if let Err(message) = agent.check_params(&case.succeeds) {
-        failures.push(format!(
-            "{name}: check_params refused the succeeding parameters: {message}"
-        ));
+        failures.push(format!("{name}: check_params refused the succeeding parameters: {message}"));
     }
-    match agent
-        .run(request(&case.succeeds, 1), TaskContext::detached())
-        .await
-    {
+    match agent.run(request(&case.succeeds, 1), TaskContext::detached()).await {
         Ok(output) => {
-            let size = serde_json::to_vec(&output.0)
-                .map(|bytes| bytes.len())
-                .unwrap_or(usize::MAX);
+            let size = serde_json::to_vec(&output.0).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
             if size > MAX_OUTPUT_BYTES {
-                failures.push(format!(
-                    "{name}: output of {size} bytes exceeds {MAX_OUTPUT_BYTES}"
-                ));
+                failures.push(format!("{name}: output of {size} bytes exceeds {MAX_OUTPUT_BYTES}"));
             }
         }
         Err(error) => failures.push(format!("{name}: the succeeding case failed: {error}")),
     }
     // MUST be safe to run again with the same idempotency key.
-    if let Err(error) = agent
-        .run(request(&case.succeeds, 1), TaskContext::detached())
-        .await
-    {
-        failures.push(format!(
-            "{name}: a repeated attempt with the same key failed: {error}"
-        ));
+    if let Err(error) = agent.run(request(&case.succeeds, 1), TaskContext::detached()).await {
+        failures.push(format!("{name}: a repeated attempt with the same key failed: {error}"));
     }
 
     // MUST refuse bad parameters up front and permanently at run time.
     match agent.check_params(&case.invalid) {
-        Ok(()) => failures.push(format!(
-            "{name}: check_params accepted invalid parameters {}",
-            Value::Object(case.invalid.clone())
-        )),
-        Err(message) if message.trim().is_empty() => {
-            failures.push(format!("{name}: check_params gave an empty message"))
-        }
+        Ok(()) => failures.push(format!("{name}: check_params accepted invalid parameters {}", Value::Object(case.invalid.clone()))),
+        Err(message) if message.trim().is_empty() => failures.push(format!("{name}: check_params gave an empty message")),
         Err(_) => {}
     }
     match agent.run(request(&case.invalid, 1), TaskContext::detached()).await {
         Err(Error::Permanent(_)) => {}
-        Err(Error::Retryable(message)) => failures.push(format!("{name}: invalid parameters gave a retryable error ({message}); retrying cannot fix them")),
+        Err(Error::Retryable(message)) => {
+            failures.push(format!("{name}: invalid parameters gave a retryable error ({message}); retrying cannot fix them"))
+        }
         Ok(_) => failures.push(format!("{name}: invalid parameters succeeded")),
     }
 
@@ -115,13 +92,9 @@ pub async fn check(case: &Case) -> Vec<String> {
             })
         };
         match tokio::time::timeout(CANCEL_GRACE, agent.run(request(slow, 1), context)).await {
-            Ok(Ok(_)) => failures.push(format!(
-                "{name}: the slow case finished instead of being cancelled; make it slower"
-            )),
+            Ok(Ok(_)) => failures.push(format!("{name}: the slow case finished instead of being cancelled; make it slower")),
             Ok(Err(_)) => {}
-            Err(_) => failures.push(format!(
-                "{name}: did not stop within {CANCEL_GRACE:?} of cancellation"
-            )),
+            Err(_) => failures.push(format!("{name}: did not stop within {CANCEL_GRACE:?} of cancellation")),
         }
         let _ = canceller.await;
     }

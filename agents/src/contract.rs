@@ -63,9 +63,7 @@ impl TaskContext {
 
 impl fmt::Debug for TaskContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TaskContext")
-            .field("cancelled", &self.cancel.is_cancelled())
-            .finish()
+        f.debug_struct("TaskContext").field("cancelled", &self.cancel.is_cancelled()).finish()
     }
 }
 

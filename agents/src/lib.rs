@@ -17,19 +17,9 @@ mod contract;
 mod registry;
 
 pub use builtin::{ExecAgent, HttpAgent, NoopAgent, PrometheusAgent, SleepAgent, WebhookAgent};
-pub use contract::{
-    Agent, Error, Heartbeat, TaskContext, TaskOutput, TaskRequest, MAX_OUTPUT_BYTES,
-};
+pub use contract::{Agent, Error, Heartbeat, TaskContext, TaskOutput, TaskRequest, MAX_OUTPUT_BYTES};
 pub use registry::Registry;
 
 /// Names of the agents every phasegate build registers (the ones not yet
 /// implemented by this crate are provided by the engine as it grows).
-pub const BUILTIN_AGENTS: &[&str] = &[
-    "exec",
-    "http",
-    "prometheus",
-    "webhook",
-    "plugin",
-    "noop",
-    "sleep",
-];
+pub const BUILTIN_AGENTS: &[&str] = &["exec", "http", "prometheus", "webhook", "plugin", "noop", "sleep"];

@@ -4,9 +4,7 @@
 use std::sync::Arc;
 
 use phasegate_agents::conformance::{check, Case};
-use phasegate_agents::{
-    Agent, Error, ExecAgent, HttpAgent, NoopAgent, Registry, SleepAgent, TaskContext, TaskRequest,
-};
+use phasegate_agents::{Agent, Error, ExecAgent, HttpAgent, NoopAgent, Registry, SleepAgent, TaskContext, TaskRequest};
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -27,20 +25,13 @@ fn request(params: Map<String, Value>) -> TaskRequest {
 
 async fn assert_conforms(case: Case) {
     let failures = check(&case).await;
-    assert!(
-        failures.is_empty(),
-        "{} does not conform:\n{}",
-        case.agent.name(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} does not conform:\n{}", case.agent.name(), failures.join("\n"));
 }
 
 /// A loopback HTTP server answering every request with `status` and `body`;
 /// returns its base URL. Enough for the agent's tests, no more.
 async fn stub_server(status: u16, body: &'static str) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
     tokio::spawn(async move {
         loop {
@@ -86,9 +77,7 @@ async fn http_conforms() {
 }
 
 async fn silent_server() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
     tokio::spawn(async move {
         let mut held = Vec::new();
@@ -121,13 +110,8 @@ async fn noop_and_sleep_conform() {
 async fn exec_passes_argv_verbatim_and_reads_json_output() {
     // An argument full of shell syntax reaches the program untouched.
     let hostile = "$(touch /tmp/pwned); `id` && echo \"quoted\" | cat";
-    let output = ExecAgent
-        .run(
-            request(params(json!({"argv": ["printf", "%s", hostile]}))),
-            TaskContext::detached(),
-        )
-        .await
-        .expect("printf runs");
+    let output =
+        ExecAgent.run(request(params(json!({"argv": ["printf", "%s", hostile]}))), TaskContext::detached()).await.expect("printf runs");
     assert_eq!(output.0["stdout"], hostile);
     let output = ExecAgent
         .run(request(params(json!({"argv": ["sh", "-c", "printf '{\"key\": \"%s\", \"attempt\": %s}' \"$PHASEGATE_IDEMPOTENCY_KEY\" \"$PHASEGATE_ATTEMPT\""]}))), TaskContext::detached())
@@ -139,29 +123,15 @@ async fn exec_passes_argv_verbatim_and_reads_json_output() {
 #[tokio::test]
 async fn exec_failures_carry_stderr_and_their_kind() {
     let error = ExecAgent
-        .run(
-            request(params(
-                json!({"argv": ["sh", "-c", "echo boom >&2; exit 3"]}),
-            )),
-            TaskContext::detached(),
-        )
+        .run(request(params(json!({"argv": ["sh", "-c", "echo boom >&2; exit 3"]}))), TaskContext::detached())
         .await
         .expect_err("exit 3 fails");
-    assert_eq!(
-        error,
-        Error::Retryable("`sh` exited with status 3; stderr: boom".to_owned())
-    );
+    assert_eq!(error, Error::Retryable("`sh` exited with status 3; stderr: boom".to_owned()));
     let error = ExecAgent
-        .run(
-            request(params(json!({"argv": ["/nonexistent/program"]}))),
-            TaskContext::detached(),
-        )
+        .run(request(params(json!({"argv": ["/nonexistent/program"]}))), TaskContext::detached())
         .await
         .expect_err("missing program");
-    assert!(
-        matches!(&error, Error::Permanent(m) if m.starts_with("cannot run `/nonexistent/program`")),
-        "{error:?}"
-    );
+    assert!(matches!(&error, Error::Permanent(m) if m.starts_with("cannot run `/nonexistent/program`")), "{error:?}");
 }
 
 #[tokio::test]
@@ -179,76 +149,42 @@ async fn exec_uses_env_cwd_and_stdin() {
         )
         .await
         .expect("runs");
-    let expected = format!(
-        "hi|{}|from stdin",
-        dir.path().canonicalize().expect("canonical").display()
-    );
+    let expected = format!("hi|{}|from stdin", dir.path().canonicalize().expect("canonical").display());
     assert_eq!(output.0["stdout"], expected);
 }
 
 #[tokio::test]
 async fn http_reports_status_latency_and_mismatches() {
     let url = stub_server(503, "{\"status\": \"degraded\"}").await;
-    let error = HttpAgent::new()
-        .run(
-            request(params(json!({"url": url}))),
-            TaskContext::detached(),
-        )
-        .await
-        .expect_err("503");
-    assert!(
-        matches!(&error, Error::Retryable(m) if m.contains("answered 503")),
-        "{error:?}"
-    );
+    let error = HttpAgent::new().run(request(params(json!({"url": url}))), TaskContext::detached()).await.expect_err("503");
+    assert!(matches!(&error, Error::Retryable(m) if m.contains("answered 503")), "{error:?}");
     let output = HttpAgent::new()
-        .run(
-            request(params(json!({"url": url, "expect_status": [503]}))),
-            TaskContext::detached(),
-        )
+        .run(request(params(json!({"url": url, "expect_status": [503]}))), TaskContext::detached())
         .await
         .expect("503 expected");
     assert_eq!(output.0["status"], 503);
     assert_eq!(output.0["body"], json!({"status": "degraded"}));
     assert!(output.0["latency_ms"].is_u64());
     let error = HttpAgent::new()
-        .run(
-            request(params(
-                json!({"url": url, "expect_status": 503, "expect_json": {"/status": "ok"}}),
-            )),
-            TaskContext::detached(),
-        )
+        .run(request(params(json!({"url": url, "expect_status": 503, "expect_json": {"/status": "ok"}}))), TaskContext::detached())
         .await
         .expect_err("json mismatch");
-    assert_eq!(
-        error.message(),
-        format!("{url}: `/status` is \"degraded\", expected \"ok\"")
-    );
+    assert_eq!(error.message(), format!("{url}: `/status` is \"degraded\", expected \"ok\""));
 }
 
 #[test]
 fn the_registry_holds_the_builtins_by_name() {
     let registry = Registry::with_builtins();
-    assert_eq!(
-        registry.names().collect::<Vec<_>>(),
-        ["exec", "http", "noop", "prometheus", "sleep", "webhook"]
-    );
+    assert_eq!(registry.names().collect::<Vec<_>>(), ["exec", "http", "noop", "prometheus", "sleep", "webhook"]);
     for name in registry.names() {
-        assert!(
-            phasegate_agents::BUILTIN_AGENTS.contains(&name),
-            "{name} missing from BUILTIN_AGENTS"
-        );
+        assert!(phasegate_agents::BUILTIN_AGENTS.contains(&name), "{name} missing from BUILTIN_AGENTS");
     }
 }
 
 /// A loopback server answering each request with `body` and `status`, keeping
 /// the raw requests for inspection.
-async fn recording_server(
-    status: u16,
-    body: &'static str,
-) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+async fn recording_server(status: u16, body: &'static str) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
@@ -261,10 +197,11 @@ async fn recording_server(
             tokio::spawn(async move {
                 let mut buffer = vec![0u8; 16384];
                 let n = socket.read(&mut buffer).await.unwrap_or(0);
-                log.lock()
-                    .expect("log")
-                    .push(String::from_utf8_lossy(&buffer[..n]).into_owned());
-                let response = format!("HTTP/1.1 {status} Stub\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                log.lock().expect("log").push(String::from_utf8_lossy(&buffer[..n]).into_owned());
+                let response = format!(
+                    "HTTP/1.1 {status} Stub\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
                 let _ = socket.write_all(response.as_bytes()).await;
             });
         }
@@ -272,7 +209,8 @@ async fn recording_server(
     (format!("http://{address}"), seen)
 }
 
-const VECTOR: &str = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"job":"api"},"value":[1700000000.1,"0.125"]}]}}"#;
+const VECTOR: &str =
+    r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"job":"api"},"value":[1700000000.1,"0.125"]}]}}"#;
 const EMPTY: &str = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
 const MATRIX: &str = r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"1"],[2,"2"],[3,"6"]]}]}}"#;
 const BAD_QUERY: &str = r#"{"status":"error","errorType":"bad_data","error":"1:5: parse error: unexpected end of input"}"#;
@@ -288,34 +226,16 @@ async fn prometheus_conforms_and_reads_vectors_matrices_and_errors() {
         slow: Some(params(json!({"url": silent_server().await, "query": "up"}))),
     })
     .await;
-    let output = PrometheusAgent::new()
-        .run(
-            request(params(json!({"url": url, "query": "up"}))),
-            TaskContext::detached(),
-        )
-        .await
-        .expect("vector");
+    let output =
+        PrometheusAgent::new().run(request(params(json!({"url": url, "query": "up"}))), TaskContext::detached()).await.expect("vector");
     assert_eq!(output.0["value"], 0.125);
     assert_eq!(output.0["series"][0]["metric"]["job"], "api");
-    assert!(seen
-        .lock()
-        .expect("log")
-        .last()
-        .expect("request")
-        .starts_with("GET /api/v1/query?query=up "));
+    assert!(seen.lock().expect("log").last().expect("request").starts_with("GET /api/v1/query?query=up "));
 
     let (empty, _) = recording_server(200, EMPTY).await;
-    let output = PrometheusAgent::new()
-        .run(
-            request(params(json!({"url": empty, "query": "up"}))),
-            TaskContext::detached(),
-        )
-        .await
-        .expect("empty");
-    assert!(
-        output.0["value"].is_null(),
-        "no data is null, for watches to judge"
-    );
+    let output =
+        PrometheusAgent::new().run(request(params(json!({"url": empty, "query": "up"}))), TaskContext::detached()).await.expect("empty");
+    assert!(output.0["value"].is_null(), "no data is null, for watches to judge");
 
     let (matrix, seen) = recording_server(200, MATRIX).await;
     let output = PrometheusAgent::new()
@@ -323,37 +243,21 @@ async fn prometheus_conforms_and_reads_vectors_matrices_and_errors() {
         .await
         .expect("matrix");
     assert_eq!(output.0["value"], 3.0);
-    assert!(seen
-        .lock()
-        .expect("log")
-        .last()
-        .expect("request")
-        .contains("/api/v1/query_range?"));
+    assert!(seen.lock().expect("log").last().expect("request").contains("/api/v1/query_range?"));
 
     let (bad, _) = recording_server(400, BAD_QUERY).await;
     let error = PrometheusAgent::new()
-        .run(
-            request(params(json!({"url": bad, "query": "sum("}))),
-            TaskContext::detached(),
-        )
+        .run(request(params(json!({"url": bad, "query": "sum("}))), TaskContext::detached())
         .await
         .expect_err("bad query");
-    assert_eq!(
-        error,
-        Error::Permanent(
-            "prometheus bad_data: 1:5: parse error: unexpected end of input".to_owned()
-        )
-    );
+    assert_eq!(error, Error::Permanent("prometheus bad_data: 1:5: parse error: unexpected end of input".to_owned()));
 }
 
 #[tokio::test]
 async fn webhook_conforms_and_keeps_secrets_out_of_outputs_and_errors() {
     use phasegate_agents::WebhookAgent;
     let (url, seen) = recording_server(200, "{}").await;
-    std::env::set_var(
-        "PHASEGATE_TEST_HOOK_OK",
-        format!("{url}/services/T000/token-secret-123"),
-    );
+    std::env::set_var("PHASEGATE_TEST_HOOK_OK", format!("{url}/services/T000/token-secret-123"));
     std::env::set_var("PHASEGATE_TEST_HOOK_TOKEN", "Bearer sk-very-secret");
     assert_conforms(Case {
         agent: Arc::new(WebhookAgent::new()),
@@ -369,47 +273,20 @@ async fn webhook_conforms_and_keeps_secrets_out_of_outputs_and_errors() {
     let shown = output.0.to_string();
     assert!(!shown.contains("secret"), "{shown}");
     let sent = seen.lock().expect("log").last().cloned().expect("request");
-    assert!(
-        sent.starts_with("POST /services/T000/token-secret-123 "),
-        "{sent}"
-    );
-    assert!(
-        sent.to_ascii_lowercase()
-            .contains("authorization: bearer sk-very-secret"),
-        "{sent}"
-    );
-    assert!(
-        sent.contains(r#"{"text":"release r1 needs approval"}"#),
-        "{sent}"
-    );
+    assert!(sent.starts_with("POST /services/T000/token-secret-123 "), "{sent}");
+    assert!(sent.to_ascii_lowercase().contains("authorization: bearer sk-very-secret"), "{sent}");
+    assert!(sent.contains(r#"{"text":"release r1 needs approval"}"#), "{sent}");
 
     let (failing, _) = recording_server(503, "{}").await;
-    std::env::set_var(
-        "PHASEGATE_TEST_HOOK_DOWN",
-        format!("{failing}/hook/token-secret-456"),
-    );
+    std::env::set_var("PHASEGATE_TEST_HOOK_DOWN", format!("{failing}/hook/token-secret-456"));
     let error = WebhookAgent::new()
-        .run(
-            request(params(json!({"url_env": "PHASEGATE_TEST_HOOK_DOWN"}))),
-            TaskContext::detached(),
-        )
+        .run(request(params(json!({"url_env": "PHASEGATE_TEST_HOOK_DOWN"}))), TaskContext::detached())
         .await
         .expect_err("503");
-    assert_eq!(
-        error,
-        Error::Retryable(
-            "the webhook at the URL in $PHASEGATE_TEST_HOOK_DOWN answered 503".to_owned()
-        )
-    );
+    assert_eq!(error, Error::Retryable("the webhook at the URL in $PHASEGATE_TEST_HOOK_DOWN answered 503".to_owned()));
     let error = WebhookAgent::new()
-        .run(
-            request(params(json!({"url_env": "PHASEGATE_TEST_HOOK_UNSET"}))),
-            TaskContext::detached(),
-        )
+        .run(request(params(json!({"url_env": "PHASEGATE_TEST_HOOK_UNSET"}))), TaskContext::detached())
         .await
         .expect_err("unset");
-    assert!(
-        matches!(&error, Error::Permanent(m) if m.contains("PHASEGATE_TEST_HOOK_UNSET") && m.contains("is not set")),
-        "{error:?}"
-    );
+    assert!(matches!(&error, Error::Permanent(m) if m.contains("PHASEGATE_TEST_HOOK_UNSET") && m.contains("is not set")), "{error:?}");
 }

@@ -45,13 +45,9 @@ pub struct Limits {
 impl Config {
     /// Reads a configuration file; the error names the file, line and problem.
     pub fn read(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|error| {
-            format!("{}: cannot read the configuration: {error}", path.display())
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|error| format!("{}: cannot read the configuration: {error}", path.display()))?;
         toml::from_str(&text).map_err(|error| {
-            let line = error
-                .span()
-                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+            let line = error.span().map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
             match line {
                 Some(line) => format!("{}:{line}: {}", path.display(), error.message().trim()),
                 None => format!("{}: {}", path.display(), error.message().trim()),
@@ -61,16 +57,6 @@ impl Config {
 
     /// The role membership for authorization.
     pub fn roles(&self) -> Roles {
-        Roles(
-            self.roles
-                .iter()
-                .map(|(role, members)| {
-                    (
-                        role.clone(),
-                        members.iter().cloned().collect::<BTreeSet<_>>(),
-                    )
-                })
-                .collect(),
-        )
+        Roles(self.roles.iter().map(|(role, members)| (role.clone(), members.iter().cloned().collect::<BTreeSet<_>>())).collect())
     }
 }

@@ -99,10 +99,7 @@ impl fmt::Display for CompileError {
 
 impl CompileError {
     fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            hint: Some(hint.into()),
-        }
+        Self { message: message.into(), hint: Some(hint.into()) }
     }
 }
 
@@ -110,41 +107,24 @@ impl Expr {
     /// Parses `source` and checks it against the workflow's names.
     pub fn compile(source: &str, names: &Names, scope: Scope) -> Result<Self, CompileError> {
         if source.trim().is_empty() {
-            return Err(CompileError::new(
-                "the expression is empty",
-                "write a condition such as `vars.x > 1`",
-            ));
+            return Err(CompileError::new("the expression is empty", "write a condition such as `vars.x > 1`"));
         }
         if source.len() > MAX_SOURCE_BYTES {
             return Err(CompileError::new(
-                format!(
-                    "the expression is {} bytes long; the limit is {MAX_SOURCE_BYTES}",
-                    source.len()
-                ),
+                format!("the expression is {} bytes long; the limit is {MAX_SOURCE_BYTES}", source.len()),
                 "split it into several criteria",
             ));
         }
         let parser = cel::parser::Parser::new().max_recursion_depth(MAX_PARSE_DEPTH);
         let parsed = parser.parse(source).map_err(|errors| {
-            let detail: Vec<String> = errors
-                .errors
-                .iter()
-                .map(|e| format!("{}:{}: {}", e.pos.0, e.pos.1, e.msg))
-                .collect();
+            let detail: Vec<String> = errors.errors.iter().map(|e| format!("{}:{}: {}", e.pos.0, e.pos.1, e.msg)).collect();
             CompileError::new(
                 format!("cannot parse the expression: {}", detail.join("; ")),
                 "conditions are CEL; see docs/definitions.md#conditions",
             )
         })?;
-        let mut checker = Checker {
-            names,
-            scope,
-            bound: Vec::new(),
-            nodes: 0,
-            comprehension_depth: 0,
-            errors: Vec::new(),
-            references: Vec::new(),
-        };
+        let mut checker =
+            Checker { names, scope, bound: Vec::new(), nodes: 0, comprehension_depth: 0, errors: Vec::new(), references: Vec::new() };
         checker.walk(&parsed);
         if let Some(error) = checker.errors.into_iter().next() {
             return Err(error);
@@ -153,19 +133,12 @@ impl Expr {
         // that runs is compiled by the crate's own entry point, which cannot
         // take a parser with our bound (the text passed it already).
         let program = cel::Program::compile(source).map_err(|errors| {
-            CompileError::new(
-                format!("cannot compile the expression: {errors}"),
-                "see docs/definitions.md#conditions",
-            )
+            CompileError::new(format!("cannot compile the expression: {errors}"), "see docs/definitions.md#conditions")
         })?;
         let mut references = checker.references;
         references.sort();
         references.dedup();
-        Ok(Self {
-            source: source.to_owned(),
-            program: Arc::new(program),
-            references: Arc::new(references),
-        })
+        Ok(Self { source: source.to_owned(), program: Arc::new(program), references: Arc::new(references) })
     }
 
     /// The expression as written.
@@ -178,10 +151,7 @@ impl Expr {
     pub fn evaluate_with_values(
         &self,
         evidence: &serde_json::Map<String, serde_json::Value>,
-    ) -> (
-        Outcome,
-        std::collections::BTreeMap<String, serde_json::Value>,
-    ) {
+    ) -> (Outcome, std::collections::BTreeMap<String, serde_json::Value>) {
         let mut values = std::collections::BTreeMap::new();
         for path in self.references.iter() {
             let mut current = evidence.get(&path[0]);
@@ -208,16 +178,9 @@ impl Expr {
         match self.program.execute(&context) {
             Ok(cel::Value::Bool(true)) => Outcome::True,
             Ok(cel::Value::Bool(false)) => Outcome::False,
-            Ok(other) => Outcome::Error(format!(
-                "the condition gave {:?}, not true or false",
-                other.type_of()
-            )),
-            Err(cel::ExecutionError::NoSuchKey(key)) => {
-                Outcome::Missing(format!("no evidence for `{key}`"))
-            }
-            Err(cel::ExecutionError::UndeclaredReference(name)) => {
-                Outcome::Missing(format!("no evidence for `{name}`"))
-            }
+            Ok(other) => Outcome::Error(format!("the condition gave {:?}, not true or false", other.type_of())),
+            Err(cel::ExecutionError::NoSuchKey(key)) => Outcome::Missing(format!("no evidence for `{key}`")),
+            Err(cel::ExecutionError::UndeclaredReference(name)) => Outcome::Missing(format!("no evidence for `{name}`")),
             Err(error) => Outcome::Error(error.to_string()),
         }
     }
@@ -240,15 +203,8 @@ fn to_cel(value: &serde_json::Value) -> cel::Value {
         Json::String(s) => cel::Value::String(Arc::new(s.clone())),
         Json::Array(items) => cel::Value::List(Arc::new(items.iter().map(to_cel).collect())),
         Json::Object(map) => {
-            let map: std::collections::HashMap<cel::objects::Key, cel::Value> = map
-                .iter()
-                .map(|(key, value)| {
-                    (
-                        cel::objects::Key::String(Arc::new(key.clone())),
-                        to_cel(value),
-                    )
-                })
-                .collect();
+            let map: std::collections::HashMap<cel::objects::Key, cel::Value> =
+                map.iter().map(|(key, value)| (cel::objects::Key::String(Arc::new(key.clone())), to_cel(value))).collect();
             cel::Value::Map(cel::objects::Map { map: Arc::new(map) })
         }
     }
@@ -284,10 +240,8 @@ impl Checker<'_> {
     fn walk(&mut self, expr: &IdedExpr) {
         self.nodes += 1;
         if self.nodes == MAX_NODES + 1 {
-            self.errors.push(CompileError::new(
-                format!("the expression has more than {MAX_NODES} parts"),
-                "split it into several criteria",
-            ));
+            self.errors
+                .push(CompileError::new(format!("the expression has more than {MAX_NODES} parts"), "split it into several criteria"));
         }
         match &expr.expr {
             Node::Unspecified | Node::Literal(_) => {}
@@ -300,23 +254,15 @@ impl Checker<'_> {
                 // `metrics["error-rate"]` is how ids with dashes are read;
                 // check them like `metrics.name`.
                 if call.func_name == cel::common::ast::operators::INDEX && call.args.len() == 2 {
-                    if let (Node::Ident(root), Node::Literal(LiteralValue::String(key))) =
-                        (&call.args[0].expr, &call.args[1].expr)
-                    {
+                    if let (Node::Ident(root), Node::Literal(LiteralValue::String(key))) = (&call.args[0].expr, &call.args[1].expr) {
                         if ROOTS.contains(&root.as_str()) && !self.bound.iter().any(|b| b == root) {
                             self.check_path(&[root.as_str(), key.inner()]);
                             return;
                         }
                     }
                 }
-                let is_function = call
-                    .func_name
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_alphabetic());
-                if is_function
-                    && !function_exists(&call.func_name, call.target.is_some(), call.args.len())
-                {
+                let is_function = call.func_name.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+                if is_function && !function_exists(&call.func_name, call.target.is_some(), call.args.len()) {
                     self.errors.push(CompileError::new(
                         format!("unknown function `{}`", call.func_name),
                         "see the functions listed in docs/definitions.md#conditions",
@@ -367,10 +313,7 @@ impl Checker<'_> {
             }
             Node::Struct(structure) => {
                 self.errors.push(CompileError::new(
-                    format!(
-                        "message construction `{}{{...}}` is not supported",
-                        structure.type_name
-                    ),
+                    format!("message construction `{}{{...}}` is not supported", structure.type_name),
                     "use a map literal `{\"key\": value}` instead",
                 ));
             }
@@ -384,8 +327,7 @@ impl Checker<'_> {
             return;
         }
         if segments.len() > 1 || root == "value" {
-            self.references
-                .push(segments.iter().map(|s| (*s).to_owned()).collect());
+            self.references.push(segments.iter().map(|s| (*s).to_owned()).collect());
         }
         if root == "value" && self.scope == Scope::Watch {
             return;
@@ -401,10 +343,7 @@ impl Checker<'_> {
                     Scope::Condition => ROOTS.join(", "),
                     Scope::Watch => format!("value, {}", ROOTS.join(", ")),
                 };
-                self.errors.push(CompileError::new(
-                    format!("unknown name `{root}`"),
-                    format!("conditions may read only {allowed}"),
-                ));
+                self.errors.push(CompileError::new(format!("unknown name `{root}`"), format!("conditions may read only {allowed}")));
                 return;
             }
         };
@@ -413,20 +352,14 @@ impl Checker<'_> {
             let hint = match crate::suggest::closest(name, known.iter()) {
                 Some(close) => format!("did you mean `{root}.{close}`?"),
                 None if known.is_empty() => format!("the workflow declares no {what}s"),
-                None => format!(
-                    "known {what}s: {}",
-                    known.iter().cloned().collect::<Vec<_>>().join(", ")
-                ),
+                None => format!("known {what}s: {}", known.iter().cloned().collect::<Vec<_>>().join(", ")),
             };
             let dashed = known.iter().find(|k| k.starts_with(&format!("{name}-")));
             let hint = match dashed {
                 Some(dashed) => format!("ids with dashes are read as {root}[\"{dashed}\"]"),
                 None => hint,
             };
-            self.errors.push(CompileError::new(
-                format!("unknown {what} `{name}` in `{root}.{name}`"),
-                hint,
-            ));
+            self.errors.push(CompileError::new(format!("unknown {what} `{name}` in `{root}.{name}`"), hint));
             return;
         }
         if let Some(field) = segments.get(2) {
@@ -458,11 +391,7 @@ fn function_exists(name: &str, member: bool, arity: usize) -> bool {
         return known;
     }
     let arguments = vec!["1"; key.2].join(", ");
-    let trial = if member {
-        format!("1.{name}({arguments})")
-    } else {
-        format!("{name}({arguments})")
-    };
+    let trial = if member { format!("1.{name}({arguments})") } else { format!("{name}({arguments})") };
     let exists = match cel::Program::compile(&trial) {
         Ok(program) => !matches!(
             program.execute(&cel::Context::default()),
@@ -525,28 +454,20 @@ mod tests {
             "phases.launch.status == 'passed' && vars.error_rate_max < 1.0",
             "metrics[\"error-rate\"].value > 0.1",
         ] {
-            Expr::compile(source, &names(), Scope::Condition)
-                .unwrap_or_else(|e| panic!("{source}: {e}"));
+            Expr::compile(source, &names(), Scope::Condition).unwrap_or_else(|e| panic!("{source}: {e}"));
         }
-        Expr::compile("value > vars.error_rate_max", &names(), Scope::Watch)
-            .expect("watch scope reads value");
+        Expr::compile("value > vars.error_rate_max", &names(), Scope::Watch).expect("watch scope reads value");
     }
 
     #[test]
     fn refuses_unknown_names_with_a_suggestion() {
-        let error =
-            Expr::compile("tasks.e2ee.output.failed == 0", &names(), Scope::Condition).unwrap_err();
+        let error = Expr::compile("tasks.e2ee.output.failed == 0", &names(), Scope::Condition).unwrap_err();
         assert_eq!(error.message, "unknown task `e2ee` in `tasks.e2ee`");
         assert_eq!(error.hint.as_deref(), Some("did you mean `tasks.e2e`?"));
         let error = Expr::compile("value > 1", &names(), Scope::Condition).unwrap_err();
         assert_eq!(error.message, "unknown name `value`");
-        let error =
-            Expr::compile("tasks.e2e.outptu.x == 1", &names(), Scope::Condition).unwrap_err();
-        assert!(
-            error.message.contains("has no field `outptu`"),
-            "{}",
-            error.message
-        );
+        let error = Expr::compile("tasks.e2e.outptu.x == 1", &names(), Scope::Condition).unwrap_err();
+        assert!(error.message.contains("has no field `outptu`"), "{}", error.message);
     }
 
     #[test]
@@ -558,11 +479,7 @@ mod tests {
         let mut with_list = names();
         with_list.vars.insert("l".to_owned());
         let error = Expr::compile(nested, &with_list, Scope::Condition).unwrap_err();
-        assert!(
-            error.message.contains("nest more than"),
-            "{}",
-            error.message
-        );
+        assert!(error.message.contains("nest more than"), "{}", error.message);
     }
 
     /// Every function and form docs/definitions.md promises evaluates.
@@ -586,16 +503,14 @@ mod tests {
             "(signals.incident.severity == 'P1' ? 15 : 0) == 15",
             "2.0 * vars.error_rate_max < 0.5 && 7 % 4 == 3",
         ] {
-            let expr = Expr::compile(source, &names, Scope::Condition)
-                .unwrap_or_else(|e| panic!("{source}: {e}"));
+            let expr = Expr::compile(source, &names, Scope::Condition).unwrap_or_else(|e| panic!("{source}: {e}"));
             assert_eq!(expr.evaluate(&data), Outcome::True, "{source}");
         }
     }
 
     #[test]
     fn evaluates_and_reports_missing_evidence() {
-        let expr = Expr::compile("tasks.e2e.output.failed == 0", &names(), Scope::Condition)
-            .expect("compiles");
+        let expr = Expr::compile("tasks.e2e.output.failed == 0", &names(), Scope::Condition).expect("compiles");
         let pass = evidence(serde_json::json!({"tasks": {"e2e": {"output": {"failed": 0}}}}));
         assert_eq!(expr.evaluate(&pass), Outcome::True);
         let fail = evidence(serde_json::json!({"tasks": {"e2e": {"output": {"failed": 3}}}}));
@@ -604,8 +519,7 @@ mod tests {
         assert!(matches!(expr.evaluate(&missing), Outcome::Missing(_)));
         let nothing = evidence(serde_json::json!({}));
         assert!(matches!(expr.evaluate(&nothing), Outcome::Missing(_)));
-        let not_bool =
-            Expr::compile("vars.error_rate_max", &names(), Scope::Condition).expect("compiles");
+        let not_bool = Expr::compile("vars.error_rate_max", &names(), Scope::Condition).expect("compiles");
         let vars = evidence(serde_json::json!({"vars": {"error_rate_max": 0.1}}));
         assert!(matches!(not_bool.evaluate(&vars), Outcome::Error(_)));
     }

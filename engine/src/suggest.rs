@@ -11,9 +11,7 @@ where
         .map(|candidate| candidate.as_ref())
         .filter(|candidate| *candidate != name)
         .map(|candidate| (strsim::jaro_winkler(name, candidate), candidate))
-        .filter(|(score, candidate)| {
-            *score >= 0.85 || strsim::levenshtein(name, candidate) <= 2.min(name.len() / 2)
-        })
+        .filter(|(score, candidate)| *score >= 0.85 || strsim::levenshtein(name, candidate) <= 2.min(name.len() / 2))
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, candidate)| candidate)
 }

@@ -14,24 +14,13 @@ fn load(text: &str, format: Format) -> Result<Workflow, Vec<Diagnostic>> {
 #[track_caller]
 fn check(toml: &str, kind: Kind, path: &str, line: usize, message: &str) -> Diagnostic {
     let problems = load(toml, Format::Toml).expect_err("the definition should be refused");
-    assert_eq!(
-        problems.len(),
-        1,
-        "expected one problem, got:\n{problems:#?}"
-    );
+    assert_eq!(problems.len(), 1, "expected one problem, got:\n{problems:#?}");
     let problem = problems.into_iter().next().expect("one problem");
     assert_eq!(problem.kind, kind, "{problem:#?}");
     assert_eq!(problem.path, path, "{problem:#?}");
     assert_eq!(problem.line, Some(line), "{problem:#?}");
-    assert!(
-        problem.message.contains(message),
-        "message {:?} lacks {message:?}",
-        problem.message
-    );
-    assert!(
-        problem.hint.is_some(),
-        "every problem says what to do: {problem:#?}"
-    );
+    assert!(problem.message.contains(message), "message {:?} lacks {message:?}", problem.message);
+    assert!(problem.hint.is_some(), "every problem says what to do: {problem:#?}");
     problem
 }
 
@@ -43,204 +32,82 @@ fn one_phase(body: &str) -> String {
 
 #[test]
 fn syntax_errors_give_the_line() {
-    check(
-        "name = \"w\"\nphases = [\n",
-        Kind::Syntax,
-        "",
-        2,
-        "invalid TOML",
-    );
-    let problems =
-        load("{\"name\": \"w\",\n \"phases\": [,]}", Format::Json).expect_err("bad JSON");
+    check("name = \"w\"\nphases = [\n", Kind::Syntax, "", 2, "invalid TOML");
+    let problems = load("{\"name\": \"w\",\n \"phases\": [,]}", Format::Json).expect_err("bad JSON");
     assert_eq!(problems[0].kind, Kind::Syntax);
     assert_eq!(problems[0].line, Some(2));
-    assert!(
-        problems[0].message.starts_with("invalid JSON"),
-        "{}",
-        problems[0].message
-    );
+    assert!(problems[0].message.starts_with("invalid JSON"), "{}", problems[0].message);
 }
 
 #[test]
 fn wrong_types_name_the_field() {
     let toml = one_phase("[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\ndepends_on = \"x\"\n");
+    check(&toml, Kind::Type, "phases[0].tasks[0].depends_on", 7, "invalid type: string \"x\", expected a sequence");
+    check("name = \"w\"\nphases = 3\n", Kind::Type, "phases", 2, "must be an array of tables");
     check(
-        &toml,
+        "name = \"w\"\nversion = \"one\"\n[[phases]]\nid = \"p\"\n[[phases.gates]]\nid = \"g\"\napproval = { approvers = [\"a\"] }\n",
         Kind::Type,
-        "phases[0].tasks[0].depends_on",
-        7,
-        "invalid type: string \"x\", expected a sequence",
-    );
-    check(
-        "name = \"w\"\nphases = 3\n",
-        Kind::Type,
-        "phases",
+        "version",
         2,
-        "must be an array of tables",
+        "expected u32",
     );
-    check("name = \"w\"\nversion = \"one\"\n[[phases]]\nid = \"p\"\n[[phases.gates]]\nid = \"g\"\napproval = { approvers = [\"a\"] }\n", Kind::Type, "version", 2, "expected u32");
 }
 
 #[test]
 fn unknown_fields_suggest_the_right_name() {
     let toml = one_phase("[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\ndepend_on = [\"x\"]\n");
-    let problem = check(
-        &toml,
-        Kind::UnknownField,
-        "phases[0].tasks[0].depend_on",
-        7,
-        "unknown field `depend_on`",
-    );
+    let problem = check(&toml, Kind::UnknownField, "phases[0].tasks[0].depend_on", 7, "unknown field `depend_on`");
     assert_eq!(problem.hint.as_deref(), Some("did you mean `depends_on`?"));
     let toml = one_phase("[[phases.gates]]\nid = \"g\"\n[phases.gates.approval]\napprovers = [\"a\"]\nself_aproval = true\n");
-    let problem = check(
-        &toml,
-        Kind::UnknownField,
-        "phases[0].gates[0].approval.self_aproval",
-        8,
-        "self_aproval",
-    );
-    assert_eq!(
-        problem.hint.as_deref(),
-        Some("did you mean `self_approval`?")
-    );
+    let problem = check(&toml, Kind::UnknownField, "phases[0].gates[0].approval.self_aproval", 8, "self_aproval");
+    assert_eq!(problem.hint.as_deref(), Some("did you mean `self_approval`?"));
 }
 
 #[test]
 fn missing_fields_are_named() {
-    check(
-        "name = \"w\"\n",
-        Kind::MissingField,
-        "phases",
-        1,
-        "has no `phases`",
-    );
+    check("name = \"w\"\n", Kind::MissingField, "phases", 1, "has no `phases`");
     let toml = one_phase("[[phases.tasks]]\nid = \"t\"\n");
-    check(
-        &toml,
-        Kind::MissingField,
-        "phases[0].tasks[0]",
-        4,
-        "missing field `agent`",
-    );
+    check(&toml, Kind::MissingField, "phases[0].tasks[0]", 4, "missing field `agent`");
     let toml = one_phase("[[phases.gates]]\nid = \"g\"\ncriteria = [{ label = \"x\" }]\n");
-    check(
-        &toml,
-        Kind::MissingField,
-        "phases[0].gates[0].criteria[0]",
-        6,
-        "needs `must` or `should`",
-    );
+    check(&toml, Kind::MissingField, "phases[0].gates[0].criteria[0]", 6, "needs `must` or `should`");
 }
 
 #[test]
 fn duplicate_ids_are_refused() {
     let toml = format!("{HEADER}[[phases]]\nid = \"p\"\n[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\n[[phases]]\nid = \"q\"\n[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\n");
-    check(
-        &toml,
-        Kind::DuplicateId,
-        "phases[1].tasks[0].id",
-        10,
-        "duplicate task id `t` (also in phase `p`)",
-    );
+    check(&toml, Kind::DuplicateId, "phases[1].tasks[0].id", 10, "duplicate task id `t` (also in phase `p`)");
     let toml = format!("{HEADER}[[phases]]\nid = \"p\"\n[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\n[[phases]]\nid = \"p\"\n[[phases.tasks]]\nid = \"u\"\nagent = \"noop\"\n");
-    check(
-        &toml,
-        Kind::DuplicateId,
-        "phases[1].id",
-        8,
-        "duplicate phase id `p`",
-    );
+    check(&toml, Kind::DuplicateId, "phases[1].id", 8, "duplicate phase id `p`");
 }
 
 #[test]
 fn ids_must_be_plain() {
     let toml = one_phase("[[phases.tasks]]\nid = \"two words\"\nagent = \"noop\"\n");
-    check(
-        &toml,
-        Kind::BadId,
-        "phases[0].tasks[0].id",
-        5,
-        "is not a plain identifier",
-    );
+    check(&toml, Kind::BadId, "phases[0].tasks[0].id", 5, "is not a plain identifier");
     let toml = format!("{HEADER}[vars]\n\"bad-name\" = 1\n[[phases]]\nid = \"p\"\n[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\n");
-    check(
-        &toml,
-        Kind::BadId,
-        "vars.bad-name",
-        3,
-        "is not an identifier",
-    );
+    check(&toml, Kind::BadId, "vars.bad-name", 3, "is not an identifier");
 }
 
 #[test]
 fn unknown_references_are_named_with_hints() {
     let task = "[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\n";
     let toml = one_phase(&format!("after = [\"nowhere\"]\n{task}"));
-    check(
-        &toml,
-        Kind::UnknownReference,
-        "phases[0].after[0]",
-        4,
-        "unknown phase `nowhere`",
-    );
+    check(&toml, Kind::UnknownReference, "phases[0].after[0]", 4, "unknown phase `nowhere`");
     let toml = one_phase("[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\ndepends_on = [\"u\"]\n");
-    check(
-        &toml,
-        Kind::UnknownReference,
-        "phases[0].tasks[0].depends_on[0]",
-        7,
-        "unknown task `u`",
-    );
+    check(&toml, Kind::UnknownReference, "phases[0].tasks[0].depends_on[0]", 7, "unknown task `u`");
     let toml = one_phase("[[phases.tasks]]\nid = \"t\"\nagent = \"exce\"\n");
-    let problem = check(
-        &toml,
-        Kind::UnknownReference,
-        "phases[0].tasks[0].agent",
-        6,
-        "unknown agent `exce`",
-    );
+    let problem = check(&toml, Kind::UnknownReference, "phases[0].tasks[0].agent", 6, "unknown agent `exce`");
     assert_eq!(problem.hint.as_deref(), Some("did you mean `exec`?"));
-    let toml = one_phase(&format!(
-        "{task}[[phases.triggers]]\non = \"error-rate\"\naction = \"rollback\"\n"
-    ));
-    check(
-        &toml,
-        Kind::UnknownReference,
-        "phases[0].triggers[0].on",
-        8,
-        "`error-rate` is not a watch of phase `p`",
-    );
-    let toml = one_phase(&format!(
-        "{task}[[phases.triggers]]\non = \"signal:incident\"\naction = \"rollback\"\n"
-    ));
-    let problem = check(
-        &toml,
-        Kind::UnknownReference,
-        "phases[0].triggers[0].on",
-        8,
-        "unknown signal `incident`",
-    );
-    assert!(problem
-        .hint
-        .as_deref()
-        .is_some_and(|h| h.contains("[signals.incident]")));
+    let toml = one_phase(&format!("{task}[[phases.triggers]]\non = \"error-rate\"\naction = \"rollback\"\n"));
+    check(&toml, Kind::UnknownReference, "phases[0].triggers[0].on", 8, "`error-rate` is not a watch of phase `p`");
+    let toml = one_phase(&format!("{task}[[phases.triggers]]\non = \"signal:incident\"\naction = \"rollback\"\n"));
+    let problem = check(&toml, Kind::UnknownReference, "phases[0].triggers[0].on", 8, "unknown signal `incident`");
+    assert!(problem.hint.as_deref().is_some_and(|h| h.contains("[signals.incident]")));
     let toml = one_phase(&format!("{task}[[phases.gates]]\nid = \"g\"\ncriteria = [{{ must = \"vars.nope > 1\", label = \"x\" }}]\n"));
-    check(
-        &toml,
-        Kind::BadExpression,
-        "phases[0].gates[0].criteria[0].must",
-        9,
-        "unknown variable `nope`",
-    );
-    let toml = one_phase(&format!("{task}[[phases.gates]]\nid = \"g\"\ncriteria = [{{ must = \"metrics.latency.value < 1\", label = \"x\" }}]\n"));
-    check(
-        &toml,
-        Kind::BadExpression,
-        "phases[0].gates[0].criteria[0].must",
-        9,
-        "unknown watch `latency`",
-    );
+    check(&toml, Kind::BadExpression, "phases[0].gates[0].criteria[0].must", 9, "unknown variable `nope`");
+    let toml =
+        one_phase(&format!("{task}[[phases.gates]]\nid = \"g\"\ncriteria = [{{ must = \"metrics.latency.value < 1\", label = \"x\" }}]\n"));
+    check(&toml, Kind::BadExpression, "phases[0].gates[0].criteria[0].must", 9, "unknown watch `latency`");
 }
 
 #[test]
@@ -252,112 +119,44 @@ fn cycles_are_named() {
     let toml = one_phase(
         "[[phases.tasks]]\nid = \"x\"\nagent = \"noop\"\ndepends_on = [\"z\"]\n[[phases.tasks]]\nid = \"y\"\nagent = \"noop\"\ndepends_on = [\"x\"]\n[[phases.tasks]]\nid = \"z\"\nagent = \"noop\"\ndepends_on = [\"y\"]\n",
     );
-    check(
-        &toml,
-        Kind::Cycle,
-        "phases[0].tasks[0].depends_on",
-        7,
-        "x → z → y → x",
-    );
+    check(&toml, Kind::Cycle, "phases[0].tasks[0].depends_on", 7, "x → z → y → x");
     let toml = one_phase("after = [\"p\"]\n[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\n");
-    check(
-        &toml,
-        Kind::Cycle,
-        "phases[0].after[0]",
-        4,
-        "runs after itself",
-    );
+    check(&toml, Kind::Cycle, "phases[0].after[0]", 4, "runs after itself");
 }
 
 #[test]
 fn bad_durations_and_schedules() {
-    let toml =
-        one_phase("[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\ntimeout = \"5 parsecs\"\n");
-    check(
-        &toml,
-        Kind::BadDuration,
-        "phases[0].tasks[0].timeout",
-        7,
-        "invalid duration `5 parsecs`",
-    );
+    let toml = one_phase("[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\ntimeout = \"5 parsecs\"\n");
+    check(&toml, Kind::BadDuration, "phases[0].tasks[0].timeout", 7, "invalid duration `5 parsecs`");
     let toml = one_phase("[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\ntimeout = \"0s\"\n");
-    check(
-        &toml,
-        Kind::BadDuration,
-        "phases[0].tasks[0].timeout",
-        7,
-        "is zero",
-    );
-    let toml = one_phase(
-        "schedule = { cron = \"61 * * * *\" }\n[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\n",
-    );
-    check(
-        &toml,
-        Kind::BadSchedule,
-        "phases[0].schedule.cron",
-        4,
-        "invalid cron expression",
-    );
-    let toml = one_phase(
-        "schedule = { every = \"90d\" }\n[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\n",
-    );
+    check(&toml, Kind::BadDuration, "phases[0].tasks[0].timeout", 7, "is zero");
+    let toml = one_phase("schedule = { cron = \"61 * * * *\" }\n[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\n");
+    check(&toml, Kind::BadSchedule, "phases[0].schedule.cron", 4, "invalid cron expression");
+    let toml = one_phase("schedule = { every = \"90d\" }\n[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\n");
     assert!(load(&toml, Format::Toml).is_ok());
 }
 
 #[test]
 fn bad_expressions_carry_the_parser_message() {
     let toml = one_phase("[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\n[[phases.gates]]\nid = \"g\"\ncriteria = [{ must = \"tasks.t.output.x >\", label = \"x\" }]\n");
-    check(
-        &toml,
-        Kind::BadExpression,
-        "phases[0].gates[0].criteria[0].must",
-        9,
-        "cannot parse the expression: 1:19: Syntax error",
-    );
+    check(&toml, Kind::BadExpression, "phases[0].gates[0].criteria[0].must", 9, "cannot parse the expression: 1:19: Syntax error");
     let toml = one_phase("[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\nwhen = \"value > 1\"\n");
-    check(
-        &toml,
-        Kind::BadExpression,
-        "phases[0].tasks[0].when",
-        7,
-        "unknown name `value`",
-    );
+    check(&toml, Kind::BadExpression, "phases[0].tasks[0].when", 7, "unknown name `value`");
 }
 
 #[test]
 fn empty_phases_and_gates() {
-    check(
-        &one_phase("title = \"nothing\"\n"),
-        Kind::EmptyPhase,
-        "phases[0]",
-        2,
-        "has neither tasks nor gates",
-    );
+    check(&one_phase("title = \"nothing\"\n"), Kind::EmptyPhase, "phases[0]", 2, "has neither tasks nor gates");
     let toml = one_phase("[[phases.gates]]\nid = \"g\"\n");
-    check(
-        &toml,
-        Kind::EmptyGate,
-        "phases[0].gates[0]",
-        4,
-        "has neither criteria nor an approval",
-    );
+    check(&toml, Kind::EmptyGate, "phases[0].gates[0]", 4, "has neither criteria nor an approval");
 }
 
 #[test]
 fn quorum_cannot_exceed_the_approvers() {
     let toml = one_phase("[[phases.gates]]\nid = \"g\"\n[phases.gates.approval]\napprovers = [\"alice\", \"bob\"]\nrequired = 3\n");
-    check(
-        &toml,
-        Kind::QuorumTooLarge,
-        "phases[0].gates[0].approval.required",
-        8,
-        "required = 3 but only 2 approvers",
-    );
+    check(&toml, Kind::QuorumTooLarge, "phases[0].gates[0].approval.required", 8, "required = 3 but only 2 approvers");
     let with_role = one_phase("[[phases.gates]]\nid = \"g\"\n[phases.gates.approval]\napprovers = [\"role:sre\"]\nrequired = 3\n");
-    assert!(
-        load(&with_role, Format::Toml).is_ok(),
-        "a role may hold any number of people"
-    );
+    assert!(load(&with_role, Format::Toml).is_ok(), "a role may hold any number of people");
 }
 
 #[test]
@@ -365,61 +164,24 @@ fn goto_must_target_an_upstream_phase() {
     let toml = format!(
         "{HEADER}[[phases]]\nid = \"a\"\n[[phases.tasks]]\nid = \"t1\"\nagent = \"noop\"\n[[phases.triggers]]\non = \"task_failed\"\naction = \"goto\"\nphase = \"b\"\n[[phases]]\nid = \"b\"\nafter = [\"a\"]\n[[phases.tasks]]\nid = \"t2\"\nagent = \"noop\"\n"
     );
-    check(
-        &toml,
-        Kind::GotoNotUpstream,
-        "phases[0].triggers[0].phase",
-        10,
-        "phase `b` is not `a` itself or a phase it runs after",
-    );
+    check(&toml, Kind::GotoNotUpstream, "phases[0].triggers[0].phase", 10, "phase `b` is not `a` itself or a phase it runs after");
 }
 
 #[test]
 fn contradictory_fields_are_invalid_values() {
     let task = "[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\n";
+    let toml = one_phase(&format!("{task}[[phases.triggers]]\non = \"task_failed\"\naction = \"rollback\"\ncode = \"X-1\"\n"));
+    check(&toml, Kind::InvalidValue, "phases[0].triggers[0].code", 10, "`code` does not apply to action `rollback`");
     let toml = one_phase(&format!(
-        "{task}[[phases.triggers]]\non = \"task_failed\"\naction = \"rollback\"\ncode = \"X-1\"\n"
+        "{task}[[phases.gates]]\nid = \"g\"\n[phases.gates.approval]\napprovers = [\"a\"]\ntimeout = \"1h\"\non_timeout = \"escalate\"\n"
     ));
-    check(
-        &toml,
-        Kind::InvalidValue,
-        "phases[0].triggers[0].code",
-        10,
-        "`code` does not apply to action `rollback`",
-    );
-    let toml = one_phase(&format!("{task}[[phases.gates]]\nid = \"g\"\n[phases.gates.approval]\napprovers = [\"a\"]\ntimeout = \"1h\"\non_timeout = \"escalate\"\n"));
-    check(
-        &toml,
-        Kind::InvalidValue,
-        "phases[0].gates[0].approval.on_timeout",
-        12,
-        "no escalation levels",
-    );
-    let toml =
-        one_phase("[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\nretry = { max_attempts = 0 }\n");
-    check(
-        &toml,
-        Kind::InvalidValue,
-        "phases[0].tasks[0].retry.max_attempts",
-        7,
-        "max_attempts is 0",
-    );
+    check(&toml, Kind::InvalidValue, "phases[0].gates[0].approval.on_timeout", 12, "no escalation levels");
+    let toml = one_phase("[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\nretry = { max_attempts = 0 }\n");
+    check(&toml, Kind::InvalidValue, "phases[0].tasks[0].retry.max_attempts", 7, "max_attempts is 0");
     let toml = one_phase("[[phases.gates]]\nid = \"g\"\n[phases.gates.approval]\napprovers = [\"a\"]\non_timeout = \"explode\"\n");
-    check(
-        &toml,
-        Kind::InvalidValue,
-        "phases[0].gates[0].approval.on_timeout",
-        8,
-        "unknown variant `explode`",
-    );
+    check(&toml, Kind::InvalidValue, "phases[0].gates[0].approval.on_timeout", 8, "unknown variant `explode`");
     let toml = format!("{HEADER}[vars]\nn = {{ type = \"integer\", default = \"five\" }}\n[[phases]]\nid = \"p\"\n{task}");
-    check(
-        &toml,
-        Kind::Type,
-        "vars.n.default",
-        3,
-        "is \"five\", not a integer",
-    );
+    check(&toml, Kind::Type, "vars.n.default", 3, "is \"five\", not a integer");
 }
 
 #[test]
@@ -430,15 +192,7 @@ fn every_problem_is_reported_in_one_run() {
     let problems = load(&toml, Format::Toml).expect_err("invalid");
     let kinds: Vec<Kind> = problems.iter().map(|p| p.kind).collect();
     // In the order a reader meets them in the file.
-    assert_eq!(
-        kinds,
-        [
-            Kind::UnknownReference,
-            Kind::BadDuration,
-            Kind::UnknownField,
-            Kind::EmptyPhase
-        ]
-    );
+    assert_eq!(kinds, [Kind::UnknownReference, Kind::BadDuration, Kind::UnknownField, Kind::EmptyPhase]);
     let lines: Vec<Option<usize>> = problems.iter().map(|p| p.line).collect();
     assert_eq!(lines, [Some(6), Some(7), Some(8), Some(9)], "{problems:#?}");
 }
@@ -454,11 +208,9 @@ fn toml_and_json_load_the_same_workflow() {
     assert_eq!(plan::to_dot(&from_toml), plan::to_dot(&from_json));
     // And a definition written by hand in JSON equals its TOML twin.
     let json = r#"{"name": "w", "vars": {"limit": 3}, "phases": [{"id": "p", "tasks": [{"id": "t", "agent": "noop", "timeout": "5s"}]}]}"#;
-    let toml = "name = \"w\"\n[vars]\nlimit = 3\n[[phases]]\nid = \"p\"\n[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\ntimeout = \"5s\"\n";
-    assert_eq!(
-        load(json, Format::Json).expect("json").definition,
-        load(toml, Format::Toml).expect("toml").definition
-    );
+    let toml =
+        "name = \"w\"\n[vars]\nlimit = 3\n[[phases]]\nid = \"p\"\n[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\ntimeout = \"5s\"\n";
+    assert_eq!(load(json, Format::Json).expect("json").definition, load(toml, Format::Toml).expect("toml").definition);
 }
 
 #[test]
@@ -493,38 +245,25 @@ fn the_checked_in_schema_is_current() {
 
 #[test]
 fn graphs_mark_gates_watches_and_loop_backs() {
-    let text =
-        std::fs::read_to_string(workspace_root().join("workflows/hello.toml")).expect("hello.toml");
+    let text = std::fs::read_to_string(workspace_root().join("workflows/hello.toml")).expect("hello.toml");
     let workflow = load(&text, Format::Toml).expect("valid");
     let dot = plan::to_dot(&workflow);
     assert!(dot.starts_with("digraph \"hello\" {"), "{dot}");
     assert!(dot.contains("subgraph cluster_p0 {") && dot.contains("subgraph cluster_p1 {"));
     assert!(dot.contains("p0_g0 [label=\"gate: checks-green\\n2 criteria\\napproval 1 of role:reviewer\", shape=octagon"), "{dot}");
     assert!(dot.contains("p1_w0 [label=\"watch: error-rate"), "{dot}");
-    assert!(
-        dot.contains("p1_r2 -> p0_t0 [style=dashed, color=red"),
-        "{dot}"
-    );
+    assert!(dot.contains("p1_r2 -> p0_t0 [style=dashed, color=red"), "{dot}");
     assert!(dot.contains("label=\"SHIP-001 (max 2)\""), "{dot}");
-    assert!(
-        dot.contains("p0_g0 -> p1_t0 [penwidth=2, ltail=cluster_p0, lhead=cluster_p1]"),
-        "{dot}"
-    );
+    assert!(dot.contains("p0_g0 -> p1_t0 [penwidth=2, ltail=cluster_p0, lhead=cluster_p1]"), "{dot}");
     let mermaid = plan::to_mermaid(&workflow);
     assert!(mermaid.contains("flowchart TB"));
     assert!(mermaid.contains("  p0 ==> p1\n"), "{mermaid}");
-    assert!(
-        mermaid.contains("p1_r2 -.->|\"SHIP-001 (max 2)\"| p0"),
-        "{mermaid}"
-    );
+    assert!(mermaid.contains("p1_r2 -.->|\"SHIP-001 (max 2)\"| p0"), "{mermaid}");
     assert!(mermaid.contains("class p0_g0 approval"), "{mermaid}");
 }
 
 fn workspace_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("engine/ has a parent")
-        .to_path_buf()
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("engine/ has a parent").to_path_buf()
 }
 
 mod never_panics {
@@ -537,8 +276,7 @@ mod never_panics {
     use serde_json::Value;
 
     fn hello_json() -> Value {
-        let text = std::fs::read_to_string(workspace_root().join("workflows/hello.toml"))
-            .expect("hello.toml");
+        let text = std::fs::read_to_string(workspace_root().join("workflows/hello.toml")).expect("hello.toml");
         let workflow = load(&text, Format::Toml).expect("valid");
         serde_json::to_value(&workflow.definition).expect("serialises")
     }
@@ -595,18 +333,11 @@ mod never_panics {
             2 => Value::from(rng.next() as i64),
             3 => Value::from(-(rng.below(1000) as f64) / 7.0),
             4 | 5 => Value::from(NASTY[rng.below(NASTY.len())]),
-            6 => Value::Array(
-                (0..rng.below(4))
-                    .map(|_| random_value(rng, depth + 1))
-                    .collect(),
-            ),
+            6 => Value::Array((0..rng.below(4)).map(|_| random_value(rng, depth + 1)).collect()),
             _ => {
                 let mut map = serde_json::Map::new();
                 for _ in 0..rng.below(4) {
-                    map.insert(
-                        NASTY[rng.below(NASTY.len())].to_owned(),
-                        random_value(rng, depth + 1),
-                    );
+                    map.insert(NASTY[rng.below(NASTY.len())].to_owned(), random_value(rng, depth + 1));
                 }
                 Value::Object(map)
             }
@@ -629,18 +360,11 @@ mod never_panics {
             }
             Value::Object(map) => match rng.below(3) {
                 0 if !map.is_empty() => {
-                    let key = map
-                        .keys()
-                        .nth(rng.below(map.len()))
-                        .cloned()
-                        .unwrap_or_default();
+                    let key = map.keys().nth(rng.below(map.len())).cloned().unwrap_or_default();
                     map.remove(&key);
                 }
                 1 => {
-                    map.insert(
-                        NASTY[rng.below(NASTY.len())].to_owned(),
-                        random_value(rng, 0),
-                    );
+                    map.insert(NASTY[rng.below(NASTY.len())].to_owned(), random_value(rng, 0));
                 }
                 _ => *value = random_value(rng, 0),
             },

@@ -38,20 +38,11 @@ agent = "noop"
 "#;
 
 async fn memory_engine() -> Engine {
-    Engine::builder()
-        .store(Arc::new(MemoryStore::in_memory()))
-        .build()
-        .await
-        .expect("engine")
+    Engine::builder().store(Arc::new(MemoryStore::in_memory())).build().await.expect("engine")
 }
 
 fn kinds(engine: &Engine, id: &str) -> Vec<&'static str> {
-    engine
-        .history(id)
-        .expect("history")
-        .iter()
-        .map(|r| r.event().kind())
-        .collect()
+    engine.history(id).expect("history").iter().map(|r| r.event().kind()).collect()
 }
 
 #[tokio::test]
@@ -59,38 +50,22 @@ async fn a_chain_with_a_flaky_task_completes_and_its_log_is_contiguous() {
     let engine = memory_engine().await;
     let workflow = engine.load_definition(&definition(CHAIN)).expect("valid");
     let id = engine
-        .start(
-            workflow,
-            StartOptions {
-                id: Some("run-1".into()),
-                started_by: "ci".into(),
-                ..StartOptions::default()
-            },
-        )
+        .start(workflow, StartOptions { id: Some("run-1".into()), started_by: "ci".into(), ..StartOptions::default() })
         .await
         .expect("starts");
     assert_eq!(id, "run-1");
     engine.run_until_idle().await;
     let (instance, _) = engine.instance(&id).expect("loads");
     assert_eq!(instance.effective_status(), "completed");
-    assert!(matches!(
-        &instance.phases[0].tasks[1].status,
-        TaskStatus::Succeeded { attempt: 3, .. }
-    ));
+    assert!(matches!(&instance.phases[0].tasks[1].status, TaskStatus::Succeeded { attempt: 3, .. }));
     let history = engine.history(&id).expect("history");
     let seqs: Vec<u64> = history.iter().map(|r| r.seq()).collect();
     assert_eq!(seqs, (1..=history.len() as u64).collect::<Vec<_>>());
     let kinds = kinds(&engine, &id);
     assert_eq!(kinds.iter().filter(|k| **k == "RetryScheduled").count(), 2);
     // Phase two starts only after phase one completed.
-    let one_done = kinds
-        .iter()
-        .position(|k| *k == "PhaseCompleted")
-        .expect("one completes");
-    let two_started = kinds
-        .iter()
-        .rposition(|k| *k == "PhaseStarted")
-        .expect("two starts");
+    let one_done = kinds.iter().position(|k| *k == "PhaseCompleted").expect("one completes");
+    let two_started = kinds.iter().rposition(|k| *k == "PhaseStarted").expect("two starts");
     assert!(one_done < two_started);
     assert_eq!(engine.list(Some("completed")).expect("list").len(), 1);
     engine.shutdown().await;
@@ -111,70 +86,28 @@ id = "g"
 approval = { approvers = ["alice"] }
 "#;
     let workflow = engine.load_definition(&definition(gated)).expect("valid");
-    let id = engine
-        .start(
-            workflow,
-            StartOptions {
-                id: Some("g-1".into()),
-                ..StartOptions::default()
-            },
-        )
-        .await
-        .expect("starts");
+    let id = engine.start(workflow, StartOptions { id: Some("g-1".into()), ..StartOptions::default() }).await.expect("starts");
     engine.run_until_idle().await;
     let (instance, _) = engine.instance(&id).expect("loads");
     assert_eq!(instance.effective_status(), "awaiting_approval");
     let before = engine.history(&id).expect("history").len();
 
     let error = engine.resume(&id, "op").await.expect_err("not halted");
-    assert!(
-        matches!(&error, Error::Rejected(r) if r.reason == "only a halted instance can be resumed"),
-        "{error}"
-    );
-    let error = engine
-        .retry(&id, "op", Some("t"))
-        .await
-        .expect_err("t succeeded");
-    assert!(
-        error
-            .to_string()
-            .contains("only a failed instance, or one with a phase on hold, can be redriven"),
-        "{error}"
-    );
-    let error = engine
-        .halt("nope", "op", "", false)
-        .await
-        .expect_err("unknown");
+    assert!(matches!(&error, Error::Rejected(r) if r.reason == "only a halted instance can be resumed"), "{error}");
+    let error = engine.retry(&id, "op", Some("t")).await.expect_err("t succeeded");
+    assert!(error.to_string().contains("only a failed instance, or one with a phase on hold, can be redriven"), "{error}");
+    let error = engine.halt("nope", "op", "", false).await.expect_err("unknown");
     assert!(matches!(error, Error::UnknownInstance(_)), "{error}");
-    assert_eq!(
-        engine.history(&id).expect("history").len(),
-        before,
-        "refusals append nothing"
-    );
+    assert_eq!(engine.history(&id).expect("history").len(), before, "refusals append nothing");
 
-    engine
-        .halt(&id, "op", "freeze", false)
-        .await
-        .expect("halts");
-    let error = engine
-        .halt(&id, "op", "again", false)
-        .await
-        .expect_err("already halted");
+    engine.halt(&id, "op", "freeze", false).await.expect("halts");
+    let error = engine.halt(&id, "op", "again", false).await.expect_err("already halted");
     assert!(error.to_string().contains("was halted by op"), "{error}");
     engine.resume(&id, "op").await.expect("resumes");
-    engine
-        .cancel(&id, "op", "abandoned")
-        .await
-        .expect("cancels");
-    let error = engine
-        .cancel(&id, "op", "again")
-        .await
-        .expect_err("finished");
+    engine.cancel(&id, "op", "abandoned").await.expect("cancels");
+    let error = engine.cancel(&id, "op", "again").await.expect_err("finished");
     assert!(error.to_string().contains("already finished"), "{error}");
-    assert_eq!(
-        kinds(&engine, &id)[before..],
-        ["Halted", "Resumed", "Cancelled"]
-    );
+    assert_eq!(kinds(&engine, &id)[before..], ["Halted", "Resumed", "Cancelled"]);
     engine.shutdown().await;
 }
 
@@ -198,10 +131,7 @@ params = { argv = ["sh", "-c", "test -e \"$MARKER\""], env = { MARKER = "MARKER_
     let marker = dir.path().join("fixed");
     let toml = toml.replace("MARKER_PATH", marker.to_str().expect("utf-8 path"));
     let workflow = engine.load_definition(&definition(&toml)).expect("valid");
-    let id = engine
-        .start(workflow, StartOptions::default())
-        .await
-        .expect("starts");
+    let id = engine.start(workflow, StartOptions::default()).await.expect("starts");
     engine.run_until_idle().await;
     let (instance, _) = engine.instance(&id).expect("loads");
     assert_eq!(instance.effective_status(), "failed");
@@ -211,23 +141,9 @@ params = { argv = ["sh", "-c", "test -e \"$MARKER\""], env = { MARKER = "MARKER_
     engine.run_until_idle().await;
     let (instance, _) = engine.instance(&id).expect("loads");
     assert_eq!(instance.effective_status(), "completed");
-    assert_eq!(
-        instance.phases[0].tasks[0].status, ok_before,
-        "the succeeded task did not run again"
-    );
-    let redriven = engine
-        .history(&id)
-        .expect("history")
-        .into_iter()
-        .find(|r| r.event().kind() == "Redriven")
-        .expect("recorded");
-    assert_eq!(
-        redriven.event(),
-        &Event::Redriven {
-            by: "op".into(),
-            tasks: vec!["bad".into()]
-        }
-    );
+    assert_eq!(instance.phases[0].tasks[0].status, ok_before, "the succeeded task did not run again");
+    let redriven = engine.history(&id).expect("history").into_iter().find(|r| r.event().kind() == "Redriven").expect("recorded");
+    assert_eq!(redriven.event(), &Event::Redriven { by: "op".into(), tasks: vec!["bad".into()] });
     engine.shutdown().await;
 }
 
@@ -235,20 +151,9 @@ params = { argv = ["sh", "-c", "test -e \"$MARKER\""], env = { MARKER = "MARKER_
 async fn bad_vars_and_unknown_agents_are_refused_at_start() {
     let engine = memory_engine().await;
     let workflow = engine.load_definition(&definition(CHAIN)).expect("valid");
-    let options = StartOptions {
-        vars: vec![("nope".into(), "1".into())],
-        ..StartOptions::default()
-    };
-    let error = engine
-        .start(workflow.clone(), options)
-        .await
-        .expect_err("unknown var");
-    assert!(
-        error
-            .to_string()
-            .contains("workflow `chain` has no variable `nope` (it has: label)"),
-        "{error}"
-    );
+    let options = StartOptions { vars: vec![("nope".into(), "1".into())], ..StartOptions::default() };
+    let error = engine.start(workflow.clone(), options).await.expect_err("unknown var");
+    assert!(error.to_string().contains("workflow `chain` has no variable `nope` (it has: label)"), "{error}");
     let typed = r#"
 name = "typed"
 [vars]
@@ -260,38 +165,17 @@ id = "t"
 agent = "noop"
 "#;
     let workflow = engine.load_definition(&definition(typed)).expect("valid");
-    let error = engine
-        .start(workflow.clone(), StartOptions::default())
-        .await
-        .expect_err("missing var");
+    let error = engine.start(workflow.clone(), StartOptions::default()).await.expect_err("missing var");
     assert!(error.to_string().contains("--var n=..."), "{error}");
-    let options = StartOptions {
-        vars: vec![("n".into(), "five".into())],
-        ..StartOptions::default()
-    };
-    let error = engine
-        .start(workflow, options)
-        .await
-        .expect_err("wrong type");
+    let options = StartOptions { vars: vec![("n".into(), "five".into())], ..StartOptions::default() };
+    let error = engine.start(workflow, options).await.expect_err("wrong type");
     assert_eq!(error.to_string(), "--var n=five: expected an integer");
-    let exec_string = "name = \"w\"\n[[phases]]\nid = \"p\"\n[[phases.tasks]]\nid = \"t\"\nagent = \"exec\"\nparams = { argv = \"rm -rf /\" }\n";
-    let workflow = engine
-        .load_definition(&definition(exec_string))
-        .expect("valid shape");
-    let error = engine
-        .start(workflow, StartOptions::default())
-        .await
-        .expect_err("bad params");
-    assert!(
-        error
-            .to_string()
-            .contains("task `t` (agent `exec`): parameter `argv` must be an array"),
-        "{error}"
-    );
-    assert!(
-        engine.list(None).expect("list").is_empty(),
-        "nothing was stored"
-    );
+    let exec_string =
+        "name = \"w\"\n[[phases]]\nid = \"p\"\n[[phases.tasks]]\nid = \"t\"\nagent = \"exec\"\nparams = { argv = \"rm -rf /\" }\n";
+    let workflow = engine.load_definition(&definition(exec_string)).expect("valid shape");
+    let error = engine.start(workflow, StartOptions::default()).await.expect_err("bad params");
+    assert!(error.to_string().contains("task `t` (agent `exec`): parameter `argv` must be an array"), "{error}");
+    assert!(engine.list(None).expect("list").is_empty(), "nothing was stored");
     engine.shutdown().await;
 }
 
@@ -313,16 +197,9 @@ params = {{ argv = ["sh", "-c", "echo \"$PHASEGATE_IDEMPOTENCY_KEY\" >> '{}'; sl
     );
     let store_dir = dir.path().join("db");
     let id = {
-        let engine = Engine::builder()
-            .store_path(&store_dir)
-            .build()
-            .await
-            .expect("engine");
+        let engine = Engine::builder().store_path(&store_dir).build().await.expect("engine");
         let workflow = engine.load_definition(&definition(&toml)).expect("valid");
-        let id = engine
-            .start(workflow, StartOptions::default())
-            .await
-            .expect("starts");
+        let id = engine.start(workflow, StartOptions::default()).await.expect("starts");
         // Wait until the attempt has started, then stop the engine under it.
         for _ in 0..200 {
             if std::fs::read_to_string(&ledger).is_ok_and(|l| !l.is_empty()) {
@@ -333,32 +210,15 @@ params = {{ argv = ["sh", "-c", "echo \"$PHASEGATE_IDEMPOTENCY_KEY\" >> '{}'; sl
         engine.shutdown().await;
         id
     };
-    let engine = Engine::builder()
-        .store_path(&store_dir)
-        .build()
-        .await
-        .expect("reopens");
+    let engine = Engine::builder().store_path(&store_dir).build().await.expect("reopens");
     engine.run_until_idle().await;
     let (instance, _) = engine.instance(&id).expect("loads");
     assert_eq!(instance.effective_status(), "completed");
-    let dispatched = kinds(&engine, &id)
-        .iter()
-        .filter(|k| **k == "TaskDispatched")
-        .count();
-    assert_eq!(
-        dispatched, 1,
-        "the re-dispatch after restart is not a new attempt"
-    );
-    let keys: Vec<String> = std::fs::read_to_string(&ledger)
-        .expect("ledger")
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let dispatched = kinds(&engine, &id).iter().filter(|k| **k == "TaskDispatched").count();
+    assert_eq!(dispatched, 1, "the re-dispatch after restart is not a new attempt");
+    let keys: Vec<String> = std::fs::read_to_string(&ledger).expect("ledger").lines().map(str::to_owned).collect();
     assert_eq!(keys.len(), 2, "{keys:?}");
-    assert_eq!(
-        keys[0], keys[1],
-        "both runs carried the same idempotency key"
-    );
+    assert_eq!(keys[0], keys[1], "both runs carried the same idempotency key");
     assert!(engine.store().outbox(&id).expect("outbox").is_empty());
     engine.shutdown().await;
 }
@@ -366,30 +226,15 @@ params = {{ argv = ["sh", "-c", "echo \"$PHASEGATE_IDEMPOTENCY_KEY\" >> '{}'; sl
 #[tokio::test]
 async fn passive_mode_records_commands_without_running_anything() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::in_memory());
-    let engine = Engine::builder()
-        .store(Arc::clone(&store))
-        .mode(Mode::Passive)
-        .build()
-        .await
-        .expect("engine");
+    let engine = Engine::builder().store(Arc::clone(&store)).mode(Mode::Passive).build().await.expect("engine");
     let workflow = engine.load_definition(&definition(CHAIN)).expect("valid");
-    let id = engine
-        .start(workflow, StartOptions::default())
-        .await
-        .expect("starts");
+    let id = engine.start(workflow, StartOptions::default()).await.expect("starts");
     engine.run_until_idle().await;
     assert_eq!(kinds(&engine, &id), ["InstanceStarted"]);
     engine.shutdown().await;
-    let driver = Engine::builder()
-        .store(store)
-        .build()
-        .await
-        .expect("driving engine");
+    let driver = Engine::builder().store(store).build().await.expect("driving engine");
     driver.run_until_idle().await;
-    assert_eq!(
-        driver.instance(&id).expect("loads").0.effective_status(),
-        "completed"
-    );
+    assert_eq!(driver.instance(&id).expect("loads").0.effective_status(), "completed");
     driver.shutdown().await;
 }
 
@@ -421,42 +266,21 @@ impl phasegate_agents::Agent for Gauge {
 
 #[tokio::test]
 async fn per_agent_concurrency_limits_hold() {
-    let gauge = Arc::new(Gauge {
-        now: 0.into(),
-        max: 0.into(),
-    });
+    let gauge = Arc::new(Gauge { now: 0.into(), max: 0.into() });
     let mut registry = phasegate_agents::Registry::with_builtins();
     registry.register(gauge.clone());
-    let engine = Engine::builder()
-        .store(Arc::new(MemoryStore::in_memory()))
-        .agents(registry)
-        .agent_limit("gauge", 3)
-        .build()
-        .await
-        .expect("engine");
+    let engine =
+        Engine::builder().store(Arc::new(MemoryStore::in_memory())).agents(registry).agent_limit("gauge", 3).build().await.expect("engine");
     let mut toml = String::from("name = \"fan\"\n[[phases]]\nid = \"p\"\n");
     for i in 0..24 {
-        toml.push_str(&format!(
-            "[[phases.tasks]]\nid = \"t{i}\"\nagent = \"gauge\"\n"
-        ));
+        toml.push_str(&format!("[[phases.tasks]]\nid = \"t{i}\"\nagent = \"gauge\"\n"));
     }
-    let workflow = engine
-        .load_definition(&definition(&toml))
-        .expect("valid with the registered agent");
-    let id = engine
-        .start(workflow, StartOptions::default())
-        .await
-        .expect("starts");
+    let workflow = engine.load_definition(&definition(&toml)).expect("valid with the registered agent");
+    let id = engine.start(workflow, StartOptions::default()).await.expect("starts");
     engine.run_until_idle().await;
-    assert_eq!(
-        engine.instance(&id).expect("loads").0.effective_status(),
-        "completed"
-    );
+    assert_eq!(engine.instance(&id).expect("loads").0.effective_status(), "completed");
     let max = gauge.max.load(std::sync::atomic::Ordering::SeqCst);
-    assert!(
-        (1..=3).contains(&max),
-        "{max} gauge attempts overlapped; the limit is 3"
-    );
+    assert!((1..=3).contains(&max), "{max} gauge attempts overlapped; the limit is 3");
     engine.shutdown().await;
 }
 
@@ -478,10 +302,7 @@ agent = "sleep"
 params = { duration = "30s" }
 "#;
     let workflow = engine.load_definition(&definition(toml)).expect("valid");
-    let id = engine
-        .start(workflow, StartOptions::default())
-        .await
-        .expect("starts");
+    let id = engine.start(workflow, StartOptions::default()).await.expect("starts");
     // Wait for the timeout to fail the instance (stuck has no retries).
     let mut events = engine.subscribe();
     loop {
@@ -492,73 +313,32 @@ params = { duration = "30s" }
     }
     engine.run_until_idle().await;
     let (instance, _) = engine.instance(&id).expect("loads");
+    assert!(matches!(&instance.phases[0].tasks[0].status, TaskStatus::Failed { error, .. } if error == "timed out after 50ms"));
     assert!(
-        matches!(&instance.phases[0].tasks[0].status, TaskStatus::Failed { error, .. } if error == "timed out after 50ms")
-    );
-    assert!(
-        matches!(
-            &instance.phases[0].tasks[1].status,
-            TaskStatus::Cancelled { .. }
-        ),
+        matches!(&instance.phases[0].tasks[1].status, TaskStatus::Cancelled { .. }),
         "the failure cancelled the other attempt: {:?}",
-        engine
-            .history(&id)
-            .expect("h")
-            .iter()
-            .map(|r| r.event().describe())
-            .collect::<Vec<_>>()
+        engine.history(&id).expect("h").iter().map(|r| r.event().describe()).collect::<Vec<_>>()
     );
 
-    let toml = "name = \"halt\"\n[[phases]]\nid = \"p\"\n[[phases.tasks]]\nid = \"t\"\nagent = \"sleep\"\nparams = { duration = \"30s\" }\n";
+    let toml =
+        "name = \"halt\"\n[[phases]]\nid = \"p\"\n[[phases.tasks]]\nid = \"t\"\nagent = \"sleep\"\nparams = { duration = \"30s\" }\n";
     let workflow = engine.load_definition(&definition(toml)).expect("valid");
-    let id = engine
-        .start(workflow, StartOptions::default())
-        .await
-        .expect("starts");
-    engine
-        .halt(&id, "op", "maintenance", true)
-        .await
-        .expect("halts");
+    let id = engine.start(workflow, StartOptions::default()).await.expect("starts");
+    engine.halt(&id, "op", "maintenance", true).await.expect("halts");
     engine.run_until_idle().await;
     let (instance, _) = engine.instance(&id).expect("loads");
     assert_eq!(instance.effective_status(), "halted");
-    assert!(matches!(
-        instance.phases[0].tasks[0].status,
-        TaskStatus::Cancelled { attempt: 1, .. }
-    ));
+    assert!(matches!(instance.phases[0].tasks[0].status, TaskStatus::Cancelled { attempt: 1, .. }));
     engine.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_record_that_does_not_decode_quarantines_its_instance_only() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::in_memory());
-    let engine = Engine::builder()
-        .store(Arc::clone(&store))
-        .mode(Mode::Passive)
-        .build()
-        .await
-        .expect("engine");
+    let engine = Engine::builder().store(Arc::clone(&store)).mode(Mode::Passive).build().await.expect("engine");
     let workflow = engine.load_definition(&definition(CHAIN)).expect("valid");
-    let good = engine
-        .start(
-            workflow.clone(),
-            StartOptions {
-                id: Some("good".into()),
-                ..StartOptions::default()
-            },
-        )
-        .await
-        .expect("starts");
-    let bad = engine
-        .start(
-            workflow,
-            StartOptions {
-                id: Some("bad".into()),
-                ..StartOptions::default()
-            },
-        )
-        .await
-        .expect("starts");
+    let good = engine.start(workflow.clone(), StartOptions { id: Some("good".into()), ..StartOptions::default() }).await.expect("starts");
+    let bad = engine.start(workflow, StartOptions { id: Some("bad".into()), ..StartOptions::default() }).await.expect("starts");
     engine.shutdown().await;
     // A record from a future version lands in the bad instance's log.
     store
@@ -569,30 +349,63 @@ async fn a_record_that_does_not_decode_quarantines_its_instance_only() {
             ..Default::default()
         })
         .expect("raw append");
-    let engine = Engine::builder()
-        .store(Arc::clone(&store))
-        .build()
-        .await
-        .expect("engine recovers");
+    let engine = Engine::builder().store(Arc::clone(&store)).build().await.expect("engine recovers");
     engine.run_until_idle().await;
-    assert_eq!(
-        engine
-            .instance(&good)
-            .expect("good loads")
-            .0
-            .effective_status(),
-        "completed"
-    );
+    assert_eq!(engine.instance(&good).expect("good loads").0.effective_status(), "completed");
     let error = engine.instance(&bad).expect_err("quarantined");
-    assert!(
-        matches!(&error, Error::Quarantined { reason, .. } if reason.contains("event 2 of instance bad does not decode")),
-        "{error}"
-    );
+    assert!(matches!(&error, Error::Quarantined { reason, .. } if reason.contains("event 2 of instance bad does not decode")), "{error}");
     assert_eq!(engine.list(Some("quarantined")).expect("list").len(), 1);
-    let refused = engine
-        .resume(&bad, "op")
-        .await
-        .expect_err("commands refuse it too");
+    let refused = engine.resume(&bad, "op").await.expect_err("commands refuse it too");
     assert!(matches!(refused, Error::Quarantined { .. }), "{refused}");
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn signals_are_recorded_and_read_by_conditions() {
+    let engine = memory_engine().await;
+    let toml = r#"
+name = "signals"
+[signals.incident]
+description = "data: { severity = P0 | P1 | P2 }"
+[[phases]]
+id = "launch"
+[[phases.gates]]
+id = "go"
+approval = { approvers = ["op"], self_approval = true }
+[[phases]]
+id = "respond"
+after = ["launch"]
+[[phases.tasks]]
+id = "hotfix"
+agent = "noop"
+when = "has(signals.incident) && signals.incident.severity == 'P2'"
+"#;
+    let workflow = engine.load_definition(&definition(toml)).expect("valid");
+    let with = engine.start(workflow.clone(), StartOptions { id: Some("with".into()), ..StartOptions::default() }).await.expect("starts");
+    let without = engine.start(workflow, StartOptions { id: Some("without".into()), ..StartOptions::default() }).await.expect("starts");
+    engine.run_until_idle().await;
+
+    let undeclared = engine.signal(&with, "outage", serde_json::json!({}), "pager").await.expect_err("undeclared");
+    assert!(undeclared.to_string().contains("declares no signal `outage`: declared signals: incident"), "{undeclared}");
+    engine.signal(&with, "incident", serde_json::json!({"severity": "P2", "id": "INC-7"}), "pager").await.expect("recorded");
+    for id in [&with, &without] {
+        let request = phasegate_engine::runtime::DecisionRequest {
+            kind: phasegate_engine::machine::DecisionKind::Approve,
+            principal: "op".into(),
+            comment: String::new(),
+            request_id: String::new(),
+        };
+        engine.decide(id, None, request).await.expect("approves");
+    }
+    engine.run_until_idle().await;
+    let (instance, _) = engine.instance(&with).expect("loads");
+    assert_eq!(instance.signals["incident"]["id"], "INC-7");
+    assert!(matches!(instance.phases[1].tasks[0].status, TaskStatus::Succeeded { .. }), "P2 → the hotfix ran");
+    let (instance, _) = engine.instance(&without).expect("loads");
+    assert!(matches!(instance.phases[1].tasks[0].status, TaskStatus::Skipped { .. }), "no incident → no hotfix");
+    let finished = engine.signal(&without, "incident", serde_json::json!({}), "pager").await.expect_err("completed");
+    assert!(finished.to_string().contains("signals go to running or halted instances"), "{finished}");
+    let signals = engine.history(&with).expect("history").iter().filter(|r| r.event().kind() == "SignalReceived").count();
+    assert_eq!(signals, 1);
     engine.shutdown().await;
 }

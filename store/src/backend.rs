@@ -18,12 +18,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
         self.range_limit(start, end, usize::MAX)
     }
     /// At most `limit` entries with keys in `[start, end)`, ordered.
-    fn range_limit(
-        &self,
-        start: &[u8],
-        end: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    fn range_limit(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
     /// Applies writes atomically (visible to readers at once, durable after `flush`).
     fn apply(&self, writes: Vec<Write>) -> Result<()>;
     /// Makes everything applied so far durable.
@@ -43,17 +38,12 @@ pub struct SledBackend {
 impl SledBackend {
     /// Opens (or creates) the database in `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        std::fs::create_dir_all(path)
-            .map_err(|error| Error::Io(format!("cannot create {}: {error}", path.display())))?;
-        let config = sled::Config::new()
-            .path(path)
-            .mode(sled::Mode::HighThroughput);
+        std::fs::create_dir_all(path).map_err(|error| Error::Io(format!("cannot create {}: {error}", path.display())))?;
+        let config = sled::Config::new().path(path).mode(sled::Mode::HighThroughput);
         match config.open() {
             Ok(db) => Ok(Self { db }),
             // sled reports a held lock as an I/O error from its file lock.
-            Err(sled::Error::Io(error)) if is_lock_error(&error) => Err(Error::InUse {
-                path: path.display().to_string(),
-            }),
+            Err(sled::Error::Io(error)) if is_lock_error(&error) => Err(Error::InUse { path: path.display().to_string() }),
             Err(error) => Err(io(error)),
         }
     }
@@ -67,25 +57,15 @@ fn is_lock_error(error: &std::io::Error) -> bool {
 
 impl Backend for SledBackend {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.db
-            .get(key)
-            .map(|value| value.map(|v| v.to_vec()))
-            .map_err(io)
+        self.db.get(key).map(|value| value.map(|v| v.to_vec())).map_err(io)
     }
 
-    fn range_limit(
-        &self,
-        start: &[u8],
-        end: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    fn range_limit(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let iter = match end {
             Some(end) => self.db.range(start.to_vec()..end.to_vec()),
             None => self.db.range(start.to_vec()..),
         };
-        iter.take(limit)
-            .map(|entry| entry.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(io))
-            .collect()
+        iter.take(limit).map(|entry| entry.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(io)).collect()
     }
 
     fn apply(&self, writes: Vec<Write>) -> Result<()> {
@@ -113,9 +93,7 @@ pub struct MemoryBackend {
 
 impl MemoryBackend {
     fn tree(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, Vec<u8>>>> {
-        self.tree
-            .lock()
-            .map_err(|_| Error::Io("the in-memory store was poisoned by a panic".to_owned()))
+        self.tree.lock().map_err(|_| Error::Io("the in-memory store was poisoned by a panic".to_owned()))
     }
 }
 
@@ -124,21 +102,13 @@ impl Backend for MemoryBackend {
         Ok(self.tree()?.get(key).cloned())
     }
 
-    fn range_limit(
-        &self,
-        start: &[u8],
-        end: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    fn range_limit(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let tree = self.tree()?;
         let iter: Box<dyn Iterator<Item = (&Vec<u8>, &Vec<u8>)>> = match end {
             Some(end) => Box::new(tree.range(start.to_vec()..end.to_vec())),
             None => Box::new(tree.range(start.to_vec()..)),
         };
-        Ok(iter
-            .take(limit)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+        Ok(iter.take(limit).map(|(k, v)| (k.clone(), v.clone())).collect())
     }
 
     fn apply(&self, writes: Vec<Write>) -> Result<()> {

@@ -19,8 +19,7 @@ pub(crate) const FORMAT: &[u8] = b"m:format";
 pub(crate) const STATUS_INDEX: &str = "status";
 
 fn join(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-    let mut key =
-        Vec::with_capacity(prefix.len() + parts.iter().map(|p| p.len() + 1).sum::<usize>());
+    let mut key = Vec::with_capacity(prefix.len() + parts.iter().map(|p| p.len() + 1).sum::<usize>());
     key.extend_from_slice(prefix);
     for (i, part) in parts.iter().enumerate() {
         if i > 0 {
@@ -56,10 +55,7 @@ pub(crate) fn index(name: &str, key: &[u8]) -> Vec<u8> {
     join(b"x:", &[name.as_bytes(), key])
 }
 pub(crate) fn status_entry(status: &str, id: &str) -> Vec<u8> {
-    index(
-        STATUS_INDEX,
-        &join(b"", &[status.as_bytes(), id.as_bytes()]),
-    )
+    index(STATUS_INDEX, &join(b"", &[status.as_bytes(), id.as_bytes()]))
 }
 pub(crate) fn outbox(id: &str, key: &[u8]) -> Vec<u8> {
     join(b"o:", &[id.as_bytes(), key])
@@ -91,22 +87,11 @@ pub(crate) fn encode_head(seq: u64, status: &str) -> Vec<u8> {
 
 pub(crate) fn split_seq(key: &[u8], bytes: &[u8]) -> crate::Result<(u64, Vec<u8>)> {
     let Some((seq, rest)) = bytes.split_first_chunk::<8>() else {
-        return Err(crate::Error::Corrupt {
-            key: printable(key),
-            detail: format!("{} bytes, expected at least 8", bytes.len()),
-        });
+        return Err(crate::Error::Corrupt { key: printable(key), detail: format!("{} bytes, expected at least 8", bytes.len()) });
     };
     Ok((u64::from_be_bytes(*seq), rest.to_vec()))
 }
 
 pub(crate) fn printable(key: &[u8]) -> String {
-    key.iter()
-        .map(|&b| {
-            if b.is_ascii_graphic() {
-                (b as char).to_string()
-            } else {
-                format!("\\x{b:02x}")
-            }
-        })
-        .collect()
+    key.iter().map(|&b| if b.is_ascii_graphic() { (b as char).to_string() } else { format!("\\x{b:02x}") }).collect()
 }

@@ -199,13 +199,7 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn summary(&self, instance: &str) -> Result<Option<Vec<u8>>>;
 
     /// At most `limit` entries of a named index whose keys lie in `[start, end)`, in key order.
-    fn index_range(
-        &self,
-        index: &str,
-        start: &[u8],
-        end: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    fn index_range(&self, index: &str, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
 
     /// Entries of a named index whose keys start with `prefix`, in key order.
     fn index_prefix(&self, index: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
@@ -235,11 +229,7 @@ pub const QUARANTINED: &str = "quarantined";
 
 /// Checks that an id fits the key layout.
 pub fn check_id(id: &str) -> Result<()> {
-    let valid = !id.is_empty()
-        && id.len() <= 128
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    let valid = !id.is_empty() && id.len() <= 128 && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
     if valid {
         Ok(())
     } else {

@@ -13,10 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::backend::{Backend, MemoryBackend, SledBackend, Write};
-use crate::{
-    check_id, keys, Batch, Done, Error, Head, IndexOp, Loaded, OutboxOp, Result, Store,
-    FORMAT_VERSION, QUARANTINED,
-};
+use crate::{check_id, keys, Batch, Done, Error, Head, IndexOp, Loaded, OutboxOp, Result, Store, FORMAT_VERSION, QUARANTINED};
 
 /// Most batches one flush covers; bounds the latency of the first in a group.
 const MAX_GROUP: usize = 4096;
@@ -54,9 +51,7 @@ pub struct LogStore<B: Backend> {
 
 impl<B: Backend> std::fmt::Debug for LogStore<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogStore")
-            .field("location", &self.location)
-            .finish()
+        f.debug_struct("LogStore").field("location", &self.location).finish()
     }
 }
 
@@ -85,25 +80,15 @@ impl<B: Backend> LogStore<B> {
     fn start(backend: B, location: String) -> Result<Self> {
         match backend.get(keys::FORMAT)? {
             None => {
-                backend.apply(vec![(
-                    keys::FORMAT.to_vec(),
-                    Some(FORMAT_VERSION.to_be_bytes().to_vec()),
-                )])?;
+                backend.apply(vec![(keys::FORMAT.to_vec(), Some(FORMAT_VERSION.to_be_bytes().to_vec()))])?;
                 backend.flush()?;
             }
             Some(bytes) => {
                 let found = <[u8; 4]>::try_from(bytes.as_slice())
                     .map(u32::from_be_bytes)
-                    .map_err(|_| Error::Corrupt {
-                        key: "m:format".to_owned(),
-                        detail: format!("{} bytes, expected 4", bytes.len()),
-                    })?;
+                    .map_err(|_| Error::Corrupt { key: "m:format".to_owned(), detail: format!("{} bytes, expected 4", bytes.len()) })?;
                 if found > FORMAT_VERSION {
-                    return Err(Error::NewerFormat {
-                        path: location,
-                        found,
-                        supported: FORMAT_VERSION,
-                    });
+                    return Err(Error::NewerFormat { path: location, found, supported: FORMAT_VERSION });
                 }
             }
         }
@@ -118,13 +103,7 @@ impl<B: Backend> LogStore<B> {
                 .spawn(move || write_loop(&*backend, &stats, &receiver))
                 .map_err(|error| Error::Io(format!("cannot start the writer thread: {error}")))?
         };
-        Ok(Self {
-            backend,
-            stats,
-            sender: Mutex::new(Some(sender)),
-            writer: Mutex::new(Some(writer)),
-            location,
-        })
+        Ok(Self { backend, stats, sender: Mutex::new(Some(sender)), writer: Mutex::new(Some(writer)), location })
     }
 
     /// The writer's counters.
@@ -159,10 +138,8 @@ fn read_head<B: Backend + ?Sized>(backend: &B, id: &str) -> Result<Option<Head>>
         None => Ok(None),
         Some(bytes) => {
             let (seq, status) = keys::split_seq(&key, &bytes)?;
-            let status = String::from_utf8(status).map_err(|_| Error::Corrupt {
-                key: keys::printable(&key),
-                detail: "status is not UTF-8".to_owned(),
-            })?;
+            let status = String::from_utf8(status)
+                .map_err(|_| Error::Corrupt { key: keys::printable(&key), detail: "status is not UTF-8".to_owned() })?;
             Ok(Some(Head { seq, status }))
         }
     }
@@ -195,9 +172,7 @@ fn write_loop<B: Backend + ?Sized>(backend: &B, stats: &Stats, receiver: &mpsc::
             let started = std::time::Instant::now();
             let flushed = backend.flush();
             stats.flushes.fetch_add(1, Ordering::Relaxed);
-            stats
-                .flush_micros
-                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            stats.flush_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
             flushed
         } else {
             Ok(())
@@ -221,14 +196,9 @@ fn apply_batch<B: Backend + ?Sized>(backend: &B, batch: Batch) -> Result<()> {
     let head = read_head(backend, id)?;
     let found = head.as_ref().map_or(0, |h| h.seq);
     if found != batch.expected_seq {
-        return Err(Error::SequenceConflict {
-            instance: id.to_owned(),
-            expected: batch.expected_seq,
-            found,
-        });
+        return Err(Error::SequenceConflict { instance: id.to_owned(), expected: batch.expected_seq, found });
     }
-    let mut writes: Vec<Write> =
-        Vec::with_capacity(batch.events.len() + batch.index.len() + batch.outbox.len() + 4);
+    let mut writes: Vec<Write> = Vec::with_capacity(batch.events.len() + batch.index.len() + batch.outbox.len() + 4);
     let mut seq = found;
     for event in batch.events {
         seq += 1;
@@ -257,9 +227,7 @@ fn apply_batch<B: Backend + ?Sized>(backend: &B, batch: Batch) -> Result<()> {
     }
     for op in batch.index {
         match op {
-            IndexOp::Put { index, key, value } => {
-                writes.push((keys::index(&index, &key), Some(value)))
-            }
+            IndexOp::Put { index, key, value } => writes.push((keys::index(&index, &key), Some(value))),
             IndexOp::Delete { index, key } => writes.push((keys::index(&index, &key), None)),
         }
     }
@@ -281,9 +249,7 @@ impl<B: Backend> Store for LogStore<B> {
         let sender = self.sender.lock().ok().and_then(|sender| sender.clone());
         match sender {
             Some(sender) => {
-                if let Err(mpsc::SendError(Job::Batch(_, done))) =
-                    sender.send(Job::Batch(batch, done))
-                {
+                if let Err(mpsc::SendError(Job::Batch(_, done))) = sender.send(Job::Batch(batch, done)) {
                     done(Err(Error::Closed));
                 }
             }
@@ -307,12 +273,7 @@ impl<B: Backend> Store for LogStore<B> {
         let from = snapshot.as_ref().map_or(1, |(seq, _)| seq + 1);
         let events = self.events(instance, from)?;
         let summary = self.backend.get(&keys::summary(instance))?;
-        Ok(Some(Loaded {
-            head,
-            summary,
-            snapshot,
-            events,
-        }))
+        Ok(Some(Loaded { head, summary, snapshot, events }))
     }
 
     fn events(&self, instance: &str, from: u64) -> Result<Vec<(u64, Vec<u8>)>> {
@@ -326,10 +287,7 @@ impl<B: Backend> Store for LogStore<B> {
                 let seq_bytes = strip(&key, &prefix);
                 let seq = <[u8; 8]>::try_from(seq_bytes)
                     .map(u64::from_be_bytes)
-                    .map_err(|_| Error::Corrupt {
-                        key: keys::printable(&key),
-                        detail: "bad event key".to_owned(),
-                    })?;
+                    .map_err(|_| Error::Corrupt { key: keys::printable(&key), detail: "bad event key".to_owned() })?;
                 Ok((seq, value))
             })
             .collect()
@@ -344,13 +302,7 @@ impl<B: Backend> Store for LogStore<B> {
             .map(|(key, bytes)| {
                 let id = String::from_utf8_lossy(strip(&key, &start)).into_owned();
                 let (seq, status) = keys::split_seq(&key, &bytes)?;
-                Ok((
-                    id,
-                    Head {
-                        seq,
-                        status: String::from_utf8_lossy(&status).into_owned(),
-                    },
-                ))
+                Ok((id, Head { seq, status: String::from_utf8_lossy(&status).into_owned() }))
             })
             .collect()
     }
@@ -369,23 +321,10 @@ impl<B: Backend> Store for LogStore<B> {
         self.backend.get(&keys::summary(instance))
     }
 
-    fn index_range(
-        &self,
-        index: &str,
-        start: &[u8],
-        end: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    fn index_range(&self, index: &str, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let base = keys::index(index, b"");
-        let entries = self.backend.range_limit(
-            &keys::index(index, start),
-            Some(&keys::index(index, end)),
-            limit,
-        )?;
-        Ok(entries
-            .into_iter()
-            .map(|(key, value)| (strip(&key, &base).to_vec(), value))
-            .collect())
+        let entries = self.backend.range_limit(&keys::index(index, start), Some(&keys::index(index, end)), limit)?;
+        Ok(entries.into_iter().map(|(key, value)| (strip(&key, &base).to_vec(), value)).collect())
     }
 
     fn index_prefix(&self, index: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
@@ -393,20 +332,14 @@ impl<B: Backend> Store for LogStore<B> {
         let start = keys::index(index, prefix);
         let end = keys::prefix_end(&start);
         let entries = self.backend.range(&start, end.as_deref())?;
-        Ok(entries
-            .into_iter()
-            .map(|(key, value)| (strip(&key, &base).to_vec(), value))
-            .collect())
+        Ok(entries.into_iter().map(|(key, value)| (strip(&key, &base).to_vec(), value)).collect())
     }
 
     fn outbox(&self, instance: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let base = keys::outbox(instance, b"");
         let end = keys::prefix_end(&base);
         let entries = self.backend.range(&base, end.as_deref())?;
-        Ok(entries
-            .into_iter()
-            .map(|(key, value)| (strip(&key, &base).to_vec(), value))
-            .collect())
+        Ok(entries.into_iter().map(|(key, value)| (strip(&key, &base).to_vec(), value)).collect())
     }
 
     fn outbox_instances(&self) -> Result<Vec<String>> {
@@ -439,25 +372,18 @@ impl<B: Backend> Store for LogStore<B> {
 
     fn quarantine(&self, instance: &str, reason: &str) -> Result<()> {
         let head = self.read_head(instance)?;
-        let mut writes: Vec<Write> =
-            vec![(keys::quarantine(instance), Some(reason.as_bytes().to_vec()))];
+        let mut writes: Vec<Write> = vec![(keys::quarantine(instance), Some(reason.as_bytes().to_vec()))];
         let seq = head.as_ref().map_or(0, |h| h.seq);
         if let Some(head) = &head {
             writes.push((keys::status_entry(&head.status, instance), None));
         }
         writes.push((keys::status_entry(QUARANTINED, instance), Some(Vec::new())));
-        writes.push((
-            keys::head(instance),
-            Some(keys::encode_head(seq, QUARANTINED)),
-        ));
+        writes.push((keys::head(instance), Some(keys::encode_head(seq, QUARANTINED))));
         self.backend.apply(writes)?;
         self.backend.flush()
     }
 
     fn quarantine_reason(&self, instance: &str) -> Result<Option<String>> {
-        Ok(self
-            .backend
-            .get(&keys::quarantine(instance))?
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+        Ok(self.backend.get(&keys::quarantine(instance))?.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
     }
 }

@@ -4,17 +4,12 @@
 
 use std::sync::Arc;
 
-use phasegate_store::{
-    Batch, Error, IndexOp, MemoryStore, OutboxOp, SledStore, Store, QUARANTINED,
-};
+use phasegate_store::{Batch, Error, IndexOp, MemoryStore, OutboxOp, SledStore, Store, QUARANTINED};
 
 fn stores() -> Vec<(Arc<dyn Store>, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().expect("tempdir");
     let sled: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).expect("open"));
-    vec![
-        (Arc::new(MemoryStore::in_memory()), None),
-        (sled, Some(dir)),
-    ]
+    vec![(Arc::new(MemoryStore::in_memory()), None), (sled, Some(dir))]
 }
 
 fn events(n: usize, tag: &str) -> Vec<Vec<u8>> {
@@ -42,19 +37,9 @@ fn batches_append_contiguous_events_and_load_from_the_snapshot() {
                 ..Batch::default()
             })
             .expect("second batch");
-        store
-            .append(Batch {
-                instance: "a".into(),
-                expected_seq: 5,
-                events: events(1, "z"),
-                ..Batch::default()
-            })
-            .expect("third");
+        store.append(Batch { instance: "a".into(), expected_seq: 5, events: events(1, "z"), ..Batch::default() }).expect("third");
         let all = store.events("a", 1).expect("events");
-        assert_eq!(
-            all.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
-            [1, 2, 3, 4, 5, 6]
-        );
+        assert_eq!(all.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
         assert_eq!(all[3].1, b"y-0");
         let loaded = store.load("a").expect("load").expect("exists");
         assert_eq!(loaded.head.seq, 6);
@@ -83,30 +68,13 @@ fn a_batch_with_the_wrong_expected_sequence_changes_nothing() {
                 expected_seq: 1,
                 events: events(1, "late"),
                 status: Some("done".into()),
-                index: vec![IndexOp::Put {
-                    index: "t".into(),
-                    key: b"k".to_vec(),
-                    value: vec![],
-                }],
+                index: vec![IndexOp::Put { index: "t".into(), key: b"k".to_vec(), value: vec![] }],
                 ..Batch::default()
             })
             .expect_err("stale");
-        assert!(
-            matches!(
-                error,
-                Error::SequenceConflict {
-                    expected: 1,
-                    found: 2,
-                    ..
-                }
-            ),
-            "{error}"
-        );
+        assert!(matches!(error, Error::SequenceConflict { expected: 1, found: 2, .. }), "{error}");
         assert_eq!(store.events("a", 1).expect("events").len(), 2);
-        assert_eq!(
-            store.head("a").expect("head").expect("exists").status,
-            "running"
-        );
+        assert_eq!(store.head("a").expect("head").expect("exists").status, "running");
         assert!(store.index_prefix("t", b"").expect("index").is_empty());
     }
 }
@@ -134,32 +102,13 @@ fn the_status_index_follows_the_head() {
                 ..Batch::default()
             })
             .expect("complete");
-        assert_eq!(
-            store.instances_with_status("running").expect("running"),
-            ["a", "c"]
-        );
-        assert_eq!(
-            store.instances_with_status("completed").expect("completed"),
-            ["b"]
-        );
+        assert_eq!(store.instances_with_status("running").expect("running"), ["a", "c"]);
+        assert_eq!(store.instances_with_status("completed").expect("completed"), ["b"]);
         assert_eq!(store.instances().expect("all").len(), 3);
-        store
-            .quarantine("c", "record 2 does not decode")
-            .expect("quarantine");
-        assert_eq!(
-            store.instances_with_status("running").expect("running"),
-            ["a"]
-        );
-        assert_eq!(
-            store
-                .instances_with_status(QUARANTINED)
-                .expect("quarantined"),
-            ["c"]
-        );
-        assert_eq!(
-            store.quarantine_reason("c").expect("reason").as_deref(),
-            Some("record 2 does not decode")
-        );
+        store.quarantine("c", "record 2 does not decode").expect("quarantine");
+        assert_eq!(store.instances_with_status("running").expect("running"), ["a"]);
+        assert_eq!(store.instances_with_status(QUARANTINED).expect("quarantined"), ["c"]);
+        assert_eq!(store.quarantine_reason("c").expect("reason").as_deref(), Some("record 2 does not decode"));
     }
 }
 
@@ -177,52 +126,22 @@ fn indexes_and_outbox_are_ordered_and_scoped() {
                 expected_seq: 0,
                 events: events(1, "a"),
                 index: vec![
-                    IndexOp::Put {
-                        index: "timer".into(),
-                        key: timer(300, "a"),
-                        value: b"late".to_vec(),
-                    },
-                    IndexOp::Put {
-                        index: "timer".into(),
-                        key: timer(100, "a"),
-                        value: b"early".to_vec(),
-                    },
-                    IndexOp::Put {
-                        index: "timers-other".into(),
-                        key: timer(50, "a"),
-                        value: vec![],
-                    },
+                    IndexOp::Put { index: "timer".into(), key: timer(300, "a"), value: b"late".to_vec() },
+                    IndexOp::Put { index: "timer".into(), key: timer(100, "a"), value: b"early".to_vec() },
+                    IndexOp::Put { index: "timers-other".into(), key: timer(50, "a"), value: vec![] },
                 ],
                 outbox: vec![
-                    OutboxOp::Put {
-                        key: b"1".to_vec(),
-                        value: b"dispatch t1".to_vec(),
-                    },
-                    OutboxOp::Put {
-                        key: b"2".to_vec(),
-                        value: b"dispatch t2".to_vec(),
-                    },
+                    OutboxOp::Put { key: b"1".to_vec(), value: b"dispatch t1".to_vec() },
+                    OutboxOp::Put { key: b"2".to_vec(), value: b"dispatch t2".to_vec() },
                 ],
                 ..Batch::default()
             })
             .expect("append");
-        let due = store
-            .index_range("timer", &0u64.to_be_bytes(), &200u64.to_be_bytes(), 10)
-            .expect("range");
-        assert_eq!(
-            store
-                .index_range("timer", &0u64.to_be_bytes(), &400u64.to_be_bytes(), 1)
-                .expect("limited")
-                .len(),
-            1
-        );
+        let due = store.index_range("timer", &0u64.to_be_bytes(), &200u64.to_be_bytes(), 10).expect("range");
+        assert_eq!(store.index_range("timer", &0u64.to_be_bytes(), &400u64.to_be_bytes(), 1).expect("limited").len(), 1);
         assert_eq!(store.outbox_instances().expect("outbox instances"), ["a"]);
         assert_eq!(due, vec![(timer(100, "a"), b"early".to_vec())]);
-        assert_eq!(
-            store.index_prefix("timer", b"").expect("all").len(),
-            2,
-            "another index's entries stay apart"
-        );
+        assert_eq!(store.index_prefix("timer", b"").expect("all").len(), 2, "another index's entries stay apart");
         store
             .append(Batch {
                 instance: "a".into(),
@@ -231,10 +150,7 @@ fn indexes_and_outbox_are_ordered_and_scoped() {
                 ..Batch::default()
             })
             .expect("outbox delete");
-        assert_eq!(
-            store.outbox("a").expect("outbox"),
-            vec![(b"2".to_vec(), b"dispatch t2".to_vec())]
-        );
+        assert_eq!(store.outbox("a").expect("outbox"), vec![(b"2".to_vec(), b"dispatch t2".to_vec())]);
         assert!(store.outbox("b").expect("outbox").is_empty());
     }
 }
@@ -242,16 +158,9 @@ fn indexes_and_outbox_are_ordered_and_scoped() {
 #[test]
 fn definitions_are_pinned_by_hash() {
     for (store, _dir) in stores() {
-        store
-            .put_definition("abc", b"{\"name\": \"w\"}")
-            .expect("put");
-        store
-            .put_definition("abc", b"{\"name\": \"w\"}")
-            .expect("idempotent");
-        assert_eq!(
-            store.definition("abc").expect("get").as_deref(),
-            Some(&b"{\"name\": \"w\"}"[..])
-        );
+        store.put_definition("abc", b"{\"name\": \"w\"}").expect("put");
+        store.put_definition("abc", b"{\"name\": \"w\"}").expect("idempotent");
+        assert_eq!(store.definition("abc").expect("get").as_deref(), Some(&b"{\"name\": \"w\"}"[..]));
         assert!(store.definition("def").expect("get").is_none());
     }
 }
@@ -259,13 +168,7 @@ fn definitions_are_pinned_by_hash() {
 #[test]
 fn invalid_ids_are_refused() {
     for (store, _dir) in stores() {
-        let error = store
-            .append(Batch {
-                instance: "a/b".into(),
-                events: events(1, "x"),
-                ..Batch::default()
-            })
-            .expect_err("slash");
+        let error = store.append(Batch { instance: "a/b".into(), events: events(1, "x"), ..Batch::default() }).expect_err("slash");
         assert!(matches!(error, Error::InvalidId(_)));
     }
 }
@@ -297,28 +200,14 @@ fn concurrent_instances_share_flushes() {
     drop(sender);
     let results: Vec<_> = receiver.iter().collect();
     assert_eq!(results.len(), (instances * per_instance) as usize);
-    assert!(
-        results.iter().all(Result::is_ok),
-        "{:?}",
-        results.iter().find(|r| r.is_err())
-    );
+    assert!(results.iter().all(Result::is_ok), "{:?}", results.iter().find(|r| r.is_err()));
     let stats = store.stats();
     let batches = stats.batches.load(std::sync::atomic::Ordering::Relaxed);
     let flushes = stats.flushes.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(batches, 2000);
-    assert!(
-        flushes < batches,
-        "group commit: {flushes} flushes for {batches} batches"
-    );
+    assert!(flushes < batches, "group commit: {flushes} flushes for {batches} batches");
     for i in 0..instances {
-        assert_eq!(
-            store
-                .head(&format!("i{i}"))
-                .expect("head")
-                .expect("exists")
-                .seq,
-            per_instance
-        );
+        assert_eq!(store.head(&format!("i{i}")).expect("head").expect("exists").seq, per_instance);
     }
 }
 
@@ -328,12 +217,7 @@ fn a_store_held_by_another_opener_is_in_use() {
     let _held = SledStore::open(dir.path()).expect("first open");
     let error = SledStore::open(dir.path()).expect_err("second open");
     assert!(matches!(error, Error::InUse { .. }), "{error:?}");
-    assert!(
-        error
-            .to_string()
-            .contains("in use by another phasegate process"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("in use by another phasegate process"), "{error}");
 }
 
 #[test]
@@ -341,22 +225,11 @@ fn a_newer_format_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let db = sled::open(dir.path()).expect("raw sled");
-        db.insert(b"m:format", 99u32.to_be_bytes().to_vec())
-            .expect("insert");
+        db.insert(b"m:format", 99u32.to_be_bytes().to_vec()).expect("insert");
         db.flush().expect("flush");
     }
     let error = SledStore::open(dir.path()).expect_err("newer");
-    assert!(
-        matches!(
-            error,
-            Error::NewerFormat {
-                found: 99,
-                supported: 1,
-                ..
-            }
-        ),
-        "{error:?}"
-    );
+    assert!(matches!(error, Error::NewerFormat { found: 99, supported: 1, .. }), "{error:?}");
 }
 
 #[test]

@@ -10,10 +10,7 @@ use std::sync::OnceLock;
 
 /// The repository root (where `Cargo.toml`, `workflows/` and `docs/` live).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// Path of the `phasegate` binary, built from the current sources the first
@@ -23,30 +20,16 @@ pub fn phasegate_bin() -> &'static Path {
     BIN.get_or_init(|| {
         // Test executables live in <target>/<profile>/deps/.
         let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("<target>/<profile>")
-            .to_path_buf();
+        let profile_dir = exe.parent().and_then(Path::parent).expect("<target>/<profile>").to_path_buf();
         let target_dir = profile_dir.parent().expect("<target>").to_path_buf();
-        let profile = profile_dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("debug");
+        let profile = profile_dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
         let profile = if profile == "debug" { "dev" } else { profile };
         // The same selection and targets as scripts/test's build, so cargo
         // resolves the same features and finds everything already built; a
         // narrower `-p phasegate-engine` would unify features differently
         // and rebuild the engine and its dependencies a second time.
         let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "--workspace",
-                "--all-targets",
-                "--profile",
-                profile,
-            ])
+            .args(["build", "--quiet", "--workspace", "--all-targets", "--profile", profile])
             .arg("--target-dir")
             .arg(&target_dir)
             .current_dir(workspace_root())
@@ -60,11 +43,7 @@ pub fn phasegate_bin() -> &'static Path {
 /// A `phasegate` command run in `dir`, with logging quiet and the store inside `dir`.
 pub fn phasegate(dir: &Path) -> Command {
     let mut command = Command::new(phasegate_bin());
-    command
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .env_remove("PHASEGATE_DB")
-        .env_remove("PHASEGATE_USER");
+    command.current_dir(dir).env_remove("RUST_LOG").env_remove("PHASEGATE_DB").env_remove("PHASEGATE_USER");
     command
 }
 

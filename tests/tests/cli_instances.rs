@@ -37,28 +37,14 @@ fn setup() -> tempfile::TempDir {
 fn events(dir: &std::path::Path, id: &str) -> usize {
     let output = run(dir, &["--output", "json", "history", id]);
     assert!(output.status.success(), "{}", stderr(&output));
-    serde_json::from_slice::<Vec<serde_json::Value>>(&output.stdout)
-        .expect("json")
-        .len()
+    serde_json::from_slice::<Vec<serde_json::Value>>(&output.stdout).expect("json").len()
 }
 
 #[test]
 fn start_run_fail_retry_and_complete() {
     let dir = setup();
     let path = dir.path();
-    let started = run(
-        path,
-        &[
-            "--as",
-            "alice",
-            "start",
-            "flow.toml",
-            "--id",
-            "f1",
-            "--var",
-            "greeting=hello",
-        ],
-    );
+    let started = run(path, &["--as", "alice", "start", "flow.toml", "--id", "f1", "--var", "greeting=hello"]);
     assert_eq!(started.status.code(), Some(0), "{}", stderr(&started));
     assert_eq!(stdout(&started), "f1\n");
 
@@ -66,8 +52,7 @@ fn start_run_fail_retry_and_complete() {
     assert_eq!(ran.status.code(), Some(0), "{}", stderr(&ran));
     assert!(stdout(&ran).contains("f1: failed"), "{}", stdout(&ran));
     assert!(
-        stderr(&ran).contains("f1  phase build failed: task flaky failed permanently")
-            || stderr(&ran).contains("f1  task flaky failed"),
+        stderr(&ran).contains("f1  phase build failed: task flaky failed permanently") || stderr(&ran).contains("f1  task flaky failed"),
         "{}",
         stderr(&ran)
     );
@@ -75,21 +60,14 @@ fn start_run_fail_retry_and_complete() {
     let status = run(path, &["status", "f1"]);
     let text = stdout(&status);
     assert!(text.contains("status    failed"), "{text}");
-    assert!(
-        text.contains("compile                  succeeded"),
-        "{text}"
-    );
+    assert!(text.contains("compile                  succeeded"), "{text}");
     assert!(text.contains("flaky                    failed"), "{text}");
 
     // Retrying a task that succeeded is refused and appends nothing.
     let before = events(path, "f1");
     let refused = run(path, &["retry", "f1", "compile"]);
     assert_eq!(refused.status.code(), Some(1));
-    assert!(
-        stderr(&refused).contains("error: cannot apply Redriven when task compile is succeeded"),
-        "{}",
-        stderr(&refused)
-    );
+    assert!(stderr(&refused).contains("error: cannot apply Redriven when task compile is succeeded"), "{}", stderr(&refused));
     assert_eq!(events(path, "f1"), before);
 
     std::fs::write(path.join("fixed"), "").expect("fix");
@@ -99,24 +77,15 @@ fn start_run_fail_retry_and_complete() {
     assert!(stdout(&ran).contains("f1: completed"), "{}", stdout(&ran));
 
     let history = stdout(&run(path, &["history", "f1"]));
-    assert!(
-        history.contains("started workflow flow (by alice)"),
-        "{history}"
-    );
+    assert!(history.contains("started workflow flow (by alice)"), "{history}");
     assert!(history.contains("redriven by bob: flaky"), "{history}");
-    assert_eq!(
-        history.matches("task compile dispatched").count(),
-        1,
-        "compile did not run again:\n{history}"
-    );
+    assert_eq!(history.matches("task compile dispatched").count(), 1, "compile did not run again:\n{history}");
 
     let listed = run(path, &["--output", "json", "list", "--status", "completed"]);
     let list: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).expect("json");
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["id"], "f1");
-    let status: serde_json::Value =
-        serde_json::from_slice(&run(path, &["--output", "json", "status", "f1"]).stdout)
-            .expect("json");
+    let status: serde_json::Value = serde_json::from_slice(&run(path, &["--output", "json", "status", "f1"]).stdout).expect("json");
     assert_eq!(status["effective_status"], "completed");
     assert_eq!(status["vars"]["greeting"], "hello");
 }
@@ -125,38 +94,22 @@ fn start_run_fail_retry_and_complete() {
 fn commands_that_do_not_fit_are_refused_without_appending() {
     let dir = setup();
     let path = dir.path();
-    assert!(run(path, &["start", "flow.toml", "--id", "f2"])
-        .status
-        .success());
+    assert!(run(path, &["start", "flow.toml", "--id", "f2"]).status.success());
     let before = events(path, "f2");
     for (args, message) in [
-        (
-            &["resume", "f2"][..],
-            "only a halted instance can be resumed",
-        ),
-        (
-            &["retry", "f2"][..],
-            "only a failed instance, or one with a phase on hold, can be redriven",
-        ),
+        (&["resume", "f2"][..], "only a halted instance can be resumed"),
+        (&["retry", "f2"][..], "only a failed instance, or one with a phase on hold, can be redriven"),
         (&["halt", "nope"][..], "no instance `nope` in this store"),
         (&["status", "nope"][..], "no instance `nope` in this store"),
         (&["history", "nope"][..], "no instance `nope` in this store"),
     ] {
         let output = run(path, args);
         assert_eq!(output.status.code(), Some(1), "{args:?}");
-        assert!(
-            stderr(&output).contains(message),
-            "{args:?}: {}",
-            stderr(&output)
-        );
+        assert!(stderr(&output).contains(message), "{args:?}: {}", stderr(&output));
     }
     assert_eq!(events(path, "f2"), before);
     let halted = run(path, &["halt", "f2", "--reason", "freeze"]);
-    assert!(
-        stdout(&halted).starts_with("f2: halted"),
-        "{}",
-        stdout(&halted)
-    );
+    assert!(stdout(&halted).starts_with("f2: halted"), "{}", stdout(&halted));
     let again = run(path, &["halt", "f2"]);
     assert_eq!(again.status.code(), Some(1));
     assert!(run(path, &["resume", "f2"]).status.success());
@@ -165,22 +118,13 @@ fn commands_that_do_not_fit_are_refused_without_appending() {
 
     let bad_var = run(path, &["start", "flow.toml", "--var", "colour=red"]);
     assert_eq!(bad_var.status.code(), Some(1));
-    assert!(
-        stderr(&bad_var).contains("workflow `flow` has no variable `colour` (it has: greeting)"),
-        "{}",
-        stderr(&bad_var)
-    );
+    assert!(stderr(&bad_var).contains("workflow `flow` has no variable `colour` (it has: greeting)"), "{}", stderr(&bad_var));
     let malformed = run(path, &["start", "flow.toml", "--var", "greeting"]);
     assert_eq!(malformed.status.code(), Some(2));
     let duplicate = run(path, &["start", "flow.toml", "--id", "f2"]);
     assert_eq!(duplicate.status.code(), Some(1));
-    assert!(
-        stderr(&duplicate).contains("an instance `f2` already exists"),
-        "{}",
-        stderr(&duplicate)
-    );
-    let listed: Vec<serde_json::Value> =
-        serde_json::from_slice(&run(path, &["--output", "json", "list"]).stdout).expect("json");
+    assert!(stderr(&duplicate).contains("an instance `f2` already exists"), "{}", stderr(&duplicate));
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&run(path, &["--output", "json", "list"]).stdout).expect("json");
     assert_eq!(listed.len(), 1, "refused starts stored nothing");
 }
 
@@ -188,33 +132,18 @@ fn commands_that_do_not_fit_are_refused_without_appending() {
 fn a_store_held_by_a_running_process_is_reported_clearly() {
     let dir = setup();
     let path = dir.path();
-    assert!(run(path, &["start", "flow.toml", "--id", "f3"])
-        .status
-        .success());
-    let mut server = phasegate(path)
-        .args(["run"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run starts");
-    // Wait until the runner holds the store.
-    let mut held = None;
-    for _ in 0..100 {
-        let output = run(path, &["list"]);
-        if !output.status.success() {
-            held = Some(output);
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    assert!(run(path, &["start", "flow.toml", "--id", "f3"]).status.success());
+    let mut server =
+        phasegate(path).args(["run"]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("run starts");
+    // The runner prints progress once it holds the store and drives f3; only
+    // then probe, so the probe itself never holds the lock while the runner opens.
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(server.stderr.take().expect("stderr")));
+    let first = lines.next().expect("the runner reports progress").expect("a line");
+    assert!(first.contains("f3"), "{first}");
+    let held = Some(run(path, &["list"]));
     server.kill().expect("kill");
     server.wait().expect("reap");
     let held = held.expect("the runner held the store");
     assert_eq!(held.status.code(), Some(2));
-    assert!(
-        stderr(&held).contains("is in use by another phasegate process"),
-        "{}",
-        stderr(&held)
-    );
+    assert!(stderr(&held).contains("is in use by another phasegate process"), "{}", stderr(&held));
 }

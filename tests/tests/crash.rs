@@ -18,12 +18,7 @@ use phasegate_engine::machine::{self, Event, TaskStatus};
 use phasegate_engine::{Engine, Mode};
 use phasegate_tests::phasegate;
 
-const PHASES: [(&str, &[&str]); 4] = [
-    ("prepare", &[]),
-    ("left", &["prepare"]),
-    ("right", &["prepare"]),
-    ("finish", &["left", "right"]),
-];
+const PHASES: [(&str, &[&str]); 4] = [("prepare", &[]), ("left", &["prepare"]), ("right", &["prepare"]), ("finish", &["left", "right"])];
 const TASKS_PER_PHASE: usize = 30;
 
 /// The task every exec step runs: append the attempt's key and a nonce unique
@@ -40,18 +35,12 @@ printf '{"nonce": "%s"}\n' "$nonce"
 fn definition(ledger: &Path, script: &Path) -> String {
     let mut toml = String::from("name = \"crash\"\nversion = 1\n");
     for (phase, after) in PHASES {
-        toml.push_str(&format!(
-            "\n[[phases]]\nid = \"{phase}\"\nafter = {after:?}\n"
-        ));
+        toml.push_str(&format!("\n[[phases]]\nid = \"{phase}\"\nafter = {after:?}\n"));
         for i in 0..TASKS_PER_PHASE {
             // Mostly chains (so the run outlasts the kill loop), with a few
             // tasks in parallel; every fifth task fails its first attempt, so
             // retries and their timers cross kills too.
-            let depends = if i > 0 && i % 4 != 1 {
-                format!("depends_on = [\"{phase}-{}\"]\n", i - 1)
-            } else {
-                String::new()
-            };
+            let depends = if i > 0 && i % 4 != 1 { format!("depends_on = [\"{phase}-{}\"]\n", i - 1) } else { String::new() };
             let mode = if i % 5 == 4 { "flaky" } else { "steady" };
             let sleep = ["0.05", "0.1", "0.15", "0.2"][i % 4];
             toml.push_str(&format!(
@@ -77,20 +66,10 @@ impl Rng {
 
 #[test]
 fn kill_9_at_random_moments_loses_nothing_acknowledged() {
-    let cycles: usize = std::env::var("PHASEGATE_CRASH_CYCLES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(50);
-    let seed: u64 = std::env::var("PHASEGATE_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(7)
-                | 1
-        });
+    let cycles: usize = std::env::var("PHASEGATE_CRASH_CYCLES").ok().and_then(|c| c.parse().ok()).unwrap_or(50);
+    let seed: u64 = std::env::var("PHASEGATE_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(7) | 1
+    });
     eprintln!("crash test: {cycles} cycles, PHASEGATE_CRASH_SEED={seed}");
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -102,15 +81,8 @@ fn kill_9_at_random_moments_loses_nothing_acknowledged() {
     std::fs::write(&file, definition(&ledger, &script)).expect("write definition");
     let db_arg = db.to_str().expect("utf-8 path");
 
-    let started = phasegate(dir.path())
-        .args(["--db", db_arg, "start", "crash.toml", "--id", "crash-1"])
-        .output()
-        .expect("start runs");
-    assert!(
-        started.status.success(),
-        "start failed: {}",
-        String::from_utf8_lossy(&started.stderr)
-    );
+    let started = phasegate(dir.path()).args(["--db", db_arg, "start", "crash.toml", "--id", "crash-1"]).output().expect("start runs");
+    assert!(started.status.success(), "start failed: {}", String::from_utf8_lossy(&started.stderr));
 
     let mut kills = 0;
     let mut finished_alone = 0;
@@ -127,11 +99,7 @@ fn kill_9_at_random_moments_loses_nothing_acknowledged() {
             .expect("run starts");
         // A quarter of the kills land within the first milliseconds, while the
         // process is opening the store and recovering.
-        let wait = if cycle % 4 == 0 {
-            rng.below(15)
-        } else {
-            10 + rng.below(200)
-        };
+        let wait = if cycle % 4 == 0 { rng.below(15) } else { 10 + rng.below(200) };
         std::thread::sleep(Duration::from_millis(wait));
         if child.try_wait().expect("poll").is_none() {
             child.kill().expect("SIGKILL");
@@ -143,15 +111,8 @@ fn kill_9_at_random_moments_loses_nothing_acknowledged() {
     }
     // Let orphaned attempts of the last killed process finish writing.
     std::thread::sleep(Duration::from_millis(300));
-    let last = phasegate(dir.path())
-        .args(["--db", db_arg, "run", "--until-idle"])
-        .output()
-        .expect("final run");
-    assert!(
-        last.status.success(),
-        "final run failed: {}",
-        String::from_utf8_lossy(&last.stderr)
-    );
+    let last = phasegate(dir.path()).args(["--db", db_arg, "run", "--until-idle"]).output().expect("final run");
+    assert!(last.status.success(), "final run failed: {}", String::from_utf8_lossy(&last.stderr));
     std::thread::sleep(Duration::from_millis(300));
     eprintln!("crash test: {kills} processes killed");
     assert!(kills >= cycles, "only {kills} runs were still working when killed; the workflow is too short for {cycles} kills");
@@ -162,12 +123,7 @@ fn kill_9_at_random_moments_loses_nothing_acknowledged() {
 fn check_invariants(db: &Path, ledger: &Path) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
-        let engine = Engine::builder()
-            .store_path(db)
-            .mode(Mode::Passive)
-            .build()
-            .await
-            .expect("store opens");
+        let engine = Engine::builder().store_path(db).mode(Mode::Passive).build().await.expect("store opens");
         let (instance, workflow) = engine.instance("crash-1").expect("instance loads");
         let records = engine.history("crash-1").expect("history");
         engine.shutdown().await;
@@ -176,12 +132,7 @@ fn check_invariants(db: &Path, ledger: &Path) {
         assert_eq!(instance.effective_status(), "completed", "final status");
         for phase in &instance.phases {
             for task in &phase.tasks {
-                assert!(
-                    matches!(task.status, TaskStatus::Succeeded { .. }),
-                    "{} is {:?}",
-                    task.id,
-                    task.status
-                );
+                assert!(matches!(task.status, TaskStatus::Succeeded { .. }), "{} is {:?}", task.id, task.status);
             }
         }
         // No sequence gaps.
@@ -192,57 +143,35 @@ fn check_invariants(db: &Path, ledger: &Path) {
         let ledger_lines: Vec<(String, String)> = std::fs::read_to_string(ledger)
             .expect("ledger")
             .lines()
-            .filter_map(|line| {
-                line.split_once(' ')
-                    .map(|(k, n)| (k.to_owned(), n.to_owned()))
-            })
+            .filter_map(|line| line.split_once(' ').map(|(k, n)| (k.to_owned(), n.to_owned())))
             .collect();
         let ran_set: BTreeSet<&str> = ledger_lines.iter().map(|(key, _)| key.as_str()).collect();
         let mut dispatched: BTreeMap<(String, u32), String> = BTreeMap::new();
         let mut result_nonce: BTreeMap<String, String> = BTreeMap::new();
         for record in &records {
             match record.event() {
-                Event::TaskDispatched {
-                    task, attempt, key, ..
-                } => {
+                Event::TaskDispatched { task, attempt, key, .. } => {
                     dispatched.insert((task.clone(), *attempt), key.clone());
                 }
-                Event::TaskSucceeded {
-                    task,
-                    attempt,
-                    output,
-                    ..
-                } => {
+                Event::TaskSucceeded { task, attempt, output, .. } => {
                     let key = dispatched
                         .get(&(task.clone(), *attempt))
                         .unwrap_or_else(|| panic!("{task}#{attempt} completed without a dispatch"));
-                    let nonce = output["nonce"]
-                        .as_str()
-                        .unwrap_or_else(|| panic!("{task} output lacks its nonce: {output}"));
-                    assert!(
-                        ledger_lines.iter().any(|(k, n)| k == key && n == nonce),
-                        "{key} ({nonce}) is recorded as run but never ran"
-                    );
+                    let nonce = output["nonce"].as_str().unwrap_or_else(|| panic!("{task} output lacks its nonce: {output}"));
+                    assert!(ledger_lines.iter().any(|(k, n)| k == key && n == nonce), "{key} ({nonce}) is recorded as run but never ran");
                     result_nonce.insert(task.clone(), nonce.to_owned());
                 }
                 Event::TaskFailed { task, attempt, .. } => {
-                    let key = dispatched
-                        .get(&(task.clone(), *attempt))
-                        .unwrap_or_else(|| panic!("{task}#{attempt} failed without a dispatch"));
-                    assert!(
-                        ran_set.contains(key.as_str()),
-                        "{key} is recorded as run but never ran"
-                    );
+                    let key =
+                        dispatched.get(&(task.clone(), *attempt)).unwrap_or_else(|| panic!("{task}#{attempt} failed without a dispatch"));
+                    assert!(ran_set.contains(key.as_str()), "{key} is recorded as run but never ran");
                 }
                 _ => {}
             }
         }
         let declared: BTreeSet<&str> = dispatched.values().map(String::as_str).collect();
         for key in &ran_set {
-            assert!(
-                declared.contains(key),
-                "{key} ran without a durable dispatch"
-            );
+            assert!(declared.contains(key), "{key} ran without a durable dispatch");
         }
         // Causality: a task runs only after its dependencies' results are
         // durable, and a durable result is never replaced. So the execution
@@ -250,33 +179,20 @@ fn check_invariants(db: &Path, ledger: &Path) {
         // execution of a task that depends on it. A result acknowledged
         // before its flush and then lost shows up here: the dependency ran
         // again after its dependant had already started.
-        let first_run = |task: &str| {
-            ledger_lines
-                .iter()
-                .position(|(key, _)| key.split('/').nth(2) == Some(task))
-        };
+        let first_run = |task: &str| ledger_lines.iter().position(|(key, _)| key.split('/').nth(2) == Some(task));
         let kept_run = |task: &str| {
             let nonce = &result_nonce[task];
-            ledger_lines
-                .iter()
-                .position(|(_, n)| n == nonce)
-                .unwrap_or(usize::MAX)
+            ledger_lines.iter().position(|(_, n)| n == nonce).unwrap_or(usize::MAX)
         };
         for (p, phase) in workflow.phases.iter().enumerate() {
             for task in &phase.tasks {
-                let mut upstream: Vec<&str> = task
-                    .depends_on
-                    .iter()
-                    .map(|&d| phase.tasks[d].id.as_str())
-                    .collect();
+                let mut upstream: Vec<&str> = task.depends_on.iter().map(|&d| phase.tasks[d].id.as_str()).collect();
                 if task.depends_on.is_empty() {
                     for &u in &workflow.phases[p].after {
                         upstream.extend(workflow.phases[u].tasks.iter().map(|t| t.id.as_str()));
                     }
                 }
-                let Some(started) = first_run(&task.id) else {
-                    panic!("{} never ran", task.id)
-                };
+                let Some(started) = first_run(&task.id) else { panic!("{} never ran", task.id) };
                 for dependency in upstream {
                     assert!(
                         kept_run(dependency) < started,
@@ -287,11 +203,7 @@ fn check_invariants(db: &Path, ledger: &Path) {
             }
         }
         let duplicates = ledger_lines.len() - ran_set.len();
-        eprintln!(
-            "crash test: {} executions, {duplicates} re-runs after kills, {} events",
-            ledger_lines.len(),
-            records.len()
-        );
+        eprintln!("crash test: {} executions, {duplicates} re-runs after kills, {} events", ledger_lines.len(), records.len());
 
         // Phase order.
         let position = |kind: &str, phase: &str| {
@@ -310,9 +222,6 @@ fn check_invariants(db: &Path, ledger: &Path) {
         }
         // The state loaded from snapshots equals a replay of the whole log.
         let replayed = machine::replay("crash-1", &workflow, &records).expect("the log replays");
-        assert_eq!(
-            replayed, instance,
-            "snapshot-based state differs from a full replay"
-        );
+        assert_eq!(replayed, instance, "snapshot-based state differs from a full replay");
     });
 }

@@ -51,9 +51,10 @@ fn parse(params: &Map<String, Value>) -> Result<ExecParams, String> {
             })
             .collect::<Result<Vec<_>, _>>()?,
         Some(Value::Array(_)) => return Err("parameter `argv` is empty; give the program and its arguments".to_owned()),
-        Some(Value::String(_)) => {
-            return Err("parameter `argv` must be an array such as [\"./check.sh\", \"--fast\"], not a command string (nothing runs through a shell)".to_owned())
-        }
+        Some(Value::String(_)) => return Err(
+            "parameter `argv` must be an array such as [\"./check.sh\", \"--fast\"], not a command string (nothing runs through a shell)"
+                .to_owned(),
+        ),
         Some(other) => return Err(format!("parameter `argv` must be an array of strings, found {other}")),
         None => return Err("parameter `argv` is required: the program and its arguments".to_owned()),
     };
@@ -90,11 +91,7 @@ impl Agent for ExecAgent {
             .env("PHASEGATE_TASK", &request.task)
             .env("PHASEGATE_ATTEMPT", request.attempt.to_string())
             .env("PHASEGATE_IDEMPOTENCY_KEY", &request.idempotency_key)
-            .stdin(if spec.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(if spec.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -102,9 +99,7 @@ impl Agent for ExecAgent {
             command.current_dir(cwd);
         }
         let started = Instant::now();
-        let mut child = command
-            .spawn()
-            .map_err(|error| Error::Permanent(format!("cannot run `{}`: {error}", spec.argv[0])))?;
+        let mut child = command.spawn().map_err(|error| Error::Permanent(format!("cannot run `{}`: {error}", spec.argv[0])))?;
         if let (Some(text), Some(mut stdin)) = (spec.stdin, child.stdin.take()) {
             // A child that exits without reading its input is not an error here.
             let _ = stdin.write_all(text.as_bytes()).await;

@@ -29,9 +29,7 @@ pub struct HttpAgent {
 impl HttpAgent {
     /// An agent with its own connection pool.
     pub fn new() -> Self {
-        Self {
-            client: reqwest::Client::builder().build().unwrap_or_default(),
-        }
+        Self { client: reqwest::Client::builder().build().unwrap_or_default() }
     }
 }
 
@@ -54,16 +52,10 @@ fn expectation(params: &Map<String, Value>) -> Result<Expectation, String> {
         Some(Value::Array(items)) => items
             .iter()
             .map(|item| {
-                item.as_number()
-                    .ok_or_else(|| format!("`expect_status` items must be numbers, found {item}"))
-                    .and_then(status_code)
+                item.as_number().ok_or_else(|| format!("`expect_status` items must be numbers, found {item}")).and_then(status_code)
             })
             .collect::<Result<_, _>>()?,
-        Some(other) => {
-            return Err(format!(
-                "parameter `expect_status` must be a number or a list of numbers, found {other}"
-            ))
-        }
+        Some(other) => return Err(format!("parameter `expect_status` must be a number or a list of numbers, found {other}")),
     };
     let json = match params.get("expect_json") {
         None | Some(Value::Null) => Vec::new(),
@@ -75,24 +67,13 @@ fn expectation(params: &Map<String, Value>) -> Result<Expectation, String> {
             }
             table.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
         }
-        Some(other) => {
-            return Err(format!(
-                "parameter `expect_json` must be a table of JSON pointers to values, found {other}"
-            ))
-        }
+        Some(other) => return Err(format!("parameter `expect_json` must be a table of JSON pointers to values, found {other}")),
     };
-    Ok(Expectation {
-        statuses,
-        body_contains: params::optional_string(params, "expect_body_contains")?.map(str::to_owned),
-        json,
-    })
+    Ok(Expectation { statuses, body_contains: params::optional_string(params, "expect_body_contains")?.map(str::to_owned), json })
 }
 
 fn status_code(n: &serde_json::Number) -> Result<u16, String> {
-    n.as_u64()
-        .and_then(|n| u16::try_from(n).ok())
-        .filter(|n| (100..=599).contains(n))
-        .ok_or_else(|| format!("`{n}` is not an HTTP status"))
+    n.as_u64().and_then(|n| u16::try_from(n).ok()).filter(|n| (100..=599).contains(n)).ok_or_else(|| format!("`{n}` is not an HTTP status"))
 }
 
 fn method(params: &Map<String, Value>) -> Result<reqwest::Method, String> {
@@ -103,8 +84,7 @@ fn method(params: &Map<String, Value>) -> Result<reqwest::Method, String> {
 
 fn check(params: &Map<String, Value>) -> Result<(), String> {
     let url = params::string(params, "url")?;
-    reqwest::Url::parse(url)
-        .map_err(|error| format!("parameter `url`: `{url}` is not a URL ({error})"))?;
+    reqwest::Url::parse(url).map_err(|error| format!("parameter `url`: `{url}` is not a URL ({error})"))?;
     method(params)?;
     params::string_table(params, "headers")?;
     params::optional_duration(params, "timeout")?;
@@ -127,21 +107,14 @@ impl Agent for HttpAgent {
         check(params).map_err(Error::Permanent)?;
         let url = params::string(params, "url").map_err(Error::Permanent)?;
         let expect = expectation(params).map_err(Error::Permanent)?;
-        let timeout = params::optional_duration(params, "timeout")
-            .map_err(Error::Permanent)?
-            .unwrap_or(Duration::from_secs(30));
-        let mut builder = self
-            .client
-            .request(method(params).map_err(Error::Permanent)?, url)
-            .timeout(timeout);
+        let timeout = params::optional_duration(params, "timeout").map_err(Error::Permanent)?.unwrap_or(Duration::from_secs(30));
+        let mut builder = self.client.request(method(params).map_err(Error::Permanent)?, url).timeout(timeout);
         for (name, value) in params::string_table(params, "headers").map_err(Error::Permanent)? {
             builder = builder.header(name, value);
         }
         if let Some(json) = params.get("json") {
             builder = builder.json(json);
-        } else if let Some(body) =
-            params::optional_string(params, "body").map_err(Error::Permanent)?
-        {
+        } else if let Some(body) = params::optional_string(params, "body").map_err(Error::Permanent)? {
             builder = builder.body(body.to_owned());
         }
         builder = builder.header("Idempotency-Key", &request.idempotency_key);
@@ -151,43 +124,27 @@ impl Agent for HttpAgent {
             () = context.cancel.cancelled() => return Err(Error::Retryable("cancelled".to_owned())),
         };
         let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|error| {
-            Error::Retryable(format!("reading the body from {url} failed: {error}"))
-        })?;
+        let bytes = response.bytes().await.map_err(|error| Error::Retryable(format!("reading the body from {url} failed: {error}")))?;
         let latency_ms = started.elapsed().as_millis() as u64;
         let text = String::from_utf8_lossy(&bytes);
         let body_json = serde_json::from_slice::<Value>(&bytes).ok();
-        let status_ok = if expect.statuses.is_empty() {
-            (200..300).contains(&status)
-        } else {
-            expect.statuses.contains(&status)
-        };
+        let status_ok = if expect.statuses.is_empty() { (200..300).contains(&status) } else { expect.statuses.contains(&status) };
         if !status_ok {
-            return Err(Error::Retryable(format!(
-                "{url} answered {status}; body: {}",
-                params::tail(&text, 512)
-            )));
+            return Err(Error::Retryable(format!("{url} answered {status}; body: {}", params::tail(&text, 512))));
         }
         if let Some(needle) = &expect.body_contains {
             if !text.contains(needle.as_str()) {
-                return Err(Error::Retryable(format!(
-                    "the body from {url} does not contain `{needle}`"
-                )));
+                return Err(Error::Retryable(format!("the body from {url} does not contain `{needle}`")));
             }
         }
         for (pointer, expected) in &expect.json {
             let actual = body_json.as_ref().and_then(|body| body.pointer(pointer));
             if actual != Some(expected) {
                 let actual = actual.map_or_else(|| "nothing".to_owned(), Value::to_string);
-                return Err(Error::Retryable(format!(
-                    "{url}: `{pointer}` is {actual}, expected {expected}"
-                )));
+                return Err(Error::Retryable(format!("{url}: `{pointer}` is {actual}, expected {expected}")));
             }
         }
-        let body = body_json
-            .unwrap_or_else(|| Value::String(params::tail(&text, MAX_OUTPUT_BYTES / 2).to_owned()));
-        Ok(TaskOutput(
-            json!({"status": status, "latency_ms": latency_ms, "body": body}),
-        ))
+        let body = body_json.unwrap_or_else(|| Value::String(params::tail(&text, MAX_OUTPUT_BYTES / 2).to_owned()));
+        Ok(TaskOutput(json!({"status": status, "latency_ms": latency_ms, "body": body})))
     }
 }

@@ -31,23 +31,13 @@ impl Agent for NoopAgent {
         if let Some(message) = params::optional_string(params, "fail").map_err(Error::Permanent)? {
             return Err(Error::Permanent(message.to_owned()));
         }
-        if let Some(message) =
-            params::optional_string(params, "fail_retryable").map_err(Error::Permanent)?
-        {
-            let limit = params
-                .get("fail_attempts")
-                .and_then(Value::as_u64)
-                .unwrap_or(u64::MAX);
+        if let Some(message) = params::optional_string(params, "fail_retryable").map_err(Error::Permanent)? {
+            let limit = params.get("fail_attempts").and_then(Value::as_u64).unwrap_or(u64::MAX);
             if u64::from(request.attempt) <= limit {
                 return Err(Error::Retryable(message.to_owned()));
             }
         }
-        Ok(TaskOutput(
-            params
-                .get("output")
-                .cloned()
-                .unwrap_or_else(|| Value::Object(Map::new())),
-        ))
+        Ok(TaskOutput(params.get("output").cloned().unwrap_or_else(|| Value::Object(Map::new()))))
     }
 }
 

@@ -8,18 +8,13 @@ use serde_json::{Map, Value};
 pub(crate) fn string<'p>(params: &'p Map<String, Value>, name: &str) -> Result<&'p str, String> {
     match params.get(name) {
         Some(Value::String(text)) => Ok(text),
-        Some(other) => Err(format!(
-            "parameter `{name}` must be a string, found {other}"
-        )),
+        Some(other) => Err(format!("parameter `{name}` must be a string, found {other}")),
         None => Err(format!("parameter `{name}` is required")),
     }
 }
 
 /// An optional string parameter.
-pub(crate) fn optional_string<'p>(
-    params: &'p Map<String, Value>,
-    name: &str,
-) -> Result<Option<&'p str>, String> {
+pub(crate) fn optional_string<'p>(params: &'p Map<String, Value>, name: &str) -> Result<Option<&'p str>, String> {
     match params.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(_) => string(params, name).map(Some),
@@ -27,10 +22,7 @@ pub(crate) fn optional_string<'p>(
 }
 
 /// An optional table of string values (environment, headers).
-pub(crate) fn string_table(
-    params: &Map<String, Value>,
-    name: &str,
-) -> Result<Vec<(String, String)>, String> {
+pub(crate) fn string_table(params: &Map<String, Value>, name: &str) -> Result<Vec<(String, String)>, String> {
     match params.get(name) {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Object(table)) => table
@@ -38,27 +30,20 @@ pub(crate) fn string_table(
             .map(|(key, value)| match value {
                 Value::String(text) => Ok((key.clone(), text.clone())),
                 Value::Number(_) | Value::Bool(_) => Ok((key.clone(), value.to_string())),
-                other => Err(format!(
-                    "parameter `{name}.{key}` must be a string, found {other}"
-                )),
+                other => Err(format!("parameter `{name}.{key}` must be a string, found {other}")),
             })
             .collect(),
-        Some(other) => Err(format!(
-            "parameter `{name}` must be a table of strings, found {other}"
-        )),
+        Some(other) => Err(format!("parameter `{name}` must be a table of strings, found {other}")),
     }
 }
 
 /// An optional duration parameter written like `"250ms"` or `"2m"`.
-pub(crate) fn optional_duration(
-    params: &Map<String, Value>,
-    name: &str,
-) -> Result<Option<Duration>, String> {
+pub(crate) fn optional_duration(params: &Map<String, Value>, name: &str) -> Result<Option<Duration>, String> {
     match optional_string(params, name)? {
         None => Ok(None),
-        Some(text) => humantime::parse_duration(text)
-            .map(Some)
-            .map_err(|error| format!("parameter `{name}` is not a duration (`{text}`: {error})")),
+        Some(text) => {
+            humantime::parse_duration(text).map(Some).map_err(|error| format!("parameter `{name}` is not a duration (`{text}`: {error})"))
+        }
     }
 }
 

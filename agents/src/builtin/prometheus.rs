@@ -31,9 +31,7 @@ pub struct PrometheusAgent {
 impl PrometheusAgent {
     /// An agent with its own connection pool.
     pub fn new() -> Self {
-        Self {
-            client: reqwest::Client::builder().build().unwrap_or_default(),
-        }
+        Self { client: reqwest::Client::builder().build().unwrap_or_default() }
     }
 }
 
@@ -65,17 +63,13 @@ fn parse(params: &Map<String, Value>) -> Result<Query, String> {
     }
     let base = match params::optional_string(params, "url")? {
         Some(url) => url.to_owned(),
-        None => {
-            std::env::var("PROMETHEUS_URL").unwrap_or_else(|_| "http://127.0.0.1:9090".to_owned())
-        }
+        None => std::env::var("PROMETHEUS_URL").unwrap_or_else(|_| "http://127.0.0.1:9090".to_owned()),
     };
-    reqwest::Url::parse(&base)
-        .map_err(|error| format!("parameter `url`: `{base}` is not a URL ({error})"))?;
+    reqwest::Url::parse(&base).map_err(|error| format!("parameter `url`: `{base}` is not a URL ({error})"))?;
     let range = match params::optional_duration(params, "range")? {
         None => None,
         Some(range) => {
-            let step =
-                params::optional_duration(params, "step")?.unwrap_or(Duration::from_secs(15));
+            let step = params::optional_duration(params, "step")?.unwrap_or(Duration::from_secs(15));
             if step.is_zero() {
                 return Err("parameter `step` must be positive".to_owned());
             }
@@ -84,22 +78,13 @@ fn parse(params: &Map<String, Value>) -> Result<Query, String> {
                 "avg" => Reduce::Avg,
                 "min" => Reduce::Min,
                 "max" => Reduce::Max,
-                other => {
-                    return Err(format!(
-                        "parameter `reduce`: `{other}` is not one of last, avg, min, max"
-                    ))
-                }
+                other => return Err(format!("parameter `reduce`: `{other}` is not one of last, avg, min, max")),
             };
             Some((range, step, reduce))
         }
     };
     let timeout = params::optional_duration(params, "timeout")?.unwrap_or(Duration::from_secs(30));
-    Ok(Query {
-        base: base.trim_end_matches('/').to_owned(),
-        query,
-        range,
-        timeout,
-    })
+    Ok(Query { base: base.trim_end_matches('/').to_owned(), query, range, timeout })
 }
 
 /// A sample value as Prometheus writes it: `[time, "number"]`.
@@ -111,9 +96,7 @@ fn reduce(values: &[f64], how: Reduce) -> Option<f64> {
     let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
     match how {
         Reduce::Last => values.last().copied(),
-        Reduce::Avg => {
-            (!finite.is_empty()).then(|| finite.iter().sum::<f64>() / finite.len() as f64)
-        }
+        Reduce::Avg => (!finite.is_empty()).then(|| finite.iter().sum::<f64>() / finite.len() as f64),
         Reduce::Min => finite.iter().copied().reduce(f64::min),
         Reduce::Max => finite.iter().copied().reduce(f64::max),
     }
@@ -136,24 +119,16 @@ impl Agent for PrometheusAgent {
     async fn run(&self, request: TaskRequest, context: TaskContext) -> Result<TaskOutput, Error> {
         let query = parse(&request.params).map_err(Error::Permanent)?;
         let builder = match query.range {
-            None => self
-                .client
-                .get(format!("{}/api/v1/query", query.base))
-                .query(&[("query", query.query.as_str())]),
+            None => self.client.get(format!("{}/api/v1/query", query.base)).query(&[("query", query.query.as_str())]),
             Some((range, step, _)) => {
-                let end = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs_f64())
-                    .unwrap_or(0.0);
+                let end = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
                 let start = end - range.as_secs_f64();
-                self.client
-                    .get(format!("{}/api/v1/query_range", query.base))
-                    .query(&[
-                        ("query", query.query.clone()),
-                        ("start", format!("{start:.3}")),
-                        ("end", format!("{end:.3}")),
-                        ("step", format!("{}", step.as_secs_f64())),
-                    ])
+                self.client.get(format!("{}/api/v1/query_range", query.base)).query(&[
+                    ("query", query.query.clone()),
+                    ("start", format!("{start:.3}")),
+                    ("end", format!("{end:.3}")),
+                    ("step", format!("{}", step.as_secs_f64())),
+                ])
             }
         };
         let response = tokio::select! {
@@ -161,30 +136,32 @@ impl Agent for PrometheusAgent {
             () = context.cancel.cancelled() => return Err(Error::Retryable("cancelled".to_owned())),
         };
         let status = response.status();
-        let body: Value = response.json().await.map_err(|error| {
-            Error::Retryable(format!(
-                "prometheus answered {status} with a body that is not JSON: {error}"
-            ))
-        })?;
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|error| Error::Retryable(format!("prometheus answered {status} with a body that is not JSON: {error}")))?;
         if body["status"] != "success" {
             // Prometheus's own words: errorType and error, verbatim.
             let kind = body["errorType"].as_str().unwrap_or("error");
             let message = body["error"].as_str().unwrap_or("no message");
             let text = format!("prometheus {kind}: {message}");
-            return Err(
-                if status.is_server_error() || kind == "timeout" || kind == "unavailable" {
-                    Error::Retryable(text)
-                } else {
-                    Error::Permanent(text)
-                },
-            );
+            return Err(if status.is_server_error() || kind == "timeout" || kind == "unavailable" {
+                Error::Retryable(text)
+            } else {
+                Error::Permanent(text)
+            });
         }
         let data = &body["data"];
         let result_type = data["resultType"].as_str().unwrap_or("").to_owned();
         let series: Vec<Value> = match result_type.as_str() {
             "vector" => data["result"]
                 .as_array()
-                .map(|items| items.iter().map(|item| json!({"metric": item["metric"], "value": sample_value(&item["value"]).map_or(Value::Null, number)})).collect())
+                .map(|items| {
+                    items
+                        .iter()
+                        .map(|item| json!({"metric": item["metric"], "value": sample_value(&item["value"]).map_or(Value::Null, number)}))
+                        .collect()
+                })
                 .unwrap_or_default(),
             "matrix" => {
                 let how = query.range.map_or(Reduce::Last, |(_, _, how)| how);
@@ -202,12 +179,14 @@ impl Agent for PrometheusAgent {
                     .unwrap_or_default()
             }
             "scalar" => vec![json!({"metric": {}, "value": sample_value(&data["result"]).map_or(Value::Null, number)})],
-            other => return Err(Error::Permanent(format!("prometheus returned a {other} result; phasegate reads vector, matrix and scalar results"))),
+            other => {
+                return Err(Error::Permanent(format!(
+                    "prometheus returned a {other} result; phasegate reads vector, matrix and scalar results"
+                )))
+            }
         };
         let value = series.first().map_or(Value::Null, |s| s["value"].clone());
-        Ok(TaskOutput(
-            json!({"value": value, "series": series, "result_type": result_type}),
-        ))
+        Ok(TaskOutput(json!({"value": value, "series": series, "result_type": result_type})))
     }
 }
 

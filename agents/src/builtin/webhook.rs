@@ -29,9 +29,7 @@ pub struct WebhookAgent {
 impl WebhookAgent {
     /// An agent with its own connection pool.
     pub fn new() -> Self {
-        Self {
-            client: reqwest::Client::builder().build().unwrap_or_default(),
-        }
+        Self { client: reqwest::Client::builder().build().unwrap_or_default() }
     }
 }
 
@@ -48,23 +46,14 @@ enum Target {
 }
 
 fn target(params: &Map<String, Value>) -> Result<Target, String> {
-    match (
-        params::optional_string(params, "url_env")?,
-        params::optional_string(params, "url")?,
-    ) {
-        (Some(var), None) => Ok(Target::Env {
-            var: var.to_owned(),
-        }),
+    match (params::optional_string(params, "url_env")?, params::optional_string(params, "url")?) {
+        (Some(var), None) => Ok(Target::Env { var: var.to_owned() }),
         (None, Some(url)) => {
-            reqwest::Url::parse(url)
-                .map_err(|error| format!("parameter `url` is not a URL ({error})"))?;
+            reqwest::Url::parse(url).map_err(|error| format!("parameter `url` is not a URL ({error})"))?;
             Ok(Target::Plain(url.to_owned()))
         }
         (Some(_), Some(_)) => Err("give `url_env` or `url`, not both".to_owned()),
-        (None, None) => Err(
-            "parameter `url_env` (the environment variable holding the webhook URL) is required"
-                .to_owned(),
-        ),
+        (None, None) => Err("parameter `url_env` (the environment variable holding the webhook URL) is required".to_owned()),
     }
 }
 
@@ -96,38 +85,21 @@ impl Agent for WebhookAgent {
             Target::Plain(url) => (url.clone(), url),
             Target::Env { var } => match std::env::var(&var) {
                 Ok(url) if !url.trim().is_empty() => (url, format!("the URL in ${var}")),
-                _ => {
-                    return Err(Error::Permanent(format!(
-                        "the environment variable {var} (the webhook URL) is not set"
-                    )))
-                }
+                _ => return Err(Error::Permanent(format!("the environment variable {var} (the webhook URL) is not set"))),
             },
         };
-        let method = params::optional_string(params, "method")
-            .map_err(Error::Permanent)?
-            .unwrap_or("POST")
-            .to_ascii_uppercase();
-        let method = reqwest::Method::from_bytes(method.as_bytes())
-            .map_err(|_| Error::Permanent("bad method".to_owned()))?;
-        let timeout = params::optional_duration(params, "timeout")
-            .map_err(Error::Permanent)?
-            .unwrap_or(Duration::from_secs(10));
+        let method = params::optional_string(params, "method").map_err(Error::Permanent)?.unwrap_or("POST").to_ascii_uppercase();
+        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| Error::Permanent("bad method".to_owned()))?;
+        let timeout = params::optional_duration(params, "timeout").map_err(Error::Permanent)?.unwrap_or(Duration::from_secs(10));
         let body = params.get("json").cloned().unwrap_or_else(|| json!({}));
-        let mut builder = self
-            .client
-            .request(method, &url)
-            .timeout(timeout)
-            .json(&body)
-            .header("Idempotency-Key", &request.idempotency_key);
+        let mut builder =
+            self.client.request(method, &url).timeout(timeout).json(&body).header("Idempotency-Key", &request.idempotency_key);
         for (name, value) in params::string_table(params, "headers").map_err(Error::Permanent)? {
             builder = builder.header(name, value);
         }
         for (name, var) in params::string_table(params, "headers_env").map_err(Error::Permanent)? {
-            let value = std::env::var(&var).map_err(|_| {
-                Error::Permanent(format!(
-                    "the environment variable {var} (header {name}) is not set"
-                ))
-            })?;
+            let value =
+                std::env::var(&var).map_err(|_| Error::Permanent(format!("the environment variable {var} (header {name}) is not set")))?;
             builder = builder.header(name, value);
         }
         let started = Instant::now();
@@ -139,9 +111,7 @@ impl Agent for WebhookAgent {
         let status = response.status();
         let latency_ms = started.elapsed().as_millis() as u64;
         if status.is_success() {
-            return Ok(TaskOutput(
-                json!({"status": status.as_u16(), "latency_ms": latency_ms}),
-            ));
+            return Ok(TaskOutput(json!({"status": status.as_u16(), "latency_ms": latency_ms})));
         }
         let message = format!("the webhook at {shown} answered {}", status.as_u16());
         if status.as_u16() == 429 || status.is_server_error() {

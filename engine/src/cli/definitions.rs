@@ -46,17 +46,13 @@ pub enum GraphFormat {
 }
 
 fn agent_names(extra: &[String]) -> AgentNames {
-    extra.iter().fold(AgentNames::builtin(), |names, name| {
-        names.with(name.clone())
-    })
+    extra.iter().fold(AgentNames::builtin(), |names, name| names.with(name.clone()))
 }
 
 /// The exit status a set of diagnostics calls for: I/O and file-type problems
 /// are usage errors (2), everything else an invalid definition (1).
 fn failure_status(diagnostics: &Diagnostics) -> u8 {
-    let usage = diagnostics
-        .iter()
-        .any(|d| matches!(d.kind, Kind::Io | Kind::UnsupportedFormat));
+    let usage = diagnostics.iter().any(|d| matches!(d.kind, Kind::Io | Kind::UnsupportedFormat));
     if usage {
         EXIT_USAGE
     } else {
@@ -105,20 +101,10 @@ pub(super) fn validate(cli: &Cli, args: &ValidateArgs) -> u8 {
     let mut reports = Vec::new();
     for file in &args.files {
         let report = match plan::load(file, &agents) {
-            Ok(workflow) => FileReport {
-                file,
-                valid: true,
-                workflow: Some(Summary::of(&workflow)),
-                diagnostics: Diagnostics::default(),
-            },
+            Ok(workflow) => FileReport { file, valid: true, workflow: Some(Summary::of(&workflow)), diagnostics: Diagnostics::default() },
             Err(diagnostics) => {
                 status = status.max(failure_status(&diagnostics));
-                FileReport {
-                    file,
-                    valid: false,
-                    workflow: None,
-                    diagnostics,
-                }
+                FileReport { file, valid: false, workflow: None, diagnostics }
             }
         };
         reports.push(report);
@@ -152,12 +138,7 @@ pub(super) fn validate(cli: &Cli, args: &ValidateArgs) -> u8 {
             let invalid: Vec<&FileReport<'_>> = reports.iter().filter(|r| !r.valid).collect();
             if !invalid.is_empty() {
                 let problems: usize = invalid.iter().map(|r| r.diagnostics.len()).sum();
-                let _ = writeln!(
-                    stderr,
-                    "\n{} of {} file(s) invalid, {problems} problem(s) in all",
-                    invalid.len(),
-                    reports.len()
-                );
+                let _ = writeln!(stderr, "\n{} of {} file(s) invalid, {problems} problem(s) in all", invalid.len(), reports.len());
             }
         }
     }
@@ -184,9 +165,7 @@ pub(super) fn graph(cli: &Cli, args: &GraphArgs) -> u8 {
 }
 
 pub(super) fn schema() -> u8 {
-    let _ = std::io::stdout()
-        .lock()
-        .write_all(crate::model::json_schema_text().as_bytes());
+    let _ = std::io::stdout().lock().write_all(crate::model::json_schema_text().as_bytes());
     EXIT_OK
 }
 

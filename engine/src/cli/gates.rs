@@ -38,10 +38,7 @@ pub struct ApprovalsArgs {
 /// Takes a decision.
 pub(super) fn decide(cli: &Cli, kind: DecisionKind, args: &DecisionArgs) -> u8 {
     let Some(principal) = cli.principal.clone().filter(|p| !p.trim().is_empty()) else {
-        eprintln!(
-            "error: {} needs to know who decides: pass --as PRINCIPAL or set PHASEGATE_USER",
-            kind.verb()
-        );
+        eprintln!("error: {} needs to know who decides: pass --as PRINCIPAL or set PHASEGATE_USER", kind.verb());
         return EXIT_USAGE;
     };
     let Ok(runtime) = runtime() else {
@@ -52,26 +49,16 @@ pub(super) fn decide(cli: &Cli, kind: DecisionKind, args: &DecisionArgs) -> u8 {
             Ok(engine) => engine,
             Err(status) => return status,
         };
-        let request = DecisionRequest {
-            kind,
-            principal,
-            comment: args.comment.clone(),
-            request_id: args.request_id.clone().unwrap_or_default(),
-        };
+        let request =
+            DecisionRequest { kind, principal, comment: args.comment.clone(), request_id: args.request_id.clone().unwrap_or_default() };
         let result = engine.decide(&args.id, args.gate.as_deref(), request).await;
         engine.shutdown().await;
         match result {
             Ok(outcome) => {
                 match cli.output {
-                    OutputFormat::Json => {
-                        print_json(&serde_json::to_value(&outcome).unwrap_or_default())
-                    }
+                    OutputFormat::Json => print_json(&serde_json::to_value(&outcome).unwrap_or_default()),
                     OutputFormat::Text => {
-                        let replayed = if outcome.replayed {
-                            " (repeated request: nothing changed)"
-                        } else {
-                            ""
-                        };
+                        let replayed = if outcome.replayed { " (repeated request: nothing changed)" } else { "" };
                         println!(
                             "{}: gate {}/{} {} by {}{replayed}; gate {}, instance {}",
                             outcome.instance,
@@ -127,7 +114,8 @@ pub(super) fn approvals(cli: &Cli, args: &ApprovalsArgs) -> u8 {
                 for p in &pending {
                     let waiting = crate::plan::format_duration(std::time::Duration::from_secs(now.since(p.since) / 1000));
                     let deadline = p.deadline.map(|d| format!(", deadline {d}")).unwrap_or_default();
-                    let notes = if p.inconclusive.is_empty() { String::new() } else { format!("; inconclusive: {}", p.inconclusive.join(", ")) };
+                    let notes =
+                        if p.inconclusive.is_empty() { String::new() } else { format!("; inconclusive: {}", p.inconclusive.join(", ")) };
                     let warnings = if p.warnings.is_empty() { String::new() } else { format!("; warnings: {}", p.warnings.join(", ")) };
                     println!(
                         "{} {}/{}  level {}, {}/{} approvals from {}; waiting {waiting}{deadline}{notes}{warnings}",
@@ -163,15 +151,10 @@ pub(super) fn advance(cli: &Cli, id: &str) -> u8 {
             Err(error) => return report(&error),
         };
         match cli.output {
-            OutputFormat::Json => {
-                print_json(&serde_json::to_value(&report_value).unwrap_or_default())
-            }
+            OutputFormat::Json => print_json(&serde_json::to_value(&report_value).unwrap_or_default()),
             OutputFormat::Text => {
                 if report_value.appended > 0 {
-                    println!(
-                        "{id}: advanced ({} event(s)); now {}",
-                        report_value.appended, report_value.status
-                    );
+                    println!("{id}: advanced ({} event(s)); now {}", report_value.appended, report_value.status);
                 } else {
                     println!("{id}: {}; nothing to advance", report_value.status);
                 }

@@ -100,13 +100,10 @@ pub struct RetryArgs {
 }
 
 pub(super) fn runtime() -> Result<tokio::runtime::Runtime, u8> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|error| {
-            eprintln!("error: cannot start the async runtime: {error}");
-            EXIT_USAGE
-        })
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|error| {
+        eprintln!("error: cannot start the async runtime: {error}");
+        EXIT_USAGE
+    })
 }
 
 /// Opens the engine on `--db`, with the roles and limits of the configuration.
@@ -116,11 +113,7 @@ pub(super) async fn open_engine(cli: &Cli, mode: Mode, concurrency: usize) -> Re
         EXIT_USAGE
     })?;
     let concurrency = config.limits.max_concurrent_tasks.unwrap_or(concurrency);
-    let mut builder = Engine::builder()
-        .store_path(&cli.db)
-        .mode(mode)
-        .max_concurrent_tasks(concurrency)
-        .roles(config.roles());
+    let mut builder = Engine::builder().store_path(&cli.db).mode(mode).max_concurrent_tasks(concurrency).roles(config.roles());
     for (agent, limit) in &config.limits.agents {
         builder = builder.agent_limit(agent.clone(), *limit);
     }
@@ -135,11 +128,9 @@ pub(super) fn report(error: &Error) -> u8 {
         other => eprintln!("error: {other}"),
     }
     match error {
-        Error::Store(
-            phasegate_store::Error::Io(_)
-            | phasegate_store::Error::InUse { .. }
-            | phasegate_store::Error::NewerFormat { .. },
-        ) => EXIT_USAGE,
+        Error::Store(phasegate_store::Error::Io(_) | phasegate_store::Error::InUse { .. } | phasegate_store::Error::NewerFormat { .. }) => {
+            EXIT_USAGE
+        }
         _ => EXIT_INVALID,
     }
 }
@@ -155,9 +146,7 @@ pub(super) fn start(cli: &Cli, args: &StartArgs) -> u8 {
     let mut vars = Vec::new();
     for pair in &args.vars {
         match pair.split_once('=') {
-            Some((name, value)) if !name.is_empty() => {
-                vars.push((name.trim().to_owned(), value.to_owned()))
-            }
+            Some((name, value)) if !name.is_empty() => vars.push((name.trim().to_owned(), value.to_owned())),
             _ => {
                 eprintln!("error: --var {pair}: write it as name=value");
                 return EXIT_USAGE;
@@ -186,11 +175,7 @@ pub(super) fn start(cli: &Cli, args: &StartArgs) -> u8 {
                 return report(&error);
             }
         };
-        let options = StartOptions {
-            id: args.id.clone(),
-            vars,
-            started_by: cli.principal(),
-        };
+        let options = StartOptions { id: args.id.clone(), vars, started_by: cli.principal() };
         let result = engine.start(workflow, options).await;
         engine.shutdown().await;
         match result {
@@ -221,26 +206,62 @@ pub(super) fn operate(cli: &Cli, id: &str, what: Operation<'_>) -> u8 {
         };
         let by = cli.principal();
         let result = match what {
-            Operation::Halt {
-                cancel_running,
-                reason,
-            } => engine.halt(id, &by, reason, cancel_running).await,
+            Operation::Halt { cancel_running, reason } => engine.halt(id, &by, reason, cancel_running).await,
             Operation::Resume => engine.resume(id, &by).await,
             Operation::Cancel { reason } => engine.cancel(id, &by, reason).await,
             Operation::Retry { task } => engine.retry(id, &by, task).await,
         };
-        let status = engine
-            .instance(id)
-            .map(|(instance, _)| instance.effective_status())
-            .unwrap_or("unknown");
+        let status = engine.instance(id).map(|(instance, _)| instance.effective_status()).unwrap_or("unknown");
         engine.shutdown().await;
         match result {
             Ok(seq) => {
                 match cli.output {
-                    OutputFormat::Json => {
-                        print_json(&json!({"instance": id, "seq": seq, "status": status}))
-                    }
+                    OutputFormat::Json => print_json(&json!({"instance": id, "seq": seq, "status": status})),
                     OutputFormat::Text => println!("{id}: {status} (event {seq})"),
+                }
+                EXIT_OK
+            }
+            Err(error) => report(&error),
+        }
+    })
+}
+
+/// Arguments of `phasegate signal`.
+#[derive(Debug, Args)]
+pub struct SignalArgs {
+    /// The instance id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The signal's name, as declared under [signals.NAME].
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The signal's data, as JSON (e.g. '{"severity": "P1"}'); default {}.
+    #[arg(long, default_value = "{}")]
+    pub data: String,
+}
+
+/// `phasegate signal`.
+pub(super) fn signal(cli: &Cli, args: &SignalArgs) -> u8 {
+    let data: serde_json::Value = match serde_json::from_str(&args.data) {
+        Ok(data) => data,
+        Err(error) => {
+            eprintln!("error: --data is not JSON ({error}); write it like '{{\"severity\": \"P1\"}}'");
+            return EXIT_USAGE;
+        }
+    };
+    let Ok(runtime) = runtime() else { return EXIT_USAGE };
+    runtime.block_on(async {
+        let engine = match open_engine(cli, Mode::Passive, 1).await {
+            Ok(engine) => engine,
+            Err(status) => return status,
+        };
+        let result = engine.signal(&args.id, &args.name, data, &cli.principal()).await;
+        engine.shutdown().await;
+        match result {
+            Ok(seq) => {
+                match cli.output {
+                    OutputFormat::Json => print_json(&json!({"instance": args.id, "signal": args.name, "seq": seq})),
+                    OutputFormat::Text => println!("{}: signal {} recorded (event {seq})", args.id, args.name),
                 }
                 EXIT_OK
             }
@@ -252,17 +273,10 @@ pub(super) fn operate(cli: &Cli, id: &str, what: Operation<'_>) -> u8 {
 /// An operator command.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Operation<'a> {
-    Halt {
-        cancel_running: bool,
-        reason: &'a str,
-    },
+    Halt { cancel_running: bool, reason: &'a str },
     Resume,
-    Cancel {
-        reason: &'a str,
-    },
-    Retry {
-        task: Option<&'a str>,
-    },
+    Cancel { reason: &'a str },
+    Retry { task: Option<&'a str> },
 }
 
 /// `phasegate run`.
@@ -312,14 +326,7 @@ impl Progress {
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
             bar
         });
-        Self {
-            events,
-            bar,
-            touched: BTreeMap::new(),
-            done: 0,
-            failed: 0,
-            running: 0,
-        }
+        Self { events, bar, touched: BTreeMap::new(), done: 0, failed: 0, running: 0 }
     }
 
     async fn follow(&mut self) {
@@ -340,8 +347,7 @@ impl Progress {
 
     fn show(&mut self, notification: &crate::runtime::Notification) {
         let event = notification.record.event();
-        self.touched
-            .insert(notification.instance.clone(), notification.status);
+        self.touched.insert(notification.instance.clone(), notification.status);
         match event {
             Event::TaskDispatched { .. } => self.running += 1,
             Event::TaskSucceeded { .. } => {
@@ -370,12 +376,8 @@ impl Progress {
             | Event::Halted { .. }
             | Event::Resumed { .. }
             | Event::Cancelled { .. }
-            | Event::Redriven { .. } => Some(format!(
-                "{}  {}  {}",
-                notification.record.at(),
-                notification.instance,
-                describe(event)
-            )),
+            | Event::Redriven { .. }
+            | Event::SignalReceived { .. } => Some(format!("{}  {}  {}", notification.record.at(), notification.instance, describe(event))),
             _ => None,
         };
         match (&self.bar, line) {
@@ -406,10 +408,7 @@ impl Progress {
                     let status = instance.effective_status();
                     match waiting(&instance).as_slice() {
                         [] => println!("{id}: {status}"),
-                        phases => println!(
-                            "{id}: {status} (phase {} waits for a decision)",
-                            phases.join(", ")
-                        ),
+                        phases => println!("{id}: {status} (phase {} waits for a decision)", phases.join(", ")),
                     }
                 }
             }
@@ -421,77 +420,30 @@ impl Progress {
 }
 
 fn waiting(instance: &Instance) -> Vec<String> {
-    instance
-        .phases
-        .iter()
-        .filter(|p| matches!(p.status, PhaseStatus::AwaitingApproval { .. }))
-        .map(|p| p.id.clone())
-        .collect()
+    instance.phases.iter().filter(|p| matches!(p.status, PhaseStatus::AwaitingApproval { .. })).map(|p| p.id.clone()).collect()
 }
 
 /// One line for an event, for people.
 fn describe(event: &Event) -> String {
     match event {
-        Event::InstanceStarted {
-            workflow,
-            started_by,
-            ..
-        } => format!("started workflow {workflow} (by {started_by})"),
+        Event::InstanceStarted { workflow, started_by, .. } => format!("started workflow {workflow} (by {started_by})"),
         Event::PhaseStarted { phase, attempt } => {
             format!("phase {phase} started (attempt {attempt})")
         }
-        Event::TaskDispatched {
-            task, attempt, key, ..
-        } => format!("task {task} dispatched (attempt {attempt}, key {key})"),
-        Event::TaskSucceeded {
-            task,
-            attempt,
-            duration_ms,
-            ..
-        } => format!("task {task} succeeded (attempt {attempt}, {duration_ms} ms)"),
-        Event::TaskFailed {
-            task,
-            attempt,
-            error,
-            retryable,
-            ..
-        } => {
-            format!(
-                "task {task} failed (attempt {attempt}{}): {error}",
-                if *retryable { "" } else { ", permanently" }
-            )
+        Event::TaskDispatched { task, attempt, key, .. } => format!("task {task} dispatched (attempt {attempt}, key {key})"),
+        Event::TaskSucceeded { task, attempt, duration_ms, .. } => format!("task {task} succeeded (attempt {attempt}, {duration_ms} ms)"),
+        Event::TaskFailed { task, attempt, error, retryable, .. } => {
+            format!("task {task} failed (attempt {attempt}{}): {error}", if *retryable { "" } else { ", permanently" })
         }
-        Event::RetryScheduled {
-            task, attempt, due, ..
-        } => format!("task {task} will retry (attempt {attempt}) at {due}"),
+        Event::RetryScheduled { task, attempt, due, .. } => format!("task {task} will retry (attempt {attempt}) at {due}"),
         Event::TaskSkipped { task, reason, .. } => format!("task {task} skipped: {reason}"),
-        Event::TaskCancelled {
-            task,
-            attempt,
-            reason,
-            ..
-        } => format!("task {task} cancelled (attempt {attempt}): {reason}"),
-        Event::GateEvaluated {
-            phase,
-            gate,
-            evaluation,
-        } => {
-            let failed: Vec<&str> = evaluation
-                .criteria
-                .iter()
-                .filter(|c| c.verdict == crate::machine::Verdict::Fail)
-                .map(|c| c.id.as_str())
-                .collect();
-            let unknown: Vec<&str> = evaluation
-                .criteria
-                .iter()
-                .filter(|c| c.verdict == crate::machine::Verdict::Inconclusive)
-                .map(|c| c.id.as_str())
-                .collect();
-            let mut line = format!(
-                "gate {phase}/{gate} evaluated: {} criteria",
-                evaluation.criteria.len()
-            );
+        Event::TaskCancelled { task, attempt, reason, .. } => format!("task {task} cancelled (attempt {attempt}): {reason}"),
+        Event::GateEvaluated { phase, gate, evaluation } => {
+            let failed: Vec<&str> =
+                evaluation.criteria.iter().filter(|c| c.verdict == crate::machine::Verdict::Fail).map(|c| c.id.as_str()).collect();
+            let unknown: Vec<&str> =
+                evaluation.criteria.iter().filter(|c| c.verdict == crate::machine::Verdict::Inconclusive).map(|c| c.id.as_str()).collect();
+            let mut line = format!("gate {phase}/{gate} evaluated: {} criteria", evaluation.criteria.len());
             if !failed.is_empty() {
                 line.push_str(&format!(", failed: {}", failed.join(", ")));
             }
@@ -500,67 +452,31 @@ fn describe(event: &Event) -> String {
             }
             line
         }
-        Event::DecisionRecorded {
-            phase,
-            gate,
-            decision,
-        } => {
-            let comment = if decision.comment.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", decision.comment)
-            };
-            format!(
-                "gate {phase}/{gate} {} by {}{comment}",
-                decision.kind.past(),
-                decision.principal
-            )
+        Event::DecisionRecorded { phase, gate, decision } => {
+            let comment = if decision.comment.is_empty() { String::new() } else { format!(": {}", decision.comment) };
+            format!("gate {phase}/{gate} {} by {}{comment}", decision.kind.past(), decision.principal)
         }
-        Event::GateTimedOut {
-            phase,
-            gate,
-            level,
-            action,
-        } => format!(
+        Event::GateTimedOut { phase, gate, level, action } => format!(
             "gate {phase}/{gate}: deadline of level {level} passed, on_timeout = {}",
-            serde_json::to_value(action)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
+            serde_json::to_value(action).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
         ),
         Event::PhaseCompleted { phase } => format!("phase {phase} passed"),
         Event::PhaseFailed { phase, reason } => format!("phase {phase} failed: {reason}"),
         Event::InstanceCompleted => "completed".to_owned(),
         Event::InstanceFailed { reason } => format!("failed: {reason}"),
-        Event::Halted {
-            by,
-            reason,
-            cancel_running,
-        } => {
+        Event::Halted { by, reason, cancel_running } => {
             format!(
                 "halted by {by}{}{}",
-                if *cancel_running {
-                    " (in-flight tasks cancelled)"
-                } else {
-                    ""
-                },
-                if reason.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {reason}")
-                }
+                if *cancel_running { " (in-flight tasks cancelled)" } else { "" },
+                if reason.is_empty() { String::new() } else { format!(": {reason}") }
             )
         }
         Event::Resumed { by } => format!("resumed by {by}"),
-        Event::Cancelled { by, reason } => format!(
-            "cancelled by {by}{}",
-            if reason.is_empty() {
-                String::new()
-            } else {
-                format!(": {reason}")
-            }
-        ),
+        Event::Cancelled { by, reason } => {
+            format!("cancelled by {by}{}", if reason.is_empty() { String::new() } else { format!(": {reason}") })
+        }
         Event::Redriven { by, tasks } => format!("redriven by {by}: {}", tasks.join(", ")),
+        Event::SignalReceived { name, data, by } => format!("signal {name} from {by}: {data}"),
     }
 }
 
@@ -596,30 +512,18 @@ pub(super) fn status(cli: &Cli, args: &StatusArgs) -> u8 {
                         "\nphase {}  {}{}\n",
                         phase.id,
                         phase.status.kind(),
-                        if phase.attempt > 1 {
-                            format!(" (attempt {})", phase.attempt)
-                        } else {
-                            String::new()
-                        }
+                        if phase.attempt > 1 { format!(" (attempt {})", phase.attempt) } else { String::new() }
                     ));
                     if let PhaseStatus::Failed { reason, .. } = &phase.status {
                         out.push_str(&format!("  reason: {reason}\n"));
                     }
                     for task in &phase.tasks {
                         let detail = match &task.status {
-                            TaskStatus::Succeeded {
-                                attempt,
-                                duration_ms,
-                                ..
-                            } => format!("attempt {attempt}, {duration_ms} ms"),
+                            TaskStatus::Succeeded { attempt, duration_ms, .. } => format!("attempt {attempt}, {duration_ms} ms"),
                             TaskStatus::Failed { attempt, error, .. } => {
                                 format!("attempt {attempt}: {error}")
                             }
-                            TaskStatus::RetryWaiting {
-                                attempt,
-                                due,
-                                error,
-                            } => format!("attempt {attempt} due {due}; last error: {error}"),
+                            TaskStatus::RetryWaiting { attempt, due, error } => format!("attempt {attempt} due {due}; last error: {error}"),
                             TaskStatus::Dispatched { attempt, at, .. } => {
                                 format!("attempt {attempt} since {at}")
                             }
@@ -627,11 +531,7 @@ pub(super) fn status(cli: &Cli, args: &StatusArgs) -> u8 {
                             TaskStatus::Cancelled { attempt, .. } => format!("attempt {attempt}"),
                             TaskStatus::Pending => String::new(),
                         };
-                        out.push_str(&format!(
-                            "  {:<24} {:<14} {detail}\n",
-                            task.id,
-                            task.status.kind()
-                        ));
+                        out.push_str(&format!("  {:<24} {:<14} {detail}\n", task.id, task.status.kind()));
                     }
                     for (g, gate) in phase.gates.iter().enumerate() {
                         if matches!(gate.status, crate::machine::GateStatus::Pending)
@@ -651,12 +551,7 @@ pub(super) fn status(cli: &Cli, args: &StatusArgs) -> u8 {
 
 /// A gate's state for `status`: its verdicts with the evidence read, its
 /// decisions, and who may decide now.
-fn gate_lines(
-    instance: &Instance,
-    plan: &crate::plan::Phase,
-    g: usize,
-    gate: &crate::machine::GateState,
-) -> String {
+fn gate_lines(instance: &Instance, plan: &crate::plan::Phase, g: usize, gate: &crate::machine::GateState) -> String {
     use crate::machine::{GateStatus, Verdict};
     let mut out = format!("  gate {}  {}\n", gate.id, gate.status.kind());
     if let Some(evaluation) = &gate.evaluation {
@@ -670,58 +565,24 @@ fn gate_lines(
                 Verdict::Fail => "FAIL",
                 Verdict::Inconclusive => "INCONCLUSIVE",
             };
-            let values: Vec<String> = criterion
-                .values
-                .iter()
-                .map(|(k, v)| format!("{k} = {v}"))
-                .collect();
-            let values = if values.is_empty() {
-                String::new()
-            } else {
-                format!(" [{}]", values.join(", "))
-            };
+            let values: Vec<String> = criterion.values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+            let values = if values.is_empty() { String::new() } else { format!(" [{}]", values.join(", ")) };
             let detail = if criterion.detail.is_empty() || criterion.verdict == Verdict::Pass {
                 String::new()
             } else {
                 format!(" ({})", criterion.detail)
             };
-            out.push_str(&format!(
-                "    {verdict:<12} {level:<6} {}: `{}`{values}{detail}\n",
-                criterion.label, criterion.condition
-            ));
+            out.push_str(&format!("    {verdict:<12} {level:<6} {}: `{}`{values}{detail}\n", criterion.label, criterion.condition));
         }
     }
     for (at, decision) in &gate.decisions {
-        let comment = if decision.comment.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", decision.comment)
-        };
-        out.push_str(&format!(
-            "    {} by {} at {at} (level {}){comment}\n",
-            decision.kind.past(),
-            decision.principal,
-            decision.level
-        ));
+        let comment = if decision.comment.is_empty() { String::new() } else { format!(": {}", decision.comment) };
+        out.push_str(&format!("    {} by {} at {at} (level {}){comment}\n", decision.kind.past(), decision.principal, decision.level));
     }
-    if let GateStatus::AwaitingDecision {
-        level,
-        deadline,
-        approvals,
-        ..
-    } = &gate.status
-    {
-        if let Some(authority) =
-            crate::machine::gate::authority(&plan.gates[g], plan.owner.as_ref(), *level)
-        {
-            let who: Vec<String> = authority
-                .approvers
-                .iter()
-                .map(ToString::to_string)
-                .collect();
-            let deadline = deadline
-                .map(|d| format!(", deadline {d}"))
-                .unwrap_or_default();
+    if let GateStatus::AwaitingDecision { level, deadline, approvals, .. } = &gate.status {
+        if let Some(authority) = crate::machine::gate::authority(&plan.gates[g], plan.owner.as_ref(), *level) {
+            let who: Vec<String> = authority.approvers.iter().map(ToString::to_string).collect();
+            let deadline = deadline.map(|d| format!(", deadline {d}")).unwrap_or_default();
             out.push_str(&format!(
                 "    waits for {} of {} approval(s) from {} (level {level}{deadline}); `phasegate approve {} {}/{} --as NAME`\n",
                 authority.required as usize - approvals.len().min(authority.required as usize),
@@ -741,37 +602,15 @@ pub(super) fn list(cli: &Cli, args: &ListArgs) -> u8 {
     read(cli, |engine| {
         let instances = engine.list(args.status.as_deref())?;
         match cli.output {
-            OutputFormat::Json => print_json(&serde_json::Value::Array(
-                instances
-                    .iter()
-                    .map(|(id, summary)| json!({"id": id, "summary": summary}))
-                    .collect(),
-            )),
+            OutputFormat::Json => {
+                print_json(&serde_json::Value::Array(instances.iter().map(|(id, summary)| json!({"id": id, "summary": summary})).collect()))
+            }
             OutputFormat::Text => {
                 if instances.is_empty() {
-                    eprintln!(
-                        "no instances{}",
-                        args.status
-                            .as_ref()
-                            .map(|s| format!(" with status {s}"))
-                            .unwrap_or_default()
-                    );
+                    eprintln!("no instances{}", args.status.as_ref().map(|s| format!(" with status {s}")).unwrap_or_default());
                 }
-                for (
-                    id,
-                    Summary {
-                        status,
-                        workflow,
-                        updated_at,
-                        current,
-                        ..
-                    },
-                ) in &instances
-                {
-                    println!(
-                        "{id:<40} {status:<18} {workflow:<20} {updated_at}  {}",
-                        current.join(",")
-                    );
+                for (id, Summary { status, workflow, updated_at, current, .. }) in &instances {
+                    println!("{id:<40} {status:<18} {workflow:<20} {updated_at}  {}", current.join(","));
                 }
             }
         }
@@ -787,12 +626,7 @@ pub(super) fn history(cli: &Cli, args: &InstanceArgs) -> u8 {
             OutputFormat::Json => print_json(&serde_json::to_value(&records).unwrap_or_default()),
             OutputFormat::Text => {
                 for record in &records {
-                    println!(
-                        "{:>5}  {}  {}",
-                        record.seq(),
-                        record.at(),
-                        describe(record.event())
-                    );
+                    println!("{:>5}  {}  {}", record.seq(), record.at(), describe(record.event()));
                 }
             }
         }

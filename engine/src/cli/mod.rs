@@ -23,23 +23,13 @@ pub const EXIT_USAGE: u8 = 2;
 #[command(name = "phasegate", version, about, long_about = None)]
 pub struct Cli {
     /// The data directory holding the store.
-    #[arg(
-        long,
-        global = true,
-        env = "PHASEGATE_DB",
-        default_value = ".phasegate"
-    )]
+    #[arg(long, global = true, env = "PHASEGATE_DB", default_value = ".phasegate")]
     pub db: PathBuf,
     /// Output format of commands that print results.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
     /// Who you are, recorded with every command and checked by gates.
-    #[arg(
-        long = "as",
-        global = true,
-        env = "PHASEGATE_USER",
-        value_name = "PRINCIPAL"
-    )]
+    #[arg(long = "as", global = true, env = "PHASEGATE_USER", value_name = "PRINCIPAL")]
     pub principal: Option<String>,
     /// The configuration file (roles, limits); default: phasegate.toml beside the data directory.
     #[arg(long, global = true, env = "PHASEGATE_CONFIG", value_name = "FILE")]
@@ -109,6 +99,8 @@ pub enum Command {
     Approvals(gates::ApprovalsArgs),
     /// Move an instance past a gate that passed, or say exactly what blocks it.
     Advance(instances::InstanceArgs),
+    /// Deliver an external event (an incident, say) that conditions read as signals.NAME.
+    Signal(instances::SignalArgs),
 }
 
 impl Cli {
@@ -121,13 +113,7 @@ impl Cli {
                 let beside = self
                     .db
                     .parent()
-                    .map(|p| {
-                        if p.as_os_str().is_empty() {
-                            std::path::Path::new(".")
-                        } else {
-                            p
-                        }
-                    })
+                    .map(|p| if p.as_os_str().is_empty() { std::path::Path::new(".") } else { p })
                     .unwrap_or(std::path::Path::new("."))
                     .join("phasegate.toml");
                 if beside.is_file() {
@@ -155,11 +141,7 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
-            return ExitCode::from(if error.use_stderr() {
-                EXIT_USAGE
-            } else {
-                EXIT_OK
-            });
+            return ExitCode::from(if error.use_stderr() { EXIT_USAGE } else { EXIT_OK });
         }
     };
     init_logging(cli.log_format);
@@ -172,47 +154,26 @@ pub fn main() -> ExitCode {
         Command::Status(args) => instances::status(&cli, args),
         Command::List(args) => instances::list(&cli, args),
         Command::History(args) => instances::history(&cli, args),
-        Command::Halt(args) => instances::operate(
-            &cli,
-            &args.id,
-            instances::Operation::Halt {
-                cancel_running: args.cancel_running,
-                reason: &args.reason,
-            },
-        ),
+        Command::Halt(args) => {
+            instances::operate(&cli, &args.id, instances::Operation::Halt { cancel_running: args.cancel_running, reason: &args.reason })
+        }
         Command::Resume(args) => instances::operate(&cli, &args.id, instances::Operation::Resume),
-        Command::Cancel(args) => instances::operate(
-            &cli,
-            &args.id,
-            instances::Operation::Cancel {
-                reason: &args.reason,
-            },
-        ),
-        Command::Retry(args) => instances::operate(
-            &cli,
-            &args.id,
-            instances::Operation::Retry {
-                task: args.task.as_deref(),
-            },
-        ),
+        Command::Cancel(args) => instances::operate(&cli, &args.id, instances::Operation::Cancel { reason: &args.reason }),
+        Command::Retry(args) => instances::operate(&cli, &args.id, instances::Operation::Retry { task: args.task.as_deref() }),
         Command::Approve(args) => gates::decide(&cli, crate::machine::DecisionKind::Approve, args),
         Command::Reject(args) => gates::decide(&cli, crate::machine::DecisionKind::Reject, args),
         Command::Hold(args) => gates::decide(&cli, crate::machine::DecisionKind::Hold, args),
-        Command::Escalate(args) => {
-            gates::decide(&cli, crate::machine::DecisionKind::Escalate, args)
-        }
+        Command::Escalate(args) => gates::decide(&cli, crate::machine::DecisionKind::Escalate, args),
         Command::Approvals(args) => gates::approvals(&cli, args),
         Command::Advance(args) => gates::advance(&cli, &args.id),
+        Command::Signal(args) => instances::signal(&cli, args),
     };
     ExitCode::from(status)
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

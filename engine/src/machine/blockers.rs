@@ -19,11 +19,7 @@ pub struct Blocker {
 }
 
 fn blocker(phase: Option<&str>, gate: Option<&str>, message: String) -> Blocker {
-    Blocker {
-        phase: phase.map(str::to_owned),
-        gate: gate.map(str::to_owned),
-        message,
-    }
+    Blocker { phase: phase.map(str::to_owned), gate: gate.map(str::to_owned), message }
 }
 
 /// Everything that keeps the instance from moving on right now.
@@ -31,23 +27,13 @@ pub fn blockers(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Vec
     let mut out = Vec::new();
     match &instance.status {
         InstanceStatus::Running => {}
-        InstanceStatus::Halted { by, at, .. } => out.push(blocker(
-            None,
-            None,
-            format!(
-                "halted by {by} at {at}; `phasegate resume {}` lets it go on",
-                instance.id
-            ),
-        )),
+        InstanceStatus::Halted { by, at, .. } => {
+            out.push(blocker(None, None, format!("halted by {by} at {at}; `phasegate resume {}` lets it go on", instance.id)))
+        }
         InstanceStatus::Completed { .. } => return out,
-        InstanceStatus::Failed { reason, .. } => out.push(blocker(
-            None,
-            None,
-            format!(
-                "failed: {reason}; `phasegate retry {}` redrives it",
-                instance.id
-            ),
-        )),
+        InstanceStatus::Failed { reason, .. } => {
+            out.push(blocker(None, None, format!("failed: {reason}; `phasegate retry {}` redrives it", instance.id)))
+        }
         InstanceStatus::Cancelled { by, .. } => {
             out.push(blocker(None, None, format!("cancelled by {by}")));
             return out;
@@ -64,20 +50,10 @@ pub fn blockers(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Vec
                     .after
                     .iter()
                     .filter(|&&u| !matches!(instance.phases[u].status, PhaseStatus::Passed { .. }))
-                    .map(|&u| {
-                        format!(
-                            "{} ({})",
-                            instance.phases[u].id,
-                            instance.phases[u].status.kind()
-                        )
-                    })
+                    .map(|&u| format!("{} ({})", instance.phases[u].id, instance.phases[u].status.kind()))
                     .collect();
                 if !waiting.is_empty() {
-                    out.push(blocker(
-                        Some(id),
-                        None,
-                        format!("phase {id} waits for {}", waiting.join(", ")),
-                    ));
+                    out.push(blocker(Some(id), None, format!("phase {id} waits for {}", waiting.join(", "))));
                 }
             }
             PhaseStatus::Running { .. } => {
@@ -85,31 +61,19 @@ pub fn blockers(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Vec
                     .tasks
                     .iter()
                     .zip(&plan.tasks)
-                    .filter(|(t, task_plan)| {
-                        !(task_plan.on_demand && matches!(t.status, TaskStatus::Pending))
-                    })
+                    .filter(|(t, task_plan)| !(task_plan.on_demand && matches!(t.status, TaskStatus::Pending)))
                     .map(|(t, _)| t)
                     .filter_map(|t| match &t.status {
-                        TaskStatus::Dispatched { attempt, .. } => {
-                            Some(format!("{} (attempt {attempt} running)", t.id))
-                        }
-                        TaskStatus::RetryWaiting { attempt, due, .. } => {
-                            Some(format!("{} (attempt {attempt} due {due})", t.id))
-                        }
-                        TaskStatus::Pending
-                        | TaskStatus::Cancelled { .. }
-                        | TaskStatus::Failed { .. } => {
+                        TaskStatus::Dispatched { attempt, .. } => Some(format!("{} (attempt {attempt} running)", t.id)),
+                        TaskStatus::RetryWaiting { attempt, due, .. } => Some(format!("{} (attempt {attempt} due {due})", t.id)),
+                        TaskStatus::Pending | TaskStatus::Cancelled { .. } | TaskStatus::Failed { .. } => {
                             Some(format!("{} ({})", t.id, t.status.kind()))
                         }
                         TaskStatus::Succeeded { .. } | TaskStatus::Skipped { .. } => None,
                     })
                     .collect();
                 if !busy.is_empty() {
-                    out.push(blocker(
-                        Some(id),
-                        None,
-                        format!("phase {id} has work to finish: {}", busy.join(", ")),
-                    ));
+                    out.push(blocker(Some(id), None, format!("phase {id} has work to finish: {}", busy.join(", "))));
                 }
             }
             PhaseStatus::AwaitingApproval { .. } | PhaseStatus::OnHold { .. } => {
@@ -132,8 +96,7 @@ pub fn blockers(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Vec
                                         c.label,
                                         match c.verdict {
                                             Verdict::Fail => "failed",
-                                            Verdict::Inconclusive =>
-                                                "is inconclusive (missing evidence)",
+                                            Verdict::Inconclusive => "is inconclusive (missing evidence)",
                                             Verdict::Pass => "passed",
                                         }
                                     )
@@ -141,11 +104,7 @@ pub fn blockers(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Vec
                                 .collect::<Vec<_>>()
                         })
                         .unwrap_or_default();
-                    let criteria = if criteria.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; {}", criteria.join("; "))
-                    };
+                    let criteria = if criteria.is_empty() { String::new() } else { format!("; {}", criteria.join("; ")) };
                     match &gate.status {
                         GateStatus::AwaitingDecision { level, deadline, approvals, .. } => {
                             let Some(authority) = gate::authority(gate_plan, plan.owner.as_ref(), *level) else { continue };
@@ -173,11 +132,7 @@ pub fn blockers(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Vec
                     }
                 }
             }
-            PhaseStatus::Failed { reason, .. } => out.push(blocker(
-                Some(id),
-                None,
-                format!("phase {id} failed: {reason}"),
-            )),
+            PhaseStatus::Failed { reason, .. } => out.push(blocker(Some(id), None, format!("phase {id} failed: {reason}"))),
         }
     }
     out

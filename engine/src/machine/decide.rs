@@ -1,9 +1,6 @@
 //! `decide`: what should happen next to an instance, as events.
 
-use super::{
-    evidence, Evaluation, Event, GateStatus, Instance, InstanceStatus, PhaseStatus, TaskStatus,
-    Timestamp,
-};
+use super::{evidence, Evaluation, Event, GateStatus, Instance, InstanceStatus, PhaseStatus, TaskStatus, Timestamp};
 use crate::expr::Outcome;
 use crate::plan::Workflow;
 
@@ -18,13 +15,7 @@ pub struct Next {
 
 /// The idempotency key of a task attempt: stable across re-dispatch after a
 /// crash, different for every attempt and every phase attempt.
-pub fn idempotency_key(
-    instance: &str,
-    phase: &str,
-    phase_attempt: u32,
-    task: &str,
-    attempt: u32,
-) -> String {
+pub fn idempotency_key(instance: &str, phase: &str, phase_attempt: u32, task: &str, attempt: u32) -> String {
     format!("{instance}/{phase}.{phase_attempt}/{task}/{attempt}")
 }
 
@@ -54,11 +45,7 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
             return next;
         }
     }
-    if let Some(failed) = instance
-        .phases
-        .iter()
-        .find(|p| matches!(p.status, PhaseStatus::Failed { .. }))
-    {
+    if let Some(failed) = instance.phases.iter().find(|p| matches!(p.status, PhaseStatus::Failed { .. })) {
         let reason = match &failed.status {
             PhaseStatus::Failed { reason, .. } => format!("phase {} failed: {reason}", failed.id),
             _ => format!("phase {} failed", failed.id),
@@ -66,11 +53,7 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
         next.events.push(Event::InstanceFailed { reason });
         return next;
     }
-    if instance
-        .phases
-        .iter()
-        .all(|p| matches!(p.status, PhaseStatus::Passed { .. }))
-    {
+    if instance.phases.iter().all(|p| matches!(p.status, PhaseStatus::Passed { .. })) {
         next.events.push(Event::InstanceCompleted);
         return next;
     }
@@ -80,66 +63,36 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
         let phase = &instance.phases[p];
         match &phase.status {
             PhaseStatus::Pending => {
-                if plan
-                    .after
-                    .iter()
-                    .all(|&u| matches!(instance.phases[u].status, PhaseStatus::Passed { .. }))
-                {
-                    next.events.push(Event::PhaseStarted {
-                        phase: phase.id.clone(),
-                        attempt: phase.attempt + 1,
-                    });
+                if plan.after.iter().all(|&u| matches!(instance.phases[u].status, PhaseStatus::Passed { .. })) {
+                    next.events.push(Event::PhaseStarted { phase: phase.id.clone(), attempt: phase.attempt + 1 });
                 }
             }
             PhaseStatus::Running { .. } => {
-                let (tasks_done, failure) = decide_tasks(
-                    instance,
-                    p,
-                    plan,
-                    phase,
-                    now,
-                    &mut next,
-                    &mut evidence_cache,
-                );
+                let (tasks_done, failure) = decide_tasks(instance, p, plan, phase, now, &mut next, &mut evidence_cache);
                 if let Some(reason) = failure {
-                    next.events.push(Event::PhaseFailed {
-                        phase: phase.id.clone(),
-                        reason,
-                    });
+                    next.events.push(Event::PhaseFailed { phase: phase.id.clone(), reason });
                 } else if tasks_done {
                     decide_gates(instance, p, plan, phase, &mut next, &mut evidence_cache);
                 }
             }
             PhaseStatus::AwaitingApproval { .. } => {
                 for (g, gate) in phase.gates.iter().enumerate() {
-                    if let GateStatus::AwaitingDecision {
-                        level,
-                        deadline: Some(deadline),
-                        ..
-                    } = &gate.status
-                    {
+                    if let GateStatus::AwaitingDecision { level, deadline: Some(deadline), .. } = &gate.status {
                         let action = plan.gates[g].approval.as_ref().and_then(|a| a.on_timeout);
                         match action {
-                            Some(action) if *deadline <= now => {
-                                next.events.push(Event::GateTimedOut {
-                                    phase: phase.id.clone(),
-                                    gate: gate.id.clone(),
-                                    level: *level,
-                                    action,
-                                })
-                            }
-                            Some(_) => {
-                                next.wake_at =
-                                    Some(next.wake_at.map_or(*deadline, |w| w.min(*deadline)))
-                            }
+                            Some(action) if *deadline <= now => next.events.push(Event::GateTimedOut {
+                                phase: phase.id.clone(),
+                                gate: gate.id.clone(),
+                                level: *level,
+                                action,
+                            }),
+                            Some(_) => next.wake_at = Some(next.wake_at.map_or(*deadline, |w| w.min(*deadline))),
                             None => {}
                         }
                     }
                 }
             }
-            PhaseStatus::OnHold { .. }
-            | PhaseStatus::Passed { .. }
-            | PhaseStatus::Failed { .. } => {}
+            PhaseStatus::OnHold { .. } | PhaseStatus::Passed { .. } | PhaseStatus::Failed { .. } => {}
         }
     }
     next
@@ -173,11 +126,7 @@ fn decide_tasks(
             TaskStatus::Pending if task_plan.on_demand => {}
             TaskStatus::Pending => {
                 all_done = false;
-                if !task_plan
-                    .depends_on
-                    .iter()
-                    .all(|&d| phase.tasks[d].status.is_done())
-                {
+                if !task_plan.depends_on.iter().all(|&d| phase.tasks[d].status.is_done()) {
                     continue;
                 }
                 match &task_plan.when {
@@ -191,16 +140,11 @@ fn decide_tasks(
                                 task: task.id.clone(),
                                 reason: format!("`{}` is false", condition.source()),
                             }),
-                            Outcome::Missing(why) | Outcome::Error(why) => {
-                                next.events.push(Event::TaskSkipped {
-                                    phase: phase.id.clone(),
-                                    task: task.id.clone(),
-                                    reason: format!(
-                                        "`{}` could not be evaluated: {why}",
-                                        condition.source()
-                                    ),
-                                })
-                            }
+                            Outcome::Missing(why) | Outcome::Error(why) => next.events.push(Event::TaskSkipped {
+                                phase: phase.id.clone(),
+                                task: task.id.clone(),
+                                reason: format!("`{}` could not be evaluated: {why}", condition.source()),
+                            }),
                         }
                     }
                 }
@@ -218,35 +162,15 @@ fn decide_tasks(
                     next.wake_at = Some(next.wake_at.map_or(*due, |w| w.min(*due)));
                 }
             }
-            TaskStatus::Failed {
-                attempt,
-                error,
-                retryable,
-                ..
-            } => {
+            TaskStatus::Failed { attempt, error, retryable, .. } => {
                 all_done = false;
                 let used = attempt.saturating_sub(task.budget_from);
                 if *retryable && used < task_plan.retry.max_attempts {
-                    let key = idempotency_key(
-                        &instance.id,
-                        &phase.id,
-                        phase.attempt,
-                        &task.id,
-                        attempt + 1,
-                    );
+                    let key = idempotency_key(&instance.id, &phase.id, phase.attempt, &task.id, attempt + 1);
                     let due = now.after(task_plan.retry.delay(used + 1, jitter_unit(&key)));
-                    next.events.push(Event::RetryScheduled {
-                        phase: phase.id.clone(),
-                        task: task.id.clone(),
-                        attempt: attempt + 1,
-                        due,
-                    });
+                    next.events.push(Event::RetryScheduled { phase: phase.id.clone(), task: task.id.clone(), attempt: attempt + 1, due });
                 } else if failure.is_none() {
-                    let why = if *retryable {
-                        format!("after {used} attempt(s)")
-                    } else {
-                        "permanently".to_owned()
-                    };
+                    let why = if *retryable { format!("after {used} attempt(s)") } else { "permanently".to_owned() };
                     failure = Some(format!("task {} failed {why}: {error}", task.id));
                 }
             }
@@ -271,26 +195,17 @@ fn decide_gates(
             GateStatus::Pending => {
                 let evidence = evidence_cache.get_or_insert_with(|| evidence(instance));
                 let evaluation = Evaluation::of(&plan.gates[g], evidence);
-                next.events.push(Event::GateEvaluated {
-                    phase: phase.id.clone(),
-                    gate: gate.id.clone(),
-                    evaluation,
-                });
+                next.events.push(Event::GateEvaluated { phase: phase.id.clone(), gate: gate.id.clone(), evaluation });
                 return;
             }
             GateStatus::Failed { reason, .. } => {
-                next.events.push(Event::PhaseFailed {
-                    phase: phase.id.clone(),
-                    reason: format!("gate {} failed: {reason}", gate.id),
-                });
+                next.events.push(Event::PhaseFailed { phase: phase.id.clone(), reason: format!("gate {} failed: {reason}", gate.id) });
                 return;
             }
             GateStatus::AwaitingDecision { .. } | GateStatus::OnHold { .. } => return,
         }
     }
-    next.events.push(Event::PhaseCompleted {
-        phase: phase.id.clone(),
-    });
+    next.events.push(Event::PhaseCompleted { phase: phase.id.clone() });
 }
 
 #[cfg(test)]

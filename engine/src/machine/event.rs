@@ -173,6 +173,16 @@ pub enum Event {
         /// The tasks to run again (ids).
         tasks: Vec<String>,
     },
+    /// An external event arrived (an incident with its severity, say);
+    /// conditions read its data as `signals.<name>`.
+    SignalReceived {
+        /// The declared signal's name.
+        name: String,
+        /// Its data.
+        data: Value,
+        /// Who sent it.
+        by: String,
+    },
 }
 
 impl Event {
@@ -198,6 +208,7 @@ impl Event {
             Event::Resumed { .. } => "Resumed",
             Event::Cancelled { .. } => "Cancelled",
             Event::Redriven { .. } => "Redriven",
+            Event::SignalReceived { .. } => "SignalReceived",
         }
     }
 
@@ -216,11 +227,9 @@ impl Event {
             Event::GateEvaluated { gate, .. } | Event::GateTimedOut { gate, .. } => {
                 format!("{}({gate})", self.kind())
             }
-            Event::DecisionRecorded { gate, decision, .. } => format!(
-                "DecisionRecorded({gate}: {} by {})",
-                decision.kind.verb(),
-                decision.principal
-            ),
+            Event::DecisionRecorded { gate, decision, .. } => {
+                format!("DecisionRecorded({gate}: {} by {})", decision.kind.verb(), decision.principal)
+            }
             Event::PhaseCompleted { phase } | Event::PhaseFailed { phase, .. } => {
                 format!("{}({phase})", self.kind())
             }
@@ -231,6 +240,7 @@ impl Event {
             | Event::Resumed { .. }
             | Event::Cancelled { .. }
             | Event::Redriven { .. } => self.kind().to_owned(),
+            Event::SignalReceived { name, .. } => format!("SignalReceived({name})"),
         }
     }
 }

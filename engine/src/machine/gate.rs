@@ -80,23 +80,17 @@ impl Evaluation {
 
     /// The first failed `must` criterion.
     pub fn failed_must(&self) -> Option<&CriterionResult> {
-        self.criteria
-            .iter()
-            .find(|c| c.level == Level::Must && c.verdict == Verdict::Fail)
+        self.criteria.iter().find(|c| c.level == Level::Must && c.verdict == Verdict::Fail)
     }
 
     /// True if some criterion could not be judged.
     pub fn inconclusive(&self) -> bool {
-        self.criteria
-            .iter()
-            .any(|c| c.verdict == Verdict::Inconclusive)
+        self.criteria.iter().any(|c| c.verdict == Verdict::Inconclusive)
     }
 
     /// Failed `should` criteria: warnings for the approver.
     pub fn warnings(&self) -> impl Iterator<Item = &CriterionResult> {
-        self.criteria
-            .iter()
-            .filter(|c| c.level == Level::Should && c.verdict == Verdict::Fail)
+        self.criteria.iter().filter(|c| c.level == Level::Should && c.verdict == Verdict::Fail)
     }
 }
 
@@ -230,12 +224,7 @@ pub struct GateState {
 impl GateState {
     /// A gate not yet evaluated.
     pub fn new(id: &str) -> Self {
-        Self {
-            id: id.to_owned(),
-            status: GateStatus::Pending,
-            evaluation: None,
-            decisions: Vec::new(),
-        }
+        Self { id: id.to_owned(), status: GateStatus::Pending, evaluation: None, decisions: Vec::new() }
     }
 
     /// The decision recorded under a client's request id, if any.
@@ -243,18 +232,13 @@ impl GateState {
         if request_id.is_empty() {
             return None;
         }
-        self.decisions
-            .iter()
-            .find(|(_, d)| d.request_id == request_id)
+        self.decisions.iter().find(|(_, d)| d.request_id == request_id)
     }
 
     /// The latest decision that settled the gate (or put it on hold), for
     /// "already decided by X at T".
     pub fn settling_decision(&self) -> Option<&(Timestamp, Decision)> {
-        self.decisions
-            .iter()
-            .rev()
-            .find(|(_, d)| d.kind != DecisionKind::Escalate)
+        self.decisions.iter().rev().find(|(_, d)| d.kind != DecisionKind::Escalate)
     }
 }
 
@@ -275,21 +259,13 @@ pub struct Authority {
 /// escalation level.
 pub fn authority(gate: &plan::Gate, owner: Option<&Principal>, level: usize) -> Option<Authority> {
     match (&gate.approval, level) {
-        (Some(approval), 0) => Some(Authority {
-            approvers: approval.approvers.clone(),
-            required: approval.required,
-            timeout: approval.timeout,
-        }),
-        (Some(approval), n) => approval.escalation.get(n - 1).map(|l| Authority {
-            approvers: l.approvers.clone(),
-            required: l.required,
-            timeout: l.timeout,
-        }),
-        (None, 0) => owner.map(|o| Authority {
-            approvers: vec![o.clone()],
-            required: 1,
-            timeout: None,
-        }),
+        (Some(approval), 0) => {
+            Some(Authority { approvers: approval.approvers.clone(), required: approval.required, timeout: approval.timeout })
+        }
+        (Some(approval), n) => {
+            approval.escalation.get(n - 1).map(|l| Authority { approvers: l.approvers.clone(), required: l.required, timeout: l.timeout })
+        }
+        (None, 0) => owner.map(|o| Authority { approvers: vec![o.clone()], required: 1, timeout: None }),
         (None, _) => None,
     }
 }
@@ -304,21 +280,13 @@ impl Roles {
     pub fn allows(&self, approvers: &[Principal], principal: &str) -> Option<String> {
         approvers.iter().find_map(|approver| match approver {
             Principal::User(name) if name == principal => Some(name.clone()),
-            Principal::Role(role)
-                if self
-                    .0
-                    .get(role)
-                    .is_some_and(|members| members.contains(principal)) =>
-            {
-                Some(format!("role:{role}"))
-            }
+            Principal::Role(role) if self.0.get(role).is_some_and(|members| members.contains(principal)) => Some(format!("role:{role}")),
             Principal::User(_) | Principal::Role(_) => None,
         })
     }
 
     /// Whether `principal` holds the role or is the named principal.
     pub fn matches(&self, approver: &Principal, principal: &str) -> bool {
-        self.allows(std::slice::from_ref(approver), principal)
-            .is_some()
+        self.allows(std::slice::from_ref(approver), principal).is_some()
     }
 }

@@ -29,10 +29,7 @@ pub use blockers::{blockers, Blocker};
 pub use decide::{decide, idempotency_key, Next};
 
 pub use event::{Event, Record, RECORD_VERSION};
-pub use gate::{
-    Authority, CriterionResult, Decision, DecisionKind, Evaluation, GateState, GateStatus, Roles,
-    Verdict,
-};
+pub use gate::{Authority, CriterionResult, Decision, DecisionKind, Evaluation, GateState, GateStatus, Roles, Verdict};
 
 pub use evidence::evidence;
 pub use state::{Instance, InstanceStatus, PhaseState, PhaseStatus, TaskState, TaskStatus};
@@ -40,19 +37,14 @@ pub use step::{replay, step, Effect};
 
 /// Milliseconds since the Unix epoch. The machine never reads a clock; the
 /// runtime passes the time in, and records store it with each event.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Timestamp(pub u64);
 
 impl Timestamp {
     /// This time plus a duration (saturating).
     pub fn after(self, duration: std::time::Duration) -> Self {
-        Timestamp(
-            self.0
-                .saturating_add(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)),
-        )
+        Timestamp(self.0.saturating_add(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)))
     }
 
     /// Milliseconds from `earlier` to this time (0 if earlier is later).
@@ -62,10 +54,7 @@ impl Timestamp {
 
     /// The current wall-clock time; for the runtime and the CLI, never for the machine.
     pub fn now() -> Self {
-        let millis = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
+        let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
         Timestamp(u64::try_from(millis).unwrap_or(u64::MAX))
     }
 }
@@ -91,11 +80,7 @@ pub struct Rejected {
 
 impl Rejected {
     pub(crate) fn new(event: &Event, state: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            event: event.describe(),
-            state: state.into(),
-            reason: reason.into(),
-        }
+        Self { event: event.describe(), state: state.into(), reason: reason.into() }
     }
 }
 

@@ -1,7 +1,10 @@
 //! Instance, phase and task states. Each state is an enum whose variants
 //! carry their own data; matches over them are exhaustive.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
 use serde_json::{Map, Value};
 
 use super::{GateState, Timestamp};
@@ -31,6 +34,9 @@ pub struct Instance {
     pub seq: u64,
     /// Time of the last event applied.
     pub updated_at: Timestamp,
+    /// The data of the latest signal of each name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub signals: BTreeMap<String, Value>,
 }
 
 /// Where an instance stands. Whether it is waiting for people is derived
@@ -91,9 +97,7 @@ impl InstanceStatus {
     pub fn is_final(&self) -> bool {
         match self {
             InstanceStatus::Completed { .. } | InstanceStatus::Cancelled { .. } => true,
-            InstanceStatus::Running
-            | InstanceStatus::Halted { .. }
-            | InstanceStatus::Failed { .. } => false,
+            InstanceStatus::Running | InstanceStatus::Halted { .. } | InstanceStatus::Failed { .. } => false,
         }
     }
 }
@@ -286,18 +290,9 @@ impl Instance {
                 tasks: phase
                     .tasks
                     .iter()
-                    .map(|task| TaskState {
-                        id: task.id.clone(),
-                        attempts: 0,
-                        budget_from: 0,
-                        status: TaskStatus::Pending,
-                    })
+                    .map(|task| TaskState { id: task.id.clone(), attempts: 0, budget_from: 0, status: TaskStatus::Pending })
                     .collect(),
-                gates: phase
-                    .gates
-                    .iter()
-                    .map(|gate| GateState::new(&gate.id))
-                    .collect(),
+                gates: phase.gates.iter().map(|gate| GateState::new(&gate.id)).collect(),
             })
             .collect();
         Self {
@@ -311,6 +306,7 @@ impl Instance {
             phases,
             seq: 0,
             updated_at: at,
+            signals: BTreeMap::new(),
         }
     }
 
@@ -320,18 +316,9 @@ impl Instance {
     pub fn effective_status(&self) -> &'static str {
         match &self.status {
             InstanceStatus::Running => {
-                let waiting = self
-                    .phases
-                    .iter()
-                    .any(|p| matches!(p.status, PhaseStatus::AwaitingApproval { .. }));
-                let held = self
-                    .phases
-                    .iter()
-                    .any(|p| matches!(p.status, PhaseStatus::OnHold { .. }));
-                let active = self
-                    .phases
-                    .iter()
-                    .any(|p| matches!(p.status, PhaseStatus::Running { .. }));
+                let waiting = self.phases.iter().any(|p| matches!(p.status, PhaseStatus::AwaitingApproval { .. }));
+                let held = self.phases.iter().any(|p| matches!(p.status, PhaseStatus::OnHold { .. }));
+                let active = self.phases.iter().any(|p| matches!(p.status, PhaseStatus::Running { .. }));
                 match (active, waiting, held) {
                     (true, _, _) | (false, false, false) => "running",
                     (false, true, _) => "awaiting_approval",

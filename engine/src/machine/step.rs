@@ -7,9 +7,7 @@
 //! every event would make long workflows quadratic.
 
 use super::gate::{self, Decision, DecisionKind, GateState, GateStatus};
-use super::{
-    Event, Instance, InstanceStatus, PhaseStatus, Record, Rejected, TaskStatus, Timestamp,
-};
+use super::{Event, Instance, InstanceStatus, PhaseStatus, Record, Rejected, TaskStatus, Timestamp};
 use crate::model::OnTimeout;
 
 use crate::plan::Workflow;
@@ -49,52 +47,29 @@ pub enum Effect {
 
 /// A notification effect when the gate's approval asks for one.
 fn notify(workflow: &Workflow, p: usize, g: usize, what: &str, status: &GateStatus) -> Vec<Effect> {
-    let wants = workflow.phases[p].gates[g]
-        .approval
-        .as_ref()
-        .is_some_and(|a| a.notify.is_some());
+    let wants = workflow.phases[p].gates[g].approval.as_ref().is_some_and(|a| a.notify.is_some());
     let relevant = matches!(
         status,
-        GateStatus::AwaitingDecision { .. }
-            | GateStatus::OnHold { .. }
-            | GateStatus::Failed { .. }
-            | GateStatus::Passed { .. }
+        GateStatus::AwaitingDecision { .. } | GateStatus::OnHold { .. } | GateStatus::Failed { .. } | GateStatus::Passed { .. }
     );
     if wants && relevant {
-        vec![Effect::Notify {
-            phase: p,
-            gate: g,
-            what: what.to_owned(),
-        }]
+        vec![Effect::Notify { phase: p, gate: g, what: what.to_owned() }]
     } else {
         Vec::new()
     }
 }
 
 fn phase_index(workflow: &Workflow, event: &Event, id: &str) -> Result<usize, Rejected> {
-    workflow.phase_index(id).ok_or_else(|| {
-        Rejected::new(
-            event,
-            format!("workflow `{}` has no phase `{id}`", workflow.name),
-            "unknown phase",
-        )
-    })
+    workflow
+        .phase_index(id)
+        .ok_or_else(|| Rejected::new(event, format!("workflow `{}` has no phase `{id}`", workflow.name), "unknown phase"))
 }
 
-fn task_index(
-    workflow: &Workflow,
-    event: &Event,
-    phase: &str,
-    task: &str,
-) -> Result<(usize, usize), Rejected> {
+fn task_index(workflow: &Workflow, event: &Event, phase: &str, task: &str) -> Result<(usize, usize), Rejected> {
     let p = phase_index(workflow, event, phase)?;
     match workflow.task_location(task) {
         Some((tp, t)) if tp == p => Ok((p, t)),
-        _ => Err(Rejected::new(
-            event,
-            format!("phase `{phase}` has no task `{task}`"),
-            "unknown task",
-        )),
+        _ => Err(Rejected::new(event, format!("phase `{phase}` has no task `{task}`"), "unknown task")),
     }
 }
 
@@ -120,11 +95,9 @@ fn require_phase_running(instance: &Instance, event: &Event, p: usize) -> Result
         | PhaseStatus::AwaitingApproval { .. }
         | PhaseStatus::OnHold { .. }
         | PhaseStatus::Passed { .. }
-        | PhaseStatus::Failed { .. } => Err(Rejected::new(
-            event,
-            format!("phase {} is {}", phase.id, phase.status.kind()),
-            "the phase is not running",
-        )),
+        | PhaseStatus::Failed { .. } => {
+            Err(Rejected::new(event, format!("phase {} is {}", phase.id, phase.status.kind()), "the phase is not running"))
+        }
     }
 }
 
@@ -133,59 +106,32 @@ fn gate_index(workflow: &Workflow, event: &Event, p: usize, id: &str) -> Result<
         .gates
         .iter()
         .position(|g| g.id == id)
-        .ok_or_else(|| {
-            Rejected::new(
-                event,
-                format!("phase `{}` has no gate `{id}`", workflow.phases[p].id),
-                "unknown gate",
-            )
-        })
+        .ok_or_else(|| Rejected::new(event, format!("phase `{}` has no gate `{id}`", workflow.phases[p].id), "unknown gate"))
 }
 
 /// The level and approvals of a gate awaiting a decision, or a rejection
 /// saying who already decided it.
 fn awaiting<'s>(state: &'s GateState, event: &Event) -> Result<(usize, &'s [String]), Rejected> {
     match &state.status {
-        GateStatus::AwaitingDecision {
-            level, approvals, ..
-        } => Ok((*level, approvals)),
-        GateStatus::Pending => Err(Rejected::new(
-            event,
-            format!("gate {} has not been evaluated yet", state.id),
-            "it is not awaiting a decision",
-        )),
+        GateStatus::AwaitingDecision { level, approvals, .. } => Ok((*level, approvals)),
+        GateStatus::Pending => {
+            Err(Rejected::new(event, format!("gate {} has not been evaluated yet", state.id), "it is not awaiting a decision"))
+        }
         GateStatus::OnHold { .. } | GateStatus::Passed { .. } | GateStatus::Failed { .. } => {
             let decided = match state.settling_decision() {
-                Some((at, decision)) => format!(
-                    "gate {} was already {} by {} at {at}",
-                    state.id,
-                    decision.kind.past(),
-                    decision.principal
-                ),
+                Some((at, decision)) => format!("gate {} was already {} by {} at {at}", state.id, decision.kind.past(), decision.principal),
                 None => format!("gate {} is already {}", state.id, state.status.kind()),
             };
-            Err(Rejected::new(
-                event,
-                decided,
-                "it is not awaiting a decision",
-            ))
+            Err(Rejected::new(event, decided, "it is not awaiting a decision"))
         }
     }
 }
 
 fn awaiting_status(state: &GateState, approvals: Vec<String>) -> GateStatus {
     match &state.status {
-        GateStatus::AwaitingDecision {
-            since,
-            level,
-            deadline,
-            ..
-        } => GateStatus::AwaitingDecision {
-            since: *since,
-            level: *level,
-            deadline: *deadline,
-            approvals,
-        },
+        GateStatus::AwaitingDecision { since, level, deadline, .. } => {
+            GateStatus::AwaitingDecision { since: *since, level: *level, deadline: *deadline, approvals }
+        }
         other => other.clone(),
     }
 }
@@ -202,35 +148,17 @@ fn rejection(decision: &Decision) -> String {
 /// if one awaits a decision, running otherwise (decide then completes or
 /// fails it).
 fn settle_phase(phase: &mut super::PhaseState, at: Timestamp) {
-    let held = phase
-        .gates
-        .iter()
-        .any(|g| matches!(g.status, GateStatus::OnHold { .. }));
-    let waiting = phase
-        .gates
-        .iter()
-        .any(|g| matches!(g.status, GateStatus::AwaitingDecision { .. }));
+    let held = phase.gates.iter().any(|g| matches!(g.status, GateStatus::OnHold { .. }));
+    let waiting = phase.gates.iter().any(|g| matches!(g.status, GateStatus::AwaitingDecision { .. }));
     let since = match phase.status {
-        PhaseStatus::Running { since }
-        | PhaseStatus::AwaitingApproval { since }
-        | PhaseStatus::OnHold { since } => since,
+        PhaseStatus::Running { since } | PhaseStatus::AwaitingApproval { since } | PhaseStatus::OnHold { since } => since,
         PhaseStatus::Pending | PhaseStatus::Passed { .. } | PhaseStatus::Failed { .. } => return,
     };
     phase.status = match (held, waiting) {
-        (true, _) => PhaseStatus::OnHold {
-            since: if matches!(phase.status, PhaseStatus::OnHold { .. }) {
-                since
-            } else {
-                at
-            },
-        },
-        (false, true) => PhaseStatus::AwaitingApproval {
-            since: if matches!(phase.status, PhaseStatus::AwaitingApproval { .. }) {
-                since
-            } else {
-                at
-            },
-        },
+        (true, _) => PhaseStatus::OnHold { since: if matches!(phase.status, PhaseStatus::OnHold { .. }) { since } else { at } },
+        (false, true) => {
+            PhaseStatus::AwaitingApproval { since: if matches!(phase.status, PhaseStatus::AwaitingApproval { .. }) { since } else { at } }
+        }
         (false, false) => PhaseStatus::Running { since: at },
     };
 }
@@ -241,10 +169,7 @@ fn cancel_in_flight(instance: &Instance, phase: Option<usize>, reason: &str) -> 
         .in_flight()
         .into_iter()
         .filter(|(p, ..)| phase.is_none_or(|only| only == *p))
-        .map(|(_, _, _, key)| Effect::Cancel {
-            key,
-            reason: reason.to_owned(),
-        })
+        .map(|(_, _, _, key)| Effect::Cancel { key, reason: reason.to_owned() })
         .collect()
 }
 
@@ -255,26 +180,14 @@ fn phase_tasks_done(instance: &Instance, workflow: &Workflow, p: usize) -> bool 
         .tasks
         .iter()
         .zip(&workflow.phases[p].tasks)
-        .all(|(state, task)| {
-            state.status.is_done()
-                || (task.on_demand && matches!(state.status, TaskStatus::Pending))
-        })
+        .all(|(state, task)| state.status.is_done() || (task.on_demand && matches!(state.status, TaskStatus::Pending)))
 }
 
 /// Applies `event` (which happened at `at`) to `instance`.
-pub fn step(
-    instance: &mut Instance,
-    workflow: &Workflow,
-    event: &Event,
-    at: Timestamp,
-) -> Result<Vec<Effect>, Rejected> {
+pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Timestamp) -> Result<Vec<Effect>, Rejected> {
     let effects = match event {
         Event::InstanceStarted { .. } => {
-            return Err(Rejected::new(
-                event,
-                format!("instance {} already started", instance.id),
-                "an instance starts once",
-            ));
+            return Err(Rejected::new(event, format!("instance {} already started", instance.id), "an instance starts once"));
         }
         Event::PhaseStarted { phase, attempt } => {
             require_running(instance, event)?;
@@ -287,24 +200,14 @@ pub fn step(
                 | PhaseStatus::OnHold { .. }
                 | PhaseStatus::Passed { .. }
                 | PhaseStatus::Failed { .. } => {
-                    return Err(Rejected::new(
-                        event,
-                        format!("phase {phase} is {}", state.status.kind()),
-                        "only a pending phase starts",
-                    ));
+                    return Err(Rejected::new(event, format!("phase {phase} is {}", state.status.kind()), "only a pending phase starts"));
                 }
             }
             if *attempt != state.attempt + 1 {
-                return Err(Rejected::new(
-                    event,
-                    format!("phase {phase} is at attempt {}", state.attempt),
-                    "attempts count up by one",
-                ));
+                return Err(Rejected::new(event, format!("phase {phase} is at attempt {}", state.attempt), "attempts count up by one"));
             }
-            if let Some(&blocking) = workflow.phases[p]
-                .after
-                .iter()
-                .find(|&&u| !matches!(instance.phases[u].status, PhaseStatus::Passed { .. }))
+            if let Some(&blocking) =
+                workflow.phases[p].after.iter().find(|&&u| !matches!(instance.phases[u].status, PhaseStatus::Passed { .. }))
             {
                 let upstream = &instance.phases[blocking];
                 return Err(Rejected::new(
@@ -326,12 +229,7 @@ pub fn step(
             }
             Vec::new()
         }
-        Event::TaskDispatched {
-            phase,
-            task,
-            attempt,
-            key,
-        } => {
+        Event::TaskDispatched { phase, task, attempt, key } => {
             require_running(instance, event)?;
             let (p, t) = task_index(workflow, event, phase, task)?;
             require_phase_running(instance, event, p)?;
@@ -339,21 +237,13 @@ pub fn step(
             let fresh = *attempt == state.attempts + 1;
             let allowed = match &state.status {
                 TaskStatus::Pending => {
-                    fresh
-                        && workflow.phases[p].tasks[t]
-                            .depends_on
-                            .iter()
-                            .all(|&d| instance.phases[p].tasks[d].status.is_done())
+                    fresh && workflow.phases[p].tasks[t].depends_on.iter().all(|&d| instance.phases[p].tasks[d].status.is_done())
                 }
-                TaskStatus::RetryWaiting {
-                    attempt: due_attempt,
-                    ..
-                } => due_attempt == attempt && fresh,
+                TaskStatus::RetryWaiting { attempt: due_attempt, .. } => due_attempt == attempt && fresh,
                 TaskStatus::Cancelled { .. } => fresh,
-                TaskStatus::Dispatched { .. }
-                | TaskStatus::Succeeded { .. }
-                | TaskStatus::Failed { .. }
-                | TaskStatus::Skipped { .. } => false,
+                TaskStatus::Dispatched { .. } | TaskStatus::Succeeded { .. } | TaskStatus::Failed { .. } | TaskStatus::Skipped { .. } => {
+                    false
+                }
             };
             if !allowed {
                 return Err(Rejected::new(
@@ -364,44 +254,18 @@ pub fn step(
             }
             let state = &mut instance.phases[p].tasks[t];
             state.attempts = *attempt;
-            state.status = TaskStatus::Dispatched {
-                attempt: *attempt,
-                key: key.clone(),
-                at,
-            };
-            vec![Effect::Dispatch {
-                phase: p,
-                task: t,
-                attempt: *attempt,
-                key: key.clone(),
-            }]
+            state.status = TaskStatus::Dispatched { attempt: *attempt, key: key.clone(), at };
+            vec![Effect::Dispatch { phase: p, task: t, attempt: *attempt, key: key.clone() }]
         }
-        Event::TaskSucceeded {
-            phase,
-            task,
-            attempt,
-            ..
-        }
-        | Event::TaskFailed {
-            phase,
-            task,
-            attempt,
-            ..
-        }
-        | Event::TaskCancelled {
-            phase,
-            task,
-            attempt,
-            ..
-        } => {
+        Event::TaskSucceeded { phase, task, attempt, .. }
+        | Event::TaskFailed { phase, task, attempt, .. }
+        | Event::TaskCancelled { phase, task, attempt, .. } => {
             // Results of in-flight attempts are accepted whatever the instance
             // status: the work happened, and the log must say so.
             let (p, t) = task_index(workflow, event, phase, task)?;
             let state = &instance.phases[p].tasks[t];
             match &state.status {
-                TaskStatus::Dispatched {
-                    attempt: running, ..
-                } if running == attempt => {}
+                TaskStatus::Dispatched { attempt: running, .. } if running == attempt => {}
                 TaskStatus::Dispatched { .. }
                 | TaskStatus::Pending
                 | TaskStatus::Succeeded { .. }
@@ -411,60 +275,31 @@ pub fn step(
                 | TaskStatus::Cancelled { .. } => {
                     return Err(Rejected::new(
                         event,
-                        format!(
-                            "task {task} is {} (attempt {})",
-                            state.status.kind(),
-                            state.attempts
-                        ),
+                        format!("task {task} is {} (attempt {})", state.status.kind(), state.attempts),
                         format!("no attempt {attempt} of it is in flight"),
                     ));
                 }
             }
             let state = &mut instance.phases[p].tasks[t];
             state.status = match event {
-                Event::TaskSucceeded {
-                    output,
-                    duration_ms,
-                    ..
-                } => TaskStatus::Succeeded {
-                    attempt: *attempt,
-                    output: output.clone(),
-                    duration_ms: *duration_ms,
-                    at,
-                },
-                Event::TaskFailed {
-                    error, retryable, ..
-                } => TaskStatus::Failed {
-                    attempt: *attempt,
-                    error: error.clone(),
-                    retryable: *retryable,
-                    at,
-                },
-                _ => TaskStatus::Cancelled {
-                    attempt: *attempt,
-                    at,
-                },
+                Event::TaskSucceeded { output, duration_ms, .. } => {
+                    TaskStatus::Succeeded { attempt: *attempt, output: output.clone(), duration_ms: *duration_ms, at }
+                }
+                Event::TaskFailed { error, retryable, .. } => {
+                    TaskStatus::Failed { attempt: *attempt, error: error.clone(), retryable: *retryable, at }
+                }
+                _ => TaskStatus::Cancelled { attempt: *attempt, at },
             };
             Vec::new()
         }
-        Event::RetryScheduled {
-            phase,
-            task,
-            attempt,
-            due,
-        } => {
+        Event::RetryScheduled { phase, task, attempt, due } => {
             require_running(instance, event)?;
             let (p, t) = task_index(workflow, event, phase, task)?;
             let state = &instance.phases[p].tasks[t];
             let policy = &workflow.phases[p].tasks[t].retry;
             let error = match &state.status {
-                TaskStatus::Failed {
-                    attempt: failed,
-                    retryable: true,
-                    error,
-                    ..
-                } if *attempt == failed + 1
-                    && failed.saturating_sub(state.budget_from) < policy.max_attempts =>
+                TaskStatus::Failed { attempt: failed, retryable: true, error, .. }
+                    if *attempt == failed + 1 && failed.saturating_sub(state.budget_from) < policy.max_attempts =>
                 {
                     error.clone()
                 }
@@ -477,23 +312,12 @@ pub fn step(
                 | TaskStatus::Cancelled { .. } => {
                     return Err(Rejected::new(
                         event,
-                        format!(
-                            "task {task} is {} after {} attempt(s)",
-                            state.status.kind(),
-                            state.attempts
-                        ),
-                        format!(
-                            "only a retryable failure within max_attempts = {} is retried",
-                            policy.max_attempts
-                        ),
+                        format!("task {task} is {} after {} attempt(s)", state.status.kind(), state.attempts),
+                        format!("only a retryable failure within max_attempts = {} is retried", policy.max_attempts),
                     ));
                 }
             };
-            instance.phases[p].tasks[t].status = TaskStatus::RetryWaiting {
-                attempt: *attempt,
-                due: *due,
-                error,
-            };
+            instance.phases[p].tasks[t].status = TaskStatus::RetryWaiting { attempt: *attempt, due: *due, error };
             Vec::new()
         }
         Event::TaskSkipped { phase, task, .. } => {
@@ -509,11 +333,7 @@ pub fn step(
                 | TaskStatus::RetryWaiting { .. }
                 | TaskStatus::Skipped { .. }
                 | TaskStatus::Cancelled { .. } => {
-                    return Err(Rejected::new(
-                        event,
-                        format!("task {task} is {}", state.status.kind()),
-                        "only a pending task is skipped",
-                    ));
+                    return Err(Rejected::new(event, format!("task {task} is {}", state.status.kind()), "only a pending task is skipped"));
                 }
             }
             let reason = match event {
@@ -534,29 +354,17 @@ pub fn step(
                     "a phase completes when its tasks are done",
                 ));
             }
-            if let Some(gate) = instance.phases[p]
-                .gates
-                .iter()
-                .find(|g| !matches!(g.status, GateStatus::Passed { .. }))
-            {
+            if let Some(gate) = instance.phases[p].gates.iter().find(|g| !matches!(g.status, GateStatus::Passed { .. })) {
                 return Err(Rejected::new(
                     event,
-                    format!(
-                        "gate {} of phase {phase} is {}",
-                        gate.id,
-                        gate.status.kind()
-                    ),
+                    format!("gate {} of phase {phase} is {}", gate.id, gate.status.kind()),
                     "a phase completes when every gate passed",
                 ));
             }
             instance.phases[p].status = PhaseStatus::Passed { at };
             Vec::new()
         }
-        Event::GateEvaluated {
-            phase,
-            gate,
-            evaluation,
-        } => {
+        Event::GateEvaluated { phase, gate, evaluation } => {
             require_running(instance, event)?;
             let p = phase_index(workflow, event, phase)?;
             require_phase_running(instance, event, p)?;
@@ -571,10 +379,7 @@ pub fn step(
             let state = &instance.phases[p].gates[g];
             match &state.status {
                 GateStatus::Pending => {}
-                GateStatus::AwaitingDecision { .. }
-                | GateStatus::OnHold { .. }
-                | GateStatus::Passed { .. }
-                | GateStatus::Failed { .. } => {
+                GateStatus::AwaitingDecision { .. } | GateStatus::OnHold { .. } | GateStatus::Passed { .. } | GateStatus::Failed { .. } => {
                     return Err(Rejected::new(
                         event,
                         format!("gate {gate} is {}", state.status.kind()),
@@ -582,10 +387,7 @@ pub fn step(
                     ));
                 }
             }
-            if let Some(before) = instance.phases[p].gates[..g]
-                .iter()
-                .find(|x| !matches!(x.status, GateStatus::Passed { .. }))
-            {
+            if let Some(before) = instance.phases[p].gates[..g].iter().find(|x| !matches!(x.status, GateStatus::Passed { .. })) {
                 return Err(Rejected::new(
                     event,
                     format!("gate {} is {}", before.id, before.status.kind()),
@@ -594,18 +396,8 @@ pub fn step(
             }
             let plan = &workflow.phases[p].gates[g];
             let status = if let Some(failed) = evaluation.failed_must() {
-                let detail = if failed.detail.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", failed.detail)
-                };
-                GateStatus::Failed {
-                    at,
-                    reason: format!(
-                        "must criterion {} ({}) failed{detail}",
-                        failed.id, failed.label
-                    ),
-                }
+                let detail = if failed.detail.is_empty() { String::new() } else { format!(": {}", failed.detail) };
+                GateStatus::Failed { at, reason: format!("must criterion {} ({}) failed{detail}", failed.id, failed.label) }
             } else if plan.approval.is_some() || evaluation.inconclusive() {
                 match gate::authority(plan, workflow.phases[p].owner.as_ref(), 0) {
                     Some(authority) => GateStatus::AwaitingDecision {
@@ -635,16 +427,10 @@ pub fn step(
             settle_phase(&mut instance.phases[p], at);
             effects
         }
-        Event::DecisionRecorded {
-            phase,
-            gate,
-            decision,
-        } => {
+        Event::DecisionRecorded { phase, gate, decision } => {
             match &instance.status {
                 InstanceStatus::Running | InstanceStatus::Halted { .. } => {}
-                InstanceStatus::Completed { .. }
-                | InstanceStatus::Failed { .. }
-                | InstanceStatus::Cancelled { .. } => {
+                InstanceStatus::Completed { .. } | InstanceStatus::Failed { .. } | InstanceStatus::Cancelled { .. } => {
                     return Err(Rejected::new(
                         event,
                         format!("instance {} is {}", instance.id, instance.status.kind()),
@@ -666,11 +452,7 @@ pub fn step(
             }
             let owner = workflow.phases[p].owner.as_ref();
             let Some(authority) = gate::authority(plan, owner, level) else {
-                return Err(Rejected::new(
-                    event,
-                    format!("gate {gate} has no level {level}"),
-                    "unknown escalation level",
-                ));
+                return Err(Rejected::new(event, format!("gate {gate} has no level {level}"), "unknown escalation level"));
             };
             if decision.kind == DecisionKind::Approve {
                 let self_approval = plan.approval.as_ref().is_none_or(|a| a.self_approval);
@@ -707,14 +489,8 @@ pub fn step(
                         awaiting_status(state, approvals)
                     }
                 }
-                DecisionKind::Reject => GateStatus::Failed {
-                    at,
-                    reason: rejection(decision),
-                },
-                DecisionKind::Hold => GateStatus::OnHold {
-                    since: at,
-                    by: decision.principal.clone(),
-                },
+                DecisionKind::Reject => GateStatus::Failed { at, reason: rejection(decision) },
+                DecisionKind::Hold => GateStatus::OnHold { since: at, by: decision.principal.clone() },
                 DecisionKind::Escalate => {
                     let timeout = next_level.and_then(|l| l.timeout);
                     GateStatus::AwaitingDecision {
@@ -726,22 +502,13 @@ pub fn step(
                 }
             };
             let state = &mut instance.phases[p].gates[g];
-            let effects = if decision.kind == DecisionKind::Escalate {
-                notify(workflow, p, g, "escalated", &status)
-            } else {
-                Vec::new()
-            };
+            let effects = if decision.kind == DecisionKind::Escalate { notify(workflow, p, g, "escalated", &status) } else { Vec::new() };
             state.decisions.push((at, decision.clone()));
             state.status = status;
             settle_phase(&mut instance.phases[p], at);
             effects
         }
-        Event::GateTimedOut {
-            phase,
-            gate,
-            level,
-            action,
-        } => {
+        Event::GateTimedOut { phase, gate, level, action } => {
             require_running(instance, event)?;
             let p = phase_index(workflow, event, phase)?;
             let g = gate_index(workflow, event, p, gate)?;
@@ -769,20 +536,11 @@ pub fn step(
             }
             let owner = workflow.phases[p].owner.as_ref();
             let status = match action {
-                OnTimeout::Approve => GateStatus::Passed {
-                    at,
-                    by: approvals.to_vec(),
-                },
-                OnTimeout::Reject => GateStatus::Failed {
-                    at,
-                    reason: format!(
-                        "no decision before the deadline of level {level}; on_timeout = reject"
-                    ),
-                },
-                OnTimeout::Hold => GateStatus::OnHold {
-                    since: at,
-                    by: "phasegate".to_owned(),
-                },
+                OnTimeout::Approve => GateStatus::Passed { at, by: approvals.to_vec() },
+                OnTimeout::Reject => {
+                    GateStatus::Failed { at, reason: format!("no decision before the deadline of level {level}; on_timeout = reject") }
+                }
+                OnTimeout::Hold => GateStatus::OnHold { since: at, by: "phasegate".to_owned() },
                 OnTimeout::Escalate => match gate::authority(plan, owner, level + 1) {
                     Some(next) => GateStatus::AwaitingDecision {
                         since: at,
@@ -790,12 +548,9 @@ pub fn step(
                         deadline: next.timeout.map(|t| at.after(t)),
                         approvals: Vec::new(),
                     },
-                    None => GateStatus::Failed {
-                        at,
-                        reason: format!(
-                            "no decision by the deadline of the last escalation level ({level})"
-                        ),
-                    },
+                    None => {
+                        GateStatus::Failed { at, reason: format!("no decision by the deadline of the last escalation level ({level})") }
+                    }
                 },
             };
             let what = format!(
@@ -818,19 +573,12 @@ pub fn step(
             let p = phase_index(workflow, event, phase)?;
             require_phase_running(instance, event, p)?;
             let effects = cancel_in_flight(instance, Some(p), &format!("phase {phase} failed"));
-            instance.phases[p].status = PhaseStatus::Failed {
-                reason: reason.clone(),
-                at,
-            };
+            instance.phases[p].status = PhaseStatus::Failed { reason: reason.clone(), at };
             effects
         }
         Event::InstanceCompleted => {
             require_running(instance, event)?;
-            if let Some(phase) = instance
-                .phases
-                .iter()
-                .find(|p| !matches!(p.status, PhaseStatus::Passed { .. }))
-            {
+            if let Some(phase) = instance.phases.iter().find(|p| !matches!(p.status, PhaseStatus::Passed { .. })) {
                 return Err(Rejected::new(
                     event,
                     format!("phase {} is {}", phase.id, phase.status.kind()),
@@ -842,48 +590,24 @@ pub fn step(
         }
         Event::InstanceFailed { reason } => {
             require_running(instance, event)?;
-            if !instance
-                .phases
-                .iter()
-                .any(|p| matches!(p.status, PhaseStatus::Failed { .. }))
-            {
-                return Err(Rejected::new(
-                    event,
-                    "no phase has failed",
-                    "an instance fails when a phase failed",
-                ));
+            if !instance.phases.iter().any(|p| matches!(p.status, PhaseStatus::Failed { .. })) {
+                return Err(Rejected::new(event, "no phase has failed", "an instance fails when a phase failed"));
             }
             let effects = cancel_in_flight(instance, None, "the instance failed");
-            instance.status = InstanceStatus::Failed {
-                reason: reason.clone(),
-                at,
-            };
+            instance.status = InstanceStatus::Failed { reason: reason.clone(), at };
             effects
         }
-        Event::Halted {
-            by,
-            reason,
-            cancel_running,
-        } => {
+        Event::Halted { by, reason, cancel_running } => {
             match &instance.status {
                 InstanceStatus::Running => {}
-                InstanceStatus::Halted {
-                    by: halted_by,
-                    at: halted_at,
-                    ..
-                } => {
+                InstanceStatus::Halted { by: halted_by, at: halted_at, .. } => {
                     return Err(Rejected::new(
                         event,
-                        format!(
-                            "instance {} was halted by {halted_by} at {halted_at}",
-                            instance.id
-                        ),
+                        format!("instance {} was halted by {halted_by} at {halted_at}", instance.id),
                         "it is already halted",
                     ));
                 }
-                InstanceStatus::Completed { .. }
-                | InstanceStatus::Failed { .. }
-                | InstanceStatus::Cancelled { .. } => {
+                InstanceStatus::Completed { .. } | InstanceStatus::Failed { .. } | InstanceStatus::Cancelled { .. } => {
                     return Err(Rejected::new(
                         event,
                         format!("instance {} is {}", instance.id, instance.status.kind()),
@@ -891,17 +615,8 @@ pub fn step(
                     ));
                 }
             }
-            let effects = if *cancel_running {
-                cancel_in_flight(instance, None, &format!("halted by {by}"))
-            } else {
-                Vec::new()
-            };
-            instance.status = InstanceStatus::Halted {
-                by: by.clone(),
-                reason: reason.clone(),
-                cancel_running: *cancel_running,
-                at,
-            };
+            let effects = if *cancel_running { cancel_in_flight(instance, None, &format!("halted by {by}")) } else { Vec::new() };
+            instance.status = InstanceStatus::Halted { by: by.clone(), reason: reason.clone(), cancel_running: *cancel_running, at };
             effects
         }
         Event::Resumed { .. } => {
@@ -912,20 +627,10 @@ pub fn step(
                 | InstanceStatus::Failed { .. }
                 | InstanceStatus::Cancelled { .. } => {
                     let hint = match &instance.status {
-                        InstanceStatus::Failed { .. } => {
-                            "a failed instance is redriven with `retry`"
-                        }
+                        InstanceStatus::Failed { .. } => "a failed instance is redriven with `retry`",
                         _ => "only a halted instance can be resumed",
                     };
-                    return Err(Rejected::new(
-                        event,
-                        format!(
-                            "instance {} is {}",
-                            instance.id,
-                            instance.effective_status()
-                        ),
-                        hint,
-                    ));
+                    return Err(Rejected::new(event, format!("instance {} is {}", instance.id, instance.effective_status()), hint));
                 }
             }
             instance.status = InstanceStatus::Running;
@@ -933,9 +638,7 @@ pub fn step(
         }
         Event::Cancelled { by, reason } => {
             match &instance.status {
-                InstanceStatus::Running
-                | InstanceStatus::Halted { .. }
-                | InstanceStatus::Failed { .. } => {}
+                InstanceStatus::Running | InstanceStatus::Halted { .. } | InstanceStatus::Failed { .. } => {}
                 InstanceStatus::Completed { .. } | InstanceStatus::Cancelled { .. } => {
                     return Err(Rejected::new(
                         event,
@@ -945,11 +648,7 @@ pub fn step(
                 }
             }
             let effects = cancel_in_flight(instance, None, &format!("cancelled by {by}"));
-            instance.status = InstanceStatus::Cancelled {
-                by: by.clone(),
-                reason: reason.clone(),
-                at,
-            };
+            instance.status = InstanceStatus::Cancelled { by: by.clone(), reason: reason.clone(), at };
             effects
         }
         Event::Redriven { tasks, .. } => {
@@ -969,59 +668,37 @@ pub fn step(
                 | InstanceStatus::Cancelled { .. } => {
                     return Err(Rejected::new(
                         event,
-                        format!(
-                            "instance {} is {}",
-                            instance.id,
-                            instance.effective_status()
-                        ),
+                        format!("instance {} is {}", instance.id, instance.effective_status()),
                         "only a failed instance, or one with a phase on hold, can be redriven",
                     ));
                 }
             };
             if tasks.is_empty() && !remediation {
-                return Err(Rejected::new(
-                    event,
-                    format!("instance {} has no failed task", instance.id),
-                    "there is nothing to retry",
-                ));
+                return Err(Rejected::new(event, format!("instance {} has no failed task", instance.id), "there is nothing to retry"));
             }
             let mut positions = Vec::with_capacity(tasks.len());
             for task in tasks {
                 let Some((p, t)) = workflow.task_location(task) else {
-                    return Err(Rejected::new(
-                        event,
-                        format!("workflow `{}` has no task `{task}`", workflow.name),
-                        "unknown task",
-                    ));
+                    return Err(Rejected::new(event, format!("workflow `{}` has no task `{task}`", workflow.name), "unknown task"));
                 };
                 let state = &instance.phases[p].tasks[t];
                 let allowed = if remediation {
                     held.contains(&p) && !matches!(state.status, TaskStatus::Dispatched { .. })
                 } else {
-                    matches!(
-                        state.status,
-                        TaskStatus::Failed { .. } | TaskStatus::Cancelled { .. }
-                    )
+                    matches!(state.status, TaskStatus::Failed { .. } | TaskStatus::Cancelled { .. })
                 };
                 if !allowed {
                     let reason = if remediation {
                         format!(
                             "while a phase is on hold, only its tasks can be re-run (on hold: {})",
-                            held.iter()
-                                .map(|&h| instance.phases[h].id.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            held.iter().map(|&h| instance.phases[h].id.as_str()).collect::<Vec<_>>().join(", ")
                         )
                     } else {
                         "only a failed or cancelled task can be retried".to_owned()
                     };
                     return Err(Rejected::new(
                         event,
-                        format!(
-                            "task {task} is {} in phase {}",
-                            state.status.kind(),
-                            instance.phases[p].id
-                        ),
+                        format!("task {task} is {} in phase {}", state.status.kind(), instance.phases[p].id),
                         reason,
                     ));
                 }
@@ -1034,9 +711,7 @@ pub fn step(
             }
             for phase in &mut instance.phases {
                 match phase.status {
-                    PhaseStatus::Failed { .. } if !remediation => {
-                        phase.status = PhaseStatus::Running { since: at }
-                    }
+                    PhaseStatus::Failed { .. } if !remediation => phase.status = PhaseStatus::Running { since: at },
                     PhaseStatus::OnHold { .. } if remediation => {
                         // The gates are evaluated again once the re-run tasks are done.
                         for gate in &mut phase.gates {
@@ -1050,6 +725,28 @@ pub fn step(
             if !remediation {
                 instance.status = InstanceStatus::Running;
             }
+            Vec::new()
+        }
+        Event::SignalReceived { name, data, .. } => {
+            match &instance.status {
+                InstanceStatus::Running | InstanceStatus::Halted { .. } => {}
+                InstanceStatus::Completed { .. } | InstanceStatus::Failed { .. } | InstanceStatus::Cancelled { .. } => {
+                    return Err(Rejected::new(
+                        event,
+                        format!("instance {} is {}", instance.id, instance.status.kind()),
+                        "signals go to running or halted instances",
+                    ));
+                }
+            }
+            if !workflow.signals.contains_key(name) {
+                let declared: Vec<&str> = workflow.signals.keys().map(String::as_str).collect();
+                return Err(Rejected::new(
+                    event,
+                    format!("workflow `{}` declares no signal `{name}`", workflow.name),
+                    format!("declared signals: {}", if declared.is_empty() { "none".to_owned() } else { declared.join(", ") }),
+                ));
+            }
+            instance.signals.insert(name.clone(), data.clone());
             Vec::new()
         }
     };
@@ -1079,19 +776,9 @@ pub fn replay(id: &str, workflow: &Workflow, records: &[Record]) -> Result<Insta
 }
 
 /// Creates an instance from its `InstanceStarted` event.
-pub(crate) fn start(
-    id: &str,
-    workflow: &Workflow,
-    event: &Event,
-    at: Timestamp,
-) -> Result<Instance, Rejected> {
+pub(crate) fn start(id: &str, workflow: &Workflow, event: &Event, at: Timestamp) -> Result<Instance, Rejected> {
     match event {
-        Event::InstanceStarted {
-            workflow: name,
-            definition_hash,
-            vars,
-            started_by,
-        } => {
+        Event::InstanceStarted { workflow: name, definition_hash, vars, started_by } => {
             if name != &workflow.name {
                 return Err(Rejected::new(
                     event,
@@ -1099,19 +786,8 @@ pub(crate) fn start(
                     format!("the event names workflow `{name}`"),
                 ));
             }
-            Ok(Instance::new(
-                id,
-                workflow,
-                definition_hash,
-                vars.clone(),
-                started_by,
-                at,
-            ))
+            Ok(Instance::new(id, workflow, definition_hash, vars.clone(), started_by, at))
         }
-        other => Err(Rejected::new(
-            other,
-            format!("instance {id} has not started"),
-            "a log starts with InstanceStarted",
-        )),
+        other => Err(Rejected::new(other, format!("instance {id} has not started"), "a log starts with InstanceStarted")),
     }
 }

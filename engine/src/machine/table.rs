@@ -33,20 +33,8 @@ pub struct Transition {
     pub guard: &'static str,
 }
 
-const fn t(
-    level: Level,
-    from: &'static str,
-    event: &'static str,
-    to: &'static str,
-    guard: &'static str,
-) -> Transition {
-    Transition {
-        level,
-        from,
-        event,
-        to,
-        guard,
-    }
+const fn t(level: Level, from: &'static str, event: &'static str, to: &'static str, guard: &'static str) -> Transition {
+    Transition { level, from, event, to, guard }
 }
 
 /// Every legal transition.
@@ -57,280 +45,48 @@ pub const TRANSITIONS: &[Transition] = &[
     t(Level::Instance, "running", "Cancelled", "cancelled", ""),
     t(Level::Instance, "halted", "Cancelled", "cancelled", ""),
     t(Level::Instance, "failed", "Cancelled", "cancelled", ""),
-    t(
-        Level::Instance,
-        "running",
-        "InstanceCompleted",
-        "completed",
-        "every phase passed",
-    ),
-    t(
-        Level::Instance,
-        "running",
-        "InstanceFailed",
-        "failed",
-        "a phase failed",
-    ),
-    t(
-        Level::Instance,
-        "failed",
-        "Redriven",
-        "running",
-        "named tasks failed or were cancelled",
-    ),
-    t(
-        Level::Phase,
-        "pending",
-        "PhaseStarted",
-        "running",
-        "instance running; upstream phases passed",
-    ),
-    t(
-        Level::Phase,
-        "running",
-        "GateEvaluated",
-        "awaiting_approval",
-        "the gate needs a decision (approval declared, or evidence missing)",
-    ),
-    t(
-        Level::Phase,
-        "running",
-        "GateEvaluated",
-        "running",
-        "the criteria alone passed or failed the gate",
-    ),
-    t(
-        Level::Phase,
-        "running",
-        "PhaseCompleted",
-        "passed",
-        "tasks done; every gate passed",
-    ),
-    t(
-        Level::Phase,
-        "running",
-        "PhaseFailed",
-        "failed",
-        "a task failed for good, or a gate failed",
-    ),
-    t(
-        Level::Phase,
-        "awaiting_approval",
-        "DecisionRecorded",
-        "running",
-        "the gate passed (quorum) or was rejected",
-    ),
-    t(
-        Level::Phase,
-        "awaiting_approval",
-        "DecisionRecorded",
-        "awaiting_approval",
-        "an approval below quorum, or an escalation",
-    ),
-    t(
-        Level::Phase,
-        "awaiting_approval",
-        "DecisionRecorded",
-        "on_hold",
-        "hold for remediation",
-    ),
-    t(
-        Level::Phase,
-        "awaiting_approval",
-        "GateTimedOut",
-        "running",
-        "on_timeout approve or reject",
-    ),
-    t(
-        Level::Phase,
-        "awaiting_approval",
-        "GateTimedOut",
-        "awaiting_approval",
-        "on_timeout escalate",
-    ),
-    t(
-        Level::Phase,
-        "awaiting_approval",
-        "GateTimedOut",
-        "on_hold",
-        "on_timeout hold",
-    ),
-    t(
-        Level::Phase,
-        "on_hold",
-        "Redriven",
-        "running",
-        "remediation: named tasks re-run, gates evaluated again",
-    ),
-    t(
-        Level::Phase,
-        "failed",
-        "Redriven",
-        "running",
-        "instance failed",
-    ),
-    t(
-        Level::Gate,
-        "pending",
-        "GateEvaluated",
-        "passed",
-        "criteria pass; no approval declared",
-    ),
-    t(
-        Level::Gate,
-        "pending",
-        "GateEvaluated",
-        "failed",
-        "a must criterion failed",
-    ),
-    t(
-        Level::Gate,
-        "pending",
-        "GateEvaluated",
-        "awaiting_decision",
-        "approval declared, or a criterion inconclusive",
-    ),
-    t(
-        Level::Gate,
-        "awaiting_decision",
-        "DecisionRecorded",
-        "passed",
-        "approve reaching the quorum",
-    ),
-    t(
-        Level::Gate,
-        "awaiting_decision",
-        "DecisionRecorded",
-        "awaiting_decision",
-        "approve below quorum, or escalate",
-    ),
-    t(
-        Level::Gate,
-        "awaiting_decision",
-        "DecisionRecorded",
-        "failed",
-        "reject",
-    ),
-    t(
-        Level::Gate,
-        "awaiting_decision",
-        "DecisionRecorded",
-        "on_hold",
-        "hold",
-    ),
-    t(
-        Level::Gate,
-        "awaiting_decision",
-        "GateTimedOut",
-        "passed",
-        "on_timeout approve",
-    ),
-    t(
-        Level::Gate,
-        "awaiting_decision",
-        "GateTimedOut",
-        "failed",
-        "on_timeout reject, or escalate past the last level",
-    ),
-    t(
-        Level::Gate,
-        "awaiting_decision",
-        "GateTimedOut",
-        "on_hold",
-        "on_timeout hold",
-    ),
-    t(
-        Level::Gate,
-        "awaiting_decision",
-        "GateTimedOut",
-        "awaiting_decision",
-        "on_timeout escalate",
-    ),
+    t(Level::Instance, "running", "InstanceCompleted", "completed", "every phase passed"),
+    t(Level::Instance, "running", "InstanceFailed", "failed", "a phase failed"),
+    t(Level::Instance, "failed", "Redriven", "running", "named tasks failed or were cancelled"),
+    t(Level::Instance, "running", "SignalReceived", "running", "a declared signal; conditions read it as signals.<name>"),
+    t(Level::Instance, "halted", "SignalReceived", "halted", "a declared signal"),
+    t(Level::Phase, "pending", "PhaseStarted", "running", "instance running; upstream phases passed"),
+    t(Level::Phase, "running", "GateEvaluated", "awaiting_approval", "the gate needs a decision (approval declared, or evidence missing)"),
+    t(Level::Phase, "running", "GateEvaluated", "running", "the criteria alone passed or failed the gate"),
+    t(Level::Phase, "running", "PhaseCompleted", "passed", "tasks done; every gate passed"),
+    t(Level::Phase, "running", "PhaseFailed", "failed", "a task failed for good, or a gate failed"),
+    t(Level::Phase, "awaiting_approval", "DecisionRecorded", "running", "the gate passed (quorum) or was rejected"),
+    t(Level::Phase, "awaiting_approval", "DecisionRecorded", "awaiting_approval", "an approval below quorum, or an escalation"),
+    t(Level::Phase, "awaiting_approval", "DecisionRecorded", "on_hold", "hold for remediation"),
+    t(Level::Phase, "awaiting_approval", "GateTimedOut", "running", "on_timeout approve or reject"),
+    t(Level::Phase, "awaiting_approval", "GateTimedOut", "awaiting_approval", "on_timeout escalate"),
+    t(Level::Phase, "awaiting_approval", "GateTimedOut", "on_hold", "on_timeout hold"),
+    t(Level::Phase, "on_hold", "Redriven", "running", "remediation: named tasks re-run, gates evaluated again"),
+    t(Level::Phase, "failed", "Redriven", "running", "instance failed"),
+    t(Level::Gate, "pending", "GateEvaluated", "passed", "criteria pass; no approval declared"),
+    t(Level::Gate, "pending", "GateEvaluated", "failed", "a must criterion failed"),
+    t(Level::Gate, "pending", "GateEvaluated", "awaiting_decision", "approval declared, or a criterion inconclusive"),
+    t(Level::Gate, "awaiting_decision", "DecisionRecorded", "passed", "approve reaching the quorum"),
+    t(Level::Gate, "awaiting_decision", "DecisionRecorded", "awaiting_decision", "approve below quorum, or escalate"),
+    t(Level::Gate, "awaiting_decision", "DecisionRecorded", "failed", "reject"),
+    t(Level::Gate, "awaiting_decision", "DecisionRecorded", "on_hold", "hold"),
+    t(Level::Gate, "awaiting_decision", "GateTimedOut", "passed", "on_timeout approve"),
+    t(Level::Gate, "awaiting_decision", "GateTimedOut", "failed", "on_timeout reject, or escalate past the last level"),
+    t(Level::Gate, "awaiting_decision", "GateTimedOut", "on_hold", "on_timeout hold"),
+    t(Level::Gate, "awaiting_decision", "GateTimedOut", "awaiting_decision", "on_timeout escalate"),
     t(Level::Gate, "on_hold", "Redriven", "pending", "remediation"),
-    t(
-        Level::Task,
-        "pending",
-        "TaskDispatched",
-        "dispatched",
-        "instance and phase running; dependencies done",
-    ),
-    t(
-        Level::Task,
-        "pending",
-        "TaskSkipped",
-        "skipped",
-        "`when` does not hold",
-    ),
-    t(
-        Level::Task,
-        "dispatched",
-        "TaskSucceeded",
-        "succeeded",
-        "same attempt",
-    ),
-    t(
-        Level::Task,
-        "dispatched",
-        "TaskFailed",
-        "failed",
-        "same attempt",
-    ),
-    t(
-        Level::Task,
-        "dispatched",
-        "TaskCancelled",
-        "cancelled",
-        "same attempt",
-    ),
-    t(
-        Level::Task,
-        "failed",
-        "RetryScheduled",
-        "retry_waiting",
-        "retryable; attempts left",
-    ),
-    t(
-        Level::Task,
-        "retry_waiting",
-        "TaskDispatched",
-        "dispatched",
-        "due",
-    ),
-    t(
-        Level::Task,
-        "cancelled",
-        "TaskDispatched",
-        "dispatched",
-        "instance running again",
-    ),
-    t(
-        Level::Task,
-        "failed",
-        "Redriven",
-        "pending",
-        "instance failed",
-    ),
-    t(
-        Level::Task,
-        "cancelled",
-        "Redriven",
-        "pending",
-        "instance failed",
-    ),
-    t(
-        Level::Task,
-        "succeeded",
-        "Redriven",
-        "pending",
-        "its phase is on hold (remediation)",
-    ),
-    t(
-        Level::Task,
-        "skipped",
-        "Redriven",
-        "pending",
-        "its phase is on hold (remediation)",
-    ),
+    t(Level::Task, "pending", "TaskDispatched", "dispatched", "instance and phase running; dependencies done"),
+    t(Level::Task, "pending", "TaskSkipped", "skipped", "`when` does not hold"),
+    t(Level::Task, "dispatched", "TaskSucceeded", "succeeded", "same attempt"),
+    t(Level::Task, "dispatched", "TaskFailed", "failed", "same attempt"),
+    t(Level::Task, "dispatched", "TaskCancelled", "cancelled", "same attempt"),
+    t(Level::Task, "failed", "RetryScheduled", "retry_waiting", "retryable; attempts left"),
+    t(Level::Task, "retry_waiting", "TaskDispatched", "dispatched", "due"),
+    t(Level::Task, "cancelled", "TaskDispatched", "dispatched", "instance running again"),
+    t(Level::Task, "failed", "Redriven", "pending", "instance failed"),
+    t(Level::Task, "cancelled", "Redriven", "pending", "instance failed"),
+    t(Level::Task, "succeeded", "Redriven", "pending", "its phase is on hold (remediation)"),
+    t(Level::Task, "skipped", "Redriven", "pending", "its phase is on hold (remediation)"),
 ];
 
 /// The transitions of one level.
@@ -348,24 +104,14 @@ pub fn render_markdown() -> String {
          with a typed error naming the state and the event, and change nothing. Results of in-flight task attempts \
          (`TaskSucceeded`, `TaskFailed`, `TaskCancelled`) are accepted whatever the instance's status, because the work happened.\n",
     );
-    for (level, title) in [
-        (Level::Instance, "Instance"),
-        (Level::Phase, "Phase"),
-        (Level::Task, "Task"),
-    ] {
+    for (level, title) in [(Level::Instance, "Instance"), (Level::Phase, "Phase"), (Level::Task, "Task")] {
         out.push_str(&format!("\n## {title}\n\n```mermaid\nstateDiagram-v2\n"));
         for transition in of(level) {
-            out.push_str(&format!(
-                "    {} --> {}: {}\n",
-                transition.from, transition.to, transition.event
-            ));
+            out.push_str(&format!("    {} --> {}: {}\n", transition.from, transition.to, transition.event));
         }
         out.push_str("```\n\n| from | event | to | guard |\n|---|---|---|---|\n");
         for transition in of(level) {
-            out.push_str(&format!(
-                "| {} | {} | {} | {} |\n",
-                transition.from, transition.event, transition.to, transition.guard
-            ));
+            out.push_str(&format!("| {} | {} | {} | {} |\n", transition.from, transition.event, transition.to, transition.guard));
         }
     }
     out

@@ -11,11 +11,7 @@ use crate::model::{Format, Source};
 use crate::plan::{self, AgentNames, Workflow};
 
 fn workflow(toml: &str) -> Workflow {
-    plan::load_source(
-        &Source::from_text(toml, Format::Toml),
-        &AgentNames::builtin(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
+    plan::load_source(&Source::from_text(toml, Format::Toml), &AgentNames::builtin()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Two phases; `build` has a chain and a conditional task (and a gate when
@@ -31,6 +27,8 @@ fn two_phases(gated: bool) -> Workflow {
         r#"name = "w"
 [vars]
 fast = true
+[signals.incident]
+description = "an incident"
 [[phases]]
 id = "build"
 [[phases.tasks]]
@@ -56,12 +54,7 @@ agent = "noop"
 }
 
 fn started(workflow: &Workflow) -> Instance {
-    let event = Event::InstanceStarted {
-        workflow: "w".into(),
-        definition_hash: "h".into(),
-        vars: Map::new(),
-        started_by: "tester".into(),
-    };
+    let event = Event::InstanceStarted { workflow: "w".into(), definition_hash: "h".into(), vars: Map::new(), started_by: "tester".into() };
     step::start("i", workflow, &event, Timestamp(1)).expect("starts")
 }
 
@@ -77,33 +70,17 @@ fn kind_of(instance: &Instance, level: Level) -> &'static str {
 fn all_tasks_succeeded(instance: &mut Instance, at: Timestamp) {
     for task in &mut instance.phases[0].tasks {
         task.attempts = 1;
-        task.status = TaskStatus::Succeeded {
-            attempt: 1,
-            output: json!({}),
-            duration_ms: 1,
-            at,
-        };
+        task.status = TaskStatus::Succeeded { attempt: 1, output: json!({}), duration_ms: 1, at };
     }
 }
 
 fn gate_status(kind: &str, at: Timestamp) -> GateStatus {
     match kind {
         "pending" => GateStatus::Pending,
-        "awaiting_decision" => GateStatus::AwaitingDecision {
-            since: at,
-            level: 0,
-            deadline: Some(at),
-            approvals: Vec::new(),
-        },
-        "on_hold" => GateStatus::OnHold {
-            since: at,
-            by: "x".into(),
-        },
+        "awaiting_decision" => GateStatus::AwaitingDecision { since: at, level: 0, deadline: Some(at), approvals: Vec::new() },
+        "on_hold" => GateStatus::OnHold { since: at, by: "x".into() },
         "passed" => GateStatus::Passed { at, by: Vec::new() },
-        "failed" => GateStatus::Failed {
-            at,
-            reason: "r".into(),
-        },
+        "failed" => GateStatus::Failed { at, reason: "r".into() },
         other => panic!("unknown gate state {other}"),
     }
 }
@@ -121,42 +98,18 @@ fn state_at(workflow: &Workflow, level: Level, kind: &str, for_event: &str) -> I
             task.attempts = if kind == "pending" { 0 } else { 1 };
             task.status = match kind {
                 "pending" => TaskStatus::Pending,
-                "dispatched" => TaskStatus::Dispatched {
-                    attempt: 1,
-                    key: "k".into(),
-                    at,
-                },
-                "succeeded" => TaskStatus::Succeeded {
-                    attempt: 1,
-                    output: json!({}),
-                    duration_ms: 1,
-                    at,
-                },
-                "failed" => TaskStatus::Failed {
-                    attempt: 1,
-                    error: "e".into(),
-                    retryable: true,
-                    at,
-                },
-                "retry_waiting" => TaskStatus::RetryWaiting {
-                    attempt: 2,
-                    due: at,
-                    error: "e".into(),
-                },
+                "dispatched" => TaskStatus::Dispatched { attempt: 1, key: "k".into(), at },
+                "succeeded" => TaskStatus::Succeeded { attempt: 1, output: json!({}), duration_ms: 1, at },
+                "failed" => TaskStatus::Failed { attempt: 1, error: "e".into(), retryable: true, at },
+                "retry_waiting" => TaskStatus::RetryWaiting { attempt: 2, due: at, error: "e".into() },
                 "skipped" => TaskStatus::Skipped { reason: "r".into() },
                 "cancelled" => TaskStatus::Cancelled { attempt: 1, at },
                 other => panic!("unknown task state {other}"),
             };
             if for_event == "Redriven" {
                 if matches!(kind, "failed" | "cancelled") {
-                    instance.phases[0].status = PhaseStatus::Failed {
-                        reason: "r".into(),
-                        at,
-                    };
-                    instance.status = InstanceStatus::Failed {
-                        reason: "r".into(),
-                        at,
-                    };
+                    instance.phases[0].status = PhaseStatus::Failed { reason: "r".into(), at };
+                    instance.status = InstanceStatus::Failed { reason: "r".into(), at };
                 } else if !instance.phases[0].gates.is_empty() {
                     instance.phases[0].gates[0].status = gate_status("on_hold", at);
                     instance.phases[0].status = PhaseStatus::OnHold { since: at };
@@ -174,10 +127,7 @@ fn state_at(workflow: &Workflow, level: Level, kind: &str, for_event: &str) -> I
                 "awaiting_approval" => PhaseStatus::AwaitingApproval { since: at },
                 "on_hold" => PhaseStatus::OnHold { since: at },
                 "passed" => PhaseStatus::Passed { at },
-                "failed" => PhaseStatus::Failed {
-                    reason: "r".into(),
-                    at,
-                },
+                "failed" => PhaseStatus::Failed { reason: "r".into(), at },
                 other => panic!("unknown phase state {other}"),
             };
             if let Some(gate) = instance.phases[0].gates.first_mut() {
@@ -189,16 +139,8 @@ fn state_at(workflow: &Workflow, level: Level, kind: &str, for_event: &str) -> I
                 };
             }
             if for_event == "Redriven" && kind != "on_hold" {
-                instance.phases[0].tasks[0].status = TaskStatus::Failed {
-                    attempt: 1,
-                    error: "e".into(),
-                    retryable: false,
-                    at,
-                };
-                instance.status = InstanceStatus::Failed {
-                    reason: "r".into(),
-                    at,
-                };
+                instance.phases[0].tasks[0].status = TaskStatus::Failed { attempt: 1, error: "e".into(), retryable: false, at };
+                instance.status = InstanceStatus::Failed { reason: "r".into(), at };
             }
         }
         Level::Gate => {
@@ -221,38 +163,18 @@ fn state_at(workflow: &Workflow, level: Level, kind: &str, for_event: &str) -> I
                 }
                 "InstanceFailed" | "Redriven" => {
                     instance.phases[0].attempt = 1;
-                    instance.phases[0].status = PhaseStatus::Failed {
-                        reason: "r".into(),
-                        at,
-                    };
+                    instance.phases[0].status = PhaseStatus::Failed { reason: "r".into(), at };
                     instance.phases[0].tasks[0].attempts = 1;
-                    instance.phases[0].tasks[0].status = TaskStatus::Failed {
-                        attempt: 1,
-                        error: "e".into(),
-                        retryable: false,
-                        at,
-                    };
+                    instance.phases[0].tasks[0].status = TaskStatus::Failed { attempt: 1, error: "e".into(), retryable: false, at };
                 }
                 _ => {}
             }
             instance.status = match kind {
                 "running" => InstanceStatus::Running,
-                "halted" => InstanceStatus::Halted {
-                    by: "x".into(),
-                    reason: String::new(),
-                    cancel_running: false,
-                    at,
-                },
+                "halted" => InstanceStatus::Halted { by: "x".into(), reason: String::new(), cancel_running: false, at },
                 "completed" => InstanceStatus::Completed { at },
-                "failed" => InstanceStatus::Failed {
-                    reason: "r".into(),
-                    at,
-                },
-                "cancelled" => InstanceStatus::Cancelled {
-                    by: "x".into(),
-                    reason: String::new(),
-                    at,
-                },
+                "failed" => InstanceStatus::Failed { reason: "r".into(), at },
+                "cancelled" => InstanceStatus::Cancelled { by: "x".into(), reason: String::new(), at },
                 other => panic!("unknown instance state {other}"),
             };
         }
@@ -261,9 +183,7 @@ fn state_at(workflow: &Workflow, level: Level, kind: &str, for_event: &str) -> I
 }
 
 fn passing_evaluation() -> Evaluation {
-    Evaluation {
-        criteria: Vec::new(),
-    }
+    Evaluation { criteria: Vec::new() }
 }
 
 fn event_named(name: &str) -> Event {
@@ -279,80 +199,24 @@ fn event_named(name: &str) -> Event {
     };
     match name {
         "PhaseStarted" => Event::PhaseStarted { phase, attempt: 1 },
-        "TaskDispatched" => Event::TaskDispatched {
-            phase,
-            task,
-            attempt: 0,
-            key: "k".into(),
-        },
-        "TaskSucceeded" => Event::TaskSucceeded {
-            phase,
-            task,
-            attempt: 1,
-            output: json!({}),
-            duration_ms: 1,
-        },
-        "TaskFailed" => Event::TaskFailed {
-            phase,
-            task,
-            attempt: 1,
-            error: "e".into(),
-            retryable: true,
-        },
-        "RetryScheduled" => Event::RetryScheduled {
-            phase,
-            task,
-            attempt: 2,
-            due: Timestamp(5),
-        },
-        "TaskSkipped" => Event::TaskSkipped {
-            phase,
-            task,
-            reason: "r".into(),
-        },
-        "TaskCancelled" => Event::TaskCancelled {
-            phase,
-            task,
-            attempt: 1,
-            reason: "r".into(),
-        },
-        "GateEvaluated" => Event::GateEvaluated {
-            phase,
-            gate: "g".into(),
-            evaluation: passing_evaluation(),
-        },
-        "DecisionRecorded" => Event::DecisionRecorded {
-            phase,
-            gate: "g".into(),
-            decision,
-        },
-        "GateTimedOut" => Event::GateTimedOut {
-            phase,
-            gate: "g".into(),
-            level: 0,
-            action: crate::model::OnTimeout::Reject,
-        },
+        "TaskDispatched" => Event::TaskDispatched { phase, task, attempt: 0, key: "k".into() },
+        "TaskSucceeded" => Event::TaskSucceeded { phase, task, attempt: 1, output: json!({}), duration_ms: 1 },
+        "TaskFailed" => Event::TaskFailed { phase, task, attempt: 1, error: "e".into(), retryable: true },
+        "RetryScheduled" => Event::RetryScheduled { phase, task, attempt: 2, due: Timestamp(5) },
+        "TaskSkipped" => Event::TaskSkipped { phase, task, reason: "r".into() },
+        "TaskCancelled" => Event::TaskCancelled { phase, task, attempt: 1, reason: "r".into() },
+        "GateEvaluated" => Event::GateEvaluated { phase, gate: "g".into(), evaluation: passing_evaluation() },
+        "DecisionRecorded" => Event::DecisionRecorded { phase, gate: "g".into(), decision },
+        "GateTimedOut" => Event::GateTimedOut { phase, gate: "g".into(), level: 0, action: crate::model::OnTimeout::Reject },
         "PhaseCompleted" => Event::PhaseCompleted { phase },
-        "PhaseFailed" => Event::PhaseFailed {
-            phase,
-            reason: "r".into(),
-        },
+        "PhaseFailed" => Event::PhaseFailed { phase, reason: "r".into() },
         "InstanceCompleted" => Event::InstanceCompleted,
         "InstanceFailed" => Event::InstanceFailed { reason: "r".into() },
-        "Halted" => Event::Halted {
-            by: "x".into(),
-            reason: String::new(),
-            cancel_running: false,
-        },
+        "Halted" => Event::Halted { by: "x".into(), reason: String::new(), cancel_running: false },
         "Resumed" => Event::Resumed { by: "x".into() },
-        "Cancelled" => Event::Cancelled {
-            by: "x".into(),
-            reason: String::new(),
-        },
-        "Redriven" => Event::Redriven {
-            by: "x".into(),
-            tasks: vec!["a".into()],
-        },
+        "Cancelled" => Event::Cancelled { by: "x".into(), reason: String::new() },
+        "Redriven" => Event::Redriven { by: "x".into(), tasks: vec!["a".into()] },
+        "SignalReceived" => Event::SignalReceived { name: "incident".into(), data: json!({"severity": "P1"}), by: "pager".into() },
         other => panic!("unknown event {other}"),
     }
 }
@@ -376,23 +240,15 @@ const EVENTS: &[&str] = &[
     "Resumed",
     "Cancelled",
     "Redriven",
+    "SignalReceived",
 ];
 
 /// Which events affect each level's state (others are checked at their own level).
 fn concerns(level: Level, event: &str) -> bool {
     match level {
-        Level::Task => {
-            event.starts_with("Task") || event == "RetryScheduled" || event == "Redriven"
-        }
-        Level::Phase => {
-            event.starts_with("Phase")
-                || event.starts_with("Gate")
-                || event == "DecisionRecorded"
-                || event == "Redriven"
-        }
-        Level::Gate => {
-            event.starts_with("Gate") || event == "DecisionRecorded" || event == "Redriven"
-        }
+        Level::Task => event.starts_with("Task") || event == "RetryScheduled" || event == "Redriven",
+        Level::Phase => event.starts_with("Phase") || event.starts_with("Gate") || event == "DecisionRecorded" || event == "Redriven",
+        Level::Gate => event.starts_with("Gate") || event == "DecisionRecorded" || event == "Redriven",
         Level::Instance => {
             !event.starts_with("Task")
                 && !event.starts_with("Phase")
@@ -406,43 +262,10 @@ fn concerns(level: Level, event: &str) -> bool {
 #[test]
 fn step_accepts_exactly_the_declared_transitions() {
     for (level, states) in [
-        (
-            Level::Instance,
-            &["running", "halted", "completed", "failed", "cancelled"][..],
-        ),
-        (
-            Level::Phase,
-            &[
-                "pending",
-                "running",
-                "awaiting_approval",
-                "on_hold",
-                "passed",
-                "failed",
-            ][..],
-        ),
-        (
-            Level::Gate,
-            &[
-                "pending",
-                "awaiting_decision",
-                "on_hold",
-                "passed",
-                "failed",
-            ][..],
-        ),
-        (
-            Level::Task,
-            &[
-                "pending",
-                "dispatched",
-                "succeeded",
-                "failed",
-                "retry_waiting",
-                "skipped",
-                "cancelled",
-            ][..],
-        ),
+        (Level::Instance, &["running", "halted", "completed", "failed", "cancelled"][..]),
+        (Level::Phase, &["pending", "running", "awaiting_approval", "on_hold", "passed", "failed"][..]),
+        (Level::Gate, &["pending", "awaiting_decision", "on_hold", "passed", "failed"][..]),
+        (Level::Task, &["pending", "dispatched", "succeeded", "failed", "retry_waiting", "skipped", "cancelled"][..]),
     ] {
         for &from in states {
             for &name in EVENTS.iter().filter(|e| concerns(level, e)) {
@@ -450,34 +273,28 @@ fn step_accepts_exactly_the_declared_transitions() {
                 let gated = level == Level::Gate
                     || name.starts_with("Gate")
                     || name == "DecisionRecorded"
-                    || (name == "Redriven"
-                        && matches!(from, "on_hold" | "succeeded" | "skipped" | "pending"));
+                    || (name == "Redriven" && matches!(from, "on_hold" | "succeeded" | "skipped" | "pending"));
                 let workflow = two_phases(gated);
                 let mut instance = state_at(&workflow, level, from, name);
                 let mut event = event_named(name);
                 if let Event::TaskDispatched { attempt, .. } = &mut event {
                     *attempt = instance.phases[0].tasks[0].attempts + 1;
                 }
-                if name == "Redriven"
-                    && matches!(level, Level::Phase | Level::Gate)
-                    && from == "on_hold"
-                {
-                    event = Event::Redriven {
-                        by: "x".into(),
-                        tasks: Vec::new(),
-                    };
+                if name == "Redriven" && matches!(level, Level::Phase | Level::Gate) && from == "on_hold" {
+                    event = Event::Redriven { by: "x".into(), tasks: Vec::new() };
                 }
                 let before = instance.clone();
-                let declared: Vec<&str> = table::of(level)
-                    .filter(|t| t.from == from && t.event == name)
-                    .map(|t| t.to)
-                    .collect();
+                let declared: Vec<&str> = table::of(level).filter(|t| t.from == from && t.event == name).map(|t| t.to).collect();
                 match step(&mut instance, &workflow, &event, Timestamp(3)) {
                     Ok(_) if declared.contains(&kind_of(&instance, level)) => {}
                     // Redriven is an instance-level event; what it does not name keeps its state.
                     Ok(_) if name == "Redriven" && declared.is_empty() && kind_of(&instance, level) == from => {}
-                    Ok(_) => panic!("{level:?}: {from} accepted {name} (→ {}) but the table declares {declared:?}", kind_of(&instance, level)),
-                    Err(rejected) if !declared.is_empty() => panic!("{level:?}: the table declares {from} --{name}--> {declared:?} but step refused: {rejected}"),
+                    Ok(_) => {
+                        panic!("{level:?}: {from} accepted {name} (→ {}) but the table declares {declared:?}", kind_of(&instance, level))
+                    }
+                    Err(rejected) if !declared.is_empty() => {
+                        panic!("{level:?}: the table declares {from} --{name}--> {declared:?} but step refused: {rejected}")
+                    }
                     Err(rejected) => {
                         assert_eq!(instance, before, "a rejected event changed the state");
                         assert!(rejected.to_string().starts_with("cannot apply "), "{rejected}");
@@ -496,7 +313,10 @@ fn state_diagram_is_current() {
         std::fs::write(&path, &rendered).expect("write docs/state-machine.md");
     }
     let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(checked_in == rendered, "docs/state-machine.md is stale: run `UPDATE_DOCS=1 cargo test -p phasegate-engine --lib state_diagram`");
+    assert!(
+        checked_in == rendered,
+        "docs/state-machine.md is stale: run `UPDATE_DOCS=1 cargo test -p phasegate-engine --lib state_diagram`"
+    );
 }
 
 /// Drives an instance to rest with decide + step, letting `outcome` decide
@@ -512,23 +332,13 @@ fn drive(
         let decision = decide(instance, workflow, *now);
         let mut progressed = false;
         for event in decision.events {
-            let effects = step(instance, workflow, &event, *now)
-                .unwrap_or_else(|r| panic!("decide proposed a rejected event: {r}"));
+            let effects = step(instance, workflow, &event, *now).unwrap_or_else(|r| panic!("decide proposed a rejected event: {r}"));
             records.push(Record::new(records.len() as u64 + 1, *now, event));
             instance.seq = records.len() as u64;
             progressed = true;
             for effect in effects {
-                if let Effect::Dispatch {
-                    phase,
-                    task,
-                    attempt,
-                    ..
-                } = effect
-                {
-                    let (phase_id, task_id) = (
-                        workflow.phases[phase].id.clone(),
-                        workflow.phases[phase].tasks[task].id.clone(),
-                    );
+                if let Effect::Dispatch { phase, task, attempt, .. } = effect {
+                    let (phase_id, task_id) = (workflow.phases[phase].id.clone(), workflow.phases[phase].tasks[task].id.clone());
                     let event = match outcome(&task_id, attempt) {
                         Ok(()) => Event::TaskSucceeded {
                             phase: phase_id,
@@ -537,13 +347,7 @@ fn drive(
                             output: json!({"attempt": attempt}),
                             duration_ms: 3,
                         },
-                        Err(retryable) => Event::TaskFailed {
-                            phase: phase_id,
-                            task: task_id,
-                            attempt,
-                            error: "boom".into(),
-                            retryable,
-                        },
+                        Err(retryable) => Event::TaskFailed { phase: phase_id, task: task_id, attempt, error: "boom".into(), retryable },
                     };
                     step(instance, workflow, &event, *now).expect("result of a dispatched attempt");
                     records.push(Record::new(records.len() as u64 + 1, *now, event));
@@ -569,10 +373,7 @@ fn begin(workflow: &Workflow) -> (Instance, Vec<Record>) {
     let event = Event::InstanceStarted {
         workflow: "w".into(),
         definition_hash: "h".into(),
-        vars: json!({"fast": true})
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
+        vars: json!({"fast": true}).as_object().cloned().unwrap_or_default(),
         started_by: "tester".into(),
     };
     let instance = step::start("i", workflow, &event, Timestamp(1)).expect("starts");
@@ -585,29 +386,17 @@ fn a_workflow_runs_to_completion_with_retries_and_replays_identically() {
     let (mut instance, mut records) = begin(&workflow);
     let mut now = Timestamp(1);
     // Task a fails twice (retryably), then succeeds on its third attempt.
-    drive(
-        &workflow,
-        &mut instance,
-        &mut records,
-        &mut now,
-        &mut |task, attempt| {
-            if task == "a" && attempt < 3 {
-                Err(true)
-            } else {
-                Ok(())
-            }
-        },
-    );
+    drive(&workflow, &mut instance, &mut records, &mut now, &mut |task, attempt| {
+        if task == "a" && attempt < 3 {
+            Err(true)
+        } else {
+            Ok(())
+        }
+    });
     assert_eq!(instance.status.kind(), "completed");
-    assert!(matches!(
-        &instance.phases[0].tasks[0].status,
-        TaskStatus::Succeeded { attempt: 3, .. }
-    ));
+    assert!(matches!(&instance.phases[0].tasks[0].status, TaskStatus::Succeeded { attempt: 3, .. }));
     // Backoffs of 1 s and 2 s, each shortened by at most 20 % jitter.
-    assert!(
-        now.0 > 2400 && now.0 <= 3001,
-        "two backoffs elapsed in machine time: {now:?}"
-    );
+    assert!(now.0 > 2400 && now.0 <= 3001, "two backoffs elapsed in machine time: {now:?}");
     let kinds: Vec<&str> = records.iter().map(|r| r.event().kind()).collect();
     assert_eq!(kinds.iter().filter(|k| **k == "RetryScheduled").count(), 2);
     assert_eq!(kinds.first(), Some(&"InstanceStarted"));
@@ -621,21 +410,11 @@ fn a_gate_stops_the_phase_awaiting_a_decision() {
     let workflow = two_phases(true);
     let (mut instance, mut records) = begin(&workflow);
     let mut now = Timestamp(1);
-    drive(
-        &workflow,
-        &mut instance,
-        &mut records,
-        &mut now,
-        &mut |_, _| Ok(()),
-    );
+    drive(&workflow, &mut instance, &mut records, &mut now, &mut |_, _| Ok(()));
     assert_eq!(instance.effective_status(), "awaiting_approval");
     assert!(!instance.is_active());
     assert_eq!(instance.phases[0].status.kind(), "awaiting_approval");
-    assert_eq!(
-        instance.phases[1].status.kind(),
-        "pending",
-        "ship waits for build's gate"
-    );
+    assert_eq!(instance.phases[1].status.kind(), "pending", "ship waits for build's gate");
 }
 
 #[test]
@@ -643,67 +422,22 @@ fn a_permanent_failure_fails_the_instance_and_retry_redrives_only_what_failed() 
     let workflow = two_phases(false);
     let (mut instance, mut records) = begin(&workflow);
     let mut now = Timestamp(1);
-    drive(
-        &workflow,
-        &mut instance,
-        &mut records,
-        &mut now,
-        &mut |task, _| if task == "b" { Err(false) } else { Ok(()) },
-    );
+    drive(&workflow, &mut instance, &mut records, &mut now, &mut |task, _| if task == "b" { Err(false) } else { Ok(()) });
     assert_eq!(instance.status.kind(), "failed");
     let a_before = instance.phases[0].tasks[0].status.clone();
     // Redriving a succeeded task is refused and changes nothing.
     let before = instance.clone();
-    let refused = step(
-        &mut instance,
-        &workflow,
-        &Event::Redriven {
-            by: "op".into(),
-            tasks: vec!["a".into()],
-        },
-        now,
-    )
-    .expect_err("a succeeded");
-    assert!(
-        refused.to_string().contains("task a is succeeded"),
-        "{refused}"
-    );
+    let refused =
+        step(&mut instance, &workflow, &Event::Redriven { by: "op".into(), tasks: vec!["a".into()] }, now).expect_err("a succeeded");
+    assert!(refused.to_string().contains("task a is succeeded"), "{refused}");
     assert_eq!(instance, before);
-    step(
-        &mut instance,
-        &workflow,
-        &Event::Redriven {
-            by: "op".into(),
-            tasks: vec!["b".into()],
-        },
-        now,
-    )
-    .expect("b failed");
-    records.push(Record::new(
-        records.len() as u64 + 1,
-        now,
-        Event::Redriven {
-            by: "op".into(),
-            tasks: vec!["b".into()],
-        },
-    ));
+    step(&mut instance, &workflow, &Event::Redriven { by: "op".into(), tasks: vec!["b".into()] }, now).expect("b failed");
+    records.push(Record::new(records.len() as u64 + 1, now, Event::Redriven { by: "op".into(), tasks: vec!["b".into()] }));
     instance.seq = records.len() as u64;
-    drive(
-        &workflow,
-        &mut instance,
-        &mut records,
-        &mut now,
-        &mut |_, _| Ok(()),
-    );
+    drive(&workflow, &mut instance, &mut records, &mut now, &mut |_, _| Ok(()));
     assert_eq!(instance.status.kind(), "completed");
-    assert_eq!(
-        instance.phases[0].tasks[0].status, a_before,
-        "a was not run again"
-    );
-    assert!(matches!(
-        &instance.phases[0].tasks[1].status,
-        TaskStatus::Succeeded { attempt: 2, .. }
-    ));
+    assert_eq!(instance.phases[0].tasks[0].status, a_before, "a was not run again");
+    assert!(matches!(&instance.phases[0].tasks[1].status, TaskStatus::Succeeded { attempt: 2, .. }));
     assert_eq!(replay("i", &workflow, &records).expect("replays"), instance);
 }
 
@@ -713,35 +447,21 @@ fn a_false_condition_skips_the_task() {
     let event = Event::InstanceStarted {
         workflow: "w".into(),
         definition_hash: "h".into(),
-        vars: json!({"fast": false})
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
+        vars: json!({"fast": false}).as_object().cloned().unwrap_or_default(),
         started_by: "t".into(),
     };
     let mut instance = step::start("i", &workflow, &event, Timestamp(1)).expect("starts");
     let mut records = vec![Record::new(1, Timestamp(1), event)];
     let mut now = Timestamp(1);
-    drive(
-        &workflow,
-        &mut instance,
-        &mut records,
-        &mut now,
-        &mut |_, _| Ok(()),
-    );
-    assert!(
-        matches!(&instance.phases[0].tasks[2].status, TaskStatus::Skipped { reason } if reason == "`vars.fast` is false")
-    );
+    drive(&workflow, &mut instance, &mut records, &mut now, &mut |_, _| Ok(()));
+    assert!(matches!(&instance.phases[0].tasks[2].status, TaskStatus::Skipped { reason } if reason == "`vars.fast` is false"));
     assert_eq!(instance.status.kind(), "completed");
 }
 
 /// Invariants that hold in every reachable state.
 fn check_invariants(instance: &Instance, workflow: &Workflow) -> Result<(), String> {
     if matches!(instance.status, InstanceStatus::Completed { .. })
-        && !instance
-            .phases
-            .iter()
-            .all(|p| matches!(p.status, PhaseStatus::Passed { .. }))
+        && !instance.phases.iter().all(|p| matches!(p.status, PhaseStatus::Passed { .. }))
     {
         return Err("completed with a phase not passed".into());
     }
@@ -749,20 +469,10 @@ fn check_invariants(instance: &Instance, workflow: &Workflow) -> Result<(), Stri
         let started = !matches!(phase.status, PhaseStatus::Pending);
         if started {
             if phase.attempt == 0 {
-                return Err(format!(
-                    "phase {} left pending without an attempt",
-                    phase.id
-                ));
+                return Err(format!("phase {} left pending without an attempt", phase.id));
             }
-            if let Some(&u) = workflow.phases[p]
-                .after
-                .iter()
-                .find(|&&u| !matches!(instance.phases[u].status, PhaseStatus::Passed { .. }))
-            {
-                return Err(format!(
-                    "phase {} started before {} passed",
-                    phase.id, instance.phases[u].id
-                ));
+            if let Some(&u) = workflow.phases[p].after.iter().find(|&&u| !matches!(instance.phases[u].status, PhaseStatus::Passed { .. })) {
+                return Err(format!("phase {} started before {} passed", phase.id, instance.phases[u].id));
             }
         }
         for (t, task) in phase.tasks.iter().enumerate() {
@@ -778,26 +488,16 @@ fn check_invariants(instance: &Instance, workflow: &Workflow) -> Result<(), Stri
                 return Err(format!("task {} ran in a pending phase", task.id));
             }
             if attempt.is_some_and(|a| a > task.attempts || a == 0) {
-                return Err(format!(
-                    "task {} attempt {attempt:?} beyond its count {}",
-                    task.id, task.attempts
-                ));
+                return Err(format!("task {} attempt {attempt:?} beyond its count {}", task.id, task.attempts));
             }
-            if matches!(
-                task.status,
-                TaskStatus::Dispatched { .. } | TaskStatus::Succeeded { .. }
-            ) && !workflow.phases[p].tasks[t]
-                .depends_on
-                .iter()
-                .all(|&d| phase.tasks[d].status.is_done())
+            if matches!(task.status, TaskStatus::Dispatched { .. } | TaskStatus::Succeeded { .. })
+                && !workflow.phases[p].tasks[t].depends_on.iter().all(|&d| phase.tasks[d].status.is_done())
             {
                 return Err(format!("task {} ran before its dependencies", task.id));
             }
         }
-        if matches!(
-            phase.status,
-            PhaseStatus::AwaitingApproval { .. } | PhaseStatus::Passed { .. }
-        ) && !phase.tasks.iter().all(|t| t.status.is_done())
+        if matches!(phase.status, PhaseStatus::AwaitingApproval { .. } | PhaseStatus::Passed { .. })
+            && !phase.tasks.iter().all(|t| t.status.is_done())
         {
             return Err(format!("phase {} passed with tasks not done", phase.id));
         }
@@ -806,78 +506,27 @@ fn check_invariants(instance: &Instance, workflow: &Workflow) -> Result<(), Stri
 }
 
 fn random_event(workflow: &Workflow, choice: u8, task: usize, attempt: u32) -> Event {
-    let ids: Vec<(String, String)> = workflow
-        .phases
-        .iter()
-        .flat_map(|p| p.tasks.iter().map(move |t| (p.id.clone(), t.id.clone())))
-        .collect();
+    let ids: Vec<(String, String)> =
+        workflow.phases.iter().flat_map(|p| p.tasks.iter().map(move |t| (p.id.clone(), t.id.clone()))).collect();
     let (phase, task) = ids[task % ids.len()].clone();
     match choice % 16 {
         0 => Event::PhaseStarted { phase, attempt },
-        1 => Event::TaskDispatched {
-            phase,
-            task,
-            attempt,
-            key: "k".into(),
-        },
-        2 => Event::TaskSucceeded {
-            phase,
-            task,
-            attempt,
-            output: json!({}),
-            duration_ms: 1,
-        },
-        3 => Event::TaskFailed {
-            phase,
-            task,
-            attempt,
-            error: "e".into(),
-            retryable: attempt.is_multiple_of(2),
-        },
-        4 => Event::RetryScheduled {
-            phase,
-            task,
-            attempt,
-            due: Timestamp(9),
-        },
-        5 => Event::TaskSkipped {
-            phase,
-            task,
-            reason: "r".into(),
-        },
-        6 => Event::TaskCancelled {
-            phase,
-            task,
-            attempt,
-            reason: "r".into(),
-        },
+        1 => Event::TaskDispatched { phase, task, attempt, key: "k".into() },
+        2 => Event::TaskSucceeded { phase, task, attempt, output: json!({}), duration_ms: 1 },
+        3 => Event::TaskFailed { phase, task, attempt, error: "e".into(), retryable: attempt.is_multiple_of(2) },
+        4 => Event::RetryScheduled { phase, task, attempt, due: Timestamp(9) },
+        5 => Event::TaskSkipped { phase, task, reason: "r".into() },
+        6 => Event::TaskCancelled { phase, task, attempt, reason: "r".into() },
         7 => match attempt {
-            0 => Event::GateEvaluated {
-                phase,
-                gate: "g".into(),
-                evaluation: passing_evaluation(),
-            },
-            1 => Event::GateTimedOut {
-                phase,
-                gate: "g".into(),
-                level: 0,
-                action: crate::model::OnTimeout::Reject,
-            },
+            0 => Event::GateEvaluated { phase, gate: "g".into(), evaluation: passing_evaluation() },
+            1 => Event::GateTimedOut { phase, gate: "g".into(), level: 0, action: crate::model::OnTimeout::Reject },
             _ => Event::DecisionRecorded {
                 phase,
                 gate: "g".into(),
                 decision: Decision {
-                    kind: [
-                        DecisionKind::Approve,
-                        DecisionKind::Reject,
-                        DecisionKind::Hold,
-                        DecisionKind::Escalate,
-                    ][(choice as usize / 16) % 4],
-                    principal: if choice.is_multiple_of(2) {
-                        "alice".into()
-                    } else {
-                        "tester".into()
-                    },
+                    kind: [DecisionKind::Approve, DecisionKind::Reject, DecisionKind::Hold, DecisionKind::Escalate]
+                        [(choice as usize / 16) % 4],
+                    principal: if choice.is_multiple_of(2) { "alice".into() } else { "tester".into() },
                     via: String::new(),
                     comment: String::new(),
                     request_id: String::new(),
@@ -887,30 +536,13 @@ fn random_event(workflow: &Workflow, choice: u8, task: usize, attempt: u32) -> E
             },
         },
         8 => Event::PhaseCompleted { phase },
-        9 => Event::PhaseFailed {
-            phase,
-            reason: "r".into(),
-        },
+        9 => Event::PhaseFailed { phase, reason: "r".into() },
         10 => Event::InstanceCompleted,
         11 => Event::InstanceFailed { reason: "r".into() },
-        12 => Event::Halted {
-            by: "x".into(),
-            reason: String::new(),
-            cancel_running: attempt.is_multiple_of(2),
-        },
+        12 => Event::Halted { by: "x".into(), reason: String::new(), cancel_running: attempt.is_multiple_of(2) },
         13 => Event::Resumed { by: "x".into() },
-        14 => Event::Cancelled {
-            by: "x".into(),
-            reason: String::new(),
-        },
-        _ => Event::Redriven {
-            by: "x".into(),
-            tasks: if choice.is_multiple_of(3) {
-                Vec::new()
-            } else {
-                vec![task]
-            },
-        },
+        14 => Event::Cancelled { by: "x".into(), reason: String::new() },
+        _ => Event::Redriven { by: "x".into(), tasks: if choice.is_multiple_of(3) { Vec::new() } else { vec![task] } },
     }
 }
 

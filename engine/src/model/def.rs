@@ -55,13 +55,9 @@ pub enum VarDef {
 impl<'de> Deserialize<'de> for VarDef {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(deserializer)?;
-        let typed = value
-            .as_object()
-            .is_some_and(|table| table.contains_key("type") || table.contains_key("default"));
+        let typed = value.as_object().is_some_and(|table| table.contains_key("type") || table.contains_key("default"));
         if typed {
-            TypedVarDef::deserialize(value)
-                .map(VarDef::Typed)
-                .map_err(serde::de::Error::custom)
+            TypedVarDef::deserialize(value).map(VarDef::Typed).map_err(serde::de::Error::custom)
         } else {
             Ok(VarDef::Plain(value))
         }

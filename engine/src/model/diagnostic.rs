@@ -72,15 +72,7 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// A diagnostic for the field at `path`, not yet tied to a file.
     pub fn new(kind: Kind, path: &FieldPath, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            file: None,
-            path: path.to_string(),
-            line: None,
-            column: None,
-            message: message.into(),
-            hint: None,
-        }
+        Self { kind, file: None, path: path.to_string(), line: None, column: None, message: message.into(), hint: None }
     }
 
     /// The same diagnostic with a hint on how to fix it.

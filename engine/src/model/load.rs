@@ -63,47 +63,28 @@ impl Source {
                 "rename the file with a .toml or .json extension",
             ));
         };
-        let bytes = std::fs::read(path).map_err(|error| {
-            fail(
-                Kind::Io,
-                format!("cannot read the file: {error}"),
-                "check the path and its permissions",
-            )
-        })?;
+        let bytes = std::fs::read(path)
+            .map_err(|error| fail(Kind::Io, format!("cannot read the file: {error}"), "check the path and its permissions"))?;
         if bytes.len() > MAX_DEFINITION_BYTES {
             return Err(fail(
                 Kind::Io,
-                format!(
-                    "the file is {} bytes; definitions are at most {MAX_DEFINITION_BYTES}",
-                    bytes.len()
-                ),
+                format!("the file is {} bytes; definitions are at most {MAX_DEFINITION_BYTES}", bytes.len()),
                 "split the workflow or remove the stray content",
             ));
         }
         let text = String::from_utf8(bytes).map_err(|error| {
             fail(
                 Kind::Syntax,
-                format!(
-                    "the file is not UTF-8 text (invalid byte at offset {})",
-                    error.utf8_error().valid_up_to()
-                ),
+                format!("the file is not UTF-8 text (invalid byte at offset {})", error.utf8_error().valid_up_to()),
                 "save the file as UTF-8",
             )
         })?;
-        Ok(Self {
-            file: Some(path.to_path_buf()),
-            format,
-            text,
-        })
+        Ok(Self { file: Some(path.to_path_buf()), format, text })
     }
 
     /// A definition given as text, e.g. from an API request.
     pub fn from_text(text: impl Into<String>, format: Format) -> Self {
-        Self {
-            file: None,
-            format,
-            text: text.into(),
-        }
+        Self { file: None, format, text: text.into() }
     }
 
     /// Parses the text into the raw model, reporting every problem of shape.
@@ -132,11 +113,7 @@ impl Source {
     /// Fills in file, line and column of diagnostics that point into this source.
     pub fn locate(&self, mut diagnostics: Diagnostics) -> Diagnostics {
         let needs_lines = diagnostics.iter().any(|d| d.line.is_none());
-        let locator = if needs_lines {
-            Locator::new(&self.text, self.format)
-        } else {
-            Locator::None
-        };
+        let locator = if needs_lines { Locator::new(&self.text, self.format) } else { Locator::None };
         for diagnostic in &mut diagnostics.0 {
             if diagnostic.file.is_none() {
                 diagnostic.file.clone_from(&self.file);
@@ -156,12 +133,8 @@ impl Source {
     fn to_value(&self) -> Result<Value, Box<Diagnostic>> {
         match self.format {
             Format::Toml => toml::from_str::<Value>(&self.text).map_err(|error| {
-                let mut diagnostic = Diagnostic::new(
-                    Kind::Syntax,
-                    &FieldPath::root(),
-                    format!("invalid TOML: {}", error.message().trim()),
-                )
-                .with_hint("fix the syntax at the line shown; `phasegate validate` checks again");
+                let mut diagnostic = Diagnostic::new(Kind::Syntax, &FieldPath::root(), format!("invalid TOML: {}", error.message().trim()))
+                    .with_hint("fix the syntax at the line shown; `phasegate validate` checks again");
                 if let Some(span) = error.span() {
                     let (line, column) = line_column(&self.text, span.start);
                     diagnostic.line = Some(line);
@@ -170,12 +143,8 @@ impl Source {
                 Box::new(diagnostic)
             }),
             Format::Json => serde_json::from_str::<Value>(&self.text).map_err(|error| {
-                let mut diagnostic = Diagnostic::new(
-                    Kind::Syntax,
-                    &FieldPath::root(),
-                    format!("invalid JSON: {error}"),
-                )
-                .with_hint("fix the syntax at the line shown; `phasegate validate` checks again");
+                let mut diagnostic = Diagnostic::new(Kind::Syntax, &FieldPath::root(), format!("invalid JSON: {error}"))
+                    .with_hint("fix the syntax at the line shown; `phasegate validate` checks again");
                 if error.line() > 0 {
                     diagnostic.line = Some(error.line());
                     diagnostic.column = Some(error.column());
@@ -192,12 +161,8 @@ fn decode_workflow(value: Value, diagnostics: &mut Diagnostics) -> Option<Workfl
     let root = FieldPath::root();
     let Value::Object(mut table) = value else {
         diagnostics.push(
-            Diagnostic::new(
-                Kind::Type,
-                &root,
-                "the definition must be a table (TOML) or an object (JSON)",
-            )
-            .with_hint("start from workflows/hello.toml"),
+            Diagnostic::new(Kind::Type, &root, "the definition must be a table (TOML) or an object (JSON)")
+                .with_hint("start from workflows/hello.toml"),
         );
         return None;
     };
@@ -209,34 +174,20 @@ fn decode_workflow(value: Value, diagnostics: &mut Diagnostics) -> Option<Workfl
     let phases = match phases_value {
         None => {
             diagnostics.push(
-                Diagnostic::new(
-                    Kind::MissingField,
-                    &phases_path,
-                    "the workflow has no `phases`",
-                )
-                .with_hint("add at least one [[phases]] table with an id and tasks or gates"),
+                Diagnostic::new(Kind::MissingField, &phases_path, "the workflow has no `phases`")
+                    .with_hint("add at least one [[phases]] table with an id and tasks or gates"),
             );
             None
         }
         Some(Value::Array(items)) => {
-            let decoded: Vec<Option<PhaseDef>> = items
-                .into_iter()
-                .enumerate()
-                .map(|(i, item)| decode_part(item, &phases_path.index(i), diagnostics))
-                .collect();
+            let decoded: Vec<Option<PhaseDef>> =
+                items.into_iter().enumerate().map(|(i, item)| decode_part(item, &phases_path.index(i), diagnostics)).collect();
             decoded.into_iter().collect::<Option<Vec<_>>>()
         }
         Some(other) => {
             diagnostics.push(
-                Diagnostic::new(
-                    Kind::Type,
-                    &phases_path,
-                    format!(
-                        "`phases` must be an array of tables, found {}",
-                        json_type_name(&other)
-                    ),
-                )
-                .with_hint("write each phase as a [[phases]] table"),
+                Diagnostic::new(Kind::Type, &phases_path, format!("`phases` must be an array of tables, found {}", json_type_name(&other)))
+                    .with_hint("write each phase as a [[phases]] table"),
             );
             None
         }
@@ -248,18 +199,12 @@ fn decode_workflow(value: Value, diagnostics: &mut Diagnostics) -> Option<Workfl
 
 /// Decodes one part of the document, recording unknown fields (with a "did you
 /// mean") and the first type error with their full paths.
-fn decode_part<T: DeserializeOwned>(
-    value: Value,
-    base: &FieldPath,
-    diagnostics: &mut Diagnostics,
-) -> Option<T> {
+fn decode_part<T: DeserializeOwned>(value: Value, base: &FieldPath, diagnostics: &mut Diagnostics) -> Option<T> {
     let mut unknown = Vec::new();
     let mut track = serde_path_to_error::Track::new();
     let result = {
         let deserializer = serde_path_to_error::Deserializer::new(value, &mut track);
-        serde_ignored::deserialize(deserializer, |path| {
-            unknown.push(FieldPath::from_ignored_path(&path))
-        })
+        serde_ignored::deserialize(deserializer, |path| unknown.push(FieldPath::from_ignored_path(&path)))
     };
     for path in unknown {
         diagnostics.push(unknown_field(&base.join(&path)));
@@ -277,15 +222,11 @@ fn decode_part<T: DeserializeOwned>(
 fn unknown_field(path: &FieldPath) -> Diagnostic {
     let name = path.last_key().unwrap_or_default();
     let known = schema::known_fields(&path.parent());
-    let mut diagnostic =
-        Diagnostic::new(Kind::UnknownField, path, format!("unknown field `{name}`"));
+    let mut diagnostic = Diagnostic::new(Kind::UnknownField, path, format!("unknown field `{name}`"));
     diagnostic.hint = Some(match crate::suggest::closest(name, &known) {
         Some(suggestion) => format!("did you mean `{suggestion}`?"),
         None if known.is_empty() => "remove it".to_owned(),
-        None => format!(
-            "remove it; the fields allowed here are: {}",
-            known.join(", ")
-        ),
+        None => format!("remove it; the fields allowed here are: {}", known.join(", ")),
     });
     diagnostic
 }
@@ -375,12 +316,7 @@ mod tests {
 
     #[test]
     fn printed_paths_round_trip() {
-        for printed in [
-            "",
-            "phases[2].tasks[1].depends_on",
-            "vars.\"a b\"",
-            "phases[0].gates[1].approval.escalation[0]",
-        ] {
+        for printed in ["", "phases[2].tasks[1].depends_on", "vars.\"a b\"", "phases[0].gates[1].approval.escalation[0]"] {
             let path = parse_printed_path(printed).expect("parses");
             assert_eq!(path.to_string(), printed);
         }

@@ -27,11 +27,8 @@ impl<'a> Locator<'a> {
                 Err(_) => Locator::None,
             },
             Format::Json => {
-                let parsed = jsonc_parser::parse_to_ast(
-                    text,
-                    &jsonc_parser::CollectOptions::default(),
-                    &jsonc_parser::ParseOptions::default(),
-                );
+                let parsed =
+                    jsonc_parser::parse_to_ast(text, &jsonc_parser::CollectOptions::default(), &jsonc_parser::ParseOptions::default());
                 match parsed {
                     Ok(result) => Locator::Json(result.value, text),
                     Err(_) => Locator::None,
@@ -43,12 +40,8 @@ impl<'a> Locator<'a> {
     /// The line and column of the deepest part of `path` present in the text.
     pub(crate) fn locate(&self, path: &FieldPath) -> Option<LineColumn> {
         match self {
-            Locator::Toml(document, text) => {
-                toml_span(document, path).map(|span| line_column(text, span.start))
-            }
-            Locator::Json(Some(value), text) => {
-                json_span(value, path).map(|span| line_column(text, span.start))
-            }
+            Locator::Toml(document, text) => toml_span(document, path).map(|span| line_column(text, span.start)),
+            Locator::Json(Some(value), text) => json_span(value, path).map(|span| line_column(text, span.start)),
             Locator::Json(None, _) | Locator::None => None,
         }
     }
@@ -82,14 +75,13 @@ fn toml_span(document: &toml_edit::Document<&str>, path: &FieldPath) -> Option<R
         };
         let inline = match node {
             TomlNode::Value(toml_edit::Value::InlineTable(inline))
-            | TomlNode::Item(toml_edit::Item::Value(toml_edit::Value::InlineTable(inline))) => {
-                Some(inline)
-            }
+            | TomlNode::Item(toml_edit::Item::Value(toml_edit::Value::InlineTable(inline))) => Some(inline),
             _ => None,
         };
         let array = match node {
-            TomlNode::Value(toml_edit::Value::Array(array))
-            | TomlNode::Item(toml_edit::Item::Value(toml_edit::Value::Array(array))) => Some(array),
+            TomlNode::Value(toml_edit::Value::Array(array)) | TomlNode::Item(toml_edit::Item::Value(toml_edit::Value::Array(array))) => {
+                Some(array)
+            }
             _ => None,
         };
         let next = match segment {
@@ -109,9 +101,7 @@ fn toml_span(document: &toml_edit::Document<&str>, path: &FieldPath) -> Option<R
                 }
             }
             Segment::Index(index) => match (node, array) {
-                (TomlNode::Item(toml_edit::Item::ArrayOfTables(tables)), _) => {
-                    tables.get(*index).map(TomlNode::Table)
-                }
+                (TomlNode::Item(toml_edit::Item::ArrayOfTables(tables)), _) => tables.get(*index).map(TomlNode::Table),
                 (_, Some(array)) => array.get(*index).map(TomlNode::Value),
                 _ => None,
             },
@@ -142,8 +132,7 @@ fn json_span(root: &jsonc_parser::ast::Value<'_>, path: &FieldPath) -> Option<Ra
     for segment in path.segments() {
         match (segment, node) {
             (Segment::Key(key), Value::Object(object)) => {
-                let Some(property) = object.properties.iter().find(|p| p.name.as_str() == key)
-                else {
+                let Some(property) = object.properties.iter().find(|p| p.name.as_str() == key) else {
                     break;
                 };
                 best = property.range;
@@ -170,12 +159,7 @@ mod tests {
     fn finds_lines_in_toml_and_json() {
         let toml = "name = \"x\"\n\n[[phases]]\nid = \"a\"\n\n[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\n";
         let locator = Locator::new(toml, Format::Toml);
-        let path = FieldPath::root()
-            .key("phases")
-            .index(0)
-            .key("tasks")
-            .index(0)
-            .key("agent");
+        let path = FieldPath::root().key("phases").index(0).key("tasks").index(0).key("agent");
         assert_eq!(locator.locate(&path).map(|l| l.0), Some(8));
         let json = "{\n  \"name\": \"x\",\n  \"phases\": [\n    {\"id\": \"a\",\n     \"tasks\": []}\n  ]\n}\n";
         let locator = Locator::new(json, Format::Json);

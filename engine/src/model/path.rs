@@ -66,14 +66,9 @@ impl FieldPath {
         let mut out = Self::root();
         for segment in path.iter() {
             match segment {
-                serde_path_to_error::Segment::Seq { index } => {
-                    out.segments.push(Segment::Index(*index))
-                }
-                serde_path_to_error::Segment::Map { key } => {
-                    out.segments.push(Segment::Key(key.clone()))
-                }
-                serde_path_to_error::Segment::Enum { .. }
-                | serde_path_to_error::Segment::Unknown => {}
+                serde_path_to_error::Segment::Seq { index } => out.segments.push(Segment::Index(*index)),
+                serde_path_to_error::Segment::Map { key } => out.segments.push(Segment::Key(key.clone())),
+                serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => {}
             }
         }
         out
@@ -120,10 +115,7 @@ impl fmt::Display for FieldPath {
                     if i > 0 {
                         f.write_str(".")?;
                     }
-                    let plain = !key.is_empty()
-                        && key
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                    let plain = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
                     if plain {
                         f.write_str(key)?;
                     } else {
@@ -142,17 +134,9 @@ mod tests {
 
     #[test]
     fn prints_like_a_reader_would_write_it() {
-        let path = FieldPath::root()
-            .key("phases")
-            .index(2)
-            .key("tasks")
-            .index(1)
-            .key("depends_on");
+        let path = FieldPath::root().key("phases").index(2).key("tasks").index(1).key("depends_on");
         assert_eq!(path.to_string(), "phases[2].tasks[1].depends_on");
-        assert_eq!(
-            FieldPath::root().key("vars").key("a b").to_string(),
-            "vars.\"a b\""
-        );
+        assert_eq!(FieldPath::root().key("vars").key("a b").to_string(), "vars.\"a b\"");
         assert_eq!(FieldPath::root().to_string(), "");
     }
 }

@@ -67,9 +67,7 @@ fn alternatives<'s>(root: &'s Value, schema: &'s Value) -> Vec<&'s Value> {
             break;
         }
         if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
-            let target = reference
-                .strip_prefix("#/")
-                .map(|pointer| format!("/{pointer}"));
+            let target = reference.strip_prefix("#/").map(|pointer| format!("/{pointer}"));
             if let Some(resolved) = target.and_then(|pointer| root.pointer(&pointer)) {
                 pending.push(resolved);
             }
@@ -91,19 +89,10 @@ mod tests {
 
     #[test]
     fn knows_the_fields_of_nested_tables() {
-        let task = FieldPath::root()
-            .key("phases")
-            .index(0)
-            .key("tasks")
-            .index(3);
+        let task = FieldPath::root().key("phases").index(0).key("tasks").index(3);
         let fields = known_fields(&task);
         assert!(fields.contains(&"depends_on".to_owned()), "{fields:?}");
-        let approval = FieldPath::root()
-            .key("phases")
-            .index(0)
-            .key("gates")
-            .index(0)
-            .key("approval");
+        let approval = FieldPath::root().key("phases").index(0).key("gates").index(0).key("approval");
         assert!(known_fields(&approval).contains(&"self_approval".to_owned()));
         assert!(known_fields(&FieldPath::root()).contains(&"phases".to_owned()));
     }

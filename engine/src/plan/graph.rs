@@ -86,12 +86,7 @@ fn picture(workflow: &Workflow) -> Picture {
                 action = then;
             }
             let (target, label) = match action {
-                Action::Goto {
-                    phase: target,
-                    code,
-                    max_loops,
-                    ..
-                } => {
+                Action::Goto { phase: target, code, max_loops, .. } => {
                     let code = code.clone().unwrap_or_else(|| "goto".to_owned());
                     (*target, format!("{code} (max {max_loops})"))
                 }
@@ -107,11 +102,7 @@ fn picture(workflow: &Workflow) -> Picture {
             });
         }
     }
-    Picture {
-        title: workflow.name.clone(),
-        clusters,
-        edges,
-    }
+    Picture { title: workflow.name.clone(), clusters, edges }
 }
 
 fn cluster(p: usize, phase: &Phase, edges: &mut Vec<Edge>) -> Cluster {
@@ -124,70 +115,28 @@ fn cluster(p: usize, phase: &Phase, edges: &mut Vec<Edge>) -> Cluster {
         if task.when.is_some() {
             label.push_str("\nconditional");
         }
-        nodes.push(Node {
-            id: task_node(t),
-            label,
-            kind: if task.on_demand {
-                NodeKind::OnDemandTask
-            } else {
-                NodeKind::Task
-            },
-        });
+        nodes.push(Node { id: task_node(t), label, kind: if task.on_demand { NodeKind::OnDemandTask } else { NodeKind::Task } });
         for &dep in &task.depends_on {
-            edges.push(Edge {
-                from: task_node(dep),
-                to: task_node(t),
-                kind: EdgeKind::Flow,
-                label: String::new(),
-                clusters: None,
-            });
+            edges.push(Edge { from: task_node(dep), to: task_node(t), kind: EdgeKind::Flow, label: String::new(), clusters: None });
         }
     }
     for (g, gate) in phase.gates.iter().enumerate() {
         let mut label = format!("gate: {}\n{} criteria", gate.id, gate.criteria.len());
         if let Some(approval) = &gate.approval {
             let who: Vec<String> = approval.approvers.iter().map(ToString::to_string).collect();
-            let _ = write!(
-                label,
-                "\napproval {} of {}",
-                approval.required,
-                who.join(", ")
-            );
+            let _ = write!(label, "\napproval {} of {}", approval.required, who.join(", "));
         }
-        nodes.push(Node {
-            id: gate_node(g),
-            label,
-            kind: if gate.approval.is_some() {
-                NodeKind::ApprovalGate
-            } else {
-                NodeKind::Gate
-            },
-        });
+        nodes.push(Node { id: gate_node(g), label, kind: if gate.approval.is_some() { NodeKind::ApprovalGate } else { NodeKind::Gate } });
         if g > 0 {
-            edges.push(Edge {
-                from: gate_node(g - 1),
-                to: gate_node(g),
-                kind: EdgeKind::Flow,
-                label: String::new(),
-                clusters: None,
-            });
+            edges.push(Edge { from: gate_node(g - 1), to: gate_node(g), kind: EdgeKind::Flow, label: String::new(), clusters: None });
         }
     }
     // Tasks nobody in the phase depends on lead into the first gate.
     if !phase.gates.is_empty() {
         for (t, task) in phase.tasks.iter().enumerate() {
-            let is_sink = !phase
-                .tasks
-                .iter()
-                .any(|other| other.depends_on.contains(&t));
+            let is_sink = !phase.tasks.iter().any(|other| other.depends_on.contains(&t));
             if is_sink && !task.on_demand {
-                edges.push(Edge {
-                    from: task_node(t),
-                    to: gate_node(0),
-                    kind: EdgeKind::Flow,
-                    label: String::new(),
-                    clusters: None,
-                });
+                edges.push(Edge { from: task_node(t), to: gate_node(0), kind: EdgeKind::Flow, label: String::new(), clusters: None });
             }
         }
     }
@@ -196,11 +145,7 @@ fn cluster(p: usize, phase: &Phase, edges: &mut Vec<Edge>) -> Cluster {
         if !watch.sustain.is_zero() {
             let _ = write!(label, "\nfor {}", super::format_duration(watch.sustain));
         }
-        nodes.push(Node {
-            id: format!("p{p}_w{w}"),
-            label,
-            kind: NodeKind::Watch,
-        });
+        nodes.push(Node { id: format!("p{p}_w{w}"), label, kind: NodeKind::Watch });
     }
     for (t, trigger) in phase.triggers.iter().enumerate() {
         let node = format!("p{p}_r{t}");
@@ -209,9 +154,7 @@ fn cluster(p: usize, phase: &Phase, edges: &mut Vec<Edge>) -> Cluster {
             TriggerOn::Watch(w) => Some(format!("p{p}_w{w}")),
             TriggerOn::GateFailed(Some(g)) => Some(gate_node(*g)),
             TriggerOn::TaskFailed(Some(t)) => Some(task_node(*t)),
-            TriggerOn::GateFailed(None) | TriggerOn::TaskFailed(None) | TriggerOn::Signal(_) => {
-                None
-            }
+            TriggerOn::GateFailed(None) | TriggerOn::TaskFailed(None) | TriggerOn::Signal(_) => None,
         };
         let event = match &trigger.on {
             TriggerOn::Watch(_) => "fires".to_owned(),
@@ -223,19 +166,9 @@ fn cluster(p: usize, phase: &Phase, edges: &mut Vec<Edge>) -> Cluster {
             Some(when) => format!("on {event}\nwhen {}\n→ {action}", when.source()),
             None => format!("on {event}\n→ {action}"),
         };
-        nodes.push(Node {
-            id: node.clone(),
-            label,
-            kind: NodeKind::Trigger,
-        });
+        nodes.push(Node { id: node.clone(), label, kind: NodeKind::Trigger });
         if let Some(source) = source {
-            edges.push(Edge {
-                from: source,
-                to: node.clone(),
-                kind: EdgeKind::Feeds,
-                label: String::new(),
-                clusters: None,
-            });
+            edges.push(Edge { from: source, to: node.clone(), kind: EdgeKind::Feeds, label: String::new(), clusters: None });
         }
         let run_task = match &trigger.action {
             Action::Run { task } => Some(*task),
@@ -246,13 +179,7 @@ fn cluster(p: usize, phase: &Phase, edges: &mut Vec<Edge>) -> Cluster {
             _ => None,
         };
         if let Some(task) = run_task {
-            edges.push(Edge {
-                from: node,
-                to: task_node(task),
-                kind: EdgeKind::Feeds,
-                label: "run".to_owned(),
-                clusters: None,
-            });
+            edges.push(Edge { from: node, to: task_node(task), kind: EdgeKind::Feeds, label: "run".to_owned(), clusters: None });
         }
     }
     let entry = phase
@@ -264,39 +191,21 @@ fn cluster(p: usize, phase: &Phase, edges: &mut Vec<Edge>) -> Cluster {
         .or_else(|| nodes.first().map(|n| n.id.clone()))
         .unwrap_or_else(|| format!("p{p}_empty"));
     let exit = if phase.gates.is_empty() {
-        phase
-            .task_order
-            .last()
-            .map(|&t| task_node(t))
-            .unwrap_or_else(|| entry.clone())
+        phase.task_order.last().map(|&t| task_node(t)).unwrap_or_else(|| entry.clone())
     } else {
         gate_node(phase.gates.len() - 1)
     };
     if nodes.is_empty() {
-        nodes.push(Node {
-            id: entry.clone(),
-            label: "(empty)".to_owned(),
-            kind: NodeKind::Task,
-        });
+        nodes.push(Node { id: entry.clone(), label: "(empty)".to_owned(), kind: NodeKind::Task });
     }
-    let mut label = if phase.title == phase.id {
-        phase.id.clone()
-    } else {
-        format!("{}: {}", phase.id, phase.title)
-    };
+    let mut label = if phase.title == phase.id { phase.id.clone() } else { format!("{}: {}", phase.id, phase.title) };
     if let Some(owner) = &phase.owner {
         let _ = write!(label, "\nowner {owner}");
     }
     if phase.schedule.is_some() {
         label.push_str("\nscheduled");
     }
-    Cluster {
-        id: phase_id(p),
-        label,
-        nodes,
-        entry,
-        exit,
-    }
+    Cluster { id: phase_id(p), label, nodes, entry, exit }
 }
 
 fn describe_action(action: &Action, phase: &Phase) -> String {
@@ -306,9 +215,7 @@ fn describe_action(action: &Action, phase: &Phase) -> String {
         }
         Action::Rollback { to: None } => "rollback".to_owned(),
         Action::Rollback { to: Some(_) } => "rollback and re-enter".to_owned(),
-        Action::Goto { code, .. } => format!("goto {}", code.as_deref().unwrap_or(""))
-            .trim_end()
-            .to_owned(),
+        Action::Goto { code, .. } => format!("goto {}", code.as_deref().unwrap_or("")).trim_end().to_owned(),
         Action::Notify(step) => format!("notify ({})", step.agent),
         Action::Run { task } => format!("run {}", phase.tasks[*task].id),
     }
@@ -319,7 +226,9 @@ pub fn to_dot(workflow: &Workflow) -> String {
     let picture = picture(workflow);
     let mut out = String::new();
     let _ = writeln!(out, "digraph {} {{", dot_string(&picture.title));
-    out.push_str("  compound=true;\n  rankdir=TB;\n  node [shape=box, style=rounded, fontname=\"Helvetica\"];\n  edge [fontname=\"Helvetica\"];\n");
+    out.push_str(
+        "  compound=true;\n  rankdir=TB;\n  node [shape=box, style=rounded, fontname=\"Helvetica\"];\n  edge [fontname=\"Helvetica\"];\n",
+    );
     for cluster in &picture.clusters {
         let _ = writeln!(out, "  subgraph cluster_{} {{", cluster.id);
         let _ = writeln!(out, "    label={};", dot_string(&cluster.label));
@@ -333,12 +242,7 @@ pub fn to_dot(workflow: &Workflow) -> String {
                 NodeKind::Watch => "shape=note, style=dashed",
                 NodeKind::Trigger => "shape=hexagon, style=filled, fillcolor=\"#fecaca\"",
             };
-            let _ = writeln!(
-                out,
-                "    {} [label={}, {style}];",
-                node.id,
-                dot_string(&node.label)
-            );
+            let _ = writeln!(out, "    {} [label={}, {style}];", node.id, dot_string(&node.label));
         }
         out.push_str("  }\n");
     }
@@ -349,8 +253,7 @@ pub fn to_dot(workflow: &Workflow) -> String {
             EdgeKind::Phase => attributes.push("penwidth=2".to_owned()),
             EdgeKind::Feeds => attributes.push("style=dotted".to_owned()),
             EdgeKind::LoopBack => {
-                attributes
-                    .push("style=dashed, color=red, fontcolor=red, constraint=false".to_owned());
+                attributes.push("style=dashed, color=red, fontcolor=red, constraint=false".to_owned());
             }
         }
         if let Some((tail, head)) = &edge.clusters {
@@ -362,11 +265,7 @@ pub fn to_dot(workflow: &Workflow) -> String {
         if !edge.label.is_empty() {
             attributes.push(format!("label={}", dot_string(&edge.label)));
         }
-        let attributes = if attributes.is_empty() {
-            String::new()
-        } else {
-            format!(" [{}]", attributes.join(", "))
-        };
+        let attributes = if attributes.is_empty() { String::new() } else { format!(" [{}]", attributes.join(", ")) };
         let _ = writeln!(out, "  {} -> {}{attributes};", edge.from, edge.to);
     }
     out.push_str("}\n");
@@ -380,12 +279,7 @@ pub fn to_mermaid(workflow: &Workflow) -> String {
     let _ = writeln!(out, "---\ntitle: {}\n---", mermaid_text(&picture.title));
     out.push_str("flowchart TB\n");
     for cluster in &picture.clusters {
-        let _ = writeln!(
-            out,
-            "  subgraph {}[\"{}\"]",
-            cluster.id,
-            mermaid_text(&cluster.label)
-        );
+        let _ = writeln!(out, "  subgraph {}[\"{}\"]", cluster.id, mermaid_text(&cluster.label));
         for node in &cluster.nodes {
             let label = mermaid_text(&node.label);
             let shape = match node.kind {
@@ -413,11 +307,7 @@ pub fn to_mermaid(workflow: &Workflow) -> String {
         if edge.label.is_empty() {
             let _ = writeln!(out, "  {from} {arrow} {to}");
         } else {
-            let _ = writeln!(
-                out,
-                "  {from} {arrow}|\"{}\"| {to}",
-                mermaid_text(&edge.label)
-            );
+            let _ = writeln!(out, "  {from} {arrow}|\"{}\"| {to}", mermaid_text(&edge.label));
         }
     }
     let mut classes: Vec<(&str, NodeKind)> = Vec::new();
@@ -436,22 +326,12 @@ pub fn to_mermaid(workflow: &Workflow) -> String {
         ("watch", NodeKind::Watch),
         ("ondemand", NodeKind::OnDemandTask),
     ] {
-        let ids: Vec<&str> = classes
-            .iter()
-            .filter(|(_, k)| *k == kind)
-            .map(|(id, _)| *id)
-            .collect();
+        let ids: Vec<&str> = classes.iter().filter(|(_, k)| *k == kind).map(|(id, _)| *id).collect();
         if !ids.is_empty() {
             let _ = writeln!(out, "  class {} {class}", ids.join(","));
         }
     }
-    let loop_backs: Vec<usize> = picture
-        .edges
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| e.kind == EdgeKind::LoopBack)
-        .map(|(i, _)| i)
-        .collect();
+    let loop_backs: Vec<usize> = picture.edges.iter().enumerate().filter(|(_, e)| e.kind == EdgeKind::LoopBack).map(|(i, _)| i).collect();
     for index in loop_backs {
         let _ = writeln!(out, "  linkStyle {index} stroke:#dc2626,color:#dc2626");
     }

@@ -157,13 +157,7 @@ pub struct RetryPolicy {
 impl RetryPolicy {
     /// One attempt, no retry.
     pub fn none() -> Self {
-        Self {
-            max_attempts: 1,
-            initial: Duration::from_secs(1),
-            max: Duration::from_secs(300),
-            multiplier: 2.0,
-            jitter: 0.0,
-        }
+        Self { max_attempts: 1, initial: Duration::from_secs(1), max: Duration::from_secs(300), multiplier: 2.0, jitter: 0.0 }
     }
 
     /// The delay before attempt `next_attempt` (2 for the first retry), given
@@ -212,9 +206,7 @@ impl Principal {
         match text.strip_prefix("role:") {
             Some(role) if !role.trim().is_empty() => Some(Principal::Role(role.trim().to_owned())),
             Some(_) => None,
-            None if !text.is_empty() && !text.contains(char::is_whitespace) => {
-                Some(Principal::User(text.to_owned()))
-            }
+            None if !text.is_empty() && !text.contains(char::is_whitespace) => Some(Principal::User(text.to_owned())),
             None => None,
         }
     }
@@ -397,9 +389,7 @@ pub enum Schedule {
 
 /// Formats a duration the way definitions write them (`2m`, `72h`).
 pub fn format_duration(duration: Duration) -> String {
-    humantime::format_duration(duration)
-        .to_string()
-        .replace(' ', "")
+    humantime::format_duration(duration).to_string().replace(' ', "")
 }
 
 #[cfg(test)]
@@ -408,13 +398,8 @@ mod tests {
 
     #[test]
     fn retry_delay_grows_and_is_capped() {
-        let policy = RetryPolicy {
-            max_attempts: 5,
-            initial: Duration::from_secs(1),
-            max: Duration::from_secs(5),
-            multiplier: 2.0,
-            jitter: 0.5,
-        };
+        let policy =
+            RetryPolicy { max_attempts: 5, initial: Duration::from_secs(1), max: Duration::from_secs(5), multiplier: 2.0, jitter: 0.5 };
         assert_eq!(policy.delay(2, 0.0), Duration::from_secs(1));
         assert_eq!(policy.delay(3, 0.0), Duration::from_secs(2));
         assert_eq!(policy.delay(4, 0.0), Duration::from_secs(4));
@@ -425,14 +410,8 @@ mod tests {
 
     #[test]
     fn principals_parse() {
-        assert_eq!(
-            Principal::parse("role:sre"),
-            Some(Principal::Role("sre".to_owned()))
-        );
-        assert_eq!(
-            Principal::parse("alice"),
-            Some(Principal::User("alice".to_owned()))
-        );
+        assert_eq!(Principal::parse("role:sre"), Some(Principal::Role("sre".to_owned())));
+        assert_eq!(Principal::parse("alice"), Some(Principal::User("alice".to_owned())));
         assert_eq!(Principal::parse("role:"), None);
         assert_eq!(Principal::parse(""), None);
         assert_eq!(Principal::parse("two words"), None);

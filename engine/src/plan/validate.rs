@@ -10,8 +10,8 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use super::*;
 use crate::expr::{Expr, Names, Scope};
 use crate::model::{
-    ActionKind, ApprovalDef, Diagnostic, Diagnostics, FieldPath, GateDef, Kind, PhaseDef, RetryDef,
-    ScheduleDef, Source, StepDef, TaskDef, TriggerDef, VarDef, WatchDef, WorkflowDef,
+    ActionKind, ApprovalDef, Diagnostic, Diagnostics, FieldPath, GateDef, Kind, PhaseDef, RetryDef, ScheduleDef, Source, StepDef, TaskDef,
+    TriggerDef, VarDef, WatchDef, WorkflowDef,
 };
 
 /// The agent names a definition may use: the built-ins plus any the embedding
@@ -22,12 +22,7 @@ pub struct AgentNames(BTreeSet<String>);
 impl AgentNames {
     /// The built-in agents of `phasegate-agents`.
     pub fn builtin() -> Self {
-        Self(
-            phasegate_agents::BUILTIN_AGENTS
-                .iter()
-                .map(|name| (*name).to_owned())
-                .collect(),
-        )
+        Self(phasegate_agents::BUILTIN_AGENTS.iter().map(|name| (*name).to_owned()).collect())
     }
 
     /// These names plus `name`.
@@ -66,9 +61,7 @@ pub fn load_source(source: &Source, agents: &AgentNames) -> Result<Workflow, Dia
         Err(more) => {
             diagnostics.0.extend(source.locate(more));
             // Report in the order a reader meets the problems in the file.
-            diagnostics
-                .0
-                .sort_by_key(|d| (d.line.unwrap_or(usize::MAX), d.column.unwrap_or(0)));
+            diagnostics.0.sort_by_key(|d| (d.line.unwrap_or(usize::MAX), d.column.unwrap_or(0)));
             Err(diagnostics)
         }
     }
@@ -119,27 +112,15 @@ impl<'d> Validator<'d> {
         }
     }
 
-    fn error(
-        &mut self,
-        kind: Kind,
-        path: &FieldPath,
-        message: impl Into<String>,
-        hint: impl Into<String>,
-    ) {
-        self.diagnostics
-            .push(Diagnostic::new(kind, path, message).with_hint(hint));
+    fn error(&mut self, kind: Kind, path: &FieldPath, message: impl Into<String>, hint: impl Into<String>) {
+        self.diagnostics.push(Diagnostic::new(kind, path, message).with_hint(hint));
     }
 
     fn workflow(&mut self) -> Option<Workflow> {
         let definition = self.definition;
         let root = FieldPath::root();
         if definition.name.trim().is_empty() {
-            self.error(
-                Kind::MissingField,
-                &root.key("name"),
-                "the workflow name is empty",
-                "give the workflow a name",
-            );
+            self.error(Kind::MissingField, &root.key("name"), "the workflow name is empty", "give the workflow a name");
         }
         let vars = self.vars();
         self.signals();
@@ -147,25 +128,13 @@ impl<'d> Validator<'d> {
 
         let phases_path = root.key("phases");
         if definition.phases.is_empty() {
-            self.error(
-                Kind::MissingField,
-                &phases_path,
-                "the workflow has no phases",
-                "add at least one [[phases]] table",
-            );
+            self.error(Kind::MissingField, &phases_path, "the workflow has no phases", "add at least one [[phases]] table");
         }
-        let phases: Vec<Option<Phase>> = definition
-            .phases
-            .iter()
-            .enumerate()
-            .map(|(index, phase)| self.phase(index, phase, &phases_path.index(index)))
-            .collect();
+        let phases: Vec<Option<Phase>> =
+            definition.phases.iter().enumerate().map(|(index, phase)| self.phase(index, phase, &phases_path.index(index))).collect();
         let phase_order = self.phase_order();
         if let Some(order) = &phase_order {
-            let edges: Vec<Vec<usize>> = phases
-                .iter()
-                .map(|phase| phase.as_ref().map(|p| p.after.clone()).unwrap_or_default())
-                .collect();
+            let edges: Vec<Vec<usize>> = phases.iter().map(|phase| phase.as_ref().map(|p| p.after.clone()).unwrap_or_default()).collect();
             for (target, from, path) in std::mem::take(&mut self.upstream_checks) {
                 if !reaches(&edges, target, from) {
                     let target_id = &definition.phases[target].id;
@@ -186,13 +155,7 @@ impl<'d> Validator<'d> {
         let task_index = phases
             .iter()
             .enumerate()
-            .flat_map(|(p, phase)| {
-                phase
-                    .tasks
-                    .iter()
-                    .enumerate()
-                    .map(move |(t, task)| (task.id.clone(), (p, t)))
-            })
+            .flat_map(|(p, phase)| phase.tasks.iter().enumerate().map(move |(t, task)| (task.id.clone(), (p, t))))
             .collect();
         Some(Workflow {
             task_index,
@@ -263,14 +226,7 @@ impl<'d> Validator<'d> {
                     (ty, typed.default.clone(), typed.description.clone())
                 }
             };
-            out.insert(
-                name.clone(),
-                Var {
-                    ty,
-                    default,
-                    description,
-                },
-            );
+            out.insert(name.clone(), Var { ty, default, description });
         }
         ok.then_some(out)
     }
@@ -353,18 +309,11 @@ impl<'d> Validator<'d> {
 
     fn check_id(&mut self, id: &str, path: &FieldPath, what: &str) -> bool {
         if id.is_empty() {
-            self.error(
-                Kind::MissingField,
-                path,
-                format!("the {what} id is empty"),
-                "give it a short id such as `smoke-tests`",
-            );
+            self.error(Kind::MissingField, path, format!("the {what} id is empty"), "give it a short id such as `smoke-tests`");
             return false;
         }
         let valid = id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-            && id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
             && id.len() <= 64;
         if !valid {
             self.error(
@@ -386,10 +335,7 @@ impl<'d> Validator<'d> {
                 "add the work it does as [[phases.tasks]] or the decision it waits for as [[phases.gates]]",
             );
         }
-        let owner = def
-            .owner
-            .as_deref()
-            .and_then(|owner| self.principal(owner, &path.key("owner")));
+        let owner = def.owner.as_deref().and_then(|owner| self.principal(owner, &path.key("owner")));
         let after = self.phase_refs(&def.after, &path.key("after"), index);
 
         let tasks_path = path.key("tasks");
@@ -397,12 +343,8 @@ impl<'d> Validator<'d> {
         for (t, task) in def.tasks.iter().enumerate() {
             task_ids.entry(&task.id).or_insert(t);
         }
-        let tasks: Vec<Option<Task>> = def
-            .tasks
-            .iter()
-            .enumerate()
-            .map(|(t, task)| self.task(def, task, &task_ids, &tasks_path.index(t)))
-            .collect();
+        let tasks: Vec<Option<Task>> =
+            def.tasks.iter().enumerate().map(|(t, task)| self.task(def, task, &task_ids, &tasks_path.index(t))).collect();
         let task_order = self.task_order(def, &tasks, path);
 
         let mut gate_ids = BTreeSet::new();
@@ -412,9 +354,7 @@ impl<'d> Validator<'d> {
             .enumerate()
             .map(|(g, gate)| {
                 let gate_path = path.key("gates").index(g);
-                if self.check_id(&gate.id, &gate_path.key("id"), "gate")
-                    && !gate_ids.insert(gate.id.as_str())
-                {
+                if self.check_id(&gate.id, &gate_path.key("id"), "gate") && !gate_ids.insert(gate.id.as_str()) {
                     self.error(
                         Kind::DuplicateId,
                         &gate_path.key("id"),
@@ -425,12 +365,8 @@ impl<'d> Validator<'d> {
                 self.gate(gate, &gate_path)
             })
             .collect();
-        let watches: Vec<Option<Watch>> = def
-            .watches
-            .iter()
-            .enumerate()
-            .map(|(w, watch)| self.watch(watch, &path.key("watches").index(w)))
-            .collect();
+        let watches: Vec<Option<Watch>> =
+            def.watches.iter().enumerate().map(|(w, watch)| self.watch(watch, &path.key("watches").index(w))).collect();
         let mut trigger_ids = BTreeSet::new();
         let triggers: Vec<Option<Trigger>> = def
             .triggers
@@ -439,9 +375,7 @@ impl<'d> Validator<'d> {
             .map(|(i, trigger)| {
                 let trigger_path = path.key("triggers").index(i);
                 if let Some(id) = &trigger.id {
-                    if self.check_id(id, &trigger_path.key("id"), "trigger")
-                        && !trigger_ids.insert(id.as_str())
-                    {
+                    if self.check_id(id, &trigger_path.key("id"), "trigger") && !trigger_ids.insert(id.as_str()) {
                         self.error(
                             Kind::DuplicateId,
                             &trigger_path.key("id"),
@@ -468,9 +402,7 @@ impl<'d> Validator<'d> {
                         "give it an id such as `dns-revert`; reports and history name steps by it",
                     ),
                     Some(id) => {
-                        if self.check_id(id, &step_path.key("id"), "rollback step")
-                            && !step_ids.insert(id.as_str())
-                        {
+                        if self.check_id(id, &step_path.key("id"), "rollback step") && !step_ids.insert(id.as_str()) {
                             self.error(
                                 Kind::DuplicateId,
                                 &step_path.key("id"),
@@ -483,18 +415,11 @@ impl<'d> Validator<'d> {
                 self.step(step, &step_path, &format!("{}-rollback-{s}", def.id))
             })
             .collect();
-        let schedule = def
-            .schedule
-            .as_ref()
-            .map(|schedule| self.schedule(schedule, &path.key("schedule")));
+        let schedule = def.schedule.as_ref().map(|schedule| self.schedule(schedule, &path.key("schedule")));
 
         Some(Phase {
             id: def.id.clone(),
-            title: if def.title.is_empty() {
-                def.id.clone()
-            } else {
-                def.title.clone()
-            },
+            title: if def.title.is_empty() { def.id.clone() } else { def.title.clone() },
             description: def.description.clone(),
             owner,
             after: after?,
@@ -529,12 +454,7 @@ impl<'d> Validator<'d> {
                 }
                 None => {
                     let hint = self.suggest(id, self.names.phases.iter(), "phases");
-                    self.error(
-                        Kind::UnknownReference,
-                        &path.index(i),
-                        format!("unknown phase `{id}`"),
-                        hint,
-                    );
+                    self.error(Kind::UnknownReference, &path.index(i), format!("unknown phase `{id}`"), hint);
                     ok = false;
                 }
             }
@@ -542,12 +462,7 @@ impl<'d> Validator<'d> {
         ok.then_some(out)
     }
 
-    fn suggest<'n>(
-        &self,
-        name: &str,
-        known: impl Iterator<Item = &'n String> + Clone,
-        what: &str,
-    ) -> String {
+    fn suggest<'n>(&self, name: &str, known: impl Iterator<Item = &'n String> + Clone, what: &str) -> String {
         match crate::suggest::closest(name, known.clone()) {
             Some(close) => format!("did you mean `{close}`?"),
             None => {
@@ -561,13 +476,7 @@ impl<'d> Validator<'d> {
         }
     }
 
-    fn task(
-        &mut self,
-        phase: &PhaseDef,
-        def: &TaskDef,
-        ids: &HashMap<&str, usize>,
-        path: &FieldPath,
-    ) -> Option<Task> {
+    fn task(&mut self, phase: &PhaseDef, def: &TaskDef, ids: &HashMap<&str, usize>, path: &FieldPath) -> Option<Task> {
         let agent = self.agent(&def.agent, &path.key("agent"));
         let mut depends_on = Vec::new();
         let mut deps_ok = true;
@@ -588,45 +497,21 @@ impl<'d> Validator<'d> {
                         ),
                         None => self.suggest(dep, phase.tasks.iter().map(|t| &t.id).collect::<Vec<_>>().into_iter(), "tasks in this phase"),
                     };
-                    self.error(
-                        Kind::UnknownReference,
-                        &dep_path,
-                        format!("unknown task `{dep}`"),
-                        hint,
-                    );
+                    self.error(Kind::UnknownReference, &dep_path, format!("unknown task `{dep}`"), hint);
                 }
             }
         }
-        let timeout = def
-            .timeout
-            .as_deref()
-            .map(|text| self.duration(text, &path.key("timeout"), true));
+        let timeout = def.timeout.as_deref().map(|text| self.duration(text, &path.key("timeout"), true));
         let retry = self.retry(def.retry.as_ref(), &path.key("retry"));
-        let owner = def
-            .owner
-            .as_deref()
-            .map(|owner| self.principal(owner, &path.key("owner")));
-        let when = def
-            .when
-            .as_deref()
-            .map(|source| self.expr(source, &path.key("when"), Scope::Condition));
-        let rollback = def.rollback.as_ref().map(|step| {
-            self.step(
-                step,
-                &path.key("rollback"),
-                &format!("{}-compensation", def.id),
-            )
-        });
+        let owner = def.owner.as_deref().map(|owner| self.principal(owner, &path.key("owner")));
+        let when = def.when.as_deref().map(|source| self.expr(source, &path.key("when"), Scope::Condition));
+        let rollback = def.rollback.as_ref().map(|step| self.step(step, &path.key("rollback"), &format!("{}-compensation", def.id)));
         if !deps_ok {
             return None;
         }
         Some(Task {
             id: def.id.clone(),
-            title: if def.title.is_empty() {
-                def.id.clone()
-            } else {
-                def.title.clone()
-            },
+            title: if def.title.is_empty() { def.id.clone() } else { def.title.clone() },
             agent: agent?,
             params: def.params.clone(),
             depends_on,
@@ -639,26 +524,13 @@ impl<'d> Validator<'d> {
         })
     }
 
-    fn task_order(
-        &mut self,
-        def: &PhaseDef,
-        tasks: &[Option<Task>],
-        path: &FieldPath,
-    ) -> Option<Vec<usize>> {
-        let edges: Vec<Vec<usize>> = tasks
-            .iter()
-            .map(|task| {
-                task.as_ref()
-                    .map(|t| t.depends_on.clone())
-                    .unwrap_or_default()
-            })
-            .collect();
+    fn task_order(&mut self, def: &PhaseDef, tasks: &[Option<Task>], path: &FieldPath) -> Option<Vec<usize>> {
+        let edges: Vec<Vec<usize>> = tasks.iter().map(|task| task.as_ref().map(|t| t.depends_on.clone()).unwrap_or_default()).collect();
         match topological_order(&edges) {
             Ok(order) => Some(order),
             Err(cycles) => {
                 for cycle in cycles {
-                    let names: Vec<&str> =
-                        cycle.iter().map(|&i| def.tasks[i].id.as_str()).collect();
+                    let names: Vec<&str> = cycle.iter().map(|&i| def.tasks[i].id.as_str()).collect();
                     self.error(
                         Kind::Cycle,
                         &path.key("tasks").index(cycle[0]).key("depends_on"),
@@ -683,22 +555,14 @@ impl<'d> Validator<'d> {
             .iter()
             .enumerate()
             .map(|(own, phase)| {
-                phase
-                    .after
-                    .iter()
-                    .filter_map(|id| self.phase_index.get(id.as_str()).copied())
-                    .filter(|&target| target != own)
-                    .collect()
+                phase.after.iter().filter_map(|id| self.phase_index.get(id.as_str()).copied()).filter(|&target| target != own).collect()
             })
             .collect();
         match topological_order(&edges) {
             Ok(order) => Some(order),
             Err(cycles) => {
                 for cycle in cycles {
-                    let names: Vec<&str> = cycle
-                        .iter()
-                        .map(|&i| definition.phases[i].id.as_str())
-                        .collect();
+                    let names: Vec<&str> = cycle.iter().map(|&i| definition.phases[i].id.as_str()).collect();
                     self.error(
                         Kind::Cycle,
                         &FieldPath::root().key("phases").index(cycle[0]).key("after"),
@@ -716,12 +580,7 @@ impl<'d> Validator<'d> {
             return Some(name.to_owned());
         }
         let hint = self.suggest(name, self.agents.0.iter(), "agents");
-        self.error(
-            Kind::UnknownReference,
-            path,
-            format!("unknown agent `{name}`"),
-            hint,
-        );
+        self.error(Kind::UnknownReference, path, format!("unknown agent `{name}`"), hint);
         None
     }
 
@@ -739,23 +598,14 @@ impl<'d> Validator<'d> {
     }
 
     fn principals(&mut self, list: &[String], path: &FieldPath) -> Option<Vec<Principal>> {
-        let parsed: Vec<Option<Principal>> = list
-            .iter()
-            .enumerate()
-            .map(|(i, p)| self.principal(p, &path.index(i)))
-            .collect();
+        let parsed: Vec<Option<Principal>> = list.iter().enumerate().map(|(i, p)| self.principal(p, &path.index(i))).collect();
         parsed.into_iter().collect()
     }
 
     fn duration(&mut self, text: &str, path: &FieldPath, positive: bool) -> Option<Duration> {
         match parse_duration(text) {
             Ok(duration) if positive && duration.is_zero() => {
-                self.error(
-                    Kind::BadDuration,
-                    path,
-                    format!("duration `{text}` is zero"),
-                    "give a positive duration such as `30s`",
-                );
+                self.error(Kind::BadDuration, path, format!("duration `{text}` is zero"), "give a positive duration such as `30s`");
                 None
             }
             Ok(duration) => Some(duration),
@@ -775,11 +625,7 @@ impl<'d> Validator<'d> {
         match Expr::compile(source, &self.names, scope) {
             Ok(expr) => Some(expr),
             Err(error) => {
-                let mut diagnostic = Diagnostic::new(
-                    Kind::BadExpression,
-                    path,
-                    format!("in `{source}`: {}", error.message),
-                );
+                let mut diagnostic = Diagnostic::new(Kind::BadExpression, path, format!("in `{source}`: {}", error.message));
                 diagnostic.hint = error.hint;
                 self.diagnostics.push(diagnostic);
                 None
@@ -793,12 +639,7 @@ impl<'d> Validator<'d> {
         };
         let mut ok = true;
         if def.max_attempts == 0 {
-            self.error(
-                Kind::InvalidValue,
-                &path.key("max_attempts"),
-                "max_attempts is 0",
-                "use 1 for a single attempt with no retry",
-            );
+            self.error(Kind::InvalidValue, &path.key("max_attempts"), "max_attempts is 0", "use 1 for a single attempt with no retry");
             ok = false;
         }
         if !(def.multiplier.is_finite() && def.multiplier >= 1.0) {
@@ -826,10 +667,7 @@ impl<'d> Validator<'d> {
                 self.error(
                     Kind::InvalidValue,
                     &path.key("max"),
-                    format!(
-                        "max delay {} is shorter than the initial delay {}",
-                        def.max, def.initial
-                    ),
+                    format!("max delay {} is shorter than the initial delay {}", def.max, def.initial),
                     "raise max or lower initial",
                 );
                 ok = false;
@@ -838,29 +676,16 @@ impl<'d> Validator<'d> {
         if !ok {
             return None;
         }
-        Some(RetryPolicy {
-            max_attempts: def.max_attempts,
-            initial: initial?,
-            max: max?,
-            multiplier: def.multiplier,
-            jitter: def.jitter,
-        })
+        Some(RetryPolicy { max_attempts: def.max_attempts, initial: initial?, max: max?, multiplier: def.multiplier, jitter: def.jitter })
     }
 
     fn step(&mut self, def: &StepDef, path: &FieldPath, default_id: &str) -> Option<Step> {
         let agent = self.agent(&def.agent, &path.key("agent"));
-        let timeout = def
-            .timeout
-            .as_deref()
-            .map(|text| self.duration(text, &path.key("timeout"), true));
+        let timeout = def.timeout.as_deref().map(|text| self.duration(text, &path.key("timeout"), true));
         let retry = self.retry(def.retry.as_ref(), &path.key("retry"));
         let id = def.id.clone().unwrap_or_else(|| default_id.to_owned());
         Some(Step {
-            title: if def.title.is_empty() {
-                id.clone()
-            } else {
-                def.title.clone()
-            },
+            title: if def.title.is_empty() { id.clone() } else { def.title.clone() },
             id,
             agent: agent?,
             params: def.params.clone(),
@@ -886,21 +711,42 @@ impl<'d> Validator<'d> {
             .map(|(c, criterion)| {
                 let criterion_path = path.key("criteria").index(c);
                 let id = criterion.id.clone().unwrap_or_else(|| format!("c{}", c + 1));
-                if criterion.id.is_some() && self.check_id(&id, &criterion_path.key("id"), "criterion") && !criterion_ids.insert(id.clone()) {
-                    self.error(Kind::DuplicateId, &criterion_path.key("id"), format!("duplicate criterion id `{id}`"), "criterion ids must be unique within their gate");
+                if criterion.id.is_some() && self.check_id(&id, &criterion_path.key("id"), "criterion") && !criterion_ids.insert(id.clone())
+                {
+                    self.error(
+                        Kind::DuplicateId,
+                        &criterion_path.key("id"),
+                        format!("duplicate criterion id `{id}`"),
+                        "criterion ids must be unique within their gate",
+                    );
                 }
                 if criterion.label.trim().is_empty() {
-                    self.error(Kind::MissingField, &criterion_path.key("label"), "the criterion has an empty label", "say in words what the criterion checks; reports show it");
+                    self.error(
+                        Kind::MissingField,
+                        &criterion_path.key("label"),
+                        "the criterion has an empty label",
+                        "say in words what the criterion checks; reports show it",
+                    );
                 }
                 let (level, source) = match (&criterion.must, &criterion.should) {
                     (Some(source), None) => (Level::Must, source),
                     (None, Some(source)) => (Level::Should, source),
                     (Some(_), Some(_)) => {
-                        self.error(Kind::InvalidValue, &criterion_path, "a criterion has both `must` and `should`", "split it into two criteria");
+                        self.error(
+                            Kind::InvalidValue,
+                            &criterion_path,
+                            "a criterion has both `must` and `should`",
+                            "split it into two criteria",
+                        );
                         return None;
                     }
                     (None, None) => {
-                        self.error(Kind::MissingField, &criterion_path, "a criterion needs `must` or `should`", "add must = \"<condition>\" (fails the gate) or should = \"<condition>\" (warns)");
+                        self.error(
+                            Kind::MissingField,
+                            &criterion_path,
+                            "a criterion needs `must` or `should`",
+                            "add must = \"<condition>\" (fails the gate) or should = \"<condition>\" (warns)",
+                        );
                         return None;
                     }
                 };
@@ -909,17 +755,10 @@ impl<'d> Validator<'d> {
                 Some(Criterion { id, label: criterion.label.clone(), level, expr })
             })
             .collect();
-        let approval = def
-            .approval
-            .as_ref()
-            .map(|approval| self.approval(approval, &path.key("approval")));
+        let approval = def.approval.as_ref().map(|approval| self.approval(approval, &path.key("approval")));
         Some(Gate {
             id: def.id.clone(),
-            title: if def.title.is_empty() {
-                def.id.clone()
-            } else {
-                def.title.clone()
-            },
+            title: if def.title.is_empty() { def.id.clone() } else { def.title.clone() },
             criteria: criteria.into_iter().collect::<Option<Vec<_>>>()?,
             approval: approval.checked()?,
         })
@@ -946,17 +785,12 @@ impl<'d> Validator<'d> {
         }
         // With roles the number of people is known only from the configuration,
         // so the count can be checked here only for lists of named principals.
-        let only_users = approvers
-            .iter()
-            .all(|a| !a.trim_start().starts_with("role:"));
+        let only_users = approvers.iter().all(|a| !a.trim_start().starts_with("role:"));
         if only_users && required as usize > approvers.len() {
             self.error(
                 Kind::QuorumTooLarge,
                 &path.key("required"),
-                format!(
-                    "required = {required} but only {} approvers are listed",
-                    approvers.len()
-                ),
+                format!("required = {required} but only {} approvers are listed", approvers.len()),
                 "lower `required` or list more approvers (or a role)",
             );
             return false;
@@ -967,15 +801,17 @@ impl<'d> Validator<'d> {
     fn approval(&mut self, def: &ApprovalDef, path: &FieldPath) -> Option<Approval> {
         let mut ok = self.quorum(&def.approvers, def.required, path);
         let approvers = self.principals(&def.approvers, &path.key("approvers"));
-        let timeout = def
-            .timeout
-            .as_deref()
-            .map(|text| self.duration(text, &path.key("timeout"), true));
+        let timeout = def.timeout.as_deref().map(|text| self.duration(text, &path.key("timeout"), true));
         let on_timeout = match (def.timeout.is_some(), def.on_timeout) {
             (true, Some(on_timeout)) => Some(on_timeout),
             (true, None) if !def.escalation.is_empty() => Some(crate::model::OnTimeout::Escalate),
             (true, None) => {
-                self.error(Kind::MissingField, &path.key("on_timeout"), "a timeout is set but not what happens at it", "add on_timeout = \"reject\" (or hold, approve, escalate with escalation levels)");
+                self.error(
+                    Kind::MissingField,
+                    &path.key("on_timeout"),
+                    "a timeout is set but not what happens at it",
+                    "add on_timeout = \"reject\" (or hold, approve, escalate with escalation levels)",
+                );
                 ok = false;
                 None
             }
@@ -1008,24 +844,14 @@ impl<'d> Validator<'d> {
                 let level_path = path.key("escalation").index(l);
                 let quorum_ok = self.quorum(&level.approvers, level.required, &level_path);
                 let approvers = self.principals(&level.approvers, &level_path.key("approvers"));
-                let timeout = level
-                    .timeout
-                    .as_deref()
-                    .map(|text| self.duration(text, &level_path.key("timeout"), true));
+                let timeout = level.timeout.as_deref().map(|text| self.duration(text, &level_path.key("timeout"), true));
                 if !quorum_ok {
                     return None;
                 }
-                Some(EscalationLevel {
-                    approvers: approvers?,
-                    required: level.required,
-                    timeout: timeout.checked()?,
-                })
+                Some(EscalationLevel { approvers: approvers?, required: level.required, timeout: timeout.checked()? })
             })
             .collect();
-        let notify = def
-            .notify
-            .as_ref()
-            .map(|step| self.step(step, &path.key("notify"), "notify"));
+        let notify = def.notify.as_ref().map(|step| self.step(step, &path.key("notify"), "notify"));
         if !ok {
             return None;
         }
@@ -1045,10 +871,7 @@ impl<'d> Validator<'d> {
         let agent = self.agent(&def.agent, &path.key("agent"));
         let interval = self.duration(&def.interval, &path.key("interval"), true);
         let condition = self.expr(&def.condition, &path.key("condition"), Scope::Watch);
-        let sustain = def
-            .for_
-            .as_deref()
-            .map(|text| self.duration(text, &path.key("for"), false));
+        let sustain = def.for_.as_deref().map(|text| self.duration(text, &path.key("for"), false));
         if def.consecutive_failures == Some(0) {
             self.error(
                 Kind::InvalidValue,
@@ -1060,11 +883,7 @@ impl<'d> Validator<'d> {
         }
         Some(Watch {
             id: def.id.clone(),
-            title: if def.title.is_empty() {
-                def.id.clone()
-            } else {
-                def.title.clone()
-            },
+            title: if def.title.is_empty() { def.id.clone() } else { def.title.clone() },
             agent: agent?,
             params: def.params.clone(),
             interval: interval?,
@@ -1075,25 +894,12 @@ impl<'d> Validator<'d> {
         })
     }
 
-    fn trigger(
-        &mut self,
-        phase: usize,
-        def: &PhaseDef,
-        position: usize,
-        trigger: &TriggerDef,
-        path: &FieldPath,
-    ) -> Option<Trigger> {
+    fn trigger(&mut self, phase: usize, def: &PhaseDef, position: usize, trigger: &TriggerDef, path: &FieldPath) -> Option<Trigger> {
         let on = self.trigger_on(def, &trigger.on, &path.key("on"));
-        let when = trigger
-            .when
-            .as_deref()
-            .map(|source| self.expr(source, &path.key("when"), Scope::Condition));
+        let when = trigger.when.as_deref().map(|source| self.expr(source, &path.key("when"), Scope::Condition));
         let action = self.action(phase, def, trigger, trigger.action, path, true);
         Some(Trigger {
-            id: trigger
-                .id
-                .clone()
-                .unwrap_or_else(|| format!("{}-trigger-{}", def.id, position + 1)),
+            id: trigger.id.clone().unwrap_or_else(|| format!("{}-trigger-{}", def.id, position + 1)),
             on: on?,
             when: when.checked()?,
             action: action?,
@@ -1112,42 +918,16 @@ impl<'d> Validator<'d> {
             ("task_failed", Some(task)) => match def.tasks.iter().position(|t| t.id == task) {
                 Some(index) => Some(TriggerOn::TaskFailed(Some(index))),
                 None => {
-                    let hint = self.suggest(
-                        task,
-                        def.tasks
-                            .iter()
-                            .map(|t| &t.id)
-                            .collect::<Vec<_>>()
-                            .into_iter(),
-                        "tasks in this phase",
-                    );
-                    self.error(
-                        Kind::UnknownReference,
-                        path,
-                        format!("unknown task `{task}` in phase `{}`", def.id),
-                        hint,
-                    );
+                    let hint = self.suggest(task, def.tasks.iter().map(|t| &t.id).collect::<Vec<_>>().into_iter(), "tasks in this phase");
+                    self.error(Kind::UnknownReference, path, format!("unknown task `{task}` in phase `{}`", def.id), hint);
                     None
                 }
             },
             ("gate_failed", Some(gate)) => match def.gates.iter().position(|g| g.id == gate) {
                 Some(index) => Some(TriggerOn::GateFailed(Some(index))),
                 None => {
-                    let hint = self.suggest(
-                        gate,
-                        def.gates
-                            .iter()
-                            .map(|g| &g.id)
-                            .collect::<Vec<_>>()
-                            .into_iter(),
-                        "gates in this phase",
-                    );
-                    self.error(
-                        Kind::UnknownReference,
-                        path,
-                        format!("unknown gate `{gate}` in phase `{}`", def.id),
-                        hint,
-                    );
+                    let hint = self.suggest(gate, def.gates.iter().map(|g| &g.id).collect::<Vec<_>>().into_iter(), "gates in this phase");
+                    self.error(Kind::UnknownReference, path, format!("unknown gate `{gate}` in phase `{}`", def.id), hint);
                     None
                 }
             },
@@ -1155,48 +935,28 @@ impl<'d> Validator<'d> {
                 if self.definition.signals.contains_key(signal) {
                     Some(TriggerOn::Signal(signal.to_owned()))
                 } else {
-                    let hint = match crate::suggest::closest(signal, self.definition.signals.keys())
-                    {
+                    let hint = match crate::suggest::closest(signal, self.definition.signals.keys()) {
                         Some(close) => format!("did you mean `signal:{close}`?"),
-                        None => format!(
-                            "declare it under [signals.{signal}] at the top of the workflow"
-                        ),
+                        None => format!("declare it under [signals.{signal}] at the top of the workflow"),
                     };
-                    self.error(
-                        Kind::UnknownReference,
-                        path,
-                        format!("unknown signal `{signal}`"),
-                        hint,
-                    );
+                    self.error(Kind::UnknownReference, path, format!("unknown signal `{signal}`"), hint);
                     None
                 }
             }
-            ("watch", Some(watch)) | (watch, None) => {
-                match def.watches.iter().position(|w| w.id == watch) {
-                    Some(index) => Some(TriggerOn::Watch(index)),
-                    None => {
-                        let known: Vec<&String> = def.watches.iter().map(|w| &w.id).collect();
-                        let hint = match crate::suggest::closest(watch, known.iter().copied()) {
-                            Some(close) => format!("did you mean `{close}`?"),
-                            None => forms.to_owned(),
-                        };
-                        self.error(
-                            Kind::UnknownReference,
-                            path,
-                            format!("`{on}` is not a watch of phase `{}` nor an event", def.id),
-                            hint,
-                        );
-                        None
-                    }
+            ("watch", Some(watch)) | (watch, None) => match def.watches.iter().position(|w| w.id == watch) {
+                Some(index) => Some(TriggerOn::Watch(index)),
+                None => {
+                    let known: Vec<&String> = def.watches.iter().map(|w| &w.id).collect();
+                    let hint = match crate::suggest::closest(watch, known.iter().copied()) {
+                        Some(close) => format!("did you mean `{close}`?"),
+                        None => forms.to_owned(),
+                    };
+                    self.error(Kind::UnknownReference, path, format!("`{on}` is not a watch of phase `{}` nor an event", def.id), hint);
+                    None
                 }
-            }
+            },
             (_, Some(_)) => {
-                self.error(
-                    Kind::UnknownReference,
-                    path,
-                    format!("unknown event `{on}`"),
-                    forms,
-                );
+                self.error(Kind::UnknownReference, path, format!("unknown event `{on}`"), forms);
                 None
             }
         }
@@ -1238,17 +998,13 @@ impl<'d> Validator<'d> {
                 let Some(owner) = field_action(field) else {
                     continue;
                 };
-                let applies =
-                    owner == kind || (kind == ActionKind::HaltForApproval && owner == then);
+                let applies = owner == kind || (kind == ActionKind::HaltForApproval && owner == then);
                 if *is_set && !applies {
                     self.error(
                         Kind::InvalidValue,
                         &path.key(*field),
                         format!("`{field}` does not apply to action `{}`", action_name(kind)),
-                        format!(
-                            "`{field}` belongs to action `{}`; remove it or change the action",
-                            action_name(owner)
-                        ),
+                        format!("`{field}` belongs to action `{}`; remove it or change the action", action_name(owner)),
                     );
                 }
             }
@@ -1290,10 +1046,7 @@ impl<'d> Validator<'d> {
                     },
                 };
                 let then = self.action(phase, def, trigger, then_kind, path, false);
-                Some(Action::HaltForApproval {
-                    approval: approval?,
-                    then: Box::new(then?),
-                })
+                Some(Action::HaltForApproval { approval: approval?, then: Box::new(then?) })
             }
             ActionKind::Rollback => {
                 let to = match &trigger.to {
@@ -1323,21 +1076,20 @@ impl<'d> Validator<'d> {
                     );
                     return None;
                 }
-                Some(Action::Goto {
-                    phase: target?,
-                    code: trigger.code.clone(),
-                    reason: trigger.reason.clone(),
-                    max_loops,
-                })
+                Some(Action::Goto { phase: target?, code: trigger.code.clone(), reason: trigger.reason.clone(), max_loops })
             }
             ActionKind::Notify => {
                 let Some(step) = &trigger.notify else {
-                    self.error(Kind::MissingField, &path.key("notify"), "notify needs the step to run", "add notify = { agent = \"webhook\", params = { url_env = \"SLACK_WEBHOOK_URL\" } }");
+                    self.error(
+                        Kind::MissingField,
+                        &path.key("notify"),
+                        "notify needs the step to run",
+                        "add notify = { agent = \"webhook\", params = { url_env = \"SLACK_WEBHOOK_URL\" } }",
+                    );
                     return None;
                 };
                 let default_id = format!("{}-notify", trigger.id.as_deref().unwrap_or(&def.id));
-                self.step(step, &path.key("notify"), &default_id)
-                    .map(Action::Notify)
+                self.step(step, &path.key("notify"), &default_id).map(Action::Notify)
             }
             ActionKind::Run => {
                 let Some(task) = &trigger.task else {
@@ -1355,29 +1107,15 @@ impl<'d> Validator<'d> {
                         self.error(
                             Kind::InvalidValue,
                             &path.key("task"),
-                            format!(
-                                "task `{task}` is not on_demand, so it already runs with the phase"
-                            ),
+                            format!("task `{task}` is not on_demand, so it already runs with the phase"),
                             "set on_demand = true on the task",
                         );
                         None
                     }
                     None => {
-                        let hint = self.suggest(
-                            task,
-                            def.tasks
-                                .iter()
-                                .map(|t| &t.id)
-                                .collect::<Vec<_>>()
-                                .into_iter(),
-                            "tasks in this phase",
-                        );
-                        self.error(
-                            Kind::UnknownReference,
-                            &path.key("task"),
-                            format!("unknown task `{task}` in phase `{}`", def.id),
-                            hint,
-                        );
+                        let hint =
+                            self.suggest(task, def.tasks.iter().map(|t| &t.id).collect::<Vec<_>>().into_iter(), "tasks in this phase");
+                        self.error(Kind::UnknownReference, &path.key("task"), format!("unknown task `{task}` in phase `{}`", def.id), hint);
                         None
                     }
                 }
@@ -1394,12 +1132,7 @@ impl<'d> Validator<'d> {
             }
             None => {
                 let hint = self.suggest(id, self.names.phases.iter(), "phases");
-                self.error(
-                    Kind::UnknownReference,
-                    path,
-                    format!("unknown phase `{id}`"),
-                    hint,
-                );
+                self.error(Kind::UnknownReference, path, format!("unknown phase `{id}`"), hint);
                 None
             }
         }
@@ -1407,35 +1140,25 @@ impl<'d> Validator<'d> {
 
     fn schedule(&mut self, def: &ScheduleDef, path: &FieldPath) -> Option<Schedule> {
         match (&def.every, &def.cron) {
-            (Some(every), None) => self
-                .duration(every, &path.key("every"), true)
-                .map(Schedule::Every),
+            (Some(every), None) => self.duration(every, &path.key("every"), true).map(Schedule::Every),
             (None, Some(source)) => match source.parse::<croner::Cron>() {
-                Ok(cron) => Some(Schedule::Cron {
-                    source: source.clone(),
-                    cron: Box::new(cron),
-                }),
+                Ok(cron) => Some(Schedule::Cron { source: source.clone(), cron: Box::new(cron) }),
                 Err(error) => {
-                    self.error(Kind::BadSchedule, &path.key("cron"), format!("invalid cron expression `{source}`: {error}"), "write five fields: minute hour day-of-month month day-of-week, e.g. \"0 9 1 */3 *\"");
+                    self.error(
+                        Kind::BadSchedule,
+                        &path.key("cron"),
+                        format!("invalid cron expression `{source}`: {error}"),
+                        "write five fields: minute hour day-of-month month day-of-week, e.g. \"0 9 1 */3 *\"",
+                    );
                     None
                 }
             },
             (Some(_), Some(_)) => {
-                self.error(
-                    Kind::InvalidValue,
-                    path,
-                    "a schedule has both `every` and `cron`",
-                    "keep one of them",
-                );
+                self.error(Kind::InvalidValue, path, "a schedule has both `every` and `cron`", "keep one of them");
                 None
             }
             (None, None) => {
-                self.error(
-                    Kind::MissingField,
-                    path,
-                    "a schedule needs `every` or `cron`",
-                    "add every = \"90d\" or cron = \"0 9 1 */3 *\"",
-                );
+                self.error(Kind::MissingField, path, "a schedule needs `every` or `cron`", "add every = \"90d\" or cron = \"0 9 1 */3 *\"");
                 None
             }
         }
@@ -1458,10 +1181,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn is_identifier(name: &str) -> bool {
-    name.chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn infer_type(value: &Value) -> Option<VarType> {
@@ -1487,9 +1207,7 @@ pub(crate) fn check_var_value(ty: VarType, value: &Value) -> Result<(), String> 
         VarType::Object => value.is_object(),
         VarType::Duration => {
             return match value.as_str() {
-                Some(text) => parse_duration(text)
-                    .map(|_| ())
-                    .map_err(|e| format!("is not a duration ({e})")),
+                Some(text) => parse_duration(text).map(|_| ()).map_err(|e| format!("is not a duration ({e})")),
                 None => Err("is not a duration string".to_owned()),
             }
         }
@@ -1548,12 +1266,8 @@ fn stable_order(depends_on: &[Vec<usize>]) -> Vec<usize> {
             dependents[dep].push(node);
         }
     }
-    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> = waiting
-        .iter()
-        .enumerate()
-        .filter(|(_, &w)| w == 0)
-        .map(|(n, _)| std::cmp::Reverse(n))
-        .collect();
+    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> =
+        waiting.iter().enumerate().filter(|(_, &w)| w == 0).map(|(n, _)| std::cmp::Reverse(n)).collect();
     let mut order = Vec::with_capacity(depends_on.len());
     while let Some(std::cmp::Reverse(node)) = ready.pop() {
         order.push(node);
@@ -1623,17 +1337,8 @@ fn reaches(after: &[Vec<usize>], target: usize, from: usize) -> bool {
     false
 }
 
-fn upstream_list(
-    after: &[Vec<usize>],
-    from: usize,
-    definition: &WorkflowDef,
-    order: &[usize],
-) -> String {
-    let names: Vec<&str> = order
-        .iter()
-        .filter(|&&p| reaches(after, p, from))
-        .map(|&p| definition.phases[p].id.as_str())
-        .collect();
+fn upstream_list(after: &[Vec<usize>], from: usize, definition: &WorkflowDef, order: &[usize]) -> String {
+    let names: Vec<&str> = order.iter().filter(|&&p| reaches(after, p, from)).map(|&p| definition.phases[p].id.as_str()).collect();
     names.join(", ")
 }
 

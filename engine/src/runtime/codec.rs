@@ -27,10 +27,8 @@ pub(crate) fn encode_record(record: &Record) -> Vec<u8> {
 
 /// Decodes an event record.
 pub(crate) fn decode_record(instance: &str, seq: u64, bytes: &[u8]) -> Result<Record, DecodeError> {
-    serde_json::from_slice(bytes).map_err(|error| DecodeError {
-        what: format!("event {seq} of instance {instance}"),
-        detail: error.to_string(),
-    })
+    serde_json::from_slice(bytes)
+        .map_err(|error| DecodeError { what: format!("event {seq} of instance {instance}"), detail: error.to_string() })
 }
 
 #[derive(Serialize, Deserialize)]
@@ -42,20 +40,14 @@ enum Snapshot {
 
 /// Encodes an instance snapshot.
 pub(crate) fn encode_snapshot(instance: &Instance) -> Vec<u8> {
-    serde_json::to_vec(&Snapshot::V1 {
-        state: Box::new(instance.clone()),
-    })
-    .unwrap_or_default()
+    serde_json::to_vec(&Snapshot::V1 { state: Box::new(instance.clone()) }).unwrap_or_default()
 }
 
 /// Decodes an instance snapshot.
 pub(crate) fn decode_snapshot(instance: &str, bytes: &[u8]) -> Result<Instance, DecodeError> {
     match serde_json::from_slice::<Snapshot>(bytes) {
         Ok(Snapshot::V1 { state }) => Ok(*state),
-        Err(error) => Err(DecodeError {
-            what: format!("the snapshot of instance {instance}"),
-            detail: error.to_string(),
-        }),
+        Err(error) => Err(DecodeError { what: format!("the snapshot of instance {instance}"), detail: error.to_string() }),
     }
 }
 
@@ -117,10 +109,8 @@ impl Summary {
 
     /// Decodes it.
     pub fn decode(instance: &str, bytes: &[u8]) -> Result<Self, DecodeError> {
-        serde_json::from_slice(bytes).map_err(|error| DecodeError {
-            what: format!("the summary of instance {instance}"),
-            detail: error.to_string(),
-        })
+        serde_json::from_slice(bytes)
+            .map_err(|error| DecodeError { what: format!("the summary of instance {instance}"), detail: error.to_string() })
     }
 }
 
@@ -167,26 +157,16 @@ pub struct PendingApproval {
 }
 
 /// The approvals index entries an instance should have in this state.
-pub(crate) fn pending_approvals(
-    instance: &Instance,
-    workflow: &crate::plan::Workflow,
-) -> std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
+pub(crate) fn pending_approvals(instance: &Instance, workflow: &crate::plan::Workflow) -> std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
     use crate::machine::{GateStatus, Verdict};
     let mut out = std::collections::BTreeMap::new();
     for (p, phase) in instance.phases.iter().enumerate() {
         for (g, gate) in phase.gates.iter().enumerate() {
-            let GateStatus::AwaitingDecision {
-                since,
-                level,
-                deadline,
-                approvals,
-            } = &gate.status
-            else {
+            let GateStatus::AwaitingDecision { since, level, deadline, approvals } = &gate.status else {
                 continue;
             };
             let plan = &workflow.phases[p];
-            let authority =
-                crate::machine::gate::authority(&plan.gates[g], plan.owner.as_ref(), *level);
+            let authority = crate::machine::gate::authority(&plan.gates[g], plan.owner.as_ref(), *level);
             let evaluation = gate.evaluation.as_ref();
             let pending = PendingApproval {
                 instance: instance.id.clone(),
@@ -197,24 +177,13 @@ pub(crate) fn pending_approvals(
                 level: *level,
                 since: *since,
                 deadline: *deadline,
-                approvers: authority
-                    .as_ref()
-                    .map(|a| a.approvers.iter().map(ToString::to_string).collect())
-                    .unwrap_or_default(),
+                approvers: authority.as_ref().map(|a| a.approvers.iter().map(ToString::to_string).collect()).unwrap_or_default(),
                 required: authority.as_ref().map_or(1, |a| a.required),
                 approvals: approvals.clone(),
                 inconclusive: evaluation
-                    .map(|e| {
-                        e.criteria
-                            .iter()
-                            .filter(|c| c.verdict == Verdict::Inconclusive)
-                            .map(|c| c.label.clone())
-                            .collect()
-                    })
+                    .map(|e| e.criteria.iter().filter(|c| c.verdict == Verdict::Inconclusive).map(|c| c.label.clone()).collect())
                     .unwrap_or_default(),
-                warnings: evaluation
-                    .map(|e| e.warnings().map(|c| c.label.clone()).collect())
-                    .unwrap_or_default(),
+                warnings: evaluation.map(|e| e.warnings().map(|c| c.label.clone()).collect()).unwrap_or_default(),
             };
             let mut key = instance.id.as_bytes().to_vec();
             key.push(0);

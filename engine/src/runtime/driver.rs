@@ -18,9 +18,7 @@ use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use super::codec::{self, Summary, TIMER_INDEX};
 use super::{load, Error, Mode};
-use crate::machine::{
-    self, decide, step, Effect, Event, Instance, InstanceStatus, Record, TaskStatus, Timestamp,
-};
+use crate::machine::{self, decide, step, Effect, Event, Instance, InstanceStatus, Record, TaskStatus, Timestamp};
 use crate::plan::{AgentNames, Workflow};
 use phasegate_agents::{Registry, TaskContext, TaskRequest, MAX_OUTPUT_BYTES};
 use phasegate_store::{Batch, IndexOp, OutboxOp, Store};
@@ -84,8 +82,7 @@ impl Answer {
                 if let Some(cell) = cell {
                     outcome.seq = cell.instance.seq;
                     outcome.instance_status = cell.instance.effective_status().to_owned();
-                    outcome.gate_status =
-                        gate_status(&cell.instance, &outcome.phase, &outcome.gate);
+                    outcome.gate_status = gate_status(&cell.instance, &outcome.phase, &outcome.gate);
                 }
                 drop(reply.send(Ok(outcome)));
             }
@@ -94,17 +91,9 @@ impl Answer {
                     Some(cell) => super::AdvanceReport {
                         appended: before + appended,
                         status: cell.instance.effective_status().to_owned(),
-                        blockers: crate::machine::blockers(
-                            &cell.instance,
-                            &cell.workflow,
-                            Timestamp::now(),
-                        ),
+                        blockers: crate::machine::blockers(&cell.instance, &cell.workflow, Timestamp::now()),
                     },
-                    None => super::AdvanceReport {
-                        appended: before + appended,
-                        status: "unknown".to_owned(),
-                        blockers: Vec::new(),
-                    },
+                    None => super::AdvanceReport { appended: before + appended, status: "unknown".to_owned(), blockers: Vec::new() },
                 };
                 drop(reply.send(Ok(report)));
             }
@@ -129,50 +118,14 @@ pub(crate) enum Outcome {
 }
 
 pub(crate) enum Message {
-    Start {
-        id: String,
-        workflow: Arc<Workflow>,
-        hash: String,
-        vars: Map<String, Value>,
-        started_by: String,
-        reply: Reply<String>,
-    },
-    Operate {
-        id: String,
-        event: Event,
-        reply: Reply<u64>,
-    },
-    Finished {
-        id: String,
-        phase: usize,
-        task: usize,
-        attempt: u32,
-        key: String,
-        outcome: Outcome,
-    },
-    Persisted {
-        id: String,
-        result: phasegate_store::Result<()>,
-        effects: Vec<Effect>,
-        records: Vec<Record>,
-        answer: Answer,
-    },
-    Decide {
-        id: String,
-        gate: Option<String>,
-        request: super::DecisionRequest,
-        reply: Reply<super::DecisionOutcome>,
-    },
-    Advance {
-        id: String,
-        reply: Reply<super::AdvanceReport>,
-    },
-    Barrier {
-        reply: Reply<()>,
-    },
-    Shutdown {
-        reply: Reply<()>,
-    },
+    Start { id: String, workflow: Arc<Workflow>, hash: String, vars: Map<String, Value>, started_by: String, reply: Reply<String> },
+    Operate { id: String, event: Event, reply: Reply<u64> },
+    Finished { id: String, phase: usize, task: usize, attempt: u32, key: String, outcome: Outcome },
+    Persisted { id: String, result: phasegate_store::Result<()>, effects: Vec<Effect>, records: Vec<Record>, answer: Answer },
+    Decide { id: String, gate: Option<String>, request: super::DecisionRequest, reply: Reply<super::DecisionOutcome> },
+    Advance { id: String, reply: Reply<super::AdvanceReport> },
+    Barrier { reply: Reply<()> },
+    Shutdown { reply: Reply<()> },
 }
 
 struct Cell {
@@ -266,20 +219,13 @@ impl Driver {
         let redispatch = match &cell.instance.status {
             InstanceStatus::Running => true,
             InstanceStatus::Halted { cancel_running, .. } => !cancel_running,
-            InstanceStatus::Completed { .. }
-            | InstanceStatus::Failed { .. }
-            | InstanceStatus::Cancelled { .. } => false,
+            InstanceStatus::Completed { .. } | InstanceStatus::Failed { .. } | InstanceStatus::Cancelled { .. } => false,
         };
         let mut events = Vec::new();
         let mut effects = Vec::new();
         for (p, t, attempt, key) in in_flight {
             if redispatch {
-                effects.push(Effect::Dispatch {
-                    phase: p,
-                    task: t,
-                    attempt,
-                    key,
-                });
+                effects.push(Effect::Dispatch { phase: p, task: t, attempt, key });
             } else {
                 let phase = &cell.instance.phases[p];
                 events.push(Event::TaskCancelled {
@@ -291,17 +237,9 @@ impl Driver {
             }
         }
         // Outbox entries for attempts the state no longer has in flight are stale.
-        let live: BTreeSet<String> = cell
-            .instance
-            .in_flight()
-            .into_iter()
-            .map(|(.., key)| key)
-            .collect();
-        let stale: Vec<Vec<u8>> = outbox
-            .into_iter()
-            .map(|(key, _)| key)
-            .filter(|key| !live.contains(&String::from_utf8_lossy(key).into_owned()))
-            .collect();
+        let live: BTreeSet<String> = cell.instance.in_flight().into_iter().map(|(.., key)| key).collect();
+        let stale: Vec<Vec<u8>> =
+            outbox.into_iter().map(|(key, _)| key).filter(|key| !live.contains(&String::from_utf8_lossy(key).into_owned())).collect();
         self.apply_and_drive(id, events, effects, stale, Answer::None);
     }
 
@@ -310,20 +248,9 @@ impl Driver {
         if self.cells.contains_key(id) {
             return true;
         }
-        match load::instance(
-            &*self.shared.store,
-            &self.shared.definitions,
-            &self.shared.agent_names,
-            id,
-        ) {
+        match load::instance(&*self.shared.store, &self.shared.definitions, &self.shared.agent_names, id) {
             Ok((instance, workflow)) => {
-                let summary = self
-                    .shared
-                    .store
-                    .summary(id)
-                    .ok()
-                    .flatten()
-                    .and_then(|bytes| Summary::decode(id, &bytes).ok());
+                let summary = self.shared.store.summary(id).ok().flatten().and_then(|bytes| Summary::decode(id, &bytes).ok());
                 let cell = Cell {
                     written_seq: instance.seq,
                     written_status: instance.effective_status().to_owned(),
@@ -361,9 +288,7 @@ impl Driver {
             let next = self.next_wake();
             let sleep = async {
                 match next {
-                    Some(at) => {
-                        tokio::time::sleep(Duration::from_millis(at.since(Timestamp::now()))).await
-                    }
+                    Some(at) => tokio::time::sleep(Duration::from_millis(at.since(Timestamp::now()))).await,
                     None => std::future::pending::<()>().await,
                 }
             };
@@ -382,12 +307,7 @@ impl Driver {
     }
 
     fn load_error(&self, id: &str) -> Error {
-        match load::instance(
-            &*self.shared.store,
-            &self.shared.definitions,
-            &self.shared.agent_names,
-            id,
-        ) {
+        match load::instance(&*self.shared.store, &self.shared.definitions, &self.shared.agent_names, id) {
             Err(error) => error,
             Ok(_) => Error::UnknownInstance(id.to_owned()),
         }
@@ -397,13 +317,7 @@ impl Driver {
     /// the original outcome, checks the principal against the gate's current
     /// level (directly or through a role) and the comment rule, then records
     /// it. Everything refused appends nothing.
-    fn decide(
-        &mut self,
-        id: &str,
-        gate: Option<&str>,
-        request: super::DecisionRequest,
-        reply: Reply<super::DecisionOutcome>,
-    ) {
+    fn decide(&mut self, id: &str, gate: Option<&str>, request: super::DecisionRequest, reply: Reply<super::DecisionOutcome>) {
         if !self.ensure_loaded(id) {
             let _ = reply.send(Err(self.load_error(id)));
             return;
@@ -430,9 +344,7 @@ impl Driver {
                             instance_status: instance.effective_status().to_owned(),
                             replayed: true,
                         };
-                        let result = if decision.kind == request.kind
-                            && decision.principal == request.principal
-                        {
+                        let result = if decision.kind == request.kind && decision.principal == request.principal {
                             Ok(outcome)
                         } else {
                             Err(Error::Invalid(format!(
@@ -474,19 +386,12 @@ impl Driver {
                     request.principal,
                     plan.id,
                     gate_plan.id,
-                    if who.is_empty() {
-                        "nobody".to_owned()
-                    } else {
-                        who.join(", ")
-                    }
+                    if who.is_empty() { "nobody".to_owned() } else { who.join(", ") }
                 ))));
                 self.maybe_evict(id);
                 return;
             };
-            let comment_required = gate_plan
-                .approval
-                .as_ref()
-                .is_some_and(|a| a.comment_required);
+            let comment_required = gate_plan.approval.as_ref().is_some_and(|a| a.comment_required);
             if comment_required && request.comment.trim().is_empty() {
                 let _ = reply.send(Err(Error::Invalid(format!(
                     "gate {}/{} requires a comment with every decision (--comment)",
@@ -495,16 +400,8 @@ impl Driver {
                 self.maybe_evict(id);
                 return;
             }
-            let seen = state
-                .evaluation
-                .as_ref()
-                .map(|e| {
-                    e.criteria
-                        .iter()
-                        .map(|c| (c.id.clone(), c.verdict))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let seen =
+                state.evaluation.as_ref().map(|e| e.criteria.iter().map(|c| (c.id.clone(), c.verdict)).collect()).unwrap_or_default();
             let decision = crate::machine::Decision {
                 kind: request.kind,
                 principal: request.principal.clone(),
@@ -526,18 +423,8 @@ impl Driver {
                 instance_status: String::new(),
                 replayed: false,
             };
-            let event = Event::DecisionRecorded {
-                phase: plan.id.clone(),
-                gate: gate_plan.id.clone(),
-                decision,
-            };
-            self.apply_and_drive(
-                id,
-                vec![event],
-                Vec::new(),
-                Vec::new(),
-                Answer::Decided(reply, outcome),
-            );
+            let event = Event::DecisionRecorded { phase: plan.id.clone(), gate: gate_plan.id.clone(), decision };
+            self.apply_and_drive(id, vec![event], Vec::new(), Vec::new(), Answer::Decided(reply, outcome));
             return;
         }
         // Not awaiting: let the machine say why (already decided by whom and when).
@@ -550,11 +437,7 @@ impl Driver {
             level,
             seen: BTreeMap::new(),
         };
-        let event = Event::DecisionRecorded {
-            phase: plan.id.clone(),
-            gate: gate_plan.id.clone(),
-            decision,
-        };
+        let event = Event::DecisionRecorded { phase: plan.id.clone(), gate: gate_plan.id.clone(), decision };
         let outcome = super::DecisionOutcome {
             instance: id.to_owned(),
             phase: plan.id.clone(),
@@ -567,13 +450,7 @@ impl Driver {
             instance_status: String::new(),
             replayed: false,
         };
-        self.apply_and_drive(
-            id,
-            vec![event],
-            Vec::new(),
-            Vec::new(),
-            Answer::Decided(reply, outcome),
-        );
+        self.apply_and_drive(id, vec![event], Vec::new(), Vec::new(), Answer::Decided(reply, outcome));
     }
 
     fn pending_writes(&self) -> usize {
@@ -582,12 +459,8 @@ impl Driver {
 
     fn publish_activity(&self) {
         let passive = self.mode == Mode::Passive;
-        let active = self
-            .cells
-            .values()
-            .filter(|c| c.pending_writes > 0 || (!passive && c.instance.is_active()))
-            .count()
-            + self.running.len();
+        let active =
+            self.cells.values().filter(|c| c.pending_writes > 0 || (!passive && c.instance.is_active())).count() + self.running.len();
         self.active.send_replace(active);
     }
 
@@ -605,35 +478,15 @@ impl Driver {
     fn refresh_stored_timer(&mut self) {
         let now = Timestamp::now();
         // Due timers of instances not in memory: load and drive them.
-        let due = self
-            .shared
-            .store
-            .index_range(
-                TIMER_INDEX,
-                &0u64.to_be_bytes(),
-                &(now.0 + 1).to_be_bytes(),
-                1024,
-            )
-            .unwrap_or_default();
-        let ids: Vec<String> = due
-            .into_iter()
-            .map(|(key, _)| String::from_utf8_lossy(key.get(8..).unwrap_or_default()).into_owned())
-            .collect();
+        let due = self.shared.store.index_range(TIMER_INDEX, &0u64.to_be_bytes(), &(now.0 + 1).to_be_bytes(), 1024).unwrap_or_default();
+        let ids: Vec<String> =
+            due.into_iter().map(|(key, _)| String::from_utf8_lossy(key.get(8..).unwrap_or_default()).into_owned()).collect();
         for id in ids {
             if !self.cells.contains_key(&id) {
                 self.resume_instance(&id);
             }
         }
-        let next = self
-            .shared
-            .store
-            .index_range(
-                TIMER_INDEX,
-                &(now.0 + 1).to_be_bytes(),
-                &u64::MAX.to_be_bytes(),
-                1,
-            )
-            .unwrap_or_default();
+        let next = self.shared.store.index_range(TIMER_INDEX, &(now.0 + 1).to_be_bytes(), &u64::MAX.to_be_bytes(), 1).unwrap_or_default();
         self.stored_timer = next
             .first()
             .and_then(|(key, _)| key.get(..8))
@@ -664,37 +517,20 @@ impl Driver {
 
     fn handle(&mut self, message: Message) {
         match message {
-            Message::Start {
-                id,
-                workflow,
-                hash,
-                vars,
-                started_by,
-                reply,
-            } => {
-                if self.cells.contains_key(&id)
-                    || matches!(self.shared.store.head(&id), Ok(Some(_)))
-                {
-                    let _ = reply.send(Err(Error::Invalid(format!(
-                        "an instance `{id}` already exists; choose another --id"
-                    ))));
+            Message::Start { id, workflow, hash, vars, started_by, reply } => {
+                if self.cells.contains_key(&id) || matches!(self.shared.store.head(&id), Ok(Some(_))) {
+                    let _ = reply.send(Err(Error::Invalid(format!("an instance `{id}` already exists; choose another --id"))));
                     return;
                 }
                 let now = Timestamp::now();
-                let event = Event::InstanceStarted {
-                    workflow: workflow.name.clone(),
-                    definition_hash: hash,
-                    vars,
-                    started_by,
+                let event = Event::InstanceStarted { workflow: workflow.name.clone(), definition_hash: hash, vars, started_by };
+                let instance = match machine::replay(&id, &workflow, &[Record::new(1, now, event.clone())]) {
+                    Ok(instance) => instance,
+                    Err(rejected) => {
+                        let _ = reply.send(Err(rejected.into()));
+                        return;
+                    }
                 };
-                let instance =
-                    match machine::replay(&id, &workflow, &[Record::new(1, now, event.clone())]) {
-                        Ok(instance) => instance,
-                        Err(rejected) => {
-                            let _ = reply.send(Err(rejected.into()));
-                            return;
-                        }
-                    };
                 let mut instance = instance;
                 instance.seq = 0;
                 let cell = Cell {
@@ -713,22 +549,11 @@ impl Driver {
                 if let Some(cell) = self.cells.get_mut(&id) {
                     cell.instance.seq = 1;
                 }
-                self.drive_and_persist(
-                    &id,
-                    records,
-                    Vec::new(),
-                    Vec::new(),
-                    Answer::Started(reply, id.clone()),
-                );
+                self.drive_and_persist(&id, records, Vec::new(), Vec::new(), Answer::Started(reply, id.clone()));
             }
             Message::Operate { id, event, reply } => {
                 if !self.ensure_loaded(&id) {
-                    let error = match load::instance(
-                        &*self.shared.store,
-                        &self.shared.definitions,
-                        &self.shared.agent_names,
-                        &id,
-                    ) {
+                    let error = match load::instance(&*self.shared.store, &self.shared.definitions, &self.shared.agent_names, &id) {
                         Err(error) => error,
                         Ok(_) => Error::UnknownInstance(id.clone()),
                     };
@@ -736,22 +561,9 @@ impl Driver {
                     return;
                 }
                 let seq_after = self.cells.get(&id).map_or(0, |c| c.instance.seq + 1);
-                self.apply_and_drive(
-                    &id,
-                    vec![event],
-                    Vec::new(),
-                    Vec::new(),
-                    Answer::Operated(reply, seq_after),
-                );
+                self.apply_and_drive(&id, vec![event], Vec::new(), Vec::new(), Answer::Operated(reply, seq_after));
             }
-            Message::Finished {
-                id,
-                phase,
-                task,
-                attempt,
-                key,
-                outcome,
-            } => {
+            Message::Finished { id, phase, task, attempt, key, outcome } => {
                 self.running.remove(&key);
                 if !self.ensure_loaded(&id) {
                     return;
@@ -762,57 +574,22 @@ impl Driver {
                 let phase_id = cell.instance.phases[phase].id.clone();
                 let task_id = cell.instance.phases[phase].tasks[task].id.clone();
                 let event = match outcome {
-                    Outcome::Succeeded {
-                        output,
-                        duration_ms,
-                    } => Event::TaskSucceeded {
-                        phase: phase_id,
-                        task: task_id,
-                        attempt,
-                        output,
-                        duration_ms,
-                    },
-                    Outcome::Failed { error, retryable } => Event::TaskFailed {
-                        phase: phase_id,
-                        task: task_id,
-                        attempt,
-                        error,
-                        retryable,
-                    },
-                    Outcome::Cancelled { reason } => Event::TaskCancelled {
-                        phase: phase_id,
-                        task: task_id,
-                        attempt,
-                        reason,
-                    },
+                    Outcome::Succeeded { output, duration_ms } => {
+                        Event::TaskSucceeded { phase: phase_id, task: task_id, attempt, output, duration_ms }
+                    }
+                    Outcome::Failed { error, retryable } => Event::TaskFailed { phase: phase_id, task: task_id, attempt, error, retryable },
+                    Outcome::Cancelled { reason } => Event::TaskCancelled { phase: phase_id, task: task_id, attempt, reason },
                 };
                 self.apply_and_drive(&id, vec![event], Vec::new(), Vec::new(), Answer::None);
             }
-            Message::Persisted {
-                id,
-                result,
-                effects,
-                records,
-                answer,
-            } => self.persisted(&id, result, effects, records, answer),
-            Message::Decide {
-                id,
-                gate,
-                request,
-                reply,
-            } => self.decide(&id, gate.as_deref(), request, reply),
+            Message::Persisted { id, result, effects, records, answer } => self.persisted(&id, result, effects, records, answer),
+            Message::Decide { id, gate, request, reply } => self.decide(&id, gate.as_deref(), request, reply),
             Message::Advance { id, reply } => {
                 if !self.ensure_loaded(&id) {
                     let _ = reply.send(Err(self.load_error(&id)));
                     return;
                 }
-                self.apply_and_drive(
-                    &id,
-                    Vec::new(),
-                    Vec::new(),
-                    Vec::new(),
-                    Answer::Advanced(reply, 0),
-                );
+                self.apply_and_drive(&id, Vec::new(), Vec::new(), Vec::new(), Answer::Advanced(reply, 0));
             }
             Message::Barrier { reply } => {
                 let _ = reply.send(Ok(()));
@@ -831,14 +608,7 @@ impl Driver {
     /// Applies events to an instance (a rejected one answers the caller and
     /// changes nothing), lets `decide` add what follows, and persists it all
     /// as one batch.
-    fn apply_and_drive(
-        &mut self,
-        id: &str,
-        events: Vec<Event>,
-        effects: Vec<Effect>,
-        stale_outbox: Vec<Vec<u8>>,
-        answer: Answer,
-    ) {
+    fn apply_and_drive(&mut self, id: &str, events: Vec<Event>, effects: Vec<Effect>, stale_outbox: Vec<Vec<u8>>, answer: Answer) {
         let Some(cell) = self.cells.get_mut(id) else {
             return;
         };
@@ -930,13 +700,7 @@ impl Driver {
         self.shared.store.submit(
             batch,
             Box::new(move |result| {
-                let _ = sender.send(Message::Persisted {
-                    id: instance,
-                    result,
-                    effects,
-                    records,
-                    answer,
-                });
+                let _ = sender.send(Message::Persisted { id: instance, result, effects, records, answer });
             }),
         );
     }
@@ -946,57 +710,19 @@ impl Driver {
             return Batch::default();
         };
         let instance = &cell.instance;
-        let mut outbox: Vec<OutboxOp> = stale_outbox
-            .into_iter()
-            .map(|key| OutboxOp::Delete { key })
-            .collect();
+        let mut outbox: Vec<OutboxOp> = stale_outbox.into_iter().map(|key| OutboxOp::Delete { key }).collect();
         for record in records {
             match record.event() {
-                Event::TaskDispatched {
-                    phase,
-                    task,
-                    attempt,
-                    key,
-                } => outbox.push(OutboxOp::Put {
+                Event::TaskDispatched { phase, task, attempt, key } => outbox.push(OutboxOp::Put {
                     key: key.as_bytes().to_vec(),
-                    value: serde_json::to_vec(
-                        &json!({"dispatch": {"phase": phase, "task": task, "attempt": attempt}}),
-                    )
-                    .unwrap_or_default(),
+                    value: serde_json::to_vec(&json!({"dispatch": {"phase": phase, "task": task, "attempt": attempt}})).unwrap_or_default(),
                 }),
-                Event::TaskSucceeded {
-                    phase,
-                    task,
-                    attempt,
-                    ..
-                }
-                | Event::TaskFailed {
-                    phase,
-                    task,
-                    attempt,
-                    ..
-                }
-                | Event::TaskCancelled {
-                    phase,
-                    task,
-                    attempt,
-                    ..
-                } => {
-                    let phase_attempt = instance
-                        .phases
-                        .iter()
-                        .find(|p| &p.id == phase)
-                        .map_or(0, |p| p.attempt);
-                    let key = crate::machine::idempotency_key(
-                        &instance.id,
-                        phase,
-                        phase_attempt,
-                        task,
-                        *attempt,
-                    );
-                    outbox.push(OutboxOp::Delete {
-                        key: key.into_bytes(),
-                    });
+                Event::TaskSucceeded { phase, task, attempt, .. }
+                | Event::TaskFailed { phase, task, attempt, .. }
+                | Event::TaskCancelled { phase, task, attempt, .. } => {
+                    let phase_attempt = instance.phases.iter().find(|p| &p.id == phase).map_or(0, |p| p.attempt);
+                    let key = crate::machine::idempotency_key(&instance.id, phase, phase_attempt, task, *attempt);
+                    outbox.push(OutboxOp::Delete { key: key.into_bytes() });
                 }
                 _ => {}
             }
@@ -1008,48 +734,26 @@ impl Driver {
         let wake = cell.wake;
         if cell.written_wake != wake {
             if let Some(old) = cell.written_wake {
-                index.push(IndexOp::Delete {
-                    index: TIMER_INDEX.to_owned(),
-                    key: codec::timer_key(old, id),
-                });
+                index.push(IndexOp::Delete { index: TIMER_INDEX.to_owned(), key: codec::timer_key(old, id) });
             }
             if let Some(new) = wake {
-                index.push(IndexOp::Put {
-                    index: TIMER_INDEX.to_owned(),
-                    key: codec::timer_key(new, id),
-                    value: Vec::new(),
-                });
+                index.push(IndexOp::Put { index: TIMER_INDEX.to_owned(), key: codec::timer_key(new, id), value: Vec::new() });
             }
         }
         // Pending decisions are indexed so `approvals` lists them without
         // loading instances.
         let approvals = codec::pending_approvals(instance, &cell.workflow);
         if approvals != cell.written_approvals {
-            for key in cell
-                .written_approvals
-                .keys()
-                .filter(|k| !approvals.contains_key(*k))
-            {
-                index.push(IndexOp::Delete {
-                    index: codec::APPROVAL_INDEX.to_owned(),
-                    key: key.clone(),
-                });
+            for key in cell.written_approvals.keys().filter(|k| !approvals.contains_key(*k)) {
+                index.push(IndexOp::Delete { index: codec::APPROVAL_INDEX.to_owned(), key: key.clone() });
             }
-            for (key, value) in approvals
-                .iter()
-                .filter(|(k, v)| cell.written_approvals.get(*k) != Some(*v))
-            {
-                index.push(IndexOp::Put {
-                    index: codec::APPROVAL_INDEX.to_owned(),
-                    key: key.clone(),
-                    value: value.clone(),
-                });
+            for (key, value) in approvals.iter().filter(|(k, v)| cell.written_approvals.get(*k) != Some(*v)) {
+                index.push(IndexOp::Put { index: codec::APPROVAL_INDEX.to_owned(), key: key.clone(), value: value.clone() });
             }
             cell.written_approvals = approvals;
         }
-        let snapshot = (!instance.is_active()
-            || instance.seq - cell.snapshot_seq >= SNAPSHOT_EVERY)
-            .then(|| codec::encode_snapshot(instance));
+        let snapshot =
+            (!instance.is_active() || instance.seq - cell.snapshot_seq >= SNAPSHOT_EVERY).then(|| codec::encode_snapshot(instance));
         let batch = Batch {
             instance: id.to_owned(),
             expected_seq: cell.written_seq,
@@ -1069,14 +773,7 @@ impl Driver {
         batch
     }
 
-    fn persisted(
-        &mut self,
-        id: &str,
-        result: phasegate_store::Result<()>,
-        effects: Vec<Effect>,
-        records: Vec<Record>,
-        answer: Answer,
-    ) {
+    fn persisted(&mut self, id: &str, result: phasegate_store::Result<()>, effects: Vec<Effect>, records: Vec<Record>, answer: Answer) {
         if let Some(cell) = self.cells.get_mut(id) {
             cell.pending_writes = cell.pending_writes.saturating_sub(1);
         }
@@ -1092,17 +789,10 @@ impl Driver {
             answer.fail(error.into());
             return;
         }
-        let status = self
-            .cells
-            .get(id)
-            .map_or("unknown", |c| c.instance.effective_status());
+        let status = self.cells.get(id).map_or("unknown", |c| c.instance.effective_status());
         for record in &records {
             debug!(instance = id, seq = record.seq(), event = %record.event().describe(), "durable");
-            let _ = self.shared.events.send(Notification {
-                instance: id.to_owned(),
-                record: record.clone(),
-                status,
-            });
+            let _ = self.shared.events.send(Notification { instance: id.to_owned(), record: record.clone(), status });
         }
         answer.succeed(self.cells.get(id), records.len());
         self.run_effects(id, effects);
@@ -1112,12 +802,7 @@ impl Driver {
     fn run_effects(&mut self, id: &str, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
-                Effect::Dispatch {
-                    phase,
-                    task,
-                    attempt,
-                    key,
-                } => {
+                Effect::Dispatch { phase, task, attempt, key } => {
                     if self.mode == Mode::Drive && self.shutdown.is_none() {
                         self.dispatch(id, phase, task, attempt, key);
                     }
@@ -1139,9 +824,7 @@ impl Driver {
     fn maybe_evict(&mut self, id: &str) {
         // A passive engine runs nothing, so it keeps nothing in memory.
         let passive = self.mode == Mode::Passive;
-        let evict = self.cells.get(id).is_some_and(|cell| {
-            cell.pending_writes == 0 && (passive || !cell.instance.is_active())
-        });
+        let evict = self.cells.get(id).is_some_and(|cell| cell.pending_writes == 0 && (passive || !cell.instance.is_active()));
         if evict {
             if let Some(cell) = self.cells.remove(id) {
                 if let Some(wake) = cell.wake {
@@ -1187,10 +870,7 @@ impl Driver {
         let handle = tokio::spawn(
             async move {
                 let outcome = match agent {
-                    None => Outcome::Failed {
-                        error: format!("agent `{agent_name}` is not registered in this engine"),
-                        retryable: false,
-                    },
+                    None => Outcome::Failed { error: format!("agent `{agent_name}` is not registered in this engine"), retryable: false },
                     Some(agent) => {
                         let _global = global.acquire_owned().await;
                         let _per_agent = match per_agent {
@@ -1200,34 +880,17 @@ impl Driver {
                         run_attempt(agent, request, cancel).await
                     }
                 };
-                let _ = sender.send(Message::Finished {
-                    id: id_owned,
-                    phase: p,
-                    task: t,
-                    attempt,
-                    key: task_key,
-                    outcome,
-                });
+                let _ = sender.send(Message::Finished { id: id_owned, phase: p, task: t, attempt, key: task_key, outcome });
             }
             .instrument(span),
         );
-        self.running.insert(
-            key,
-            Running {
-                token,
-                abort: handle.abort_handle(),
-            },
-        );
+        self.running.insert(key, Running { token, abort: handle.abort_handle() });
     }
 }
 
 /// Finds the gate a decision is for: `phase/gate`, a gate id, or, with
 /// none given, the one gate awaiting a decision.
-fn find_gate(
-    instance: &Instance,
-    workflow: &Workflow,
-    gate: Option<&str>,
-) -> Result<(usize, usize), Error> {
+fn find_gate(instance: &Instance, workflow: &Workflow, gate: Option<&str>) -> Result<(usize, usize), Error> {
     let awaiting: Vec<(usize, usize)> = instance
         .phases
         .iter()
@@ -1237,21 +900,11 @@ fn find_gate(
                 .gates
                 .iter()
                 .enumerate()
-                .filter(|(_, g)| {
-                    matches!(
-                        g.status,
-                        crate::machine::GateStatus::AwaitingDecision { .. }
-                    )
-                })
+                .filter(|(_, g)| matches!(g.status, crate::machine::GateStatus::AwaitingDecision { .. }))
                 .map(move |(g, _)| (p, g))
         })
         .collect();
-    let name = |&(p, g): &(usize, usize)| {
-        format!(
-            "{}/{}",
-            workflow.phases[p].id, workflow.phases[p].gates[g].id
-        )
-    };
+    let name = |&(p, g): &(usize, usize)| format!("{}/{}", workflow.phases[p].id, workflow.phases[p].gates[g].id);
     match gate {
         None => match awaiting.as_slice() {
             [one] => Ok(*one),
@@ -1260,10 +913,10 @@ fn find_gate(
                     .phases
                     .iter()
                     .flat_map(|phase| {
-                        phase.gates.iter().filter_map(move |g| {
-                            g.settling_decision()
-                                .map(|(at, d)| (*at, phase.id.as_str(), g.id.as_str(), d))
-                        })
+                        phase
+                            .gates
+                            .iter()
+                            .filter_map(move |g| g.settling_decision().map(|(at, d)| (*at, phase.id.as_str(), g.id.as_str(), d)))
                     })
                     .max_by_key(|(at, ..)| *at);
                 Err(Error::Invalid(match latest {
@@ -1292,32 +945,18 @@ fn find_gate(
                 .iter()
                 .enumerate()
                 .filter(|(_, plan)| phase.is_none_or(|wanted| plan.id == wanted))
-                .flat_map(|(p, plan)| {
-                    plan.gates
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, g)| g.id == gate)
-                        .map(move |(g, _)| (p, g))
-                })
+                .flat_map(|(p, plan)| plan.gates.iter().enumerate().filter(|(_, g)| g.id == gate).map(move |(g, _)| (p, g)))
                 .collect();
             match matches.as_slice() {
                 [one] => Ok(*one),
-                [] => Err(Error::Invalid(format!(
-                    "workflow `{}` has no gate `{spec}`; gates: {}",
-                    workflow.name,
-                    {
-                        let all: Vec<String> = workflow
-                            .phases
-                            .iter()
-                            .flat_map(|p| p.gates.iter().map(move |g| format!("{}/{}", p.id, g.id)))
-                            .collect();
-                        all.join(", ")
-                    }
-                ))),
+                [] => Err(Error::Invalid(format!("workflow `{}` has no gate `{spec}`; gates: {}", workflow.name, {
+                    let all: Vec<String> =
+                        workflow.phases.iter().flat_map(|p| p.gates.iter().map(move |g| format!("{}/{}", p.id, g.id))).collect();
+                    all.join(", ")
+                }))),
                 many => {
                     // Prefer the one awaiting a decision.
-                    let waiting: Vec<&(usize, usize)> =
-                        many.iter().filter(|m| awaiting.contains(m)).collect();
+                    let waiting: Vec<&(usize, usize)> = many.iter().filter(|m| awaiting.contains(m)).collect();
                     match waiting.as_slice() {
                         [one] => Ok(**one),
                         _ => Err(Error::Invalid(format!(
@@ -1343,22 +982,15 @@ impl Driver {
             return;
         };
         let plan = &cell.workflow.phases[p];
-        let Some(step) = plan.gates[g]
-            .approval
-            .as_ref()
-            .and_then(|a| a.notify.clone())
-        else {
+        let Some(step) = plan.gates[g].approval.as_ref().and_then(|a| a.notify.clone()) else {
             return;
         };
         let gate = &cell.instance.phases[p].gates[g];
         let (level, deadline) = match &gate.status {
-            crate::machine::GateStatus::AwaitingDecision {
-                level, deadline, ..
-            } => (Some(*level), *deadline),
+            crate::machine::GateStatus::AwaitingDecision { level, deadline, .. } => (Some(*level), *deadline),
             _ => (None, None),
         };
-        let authority = level
-            .and_then(|l| crate::machine::gate::authority(&plan.gates[g], plan.owner.as_ref(), l));
+        let authority = level.and_then(|l| crate::machine::gate::authority(&plan.gates[g], plan.owner.as_ref(), l));
         let notification = json!({
             "instance": id,
             "workflow": cell.instance.workflow,
@@ -1373,9 +1005,7 @@ impl Driver {
         });
         let mut params = step.params.clone();
         params.entry("json").or_insert_with(|| notification.clone());
-        params
-            .entry("stdin")
-            .or_insert_with(|| notification.clone());
+        params.entry("stdin").or_insert_with(|| notification.clone());
         let Some(agent) = self.shared.registry.get(&step.agent) else {
             warn!(instance = id, agent = %step.agent, "notify: the agent is not registered");
             return;
@@ -1411,15 +1041,10 @@ impl Driver {
     }
 }
 
-async fn run_attempt(
-    agent: Arc<dyn phasegate_agents::Agent>,
-    request: TaskRequest,
-    cancel: CancellationToken,
-) -> Outcome {
+async fn run_attempt(agent: Arc<dyn phasegate_agents::Agent>, request: TaskRequest, cancel: CancellationToken) -> Outcome {
     let timeout = request.timeout;
     let started = Instant::now();
-    let heartbeat: phasegate_agents::Heartbeat =
-        Arc::new(|progress| debug!(%progress, "heartbeat"));
+    let heartbeat: phasegate_agents::Heartbeat = Arc::new(|progress| debug!(%progress, "heartbeat"));
     let context = TaskContext::new(cancel.clone(), heartbeat);
     let run = agent.run(request, context);
     let limit = async {
@@ -1440,31 +1065,18 @@ async fn run_attempt(
         }
     };
     if cancel.is_cancelled() {
-        return Outcome::Cancelled {
-            reason: "cancelled".to_owned(),
-        };
+        return Outcome::Cancelled { reason: "cancelled".to_owned() };
     }
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     match result {
         Ok(output) => {
-            let size = serde_json::to_vec(&output.0)
-                .map(|b| b.len())
-                .unwrap_or(usize::MAX);
+            let size = serde_json::to_vec(&output.0).map(|b| b.len()).unwrap_or(usize::MAX);
             if size > MAX_OUTPUT_BYTES {
-                Outcome::Failed {
-                    error: format!("the output is {size} bytes; the limit is {MAX_OUTPUT_BYTES}"),
-                    retryable: false,
-                }
+                Outcome::Failed { error: format!("the output is {size} bytes; the limit is {MAX_OUTPUT_BYTES}"), retryable: false }
             } else {
-                Outcome::Succeeded {
-                    output: output.0,
-                    duration_ms,
-                }
+                Outcome::Succeeded { output: output.0, duration_ms }
             }
         }
-        Err(error) => Outcome::Failed {
-            error: error.message().to_owned(),
-            retryable: error.is_retryable(),
-        },
+        Err(error) => Outcome::Failed { error: error.message().to_owned(), retryable: error.is_retryable() },
     }
 }

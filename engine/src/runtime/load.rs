@@ -22,20 +22,13 @@ pub(crate) struct Definitions {
 pub(crate) fn content_hash(definition: &WorkflowDef) -> (String, Vec<u8>) {
     let bytes = serde_json::to_vec(definition).unwrap_or_default();
     let digest = Sha256::digest(&bytes);
-    let hash = digest
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>();
+    let hash = digest.iter().map(|b| format!("{b:02x}")).collect::<String>();
     (hash, bytes)
 }
 
 impl Definitions {
     /// Pins a workflow's definition in the store and caches it.
-    pub(crate) fn pin(
-        &self,
-        store: &dyn Store,
-        workflow: Workflow,
-    ) -> Result<(String, Arc<Workflow>), Error> {
+    pub(crate) fn pin(&self, store: &dyn Store, workflow: Workflow) -> Result<(String, Arc<Workflow>), Error> {
         let (hash, bytes) = content_hash(&workflow.definition);
         store.put_definition(&hash, &bytes)?;
         let workflow = Arc::new(workflow);
@@ -46,32 +39,15 @@ impl Definitions {
     }
 
     /// The workflow pinned under `hash`.
-    pub(crate) fn get(
-        &self,
-        store: &dyn Store,
-        agents: &AgentNames,
-        hash: &str,
-    ) -> Result<Arc<Workflow>, Error> {
-        if let Some(workflow) = self
-            .cache
-            .lock()
-            .ok()
-            .and_then(|cache| cache.get(hash).cloned())
-        {
+    pub(crate) fn get(&self, store: &dyn Store, agents: &AgentNames, hash: &str) -> Result<Arc<Workflow>, Error> {
+        if let Some(workflow) = self.cache.lock().ok().and_then(|cache| cache.get(hash).cloned()) {
             return Ok(workflow);
         }
-        let bytes = store.definition(hash)?.ok_or_else(|| {
-            Error::Corrupt(format!(
-                "the pinned definition {hash} is missing from the store"
-            ))
-        })?;
+        let bytes =
+            store.definition(hash)?.ok_or_else(|| Error::Corrupt(format!("the pinned definition {hash} is missing from the store")))?;
         let text = String::from_utf8_lossy(&bytes);
         let workflow = plan::load_source(&Source::from_text(text.as_ref(), Format::Json), agents)
-            .map_err(|problems| {
-            Error::Corrupt(format!(
-                "the pinned definition {hash} no longer validates:\n{problems}"
-            ))
-        })?;
+            .map_err(|problems| Error::Corrupt(format!("the pinned definition {hash} no longer validates:\n{problems}")))?;
         let workflow = Arc::new(workflow);
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(hash.to_owned(), Arc::clone(&workflow));
@@ -90,21 +66,12 @@ pub(crate) fn instance(
     id: &str,
 ) -> Result<(Instance, Arc<Workflow>), Error> {
     if let Some(reason) = store.quarantine_reason(id)? {
-        return Err(Error::Quarantined {
-            id: id.to_owned(),
-            reason,
-        });
+        return Err(Error::Quarantined { id: id.to_owned(), reason });
     }
-    let loaded = store
-        .load(id)?
-        .ok_or_else(|| Error::UnknownInstance(id.to_owned()))?;
+    let loaded = store.load(id)?.ok_or_else(|| Error::UnknownInstance(id.to_owned()))?;
     let corrupt = |error: DecodeError| Error::Corrupt(error.to_string());
-    let records: Vec<Record> = loaded
-        .events
-        .iter()
-        .map(|(seq, bytes)| codec::decode_record(id, *seq, bytes))
-        .collect::<Result<_, _>>()
-        .map_err(corrupt)?;
+    let records: Vec<Record> =
+        loaded.events.iter().map(|(seq, bytes)| codec::decode_record(id, *seq, bytes)).collect::<Result<_, _>>().map_err(corrupt)?;
     let (mut instance, workflow, rest) = match &loaded.snapshot {
         Some((_, bytes)) => {
             let instance = codec::decode_snapshot(id, bytes).map_err(corrupt)?;
@@ -116,39 +83,25 @@ pub(crate) fn instance(
                 return Err(Error::Corrupt(format!("instance {id} has no events")));
             };
             let hash = match first.event() {
-                machine::Event::InstanceStarted {
-                    definition_hash, ..
-                } => definition_hash.clone(),
-                other => {
-                    return Err(Error::Corrupt(format!(
-                        "instance {id} starts with {} instead of InstanceStarted",
-                        other.kind()
-                    )))
-                }
+                machine::Event::InstanceStarted { definition_hash, .. } => definition_hash.clone(),
+                other => return Err(Error::Corrupt(format!("instance {id} starts with {} instead of InstanceStarted", other.kind()))),
             };
             let workflow = definitions.get(store, agents, &hash)?;
-            let instance = machine::replay(id, &workflow, &records[..1])
-                .map_err(|r| Error::Corrupt(format!("event 1 of instance {id}: {r}")))?;
+            let instance =
+                machine::replay(id, &workflow, &records[..1]).map_err(|r| Error::Corrupt(format!("event 1 of instance {id}: {r}")))?;
             (instance, workflow, &records[1..])
         }
     };
     for record in rest {
         if record.seq() != instance.seq + 1 {
-            return Err(Error::Corrupt(format!(
-                "instance {id}: event {} follows {}; the log has a gap",
-                record.seq(),
-                instance.seq
-            )));
+            return Err(Error::Corrupt(format!("instance {id}: event {} follows {}; the log has a gap", record.seq(), instance.seq)));
         }
         machine::step(&mut instance, &workflow, record.event(), record.at())
             .map_err(|r| Error::Corrupt(format!("event {} of instance {id}: {r}", record.seq())))?;
         instance.seq = record.seq();
     }
     if instance.seq != loaded.head.seq {
-        return Err(Error::Corrupt(format!(
-            "instance {id}: state at event {} but the log ends at {}",
-            instance.seq, loaded.head.seq
-        )));
+        return Err(Error::Corrupt(format!("instance {id}: state at event {} but the log ends at {}", instance.seq, loaded.head.seq)));
     }
     Ok((instance, workflow))
 }
@@ -161,8 +114,6 @@ pub(crate) fn history(store: &dyn Store, id: &str) -> Result<Vec<Record>, Error>
     store
         .events(id, 1)?
         .iter()
-        .map(|(seq, bytes)| {
-            codec::decode_record(id, *seq, bytes).map_err(|e| Error::Corrupt(e.to_string()))
-        })
+        .map(|(seq, bytes)| codec::decode_record(id, *seq, bytes).map_err(|e| Error::Corrupt(e.to_string())))
         .collect()
 }

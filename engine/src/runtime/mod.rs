@@ -188,10 +188,7 @@ impl Builder {
             (None, Some(path)) => Arc::new(SledStore::open(path)?),
             (None, None) => Arc::new(SledStore::open(std::path::Path::new(".phasegate"))?),
         };
-        let agent_names = self
-            .registry
-            .names()
-            .fold(AgentNames::builtin(), |names, name| names.with(name));
+        let agent_names = self.registry.names().fold(AgentNames::builtin(), |names, name| names.with(name));
         let (events, _) = broadcast::channel(4096);
         let shared = Arc::new(driver::Shared {
             store,
@@ -209,23 +206,12 @@ impl Builder {
         });
         let (sender, receiver) = mpsc::unbounded_channel();
         let (active_sender, active) = watch::channel(0usize);
-        let mut driver = driver::Driver::new(
-            Arc::clone(&shared),
-            self.mode,
-            sender.clone(),
-            receiver,
-            active_sender,
-        );
+        let mut driver = driver::Driver::new(Arc::clone(&shared), self.mode, sender.clone(), receiver, active_sender);
         if self.mode == Mode::Drive {
             driver.recover();
         }
         let handle = tokio::spawn(driver.run());
-        Ok(Engine {
-            shared,
-            sender,
-            active,
-            driver: tokio::sync::Mutex::new(Some(handle)),
-        })
+        Ok(Engine { shared, sender, active, driver: tokio::sync::Mutex::new(Some(handle)) })
     }
 }
 
@@ -251,9 +237,7 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine")
-            .field("store", &self.shared.store)
-            .finish()
+        f.debug_struct("Engine").field("store", &self.shared.store).finish()
     }
 }
 
@@ -286,10 +270,7 @@ impl Engine {
         plan::load_source(source, &self.shared.agent_names).map_err(Error::Definition)
     }
 
-    async fn request<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Message,
-    ) -> Result<T, Error> {
+    async fn request<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Message) -> Result<T, Error> {
         let (reply, answer) = oneshot::channel();
         self.sender.send(make(reply)).map_err(|_| Error::ShutDown)?;
         answer.await.map_err(|_| Error::ShutDown)?
@@ -309,12 +290,9 @@ impl Engine {
                         self.shared.registry.names().collect::<Vec<_>>().join(", ")
                     ))
                 })?;
-                agent.check_params(&task.params).map_err(|message| {
-                    Error::Invalid(format!(
-                        "task `{}` (agent `{}`): {message}",
-                        task.id, task.agent
-                    ))
-                })?;
+                agent
+                    .check_params(&task.params)
+                    .map_err(|message| Error::Invalid(format!("task `{}` (agent `{}`): {message}", task.id, task.agent)))?;
             }
         }
         let id = match options.id {
@@ -325,50 +303,19 @@ impl Engine {
             None => generated_id(&workflow.name),
         };
         let (hash, workflow) = self.shared.definitions.pin(&*self.shared.store, workflow)?;
-        let started_by = if options.started_by.is_empty() {
-            "unknown".to_owned()
-        } else {
-            options.started_by
-        };
-        self.request(|reply| Message::Start {
-            id,
-            workflow,
-            hash,
-            vars,
-            started_by,
-            reply,
-        })
-        .await
+        let started_by = if options.started_by.is_empty() { "unknown".to_owned() } else { options.started_by };
+        self.request(|reply| Message::Start { id, workflow, hash, vars, started_by, reply }).await
     }
 
     /// Applies an operator event (halt, resume, cancel, redrive); answers once
     /// it is durable, or with the rejection (nothing appended).
     async fn operate(&self, id: &str, event: Event) -> Result<u64, Error> {
-        self.request(|reply| Message::Operate {
-            id: id.to_owned(),
-            event,
-            reply,
-        })
-        .await
+        self.request(|reply| Message::Operate { id: id.to_owned(), event, reply }).await
     }
 
     /// Stops new dispatch; with `cancel_running`, cancels in-flight attempts too.
-    pub async fn halt(
-        &self,
-        id: &str,
-        by: &str,
-        reason: &str,
-        cancel_running: bool,
-    ) -> Result<u64, Error> {
-        self.operate(
-            id,
-            Event::Halted {
-                by: by.to_owned(),
-                reason: reason.to_owned(),
-                cancel_running,
-            },
-        )
-        .await
+    pub async fn halt(&self, id: &str, by: &str, reason: &str, cancel_running: bool) -> Result<u64, Error> {
+        self.operate(id, Event::Halted { by: by.to_owned(), reason: reason.to_owned(), cancel_running }).await
     }
 
     /// Lets a halted instance go on.
@@ -378,14 +325,7 @@ impl Engine {
 
     /// Cancels an instance (in-flight attempts are cancelled).
     pub async fn cancel(&self, id: &str, by: &str, reason: &str) -> Result<u64, Error> {
-        self.operate(
-            id,
-            Event::Cancelled {
-                by: by.to_owned(),
-                reason: reason.to_owned(),
-            },
-        )
-        .await
+        self.operate(id, Event::Cancelled { by: by.to_owned(), reason: reason.to_owned() }).await
     }
 
     /// Redrives a failed instance from its failed (or cancelled) tasks, or
@@ -399,53 +339,33 @@ impl Engine {
                     .phases
                     .iter()
                     .flat_map(|phase| phase.tasks.iter())
-                    .filter(|task| {
-                        matches!(
-                            task.status,
-                            TaskStatus::Failed { .. } | TaskStatus::Cancelled { .. }
-                        )
-                    })
+                    .filter(|task| matches!(task.status, TaskStatus::Failed { .. } | TaskStatus::Cancelled { .. }))
                     .map(|task| task.id.clone())
                     .collect()
             }
         };
-        self.operate(
-            id,
-            Event::Redriven {
-                by: by.to_owned(),
-                tasks,
-            },
-        )
-        .await
+        self.operate(id, Event::Redriven { by: by.to_owned(), tasks }).await
+    }
+
+    /// Delivers an external event (`data` is any JSON, e.g. `{"severity": "P1"}`);
+    /// conditions read the latest one of a name as `signals.<name>`. Refused
+    /// for undeclared signals and for completed, failed or cancelled instances.
+    pub async fn signal(&self, id: &str, name: &str, data: Value, by: &str) -> Result<u64, Error> {
+        self.operate(id, Event::SignalReceived { name: name.to_owned(), data, by: by.to_owned() }).await
     }
 
     /// Takes a human decision at a gate (`gate` is `phase/gate`, a gate id, or
     /// `None` for the one gate awaiting a decision). Authorized against the
     /// gate's current escalation level, directly or through a role; refused
     /// decisions append nothing.
-    pub async fn decide(
-        &self,
-        id: &str,
-        gate: Option<&str>,
-        request: DecisionRequest,
-    ) -> Result<DecisionOutcome, Error> {
-        self.request(|reply| Message::Decide {
-            id: id.to_owned(),
-            gate: gate.map(str::to_owned),
-            request,
-            reply,
-        })
-        .await
+    pub async fn decide(&self, id: &str, gate: Option<&str>, request: DecisionRequest) -> Result<DecisionOutcome, Error> {
+        self.request(|reply| Message::Decide { id: id.to_owned(), gate: gate.map(str::to_owned), request, reply }).await
     }
 
     /// Moves an instance on as far as it can go now (starting phases whose
     /// gates passed, evaluating gates) and reports what still blocks it.
     pub async fn advance(&self, id: &str) -> Result<AdvanceReport, Error> {
-        self.request(|reply| Message::Advance {
-            id: id.to_owned(),
-            reply,
-        })
-        .await
+        self.request(|reply| Message::Advance { id: id.to_owned(), reply }).await
     }
 
     /// Decisions people are waiting for, across instances (from the index,
@@ -454,18 +374,11 @@ impl Engine {
         let entries = self.shared.store.index_prefix(codec::APPROVAL_INDEX, b"")?;
         let mut out = Vec::with_capacity(entries.len());
         for (key, value) in entries {
-            let pending: PendingApproval = serde_json::from_slice(&value).map_err(|e| {
-                Error::Corrupt(format!(
-                    "approval index entry {}: {e}",
-                    String::from_utf8_lossy(&key)
-                ))
-            })?;
+            let pending: PendingApproval = serde_json::from_slice(&value)
+                .map_err(|e| Error::Corrupt(format!("approval index entry {}: {e}", String::from_utf8_lossy(&key))))?;
             if let Some(principal) = principal {
-                let approvers: Vec<crate::plan::Principal> = pending
-                    .approvers
-                    .iter()
-                    .filter_map(|a| crate::plan::Principal::parse(a))
-                    .collect();
+                let approvers: Vec<crate::plan::Principal> =
+                    pending.approvers.iter().filter_map(|a| crate::plan::Principal::parse(a)).collect();
                 if self.shared.roles.allows(&approvers, principal).is_none() {
                     continue;
                 }
@@ -482,12 +395,7 @@ impl Engine {
 
     /// The durable state of an instance and its workflow.
     pub fn instance(&self, id: &str) -> Result<(Instance, Arc<Workflow>), Error> {
-        load::instance(
-            &*self.shared.store,
-            &self.shared.definitions,
-            &self.shared.agent_names,
-            id,
-        )
+        load::instance(&*self.shared.store, &self.shared.definitions, &self.shared.agent_names, id)
     }
 
     /// Every event of an instance, in order.
@@ -505,16 +413,11 @@ impl Engine {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let summary = match store.summary(&id)? {
-                Some(bytes) => {
-                    Summary::decode(&id, &bytes).map_err(|e| Error::Corrupt(e.to_string()))?
-                }
+                Some(bytes) => Summary::decode(&id, &bytes).map_err(|e| Error::Corrupt(e.to_string()))?,
                 None => continue,
             };
             let summary = match store.quarantine_reason(&id)? {
-                Some(_) => Summary {
-                    status: phasegate_store::QUARANTINED.to_owned(),
-                    ..summary
-                },
+                Some(_) => Summary { status: phasegate_store::QUARANTINED.to_owned(), ..summary },
                 None => summary,
             };
             out.push((id, summary));
@@ -541,9 +444,7 @@ impl Engine {
     /// are dispatched again, with the same idempotency key, by the next engine
     /// that opens the store. Everything stays resumable.
     pub async fn shutdown(&self) {
-        let _ = self
-            .request::<()>(|reply| Message::Shutdown { reply })
-            .await;
+        let _ = self.request::<()>(|reply| Message::Shutdown { reply }).await;
         if let Some(handle) = self.driver.lock().await.take() {
             let _ = handle.await;
         }
@@ -552,10 +453,7 @@ impl Engine {
 
 /// Applies `name=value` overrides over the declared defaults, typing each
 /// value by its declaration; every variable must end up with a value.
-pub fn resolve_vars(
-    workflow: &Workflow,
-    overrides: &[(String, String)],
-) -> Result<Map<String, Value>, Error> {
+pub fn resolve_vars(workflow: &Workflow, overrides: &[(String, String)]) -> Result<Map<String, Value>, Error> {
     let mut vars = Map::new();
     for (name, var) in &workflow.vars {
         if let Some(default) = &var.default {
@@ -568,31 +466,17 @@ pub fn resolve_vars(
             return Err(Error::Invalid(format!(
                 "--var {name}: workflow `{}` has no variable `{name}` (it has: {})",
                 workflow.name,
-                if known.is_empty() {
-                    "none".to_owned()
-                } else {
-                    known.join(", ")
-                }
+                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
             )));
         };
-        let value = parse_var(var.ty, text)
-            .map_err(|problem| Error::Invalid(format!("--var {name}={text}: {problem}")))?;
+        let value = parse_var(var.ty, text).map_err(|problem| Error::Invalid(format!("--var {name}={text}: {problem}")))?;
         vars.insert(name.clone(), value);
     }
-    let missing: Vec<&str> = workflow
-        .vars
-        .keys()
-        .filter(|name| !vars.contains_key(*name))
-        .map(String::as_str)
-        .collect();
+    let missing: Vec<&str> = workflow.vars.keys().filter(|name| !vars.contains_key(*name)).map(String::as_str).collect();
     if !missing.is_empty() {
         return Err(Error::Invalid(format!(
             "variables without a default must be given at start: {}",
-            missing
-                .iter()
-                .map(|m| format!("--var {m}=..."))
-                .collect::<Vec<_>>()
-                .join(" ")
+            missing.iter().map(|m| format!("--var {m}=...")).collect::<Vec<_>>().join(" ")
         )));
     }
     Ok(vars)
@@ -602,22 +486,13 @@ fn parse_var(ty: VarType, text: &str) -> Result<Value, String> {
     let value = match ty {
         VarType::String => Value::String(text.to_owned()),
         VarType::Duration => {
-            humantime::parse_duration(text)
-                .map_err(|e| format!("expected a duration such as 90s or 2m ({e})"))?;
+            humantime::parse_duration(text).map_err(|e| format!("expected a duration such as 90s or 2m ({e})"))?;
             Value::String(text.to_owned())
         }
-        VarType::Number => serde_json::Number::from_f64(
-            text.trim()
-                .parse::<f64>()
-                .map_err(|_| "expected a number".to_owned())?,
-        )
-        .map(Value::Number)
-        .ok_or_else(|| "expected a finite number".to_owned())?,
-        VarType::Integer => Value::from(
-            text.trim()
-                .parse::<i64>()
-                .map_err(|_| "expected an integer".to_owned())?,
-        ),
+        VarType::Number => serde_json::Number::from_f64(text.trim().parse::<f64>().map_err(|_| "expected a number".to_owned())?)
+            .map(Value::Number)
+            .ok_or_else(|| "expected a finite number".to_owned())?,
+        VarType::Integer => Value::from(text.trim().parse::<i64>().map_err(|_| "expected an integer".to_owned())?),
         VarType::Boolean => match text.trim() {
             "true" => Value::Bool(true),
             "false" => Value::Bool(false),
@@ -638,24 +513,9 @@ fn parse_var(ty: VarType, text: &str) -> Result<Value, String> {
 fn generated_id(workflow: &str) -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
+    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
     let suffix = hasher.finish() & 0xff_ffff;
-    let stem: String = workflow
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(64)
-        .collect();
+    let stem: String = workflow.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).take(64).collect();
     let time = crate::machine::Timestamp::now().0 / 1000;
     format!("{stem}-{time}-{suffix:06x}")
 }

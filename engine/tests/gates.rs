@@ -301,25 +301,29 @@ async fn a_decision_and_a_deadline_survive_a_restart_and_the_deadline_fires_once
 async fn waiting_and_escalating_gates_notify() {
     let engine = engine().await;
     let dir = tempfile::tempdir().expect("tempdir");
+    // Each notification into its own file: they run concurrently.
     let inbox = dir.path().join("inbox");
+    std::fs::create_dir(&inbox).expect("inbox");
     let approval = format!(
         "[phases.gates.approval]\napprovers = [\"role:qa\"]\n\
          [[phases.gates.approval.escalation]]\napprovers = [\"role:cto\"]\n\
-         [phases.gates.approval.notify]\nagent = \"exec\"\nparams = {{ argv = [\"sh\", \"-c\", \"cat >> '{}'; echo >> '{}'\"] }}",
-        inbox.display(),
+         [phases.gates.approval.notify]\nagent = \"exec\"\nparams = {{ argv = [\"sh\", \"-c\", \"cat > \\\"$(mktemp '{}/note.XXXXXX')\\\"\"] }}",
         inbox.display()
     );
     let id = start(&engine, workflow(&engine, GREEN, &approval), "sam").await;
     engine.decide(&id, None, request(DecisionKind::Escalate, "quinn", "needs the CTO")).await.expect("escalates");
-    let mut lines = Vec::new();
+    let mut notes: Vec<serde_json::Value> = Vec::new();
     for _ in 0..200 {
-        lines = std::fs::read_to_string(&inbox).unwrap_or_default().lines().map(str::to_owned).collect();
-        if lines.len() >= 2 {
+        notes = std::fs::read_dir(&inbox)
+            .expect("inbox")
+            .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path()).ok())
+            .filter_map(|text| serde_json::from_str(&text).ok())
+            .collect();
+        if notes.len() >= 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    let notes: Vec<serde_json::Value> = lines.iter().map(|l| serde_json::from_str(l).expect("JSON notification")).collect();
     let whats: std::collections::BTreeSet<&str> = notes.iter().filter_map(|n| n["what"].as_str()).collect();
     assert_eq!(whats, ["awaiting_decision", "escalated"].into(), "{notes:?}");
     let escalated = notes.iter().find(|n| n["what"] == "escalated").expect("escalated note");

@@ -140,10 +140,9 @@ fn a_store_held_by_a_running_process_is_reported_clearly() {
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(server.stderr.take().expect("stderr")));
     let first = lines.next().expect("the runner reports progress").expect("a line");
     assert!(first.contains("f3"), "{first}");
-    let held = Some(run(path, &["list"]));
+    let held = run(path, &["list"]);
     server.kill().expect("kill");
     server.wait().expect("reap");
-    let held = held.expect("the runner held the store");
     assert_eq!(held.status.code(), Some(2));
     assert!(stderr(&held).contains("is in use by another phasegate process"), "{}", stderr(&held));
 }

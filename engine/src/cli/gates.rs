@@ -3,11 +3,10 @@
 use clap::Args;
 use serde_json::json;
 
-use super::instances::{open_engine, print_json, report, runtime};
+use super::instances::{command, print_json};
 use super::{Cli, OutputFormat, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 use crate::machine::{DecisionKind, Timestamp};
 use crate::runtime::DecisionRequest;
-use crate::Mode;
 
 /// Arguments of the decision commands.
 #[derive(Debug, Args)]
@@ -41,59 +40,34 @@ pub(super) fn decide(cli: &Cli, kind: DecisionKind, args: &DecisionArgs) -> u8 {
         eprintln!("error: {} needs to know who decides: pass --as PRINCIPAL or set PHASEGATE_USER", kind.verb());
         return EXIT_USAGE;
     };
-    let Ok(runtime) = runtime() else {
-        return EXIT_USAGE;
-    };
-    runtime.block_on(async {
-        let engine = match open_engine(cli, Mode::Passive, 1).await {
-            Ok(engine) => engine,
-            Err(status) => return status,
-        };
+    command(cli, async |engine| {
         let request =
             DecisionRequest { kind, principal, comment: args.comment.clone(), request_id: args.request_id.clone().unwrap_or_default() };
-        let result = engine.decide(&args.id, args.gate.as_deref(), request).await;
-        engine.shutdown().await;
-        match result {
-            Ok(outcome) => {
-                match cli.output {
-                    OutputFormat::Json => print_json(&serde_json::to_value(&outcome).unwrap_or_default()),
-                    OutputFormat::Text => {
-                        let replayed = if outcome.replayed { " (repeated request: nothing changed)" } else { "" };
-                        println!(
-                            "{}: gate {}/{} {} by {}{replayed}; gate {}, instance {}",
-                            outcome.instance,
-                            outcome.phase,
-                            outcome.gate,
-                            outcome.kind.past(),
-                            outcome.principal,
-                            outcome.gate_status,
-                            outcome.instance_status
-                        );
-                    }
-                }
-                EXIT_OK
+        let outcome = engine.decide(&args.id, args.gate.as_deref(), request).await?;
+        match cli.output {
+            OutputFormat::Json => print_json(&serde_json::to_value(&outcome).unwrap_or_default()),
+            OutputFormat::Text => {
+                let replayed = if outcome.replayed { " (repeated request: nothing changed)" } else { "" };
+                println!(
+                    "{}: gate {}/{} {} by {}{replayed}; gate {}, instance {}",
+                    outcome.instance,
+                    outcome.phase,
+                    outcome.gate,
+                    outcome.kind.past(),
+                    outcome.principal,
+                    outcome.gate_status,
+                    outcome.instance_status
+                );
             }
-            Err(error) => report(&error),
         }
+        Ok(EXIT_OK)
     })
 }
 
 /// `phasegate approvals`.
 pub(super) fn approvals(cli: &Cli, args: &ApprovalsArgs) -> u8 {
-    let Ok(runtime) = runtime() else {
-        return EXIT_USAGE;
-    };
-    runtime.block_on(async {
-        let engine = match open_engine(cli, Mode::Passive, 1).await {
-            Ok(engine) => engine,
-            Err(status) => return status,
-        };
-        let result = engine.approvals(args.principal.as_deref());
-        engine.shutdown().await;
-        let pending = match result {
-            Ok(pending) => pending,
-            Err(error) => return report(&error),
-        };
+    command(cli, async |engine| {
+        let pending = engine.approvals(args.principal.as_deref())?;
         let now = Timestamp::now();
         match cli.output {
             OutputFormat::Json => {
@@ -130,43 +104,28 @@ pub(super) fn approvals(cli: &Cli, args: &ApprovalsArgs) -> u8 {
                 }
             }
         }
-        EXIT_OK
+        Ok(EXIT_OK)
     })
 }
 
 /// `phasegate advance`.
 pub(super) fn advance(cli: &Cli, id: &str) -> u8 {
-    let Ok(runtime) = runtime() else {
-        return EXIT_USAGE;
-    };
-    runtime.block_on(async {
-        let engine = match open_engine(cli, Mode::Passive, 1).await {
-            Ok(engine) => engine,
-            Err(status) => return status,
-        };
-        let result = engine.advance(id).await;
-        engine.shutdown().await;
-        let report_value = match result {
-            Ok(report) => report,
-            Err(error) => return report(&error),
-        };
+    command(cli, async |engine| {
+        let report = engine.advance(id).await?;
         match cli.output {
-            OutputFormat::Json => print_json(&serde_json::to_value(&report_value).unwrap_or_default()),
+            OutputFormat::Json => print_json(&serde_json::to_value(&report).unwrap_or_default()),
             OutputFormat::Text => {
-                if report_value.appended > 0 {
-                    println!("{id}: advanced ({} event(s)); now {}", report_value.appended, report_value.status);
+                if report.appended > 0 {
+                    println!("{id}: advanced ({} event(s)); now {}", report.appended, report.status);
                 } else {
-                    println!("{id}: {}; nothing to advance", report_value.status);
+                    println!("{id}: {}; nothing to advance", report.status);
                 }
-                for blocker in &report_value.blockers {
+                for blocker in &report.blockers {
                     println!("  blocked: {}", blocker.message);
                 }
             }
         }
-        if report_value.appended == 0 && !report_value.blockers.is_empty() {
-            EXIT_INVALID
-        } else {
-            EXIT_OK
-        }
+        // Nothing could move and something blocks: the caller should know.
+        Ok(if report.appended == 0 && !report.blockers.is_empty() { EXIT_INVALID } else { EXIT_OK })
     })
 }

@@ -160,69 +160,37 @@ pub(super) fn start(cli: &Cli, args: &StartArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let Ok(runtime) = runtime() else {
-        return EXIT_USAGE;
-    };
-    runtime.block_on(async {
-        let engine = match open_engine(cli, Mode::Passive, 1).await {
-            Ok(engine) => engine,
-            Err(status) => return status,
-        };
-        let workflow = match engine.load_definition(&source) {
-            Ok(workflow) => workflow,
-            Err(error) => {
-                engine.shutdown().await;
-                return report(&error);
-            }
-        };
+    command(cli, async |engine| {
+        let workflow = engine.load_definition(&source)?;
         let options = StartOptions { id: args.id.clone(), vars, started_by: cli.principal() };
-        let result = engine.start(workflow, options).await;
-        engine.shutdown().await;
-        match result {
-            Ok(id) => {
-                match cli.output {
-                    OutputFormat::Json => print_json(&json!({"id": id})),
-                    OutputFormat::Text => {
-                        println!("{id}");
-                        eprintln!("started {id}; `phasegate run --until-idle` drives it");
-                    }
-                }
-                EXIT_OK
+        let id = engine.start(workflow, options).await?;
+        match cli.output {
+            OutputFormat::Json => print_json(&json!({"id": id})),
+            OutputFormat::Text => {
+                println!("{id}");
+                eprintln!("started {id}; `phasegate run --until-idle` drives it");
             }
-            Err(error) => report(&error),
         }
+        Ok(EXIT_OK)
     })
 }
 
 /// `phasegate halt`, `resume`, `cancel`, `retry`: one operator event each.
 pub(super) fn operate(cli: &Cli, id: &str, what: Operation<'_>) -> u8 {
-    let Ok(runtime) = runtime() else {
-        return EXIT_USAGE;
-    };
-    runtime.block_on(async {
-        let engine = match open_engine(cli, Mode::Passive, 1).await {
-            Ok(engine) => engine,
-            Err(status) => return status,
-        };
+    command(cli, async |engine| {
         let by = cli.principal();
-        let result = match what {
+        let seq = match what {
             Operation::Halt { cancel_running, reason } => engine.halt(id, &by, reason, cancel_running).await,
             Operation::Resume => engine.resume(id, &by).await,
             Operation::Cancel { reason } => engine.cancel(id, &by, reason).await,
             Operation::Retry { task } => engine.retry(id, &by, task).await,
-        };
+        }?;
         let status = engine.instance(id).map(|(instance, _)| instance.effective_status()).unwrap_or("unknown");
-        engine.shutdown().await;
-        match result {
-            Ok(seq) => {
-                match cli.output {
-                    OutputFormat::Json => print_json(&json!({"instance": id, "seq": seq, "status": status})),
-                    OutputFormat::Text => println!("{id}: {status} (event {seq})"),
-                }
-                EXIT_OK
-            }
-            Err(error) => report(&error),
+        match cli.output {
+            OutputFormat::Json => print_json(&json!({"instance": id, "seq": seq, "status": status})),
+            OutputFormat::Text => println!("{id}: {status} (event {seq})"),
         }
+        Ok(EXIT_OK)
     })
 }
 
@@ -249,24 +217,13 @@ pub(super) fn signal(cli: &Cli, args: &SignalArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let Ok(runtime) = runtime() else { return EXIT_USAGE };
-    runtime.block_on(async {
-        let engine = match open_engine(cli, Mode::Passive, 1).await {
-            Ok(engine) => engine,
-            Err(status) => return status,
-        };
-        let result = engine.signal(&args.id, &args.name, data, &cli.principal()).await;
-        engine.shutdown().await;
-        match result {
-            Ok(seq) => {
-                match cli.output {
-                    OutputFormat::Json => print_json(&json!({"instance": args.id, "signal": args.name, "seq": seq})),
-                    OutputFormat::Text => println!("{}: signal {} recorded (event {seq})", args.id, args.name),
-                }
-                EXIT_OK
-            }
-            Err(error) => report(&error),
+    command(cli, async |engine| {
+        let seq = engine.signal(&args.id, &args.name, data, &cli.principal()).await?;
+        match cli.output {
+            OutputFormat::Json => print_json(&json!({"instance": args.id, "signal": args.name, "seq": seq})),
+            OutputFormat::Text => println!("{}: signal {} recorded (event {seq})", args.id, args.name),
         }
+        Ok(EXIT_OK)
     })
 }
 
@@ -485,7 +442,7 @@ pub(super) fn status(cli: &Cli, args: &StatusArgs) -> u8 {
     let Some(id) = &args.id else {
         return list(cli, &ListArgs { status: None });
     };
-    read(cli, |engine| {
+    command(cli, async |engine| {
         let (instance, workflow) = engine.instance(id)?;
         match cli.output {
             OutputFormat::Json => {
@@ -545,7 +502,7 @@ pub(super) fn status(cli: &Cli, args: &StatusArgs) -> u8 {
                 print!("{out}");
             }
         }
-        Ok(())
+        Ok(EXIT_OK)
     })
 }
 
@@ -599,7 +556,7 @@ fn gate_lines(instance: &Instance, plan: &crate::plan::Phase, g: usize, gate: &c
 
 /// `phasegate list`.
 pub(super) fn list(cli: &Cli, args: &ListArgs) -> u8 {
-    read(cli, |engine| {
+    command(cli, async |engine| {
         let instances = engine.list(args.status.as_deref())?;
         match cli.output {
             OutputFormat::Json => {
@@ -614,13 +571,13 @@ pub(super) fn list(cli: &Cli, args: &ListArgs) -> u8 {
                 }
             }
         }
-        Ok(())
+        Ok(EXIT_OK)
     })
 }
 
 /// `phasegate history`.
 pub(super) fn history(cli: &Cli, args: &InstanceArgs) -> u8 {
-    read(cli, |engine| {
+    command(cli, async |engine| {
         let records = engine.history(&args.id)?;
         match cli.output {
             OutputFormat::Json => print_json(&serde_json::to_value(&records).unwrap_or_default()),
@@ -630,24 +587,23 @@ pub(super) fn history(cli: &Cli, args: &InstanceArgs) -> u8 {
                 }
             }
         }
-        Ok(())
+        Ok(EXIT_OK)
     })
 }
 
-fn read(cli: &Cli, body: impl FnOnce(&Engine) -> Result<(), Error>) -> u8 {
-    let Ok(runtime) = runtime() else {
-        return EXIT_USAGE;
-    };
+/// Runs one short command against the store without driving anything:
+/// opens the engine in passive mode, runs `body`, shuts the engine down, and
+/// turns an error into its message and exit status. `body` returns the exit
+/// status of success.
+pub(super) fn command(cli: &Cli, body: impl AsyncFnOnce(&Engine) -> Result<u8, Error>) -> u8 {
+    let Ok(runtime) = runtime() else { return EXIT_USAGE };
     runtime.block_on(async {
         let engine = match open_engine(cli, Mode::Passive, 1).await {
             Ok(engine) => engine,
             Err(status) => return status,
         };
-        let result = body(&engine);
+        let result = body(&engine).await;
         engine.shutdown().await;
-        match result {
-            Ok(()) => EXIT_OK,
-            Err(error) => report(&error),
-        }
+        result.unwrap_or_else(|error| report(&error))
     })
 }

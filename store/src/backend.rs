@@ -39,12 +39,26 @@ impl SledBackend {
     /// Opens (or creates) the database in `path`.
     pub fn open(path: &Path) -> Result<Self> {
         std::fs::create_dir_all(path).map_err(|error| Error::Io(format!("cannot create {}: {error}", path.display())))?;
-        let config = sled::Config::new().path(path).mode(sled::Mode::HighThroughput);
-        match config.open() {
-            Ok(db) => Ok(Self { db }),
-            // sled reports a held lock as an I/O error from its file lock.
-            Err(sled::Error::Io(error)) if is_lock_error(&error) => Err(Error::InUse { path: path.display().to_string() }),
-            Err(error) => Err(io(error)),
+        // No background flusher: the log layer flushes before every
+        // acknowledgement, and sled's flusher thread would otherwise keep the
+        // database (and its file lock) alive for up to its period after a drop.
+        let config = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).flush_every_ms(None);
+        // A store just closed by this process may release its lock a moment
+        // late (sled's last I/O threads finishing); a short, bounded wait
+        // separates that from a store another process holds.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+        loop {
+            match config.open() {
+                Ok(db) => return Ok(Self { db }),
+                // sled reports a held lock as an I/O error from its file lock.
+                Err(sled::Error::Io(error)) if is_lock_error(&error) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(Error::InUse { path: path.display().to_string() });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                Err(error) => return Err(io(error)),
+            }
         }
     }
 }

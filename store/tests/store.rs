@@ -251,3 +251,16 @@ fn data_survives_reopening() {
     assert_eq!(store.head("a").expect("head").expect("exists").seq, 4);
     assert_eq!(store.instances_with_status("halted").expect("index"), ["a"]);
 }
+
+/// Regression: reopening right after a drop found sled's lock still held by
+/// its background flusher and failed with InUse (seen in CI).
+#[test]
+fn reopening_right_after_closing_succeeds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for round in 0..30u64 {
+        let store = SledStore::open(dir.path()).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        store.append(Batch { instance: "a".into(), expected_seq: round, events: events(1, "x"), ..Batch::default() }).expect("append");
+    }
+    let store = SledStore::open(dir.path()).expect("open");
+    assert_eq!(store.head("a").expect("head").expect("exists").seq, 30);
+}

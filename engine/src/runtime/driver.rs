@@ -142,6 +142,24 @@ struct Cell {
     pending_writes: usize,
 }
 
+impl Cell {
+    /// Applies one event through the machine and records it under the next
+    /// sequence number, collecting its effects.
+    fn apply(
+        &mut self,
+        event: Event,
+        now: Timestamp,
+        records: &mut Vec<Record>,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), crate::machine::Rejected> {
+        let more = step(&mut self.instance, &self.workflow, &event, now)?;
+        self.instance.seq += 1;
+        records.push(Record::new(self.instance.seq, now, event));
+        effects.extend(more);
+        Ok(())
+    }
+}
+
 struct Running {
     token: CancellationToken,
     abort: tokio::task::AbortHandle,
@@ -524,15 +542,15 @@ impl Driver {
                 }
                 let now = Timestamp::now();
                 let event = Event::InstanceStarted { workflow: workflow.name.clone(), definition_hash: hash, vars, started_by };
-                let instance = match machine::replay(&id, &workflow, &[Record::new(1, now, event.clone())]) {
+                let record = Record::new(1, now, event);
+                let instance = match machine::replay(&id, &workflow, std::slice::from_ref(&record)) {
                     Ok(instance) => instance,
                     Err(rejected) => {
                         let _ = reply.send(Err(rejected.into()));
                         return;
                     }
                 };
-                let mut instance = instance;
-                instance.seq = 0;
+                // Nothing is written yet: the first batch carries event 1.
                 let cell = Cell {
                     instance,
                     workflow,
@@ -545,19 +563,11 @@ impl Driver {
                     pending_writes: 0,
                 };
                 self.cells.insert(id.clone(), cell);
-                let records = vec![Record::new(1, now, event)];
-                if let Some(cell) = self.cells.get_mut(&id) {
-                    cell.instance.seq = 1;
-                }
-                self.drive_and_persist(&id, records, Vec::new(), Vec::new(), Answer::Started(reply, id.clone()));
+                self.drive_and_persist(&id, vec![record], Vec::new(), Vec::new(), Answer::Started(reply, id.clone()));
             }
             Message::Operate { id, event, reply } => {
                 if !self.ensure_loaded(&id) {
-                    let error = match load::instance(&*self.shared.store, &self.shared.definitions, &self.shared.agent_names, &id) {
-                        Err(error) => error,
-                        Ok(_) => Error::UnknownInstance(id.clone()),
-                    };
-                    let _ = reply.send(Err(error));
+                    let _ = reply.send(Err(self.load_error(&id)));
                     return;
                 }
                 let seq_after = self.cells.get(&id).map_or(0, |c| c.instance.seq + 1);
@@ -616,12 +626,8 @@ impl Driver {
         let mut records = Vec::new();
         let mut effects = effects;
         for event in events {
-            match step(&mut cell.instance, &cell.workflow, &event, now) {
-                Ok(more) => {
-                    cell.instance.seq += 1;
-                    records.push(Record::new(cell.instance.seq, now, event));
-                    effects.extend(more);
-                }
+            match cell.apply(event, now, &mut records, &mut effects) {
+                Ok(()) => {}
                 Err(rejected) => {
                     if matches!(answer, Answer::None) {
                         debug!(instance = id, %rejected, "dropped an event that no longer applies");
@@ -652,23 +658,18 @@ impl Driver {
         if (self.mode == Mode::Drive || force) && self.shutdown.is_none() {
             // Bounded: each round applies at least one event, and a workflow
             // has finitely many things to start; the bound only guards bugs.
-            for _ in 0..100_000 {
+            'rounds: for _ in 0..100_000 {
                 let decision = decide(&cell.instance, &cell.workflow, now);
                 wake = decision.wake_at;
                 if decision.events.is_empty() {
                     break;
                 }
                 for event in decision.events {
-                    match step(&mut cell.instance, &cell.workflow, &event, now) {
-                        Ok(more) => {
-                            cell.instance.seq += 1;
-                            records.push(Record::new(cell.instance.seq, now, event));
-                            effects.extend(more);
-                        }
-                        Err(rejected) => {
-                            error!(instance = id, %rejected, "decide proposed an event step refused (a bug)");
-                            break;
-                        }
+                    if let Err(rejected) = cell.apply(event, now, &mut records, &mut effects) {
+                        // decide would propose the same event again: stop
+                        // driving this instance rather than spin.
+                        error!(instance = id, %rejected, "decide proposed an event step refused (a bug)");
+                        break 'rounds;
                     }
                 }
             }

@@ -40,6 +40,13 @@ pub fn phasegate_bin() -> &'static Path {
     })
 }
 
+/// Path of an example of the engine crate (built with the `phasegate` binary
+/// by the same workspace build).
+pub fn example_bin(name: &str) -> PathBuf {
+    let binary = phasegate_bin();
+    binary.parent().map(|dir| dir.join("examples").join(format!("{name}{}", std::env::consts::EXE_SUFFIX))).unwrap_or_default()
+}
+
 /// A `phasegate` command run in `dir`, with logging quiet and the store inside `dir`.
 pub fn phasegate(dir: &Path) -> Command {
     let mut command = Command::new(phasegate_bin());

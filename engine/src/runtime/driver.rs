@@ -46,7 +46,8 @@ pub struct Notification {
     pub instance: String,
     /// The record.
     pub record: Record,
-    /// The instance's effective status after it.
+    /// The instance's effective status once the batch holding this event
+    /// was durable (a batch can hold several events).
     pub status: &'static str,
 }
 

@@ -39,10 +39,11 @@ impl SledBackend {
     /// Opens (or creates) the database in `path`.
     pub fn open(path: &Path) -> Result<Self> {
         std::fs::create_dir_all(path).map_err(|error| Error::Io(format!("cannot create {}: {error}", path.display())))?;
-        // No background flusher: the log layer flushes before every
-        // acknowledgement, and sled's flusher thread would otherwise keep the
-        // database (and its file lock) alive for up to its period after a drop.
-        let config = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).flush_every_ms(None);
+        // sled's background flusher stays on (its default). Turning it off
+        // looked harmless, since the log layer flushes before every
+        // acknowledgement, but the crash test then found a store that sled
+        // could not reopen after a kill.
+        let config = sled::Config::new().path(path).mode(sled::Mode::HighThroughput);
         // A store just closed by this process may release its lock a moment
         // late (sled's last I/O threads finishing); a short, bounded wait
         // separates that from a store another process holds.

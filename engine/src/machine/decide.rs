@@ -164,8 +164,8 @@ fn decide_tasks(
             }
             TaskStatus::Failed { attempt, error, retryable, .. } => {
                 all_done = false;
-                let used = attempt.saturating_sub(task.budget_from);
-                if *retryable && used < task_plan.retry.max_attempts {
+                let used = task.attempts_used();
+                if task.may_retry(task_plan.retry.max_attempts) {
                     let key = idempotency_key(&instance.id, &phase.id, phase.attempt, &task.id, attempt + 1);
                     let due = now.after(task_plan.retry.delay(used + 1, jitter_unit(&key)));
                     next.events.push(Event::RetryScheduled { phase: phase.id.clone(), task: task.id.clone(), attempt: attempt + 1, due });

@@ -270,6 +270,21 @@ impl TaskStatus {
     }
 }
 
+impl TaskState {
+    /// Attempts used since the retry budget began (the start of the phase
+    /// attempt, or the last redrive).
+    pub fn attempts_used(&self) -> u32 {
+        self.attempts.saturating_sub(self.budget_from)
+    }
+
+    /// Whether the latest attempt failed in a way worth retrying and the retry
+    /// budget allows another attempt. `decide` proposes retries by this rule
+    /// and `step` accepts them by it.
+    pub fn may_retry(&self, max_attempts: u32) -> bool {
+        matches!(self.status, TaskStatus::Failed { retryable: true, .. }) && self.attempts_used() < max_attempts
+    }
+}
+
 impl Instance {
     /// A fresh instance of `workflow`, before its first event.
     pub(crate) fn new(

@@ -298,9 +298,7 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
             let state = &instance.phases[p].tasks[t];
             let policy = &workflow.phases[p].tasks[t].retry;
             let error = match &state.status {
-                TaskStatus::Failed { attempt: failed, retryable: true, error, .. }
-                    if *attempt == failed + 1 && failed.saturating_sub(state.budget_from) < policy.max_attempts =>
-                {
+                TaskStatus::Failed { attempt: failed, error, .. } if *attempt == failed + 1 && state.may_retry(policy.max_attempts) => {
                     error.clone()
                 }
                 TaskStatus::Failed { .. }

@@ -77,7 +77,22 @@ pub struct HaltArgs {
     pub reason: String,
 }
 
+/// Arguments of `phasegate rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The instance id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Compensate only this phase and those after it, then run it again as a new attempt.
+    #[arg(long, value_name = "PHASE")]
+    pub to: Option<String>,
+    /// Why, recorded in the history.
+    #[arg(long, default_value = "")]
+    pub reason: String,
+}
+
 /// Arguments of `phasegate cancel`.
+
 #[derive(Debug, Args)]
 pub struct CancelArgs {
     /// The instance id.
@@ -181,6 +196,7 @@ pub(super) fn operate(cli: &Cli, id: &str, what: Operation<'_>) -> u8 {
         let by = cli.principal();
         let seq = match what {
             Operation::Halt { cancel_running, reason } => engine.halt(id, &by, reason, cancel_running).await,
+            Operation::Rollback { to, reason } => engine.rollback(id, &by, reason, to).await,
             Operation::Resume => engine.resume(id, &by).await,
             Operation::Cancel { reason } => engine.cancel(id, &by, reason).await,
             Operation::Retry { task } => engine.retry(id, &by, task).await,
@@ -231,6 +247,7 @@ pub(super) fn signal(cli: &Cli, args: &SignalArgs) -> u8 {
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Operation<'a> {
     Halt { cancel_running: bool, reason: &'a str },
+    Rollback { to: Option<&'a str>, reason: &'a str },
     Resume,
     Cancel { reason: &'a str },
     Retry { task: Option<&'a str> },
@@ -434,6 +451,35 @@ fn describe(event: &Event) -> String {
         }
         Event::Redriven { by, tasks } => format!("redriven by {by}: {}", tasks.join(", ")),
         Event::SignalReceived { name, data, by } => format!("signal {name} from {by}: {data}"),
+        Event::WatchSampled { phase, watch, value, verdict, detail } => {
+            let value = value.map_or_else(|| "no data".to_owned(), |v| v.to_string());
+            let detail = if detail.is_empty() { String::new() } else { format!(" ({detail})") };
+            format!("watch {phase}/{watch} sampled {value}: {}{detail}", verdict.name())
+        }
+        Event::TriggerFired { phase, trigger, cause } => format!("trigger {phase}/{trigger} fired: {cause}"),
+        Event::TriggerSkipped { phase, trigger, reason } => format!("trigger {phase}/{trigger} did not act: {reason}"),
+        Event::TriggerDecided { phase, trigger, decision } => {
+            let comment = if decision.comment.is_empty() { String::new() } else { format!(": {}", decision.comment) };
+            format!("trigger {phase}/{trigger} {} by {}{comment}", decision.kind.past(), decision.principal)
+        }
+        Event::TriggerTimedOut { phase, trigger, level, action } => format!(
+            "trigger {phase}/{trigger}: deadline of level {level} passed, on_timeout = {}",
+            serde_json::to_value(action).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+        ),
+        Event::RollbackStarted { by, reason, to } => {
+            let to = to.as_deref().map(|to| format!(" to phase {to}")).unwrap_or_default();
+            format!("rollback{to} started by {by}{}", if reason.is_empty() { String::new() } else { format!(": {reason}") })
+        }
+        Event::CompensationDispatched { id, attempt, key, .. } => format!("compensation {id} dispatched (attempt {attempt}, key {key})"),
+        Event::CompensationSucceeded { id, attempt, duration_ms, .. } => {
+            format!("compensation {id} succeeded (attempt {attempt}, {duration_ms} ms)")
+        }
+        Event::CompensationFailed { id, attempt, error, retryable, .. } => {
+            format!("compensation {id} failed (attempt {attempt}{}): {error}", if *retryable { "" } else { ", permanently" })
+        }
+        Event::CompensationRetryScheduled { id, attempt, due, .. } => format!("compensation {id} will retry (attempt {attempt}) at {due}"),
+        Event::RollbackCompleted => "rollback completed".to_owned(),
+        Event::ScheduleFired { phase } => format!("phase {phase}: scheduled cycle due"),
     }
 }
 

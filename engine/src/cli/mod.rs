@@ -81,8 +81,10 @@ pub enum Command {
     History(instances::InstanceArgs),
     /// Stop new dispatch (in-flight attempts finish unless --cancel-running).
     Halt(instances::HaltArgs),
-    /// Let a halted instance go on.
+    /// Let a halted instance go on (a rollback halted by a failed compensation goes on with it).
     Resume(instances::InstanceArgs),
+    /// Run the compensations of completed work in reverse completion order (`run` carries them out).
+    Rollback(instances::RollbackArgs),
     /// Cancel an instance.
     Cancel(instances::CancelArgs),
     /// Redrive a failed instance from its failed tasks (or one task), keeping what succeeded.
@@ -158,6 +160,10 @@ pub fn main() -> ExitCode {
             instances::operate(&cli, &args.id, instances::Operation::Halt { cancel_running: args.cancel_running, reason: &args.reason })
         }
         Command::Resume(args) => instances::operate(&cli, &args.id, instances::Operation::Resume),
+        Command::Rollback(args) => {
+            instances::operate(&cli, &args.id, instances::Operation::Rollback { to: args.to.as_deref(), reason: &args.reason })
+        }
+
         Command::Cancel(args) => instances::operate(&cli, &args.id, instances::Operation::Cancel { reason: &args.reason }),
         Command::Retry(args) => instances::operate(&cli, &args.id, instances::Operation::Retry { task: args.task.as_deref() }),
         Command::Approve(args) => gates::decide(&cli, crate::machine::DecisionKind::Approve, args),

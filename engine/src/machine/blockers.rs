@@ -38,7 +38,47 @@ pub fn blockers(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Vec
             out.push(blocker(None, None, format!("cancelled by {by}")));
             return out;
         }
+        InstanceStatus::RolledBack { reason, at } => {
+            out.push(blocker(None, None, format!("rolled back at {at}: {reason}")));
+            return out;
+        }
+        InstanceStatus::RollingBack { since } => {
+            let open = instance.rollback.as_ref().and_then(|r| r.steps.iter().find(|s| !s.state.status.is_done()));
+            let what = match open {
+                Some(step) => format!("compensation {} is {}", step.state.id, step.state.status.kind()),
+                None => "every compensation is done".to_owned(),
+            };
+            out.push(blocker(None, None, format!("rolling back since {since}: {what}")));
+            return out;
+        }
+        InstanceStatus::AwaitingDecision { phase, trigger, cause, approval, .. } => {
+            let plan =
+                workflow.phase_index(phase).and_then(|p| workflow.phases[p].triggers.iter().find(|t| &t.id == trigger).map(|t| (p, t)));
+            if let (Some((p, plan)), GateStatus::AwaitingDecision { level, deadline, approvals, .. }) = (plan, &approval.status) {
+                if let crate::plan::Action::HaltForApproval { approval: rule, then } = &plan.action {
+                    let who: Vec<String> = gate::authority_of(Some(rule), workflow.phases[p].owner.as_ref(), *level)
+                        .map(|a| a.approvers.iter().map(ToString::to_string).collect())
+                        .unwrap_or_default();
+                    let until = match deadline {
+                        Some(deadline) => format!(" until {deadline} (then on_timeout applies)"),
+                        None => String::new(),
+                    };
+                    let have = if approvals.is_empty() { String::new() } else { format!(" (approved so far by {})", approvals.join(", ")) };
+                    out.push(blocker(
+                        Some(phase),
+                        Some(trigger),
+                        format!(
+                            "trigger {trigger} halted the instance: {cause}; approving runs its `{}` action, rejecting goes on without it; \
+                             decided by {} at level {level}{until}{have}",
+                            then.name(),
+                            who.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
     }
+
     for &p in &workflow.phase_order {
         let plan = &workflow.phases[p];
         let phase = &instance.phases[p];

@@ -1,8 +1,9 @@
 //! `decide`: what should happen next to an instance, as events.
 
-use super::{evidence, Evaluation, Event, GateStatus, Instance, InstanceStatus, PhaseStatus, TaskStatus, Timestamp};
+use super::react::{compensation_step, phase_active};
+use super::{evidence, Evaluation, Event, GateStatus, Instance, InstanceStatus, PendingTrigger, PhaseStatus, TaskStatus, Timestamp};
 use crate::expr::Outcome;
-use crate::plan::Workflow;
+use crate::plan::{Action, Workflow};
 
 /// The events that should happen now, and when to look again.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -32,18 +33,53 @@ fn jitter_unit(key: &str) -> f64 {
     (hash >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Decides what should happen next. Only a running instance moves on its
-/// own; halted, failed and finished ones wait for an operator.
+/// The idempotency key of a compensation attempt.
+pub fn compensation_key(instance: &str, rollback: u32, step: usize, id: &str, attempt: u32) -> String {
+    format!("{instance}/rollback.{rollback}/{step}-{id}/{attempt}")
+}
+
+/// Decides what should happen next. A running instance moves on its own; a
+/// rolling-back one runs its compensations; one awaiting a trigger decision
+/// only reacts to triggers and deadlines; halted, failed and finished ones
+/// wait for an operator.
 pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next {
     let mut next = Next::default();
     match &instance.status {
-        InstanceStatus::Running => {}
+        InstanceStatus::Running | InstanceStatus::AwaitingDecision { .. } => {}
+        InstanceStatus::RollingBack { .. } => {
+            decide_rollback(instance, workflow, now, &mut next);
+            return next;
+        }
         InstanceStatus::Halted { .. }
         | InstanceStatus::Completed { .. }
         | InstanceStatus::Failed { .. }
-        | InstanceStatus::Cancelled { .. } => {
+        | InstanceStatus::Cancelled { .. }
+        | InstanceStatus::RolledBack { .. } => {
             return next;
         }
+    }
+    // Triggers first: a task that failed for good may loop back rather than fail its phase.
+    if let Some(pending) = instance.pending_triggers.first() {
+        next.events.push(decide_trigger(instance, workflow, pending));
+        return next;
+    }
+    if let InstanceStatus::AwaitingDecision { phase, trigger, approval, .. } = &instance.status {
+        if let GateStatus::AwaitingDecision { level, deadline: Some(deadline), .. } = &approval.status {
+            let on_timeout = workflow.phase_index(phase).and_then(|p| {
+                workflow.phases[p].triggers.iter().find(|t| &t.id == trigger).and_then(|t| match &t.action {
+                    Action::HaltForApproval { approval, .. } => approval.on_timeout,
+                    _ => None,
+                })
+            });
+            match on_timeout {
+                Some(action) if *deadline <= now => {
+                    next.events.push(Event::TriggerTimedOut { phase: phase.clone(), trigger: trigger.clone(), level: *level, action })
+                }
+                Some(_) => next.wake_at = Some(*deadline),
+                None => {}
+            }
+        }
+        return next;
     }
     if let Some(failed) = instance.phases.iter().find(|p| matches!(p.status, PhaseStatus::Failed { .. })) {
         let reason = match &failed.status {
@@ -53,7 +89,7 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
         next.events.push(Event::InstanceFailed { reason });
         return next;
     }
-    if instance.phases.iter().all(|p| matches!(p.status, PhaseStatus::Passed { .. })) {
+    if instance.phases.iter().all(|p| matches!(p.status, PhaseStatus::Passed { .. } if p.next_cycle.is_none())) {
         next.events.push(Event::InstanceCompleted);
         return next;
     }
@@ -68,7 +104,7 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
                 }
             }
             PhaseStatus::Running { .. } => {
-                let (tasks_done, failure) = decide_tasks(instance, p, plan, phase, now, &mut next, &mut evidence_cache);
+                let (tasks_done, failure) = decide_tasks(instance, false, plan, phase, now, &mut next, &mut evidence_cache);
                 if let Some(reason) = failure {
                     next.events.push(Event::PhaseFailed { phase: phase.id.clone(), reason });
                 } else if tasks_done {
@@ -76,6 +112,7 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
                 }
             }
             PhaseStatus::AwaitingApproval { .. } => {
+                decide_tasks(instance, true, plan, phase, now, &mut next, &mut evidence_cache);
                 for (g, gate) in phase.gates.iter().enumerate() {
                     if let GateStatus::AwaitingDecision { level, deadline: Some(deadline), .. } = &gate.status {
                         let action = plan.gates[g].approval.as_ref().and_then(|a| a.on_timeout);
@@ -92,17 +129,124 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
                     }
                 }
             }
-            PhaseStatus::OnHold { .. } | PhaseStatus::Passed { .. } | PhaseStatus::Failed { .. } => {}
+            PhaseStatus::OnHold { .. } => {
+                decide_tasks(instance, true, plan, phase, now, &mut next, &mut evidence_cache);
+            }
+            PhaseStatus::Passed { .. } => match phase.next_cycle {
+                Some(due) if due <= now => next.events.push(Event::ScheduleFired { phase: phase.id.clone() }),
+                Some(due) => next.wake_at = Some(next.wake_at.map_or(due, |w| w.min(due))),
+                None => {}
+            },
+            PhaseStatus::Failed { .. } => {}
         }
     }
     next
+}
+
+/// Acts on, or skips, the oldest pending trigger occurrence.
+fn decide_trigger(instance: &Instance, workflow: &Workflow, pending: &PendingTrigger) -> Event {
+    let skipped = |reason: String| Event::TriggerSkipped { phase: pending.phase.clone(), trigger: pending.trigger.clone(), reason };
+    let Some(trigger) =
+        workflow.phase_index(&pending.phase).and_then(|p| workflow.phases[p].triggers.iter().find(|t| t.id == pending.trigger))
+    else {
+        return skipped("the trigger is not in the pinned definition".to_owned());
+    };
+    if let (Action::HaltForApproval { .. }, InstanceStatus::AwaitingDecision { trigger: waiting, .. }) = (&trigger.action, &instance.status)
+    {
+        return skipped(format!("a decision on trigger {waiting} is already awaited"));
+    }
+    match &trigger.when {
+        None => Event::TriggerFired { phase: pending.phase.clone(), trigger: pending.trigger.clone(), cause: pending.cause.clone() },
+        Some(condition) => match condition.evaluate(&evidence(instance)) {
+            Outcome::True => {
+                Event::TriggerFired { phase: pending.phase.clone(), trigger: pending.trigger.clone(), cause: pending.cause.clone() }
+            }
+            Outcome::False => skipped(format!("`{}` is false ({})", condition.source(), pending.cause)),
+            Outcome::Missing(why) | Outcome::Error(why) => skipped(format!("`{}` could not be evaluated: {why}", condition.source())),
+        },
+    }
+}
+
+/// Runs compensations one at a time, in order, once no task attempt is in
+/// flight; halts for a person when one fails for good.
+fn decide_rollback(instance: &Instance, workflow: &Workflow, now: Timestamp, next: &mut Next) {
+    let Some(rollback) = &instance.rollback else {
+        return;
+    };
+    if !instance.in_flight().is_empty() {
+        return;
+    }
+    for (i, step) in rollback.steps.iter().enumerate() {
+        let state = &step.state;
+        let policy = compensation_step(workflow, step).map(|s| s.retry.clone()).unwrap_or_else(crate::plan::RetryPolicy::none);
+        let dispatch = |attempt: u32| Event::CompensationDispatched {
+            step: i,
+            id: state.id.clone(),
+            attempt,
+            key: compensation_key(&instance.id, instance.rollbacks, i, &state.id, attempt),
+        };
+        match &state.status {
+            TaskStatus::Succeeded { .. } | TaskStatus::Skipped { .. } => continue,
+            TaskStatus::Pending | TaskStatus::Cancelled { .. } => next.events.push(dispatch(state.attempts + 1)),
+            TaskStatus::Dispatched { .. } => {}
+            TaskStatus::RetryWaiting { attempt, due, .. } => {
+                if *due <= now {
+                    next.events.push(dispatch(*attempt));
+                } else {
+                    next.wake_at = Some(*due);
+                }
+            }
+            TaskStatus::Failed { attempt, error, .. } => {
+                if state.may_retry(policy.max_attempts) {
+                    let key = compensation_key(&instance.id, instance.rollbacks, i, &state.id, attempt + 1);
+                    let due = now.after(policy.delay(state.attempts_used() + 1, jitter_unit(&key)));
+                    next.events.push(Event::CompensationRetryScheduled { step: i, id: state.id.clone(), attempt: attempt + 1, due });
+                } else {
+                    next.events.push(Event::Halted {
+                        by: "phasegate".to_owned(),
+                        reason: format!(
+                            "compensation {} (undoing {}) failed after {} attempt(s): {error}; fix the cause, then `phasegate resume {}` \
+                             runs it again (finished compensations are not repeated)",
+                            state.id,
+                            step.task.as_deref().map_or_else(|| format!("phase {}", step.phase), |t| format!("task {t}")),
+                            state.attempts_used(),
+                            instance.id
+                        ),
+                        cancel_running: false,
+                    });
+                }
+            }
+        }
+        return;
+    }
+    next.events.push(Event::RollbackCompleted);
+}
+
+/// The watches due for a sample: (phase index, watch index, due time) for
+/// every watch of an active phase of a running instance. The runtime takes
+/// samples through agents and records them as `WatchSampled`.
+pub fn watches_due(instance: &Instance, workflow: &Workflow) -> Vec<(usize, usize, Timestamp)> {
+    if !matches!(instance.status, InstanceStatus::Running) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (p, phase) in instance.phases.iter().enumerate() {
+        if !phase_active(&phase.status) {
+            continue;
+        }
+        for (w, watch) in phase.watches.iter().enumerate() {
+            let interval = workflow.phases[p].watches.get(w).map_or(std::time::Duration::from_secs(60), |plan| plan.interval);
+            out.push((p, w, watch.last_at().map_or(Timestamp(0), |last| last.after(interval))));
+        }
+    }
+    out
 }
 
 /// Dispatches, skips and retries the tasks of a running phase; says whether
 /// they are all done and, if one failed for good, why the phase fails.
 fn decide_tasks(
     instance: &Instance,
-    _p: usize,
+    only_requested: bool,
     plan: &crate::plan::Phase,
     phase: &super::PhaseState,
     now: Timestamp,
@@ -114,6 +258,10 @@ fn decide_tasks(
     for &t in &plan.task_order {
         let task_plan = &plan.tasks[t];
         let task = &phase.tasks[t];
+        // Beside a gate awaiting a decision, only on-demand tasks a trigger asked for run.
+        if only_requested && !task.requested {
+            continue;
+        }
         let next_attempt = task.attempts + 1;
         let dispatch = |attempt: u32| Event::TaskDispatched {
             phase: phase.id.clone(),
@@ -123,7 +271,7 @@ fn decide_tasks(
         };
         match &task.status {
             TaskStatus::Succeeded { .. } | TaskStatus::Skipped { .. } => {}
-            TaskStatus::Pending if task_plan.on_demand => {}
+            TaskStatus::Pending if task_plan.on_demand && !task.requested => {}
             TaskStatus::Pending => {
                 all_done = false;
                 if !task_plan.depends_on.iter().all(|&d| phase.tasks[d].status.is_done()) {

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{Decision, Evaluation, Timestamp};
+use super::{Decision, Evaluation, SampleVerdict, Timestamp};
 use crate::model::OnTimeout;
 
 /// Something that happened to an instance. Events name phases and tasks by
@@ -183,6 +183,124 @@ pub enum Event {
         /// Who sent it.
         by: String,
     },
+    /// A watch took a sample.
+    WatchSampled {
+        /// The phase.
+        phase: String,
+        /// The watch.
+        watch: String,
+        /// The value, if the agent returned one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<f64>,
+        /// What it meant for the breach condition (missing data before the `no_data` policy applies).
+        verdict: SampleVerdict,
+        /// The agent's error or why the condition could not be applied, verbatim.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        detail: String,
+    },
+    /// A trigger's event happened and its `when` held: its action is taken.
+    TriggerFired {
+        /// The phase declaring it.
+        phase: String,
+        /// The trigger.
+        trigger: String,
+        /// What happened.
+        cause: String,
+    },
+    /// A trigger's event happened but it did not act (its `when` did not hold, say).
+    TriggerSkipped {
+        /// The phase declaring it.
+        phase: String,
+        /// The trigger.
+        trigger: String,
+        /// Why.
+        reason: String,
+    },
+    /// A person decided on a trigger's halt for approval.
+    TriggerDecided {
+        /// The phase declaring the trigger.
+        phase: String,
+        /// The trigger.
+        trigger: String,
+        /// The decision.
+        decision: Decision,
+    },
+    /// A trigger halt's deadline passed with no decision; `action` was applied.
+    TriggerTimedOut {
+        /// The phase declaring the trigger.
+        phase: String,
+        /// The trigger.
+        trigger: String,
+        /// The escalation level whose deadline passed.
+        level: usize,
+        /// What the approval's `on_timeout` said to do.
+        action: OnTimeout,
+    },
+    /// An operator asked to compensate completed work.
+    RollbackStarted {
+        /// Who.
+        by: String,
+        /// Why.
+        reason: String,
+        /// Re-enter this phase afterwards instead of ending rolled back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+    },
+    /// A compensation attempt was handed to its agent.
+    CompensationDispatched {
+        /// Its index in the rollback.
+        step: usize,
+        /// Its id.
+        id: String,
+        /// The attempt.
+        attempt: u32,
+        /// The idempotency key the agent receives.
+        key: String,
+    },
+    /// A compensation attempt succeeded.
+    CompensationSucceeded {
+        /// Its index in the rollback.
+        step: usize,
+        /// Its id.
+        id: String,
+        /// The attempt.
+        attempt: u32,
+        /// The agent's output.
+        output: Value,
+        /// How long it took.
+        duration_ms: u64,
+    },
+    /// A compensation attempt failed.
+    CompensationFailed {
+        /// Its index in the rollback.
+        step: usize,
+        /// Its id.
+        id: String,
+        /// The attempt.
+        attempt: u32,
+        /// The agent's message.
+        error: String,
+        /// Whether retrying could help.
+        retryable: bool,
+    },
+    /// A failed compensation will be dispatched again at `due`.
+    CompensationRetryScheduled {
+        /// Its index in the rollback.
+        step: usize,
+        /// Its id.
+        id: String,
+        /// The attempt that will run.
+        attempt: u32,
+        /// When.
+        due: Timestamp,
+    },
+    /// Every compensation succeeded.
+    RollbackCompleted,
+    /// A scheduled phase's next cycle is due: it runs again.
+    ScheduleFired {
+        /// The phase.
+        phase: String,
+    },
 }
 
 impl Event {
@@ -209,6 +327,18 @@ impl Event {
             Event::Cancelled { .. } => "Cancelled",
             Event::Redriven { .. } => "Redriven",
             Event::SignalReceived { .. } => "SignalReceived",
+            Event::WatchSampled { .. } => "WatchSampled",
+            Event::TriggerFired { .. } => "TriggerFired",
+            Event::TriggerSkipped { .. } => "TriggerSkipped",
+            Event::TriggerDecided { .. } => "TriggerDecided",
+            Event::TriggerTimedOut { .. } => "TriggerTimedOut",
+            Event::RollbackStarted { .. } => "RollbackStarted",
+            Event::CompensationDispatched { .. } => "CompensationDispatched",
+            Event::CompensationSucceeded { .. } => "CompensationSucceeded",
+            Event::CompensationFailed { .. } => "CompensationFailed",
+            Event::CompensationRetryScheduled { .. } => "CompensationRetryScheduled",
+            Event::RollbackCompleted => "RollbackCompleted",
+            Event::ScheduleFired { .. } => "ScheduleFired",
         }
     }
 
@@ -241,6 +371,23 @@ impl Event {
             | Event::Cancelled { .. }
             | Event::Redriven { .. } => self.kind().to_owned(),
             Event::SignalReceived { name, .. } => format!("SignalReceived({name})"),
+            Event::WatchSampled { watch, value, verdict, .. } => match value {
+                Some(value) => format!("WatchSampled({watch}={value}: {})", verdict.name()),
+                None => format!("WatchSampled({watch}: {})", verdict.name()),
+            },
+            Event::TriggerFired { trigger, .. } | Event::TriggerSkipped { trigger, .. } | Event::TriggerTimedOut { trigger, .. } => {
+                format!("{}({trigger})", self.kind())
+            }
+            Event::TriggerDecided { trigger, decision, .. } => {
+                format!("TriggerDecided({trigger}: {} by {})", decision.kind.verb(), decision.principal)
+            }
+            Event::RollbackStarted { to: Some(to), .. } => format!("RollbackStarted(to {to})"),
+            Event::RollbackStarted { to: None, .. } | Event::RollbackCompleted => self.kind().to_owned(),
+            Event::CompensationDispatched { id, attempt, .. }
+            | Event::CompensationSucceeded { id, attempt, .. }
+            | Event::CompensationFailed { id, attempt, .. }
+            | Event::CompensationRetryScheduled { id, attempt, .. } => format!("{}({id}#{attempt})", self.kind()),
+            Event::ScheduleFired { phase } => format!("ScheduleFired({phase})"),
         }
     }
 }

@@ -258,7 +258,13 @@ pub struct Authority {
 /// halts only because evidence is missing, the phase owner), then each
 /// escalation level.
 pub fn authority(gate: &plan::Gate, owner: Option<&Principal>, level: usize) -> Option<Authority> {
-    match (&gate.approval, level) {
+    authority_of(gate.approval.as_ref(), owner, level)
+}
+
+/// The authority at `level` of an approval (a gate's or a trigger halt's);
+/// with no approval, the owner decides at level 0.
+pub fn authority_of(approval: Option<&plan::Approval>, owner: Option<&Principal>, level: usize) -> Option<Authority> {
+    match (approval, level) {
         (Some(approval), 0) => {
             Some(Authority { approvers: approval.approvers.clone(), required: approval.required, timeout: approval.timeout })
         }

@@ -17,6 +17,7 @@ mod decide;
 mod event;
 mod evidence;
 pub mod gate;
+mod react;
 mod state;
 mod step;
 pub mod table;
@@ -26,13 +27,17 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use blockers::{blockers, Blocker};
-pub use decide::{decide, idempotency_key, Next};
+pub use decide::{compensation_key, decide, idempotency_key, watches_due, Next};
+pub use react::{compensation_step, rollback_plan};
 
 pub use event::{Event, Record, RECORD_VERSION};
 pub use gate::{Authority, CriterionResult, Decision, DecisionKind, Evaluation, GateState, GateStatus, Roles, Verdict};
 
 pub use evidence::evidence;
-pub use state::{Instance, InstanceStatus, PhaseState, PhaseStatus, TaskState, TaskStatus};
+pub use state::{
+    Compensation, Done, Instance, InstanceStatus, PendingTrigger, PhaseState, PhaseStatus, Rollback, Sample, SampleVerdict, TaskState,
+    TaskStatus, WatchState, WATCH_WINDOW,
+};
 pub use step::{replay, step, Effect};
 
 /// Milliseconds since the Unix epoch. The machine never reads a clock; the
@@ -84,5 +89,7 @@ impl Rejected {
     }
 }
 
+#[cfg(test)]
+mod react_tests;
 #[cfg(test)]
 mod tests;

@@ -37,6 +37,171 @@ pub struct Instance {
     /// The data of the latest signal of each name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub signals: BTreeMap<String, Value>,
+    /// How many signals of each name arrived (names trigger occurrences).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub signal_counts: BTreeMap<String, u32>,
+    /// Loop-backs taken per trigger id (checked against `max_loops`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub loops: BTreeMap<String, u32>,
+    /// Trigger occurrences not yet acted on, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_triggers: Vec<PendingTrigger>,
+    /// Completed work that has a compensation, in completion order (the
+    /// saga log a rollback walks backwards).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub journal: Vec<Done>,
+    /// The rollback in progress (kept while a failed compensation halts it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Rollback>,
+    /// Rollbacks started so far (numbers compensation keys).
+    #[serde(default)]
+    pub rollbacks: u32,
+}
+
+/// A trigger whose event happened and that has not been acted on yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingTrigger {
+    /// The phase declaring the trigger.
+    pub phase: String,
+    /// The trigger's id.
+    pub trigger: String,
+    /// What happened, in words (`watch error-rate fired: ...`).
+    pub cause: String,
+}
+
+/// One entry of the saga log: a task with a compensation succeeded, or a
+/// phase with rollback steps started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Done {
+    /// The phase.
+    pub phase: String,
+    /// The task; `None` for the phase's own rollback steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+}
+
+/// A rollback: compensations of completed work, run one at a time in
+/// reverse completion order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rollback {
+    /// Who or what started it (`alice`, `trigger:error-rate-rollback`).
+    pub by: String,
+    /// Why.
+    pub reason: String,
+    /// The phase re-entered afterwards; `None` ends the instance rolled back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// The compensations, in the order they run.
+    pub steps: Vec<Compensation>,
+}
+
+/// One compensation of a rollback. Its state is a task state: it is
+/// dispatched, retried and recorded exactly like a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Compensation {
+    /// The phase whose work it undoes.
+    pub phase: String,
+    /// The task it compensates; `None` for a phase rollback step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// For a phase rollback step, its index in the phase's `rollback` list.
+    #[serde(default)]
+    pub index: usize,
+    /// The step's id, attempts and status.
+    pub state: TaskState,
+}
+
+/// A watch of a running phase: its recent samples and where its condition stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchState {
+    /// The watch's id.
+    pub id: String,
+    /// Samples taken in this phase attempt.
+    #[serde(default)]
+    pub taken: u64,
+    /// The most recent samples, oldest first (at most [`WATCH_WINDOW`]).
+    #[serde(default)]
+    pub samples: Vec<Sample>,
+    /// When the current run of breaching samples began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaching_since: Option<Timestamp>,
+    /// Breaching samples in a row.
+    #[serde(default)]
+    pub breaching_run: u32,
+    /// When the current run of samples without data began (no_data = inconclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_data_since: Option<Timestamp>,
+    /// Samples without data in a row.
+    #[serde(default)]
+    pub no_data_run: u32,
+    /// Whether it fired and has not seen a healthy sample since.
+    #[serde(default)]
+    pub firing: bool,
+    /// Whether missing data halted the instance and no data has come since.
+    #[serde(default)]
+    pub inconclusive: bool,
+}
+
+/// How many samples a watch keeps in state; the log keeps them all.
+pub const WATCH_WINDOW: usize = 20;
+
+/// One sample of a watch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// When it was taken.
+    pub at: Timestamp,
+    /// The value, if the agent returned one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// What it meant.
+    pub verdict: SampleVerdict,
+}
+
+/// What one sample meant for a watch's condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SampleVerdict {
+    /// The breach condition held.
+    Breach,
+    /// It did not.
+    Ok,
+    /// No value (or the condition could not be applied to it).
+    NoData,
+}
+
+impl SampleVerdict {
+    /// The verdict's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SampleVerdict::Breach => "breach",
+            SampleVerdict::Ok => "ok",
+            SampleVerdict::NoData => "no_data",
+        }
+    }
+}
+
+impl WatchState {
+    /// A watch with no samples.
+    pub fn new(id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            taken: 0,
+            samples: Vec::new(),
+            breaching_since: None,
+            breaching_run: 0,
+            no_data_since: None,
+            no_data_run: 0,
+            firing: false,
+            inconclusive: false,
+        }
+    }
+
+    /// When the latest sample was taken.
+    pub fn last_at(&self) -> Option<Timestamp> {
+        self.samples.last().map(|s| s.at)
+    }
 }
 
 /// Where an instance stands. Whether it is waiting for people is derived
@@ -78,6 +243,32 @@ pub enum InstanceStatus {
         /// When.
         at: Timestamp,
     },
+    /// A trigger halted it until a person decides whether its action runs
+    /// (the seeds' "manual approval required" before a rollback).
+    AwaitingDecision {
+        /// The phase declaring the trigger.
+        phase: String,
+        /// The trigger's id.
+        trigger: String,
+        /// What happened.
+        cause: String,
+        /// Since when.
+        since: Timestamp,
+        /// The decision's state: level, deadline, approvals, decisions.
+        approval: GateState,
+    },
+    /// Compensations run (see [`Instance::rollback`]).
+    RollingBack {
+        /// Since when.
+        since: Timestamp,
+    },
+    /// A rollback finished and re-entered no phase.
+    RolledBack {
+        /// Why it was rolled back.
+        reason: String,
+        /// When it finished.
+        at: Timestamp,
+    },
 }
 
 impl InstanceStatus {
@@ -89,6 +280,9 @@ impl InstanceStatus {
             InstanceStatus::Completed { .. } => "completed",
             InstanceStatus::Failed { .. } => "failed",
             InstanceStatus::Cancelled { .. } => "cancelled",
+            InstanceStatus::AwaitingDecision { .. } => "awaiting_decision",
+            InstanceStatus::RollingBack { .. } => "rolling_back",
+            InstanceStatus::RolledBack { .. } => "rolled_back",
         }
     }
 
@@ -96,8 +290,12 @@ impl InstanceStatus {
     /// instance can still be redriven).
     pub fn is_final(&self) -> bool {
         match self {
-            InstanceStatus::Completed { .. } | InstanceStatus::Cancelled { .. } => true,
-            InstanceStatus::Running | InstanceStatus::Halted { .. } | InstanceStatus::Failed { .. } => false,
+            InstanceStatus::Completed { .. } | InstanceStatus::Cancelled { .. } | InstanceStatus::RolledBack { .. } => true,
+            InstanceStatus::Running
+            | InstanceStatus::Halted { .. }
+            | InstanceStatus::Failed { .. }
+            | InstanceStatus::AwaitingDecision { .. }
+            | InstanceStatus::RollingBack { .. } => false,
         }
     }
 }
@@ -116,6 +314,19 @@ pub struct PhaseState {
     /// Gate states, in definition order.
     #[serde(default)]
     pub gates: Vec<GateState>,
+    /// Watch states of this attempt, in definition order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watches: Vec<WatchState>,
+    /// Times a loop-back re-entered this phase.
+    #[serde(default)]
+    pub loops: u32,
+    /// Why the latest attempt began, when not simply because its upstream
+    /// passed (a loop-back with its code, a scheduled cycle, a rollback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entered: Option<String>,
+    /// When a scheduled phase that passed runs its next cycle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cycle: Option<Timestamp>,
 }
 
 /// Where a phase stands.
@@ -180,6 +391,9 @@ pub struct TaskState {
     pub budget_from: u32,
     /// Where it stands.
     pub status: TaskStatus,
+    /// For an on-demand task: a trigger asked for it to run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub requested: bool,
 }
 
 /// Where a task stands. "Ready" is not stored: a pending task whose
@@ -305,9 +519,19 @@ impl Instance {
                 tasks: phase
                     .tasks
                     .iter()
-                    .map(|task| TaskState { id: task.id.clone(), attempts: 0, budget_from: 0, status: TaskStatus::Pending })
+                    .map(|task| TaskState {
+                        id: task.id.clone(),
+                        attempts: 0,
+                        budget_from: 0,
+                        status: TaskStatus::Pending,
+                        requested: false,
+                    })
                     .collect(),
                 gates: phase.gates.iter().map(|gate| GateState::new(&gate.id)).collect(),
+                watches: phase.watches.iter().map(|watch| WatchState::new(&watch.id)).collect(),
+                loops: 0,
+                entered: None,
+                next_cycle: None,
             })
             .collect();
         Self {
@@ -322,6 +546,12 @@ impl Instance {
             seq: 0,
             updated_at: at,
             signals: BTreeMap::new(),
+            signal_counts: BTreeMap::new(),
+            loops: BTreeMap::new(),
+            pending_triggers: Vec::new(),
+            journal: Vec::new(),
+            rollback: None,
+            rollbacks: 0,
         }
     }
 
@@ -330,6 +560,14 @@ impl Instance {
     /// `awaiting_approval`.
     pub fn effective_status(&self) -> &'static str {
         match &self.status {
+            InstanceStatus::Running if self.phases.iter().all(|p| matches!(p.status, PhaseStatus::Passed { .. })) => {
+                if self.phases.iter().any(|p| p.next_cycle.is_some()) {
+                    "scheduled"
+                } else {
+                    "running"
+                }
+            }
+            InstanceStatus::AwaitingDecision { .. } => "awaiting_approval",
             InstanceStatus::Running => {
                 let waiting = self.phases.iter().any(|p| matches!(p.status, PhaseStatus::AwaitingApproval { .. }));
                 let held = self.phases.iter().any(|p| matches!(p.status, PhaseStatus::OnHold { .. }));
@@ -357,17 +595,34 @@ impl Instance {
         out
     }
 
+    /// The compensation attempt in flight, if any: (step index, attempt, key).
+    pub fn compensation_in_flight(&self) -> Option<(usize, u32, String)> {
+        self.rollback.as_ref().and_then(|rollback| {
+            rollback.steps.iter().enumerate().find_map(|(i, step)| match &step.state.status {
+                TaskStatus::Dispatched { attempt, key, .. } => Some((i, *attempt, key.clone())),
+                _ => None,
+            })
+        })
+    }
+
     /// Whether the runtime needs to keep this instance in memory: it has
-    /// work to start or in flight. Halted, waiting and finished instances
-    /// with nothing in flight are loaded on demand instead.
+    /// work to start or in flight. Halted, waiting, scheduled and finished
+    /// instances with nothing in flight are loaded on demand instead.
     pub fn is_active(&self) -> bool {
-        let in_flight = !self.in_flight().is_empty();
+        let in_flight = !self.in_flight().is_empty() || self.compensation_in_flight().is_some();
         match &self.status {
-            InstanceStatus::Running => in_flight || self.effective_status() == "running",
+            InstanceStatus::Running => {
+                let watching = self.phases.iter().any(|p| !p.watches.is_empty() && super::react::phase_active(&p.status));
+                in_flight || watching || self.effective_status() == "running"
+            }
+            InstanceStatus::RollingBack { .. } => true,
+
+            InstanceStatus::AwaitingDecision { .. } => in_flight || !self.pending_triggers.is_empty(),
             InstanceStatus::Halted { .. }
             | InstanceStatus::Completed { .. }
             | InstanceStatus::Failed { .. }
-            | InstanceStatus::Cancelled { .. } => in_flight,
+            | InstanceStatus::Cancelled { .. }
+            | InstanceStatus::RolledBack { .. } => in_flight,
         }
     }
 }

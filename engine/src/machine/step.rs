@@ -7,8 +7,10 @@
 //! every event would make long workflows quadratic.
 
 use super::gate::{self, Decision, DecisionKind, GateState, GateStatus};
-use super::{Event, Instance, InstanceStatus, PhaseStatus, Record, Rejected, TaskStatus, Timestamp};
+use super::react::{self, phase_active};
+use super::{Event, Instance, InstanceStatus, PhaseStatus, Record, Rejected, TaskStatus, Timestamp, WatchState};
 use crate::model::OnTimeout;
+use crate::plan::TriggerOn;
 
 use crate::plan::Workflow;
 
@@ -43,6 +45,25 @@ pub enum Effect {
         /// What happened, e.g. `awaiting_decision`.
         what: String,
     },
+    /// Run a compensation attempt on its agent.
+    Compensate {
+        /// Its index in the rollback.
+        step: usize,
+        /// The attempt.
+        attempt: u32,
+        /// Its idempotency key.
+        key: String,
+    },
+    /// Run a trigger's notification: its `notify` action, or its halt's
+    /// approval `notify` step.
+    TriggerNotify {
+        /// Phase index.
+        phase: usize,
+        /// Trigger index within the phase.
+        trigger: usize,
+        /// What happened.
+        what: String,
+    },
 }
 
 /// A notification effect when the gate's approval asks for one.
@@ -59,13 +80,13 @@ fn notify(workflow: &Workflow, p: usize, g: usize, what: &str, status: &GateStat
     }
 }
 
-fn phase_index(workflow: &Workflow, event: &Event, id: &str) -> Result<usize, Rejected> {
+pub(super) fn phase_index(workflow: &Workflow, event: &Event, id: &str) -> Result<usize, Rejected> {
     workflow
         .phase_index(id)
         .ok_or_else(|| Rejected::new(event, format!("workflow `{}` has no phase `{id}`", workflow.name), "unknown phase"))
 }
 
-fn task_index(workflow: &Workflow, event: &Event, phase: &str, task: &str) -> Result<(usize, usize), Rejected> {
+pub(super) fn task_index(workflow: &Workflow, event: &Event, phase: &str, task: &str) -> Result<(usize, usize), Rejected> {
     let p = phase_index(workflow, event, phase)?;
     match workflow.task_location(task) {
         Some((tp, t)) if tp == p => Ok((p, t)),
@@ -73,13 +94,16 @@ fn task_index(workflow: &Workflow, event: &Event, phase: &str, task: &str) -> Re
     }
 }
 
-fn require_running(instance: &Instance, event: &Event) -> Result<(), Rejected> {
+pub(super) fn require_running(instance: &Instance, event: &Event) -> Result<(), Rejected> {
     match &instance.status {
         InstanceStatus::Running => Ok(()),
         InstanceStatus::Halted { .. }
         | InstanceStatus::Completed { .. }
         | InstanceStatus::Failed { .. }
-        | InstanceStatus::Cancelled { .. } => Err(Rejected::new(
+        | InstanceStatus::Cancelled { .. }
+        | InstanceStatus::AwaitingDecision { .. }
+        | InstanceStatus::RollingBack { .. }
+        | InstanceStatus::RolledBack { .. } => Err(Rejected::new(
             event,
             format!("instance {} is {}", instance.id, instance.status.kind()),
             "only a running instance takes this event",
@@ -136,7 +160,7 @@ fn awaiting_status(state: &GateState, approvals: Vec<String>) -> GateStatus {
     }
 }
 
-fn rejection(decision: &Decision) -> String {
+pub(super) fn rejection(decision: &Decision) -> String {
     if decision.comment.is_empty() {
         format!("rejected by {}", decision.principal)
     } else {
@@ -147,7 +171,7 @@ fn rejection(decision: &Decision) -> String {
 /// A phase whose tasks are done reflects its gates: on hold if one is, waiting
 /// if one awaits a decision, running otherwise (decide then completes or
 /// fails it).
-fn settle_phase(phase: &mut super::PhaseState, at: Timestamp) {
+pub(super) fn settle_phase(phase: &mut super::PhaseState, at: Timestamp) {
     let held = phase.gates.iter().any(|g| matches!(g.status, GateStatus::OnHold { .. }));
     let waiting = phase.gates.iter().any(|g| matches!(g.status, GateStatus::AwaitingDecision { .. }));
     let since = match phase.status {
@@ -163,8 +187,16 @@ fn settle_phase(phase: &mut super::PhaseState, at: Timestamp) {
     };
 }
 
+/// Queues the `gate_failed` triggers of a phase whose gate just failed.
+fn gate_failed(instance: &mut Instance, workflow: &Workflow, p: usize, g: usize) {
+    if let GateStatus::Failed { reason, .. } = &instance.phases[p].gates[g].status {
+        let cause = format!("gate {} failed: {reason}", instance.phases[p].gates[g].id);
+        react::queue(instance, workflow, Some(p), |on| matches!(on, TriggerOn::GateFailed(which) if which.is_none_or(|w| w == g)), &cause);
+    }
+}
+
 /// Cancel effects for every in-flight attempt (of one phase, or all).
-fn cancel_in_flight(instance: &Instance, phase: Option<usize>, reason: &str) -> Vec<Effect> {
+pub(super) fn cancel_in_flight(instance: &Instance, phase: Option<usize>, reason: &str) -> Vec<Effect> {
     instance
         .in_flight()
         .into_iter()
@@ -175,16 +207,21 @@ fn cancel_in_flight(instance: &Instance, phase: Option<usize>, reason: &str) -> 
 
 /// The tasks of a phase that must finish before it can complete (on-demand
 /// tasks only count once started).
-fn phase_tasks_done(instance: &Instance, workflow: &Workflow, p: usize) -> bool {
+pub(super) fn phase_tasks_done(instance: &Instance, workflow: &Workflow, p: usize) -> bool {
     instance.phases[p]
         .tasks
         .iter()
         .zip(&workflow.phases[p].tasks)
-        .all(|(state, task)| state.status.is_done() || (task.on_demand && matches!(state.status, TaskStatus::Pending)))
+        .all(|(state, task)| state.status.is_done() || (task.on_demand && !state.requested && matches!(state.status, TaskStatus::Pending)))
 }
 
 /// Applies `event` (which happened at `at`) to `instance`.
 pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Timestamp) -> Result<Vec<Effect>, Rejected> {
+    if let Some(result) = react::step(instance, workflow, event, at) {
+        let effects = result?;
+        instance.updated_at = at;
+        return Ok(effects);
+    }
     let effects = match event {
         Event::InstanceStarted { .. } => {
             return Err(Rejected::new(event, format!("instance {} already started", instance.id), "an instance starts once"));
@@ -223,18 +260,29 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
                 task.status = TaskStatus::Pending;
                 task.attempts = 0;
                 task.budget_from = 0;
+                task.requested = false;
             }
             for gate in &mut state.gates {
                 *gate = GateState::new(&gate.id);
             }
+            for watch in &mut state.watches {
+                *watch = WatchState::new(&watch.id);
+            }
+            react::journal(instance, workflow, p, None);
             Vec::new()
         }
+
         Event::TaskDispatched { phase, task, attempt, key } => {
             require_running(instance, event)?;
             let (p, t) = task_index(workflow, event, phase, task)?;
-            require_phase_running(instance, event, p)?;
+            // An on-demand task a trigger asked for also runs beside a gate awaiting a decision.
+            let on_demand = instance.phases[p].tasks[t].requested && phase_active(&instance.phases[p].status);
+            if !on_demand {
+                require_phase_running(instance, event, p)?;
+            }
             let state = &instance.phases[p].tasks[t];
             let fresh = *attempt == state.attempts + 1;
+
             let allowed = match &state.status {
                 TaskStatus::Pending => {
                     fresh && workflow.phases[p].tasks[t].depends_on.iter().all(|&d| instance.phases[p].tasks[d].status.is_done())
@@ -290,6 +338,22 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
                 }
                 _ => TaskStatus::Cancelled { attempt: *attempt, at },
             };
+            match event {
+                Event::TaskSucceeded { .. } => react::journal(instance, workflow, p, Some(t)),
+                Event::TaskFailed { error, .. }
+                    if !instance.phases[p].tasks[t].may_retry(workflow.phases[p].tasks[t].retry.max_attempts) =>
+                {
+                    let cause = format!("task {task} failed for good: {error}");
+                    react::queue(
+                        instance,
+                        workflow,
+                        Some(p),
+                        |on| matches!(on, TriggerOn::TaskFailed(which) if which.is_none_or(|w| w == t)),
+                        &cause,
+                    );
+                }
+                _ => {}
+            }
             Vec::new()
         }
         Event::RetryScheduled { phase, task, attempt, due } => {
@@ -360,6 +424,8 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
                 ));
             }
             instance.phases[p].status = PhaseStatus::Passed { at };
+            instance.phases[p].next_cycle =
+                workflow.phases[p].schedule.as_ref().and_then(|schedule| schedule.next_after(at.0)).map(Timestamp);
             Vec::new()
         }
         Event::GateEvaluated { phase, gate, evaluation } => {
@@ -423,16 +489,21 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
             state.evaluation = Some(evaluation.clone());
             state.status = status;
             settle_phase(&mut instance.phases[p], at);
+            gate_failed(instance, workflow, p, g);
             effects
         }
         Event::DecisionRecorded { phase, gate, decision } => {
             match &instance.status {
-                InstanceStatus::Running | InstanceStatus::Halted { .. } => {}
-                InstanceStatus::Completed { .. } | InstanceStatus::Failed { .. } | InstanceStatus::Cancelled { .. } => {
+                InstanceStatus::Running | InstanceStatus::Halted { .. } | InstanceStatus::AwaitingDecision { .. } => {}
+                InstanceStatus::Completed { .. }
+                | InstanceStatus::Failed { .. }
+                | InstanceStatus::Cancelled { .. }
+                | InstanceStatus::RollingBack { .. }
+                | InstanceStatus::RolledBack { .. } => {
                     return Err(Rejected::new(
                         event,
                         format!("instance {} is {}", instance.id, instance.status.kind()),
-                        "decisions are taken on running or halted instances",
+                        "decisions are taken on running, halted or waiting instances",
                     ));
                 }
             }
@@ -504,6 +575,7 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
             state.decisions.push((at, decision.clone()));
             state.status = status;
             settle_phase(&mut instance.phases[p], at);
+            gate_failed(instance, workflow, p, g);
             effects
         }
         Event::GateTimedOut { phase, gate, level, action } => {
@@ -564,6 +636,7 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
             let state = &mut instance.phases[p].gates[g];
             state.status = status;
             settle_phase(&mut instance.phases[p], at);
+            gate_failed(instance, workflow, p, g);
             effects
         }
         Event::PhaseFailed { phase, reason } => {
@@ -583,6 +656,14 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
                     "an instance completes when every phase passed",
                 ));
             }
+            if let Some(phase) = instance.phases.iter().find(|p| p.next_cycle.is_some()) {
+                return Err(Rejected::new(
+                    event,
+                    format!("phase {} is scheduled to run again", phase.id),
+                    "an instance with a scheduled phase does not complete; cancel it to stop the schedule",
+                ));
+            }
+
             instance.status = InstanceStatus::Completed { at };
             Vec::new()
         }
@@ -597,7 +678,7 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
         }
         Event::Halted { by, reason, cancel_running } => {
             match &instance.status {
-                InstanceStatus::Running => {}
+                InstanceStatus::Running | InstanceStatus::RollingBack { .. } => {}
                 InstanceStatus::Halted { by: halted_by, at: halted_at, .. } => {
                     return Err(Rejected::new(
                         event,
@@ -605,11 +686,15 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
                         "it is already halted",
                     ));
                 }
-                InstanceStatus::Completed { .. } | InstanceStatus::Failed { .. } | InstanceStatus::Cancelled { .. } => {
+                InstanceStatus::Completed { .. }
+                | InstanceStatus::Failed { .. }
+                | InstanceStatus::Cancelled { .. }
+                | InstanceStatus::AwaitingDecision { .. }
+                | InstanceStatus::RolledBack { .. } => {
                     return Err(Rejected::new(
                         event,
                         format!("instance {} is {}", instance.id, instance.status.kind()),
-                        "only a running instance can be halted",
+                        "only a running or rolling-back instance can be halted",
                     ));
                 }
             }
@@ -623,21 +708,42 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
                 InstanceStatus::Running
                 | InstanceStatus::Completed { .. }
                 | InstanceStatus::Failed { .. }
-                | InstanceStatus::Cancelled { .. } => {
+                | InstanceStatus::Cancelled { .. }
+                | InstanceStatus::AwaitingDecision { .. }
+                | InstanceStatus::RollingBack { .. }
+                | InstanceStatus::RolledBack { .. } => {
                     let hint = match &instance.status {
                         InstanceStatus::Failed { .. } => "a failed instance is redriven with `retry`",
+                        InstanceStatus::AwaitingDecision { .. } => "it awaits a decision: approve or reject it",
                         _ => "only a halted instance can be resumed",
                     };
                     return Err(Rejected::new(event, format!("instance {} is {}", instance.id, instance.effective_status()), hint));
                 }
             }
-            instance.status = InstanceStatus::Running;
+            match instance.rollback.as_mut() {
+                // A rollback halted part-way goes on; compensations that
+                // failed for good get a fresh retry budget.
+                Some(rollback) => {
+                    for step in &mut rollback.steps {
+                        if matches!(step.state.status, TaskStatus::Failed { .. } | TaskStatus::Cancelled { .. }) {
+                            step.state.budget_from = step.state.attempts;
+                            step.state.status = TaskStatus::Pending;
+                        }
+                    }
+                    instance.status = InstanceStatus::RollingBack { since: at };
+                }
+                None => instance.status = InstanceStatus::Running,
+            }
             Vec::new()
         }
         Event::Cancelled { by, reason } => {
             match &instance.status {
-                InstanceStatus::Running | InstanceStatus::Halted { .. } | InstanceStatus::Failed { .. } => {}
-                InstanceStatus::Completed { .. } | InstanceStatus::Cancelled { .. } => {
+                InstanceStatus::Running
+                | InstanceStatus::Halted { .. }
+                | InstanceStatus::Failed { .. }
+                | InstanceStatus::AwaitingDecision { .. }
+                | InstanceStatus::RollingBack { .. } => {}
+                InstanceStatus::Completed { .. } | InstanceStatus::Cancelled { .. } | InstanceStatus::RolledBack { .. } => {
                     return Err(Rejected::new(
                         event,
                         format!("instance {} is {}", instance.id, instance.status.kind()),
@@ -645,7 +751,10 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
                     ));
                 }
             }
-            let effects = cancel_in_flight(instance, None, &format!("cancelled by {by}"));
+            let mut effects = cancel_in_flight(instance, None, &format!("cancelled by {by}"));
+            if let Some((_, _, key)) = instance.compensation_in_flight() {
+                effects.push(Effect::Cancel { key, reason: format!("cancelled by {by}") });
+            }
             instance.status = InstanceStatus::Cancelled { by: by.clone(), reason: reason.clone(), at };
             effects
         }
@@ -663,7 +772,10 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
                 InstanceStatus::Running
                 | InstanceStatus::Halted { .. }
                 | InstanceStatus::Completed { .. }
-                | InstanceStatus::Cancelled { .. } => {
+                | InstanceStatus::Cancelled { .. }
+                | InstanceStatus::AwaitingDecision { .. }
+                | InstanceStatus::RollingBack { .. }
+                | InstanceStatus::RolledBack { .. } => {
                     return Err(Rejected::new(
                         event,
                         format!("instance {} is {}", instance.id, instance.effective_status()),
@@ -727,15 +839,22 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
         }
         Event::SignalReceived { name, data, .. } => {
             match &instance.status {
-                InstanceStatus::Running | InstanceStatus::Halted { .. } => {}
-                InstanceStatus::Completed { .. } | InstanceStatus::Failed { .. } | InstanceStatus::Cancelled { .. } => {
+                InstanceStatus::Running
+                | InstanceStatus::Halted { .. }
+                | InstanceStatus::AwaitingDecision { .. }
+                | InstanceStatus::RollingBack { .. } => {}
+                InstanceStatus::Completed { .. }
+                | InstanceStatus::Failed { .. }
+                | InstanceStatus::Cancelled { .. }
+                | InstanceStatus::RolledBack { .. } => {
                     return Err(Rejected::new(
                         event,
                         format!("instance {} is {}", instance.id, instance.status.kind()),
-                        "signals go to running or halted instances",
+                        "signals go to instances that have not finished",
                     ));
                 }
             }
+
             if !workflow.signals.contains_key(name) {
                 let declared: Vec<&str> = workflow.signals.keys().map(String::as_str).collect();
                 return Err(Rejected::new(
@@ -745,7 +864,25 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
                 ));
             }
             instance.signals.insert(name.clone(), data.clone());
+            let count = instance.signal_counts.entry(name.clone()).or_insert(0);
+            *count += 1;
+            let cause = format!("signal {name} #{count}: {data}");
+            react::queue(instance, workflow, None, |on| matches!(on, TriggerOn::Signal(signal) if signal == name), &cause);
             Vec::new()
+        }
+        Event::WatchSampled { .. }
+        | Event::TriggerFired { .. }
+        | Event::TriggerSkipped { .. }
+        | Event::TriggerDecided { .. }
+        | Event::TriggerTimedOut { .. }
+        | Event::RollbackStarted { .. }
+        | Event::CompensationDispatched { .. }
+        | Event::CompensationSucceeded { .. }
+        | Event::CompensationFailed { .. }
+        | Event::CompensationRetryScheduled { .. }
+        | Event::RollbackCompleted
+        | Event::ScheduleFired { .. } => {
+            return Err(Rejected::new(event, "the reactions module did not take it", "internal routing error"));
         }
     };
     instance.updated_at = at;

@@ -387,6 +387,35 @@ pub enum Schedule {
     },
 }
 
+impl Action {
+    /// The action's name as definitions write it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::HaltForApproval { .. } => "halt_for_approval",
+            Action::Rollback { .. } => "rollback",
+            Action::Goto { .. } => "goto",
+            Action::Notify(_) => "notify",
+            Action::Run { .. } => "run",
+        }
+    }
+}
+
+impl Schedule {
+    /// The first time the phase is due again after it passed at `passed_ms`
+    /// (milliseconds since the Unix epoch); `None` if the cron expression
+    /// has no later occurrence.
+    pub fn next_after(&self, passed_ms: u64) -> Option<u64> {
+        match self {
+            Schedule::Every(every) => Some(passed_ms.saturating_add(u64::try_from(every.as_millis()).unwrap_or(u64::MAX))),
+            Schedule::Cron { cron, .. } => {
+                let start = chrono::DateTime::from_timestamp_millis(i64::try_from(passed_ms).ok()?)?;
+                let next = cron.find_next_occurrence(&start, false).ok()?;
+                u64::try_from(next.timestamp_millis()).ok()
+            }
+        }
+    }
+}
+
 /// Formats a duration the way definitions write them (`2m`, `72h`).
 pub fn format_duration(duration: Duration) -> String {
     humantime::format_duration(duration).to_string().replace(' ', "")

@@ -193,6 +193,36 @@ pub(crate) fn pending_approvals(instance: &Instance, workflow: &crate::plan::Wor
             out.insert(key, serde_json::to_vec(&pending).unwrap_or_default());
         }
     }
+    // A trigger's halt for approval is listed under the trigger's id.
+    if let crate::machine::InstanceStatus::AwaitingDecision { phase, trigger, cause, approval, .. } = &instance.status {
+        let found = workflow.phase_index(phase).and_then(|p| workflow.phases[p].triggers.iter().find(|t| &t.id == trigger).map(|t| (p, t)));
+        if let (Some((p, plan)), GateStatus::AwaitingDecision { since, level, deadline, approvals }) = (found, &approval.status) {
+            if let crate::plan::Action::HaltForApproval { approval: rule, then } = &plan.action {
+                let authority = crate::machine::gate::authority_of(Some(rule), workflow.phases[p].owner.as_ref(), *level);
+                let pending = PendingApproval {
+                    instance: instance.id.clone(),
+                    workflow: instance.workflow.clone(),
+                    started_by: instance.started_by.clone(),
+                    phase: phase.clone(),
+                    gate: trigger.clone(),
+                    level: *level,
+                    since: *since,
+                    deadline: *deadline,
+                    approvers: authority.as_ref().map(|a| a.approvers.iter().map(ToString::to_string).collect()).unwrap_or_default(),
+                    required: authority.as_ref().map_or(1, |a| a.required),
+                    approvals: approvals.clone(),
+                    inconclusive: Vec::new(),
+                    warnings: vec![format!("{cause}; approving runs `{}`", then.name())],
+                };
+                let mut key = instance.id.as_bytes().to_vec();
+                key.push(0);
+                key.extend_from_slice(phase.as_bytes());
+                key.push(0);
+                key.extend_from_slice(trigger.as_bytes());
+                out.insert(key, serde_json::to_vec(&pending).unwrap_or_default());
+            }
+        }
+    }
     out
 }
 

@@ -103,6 +103,16 @@ impl Answer {
 }
 
 fn gate_status(instance: &Instance, phase: &str, gate: &str) -> String {
+    if let InstanceStatus::AwaitingDecision { phase: waiting, trigger, approval, .. } = &instance.status {
+        if waiting == phase && trigger == gate {
+            return approval.status.kind().to_owned();
+        }
+    }
+    let is_gate = instance.phases.iter().any(|p| p.id == phase && p.gates.iter().any(|g| g.id == gate));
+    if !is_gate {
+        // A trigger's halt that is no longer awaited was decided.
+        return "decided".to_owned();
+    }
     instance
         .phases
         .iter()
@@ -122,6 +132,8 @@ pub(crate) enum Message {
     Start { id: String, workflow: Arc<Workflow>, hash: String, vars: Map<String, Value>, started_by: String, reply: Reply<String> },
     Operate { id: String, event: Event, reply: Reply<u64> },
     Finished { id: String, phase: usize, task: usize, attempt: u32, key: String, outcome: Outcome },
+    Compensated { id: String, step: usize, attempt: u32, key: String, outcome: Outcome },
+    Sampled { id: String, phase: usize, watch: usize, result: Result<Value, String> },
     Persisted { id: String, result: phasegate_store::Result<()>, effects: Vec<Effect>, records: Vec<Record>, answer: Answer },
     Decide { id: String, gate: Option<String>, request: super::DecisionRequest, reply: Reply<super::DecisionOutcome> },
     Advance { id: String, reply: Reply<super::AdvanceReport> },
@@ -171,6 +183,8 @@ pub(crate) struct Driver {
     mode: Mode,
     cells: HashMap<String, Cell>,
     running: HashMap<String, Running>,
+    /// Watches with a sample being taken: `instance/phase/watch`.
+    sampling: BTreeSet<String>,
     timers: BTreeSet<(Timestamp, String)>,
     /// The earliest timer of an instance not in memory, if known.
     stored_timer: Option<Timestamp>,
@@ -193,6 +207,7 @@ impl Driver {
             mode,
             cells: HashMap::new(),
             running: HashMap::new(),
+            sampling: BTreeSet::new(),
             timers: BTreeSet::new(),
             stored_timer: None,
             sender,
@@ -210,9 +225,11 @@ impl Driver {
     pub(crate) fn recover(&mut self) {
         let store = Arc::clone(&self.shared.store);
         let mut ids: BTreeSet<String> = BTreeSet::new();
-        match store.instances_with_status("running") {
-            Ok(running) => ids.extend(running),
-            Err(error) => error!(%error, "recovery: cannot list running instances"),
+        for status in ["running", "rolling_back"] {
+            match store.instances_with_status(status) {
+                Ok(found) => ids.extend(found),
+                Err(error) => error!(%error, status, "recovery: cannot list instances"),
+            }
         }
         match store.outbox_instances() {
             Ok(pending) => ids.extend(pending),
@@ -236,12 +253,33 @@ impl Driver {
         let outbox = self.shared.store.outbox(id).unwrap_or_default();
         let in_flight = cell.instance.in_flight();
         let redispatch = match &cell.instance.status {
-            InstanceStatus::Running => true,
+            InstanceStatus::Running | InstanceStatus::AwaitingDecision { .. } => true,
             InstanceStatus::Halted { cancel_running, .. } => !cancel_running,
-            InstanceStatus::Completed { .. } | InstanceStatus::Failed { .. } | InstanceStatus::Cancelled { .. } => false,
+            InstanceStatus::Completed { .. }
+            | InstanceStatus::Failed { .. }
+            | InstanceStatus::Cancelled { .. }
+            | InstanceStatus::RollingBack { .. }
+            | InstanceStatus::RolledBack { .. } => false,
         };
         let mut events = Vec::new();
         let mut effects = Vec::new();
+        // A compensation in flight runs again with its key unless the instance was cancelled.
+        let compensation = cell.instance.compensation_in_flight();
+        let mut live: BTreeSet<String> = BTreeSet::new();
+        if let Some((step, attempt, key)) = compensation {
+            live.insert(key.clone());
+            if matches!(cell.instance.status, InstanceStatus::RollingBack { .. } | InstanceStatus::Halted { .. }) {
+                effects.push(Effect::Compensate { step, attempt, key });
+            } else if let Some(rollback) = &cell.instance.rollback {
+                events.push(Event::CompensationFailed {
+                    step,
+                    id: rollback.steps[step].state.id.clone(),
+                    attempt,
+                    error: "cancelled while the engine was down".to_owned(),
+                    retryable: true,
+                });
+            }
+        }
         for (p, t, attempt, key) in in_flight {
             if redispatch {
                 effects.push(Effect::Dispatch { phase: p, task: t, attempt, key });
@@ -256,7 +294,7 @@ impl Driver {
             }
         }
         // Outbox entries for attempts the state no longer has in flight are stale.
-        let live: BTreeSet<String> = cell.instance.in_flight().into_iter().map(|(.., key)| key).collect();
+        live.extend(cell.instance.in_flight().into_iter().map(|(.., key)| key));
         let stale: Vec<Vec<u8>> =
             outbox.into_iter().map(|(key, _)| key).filter(|key| !live.contains(&String::from_utf8_lossy(key).into_owned())).collect();
         self.apply_and_drive(id, events, effects, stale, Answer::None);
@@ -380,6 +418,21 @@ impl Driver {
                         return;
                     }
                 }
+            }
+        }
+        // A trigger's halt for approval is decided like a gate, named by the trigger's id.
+        if let InstanceStatus::AwaitingDecision { phase, trigger, approval, .. } = &instance.status {
+            let named = gate.is_none_or(|g| g == trigger || g == format!("{phase}/{trigger}"));
+            if named {
+                let outcome = self.trigger_decision(instance, workflow, phase, trigger, approval, &request);
+                match outcome {
+                    Ok((event, outcome)) => self.apply_and_drive(id, vec![event], Vec::new(), Vec::new(), Answer::Decided(reply, outcome)),
+                    Err(error) => {
+                        let _ = reply.send(Err(error));
+                        self.maybe_evict(id);
+                    }
+                }
+                return;
             }
         }
         let (p, g) = match find_gate(instance, workflow, gate) {
@@ -582,6 +635,15 @@ impl Driver {
                 let Some(cell) = self.cells.get(&id) else {
                     return;
                 };
+                // A loop-back may have reset the task since: a result only
+                // counts for the attempt (and key) still in flight.
+                match &cell.instance.phases[phase].tasks[task].status {
+                    TaskStatus::Dispatched { key: current, .. } if *current == key => {}
+                    _ => {
+                        debug!(instance = %id, %key, "dropped the result of an attempt no longer in flight");
+                        return;
+                    }
+                }
                 let phase_id = cell.instance.phases[phase].id.clone();
                 let task_id = cell.instance.phases[phase].tasks[task].id.clone();
                 let event = match outcome {
@@ -593,7 +655,32 @@ impl Driver {
                 };
                 self.apply_and_drive(&id, vec![event], Vec::new(), Vec::new(), Answer::None);
             }
+            Message::Compensated { id, step, attempt, key, outcome } => {
+                self.running.remove(&key);
+                if !self.ensure_loaded(&id) {
+                    return;
+                }
+                let Some(rollback) = self.cells.get(&id).and_then(|c| c.instance.rollback.as_ref()) else {
+                    return;
+                };
+                let Some(compensation) = rollback.steps.get(step) else {
+                    return;
+                };
+                let step_id = compensation.state.id.clone();
+                let event = match outcome {
+                    Outcome::Succeeded { output, duration_ms } => {
+                        Event::CompensationSucceeded { step, id: step_id, attempt, output, duration_ms }
+                    }
+                    Outcome::Failed { error, retryable } => Event::CompensationFailed { step, id: step_id, attempt, error, retryable },
+                    Outcome::Cancelled { reason } => {
+                        Event::CompensationFailed { step, id: step_id, attempt, error: format!("cancelled: {reason}"), retryable: true }
+                    }
+                };
+                self.apply_and_drive(&id, vec![event], Vec::new(), Vec::new(), Answer::None);
+            }
+            Message::Sampled { id, phase, watch, result } => self.sampled(&id, phase, watch, result),
             Message::Persisted { id, result, effects, records, answer } => self.persisted(&id, result, effects, records, answer),
+
             Message::Decide { id, gate, request, reply } => self.decide(&id, gate.as_deref(), request, reply),
             Message::Advance { id, reply } => {
                 if !self.ensure_loaded(&id) {
@@ -675,6 +762,20 @@ impl Driver {
                 }
             }
         }
+        // Watches due now are sampled; the next one due wakes the instance.
+        let mut samples = Vec::new();
+        if self.mode == Mode::Drive && self.shutdown.is_none() {
+            for (p, w, due) in machine::watches_due(&cell.instance, &cell.workflow) {
+                if self.sampling.contains(&sampling_key(id, p, w)) {
+                    continue;
+                }
+                if due <= now {
+                    samples.push((p, w));
+                } else {
+                    wake = Some(wake.map_or(due, |at| at.min(due)));
+                }
+            }
+        }
         // Timers in memory follow the instance's wake time.
         if cell.wake != wake {
             if let Some(old) = cell.wake {
@@ -688,6 +789,9 @@ impl Driver {
         if records.is_empty() && stale_outbox.is_empty() {
             // Nothing to write: answer now and run what recovery asked for.
             answer.succeed(Some(cell), 0);
+            for (p, w) in samples {
+                self.sample(id, p, w);
+            }
             self.run_effects(id, effects);
             self.maybe_evict(id);
             return;
@@ -705,6 +809,9 @@ impl Driver {
                 let _ = sender.send(Message::Persisted { id: instance, result, effects, records, answer });
             }),
         );
+        for (p, w) in samples {
+            self.sample(id, p, w);
+        }
     }
 
     fn batch(&mut self, id: &str, records: &[Record], stale_outbox: Vec<Vec<u8>>) -> Batch {
@@ -726,6 +833,15 @@ impl Driver {
                     let key = crate::machine::idempotency_key(&instance.id, phase, phase_attempt, task, *attempt);
                     outbox.push(OutboxOp::Delete { key: key.into_bytes() });
                 }
+                Event::CompensationDispatched { step, id, attempt, key } => outbox.push(OutboxOp::Put {
+                    key: key.as_bytes().to_vec(),
+                    value: serde_json::to_vec(&json!({"compensate": {"step": step, "id": id, "attempt": attempt}})).unwrap_or_default(),
+                }),
+                Event::CompensationSucceeded { step, id, attempt, .. } | Event::CompensationFailed { step, id, attempt, .. } => {
+                    let key = crate::machine::compensation_key(&instance.id, instance.rollbacks, *step, id, *attempt);
+                    outbox.push(OutboxOp::Delete { key: key.into_bytes() });
+                }
+
                 _ => {}
             }
         }
@@ -819,6 +935,16 @@ impl Driver {
                         self.notify(id, phase, gate, &what);
                     }
                 }
+                Effect::TriggerNotify { phase, trigger, what } => {
+                    if self.mode == Mode::Drive && self.shutdown.is_none() {
+                        self.notify_trigger(id, phase, trigger, &what);
+                    }
+                }
+                Effect::Compensate { step, attempt, key } => {
+                    if self.mode == Mode::Drive && self.shutdown.is_none() {
+                        self.compensate(id, step, attempt, key);
+                    }
+                }
             }
         }
     }
@@ -835,6 +961,138 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Runs a compensation attempt on its agent, like a task attempt.
+    fn compensate(&mut self, id: &str, step: usize, attempt: u32, key: String) {
+        let Some(cell) = self.cells.get(id) else {
+            return;
+        };
+        if self.running.contains_key(&key) {
+            return;
+        }
+        let Some(compensation) = cell.instance.rollback.as_ref().and_then(|r| r.steps.get(step)) else {
+            return;
+        };
+        match &compensation.state.status {
+            TaskStatus::Dispatched { key: current, .. } if *current == key => {}
+            _ => return,
+        }
+        let Some(plan) = machine::compensation_step(&cell.workflow, compensation).cloned() else {
+            return;
+        };
+        let agent = self.shared.registry.get(&plan.agent);
+        let request = TaskRequest {
+            instance: id.to_owned(),
+            task: plan.id.clone(),
+            attempt,
+            idempotency_key: key.clone(),
+            params: plan.params.clone(),
+            timeout: plan.timeout,
+        };
+        let span = info_span!("compensation", instance = id, step = %plan.id, attempt);
+        let sender = self.sender.clone();
+        let token = CancellationToken::new();
+        let cancel = token.clone();
+        let id_owned = id.to_owned();
+        let task_key = key.clone();
+        let handle = tokio::spawn(
+            async move {
+                let outcome = match agent {
+                    None => Outcome::Failed { error: format!("agent `{}` is not registered in this engine", plan.agent), retryable: false },
+                    Some(agent) => run_attempt(agent, request, cancel).await,
+                };
+                let _ = sender.send(Message::Compensated { id: id_owned, step, attempt, key: task_key, outcome });
+            }
+            .instrument(span),
+        );
+        self.running.insert(key, Running { token, abort: handle.abort_handle() });
+    }
+
+    /// Takes one sample of a watch through its agent in the background.
+    fn sample(&mut self, id: &str, p: usize, w: usize) {
+        let Some(cell) = self.cells.get(id) else {
+            return;
+        };
+        let plan = &cell.workflow.phases[p];
+        let Some(watch) = plan.watches.get(w) else {
+            return;
+        };
+        let key = sampling_key(id, p, w);
+        if !self.sampling.insert(key) {
+            return;
+        }
+        let taken = cell.instance.phases[p].watches.get(w).map_or(0, |s| s.taken);
+        let agent = self.shared.registry.get(&watch.agent);
+        let request = TaskRequest {
+            instance: id.to_owned(),
+            task: watch.id.clone(),
+            attempt: 1,
+            idempotency_key: format!("{id}/{}.{}/watch/{}/{}", plan.id, cell.instance.phases[p].attempt, watch.id, taken + 1),
+            params: watch.params.clone(),
+            // A sample never outlives its interval.
+            timeout: Some(watch.interval.max(Duration::from_secs(1))),
+        };
+        let sender = self.sender.clone();
+        let id_owned = id.to_owned();
+        let agent_name = watch.agent.clone();
+        let span = info_span!("watch", instance = id, watch = %watch.id);
+        tokio::spawn(
+            async move {
+                let result = match agent {
+                    None => Err(format!("agent `{agent_name}` is not registered in this engine")),
+                    Some(agent) => match run_attempt(agent, request, CancellationToken::new()).await {
+                        Outcome::Succeeded { output, .. } => Ok(output),
+                        Outcome::Failed { error, .. } => Err(error),
+                        Outcome::Cancelled { reason } => Err(reason),
+                    },
+                };
+                let _ = sender.send(Message::Sampled { id: id_owned, phase: p, watch: w, result });
+            }
+            .instrument(span),
+        );
+    }
+
+    /// Records a sample: its value and what it means for the watch's
+    /// condition. Missing values and agent errors are "no data", with the
+    /// agent's message kept verbatim.
+    fn sampled(&mut self, id: &str, p: usize, w: usize, result: Result<Value, String>) {
+        self.sampling.remove(&sampling_key(id, p, w));
+        if !self.ensure_loaded(id) {
+            return;
+        }
+        let Some(cell) = self.cells.get(id) else {
+            return;
+        };
+        let plan = &cell.workflow.phases[p];
+        let Some(watch) = plan.watches.get(w) else {
+            return;
+        };
+        let number = |value: &Value| value.as_f64().filter(|v| v.is_finite());
+        let (value, detail) = match &result {
+            Err(error) => (None, error.clone()),
+            Ok(output) => match output.get("value").or(Some(output)).and_then(number) {
+                Some(value) => (Some(value), String::new()),
+                None if output.get("value").is_some_and(Value::is_null) => (None, "the query returned no data".to_owned()),
+                None => (None, "the agent's output has no numeric `value`".to_owned()),
+            },
+        };
+        let (verdict, detail) = match value {
+            None => (machine::SampleVerdict::NoData, detail),
+            Some(value) => {
+                let mut evidence = machine::evidence(&cell.instance);
+                evidence.insert("value".to_owned(), json!(value));
+                match watch.condition.evaluate(&evidence) {
+                    crate::expr::Outcome::True => (machine::SampleVerdict::Breach, String::new()),
+                    crate::expr::Outcome::False => (machine::SampleVerdict::Ok, String::new()),
+                    crate::expr::Outcome::Missing(why) | crate::expr::Outcome::Error(why) => {
+                        (machine::SampleVerdict::NoData, format!("`{}` could not be evaluated: {why}", watch.condition.source()))
+                    }
+                }
+            }
+        };
+        let event = Event::WatchSampled { phase: plan.id.clone(), watch: watch.id.clone(), value, verdict, detail };
+        self.apply_and_drive(id, vec![event], Vec::new(), Vec::new(), Answer::None);
     }
 
     fn dispatch(&mut self, id: &str, p: usize, t: usize, attempt: u32, key: String) {
@@ -973,6 +1231,67 @@ fn find_gate(instance: &Instance, workflow: &Workflow, gate: Option<&str>) -> Re
 }
 
 impl Driver {
+    /// Checks a decision on a trigger's halt (authority at the current
+    /// level, comment rule) and builds its event and outcome.
+    fn trigger_decision(
+        &self,
+        instance: &Instance,
+        workflow: &Workflow,
+        phase: &str,
+        trigger: &str,
+        state: &crate::machine::GateState,
+        request: &super::DecisionRequest,
+    ) -> Result<(Event, super::DecisionOutcome), Error> {
+        let Some(p) = workflow.phase_index(phase) else {
+            return Err(Error::Invalid(format!("the pinned definition has no phase `{phase}`")));
+        };
+        let Some(plan) = workflow.phases[p].triggers.iter().find(|t| t.id == trigger) else {
+            return Err(Error::Invalid(format!("the pinned definition has no trigger `{trigger}`")));
+        };
+        let crate::plan::Action::HaltForApproval { approval, .. } = &plan.action else {
+            return Err(Error::Invalid(format!("trigger `{trigger}` does not halt for approval")));
+        };
+        let crate::machine::GateStatus::AwaitingDecision { level, .. } = &state.status else {
+            return Err(Error::Invalid(format!("trigger {phase}/{trigger} is not awaiting a decision")));
+        };
+        let approvers = crate::machine::gate::authority_of(Some(approval), workflow.phases[p].owner.as_ref(), *level)
+            .map(|a| a.approvers)
+            .unwrap_or_default();
+        let Some(via) = self.shared.roles.allows(&approvers, &request.principal) else {
+            let who: Vec<String> = approvers.iter().map(ToString::to_string).collect();
+            return Err(Error::Forbidden(format!(
+                "{} may not decide trigger {phase}/{trigger} at level {level}; allowed: {}",
+                request.principal,
+                if who.is_empty() { "nobody".to_owned() } else { who.join(", ") }
+            )));
+        };
+        if approval.comment_required && request.comment.trim().is_empty() {
+            return Err(Error::Invalid(format!("trigger {phase}/{trigger} requires a comment with every decision (--comment)")));
+        }
+        let decision = crate::machine::Decision {
+            kind: request.kind,
+            principal: request.principal.clone(),
+            via,
+            comment: request.comment.clone(),
+            request_id: request.request_id.clone(),
+            level: *level,
+            seen: BTreeMap::new(),
+        };
+        let outcome = super::DecisionOutcome {
+            instance: instance.id.clone(),
+            phase: phase.to_owned(),
+            gate: trigger.to_owned(),
+            kind: request.kind,
+            principal: request.principal.clone(),
+            at: Timestamp::now(),
+            seq: 0,
+            gate_status: String::new(),
+            instance_status: String::new(),
+            replayed: false,
+        };
+        Ok((Event::TriggerDecided { phase: phase.to_owned(), trigger: trigger.to_owned(), decision }, outcome))
+    }
+
     /// Runs a gate approval's `notify` step in the background. The
     /// notification goes into the step's parameters as `json` (what the
     /// `http` agent posts) and `stdin` (what `exec` reads) unless the
@@ -1005,6 +1324,48 @@ impl Driver {
             "approvers": authority.map(|a| a.approvers.iter().map(ToString::to_string).collect::<Vec<_>>()).unwrap_or_default(),
             "text": format!("phasegate: {id} gate {}/{} {what}", plan.id, plan.gates[g].id),
         });
+        let key = format!("{id}/{}/{}/notify/{what}", plan.id, plan.gates[g].id);
+        self.send_notification(id, step, &notification, key);
+    }
+
+    /// Runs a trigger's notification: its `notify` action, or the `notify`
+    /// step of its halt's approval (awaiting a decision, escalated, timed out).
+    fn notify_trigger(&self, id: &str, p: usize, k: usize, what: &str) {
+        let Some(cell) = self.cells.get(id) else {
+            return;
+        };
+        let plan = &cell.workflow.phases[p];
+        let trigger = &plan.triggers[k];
+        let step = match &trigger.action {
+            crate::plan::Action::Notify(step) => Some(step.clone()),
+            crate::plan::Action::HaltForApproval { approval, then } => match (approval.notify.as_ref(), then.as_ref()) {
+                (Some(step), _) => Some(step.clone()),
+                (None, crate::plan::Action::Notify(step)) => Some(step.clone()),
+                (None, _) => None,
+            },
+            _ => None,
+        };
+        let Some(step) = step else {
+            return;
+        };
+        let notification = json!({
+            "instance": id,
+            "workflow": cell.instance.workflow,
+            "phase": plan.id,
+            "trigger": trigger.id,
+            "what": what,
+            "status": cell.instance.effective_status(),
+            "text": format!("phasegate: {id} trigger {}/{}: {what}", plan.id, trigger.id),
+        });
+        let key = format!("{id}/{}/{}/notify/{}", plan.id, trigger.id, cell.instance.seq);
+        self.send_notification(id, step, &notification, key);
+    }
+
+    /// Sends a notification through a step's agent in the background. The
+    /// notification goes into the parameters as `json` (what `http` and
+    /// `webhook` post) and `stdin` (what `exec` reads) unless the definition
+    /// set those; failures are retried by the step's policy and logged.
+    fn send_notification(&self, id: &str, step: crate::plan::Step, notification: &Value, key: String) {
         let mut params = step.params.clone();
         params.entry("json").or_insert_with(|| notification.clone());
         params.entry("stdin").or_insert_with(|| notification.clone());
@@ -1012,8 +1373,8 @@ impl Driver {
             warn!(instance = id, agent = %step.agent, "notify: the agent is not registered");
             return;
         };
-        let key = format!("{id}/{}/{}/notify/{what}", plan.id, plan.gates[g].id);
         let instance = id.to_owned();
+
         tokio::spawn(async move {
             for attempt in 1..=step.retry.max_attempts.max(1) {
                 let request = TaskRequest {
@@ -1081,4 +1442,9 @@ async fn run_attempt(agent: Arc<dyn phasegate_agents::Agent>, request: TaskReque
         }
         Err(error) => Outcome::Failed { error: error.message().to_owned(), retryable: error.is_retryable() },
     }
+}
+
+/// The key of a watch with a sample being taken.
+fn sampling_key(id: &str, phase: usize, watch: usize) -> String {
+    format!("{id}/{phase}/{watch}")
 }

@@ -318,6 +318,13 @@ impl Engine {
         self.operate(id, Event::Halted { by: by.to_owned(), reason: reason.to_owned(), cancel_running }).await
     }
 
+    /// Compensates completed work in reverse completion order, then ends
+    /// the instance rolled back, or with `to` re-enters that phase. Refused
+    /// (nothing appended) when there is nothing to compensate.
+    pub async fn rollback(&self, id: &str, by: &str, reason: &str, to: Option<&str>) -> Result<u64, Error> {
+        self.operate(id, Event::RollbackStarted { by: by.to_owned(), reason: reason.to_owned(), to: to.map(str::to_owned) }).await
+    }
+
     /// Lets a halted instance go on.
     pub async fn resume(&self, id: &str, by: &str) -> Result<u64, Error> {
         self.operate(id, Event::Resumed { by: by.to_owned() }).await

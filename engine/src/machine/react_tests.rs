@@ -1,0 +1,736 @@
+//! Scenario tests of watches, triggers, rollbacks, loop-backs and schedules
+//! on the pure machine: time is an argument, so minutes pass instantly.
+
+use serde_json::{json, Map, Value};
+
+use super::*;
+use crate::model::{Format, Source};
+use crate::plan::{self, AgentNames, Workflow};
+
+const RELEASE: &str = r#"
+name = "release"
+[vars]
+error_rate_max = 0.10
+[signals.incident]
+description = "an incident with a severity"
+
+[[phases]]
+id = "build"
+owner = "role:dev"
+[[phases.tasks]]
+id = "compile"
+agent = "noop"
+rollback = { id = "uncompile", agent = "noop" }
+[[phases.rollback]]
+id = "announce"
+agent = "noop"
+
+[[phases]]
+id = "ship"
+after = ["build"]
+owner = "role:sre"
+[[phases.tasks]]
+id = "deploy"
+agent = "noop"
+rollback = { id = "undeploy", agent = "noop", retry = { max_attempts = 2, initial = "1s", max = "1s" } }
+[[phases.tasks]]
+id = "soak"
+agent = "noop"
+depends_on = ["deploy"]
+[[phases.tasks]]
+id = "hotfix"
+agent = "noop"
+on_demand = true
+[[phases.watches]]
+id = "errors"
+agent = "noop"
+interval = "15s"
+condition = "value > vars.error_rate_max"
+for = "2m"
+no_data = "inconclusive"
+[[phases.triggers]]
+id = "error-rate-rollback"
+on = "errors"
+action = "halt_for_approval"
+approval = { approvers = ["alice"], timeout = "30m", on_timeout = "reject" }
+then = "rollback"
+[[phases.triggers]]
+id = "p0"
+on = "signal:incident"
+when = "signals.incident.severity == 'P0'"
+action = "rollback"
+[[phases.triggers]]
+id = "p1"
+on = "signal:incident"
+when = "signals.incident.severity == 'P1'"
+action = "halt_for_approval"
+approval = { approvers = ["role:sre"], timeout = "15m", on_timeout = "approve" }
+then = "rollback"
+[[phases.triggers]]
+id = "p2"
+on = "signal:incident"
+when = "signals.incident.severity == 'P2'"
+action = "run"
+task = "hotfix"
+[[phases.triggers]]
+id = "redeploy"
+on = "task_failed:deploy"
+action = "goto"
+phase = "build"
+code = "LAUNCH-001"
+reason = "Deploy failed: rebuild before trying again."
+max_loops = 2
+
+[[phases]]
+id = "optimize"
+after = ["ship"]
+schedule = { every = "90d" }
+[[phases.tasks]]
+id = "tune"
+agent = "noop"
+"#;
+
+fn workflow() -> Workflow {
+    plan::load_source(&Source::from_text(RELEASE, Format::Toml), &AgentNames::builtin()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A machine-level harness: an instance, its log, a clock, and what each
+/// task or compensation attempt returns.
+struct Harness {
+    workflow: Workflow,
+    instance: Instance,
+    records: Vec<Record>,
+    now: Timestamp,
+    /// Task or compensation ids whose attempts fail (permanently when mapped to false).
+    failing: Map<String, Value>,
+    /// Tasks whose attempts stay in flight until the test settles them.
+    hold: Vec<String>,
+    /// Every effect the machine asked for, in order.
+    effects: Vec<Effect>,
+}
+
+impl Harness {
+    fn new() -> Self {
+        let workflow = workflow();
+        let event =
+            Event::InstanceStarted { workflow: "release".into(), definition_hash: "h".into(), vars: Map::new(), started_by: "bob".into() };
+        let instance = step::start("i", &workflow, &event, Timestamp(1_000)).expect("starts");
+        let mut h = Self {
+            workflow,
+            instance,
+            records: vec![Record::new(1, Timestamp(1_000), event)],
+            now: Timestamp(1_000),
+            failing: Map::new(),
+            hold: Vec::new(),
+            effects: Vec::new(),
+        };
+        h.instance.vars.insert("error_rate_max".into(), json!(0.1));
+        h.records[0] = Record::new(
+            1,
+            Timestamp(1_000),
+            Event::InstanceStarted {
+                workflow: "release".into(),
+                definition_hash: "h".into(),
+                vars: h.instance.vars.clone(),
+                started_by: "bob".into(),
+            },
+        );
+        h
+    }
+
+    fn apply(&mut self, event: Event) -> Result<(), Rejected> {
+        let before = self.instance.clone();
+        match step(&mut self.instance, &self.workflow, &event, self.now) {
+            Ok(effects) => {
+                self.records.push(Record::new(self.records.len() as u64 + 1, self.now, event));
+                self.instance.seq = self.records.len() as u64;
+                for effect in effects {
+                    self.effects.push(effect.clone());
+                    self.carry_out(effect);
+                }
+                Ok(())
+            }
+            Err(rejected) => {
+                assert_eq!(self.instance, before, "a rejected event changed the state");
+                Err(rejected)
+            }
+        }
+    }
+
+    fn outcome(&self, id: &str) -> Result<(), bool> {
+        match self.failing.get(id) {
+            Some(Value::Bool(retryable)) => Err(*retryable),
+            _ => Ok(()),
+        }
+    }
+
+    fn carry_out(&mut self, effect: Effect) {
+        match effect {
+            Effect::Dispatch { phase, task, attempt, .. } => {
+                let (phase_id, task_id) = (self.workflow.phases[phase].id.clone(), self.workflow.phases[phase].tasks[task].id.clone());
+                if self.hold.contains(&task_id) {
+                    return;
+                }
+                let event = match self.outcome(&task_id) {
+                    Ok(()) => Event::TaskSucceeded { phase: phase_id, task: task_id, attempt, output: json!({}), duration_ms: 1 },
+                    Err(retryable) => Event::TaskFailed { phase: phase_id, task: task_id, attempt, error: "boom".into(), retryable },
+                };
+                self.apply(event).expect("the result of a dispatched attempt");
+            }
+            Effect::Compensate { step, attempt, .. } => {
+                let id = self.instance.rollback.as_ref().map(|r| r.steps[step].state.id.clone()).unwrap_or_default();
+                let event = match self.outcome(&id) {
+                    Ok(()) => Event::CompensationSucceeded { step, id, attempt, output: json!({}), duration_ms: 1 },
+                    Err(retryable) => Event::CompensationFailed { step, id, attempt, error: "undo failed".into(), retryable },
+                };
+                self.apply(event).expect("the result of a compensation");
+            }
+            Effect::Cancel { key, .. } => {
+                if let Some((p, t, attempt, _)) = self.instance.in_flight().into_iter().find(|(.., k)| *k == key) {
+                    let (phase, task) = (self.instance.phases[p].id.clone(), self.instance.phases[p].tasks[t].id.clone());
+                    self.apply(Event::TaskCancelled { phase, task, attempt, reason: "cancelled".into() }).expect("cancel");
+                }
+            }
+            Effect::Notify { .. } | Effect::TriggerNotify { .. } => {}
+        }
+    }
+
+    /// Applies what decide proposes until nothing is left; time moves to
+    /// retries but not past `limit` milliseconds from now.
+    fn settle(&mut self, limit: u64) {
+        let end = self.now.0 + limit;
+        for _ in 0..10_000 {
+            let next = decide(&self.instance, &self.workflow, self.now);
+            if next.events.is_empty() {
+                match next.wake_at {
+                    Some(wake) if wake.0 <= end => self.now = wake,
+                    _ => return,
+                }
+                continue;
+            }
+            for event in next.events {
+                let shown = event.describe();
+                self.apply(event).unwrap_or_else(|r| panic!("decide proposed {shown}, refused: {r}"));
+            }
+        }
+        panic!("did not settle");
+    }
+
+    /// Records a watch sample `seconds` after the previous moment.
+    fn sample(&mut self, seconds: u64, value: Option<f64>) -> Result<(), Rejected> {
+        self.now = Timestamp(self.now.0 + seconds * 1_000);
+        let verdict = match value {
+            Some(v) if v > 0.1 => SampleVerdict::Breach,
+            Some(_) => SampleVerdict::Ok,
+            None => SampleVerdict::NoData,
+        };
+        self.apply(Event::WatchSampled { phase: "ship".into(), watch: "errors".into(), value, verdict, detail: String::new() })?;
+        self.settle(0);
+        Ok(())
+    }
+
+    fn kinds(&self) -> Vec<String> {
+        self.records.iter().map(|r| r.event().describe()).collect()
+    }
+
+    fn decide_as(&mut self, who: &str, kind: DecisionKind, trigger: &str) -> Result<(), Rejected> {
+        let level = match &self.instance.status {
+            InstanceStatus::AwaitingDecision { approval, .. } => match &approval.status {
+                GateStatus::AwaitingDecision { level, .. } => *level,
+                _ => 0,
+            },
+            _ => 0,
+        };
+        let decision = Decision {
+            kind,
+            principal: who.into(),
+            via: who.into(),
+            comment: String::new(),
+            request_id: String::new(),
+            level,
+            seen: Default::default(),
+        };
+        self.apply(Event::TriggerDecided { phase: "ship".into(), trigger: trigger.into(), decision })
+    }
+
+    fn assert_replays(&self) {
+        let mut replayed = replay("i", &self.workflow, &self.records).unwrap_or_else(|r| panic!("replay: {r}"));
+        replayed.seq = self.instance.seq;
+        assert_eq!(replayed, self.instance, "replay rebuilds the state");
+    }
+}
+
+/// Runs build and starts ship, keeping `soak` in flight so ship stays active.
+fn shipping() -> Harness {
+    let mut h = Harness::new();
+    h.hold.push("soak".into());
+    h.settle(0);
+    assert_eq!(h.instance.phases[1].status.kind(), "running", "{:?}", h.kinds());
+    h
+}
+
+#[test]
+fn a_sustained_breach_fires_the_watch_halts_and_approval_rolls_back_in_reverse_order() {
+    let mut h = shipping();
+    h.sample(0, Some(0.01)).expect("sample");
+    // Breaching from t=15s: one healthy sample in between resets the clock.
+    h.sample(15, Some(0.2)).expect("sample");
+    h.sample(60, Some(0.2)).expect("sample");
+    h.sample(15, Some(0.05)).expect("sample");
+    assert!(!h.instance.phases[1].watches[0].firing);
+    h.sample(15, Some(0.3)).expect("sample");
+    h.sample(60, Some(0.3)).expect("sample");
+    assert_eq!(h.instance.status.kind(), "running", "1 min of breach is not 2");
+    h.sample(60, Some(0.3)).expect("sample");
+    assert_eq!(h.instance.status.kind(), "awaiting_decision", "{:?}", h.kinds());
+    assert!(h.instance.phases[1].watches[0].firing);
+    // Only the named approver decides; bob is refused by the runtime, and
+    // the machine refuses a decision at the wrong level.
+    h.decide_as("alice", DecisionKind::Approve, "error-rate-rollback").expect("alice approves");
+    h.settle(60_000);
+    assert_eq!(h.instance.status.kind(), "rolled_back", "{:?}", h.kinds());
+    let compensations: Vec<String> = h.kinds().into_iter().filter(|k| k.starts_with("CompensationSucceeded")).collect();
+    // Reverse completion order: deploy (latest), then compile, then build's
+    // own step (recorded when build started).
+    assert_eq!(
+        compensations,
+        ["CompensationSucceeded(undeploy#1)", "CompensationSucceeded(uncompile#1)", "CompensationSucceeded(announce#1)"]
+    );
+    assert!(h.kinds().iter().any(|k| k == "TaskCancelled(soak#1)"), "the attempt in flight was cancelled first");
+    h.assert_replays();
+}
+
+#[test]
+fn missing_data_for_the_sustain_period_halts_for_a_person() {
+    let mut h = shipping();
+    h.sample(0, None).expect("sample");
+    assert_eq!(h.instance.status.kind(), "running");
+    h.sample(60, None).expect("sample");
+    h.sample(60, None).expect("sample");
+    match &h.instance.status {
+        InstanceStatus::Halted { by, reason, .. } => {
+            assert_eq!(by, "phasegate");
+            assert!(reason.contains("no_data = inconclusive"), "{reason}");
+        }
+        other => panic!("expected halted, got {other:?}"),
+    }
+    // While halted, samples are refused and change nothing.
+    assert!(h.sample(15, Some(0.5)).is_err());
+    h.assert_replays();
+}
+
+#[test]
+fn the_incident_decision_tree_p0_p1_p2() {
+    // P2: a hotfix task runs; no rollback.
+    let mut h = shipping();
+    h.apply(Event::SignalReceived { name: "incident".into(), data: json!({"severity": "P2"}), by: "pager".into() }).expect("signal");
+    h.settle(0);
+    assert!(matches!(h.instance.phases[1].tasks[2].status, TaskStatus::Succeeded { .. }), "{:?}", h.kinds());
+    assert_eq!(h.instance.status.kind(), "running");
+    let skipped = h.kinds().iter().filter(|k| k.starts_with("TriggerSkipped")).count();
+    assert_eq!(skipped, 2, "p0 and p1 did not act: {:?}", h.kinds());
+
+    // P1: halts; with no decision, the 15-minute deadline approves the rollback.
+    let mut h = shipping();
+    h.apply(Event::SignalReceived { name: "incident".into(), data: json!({"severity": "P1"}), by: "pager".into() }).expect("signal");
+    h.settle(0);
+    assert_eq!(h.instance.status.kind(), "awaiting_decision");
+    h.now = Timestamp(h.now.0 + 14 * 60_000);
+    h.settle(0);
+    assert_eq!(h.instance.status.kind(), "awaiting_decision", "not before 15 minutes");
+    h.now = Timestamp(h.now.0 + 60_000);
+    h.settle(60_000);
+    assert_eq!(h.instance.status.kind(), "rolled_back", "{:?}", h.kinds());
+    assert!(h.kinds().iter().any(|k| k == "TriggerTimedOut(p1)"));
+
+    // P1 held by a person: the deadline no longer applies, nothing rolls back.
+    let mut h = shipping();
+    h.apply(Event::SignalReceived { name: "incident".into(), data: json!({"severity": "P1"}), by: "pager".into() }).expect("signal");
+    h.settle(0);
+    // Only a principal holding the role decides; that is the runtime's
+    // check (tested with the engine); the machine records who decided.
+    h.decide_as("carol", DecisionKind::Hold, "p1").expect("hold");
+    h.now = Timestamp(h.now.0 + 60 * 60_000);
+    h.settle(0);
+
+    assert_eq!(h.instance.status.kind(), "awaiting_decision", "held: {:?}", h.kinds());
+    h.decide_as("carol", DecisionKind::Reject, "p1").expect("reject");
+    assert_eq!(h.instance.status.kind(), "running");
+    h.assert_replays();
+
+    // P0: rolls back at once.
+    let mut h = shipping();
+    h.apply(Event::SignalReceived { name: "incident".into(), data: json!({"severity": "P0"}), by: "pager".into() }).expect("signal");
+    h.settle(60_000);
+    assert_eq!(h.instance.status.kind(), "rolled_back", "{:?}", h.kinds());
+    assert!(!h.kinds().iter().any(|k| k.starts_with("TriggerDecided")), "no person was asked");
+    h.assert_replays();
+}
+
+#[test]
+fn a_failed_deploy_loops_back_with_its_code_until_max_loops() {
+    let mut h = Harness::new();
+    h.failing.insert("deploy".into(), json!(false));
+    h.settle(0);
+    let kinds = h.kinds();
+    let loops = kinds.iter().filter(|k| *k == "TriggerFired(redeploy)").count();
+    assert_eq!(loops, 3, "two loop-backs, then the third occurrence fails: {kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| k.starts_with("PhaseStarted(build#")).count(), 3, "{kinds:?}");
+    assert_eq!(h.instance.phases[0].loops, 2);
+    let entered = h.instance.phases[0].entered.clone().unwrap_or_default();
+    assert!(entered.contains("LAUNCH-001") && entered.contains("rebuild before trying again"), "{entered}");
+    assert_eq!(h.instance.status.kind(), "failed");
+    match &h.instance.phases[1].status {
+        PhaseStatus::Failed { reason, .. } => assert!(reason.contains("max_loops = 2"), "{reason}"),
+        other => panic!("ship should have failed: {other:?}"),
+    }
+    h.assert_replays();
+}
+
+#[test]
+fn a_scheduled_phase_runs_again_as_a_new_cycle() {
+    let mut h = Harness::new();
+    h.settle(0);
+    assert_eq!(h.instance.effective_status(), "scheduled");
+    assert!(!h.instance.is_active());
+    let due = h.instance.phases[2].next_cycle.expect("next cycle");
+    assert_eq!(due.since(h.now), 90 * 24 * 3_600_000);
+    assert_eq!(decide(&h.instance, &h.workflow, h.now).wake_at, Some(due));
+    h.now = due;
+    h.settle(0);
+    assert_eq!(h.instance.phases[2].attempt, 2);
+    assert_eq!(h.instance.phases[2].entered.as_deref(), Some("scheduled cycle 2"));
+    assert_eq!(h.instance.effective_status(), "scheduled");
+    assert!(h.apply(Event::InstanceCompleted).is_err(), "a scheduled instance does not complete");
+    h.assert_replays();
+}
+
+#[test]
+fn a_failing_compensation_halts_and_resume_goes_on_without_repeating_finished_ones() {
+    let mut h = shipping();
+    h.failing.insert("uncompile".into(), json!(true));
+    h.apply(Event::RollbackStarted { by: "op".into(), reason: "bad release".into(), to: None }).expect("rollback");
+    h.settle(60_000);
+    assert_eq!(h.instance.status.kind(), "halted", "{:?}", h.kinds());
+    match &h.instance.status {
+        InstanceStatus::Halted { reason, .. } => assert!(reason.contains("compensation uncompile"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    h.failing.clear();
+    h.apply(Event::Resumed { by: "op".into() }).expect("resume");
+    h.settle(60_000);
+    assert_eq!(h.instance.status.kind(), "rolled_back");
+    let undeploys = h.kinds().iter().filter(|k| k.starts_with("CompensationDispatched(undeploy")).count();
+    assert_eq!(undeploys, 1, "finished compensations are not repeated: {:?}", h.kinds());
+    h.assert_replays();
+}
+
+#[test]
+fn rollback_to_a_phase_compensates_from_it_and_runs_it_again() {
+    let mut h = shipping();
+    h.apply(Event::RollbackStarted { by: "op".into(), reason: "redo ship".into(), to: Some("ship".into()) }).expect("rollback");
+    h.hold.clear();
+    h.settle(60_000);
+    let kinds = h.kinds();
+    assert!(kinds.iter().any(|k| k == "CompensationSucceeded(undeploy#1)"));
+    assert!(!kinds.iter().any(|k| k.contains("uncompile")), "build is upstream of the target: {kinds:?}");
+    assert_eq!(h.instance.phases[1].attempt, 2);
+    assert!(h.instance.phases[1].entered.as_deref().is_some_and(|e| e.contains("redo ship")));
+    h.assert_replays();
+}
+
+#[test]
+fn bad_requests_are_refused_and_change_nothing() {
+    let mut h = Harness::new();
+    // Nothing has run yet: nothing to compensate.
+    let refused = h.apply(Event::RollbackStarted { by: "op".into(), reason: String::new(), to: None }).expect_err("nothing to compensate");
+    assert!(refused.to_string().contains("nothing to compensate"), "{refused}");
+    h.settle(0);
+    // A signal to a finished (scheduled-then-cancelled) instance is refused.
+    h.apply(Event::Cancelled { by: "op".into(), reason: String::new() }).expect("cancel");
+    let refused = h
+        .apply(Event::SignalReceived { name: "incident".into(), data: json!({"severity": "P0"}), by: "pager".into() })
+        .expect_err("finished");
+    assert!(refused.to_string().contains("is cancelled"), "{refused}");
+    let refused = h.apply(Event::RollbackStarted { by: "op".into(), reason: String::new(), to: None }).expect_err("finished");
+    assert!(refused.to_string().contains("is cancelled"), "{refused}");
+    // Rolling back to a phase that never ran is refused.
+    let mut h = Harness::new();
+    h.hold.push("deploy".into());
+    h.settle(0);
+    let refused =
+        h.apply(Event::RollbackStarted { by: "op".into(), reason: String::new(), to: Some("optimize".into()) }).expect_err("never ran");
+    assert!(refused.to_string().contains("has not started"), "{refused}");
+}
+
+const STATUSES: &[&str] = &["running", "halted", "completed", "failed", "cancelled", "awaiting_decision", "rolling_back", "rolled_back"];
+
+const INSTANCE_EVENTS: &[&str] = &[
+    "WatchSampled",
+    "TriggerFired",
+    "TriggerSkipped",
+    "TriggerDecided",
+    "TriggerTimedOut",
+    "RollbackStarted",
+    "CompensationDispatched",
+    "CompensationSucceeded",
+    "CompensationFailed",
+    "CompensationRetryScheduled",
+    "RollbackCompleted",
+    "ScheduleFired",
+    "Halted",
+    "Resumed",
+    "Cancelled",
+    "SignalReceived",
+    "InstanceCompleted",
+    "InstanceFailed",
+];
+
+fn status_named(kind: &str, at: Timestamp) -> InstanceStatus {
+    match kind {
+        "running" => InstanceStatus::Running,
+        "halted" => InstanceStatus::Halted { by: "x".into(), reason: String::new(), cancel_running: false, at },
+        "completed" => InstanceStatus::Completed { at },
+        "failed" => InstanceStatus::Failed { reason: "r".into(), at },
+        "cancelled" => InstanceStatus::Cancelled { by: "x".into(), reason: String::new(), at },
+        "awaiting_decision" => {
+            let mut approval = GateState::new("p1");
+            approval.status = GateStatus::AwaitingDecision { since: at, level: 0, deadline: Some(at), approvals: Vec::new() };
+            InstanceStatus::AwaitingDecision { phase: "ship".into(), trigger: "p1".into(), cause: "c".into(), since: at, approval }
+        }
+        "rolling_back" => InstanceStatus::RollingBack { since: at },
+        "rolled_back" => InstanceStatus::RolledBack { reason: "r".into(), at },
+        other => panic!("unknown status {other}"),
+    }
+}
+
+/// A state where only the instance's status decides whether `event` is
+/// accepted: everything else the event needs is in place.
+fn ready_for(event: &str, status: &str) -> (Harness, Event) {
+    let mut h = shipping();
+    let at = h.now;
+    // No attempt in flight: compensations wait for those.
+    let soak = &mut h.instance.phases[1].tasks[1];
+    soak.status = TaskStatus::Succeeded { attempt: 1, output: json!({}), duration_ms: 1, at };
+    let step_id = "undeploy".to_owned();
+    let plan_steps = rollback_plan(&h.instance, &h.workflow, None);
+    let with_rollback = |h: &mut Harness, status: TaskStatus, attempts: u32| {
+        let mut steps = plan_steps.clone();
+        steps[0].state.status = status;
+        steps[0].state.attempts = attempts;
+        h.instance.rollback = Some(Rollback { by: "op".into(), reason: "r".into(), to: None, started_at: at, steps });
+    };
+    let event = match event {
+        "WatchSampled" => Event::WatchSampled {
+            phase: "ship".into(),
+            watch: "errors".into(),
+            value: Some(0.01),
+            verdict: SampleVerdict::Ok,
+            detail: String::new(),
+        },
+        "TriggerFired" | "TriggerSkipped" => {
+            let trigger = if status == "awaiting_decision" { "p0" } else { "error-rate-rollback" };
+            h.instance.pending_triggers.push(PendingTrigger { phase: "ship".into(), trigger: trigger.into(), cause: "c".into() });
+            if event == "TriggerFired" {
+                Event::TriggerFired { phase: "ship".into(), trigger: trigger.into(), cause: "c".into() }
+            } else {
+                Event::TriggerSkipped { phase: "ship".into(), trigger: trigger.into(), reason: "r".into() }
+            }
+        }
+        "TriggerDecided" => Event::TriggerDecided {
+            phase: "ship".into(),
+            trigger: "p1".into(),
+            decision: Decision {
+                kind: DecisionKind::Approve,
+                principal: "carol".into(),
+                via: "role:sre".into(),
+                comment: String::new(),
+                request_id: String::new(),
+                level: 0,
+                seen: Default::default(),
+            },
+        },
+        "TriggerTimedOut" => {
+            Event::TriggerTimedOut { phase: "ship".into(), trigger: "p1".into(), level: 0, action: crate::model::OnTimeout::Approve }
+        }
+        "RollbackStarted" => Event::RollbackStarted { by: "op".into(), reason: "r".into(), to: None },
+        "CompensationDispatched" => {
+            with_rollback(&mut h, TaskStatus::Pending, 0);
+            Event::CompensationDispatched { step: 0, id: step_id, attempt: 1, key: "k".into() }
+        }
+        "CompensationSucceeded" | "CompensationFailed" => {
+            with_rollback(&mut h, TaskStatus::Dispatched { attempt: 1, key: "k".into(), at }, 1);
+            if event == "CompensationSucceeded" {
+                Event::CompensationSucceeded { step: 0, id: step_id, attempt: 1, output: json!({}), duration_ms: 1 }
+            } else {
+                Event::CompensationFailed { step: 0, id: step_id, attempt: 1, error: "e".into(), retryable: true }
+            }
+        }
+        "CompensationRetryScheduled" => {
+            with_rollback(&mut h, TaskStatus::Failed { attempt: 1, error: "e".into(), retryable: true, at }, 1);
+            Event::CompensationRetryScheduled { step: 0, id: step_id, attempt: 2, due: at }
+        }
+        "RollbackCompleted" => {
+            let mut steps = plan_steps.clone();
+            for step in &mut steps {
+                step.state.attempts = 1;
+                step.state.status = TaskStatus::Succeeded { attempt: 1, output: json!({}), duration_ms: 1, at };
+            }
+            h.instance.rollback = Some(Rollback { by: "op".into(), reason: "r".into(), to: None, started_at: at, steps });
+            Event::RollbackCompleted
+        }
+        "ScheduleFired" | "InstanceCompleted" => {
+            for phase in &mut h.instance.phases {
+                phase.attempt = 1;
+                phase.status = PhaseStatus::Passed { at };
+                for task in &mut phase.tasks {
+                    task.status = TaskStatus::Succeeded { attempt: 1, output: json!({}), duration_ms: 1, at };
+                    task.attempts = 1;
+                }
+            }
+            if event == "ScheduleFired" {
+                h.instance.phases[2].next_cycle = Some(at);
+                Event::ScheduleFired { phase: "optimize".into() }
+            } else {
+                Event::InstanceCompleted
+            }
+        }
+        "InstanceFailed" => {
+            h.instance.phases[1].status = PhaseStatus::Failed { reason: "r".into(), at };
+            Event::InstanceFailed { reason: "r".into() }
+        }
+        "Halted" => Event::Halted { by: "x".into(), reason: String::new(), cancel_running: false },
+        "Resumed" => Event::Resumed { by: "x".into() },
+        "Cancelled" => Event::Cancelled { by: "x".into(), reason: String::new() },
+        "SignalReceived" => Event::SignalReceived { name: "incident".into(), data: json!({"severity": "P3"}), by: "x".into() },
+        other => panic!("unknown event {other}"),
+    };
+    h.instance.status = status_named(status, at);
+    (h, event)
+}
+
+/// Every instance-level event against every instance status, on a workflow
+/// with watches, triggers, compensations and a schedule: `step` accepts
+/// exactly what the table declares, lands where it says, and a refusal
+/// changes nothing.
+#[test]
+fn step_accepts_exactly_the_declared_instance_transitions() {
+    use super::table::{self, Level};
+    for &status in STATUSES {
+        for &name in INSTANCE_EVENTS {
+            let (mut h, event) = ready_for(name, status);
+            let declared: Vec<&str> = table::of(Level::Instance).filter(|t| t.from == status && t.event == name).map(|t| t.to).collect();
+            let before = h.instance.clone();
+            if matches!(name, "CompensationSucceeded" | "CompensationFailed") {
+                // Like task results: the work happened, so the log records it whatever the status.
+                step(&mut h.instance, &h.workflow, &event, h.now).unwrap_or_else(|r| panic!("{status} refused {name}: {r}"));
+                assert_eq!(h.instance.status.kind(), status);
+                continue;
+            }
+            match step(&mut h.instance, &h.workflow, &event, h.now) {
+                Ok(_) if declared.contains(&h.instance.status.kind()) => {}
+                Ok(_) => panic!("{status} accepted {name} (→ {}) but the table declares {declared:?}", h.instance.status.kind()),
+                Err(rejected) if !declared.is_empty() => {
+                    panic!("the table declares {status} --{name}--> {declared:?} but step refused: {rejected}")
+                }
+                Err(_) => assert_eq!(h.instance, before, "a rejected {name} changed the state"),
+            }
+        }
+    }
+}
+
+/// Invariants of this part of the machine that hold in every reachable state.
+fn check(h: &Harness) -> Result<(), String> {
+    let instance = &h.instance;
+    if let Some(rollback) = &instance.rollback {
+        let mut open = false;
+        for step in &rollback.steps {
+            let started = !matches!(step.state.status, TaskStatus::Pending);
+            if open && started {
+                return Err(format!("compensation {} ran before an earlier one finished", step.state.id));
+            }
+            open |= !step.state.status.is_done();
+        }
+        if matches!(instance.status, InstanceStatus::RolledBack { .. }) && open {
+            return Err("rolled back with a compensation not done".into());
+        }
+    }
+    for (trigger, taken) in &instance.loops {
+        if *taken > 2 {
+            return Err(format!("trigger {trigger} looped {taken} times; max_loops = 2"));
+        }
+    }
+    for (p, phase) in instance.phases.iter().enumerate() {
+        if !matches!(phase.status, PhaseStatus::Pending)
+            && h.workflow.phases[p].after.iter().any(|&u| !matches!(instance.phases[u].status, PhaseStatus::Passed { .. }))
+        {
+            return Err(format!("phase {} is {} before its upstream passed", phase.id, phase.status.kind()));
+        }
+        for watch in &phase.watches {
+            if watch.samples.len() > WATCH_WINDOW {
+                return Err(format!("watch {} keeps {} samples", watch.id, watch.samples.len()));
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 200, ..proptest::prelude::ProptestConfig::default() })]
+
+    /// Random mixes of samples, signals, decisions, rollbacks, operator
+    /// commands and failures, with decide filling in: every accepted event
+    /// keeps the invariants, a refused one changes nothing (the harness
+    /// asserts it), and replay rebuilds the state.
+    #[test]
+    fn random_reactions_keep_invariants_and_replay(
+        script in proptest::collection::vec((0u8..12, 0u8..4, proptest::prelude::any::<bool>()), 1..80),
+    ) {
+        let mut h = Harness::new();
+        for (what, which, flag) in script {
+            h.now = Timestamp(h.now.0 + 20_000);
+            if flag {
+                h.failing.insert(["deploy", "undeploy", "uncompile", "soak"][which as usize].into(), json!(which % 2 == 0));
+            } else {
+                h.failing.clear();
+            }
+            let event = match what {
+                0..=2 => {
+                    let value = [Some(0.5), Some(0.01), None, Some(0.2)][which as usize];
+                    let verdict = match value { Some(v) if v > 0.1 => SampleVerdict::Breach, Some(_) => SampleVerdict::Ok, None => SampleVerdict::NoData };
+                    Event::WatchSampled { phase: "ship".into(), watch: "errors".into(), value, verdict, detail: String::new() }
+                }
+                3 => {
+                    let severity = ["P0", "P1", "P2", "P3"][which as usize];
+                    Event::SignalReceived { name: "incident".into(), data: json!({ "severity": severity }), by: "pager".into() }
+                }
+
+                4 => Event::RollbackStarted { by: "op".into(), reason: "r".into(), to: [None, Some("build".to_owned()), Some("ship".to_owned()), Some("optimize".to_owned())][which as usize].clone() },
+                5 => Event::Halted { by: "op".into(), reason: String::new(), cancel_running: flag },
+                6 => Event::Resumed { by: "op".into() },
+                7 => {
+                    let trigger = match &h.instance.status { InstanceStatus::AwaitingDecision { trigger, .. } => trigger.clone(), _ => "p1".to_owned() };
+                    let kind = [DecisionKind::Approve, DecisionKind::Reject, DecisionKind::Hold, DecisionKind::Escalate][which as usize];
+                    Event::TriggerDecided { phase: "ship".into(), trigger, decision: Decision { kind, principal: "alice".into(), via: String::new(), comment: String::new(), request_id: String::new(), level: 0, seen: Default::default() } }
+                }
+                8 => Event::Cancelled { by: "op".into(), reason: String::new() },
+                _ => {
+                    h.settle(if flag { 3_600_000 } else { 0 });
+                    continue;
+                }
+            };
+            if h.apply(event).is_ok() {
+                if let Err(broken) = check(&h) {
+                    proptest::prop_assert!(false, "{broken}\n{:?}", h.kinds());
+                }
+            }
+            h.settle(0);
+            if let Err(broken) = check(&h) {
+                proptest::prop_assert!(false, "{broken}\n{:?}", h.kinds());
+            }
+        }
+        let mut replayed = replay("i", &h.workflow, &h.records).map_err(|r| proptest::test_runner::TestCaseError::fail(r.to_string()))?;
+        replayed.seq = h.instance.seq;
+        proptest::prop_assert_eq!(replayed, h.instance);
+    }
+}

@@ -70,10 +70,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     engine.run_until_idle().await;
 
     let (instance, _) = engine.instance(&id)?;
-    println!("instance {id}: {}", instance.effective_status());
     // Graceful shutdown: anything in flight would resume on the next start.
+    // Dropping the engine closes the event stream, so the follower prints
+    // every event before the summary below.
     engine.shutdown().await;
     drop(engine);
     follower.await?;
+    println!("instance {id}: {}", instance.effective_status());
     Ok(())
 }

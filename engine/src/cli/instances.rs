@@ -351,7 +351,20 @@ impl Progress {
             | Event::Resumed { .. }
             | Event::Cancelled { .. }
             | Event::Redriven { .. }
-            | Event::SignalReceived { .. } => Some(format!("{}  {}  {}", notification.record.at(), notification.instance, describe(event))),
+            | Event::SignalReceived { .. }
+            | Event::WatchInconclusive { .. }
+            | Event::TriggerFired { .. }
+            | Event::TriggerSkipped { .. }
+            | Event::TriggerDecided { .. }
+            | Event::TriggerTimedOut { .. }
+            | Event::RollbackStarted { .. }
+            | Event::CompensationSucceeded { .. }
+            | Event::CompensationFailed { .. }
+            | Event::RollbackCompleted
+            | Event::ScheduleFired { .. } => Some(format!("{}  {}  {}", notification.record.at(), notification.instance, describe(event))),
+            Event::WatchSampled { verdict, .. } if *verdict != crate::machine::SampleVerdict::Ok => {
+                Some(format!("{}  {}  {}", notification.record.at(), notification.instance, describe(event)))
+            }
             _ => None,
         };
         match (&self.bar, line) {
@@ -456,6 +469,7 @@ fn describe(event: &Event) -> String {
             let detail = if detail.is_empty() { String::new() } else { format!(" ({detail})") };
             format!("watch {phase}/{watch} sampled {value}: {}{detail}", verdict.name())
         }
+        Event::WatchInconclusive { phase, watch, reason } => format!("watch {phase}/{watch} inconclusive, halted: {reason}"),
         Event::TriggerFired { phase, trigger, cause } => format!("trigger {phase}/{trigger} fired: {cause}"),
         Event::TriggerSkipped { phase, trigger, reason } => format!("trigger {phase}/{trigger} did not act: {reason}"),
         Event::TriggerDecided { phase, trigger, decision } => {
@@ -520,6 +534,26 @@ pub(super) fn status(cli: &Cli, args: &StatusArgs) -> u8 {
                     if let PhaseStatus::Failed { reason, .. } = &phase.status {
                         out.push_str(&format!("  reason: {reason}\n"));
                     }
+                    if let Some(entered) = &phase.entered {
+                        out.push_str(&format!("  entered: {entered}\n"));
+                    }
+                    if let Some(next) = phase.next_cycle {
+                        out.push_str(&format!("  next cycle: {next}\n"));
+                    }
+                    for watch in &phase.watches {
+                        let latest = watch.samples.last().map_or_else(
+                            || "no sample yet".to_owned(),
+                            |s| format!("{} ({})", s.value.map_or_else(|| "no data".to_owned(), |v| v.to_string()), s.verdict.name()),
+                        );
+                        let state = if watch.firing {
+                            "FIRING"
+                        } else if watch.breaching_since.is_some() {
+                            "breaching"
+                        } else {
+                            "ok"
+                        };
+                        out.push_str(&format!("  watch {:<18} {state:<14} {} samples, latest {latest}\n", watch.id, watch.taken));
+                    }
                     for task in &phase.tasks {
                         let detail = match &task.status {
                             TaskStatus::Succeeded { attempt, duration_ms, .. } => format!("attempt {attempt}, {duration_ms} ms"),
@@ -543,6 +577,20 @@ pub(super) fn status(cli: &Cli, args: &StatusArgs) -> u8 {
                             continue;
                         }
                         out.push_str(&gate_lines(&instance, plan, g, gate));
+                    }
+                }
+                if let crate::machine::InstanceStatus::AwaitingDecision { phase, trigger, cause, .. } = &instance.status {
+                    out.push_str(&format!("\nwaiting   trigger {phase}/{trigger}: {cause}\n"));
+                    for blocker in crate::machine::blockers(&instance, &workflow, crate::machine::Timestamp::now()) {
+                        out.push_str(&format!("  {}\n", blocker.message));
+                    }
+                }
+                if let Some(rollback) = &instance.rollback {
+                    let to = rollback.to.as_deref().map(|to| format!(" to {to}")).unwrap_or_default();
+                    out.push_str(&format!("\nrollback{to} by {} at {}: {}\n", rollback.by, rollback.started_at, rollback.reason));
+                    for step in &rollback.steps {
+                        let undoes = step.task.as_deref().map_or_else(|| format!("phase {}", step.phase), |t| format!("task {t}"));
+                        out.push_str(&format!("  {:<24} {:<14} undoes {undoes}\n", step.state.id, step.state.status.kind()));
                     }
                 }
                 print!("{out}");

@@ -63,6 +63,18 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
         next.events.push(decide_trigger(instance, workflow, pending));
         return next;
     }
+    if matches!(instance.status, InstanceStatus::Running) {
+        for phase in instance.phases.iter().filter(|p| phase_active(&p.status)) {
+            if let Some(watch) = phase.watches.iter().find(|w| w.no_data_reason.is_some()) {
+                next.events.push(Event::WatchInconclusive {
+                    phase: phase.id.clone(),
+                    watch: watch.id.clone(),
+                    reason: watch.no_data_reason.clone().unwrap_or_default(),
+                });
+                return next;
+            }
+        }
+    }
     if let InstanceStatus::AwaitingDecision { phase, trigger, approval, .. } = &instance.status {
         if let GateStatus::AwaitingDecision { level, deadline: Some(deadline), .. } = &approval.status {
             let on_timeout = workflow.phase_index(phase).and_then(|p| {

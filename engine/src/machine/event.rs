@@ -198,6 +198,16 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "String::is_empty")]
         detail: String,
     },
+    /// A watch had no data for as long as its `for` and its `no_data` is
+    /// `inconclusive`: the instance halts for a person.
+    WatchInconclusive {
+        /// The phase.
+        phase: String,
+        /// The watch.
+        watch: String,
+        /// Why, and what the person can do.
+        reason: String,
+    },
     /// A trigger's event happened and its `when` held: its action is taken.
     TriggerFired {
         /// The phase declaring it.
@@ -328,6 +338,7 @@ impl Event {
             Event::Redriven { .. } => "Redriven",
             Event::SignalReceived { .. } => "SignalReceived",
             Event::WatchSampled { .. } => "WatchSampled",
+            Event::WatchInconclusive { .. } => "WatchInconclusive",
             Event::TriggerFired { .. } => "TriggerFired",
             Event::TriggerSkipped { .. } => "TriggerSkipped",
             Event::TriggerDecided { .. } => "TriggerDecided",
@@ -388,6 +399,7 @@ impl Event {
             | Event::CompensationFailed { id, attempt, .. }
             | Event::CompensationRetryScheduled { id, attempt, .. } => format!("{}({id}#{attempt})", self.kind()),
             Event::ScheduleFired { phase } => format!("ScheduleFired({phase})"),
+            Event::WatchInconclusive { watch, .. } => format!("WatchInconclusive({watch})"),
         }
     }
 }

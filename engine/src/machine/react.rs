@@ -262,6 +262,7 @@ pub(super) fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, 
         Event::WatchSampled { phase, watch, value, verdict, detail } => {
             watch_sampled(instance, workflow, event, phase, watch, *value, *verdict, detail, at)
         }
+        Event::WatchInconclusive { phase, watch, .. } => watch_inconclusive(instance, workflow, event, phase, watch, at),
         Event::TriggerFired { phase, trigger, cause } => trigger_fired(instance, workflow, event, phase, trigger, cause, at),
         Event::TriggerSkipped { phase, trigger, .. } => trigger_skipped(instance, workflow, event, phase, trigger),
         Event::TriggerDecided { phase, trigger, decision } => trigger_decided(instance, workflow, event, phase, trigger, decision, at),
@@ -334,6 +335,7 @@ fn watch_sampled(
             state.no_data_since = None;
             state.no_data_run = 0;
             state.inconclusive = false;
+            state.no_data_reason = None;
             let lasted = at.since(since);
             let by_count = plan.consecutive_failures.is_some_and(|n| state.breaching_run >= n);
             if !state.firing && (lasted >= sustain || by_count) {
@@ -354,6 +356,7 @@ fn watch_sampled(
             state.no_data_since = None;
             state.no_data_run = 0;
             state.inconclusive = false;
+            state.no_data_reason = None;
         }
         SampleVerdict::NoData => {
             state.no_data_run += 1;
@@ -374,8 +377,35 @@ fn watch_sampled(
         queue(instance, workflow, Some(p), |on| *on == TriggerOn::Watch(w), &cause);
     }
     if let Some(reason) = inconclusive {
-        instance.status = InstanceStatus::Halted { by: "phasegate".to_owned(), reason, cancel_running: false, at };
+        instance.phases[p].watches[w].no_data_reason = Some(reason);
     }
+    Ok(Vec::new())
+}
+
+/// Missing data lasted as long as the watch's `for`: a person decides.
+fn watch_inconclusive(
+    instance: &mut Instance,
+    workflow: &Workflow,
+    event: &Event,
+    phase: &str,
+    watch: &str,
+    at: Timestamp,
+) -> Result<Vec<Effect>, Rejected> {
+    if !matches!(instance.status, InstanceStatus::Running) {
+        return Err(Rejected::new(
+            event,
+            format!("instance {} is {}", instance.id, instance.status.kind()),
+            "only a running instance halts for missing data",
+        ));
+    }
+    let p = phase_index(workflow, event, phase)?;
+    let Some(w) = workflow.phases[p].watches.iter().position(|x| x.id == watch) else {
+        return Err(Rejected::new(event, format!("phase `{phase}` has no watch `{watch}`"), "unknown watch"));
+    };
+    let Some(reason) = instance.phases[p].watches[w].no_data_reason.take() else {
+        return Err(Rejected::new(event, format!("watch {watch} has data"), "a watch is inconclusive after missing data for its `for`"));
+    };
+    instance.status = InstanceStatus::Halted { by: "phasegate".to_owned(), reason, cancel_running: false, at };
     Ok(Vec::new())
 }
 

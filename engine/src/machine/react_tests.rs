@@ -467,6 +467,7 @@ const STATUSES: &[&str] = &["running", "halted", "completed", "failed", "cancell
 
 const INSTANCE_EVENTS: &[&str] = &[
     "WatchSampled",
+    "WatchInconclusive",
     "TriggerFired",
     "TriggerSkipped",
     "TriggerDecided",
@@ -528,6 +529,10 @@ fn ready_for(event: &str, status: &str) -> (Harness, Event) {
             verdict: SampleVerdict::Ok,
             detail: String::new(),
         },
+        "WatchInconclusive" => {
+            h.instance.phases[1].watches[0].no_data_reason = Some("no data".into());
+            Event::WatchInconclusive { phase: "ship".into(), watch: "errors".into(), reason: "no data".into() }
+        }
         "TriggerFired" | "TriggerSkipped" => {
             let trigger = if status == "awaiting_decision" { "p0" } else { "error-rate-rollback" };
             h.instance.pending_triggers.push(PendingTrigger { phase: "ship".into(), trigger: trigger.into(), cause: "c".into() });

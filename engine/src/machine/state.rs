@@ -139,9 +139,12 @@ pub struct WatchState {
     /// Whether it fired and has not seen a healthy sample since.
     #[serde(default)]
     pub firing: bool,
-    /// Whether missing data halted the instance and no data has come since.
+    /// Whether missing data lasted the watch's `for` and no data has come since.
     #[serde(default)]
     pub inconclusive: bool,
+    /// Why a person must decide, until the instance halts for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_data_reason: Option<String>,
 }
 
 /// How many samples a watch keeps in state; the log keeps them all.
@@ -195,6 +198,7 @@ impl WatchState {
             no_data_run: 0,
             firing: false,
             inconclusive: false,
+            no_data_reason: None,
         }
     }
 
@@ -557,9 +561,13 @@ impl Instance {
 
     /// The status people and indexes see: the stored status, except that a
     /// running instance whose only remaining work is a human decision is
-    /// `awaiting_approval`.
+    /// `awaiting_approval`, one whose remaining work is a future cycle is
+    /// `scheduled`, one halted by a trigger is `awaiting_approval`, and any
+    /// with a trigger occurrence to act on is `running`.
     pub fn effective_status(&self) -> &'static str {
         match &self.status {
+            // A trigger occurrence waits to be acted on: there is work to do now.
+            InstanceStatus::Running | InstanceStatus::AwaitingDecision { .. } if !self.pending_triggers.is_empty() => "running",
             InstanceStatus::Running if self.phases.iter().all(|p| matches!(p.status, PhaseStatus::Passed { .. })) => {
                 if self.phases.iter().any(|p| p.next_cycle.is_some()) {
                     "scheduled"

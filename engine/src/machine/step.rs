@@ -871,6 +871,7 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
             Vec::new()
         }
         Event::WatchSampled { .. }
+        | Event::WatchInconclusive { .. }
         | Event::TriggerFired { .. }
         | Event::TriggerSkipped { .. }
         | Event::TriggerDecided { .. }

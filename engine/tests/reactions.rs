@@ -1,0 +1,356 @@
+//! Watches, trigger halts, rollbacks and schedules through the embedding
+//! API, with a metric the test controls and real time (scaled to
+//! milliseconds).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use phasegate_agents::{Agent, Error as AgentError, Registry, TaskContext, TaskOutput, TaskRequest};
+use phasegate_engine::machine::{DecisionKind, Roles};
+use phasegate_engine::model::{Format, Source};
+use phasegate_engine::runtime::{DecisionRequest, Error};
+use phasegate_engine::{Engine, StartOptions};
+use phasegate_store::{SledStore, Store};
+use serde_json::{json, Value};
+
+/// A metric whose value the test sets; `None` answers "no data".
+#[derive(Clone, Default)]
+struct Metric(Arc<Mutex<Option<f64>>>);
+
+impl Metric {
+    fn set(&self, value: Option<f64>) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = value;
+    }
+}
+
+#[async_trait::async_trait]
+impl Agent for Metric {
+    fn name(&self) -> &str {
+        "metric"
+    }
+
+    async fn run(&self, _request: TaskRequest, _context: TaskContext) -> Result<TaskOutput, AgentError> {
+        let value = *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(TaskOutput(json!({ "value": value })))
+    }
+}
+
+const LAUNCH: &str = r#"
+name = "launch"
+[vars]
+error_rate_max = 0.10
+
+[[phases]]
+id = "deploy"
+[[phases.tasks]]
+id = "push"
+agent = "noop"
+rollback = { id = "unpush", agent = "noop" }
+[[phases.tasks]]
+id = "dns"
+agent = "noop"
+depends_on = ["push"]
+rollback = { id = "restore-dns", agent = "sleep", params = { duration = "400ms" } }
+
+[[phases]]
+id = "watch"
+after = ["deploy"]
+[[phases.tasks]]
+id = "soak"
+agent = "sleep"
+params = { duration = "60s" }
+[[phases.watches]]
+id = "error-rate"
+agent = "metric"
+interval = "50ms"
+condition = "value > vars.error_rate_max"
+for = "300ms"
+[[phases.triggers]]
+id = "roll-back-on-errors"
+on = "error-rate"
+action = "halt_for_approval"
+approval = { approvers = ["role:sre"] }
+then = "rollback"
+[[phases.rollback]]
+id = "page-out"
+agent = "noop"
+"#;
+
+async fn engine_with(metric: &Metric, store: Arc<dyn Store>) -> Engine {
+    let mut registry = Registry::with_builtins();
+    registry.register(Arc::new(metric.clone()));
+    let mut roles = std::collections::BTreeMap::new();
+    roles.insert("sre".to_owned(), ["sam".to_owned()].into_iter().collect());
+    Engine::builder().store(store).agents(registry).roles(Roles(roles)).build().await.expect("engine")
+}
+
+fn kinds(engine: &Engine, id: &str) -> Vec<String> {
+    engine.history(id).expect("history").iter().map(|r| r.event().describe()).collect()
+}
+
+async fn wait_for(engine: &Engine, id: &str, status: &str) {
+    for _ in 0..400 {
+        if engine.instance(id).map(|(i, _)| i.effective_status() == status).unwrap_or(false) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{id} never became {status}: {:?}", kinds(engine, id));
+}
+
+fn approve(principal: &str) -> DecisionRequest {
+    DecisionRequest {
+        kind: DecisionKind::Approve,
+        principal: principal.into(),
+        comment: "error budget burnt".into(),
+        request_id: String::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_sustained_breach_halts_for_approval_and_the_approved_rollback_runs_in_reverse_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let metric = Metric::default();
+    metric.set(Some(0.01));
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.path().join("db")).expect("store"));
+    let engine = engine_with(&metric, Arc::clone(&store)).await;
+    let workflow = engine.load_definition(&Source::from_text(LAUNCH, Format::Toml)).expect("valid");
+    let id = engine.start(workflow, StartOptions { id: Some("rel-1".into()), ..StartOptions::default() }).await.expect("starts");
+
+    // Healthy samples accumulate; nothing fires.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(engine.instance(&id).expect("loads").0.effective_status(), "running");
+    let healthy = kinds(&engine, &id).iter().filter(|k| k.starts_with("WatchSampled(error-rate=0.01")).count();
+    assert!(healthy >= 3, "samples are recorded as events: {:?}", kinds(&engine, &id));
+
+    metric.set(Some(0.25));
+    wait_for(&engine, &id, "awaiting_approval").await;
+    let history = kinds(&engine, &id);
+    let breaches = history.iter().filter(|k| k.starts_with("WatchSampled(error-rate=0.25: breach")).count();
+    assert!(breaches >= 2, "the breach had to last 300 ms at 50 ms intervals: {history:?}");
+    assert!(history.iter().any(|k| k == "TriggerFired(roll-back-on-errors)"), "{history:?}");
+
+    // The halt is listed with the approvals and only the role may decide.
+    let pending = engine.approvals(None).expect("approvals");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].gate, "roll-back-on-errors");
+    let before = engine.history(&id).expect("history").len();
+    let refused = engine.decide(&id, None, approve("mallory")).await.expect_err("not an sre");
+    assert!(matches!(refused, Error::Forbidden(_)), "{refused}");
+    assert_eq!(engine.history(&id).expect("history").len(), before, "a refused decision appends nothing");
+
+    let outcome = engine.decide(&id, Some("roll-back-on-errors"), approve("sam")).await.expect("approves");
+    assert_eq!(outcome.gate, "roll-back-on-errors");
+    engine.run_until_idle().await;
+    let (instance, _) = engine.instance(&id).expect("loads");
+    assert_eq!(instance.effective_status(), "rolled_back", "{:?}", kinds(&engine, &id));
+    let history = kinds(&engine, &id);
+    let undone: Vec<&String> = history.iter().filter(|k| k.starts_with("CompensationSucceeded")).collect();
+    assert_eq!(
+        undone,
+        ["CompensationSucceeded(page-out#1)", "CompensationSucceeded(restore-dns#1)", "CompensationSucceeded(unpush#1)"],
+        "reverse completion order: the watch phase started last, dns completed after push"
+    );
+    assert!(history.iter().any(|k| k.starts_with("TaskCancelled(soak")), "the soak in flight was cancelled: {history:?}");
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_restart_in_the_middle_of_a_rollback_resumes_without_repeating_finished_compensations() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let metric = Metric::default();
+    metric.set(Some(0.01));
+    let path = dir.path().join("db");
+    let id = {
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(&path).expect("store"));
+        let engine = engine_with(&metric, store).await;
+        let workflow = engine.load_definition(&Source::from_text(LAUNCH, Format::Toml)).expect("valid");
+        let id = engine.start(workflow, StartOptions { id: Some("rel-2".into()), ..StartOptions::default() }).await.expect("starts");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        engine.rollback(&id, "op", "bad build", None).await.expect("rollback starts");
+        // page-out is quick; restore-dns sleeps 400 ms: stop while it runs.
+        for _ in 0..200 {
+            if kinds(&engine, &id).iter().any(|k| k == "CompensationDispatched(restore-dns#1)") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        engine.shutdown().await;
+        id
+    };
+    let history_before = {
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(&path).expect("store"));
+        let engine = engine_with(&metric, store).await;
+        let before = kinds(&engine, &id);
+        assert!(before.iter().any(|k| k == "CompensationSucceeded(page-out#1)"), "{before:?}");
+        assert!(!before.iter().any(|k| k.starts_with("CompensationSucceeded(restore-dns")), "stopped mid-compensation: {before:?}");
+        engine.run_until_idle().await;
+        let after = kinds(&engine, &id);
+        assert_eq!(engine.instance(&id).expect("loads").0.effective_status(), "rolled_back", "{after:?}");
+        assert_eq!(after.iter().filter(|k| k.starts_with("CompensationDispatched(page-out")).count(), 1, "{after:?}");
+        assert_eq!(
+            after.iter().filter(|k| k.starts_with("CompensationDispatched(restore-dns")).count(),
+            1,
+            "re-dispatched with its key, not a new attempt: {after:?}"
+        );
+        engine.shutdown().await;
+        after
+    };
+    assert!(history_before.iter().any(|k| k == "CompensationSucceeded(restore-dns#1)"));
+}
+
+#[tokio::test]
+async fn rollback_requests_that_cannot_apply_are_refused_and_append_nothing() {
+    let metric = Metric::default();
+    let engine = engine_with(&metric, Arc::new(phasegate_store::MemoryStore::in_memory())).await;
+    let toml = r#"
+name = "plain"
+[[phases]]
+id = "only"
+[[phases.tasks]]
+id = "t"
+agent = "noop"
+"#;
+    let workflow = engine.load_definition(&Source::from_text(toml, Format::Toml)).expect("valid");
+    let id = engine.start(workflow, StartOptions::default()).await.expect("starts");
+    engine.run_until_idle().await;
+    let before = engine.history(&id).expect("history").len();
+    let refused = engine.rollback(&id, "op", "", None).await.expect_err("completed");
+    assert!(refused.to_string().contains("is completed"), "{refused}");
+    let refused = engine.rollback(&id, "op", "", Some("nowhere")).await.expect_err("unknown phase");
+    assert!(refused.to_string().contains("is completed") || refused.to_string().contains("no phase"), "{refused}");
+    assert_eq!(engine.history(&id).expect("history").len(), before);
+    let refused = engine.signal(&id, "incident", Value::Null, "pager").await.expect_err("finished");
+    assert!(refused.to_string().contains("is completed"), "{refused}");
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_scheduled_phase_runs_its_next_cycle_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let metric = Metric::default();
+    let toml = r#"
+name = "quarterly"
+[[phases]]
+id = "launch"
+[[phases.tasks]]
+id = "ship"
+agent = "noop"
+[[phases]]
+id = "revalidate"
+after = ["launch"]
+schedule = { every = "1500ms" }
+[[phases.tasks]]
+id = "audit"
+agent = "noop"
+"#;
+    let id = {
+        let engine = engine_with(&metric, Arc::new(SledStore::open(&path).expect("store"))).await;
+        let workflow = engine.load_definition(&Source::from_text(toml, Format::Toml)).expect("valid");
+        let id = engine.start(workflow, StartOptions { id: Some("q".into()), ..StartOptions::default() }).await.expect("starts");
+        engine.run_until_idle().await;
+        let (instance, _) = engine.instance(&id).expect("loads");
+        assert_eq!(instance.effective_status(), "scheduled");
+        assert_eq!(engine.list(Some("scheduled")).expect("list").len(), 1, "the status index knows it");
+        engine.shutdown().await;
+        id
+    };
+    // The process is gone when the cycle falls due; a new engine picks it up.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let engine = engine_with(&metric, Arc::new(SledStore::open(&path).expect("store"))).await;
+    for _ in 0..200 {
+        let (instance, _) = engine.instance(&id).expect("loads");
+        if instance.phases[1].attempt >= 2 && instance.effective_status() == "scheduled" {
+            assert_eq!(instance.phases[0].attempt, 1, "only the scheduled phase runs again");
+            assert_eq!(instance.phases[1].entered.as_deref(), Some("scheduled cycle 2"));
+            let history = kinds(&engine, &id);
+            assert_eq!(history.iter().filter(|k| *k == "ScheduleFired(revalidate)").count(), 1, "{history:?}");
+            assert_eq!(history.iter().filter(|k| k.starts_with("TaskSucceeded(audit")).count(), 2, "{history:?}");
+            engine.cancel(&id, "op", "end of the schedule").await.expect("cancel ends it");
+            engine.shutdown().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the next cycle did not run after the restart: {:?}", kinds(&engine, &id));
+}
+
+/// Records what it is asked to send.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<Value>>>);
+
+#[async_trait::async_trait]
+impl Agent for Recorder {
+    fn name(&self) -> &str {
+        "recorder"
+    }
+
+    async fn run(&self, request: TaskRequest, _context: TaskContext) -> Result<TaskOutput, AgentError> {
+        let body = request.params.get("json").cloned().unwrap_or(Value::Null);
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(body);
+        Ok(TaskOutput(json!({"status": 200})))
+    }
+}
+
+#[tokio::test]
+async fn a_failed_task_notifies_and_loops_back_with_its_code_until_max_loops() {
+    let recorder = Recorder::default();
+    let mut registry = Registry::with_builtins();
+    registry.register(Arc::new(recorder.clone()));
+    let engine =
+        Engine::builder().store(Arc::new(phasegate_store::MemoryStore::in_memory())).agents(registry).build().await.expect("engine");
+    let toml = r#"
+name = "loops"
+[[phases]]
+id = "build"
+[[phases.tasks]]
+id = "compile"
+agent = "noop"
+[[phases]]
+id = "launch"
+after = ["build"]
+[[phases.tasks]]
+id = "smoke"
+agent = "noop"
+params = { fail = "smoke test failed: 502 from /health" }
+[[phases.triggers]]
+id = "tell-the-channel"
+on = "task_failed:smoke"
+action = "notify"
+notify = { agent = "recorder", params = { json = { text = "smoke failed" } } }
+[[phases.triggers]]
+id = "back-to-build"
+on = "task_failed"
+action = "goto"
+phase = "build"
+code = "LAUNCH-001"
+reason = "Smoke tests failed in production: rebuild and redeploy."
+max_loops = 2
+"#;
+    let workflow = engine.load_definition(&Source::from_text(toml, Format::Toml)).expect("valid");
+    let id = engine.start(workflow, StartOptions { id: Some("l".into()), ..StartOptions::default() }).await.expect("starts");
+    engine.run_until_idle().await;
+    let (instance, _) = engine.instance(&id).expect("loads");
+    assert_eq!(instance.effective_status(), "failed", "{:?}", kinds(&engine, &id));
+    let history = kinds(&engine, &id);
+    assert_eq!(history.iter().filter(|k| *k == "PhaseStarted(build#3)").count(), 1, "two loop-backs: {history:?}");
+    assert!(!history.iter().any(|k| k == "PhaseStarted(build#4)"), "max_loops ends it: {history:?}");
+    assert_eq!(instance.phases[0].loops, 2);
+    assert!(instance.phases[0].entered.as_deref().is_some_and(|e| e.contains("LAUNCH-001")));
+    match &instance.phases[1].status {
+        phasegate_engine::machine::PhaseStatus::Failed { reason, .. } => assert!(reason.contains("max_loops = 2"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    // The notification went out for every failure (three), with the definition's body.
+    for _ in 0..100 {
+        if recorder.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let sent = recorder.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert!(sent.iter().all(|body| body["text"] == "smoke failed"), "{sent:?}");
+    engine.shutdown().await;
+}

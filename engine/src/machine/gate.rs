@@ -276,6 +276,62 @@ pub fn authority_of(approval: Option<&plan::Approval>, owner: Option<&Principal>
     }
 }
 
+/// Checks a decision against what it decides (a gate, or a trigger's halt,
+/// named by `subject`) at its current `level`: the level matches, an approver
+/// is not the starter when self-approval is off and counts once, and an
+/// escalation has somewhere to go. Returns the level's authority and the next
+/// level's, if any. Who the principal is allowed to be is the runtime's
+/// check, because role membership comes from configuration, not the log.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn check_decision(
+    event: &super::Event,
+    subject: &str,
+    approval: Option<&plan::Approval>,
+    owner: Option<&Principal>,
+    level: usize,
+    approvals: &[String],
+    decision: &Decision,
+    instance: &super::Instance,
+) -> Result<(Authority, Option<Authority>), super::Rejected> {
+    use super::Rejected;
+    if decision.level != level {
+        return Err(Rejected::new(
+            event,
+            format!("{subject} is at escalation level {level}"),
+            format!("the decision was made for level {}", decision.level),
+        ));
+    }
+    let Some(authority) = authority_of(approval, owner, level) else {
+        return Err(Rejected::new(event, format!("{subject} has no level {level}"), "unknown escalation level"));
+    };
+    if decision.kind == DecisionKind::Approve {
+        let self_approval = approval.is_none_or(|a| a.self_approval);
+        if !self_approval && decision.principal == instance.started_by {
+            return Err(Rejected::new(
+                event,
+                format!("{} started instance {}", decision.principal, instance.id),
+                format!("{subject} does not allow self-approval; another approver must decide"),
+            ));
+        }
+        if approvals.contains(&decision.principal) {
+            return Err(Rejected::new(
+                event,
+                format!("{} already approved {subject}", decision.principal),
+                "a principal counts once toward the quorum",
+            ));
+        }
+    }
+    let next_level = authority_of(approval, owner, level + 1);
+    if decision.kind == DecisionKind::Escalate && next_level.is_none() {
+        return Err(Rejected::new(
+            event,
+            format!("{subject} is at its last escalation level ({level})"),
+            "there is no level to escalate to",
+        ));
+    }
+    Ok((authority, next_level))
+}
+
 /// Role membership from the configuration: role name → principals.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]

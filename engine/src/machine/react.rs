@@ -43,6 +43,15 @@ pub(super) fn queue(instance: &mut Instance, workflow: &Workflow, only: Option<u
     }
 }
 
+/// Refuses the event, naming the instance's status, unless `ok`.
+fn require(instance: &Instance, event: &Event, ok: bool, why: &str) -> Result<(), Rejected> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Rejected::new(event, format!("instance {} is {}", instance.id, instance.status.kind()), why))
+    }
+}
+
 /// The phase and trigger indexes of a trigger id.
 fn trigger_index(workflow: &Workflow, event: &Event, phase: &str, trigger: &str) -> Result<(usize, usize), Rejected> {
     let p = phase_index(workflow, event, phase)?;
@@ -295,13 +304,7 @@ fn watch_sampled(
     detail: &str,
     at: Timestamp,
 ) -> Result<Vec<Effect>, Rejected> {
-    if !matches!(instance.status, InstanceStatus::Running) {
-        return Err(Rejected::new(
-            event,
-            format!("instance {} is {}", instance.id, instance.status.kind()),
-            "watches sample while the instance runs",
-        ));
-    }
+    require(instance, event, matches!(instance.status, InstanceStatus::Running), "watches sample while the instance runs")?;
     let p = phase_index(workflow, event, phase)?;
     let Some(w) = workflow.phases[p].watches.iter().position(|x| x.id == watch) else {
         return Err(Rejected::new(event, format!("phase `{phase}` has no watch `{watch}`"), "unknown watch"));
@@ -391,13 +394,7 @@ fn watch_inconclusive(
     watch: &str,
     at: Timestamp,
 ) -> Result<Vec<Effect>, Rejected> {
-    if !matches!(instance.status, InstanceStatus::Running) {
-        return Err(Rejected::new(
-            event,
-            format!("instance {} is {}", instance.id, instance.status.kind()),
-            "only a running instance halts for missing data",
-        ));
-    }
+    require(instance, event, matches!(instance.status, InstanceStatus::Running), "only a running instance halts for missing data")?;
     let p = phase_index(workflow, event, phase)?;
     let Some(w) = workflow.phases[p].watches.iter().position(|x| x.id == watch) else {
         return Err(Rejected::new(event, format!("phase `{phase}` has no watch `{watch}`"), "unknown watch"));
@@ -508,41 +505,9 @@ fn trigger_decided(
     let GateStatus::AwaitingDecision { level, approvals, since, deadline } = &state.status else {
         return Err(Rejected::new(event, format!("trigger {trigger} is {}", state.status.kind()), "it is not awaiting a decision"));
     };
-    if decision.level != *level {
-        return Err(Rejected::new(
-            event,
-            format!("trigger {trigger} is at escalation level {level}"),
-            format!("the decision was made for level {}", decision.level),
-        ));
-    }
     let owner = workflow.phases[p].owner.as_ref();
-    let Some(authority) = gate::authority_of(Some(approval), owner, *level) else {
-        return Err(Rejected::new(event, format!("trigger {trigger} has no level {level}"), "unknown escalation level"));
-    };
-    if decision.kind == DecisionKind::Approve {
-        if !approval.self_approval && decision.principal == instance.started_by {
-            return Err(Rejected::new(
-                event,
-                format!("{} started instance {}", decision.principal, instance.id),
-                format!("trigger {trigger} does not allow self-approval"),
-            ));
-        }
-        if approvals.contains(&decision.principal) {
-            return Err(Rejected::new(
-                event,
-                format!("{} already approved trigger {trigger}", decision.principal),
-                "a principal counts once toward the quorum",
-            ));
-        }
-    }
-    let next_level = gate::authority_of(Some(approval), owner, level + 1);
-    if decision.kind == DecisionKind::Escalate && next_level.is_none() {
-        return Err(Rejected::new(
-            event,
-            format!("trigger {trigger} is at its last escalation level ({level})"),
-            "there is no level to escalate to",
-        ));
-    }
+    let subject = format!("trigger {trigger}");
+    let (authority, next_level) = gate::check_decision(event, &subject, Some(approval), owner, *level, approvals, decision, instance)?;
     let mut approvals = approvals.clone();
     let (level, since, deadline) = (*level, *since, *deadline);
     let cause = match &instance.status {
@@ -733,13 +698,12 @@ fn compensation_dispatched(
     key: &str,
     at: Timestamp,
 ) -> Result<Vec<Effect>, Rejected> {
-    if !matches!(instance.status, InstanceStatus::RollingBack { .. }) {
-        return Err(Rejected::new(
-            event,
-            format!("instance {} is {}", instance.id, instance.status.kind()),
-            "compensations are dispatched while rolling back",
-        ));
-    }
+    require(
+        instance,
+        event,
+        matches!(instance.status, InstanceStatus::RollingBack { .. }),
+        "compensations are dispatched while rolling back",
+    )?;
     let compensation = rollback_step(instance, event, step, id)?;
     let state = &compensation.state;
     let fresh = attempt == state.attempts + 1;
@@ -806,13 +770,12 @@ fn compensation_retry(
     attempt: u32,
     due: Timestamp,
 ) -> Result<Vec<Effect>, Rejected> {
-    if !matches!(instance.status, InstanceStatus::RollingBack { .. }) {
-        return Err(Rejected::new(
-            event,
-            format!("instance {} is {}", instance.id, instance.status.kind()),
-            "compensations are retried while rolling back",
-        ));
-    }
+    require(
+        instance,
+        event,
+        matches!(instance.status, InstanceStatus::RollingBack { .. }),
+        "compensations are retried while rolling back",
+    )?;
     let compensation = rollback_step(instance, event, step, id)?;
     let max_attempts = compensation_step(workflow, compensation).map_or(1, |s| s.retry.max_attempts);
     let error = match &compensation.state.status {
@@ -871,13 +834,7 @@ fn schedule_fired(
     phase: &str,
     at: Timestamp,
 ) -> Result<Vec<Effect>, Rejected> {
-    if !matches!(instance.status, InstanceStatus::Running) {
-        return Err(Rejected::new(
-            event,
-            format!("instance {} is {}", instance.id, instance.status.kind()),
-            "scheduled cycles start while the instance runs",
-        ));
-    }
+    require(instance, event, matches!(instance.status, InstanceStatus::Running), "scheduled cycles start while the instance runs")?;
     let p = phase_index(workflow, event, phase)?;
     let state = &instance.phases[p];
     match (&state.status, state.next_cycle) {

@@ -512,42 +512,10 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
             let plan = &workflow.phases[p].gates[g];
             let state = &instance.phases[p].gates[g];
             let (level, approvals) = awaiting(state, event)?;
-            if decision.level != level {
-                return Err(Rejected::new(
-                    event,
-                    format!("gate {gate} is at escalation level {level}"),
-                    format!("the decision was made for level {}", decision.level),
-                ));
-            }
             let owner = workflow.phases[p].owner.as_ref();
-            let Some(authority) = gate::authority(plan, owner, level) else {
-                return Err(Rejected::new(event, format!("gate {gate} has no level {level}"), "unknown escalation level"));
-            };
-            if decision.kind == DecisionKind::Approve {
-                let self_approval = plan.approval.as_ref().is_none_or(|a| a.self_approval);
-                if !self_approval && decision.principal == instance.started_by {
-                    return Err(Rejected::new(
-                        event,
-                        format!("{} started instance {}", decision.principal, instance.id),
-                        format!("gate {gate} does not allow self-approval; another approver must decide"),
-                    ));
-                }
-                if approvals.contains(&decision.principal) {
-                    return Err(Rejected::new(
-                        event,
-                        format!("{} already approved gate {gate}", decision.principal),
-                        "a principal counts once toward the quorum",
-                    ));
-                }
-            }
-            let next_level = gate::authority(plan, owner, level + 1);
-            if decision.kind == DecisionKind::Escalate && next_level.is_none() {
-                return Err(Rejected::new(
-                    event,
-                    format!("gate {gate} is at its last escalation level ({level})"),
-                    "there is no level to escalate to",
-                ));
-            }
+            let subject = format!("gate {gate}");
+            let (authority, next_level) =
+                gate::check_decision(event, &subject, plan.approval.as_ref(), owner, level, approvals, decision, instance)?;
             let mut approvals = approvals.to_vec();
             let status = match decision.kind {
                 DecisionKind::Approve => {

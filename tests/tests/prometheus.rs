@@ -305,3 +305,58 @@ fn error_rate_above_ten_percent_for_two_seconds_halts_and_approval_rolls_back_in
     }
     drop(prometheus);
 }
+
+const QUERIES: &str = r#"
+name = "queries"
+[[phases]]
+id = "baseline"
+[[phases.tasks]]
+id = "error-ratio-5s"
+agent = "prometheus"
+params = { query = "sum(rate(demo_http_errors_total[2s])) / sum(rate(demo_http_requests_total[2s]))", range = "5s", step = "1s", reduce = "max" }
+[[phases.tasks]]
+id = "requests-now"
+agent = "prometheus"
+params = { query = "demo_http_requests_total" }
+[[phases.gates]]
+id = "healthy"
+criteria = [
+  { must = "tasks['error-ratio-5s'].output.value < 0.05", label = "Error ratio stayed under 5 % over the last 5 s" },
+  { must = "tasks['requests-now'].output.value > 0.0", label = "Traffic is flowing" },
+]
+[[phases]]
+id = "broken"
+after = ["baseline"]
+[[phases.tasks]]
+id = "typo"
+agent = "prometheus"
+params = { query = "sum(rate(demo_http_errors_total[2s]" }
+"#;
+
+#[test]
+fn range_and_instant_queries_feed_a_gate_and_prometheus_errors_surface_verbatim() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (exporter, exporter_port) = start_exporter();
+    let prometheus = start_prometheus(dir.path(), exporter_port);
+    let url = format!("http://127.0.0.1:{}", prometheus.port);
+    wait_for_data(prometheus.port, QUERY);
+    // The range needs a few seconds of history.
+    std::thread::sleep(Duration::from_secs(3));
+    std::fs::write(dir.path().join("queries.toml"), QUERIES).expect("write");
+    assert!(run(dir.path(), &["start", "queries.toml", "--id", "q"]).status.success());
+    let ran = phasegate(dir.path()).args(["run", "--until-idle"]).env("PROMETHEUS_URL", &url).output().expect("run");
+    assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
+    exporter.stop.store(true, Ordering::Relaxed);
+
+    let status = run(dir.path(), &["--output", "json", "status", "q"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("JSON");
+    assert_eq!(status["phases"][0]["status"]["status"], "passed", "the gate read both queries: {status:#}");
+    let ratio = &status["phases"][0]["tasks"][0]["status"]["output"];
+    assert_eq!(ratio["result_type"], "matrix", "a range query: {ratio}");
+    assert!(ratio["value"].as_f64().is_some_and(|v| v < 0.05), "{ratio}");
+    assert!(status["phases"][0]["tasks"][1]["status"]["output"]["value"].as_f64().is_some_and(|v| v > 0.0));
+    assert_eq!(status["effective_status"], "failed");
+    let error = status["phases"][1]["tasks"][0]["status"]["error"].as_str().unwrap_or_default().to_owned();
+    assert!(error.contains("parse error"), "Prometheus's own message: {error}");
+    drop(prometheus);
+}

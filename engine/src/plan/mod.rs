@@ -438,6 +438,18 @@ mod tests {
     }
 
     #[test]
+    fn schedules_find_the_next_cycle() {
+        let every = Schedule::Every(Duration::from_secs(90 * 86_400));
+        assert_eq!(every.next_after(1_000), Some(1_000 + 90 * 86_400_000));
+        let source = "0 9 1 */3 *";
+        let cron = Schedule::Cron { source: source.to_owned(), cron: Box::new(source.parse().expect("valid cron")) };
+        // 2026-11-22T05:00:00Z → 09:00 UTC on the first day of the next month matching */3 (January 2027).
+        let passed = 1_795_323_600_000;
+        let next = cron.next_after(passed).expect("a next occurrence");
+        assert_eq!(next, 1_798_794_000_000, "2027-01-01T09:00:00Z");
+    }
+
+    #[test]
     fn principals_parse() {
         assert_eq!(Principal::parse("role:sre"), Some(Principal::Role("sre".to_owned())));
         assert_eq!(Principal::parse("alice"), Some(Principal::User("alice".to_owned())));

@@ -225,3 +225,122 @@ fn check_invariants(db: &Path, ledger: &Path) {
         assert_eq!(replayed, instance, "snapshot-based state differs from a full replay");
     });
 }
+
+/// A rollback under kill -9: compensations run one at a time in reverse
+/// completion order, a restart resumes the rollback, and a compensation whose
+/// success is durable never runs again.
+#[test]
+fn kill_9_during_a_rollback_resumes_it_and_repeats_no_finished_compensation() {
+    const STEPS: usize = 24;
+    let cycles: usize = std::env::var("PHASEGATE_CRASH_CYCLES").ok().and_then(|c| c.parse().ok()).map_or(25, |c: usize| c.min(25));
+    let seed: u64 = std::env::var("PHASEGATE_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(11) | 1
+    });
+    eprintln!("rollback crash test: {cycles} cycles, PHASEGATE_CRASH_SEED={seed}");
+    let mut rng = Rng(seed);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = dir.path().join("ledger");
+    let script = dir.path().join("undo.sh");
+    std::fs::write(&script, TASK_SCRIPT).expect("write script");
+    let mut toml = String::from("name = \"undo\"\n[[phases]]\nid = \"release\"\n");
+    for i in 0..STEPS {
+        let depends = if i > 0 { format!("depends_on = [\"step-{}\"]\n", i - 1) } else { String::new() };
+        let sleep = ["0.05", "0.1", "0.15"][i % 3];
+        toml.push_str(&format!(
+            "[[phases.tasks]]\nid = \"step-{i}\"\nagent = \"noop\"\n{depends}\
+             rollback = {{ id = \"undo-{i}\", agent = \"exec\", retry = {{ max_attempts = 5, initial = \"50ms\", max = \"200ms\" }}, \
+             params = {{ argv = [\"sh\", {script:?}, \"{sleep}\", \"steady\"], env = {{ LEDGER = {ledger:?} }} }} }}\n",
+            script = script.display().to_string(),
+            ledger = ledger.display().to_string(),
+        ));
+    }
+    toml.push_str("[[phases.gates]]\nid = \"hold-the-release\"\napproval = { approvers = [\"nobody\"] }\n");
+    std::fs::write(dir.path().join("undo.toml"), toml).expect("write definition");
+    let db = dir.path().join("db");
+    let db_arg = db.to_str().expect("utf-8 path");
+    let cli = |args: &[&str]| {
+        let output = phasegate(dir.path()).arg("--db").arg(db_arg).args(args).output().expect("phasegate runs");
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    cli(&["start", "undo.toml", "--id", "undo-1"]);
+    cli(&["run", "--until-idle"]);
+    cli(&["rollback", "undo-1", "--reason", "crash test"]);
+
+    let mut kills = 0;
+    for cycle in 0..cycles * 3 {
+        if kills >= cycles {
+            break;
+        }
+        let mut child = phasegate(dir.path())
+            .args(["--db", db_arg, "run", "--until-idle"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run starts");
+        let wait = if cycle % 4 == 0 { rng.below(15) } else { 10 + rng.below(150) };
+        std::thread::sleep(Duration::from_millis(wait));
+        if child.try_wait().expect("poll").is_none() {
+            child.kill().expect("SIGKILL");
+            kills += 1;
+        }
+        child.wait().expect("reaped");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    cli(&["run", "--until-idle"]);
+    std::thread::sleep(Duration::from_millis(300));
+    eprintln!("rollback crash test: {kills} processes killed");
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (instance, records) = runtime.block_on(async {
+        let engine = Engine::builder().store_path(&db).mode(Mode::Passive).build().await.expect("store opens");
+        let found = (engine.instance("undo-1").expect("loads").0, engine.history("undo-1").expect("history"));
+        engine.shutdown().await;
+        found
+    });
+    assert_eq!(instance.effective_status(), "rolled_back");
+    let ledger_lines: Vec<(String, String)> = std::fs::read_to_string(&ledger)
+        .expect("ledger")
+        .lines()
+        .filter_map(|line| line.split_once(' ').map(|(k, n)| (k.to_owned(), n.to_owned())))
+        .collect();
+    let mut succeeded = Vec::new();
+    let mut dispatched = BTreeMap::new();
+    for record in &records {
+        match record.event() {
+            Event::CompensationDispatched { id, attempt, key, .. } => {
+                dispatched.insert((id.clone(), *attempt), key.clone());
+            }
+            Event::CompensationSucceeded { id, attempt, output, .. } => {
+                let key = dispatched.get(&(id.clone(), *attempt)).unwrap_or_else(|| panic!("{id}#{attempt} without a dispatch")).clone();
+                let nonce = output["nonce"].as_str().unwrap_or_default().to_owned();
+                let kept = ledger_lines
+                    .iter()
+                    .position(|(k, n)| *k == key && *n == nonce)
+                    .unwrap_or_else(|| panic!("{key} ({nonce}) is recorded as run but never ran"));
+                // Durable success: that key never ran again afterwards.
+                assert!(!ledger_lines[kept + 1..].iter().any(|(k, _)| *k == key), "{key} ran again after its success was recorded");
+                succeeded.push((id.clone(), kept));
+            }
+            _ => {}
+        }
+    }
+    let order: Vec<String> = succeeded.iter().map(|(id, _)| id.clone()).collect();
+    let expected: Vec<String> = (0..STEPS).rev().map(|i| format!("undo-{i}")).collect();
+    assert_eq!(order, expected, "every compensation once, in reverse completion order");
+    // One at a time: each compensation's kept execution precedes the first
+    // execution of the next one.
+    for pair in succeeded.windows(2) {
+        let next = format!("-{}", pair[1].0);
+        let first_next = ledger_lines
+            .iter()
+            .position(|(k, _)| k.split('/').nth(2).is_some_and(|step| step.ends_with(&next)))
+            .unwrap_or_else(|| panic!("{} never ran", pair[1].0));
+        assert!(pair[0].1 < first_next, "{} started before {} finished", pair[1].0, pair[0].0);
+    }
+    let declared: BTreeSet<&str> = dispatched.values().map(String::as_str).collect();
+    for (key, _) in &ledger_lines {
+        assert!(declared.contains(key.as_str()), "{key} ran without a durable dispatch");
+    }
+    eprintln!("rollback crash test: {} executions for {STEPS} compensations", ledger_lines.len());
+}

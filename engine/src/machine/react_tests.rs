@@ -739,3 +739,57 @@ proptest::proptest! {
         proptest::prop_assert_eq!(replayed, h.instance);
     }
 }
+
+#[test]
+fn a_rejected_gate_fires_gate_failed_triggers() {
+    let toml = r#"
+name = "gated"
+[[phases]]
+id = "harden"
+[[phases.tasks]]
+id = "e2e"
+agent = "noop"
+[[phases]]
+id = "launch"
+after = ["harden"]
+[[phases.tasks]]
+id = "smoke"
+agent = "noop"
+[[phases.gates]]
+id = "smoke-ok"
+approval = { approvers = ["alice"] }
+[[phases.triggers]]
+on = "gate_failed:smoke-ok"
+action = "goto"
+phase = "harden"
+code = "LAUNCH-002"
+reason = "Smoke tests failed: reproduce in staging."
+"#;
+    let workflow = plan::load_source(&Source::from_text(toml, Format::Toml), &AgentNames::builtin()).expect("valid");
+    let mut h = Harness::new();
+    h.workflow = workflow;
+    let event =
+        Event::InstanceStarted { workflow: "gated".into(), definition_hash: "h".into(), vars: Map::new(), started_by: "bob".into() };
+    h.instance = step::start("i", &h.workflow, &event, h.now).expect("starts");
+    h.records = vec![Record::new(1, h.now, event)];
+    h.settle(0);
+    assert_eq!(h.instance.phases[1].status.kind(), "awaiting_approval");
+    let decision = Decision {
+        kind: DecisionKind::Reject,
+        principal: "alice".into(),
+        via: "alice".into(),
+        comment: "502s".into(),
+        request_id: String::new(),
+        level: 0,
+        seen: Default::default(),
+    };
+    h.apply(Event::DecisionRecorded { phase: "launch".into(), gate: "smoke-ok".into(), decision }).expect("reject");
+    h.settle(0);
+    let kinds = h.kinds();
+    assert!(kinds.iter().any(|k| k == "TriggerFired(launch-trigger-1)"), "{kinds:?}");
+    assert!(!kinds.iter().any(|k| k.starts_with("PhaseFailed")), "the loop-back replaced the failure: {kinds:?}");
+    assert_eq!(h.instance.phases[0].attempt, 2);
+    assert!(h.instance.phases[0].entered.as_deref().is_some_and(|e| e.contains("LAUNCH-002")));
+    assert_eq!(h.instance.phases[1].status.kind(), "awaiting_approval", "launch ran again up to its gate");
+    h.assert_replays();
+}

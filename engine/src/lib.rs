@@ -21,6 +21,7 @@ pub mod model;
 pub mod plan;
 pub mod runtime;
 mod suggest;
+pub mod template;
 
 pub use runtime::{Builder, Engine, Mode, StartOptions};
 

@@ -431,3 +431,49 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn placeholders_name_declared_variables() {
+    let task = |params: &str| {
+        format!("{HEADER}[vars]\ntarget_url = \"http://127.0.0.1:8080\"\n[[phases]]\nid = \"p\"\n[[phases.tasks]]\nid = \"t\"\nagent = \"exec\"\nparams = {params}\n")
+    };
+    let ok = task("{ argv = [\"probe\", \"{{ vars.target_url }}/healthz\", \"{{ instance.id }}\"] }");
+    assert!(load(&ok, Format::Toml).is_ok());
+    let problem = check(
+        &task("{ argv = [\"probe\", \"{{ vars.target_ulr }}\"] }"),
+        Kind::UnknownReference,
+        "phases[0].tasks[0].params.argv[1]",
+        9,
+        "unknown variable `target_ulr`",
+    );
+    assert_eq!(problem.hint.as_deref(), Some("did you mean `target_url`?"));
+    check(
+        &task("{ argv = [\"{{ env.HOME }}\"] }"),
+        Kind::UnknownReference,
+        "phases[0].tasks[0].params.argv[0]",
+        9,
+        "unknown placeholder `{{ env.HOME }}`",
+    );
+}
+
+#[test]
+fn watch_durations_may_be_duration_variables() {
+    let watch = |vars: &str, sustain: &str| {
+        format!(
+            "{HEADER}[vars]\n{vars}\n[[phases]]\nid = \"p\"\n[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\n[[phases.watches]]\nid = \"w\"\nagent = \"noop\"\ninterval = \"15s\"\ncondition = \"value > 1.0\"\nfor = \"{sustain}\"\n"
+        )
+    };
+    let workflow = load(&watch("window = { type = \"duration\", default = \"2m\" }", "{{ vars.window }}"), Format::Toml).expect("valid");
+    let plan = &workflow.phases[0].watches[0];
+    assert_eq!(plan.sustain, std::time::Duration::from_secs(120));
+    let mut vars = serde_json::Map::new();
+    vars.insert("window".into(), serde_json::json!("5s"));
+    assert_eq!(plan.sustain_for(&vars), std::time::Duration::from_secs(5), "each instance uses its own value");
+    check(&watch("window = 3", "{{ vars.window }}"), Kind::Type, "phases[0].watches[0].for", 14, "is not a duration with a default");
+}
+
+#[test]
+fn a_schedule_may_be_conditional() {
+    let toml = one_phase("[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\n[phases.schedule]\nevery = \"90d\"\nwhen = \"vars.nope\"\n");
+    check(&toml, Kind::BadExpression, "phases[0].schedule.when", 9, "unknown variable");
+}

@@ -247,7 +247,8 @@ pub fn watches_due(instance: &Instance, workflow: &Workflow) -> Vec<(usize, usiz
             continue;
         }
         for (w, watch) in phase.watches.iter().enumerate() {
-            let interval = workflow.phases[p].watches.get(w).map_or(std::time::Duration::from_secs(60), |plan| plan.interval);
+            let interval =
+                workflow.phases[p].watches.get(w).map_or(std::time::Duration::from_secs(60), |plan| plan.interval_for(&instance.vars));
             out.push((p, w, watch.last_at().map_or(Timestamp(0), |last| last.after(interval))));
         }
     }

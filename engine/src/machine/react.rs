@@ -322,7 +322,7 @@ fn watch_sampled(
         (SampleVerdict::NoData, NoDataPolicy::Ok) => SampleVerdict::Ok,
         (other, _) => other,
     };
-    let sustain = u64::try_from(plan.sustain.as_millis()).unwrap_or(u64::MAX);
+    let sustain = u64::try_from(plan.sustain_for(&instance.vars).as_millis()).unwrap_or(u64::MAX);
     let state = &mut instance.phases[p].watches[w];
     state.taken += 1;
     state.samples.push(Sample { at, value, verdict: effective });

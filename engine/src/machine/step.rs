@@ -424,8 +424,12 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
                 ));
             }
             instance.phases[p].status = PhaseStatus::Passed { at };
+            let repeat = workflow.phases[p]
+                .schedule_when
+                .as_ref()
+                .is_none_or(|when| when.evaluate(&super::evidence(instance)) == crate::expr::Outcome::True);
             instance.phases[p].next_cycle =
-                workflow.phases[p].schedule.as_ref().and_then(|schedule| schedule.next_after(at.0)).map(Timestamp);
+                workflow.phases[p].schedule.as_ref().filter(|_| repeat).and_then(|schedule| schedule.next_after(at.0)).map(Timestamp);
             Vec::new()
         }
         Event::GateEvaluated { phase, gate, evaluation } => {

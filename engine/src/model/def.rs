@@ -471,4 +471,8 @@ pub struct ScheduleDef {
     /// Repeat at the times of this cron expression (5 or 6 fields, UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron: Option<String>,
+    /// Repeat only if this condition holds when the phase passes (e.g. a
+    /// variable that turns re-validation off for a one-off run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
 }

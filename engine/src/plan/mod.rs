@@ -110,6 +110,8 @@ pub struct Phase {
     pub rollback: Vec<Step>,
     /// When the phase repeats after passing.
     pub schedule: Option<Schedule>,
+    /// The schedule applies only if this holds when the phase passes.
+    pub schedule_when: Option<Expr>,
 }
 
 /// A validated task.
@@ -300,12 +302,16 @@ pub struct Watch {
     pub agent: String,
     /// Parameters for the agent.
     pub params: Map<String, Value>,
-    /// Time between samples.
+    /// Time between samples (the default when `interval_var` names a variable).
     pub interval: Duration,
+    /// The duration variable `interval` was written as, if any.
+    pub interval_var: Option<String>,
     /// Breach condition.
     pub condition: Expr,
     /// How long a breach must last (zero: the first breaching sample).
     pub sustain: Duration,
+    /// The duration variable `for` was written as, if any.
+    pub sustain_var: Option<String>,
     /// Breaching samples in a row that fire it regardless of `sustain`.
     pub consecutive_failures: Option<u32>,
     /// What a missing sample counts as.
@@ -385,6 +391,22 @@ pub enum Schedule {
         /// The parsed expression.
         cron: Box<croner::Cron>,
     },
+}
+
+impl Watch {
+    /// The sampling interval for an instance with these variables.
+    pub fn interval_for(&self, vars: &Map<String, Value>) -> Duration {
+        var_duration(self.interval_var.as_deref(), vars).unwrap_or(self.interval)
+    }
+
+    /// How long a breach must last for an instance with these variables.
+    pub fn sustain_for(&self, vars: &Map<String, Value>) -> Duration {
+        var_duration(self.sustain_var.as_deref(), vars).unwrap_or(self.sustain)
+    }
+}
+
+fn var_duration(name: Option<&str>, vars: &Map<String, Value>) -> Option<Duration> {
+    humantime::parse_duration(vars.get(name?)?.as_str()?.trim()).ok()
 }
 
 impl Action {

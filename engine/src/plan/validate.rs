@@ -97,6 +97,8 @@ struct Validator<'d> {
     /// `goto` and `rollback --to` targets to check once the phase graph is known:
     /// (target phase, trigger's phase, path of the field).
     upstream_checks: Vec<(usize, usize, FieldPath)>,
+    /// The checked variables (for durations written as `{{ vars.NAME }}`).
+    checked_vars: BTreeMap<String, Var>,
 }
 
 impl<'d> Validator<'d> {
@@ -109,6 +111,7 @@ impl<'d> Validator<'d> {
             phase_index: HashMap::new(),
             task_index: HashMap::new(),
             upstream_checks: Vec::new(),
+            checked_vars: BTreeMap::new(),
         }
     }
 
@@ -123,6 +126,7 @@ impl<'d> Validator<'d> {
             self.error(Kind::MissingField, &root.key("name"), "the workflow name is empty", "give the workflow a name");
         }
         let vars = self.vars();
+        self.checked_vars = vars.clone().unwrap_or_default();
         self.signals();
         self.collect_ids();
 
@@ -416,6 +420,11 @@ impl<'d> Validator<'d> {
             })
             .collect();
         let schedule = def.schedule.as_ref().map(|schedule| self.schedule(schedule, &path.key("schedule")));
+        let schedule_when = def
+            .schedule
+            .as_ref()
+            .and_then(|s| s.when.as_deref())
+            .map(|source| self.expr(source, &path.key("schedule").key("when"), Scope::Condition));
 
         Some(Phase {
             id: def.id.clone(),
@@ -430,6 +439,7 @@ impl<'d> Validator<'d> {
             triggers: triggers.into_iter().collect::<Option<Vec<_>>>()?,
             rollback: rollback.into_iter().collect::<Option<Vec<_>>>()?,
             schedule: schedule.flatten(),
+            schedule_when: schedule_when.checked()?,
         })
     }
 
@@ -460,6 +470,35 @@ impl<'d> Validator<'d> {
             }
         }
         ok.then_some(out)
+    }
+
+    /// Checks the placeholders in agent parameters (`{{ vars.NAME }}`,
+    /// `{{ instance.id }}`) and returns the parameters unchanged.
+    fn params(&mut self, params: &Map<String, Value>, path: &FieldPath) -> Map<String, Value> {
+        for (steps, placeholder) in crate::template::placeholders_in(params) {
+            let mut at = path.clone();
+            for step in steps {
+                at = match step {
+                    crate::template::PathStep::Key(key) => at.key(&key),
+                    crate::template::PathStep::Index(i) => at.index(i),
+                };
+            }
+            match placeholder {
+                crate::template::Placeholder::InstanceId => {}
+                crate::template::Placeholder::Var(name) if self.definition.vars.contains_key(&name) => {}
+                crate::template::Placeholder::Var(name) => {
+                    let hint = self.suggest(&name, self.definition.vars.keys(), "variables");
+                    self.error(Kind::UnknownReference, &at, format!("unknown variable `{name}` in `{{{{ vars.{name} }}}}`"), hint);
+                }
+                crate::template::Placeholder::Unknown(inner) => self.error(
+                    Kind::UnknownReference,
+                    &at,
+                    format!("unknown placeholder `{{{{ {inner} }}}}`"),
+                    "parameters may use {{ vars.NAME }} and {{ instance.id }}",
+                ),
+            }
+        }
+        params.clone()
     }
 
     fn suggest<'n>(&self, name: &str, known: impl Iterator<Item = &'n String> + Clone, what: &str) -> String {
@@ -513,7 +552,7 @@ impl<'d> Validator<'d> {
             id: def.id.clone(),
             title: if def.title.is_empty() { def.id.clone() } else { def.title.clone() },
             agent: agent?,
-            params: def.params.clone(),
+            params: self.params(&def.params, &path.key("params")),
             depends_on,
             timeout: timeout.checked()?,
             retry: retry?,
@@ -621,6 +660,37 @@ impl<'d> Validator<'d> {
         }
     }
 
+    /// A duration written literally or as `{{ vars.NAME }}` naming a
+    /// duration variable: its default, and the variable's name so each
+    /// instance uses its own value.
+    fn duration_or_var(&mut self, text: &str, path: &FieldPath, positive: bool) -> Option<(Duration, Option<String>)> {
+        let trimmed = text.trim();
+        let single = trimmed.starts_with("{{") && trimmed.ends_with("}}");
+        match crate::template::placeholders(trimmed).as_slice() {
+            [crate::template::Placeholder::Var(name)] if single => {
+                let Some(var) = self.checked_vars.get(name).cloned() else {
+                    let hint = self.suggest(name, self.definition.vars.keys(), "variables");
+                    self.error(Kind::UnknownReference, path, format!("unknown variable `{name}`"), hint);
+                    return None;
+                };
+                let default = match (&var.ty, var.default.as_ref().and_then(Value::as_str)) {
+                    (VarType::Duration, Some(default)) => default.to_owned(),
+                    _ => {
+                        self.error(
+                            Kind::Type,
+                            path,
+                            format!("variable `{name}` is not a duration with a default"),
+                            format!("declare it as {name} = {{ type = \"duration\", default = \"2m\" }}"),
+                        );
+                        return None;
+                    }
+                };
+                self.duration(&default, path, positive).map(|d| (d, Some(name.clone())))
+            }
+            _ => self.duration(text, path, positive).map(|d| (d, None)),
+        }
+    }
+
     fn expr(&mut self, source: &str, path: &FieldPath, scope: Scope) -> Option<Expr> {
         match Expr::compile(source, &self.names, scope) {
             Ok(expr) => Some(expr),
@@ -688,7 +758,7 @@ impl<'d> Validator<'d> {
             title: if def.title.is_empty() { id.clone() } else { def.title.clone() },
             id,
             agent: agent?,
-            params: def.params.clone(),
+            params: self.params(&def.params, &path.key("params")),
             timeout: timeout.checked()?,
             retry: retry?,
         })
@@ -869,9 +939,9 @@ impl<'d> Validator<'d> {
 
     fn watch(&mut self, def: &WatchDef, path: &FieldPath) -> Option<Watch> {
         let agent = self.agent(&def.agent, &path.key("agent"));
-        let interval = self.duration(&def.interval, &path.key("interval"), true);
+        let interval = self.duration_or_var(&def.interval, &path.key("interval"), true);
         let condition = self.expr(&def.condition, &path.key("condition"), Scope::Watch);
-        let sustain = def.for_.as_deref().map(|text| self.duration(text, &path.key("for"), false));
+        let sustain = def.for_.as_deref().map(|text| self.duration_or_var(text, &path.key("for"), false));
         if def.consecutive_failures == Some(0) {
             self.error(
                 Kind::InvalidValue,
@@ -885,10 +955,12 @@ impl<'d> Validator<'d> {
             id: def.id.clone(),
             title: if def.title.is_empty() { def.id.clone() } else { def.title.clone() },
             agent: agent?,
-            params: def.params.clone(),
-            interval: interval?,
+            params: self.params(&def.params, &path.key("params")),
+            interval: interval.as_ref()?.0,
+            interval_var: interval?.1,
             condition: condition?,
-            sustain: sustain.checked()?.unwrap_or_default(),
+            sustain: sustain.clone().checked()?.map(|s| s.0).unwrap_or_default(),
+            sustain_var: sustain.checked()?.and_then(|s| s.1),
             consecutive_failures: def.consecutive_failures,
             no_data: def.no_data,
         })

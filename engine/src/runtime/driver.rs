@@ -987,7 +987,7 @@ impl Driver {
             task: plan.id.clone(),
             attempt,
             idempotency_key: key.clone(),
-            params: plan.params.clone(),
+            params: crate::template::render(&plan.params, &cell.instance.vars, id),
             timeout: plan.timeout,
         };
         let span = info_span!("compensation", instance = id, step = %plan.id, attempt);
@@ -1029,9 +1029,9 @@ impl Driver {
             task: watch.id.clone(),
             attempt: 1,
             idempotency_key: format!("{id}/{}.{}/watch/{}/{}", plan.id, cell.instance.phases[p].attempt, watch.id, taken + 1),
-            params: watch.params.clone(),
+            params: crate::template::render(&watch.params, &cell.instance.vars, id),
             // A sample never outlives its interval.
-            timeout: Some(watch.interval.max(Duration::from_secs(1))),
+            timeout: Some(watch.interval_for(&cell.instance.vars).max(Duration::from_secs(1))),
         };
         let sender = self.sender.clone();
         let id_owned = id.to_owned();
@@ -1119,7 +1119,7 @@ impl Driver {
             task: task.id.clone(),
             attempt,
             idempotency_key: key.clone(),
-            params: task.params.clone(),
+            params: crate::template::render(&task.params, &cell.instance.vars, id),
             timeout: task.timeout,
         };
         let span = info_span!("task", instance = id, phase = %plan.id, task = %task.id, attempt);
@@ -1366,7 +1366,8 @@ impl Driver {
     /// `webhook` post) and `stdin` (what `exec` reads) unless the definition
     /// set those; failures are retried by the step's policy and logged.
     fn send_notification(&self, id: &str, step: crate::plan::Step, notification: &Value, key: String) {
-        let mut params = step.params.clone();
+        let vars = self.cells.get(id).map(|c| c.instance.vars.clone()).unwrap_or_default();
+        let mut params = crate::template::render(&step.params, &vars, id);
         params.entry("json").or_insert_with(|| notification.clone());
         params.entry("stdin").or_insert_with(|| notification.clone());
         let Some(agent) = self.shared.registry.get(&step.agent) else {

@@ -291,7 +291,7 @@ impl Engine {
                     ))
                 })?;
                 agent
-                    .check_params(&task.params)
+                    .check_params(&crate::template::render(&task.params, &vars, "(instance)"))
                     .map_err(|message| Error::Invalid(format!("task `{}` (agent `{}`): {message}", task.id, task.agent)))?;
             }
         }

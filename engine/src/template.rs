@@ -14,6 +14,9 @@ use serde_json::{Map, Value};
 pub enum Placeholder {
     /// `{{ vars.NAME }}`.
     Var(String),
+    /// `{{ vars.NAME | json }}`: the value as JSON text, always a string
+    /// (an object or list as one argv element, say).
+    VarJson(String),
     /// `{{ instance.id }}`.
     InstanceId,
     /// Anything else between `{{` and `}}`, as written.
@@ -34,6 +37,12 @@ pub fn placeholders(text: &str) -> Vec<Placeholder> {
 }
 
 fn parse(inner: &str) -> Placeholder {
+    if let Some(var) = inner.strip_suffix("| json").map(str::trim_end) {
+        return match parse(var) {
+            Placeholder::Var(name) => Placeholder::VarJson(name),
+            _ => Placeholder::Unknown(inner.to_owned()),
+        };
+    }
     match inner.strip_prefix("vars.") {
         Some(name) if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => Placeholder::Var(name.to_owned()),
         _ if inner == "instance.id" => Placeholder::InstanceId,
@@ -99,6 +108,7 @@ fn render_value(value: &Value, vars: &Map<String, Value>, instance: &str) -> Val
 fn lookup(placeholder: &Placeholder, vars: &Map<String, Value>, instance: &str) -> Option<Value> {
     match placeholder {
         Placeholder::Var(name) => vars.get(name).cloned(),
+        Placeholder::VarJson(name) => vars.get(name).map(|v| Value::String(v.to_string())),
         Placeholder::InstanceId => Some(Value::String(instance.to_owned())),
         Placeholder::Unknown(_) => None,
     }
@@ -143,13 +153,15 @@ mod tests {
             "argv": ["probe", "--url", "{{ vars.target_url }}/healthz", "{{vars.retries}}"],
             "json": {"attempts": "{{ vars.retries }}", "who": "{{ instance.id }}"},
             "left": "{{ vars.missing }} and {{ other }}",
+            "budgets": "{{ vars.budgets | json }}",
         });
-        let vars = json!({"target_url": "http://127.0.0.1:8080; rm -rf /", "retries": 3});
+        let vars = json!({"target_url": "http://127.0.0.1:8080; rm -rf /", "retries": 3, "budgets": {"p95_ms": 300}});
         let rendered = render(params.as_object().unwrap(), vars.as_object().unwrap(), "rel-1");
         assert_eq!(rendered["argv"][2], "http://127.0.0.1:8080; rm -rf //healthz", "one argv element, never shell");
         assert_eq!(rendered["argv"][3], 3);
         assert_eq!(rendered["json"]["attempts"], 3);
         assert_eq!(rendered["json"]["who"], "rel-1");
+        assert_eq!(rendered["budgets"], "{\"p95_ms\":300}", "| json gives JSON text");
         assert_eq!(rendered["left"], "{{ vars.missing }} and {{ other }}");
         let found = placeholders_in(params.as_object().unwrap());
         assert!(found.contains(&(vec![PathStep::Key("left".into())], Placeholder::Unknown("other".into()))));

@@ -3,6 +3,7 @@
 //! clap.
 
 mod definitions;
+mod demo_target;
 mod gates;
 mod instances;
 
@@ -103,6 +104,8 @@ pub enum Command {
     Advance(instances::InstanceArgs),
     /// Deliver an external event (an incident, say) that conditions read as signals.NAME.
     Signal(instances::SignalArgs),
+    /// Serve the demo service the shipped release lifecycle checks, deploys and rolls back (loopback only).
+    DemoTarget(demo_target::DemoTargetArgs),
 }
 
 impl Cli {
@@ -173,6 +176,7 @@ pub fn main() -> ExitCode {
         Command::Approvals(args) => gates::approvals(&cli, args),
         Command::Advance(args) => gates::advance(&cli, &args.id),
         Command::Signal(args) => instances::signal(&cli, args),
+        Command::DemoTarget(args) => demo_target::run(args),
     };
     ExitCode::from(status)
 }

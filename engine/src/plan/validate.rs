@@ -485,8 +485,9 @@ impl<'d> Validator<'d> {
             }
             match placeholder {
                 crate::template::Placeholder::InstanceId => {}
-                crate::template::Placeholder::Var(name) if self.definition.vars.contains_key(&name) => {}
-                crate::template::Placeholder::Var(name) => {
+                crate::template::Placeholder::Var(name) | crate::template::Placeholder::VarJson(name)
+                    if self.definition.vars.contains_key(&name) => {}
+                crate::template::Placeholder::Var(name) | crate::template::Placeholder::VarJson(name) => {
                     let hint = self.suggest(&name, self.definition.vars.keys(), "variables");
                     self.error(Kind::UnknownReference, &at, format!("unknown variable `{name}` in `{{{{ vars.{name} }}}}`"), hint);
                 }
@@ -494,7 +495,7 @@ impl<'d> Validator<'d> {
                     Kind::UnknownReference,
                     &at,
                     format!("unknown placeholder `{{{{ {inner} }}}}`"),
-                    "parameters may use {{ vars.NAME }} and {{ instance.id }}",
+                    "parameters may use {{ vars.NAME }}, {{ vars.NAME | json }} and {{ instance.id }}",
                 ),
             }
         }

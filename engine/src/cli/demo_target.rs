@@ -1,0 +1,417 @@
+//! `phasegate demo-target`: a small web service on loopback that the shipped
+//! release lifecycle checks, deploys and rolls back, so a new user can watch
+//! a gate pass and a rollback fire on real numbers.
+//!
+//! It serves a page and a tiny JSON API (what the E2E, accessibility,
+//! security and performance scripts exercise), `/healthz`, and `/metrics` in
+//! Prometheus text format. It also generates its own steady traffic, so its
+//! error ratio and availability are meaningful without a load generator.
+//! Switches under `/admin/` inject errors or downtime and carry out the
+//! lifecycle's deploy and rollback steps (DNS switch, migrations, cache).
+//! The admin routes are unauthenticated, so it listens on loopback only.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use clap::Args;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{EXIT_OK, EXIT_USAGE};
+
+/// Arguments of `phasegate demo-target`.
+#[derive(Debug, Args)]
+pub struct DemoTargetArgs {
+    /// Address to listen on; loopback only (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Write the URL it serves on to this file once listening (for scripts).
+    #[arg(long, value_name = "FILE")]
+    pub url_file: Option<PathBuf>,
+    /// Simulated requests per second of background traffic.
+    #[arg(long, default_value_t = 50)]
+    pub traffic: u32,
+}
+
+/// How far back the ratios in `/metrics` look.
+const WINDOW: Duration = Duration::from_secs(10);
+
+struct Demo {
+    version: String,
+    previous: Option<String>,
+    dns: String,
+    migrations: Vec<String>,
+    cache_entries: u64,
+    error_rate: f64,
+    down_until: Option<Instant>,
+    requests: u64,
+    errors: u64,
+    /// (when, requests, errors, up) per traffic tick, for the windowed ratios.
+    ticks: VecDeque<(Instant, u64, u64, bool)>,
+    carry: f64,
+    items: Vec<Value>,
+    events: Vec<Value>,
+}
+
+impl Demo {
+    fn down(&self) -> bool {
+        self.down_until.is_some_and(|until| Instant::now() < until)
+    }
+
+    fn window(&self) -> (f64, f64) {
+        let (mut requests, mut errors, mut up, mut ticks) = (0u64, 0u64, 0u64, 0u64);
+        for (_, r, e, is_up) in &self.ticks {
+            requests += r;
+            errors += e;
+            ticks += 1;
+            up += u64::from(*is_up);
+        }
+        let error_ratio = if requests == 0 { 0.0 } else { errors as f64 / requests as f64 };
+        let availability = if ticks == 0 { 1.0 } else { up as f64 / ticks as f64 };
+        (error_ratio, availability)
+    }
+
+    fn record(&mut self, what: &str, detail: Value) {
+        self.events.push(json!({"what": what, "detail": detail, "at_ms": crate::machine::Timestamp::now().0}));
+    }
+}
+
+type Shared = Arc<Mutex<Demo>>;
+
+fn lock(demo: &Shared) -> std::sync::MutexGuard<'_, Demo> {
+    demo.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `phasegate demo-target`.
+pub(super) fn run(args: &DemoTargetArgs) -> u8 {
+    if !args.listen.ip().is_loopback() {
+        eprintln!(
+            "error: --listen {}: the demo target has unauthenticated admin switches, so it listens on loopback only (127.0.0.1 or ::1)",
+            args.listen
+        );
+        return EXIT_USAGE;
+    }
+    let Ok(runtime) = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() else {
+        eprintln!("error: cannot start the async runtime");
+        return EXIT_USAGE;
+    };
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: &DemoTargetArgs) -> u8 {
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("error: cannot listen on {}: {error}; choose another with --listen 127.0.0.1:PORT", args.listen);
+            return EXIT_USAGE;
+        }
+    };
+    let address = listener.local_addr().map_or_else(|_| args.listen.to_string(), |a| a.to_string());
+    let url = format!("http://{address}");
+    if let Some(path) = &args.url_file {
+        if let Err(error) = std::fs::write(path, format!("{url}\n")) {
+            eprintln!("error: cannot write {}: {error}", path.display());
+            return EXIT_USAGE;
+        }
+    }
+    let demo: Shared = Arc::new(Mutex::new(Demo {
+        version: "1.0.0".to_owned(),
+        previous: None,
+        dns: "blue".to_owned(),
+        migrations: vec!["0001_initial".to_owned()],
+        cache_entries: 128,
+        error_rate: 0.0,
+        down_until: None,
+        requests: 0,
+        errors: 0,
+        ticks: VecDeque::new(),
+        carry: 0.0,
+        items: vec![json!({"id": 1, "name": "first item"})],
+        events: Vec::new(),
+    }));
+    tokio::spawn(traffic(Arc::clone(&demo), args.traffic));
+    let app = Router::new()
+        .route("/", get(page))
+        .route("/healthz", get(healthz))
+        .route("/version", get(version))
+        .route("/metrics", get(metrics))
+        .route("/api/items", get(list_items).post(create_item))
+        .route("/admin/state", get(state))
+        .route("/admin/inject", post(inject))
+        .route("/admin/deploy", post(deploy))
+        .route("/admin/dns", post(dns))
+        .route("/admin/migrations/apply", post(migrate))
+        .route("/admin/migrations/rollback", post(unmigrate))
+        .route("/admin/cache/purge", post(purge))
+        .with_state(demo);
+    eprintln!(
+        "demo target serving {url} (metrics at {url}/metrics; inject errors with: curl -X POST '{url}/admin/inject?error_rate=0.25')"
+    );
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    match axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        Ok(()) => EXIT_OK,
+        Err(error) => {
+            eprintln!("error: the demo target stopped: {error}");
+            EXIT_USAGE
+        }
+    }
+}
+
+/// Steady background traffic: every 100 ms, a tenth of the per-second rate,
+/// failing at the injected error rate (all of it while down).
+async fn traffic(demo: Shared, per_second: u32) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        let mut demo = lock(&demo);
+        let requests = u64::from(per_second.max(1)).div_ceil(10);
+        let down = demo.down();
+        let errors = if down {
+            requests
+        } else {
+            let expected = requests as f64 * demo.error_rate + demo.carry;
+            let whole = expected.floor();
+            demo.carry = expected - whole;
+            whole as u64
+        };
+        demo.requests += requests;
+        demo.errors += errors;
+        let now = Instant::now();
+        demo.ticks.push_back((now, requests, errors, !down));
+        while demo.ticks.front().is_some_and(|(at, ..)| now.duration_since(*at) > WINDOW) {
+            demo.ticks.pop_front();
+        }
+    }
+}
+
+/// A request the demo serves itself: counted, and failed at the injected
+/// rate (the failure response is returned).
+fn served(demo: &Shared) -> Option<Response> {
+    let mut demo = lock(demo);
+    demo.requests += 1;
+    let fail = demo.down() || (demo.error_rate > 0.0 && rand_unit(demo.requests) < demo.error_rate);
+    if fail {
+        demo.errors += 1;
+        let status = if demo.down() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
+        return Some((status, Json(json!({"error": "injected failure"}))).into_response());
+    }
+    None
+}
+
+/// A deterministic spread in [0, 1) per request number.
+fn rand_unit(n: u64) -> f64 {
+    let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 31;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn secure_headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers
+}
+
+async fn page(State(demo): State<Shared>) -> Response {
+    if let Some(failure) = served(&demo) {
+        return failure;
+    }
+    let version = lock(&demo).version.clone();
+    let body = format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Demo shop {version}</title></head>\n<body>\n\
+         <main>\n<h1>Demo shop</h1>\n<img src=\"/logo.png\" alt=\"Demo shop logo\">\n\
+         <form action=\"/api/items\" method=\"post\"><label for=\"name\">Item name</label><input id=\"name\" name=\"name\"><button type=\"submit\">Add</button></form>\n\
+         </main>\n</body>\n</html>\n"
+    );
+    (secure_headers(), Html(body)).into_response()
+}
+
+async fn healthz(State(demo): State<Shared>) -> Response {
+    let demo = lock(&demo);
+    if demo.down() {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "down"}))).into_response()
+    } else {
+        (secure_headers(), Json(json!({"status": "ok", "version": demo.version}))).into_response()
+    }
+}
+
+async fn version(State(demo): State<Shared>) -> Response {
+    let demo = lock(&demo);
+    (secure_headers(), Json(json!({"version": demo.version, "previous": demo.previous, "dns": demo.dns}))).into_response()
+}
+
+async fn list_items(State(demo): State<Shared>) -> Response {
+    if let Some(failure) = served(&demo) {
+        return failure;
+    }
+    let items = lock(&demo).items.clone();
+    (secure_headers(), Json(json!({"items": items}))).into_response()
+}
+
+#[derive(Deserialize)]
+struct NewItem {
+    name: String,
+}
+
+async fn create_item(State(demo): State<Shared>, body: Option<Json<NewItem>>) -> Response {
+    if let Some(failure) = served(&demo) {
+        return failure;
+    }
+    let Some(Json(item)) = body else {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": "send JSON like {\"name\": \"...\"}"}))).into_response();
+    };
+    let mut demo = lock(&demo);
+    let id = demo.items.len() + 1;
+    let created = json!({"id": id, "name": item.name});
+    demo.items.push(created.clone());
+    (StatusCode::CREATED, secure_headers(), Json(created)).into_response()
+}
+
+async fn metrics(State(demo): State<Shared>) -> Response {
+    let demo = lock(&demo);
+    let (error_ratio, availability) = demo.window();
+    let up = u8::from(!demo.down());
+    let body = format!(
+        "# HELP demo_http_requests_total Requests served.\n# TYPE demo_http_requests_total counter\ndemo_http_requests_total {}\n\
+         # HELP demo_http_errors_total Requests that failed.\n# TYPE demo_http_errors_total counter\ndemo_http_errors_total {}\n\
+         # HELP demo_up Whether the service is up.\n# TYPE demo_up gauge\ndemo_up {up}\n\
+         # HELP demo_error_ratio Failed share of requests over the last {w} s.\n# TYPE demo_error_ratio gauge\ndemo_error_ratio {error_ratio}\n\
+         # HELP demo_availability_ratio Share of the last {w} s the service was up.\n# TYPE demo_availability_ratio gauge\ndemo_availability_ratio {availability}\n\
+         # HELP demo_cache_entries Entries in the asset cache.\n# TYPE demo_cache_entries gauge\ndemo_cache_entries {}\n\
+         # HELP demo_infra_cost_per_hour Simulated infrastructure cost, USD per hour.\n# TYPE demo_infra_cost_per_hour gauge\ndemo_infra_cost_per_hour 4.2\n\
+         # HELP demo_info The version served.\n# TYPE demo_info gauge\ndemo_info{{version=\"{}\",dns=\"{}\"}} 1\n\
+         # HELP demo_latency_p95_seconds 95th percentile request latency.\n# TYPE demo_latency_p95_seconds gauge\ndemo_latency_p95_seconds {p95}\n\
+         # HELP demo_db_query_p95_seconds 95th percentile database query time.\n# TYPE demo_db_query_p95_seconds gauge\ndemo_db_query_p95_seconds 0.012\n\
+         # HELP demo_cpu_utilization CPU in use.\n# TYPE demo_cpu_utilization gauge\ndemo_cpu_utilization 0.23\n\
+         # HELP demo_memory_bytes Resident memory.\n# TYPE demo_memory_bytes gauge\ndemo_memory_bytes 52428800\n\
+         # HELP demo_disk_free_ratio Free disk share.\n# TYPE demo_disk_free_ratio gauge\ndemo_disk_free_ratio 0.71\n\
+         # HELP demo_network_bytes_total Bytes sent.\n# TYPE demo_network_bytes_total counter\ndemo_network_bytes_total {net}\n\
+         # HELP demo_auth_failures_total Failed logins.\n# TYPE demo_auth_failures_total counter\ndemo_auth_failures_total 0\n\
+         # HELP demo_log_lines_total Log lines shipped to aggregation.\n# TYPE demo_log_lines_total counter\ndemo_log_lines_total {}\n\
+         # HELP demo_signups_total Accounts created.\n# TYPE demo_signups_total counter\ndemo_signups_total {}\n",
+        demo.requests,
+        demo.errors,
+        demo.cache_entries,
+        demo.version,
+        demo.dns,
+        demo.requests,
+        demo.requests / 40,
+        w = WINDOW.as_secs(),
+        // Slower while failing: errors time out upstream.
+        p95 = 0.045 + 0.4 * error_ratio,
+        net = demo.requests * 2048,
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+async fn state(State(demo): State<Shared>) -> Json<Value> {
+    let demo = lock(&demo);
+    let (error_ratio, availability) = demo.window();
+    Json(json!({
+        "version": demo.version, "previous": demo.previous, "dns": demo.dns, "migrations": demo.migrations,
+        "cache_entries": demo.cache_entries, "error_rate": demo.error_rate, "down": demo.down(),
+        "error_ratio": error_ratio, "availability": availability, "events": demo.events,
+    }))
+}
+
+#[derive(Deserialize)]
+struct Inject {
+    error_rate: Option<f64>,
+    down_seconds: Option<u64>,
+}
+
+async fn inject(State(demo): State<Shared>, Query(inject): Query<Inject>) -> Response {
+    let mut demo = lock(&demo);
+    if let Some(rate) = inject.error_rate {
+        if !(0.0..=1.0).contains(&rate) {
+            return (StatusCode::BAD_REQUEST, Json(json!({"error": "error_rate is a share between 0 and 1"}))).into_response();
+        }
+        demo.error_rate = rate;
+    }
+    if let Some(seconds) = inject.down_seconds {
+        demo.down_until = (seconds > 0).then(|| Instant::now() + Duration::from_secs(seconds));
+    }
+    let detail = json!({"error_rate": demo.error_rate, "down": demo.down()});
+    demo.record("inject", detail.clone());
+    Json(detail).into_response()
+}
+
+#[derive(Deserialize)]
+struct Deploy {
+    version: String,
+}
+
+async fn deploy(State(demo): State<Shared>, Query(deploy): Query<Deploy>) -> Json<Value> {
+    let mut demo = lock(&demo);
+    let previous = std::mem::replace(&mut demo.version, deploy.version.clone());
+    demo.previous = Some(previous.clone());
+    demo.dns = if demo.dns == "blue" { "green".to_owned() } else { "blue".to_owned() };
+    demo.cache_entries += 64;
+    demo.record("deploy", json!({"version": deploy.version, "previous": previous}));
+    Json(json!({"version": demo.version, "previous": demo.previous, "dns": demo.dns}))
+}
+
+#[derive(Deserialize)]
+struct Dns {
+    target: String,
+}
+
+/// `target=previous` points traffic back at the previous release (and its
+/// version); anything else names the colour.
+async fn dns(State(demo): State<Shared>, Query(dns): Query<Dns>) -> Json<Value> {
+    let mut demo = lock(&demo);
+    if dns.target == "previous" {
+        demo.dns = if demo.dns == "blue" { "green".to_owned() } else { "blue".to_owned() };
+        if let Some(previous) = demo.previous.take() {
+            demo.version = previous;
+        }
+        // The previous release does not have the injected fault.
+        demo.error_rate = 0.0;
+        demo.down_until = None;
+    } else {
+        demo.dns = dns.target.clone();
+    }
+    let detail = json!({"dns": demo.dns, "version": demo.version});
+    demo.record("dns", detail.clone());
+    Json(detail)
+}
+
+#[derive(Deserialize)]
+struct Migration {
+    id: String,
+}
+
+async fn migrate(State(demo): State<Shared>, Query(migration): Query<Migration>) -> Json<Value> {
+    let mut demo = lock(&demo);
+    if !demo.migrations.contains(&migration.id) {
+        demo.migrations.push(migration.id.clone());
+    }
+    demo.record("migrate", json!({"id": migration.id}));
+    Json(json!({"migrations": demo.migrations}))
+}
+
+async fn unmigrate(State(demo): State<Shared>) -> Json<Value> {
+    let mut demo = lock(&demo);
+    let reverted = if demo.migrations.len() > 1 { demo.migrations.pop() } else { None };
+    demo.record("rollback-migration", json!({"reverted": reverted}));
+    Json(json!({"reverted": reverted, "migrations": demo.migrations}))
+}
+
+async fn purge(State(demo): State<Shared>) -> Json<Value> {
+    let mut demo = lock(&demo);
+    let purged = std::mem::take(&mut demo.cache_entries);
+    demo.record("cache-purge", json!({"purged": purged}));
+    Json(json!({"purged": purged}))
+}

@@ -1,0 +1,15 @@
+"""Protocol 9, step 1: patch and upgrade cadence: scheduled updates, change
+windows, test gates, rollback procedures. Argument: DIRECTORY."""
+import os
+import sys
+
+from _lib import emit, load_data
+
+base = sys.argv[1]
+plan = load_data(os.path.join(base, "data", "maintenance.json"))
+emit({
+    "cadence_days": plan["dependency_updates_every_days"],
+    "change_windows": len(plan["change_windows"]),
+    "test_gate": plan["updates_require_green_pipeline"],
+    "rollback_procedure": os.path.isfile(os.path.join(base, plan["rollback_procedure"])),
+})

@@ -422,6 +422,16 @@ fn qualified_name(expr: &IdedExpr) -> Option<Vec<&str>> {
                 segments.push(select.field.as_str());
                 current = &select.operand;
             }
+            // `tasks["e2e-suite"].output.failed`: a dashed id read by index.
+            Node::Call(call) if call.func_name == cel::common::ast::operators::INDEX && call.args.len() == 2 => {
+                let (Node::Ident(root), Node::Literal(LiteralValue::String(key))) = (&call.args[0].expr, &call.args[1].expr) else {
+                    return None;
+                };
+                segments.push(key.inner());
+                segments.push(root.as_str());
+                segments.reverse();
+                return Some(segments);
+            }
             _ => return None,
         }
     }

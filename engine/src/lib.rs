@@ -19,6 +19,7 @@ pub mod expr;
 pub mod machine;
 pub mod model;
 pub mod plan;
+pub mod report;
 pub mod runtime;
 mod suggest;
 pub mod template;

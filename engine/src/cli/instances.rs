@@ -278,7 +278,7 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> u8 {
         }
         progress.drain();
         engine.shutdown().await;
-        progress.finish(&engine, cli.output);
+        progress.finish(&engine, cli);
         EXIT_OK
     })
 }
@@ -383,19 +383,32 @@ impl Progress {
         }
     }
 
-    fn finish(&mut self, engine: &Engine, output: OutputFormat) {
+    fn finish(&mut self, engine: &Engine, cli: &Cli) {
+        let output = cli.output;
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+        let pending = engine.approvals(None).unwrap_or_default();
         let mut summary = Vec::new();
         for id in self.touched.keys() {
             if let Ok((instance, _)) = engine.instance(id) {
-                summary.push(json!({"id": id, "status": instance.effective_status(), "waiting": waiting(&instance)}));
+                let next: Vec<String> =
+                    pending.iter().filter(|p| &p.instance == id).map(|p| approve_command(cli, engine.roles(), p)).collect();
+                summary.push(json!({"id": id, "status": instance.effective_status(), "waiting": waiting(&instance), "approve": next}));
                 if output == OutputFormat::Text {
                     let status = instance.effective_status();
                     match waiting(&instance).as_slice() {
                         [] => println!("{id}: {status}"),
                         phases => println!("{id}: {status} (phase {} waits for a decision)", phases.join(", ")),
+                    }
+                    for (approval, command) in pending.iter().filter(|p| &p.instance == id).zip(&next) {
+                        println!(
+                            "  {}/{} waits for {} more approval(s) from {}; to approve:\n    {command}",
+                            approval.phase,
+                            approval.gate,
+                            (approval.required as usize).saturating_sub(approval.approvals.len()),
+                            approval.approvers.join(", ")
+                        );
                     }
                 }
             }
@@ -404,6 +417,31 @@ impl Progress {
             print_json(&serde_json::Value::Array(summary));
         }
     }
+}
+
+/// The exact command that approves a pending decision: this binary, this
+/// store and configuration, and a principal the configuration allows (or a
+/// placeholder when no one is named yet).
+fn approve_command(cli: &Cli, roles: &crate::machine::Roles, pending: &crate::runtime::PendingApproval) -> String {
+    let binary = std::env::args().next().unwrap_or_else(|| "phasegate".to_owned());
+    let mut command = vec![binary];
+    if cli.db != std::path::Path::new(".phasegate") {
+        command.push(format!("--db {}", cli.db.display()));
+    }
+    if let Some(config) = &cli.config {
+        command.push(format!("--config {}", config.display()));
+    }
+    let principal = pending
+        .approvers
+        .iter()
+        .filter(|approver| !pending.approvals.contains(approver))
+        .find_map(|approver| match approver.strip_prefix("role:") {
+            Some(role) => roles.0.get(role).and_then(|members| members.iter().find(|m| !pending.approvals.contains(m)).cloned()),
+            None => Some(approver.clone()),
+        })
+        .unwrap_or_else(|| "NAME".to_owned());
+    command.push(format!("--as {principal} approve {} {}/{} --comment \"...\"", pending.instance, pending.phase, pending.gate));
+    command.join(" ")
 }
 
 fn waiting(instance: &Instance) -> Vec<String> {
@@ -699,5 +737,62 @@ pub(super) fn command(cli: &Cli, body: impl AsyncFnOnce(&Engine) -> Result<u8, E
         let result = body(&engine).await;
         engine.shutdown().await;
         result.unwrap_or_else(|error| report(&error))
+    })
+}
+
+/// Arguments of `phasegate report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The instance id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Which report: readiness, gate, checklist, certificate, ops.
+    #[arg(long)]
+    pub kind: String,
+    /// md (Markdown, default) or json.
+    #[arg(long, default_value = "md")]
+    pub format: String,
+    /// certificate: the phase (default: the last that passed); readiness: the last phase covered (default: all started).
+    #[arg(long, value_name = "PHASE")]
+    pub phase: Option<String>,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
+}
+
+/// `phasegate report`: a document rendered from the instance's state and log.
+pub(super) fn report_command(cli: &Cli, args: &ReportArgs) -> u8 {
+    let kind = match crate::report::Kind::parse(&args.kind) {
+        Ok(kind) => kind,
+        Err(problem) => {
+            eprintln!("error: --kind: {problem}");
+            return EXIT_USAGE;
+        }
+    };
+    let json = match args.format.as_str() {
+        "md" | "markdown" => false,
+        "json" => true,
+        other => {
+            eprintln!("error: --format {other}: choose md or json");
+            return EXIT_USAGE;
+        }
+    };
+    command(cli, async |engine| {
+        let (instance, workflow) = engine.instance(&args.id)?;
+        let history = engine.history(&args.id)?;
+        let input = crate::report::Input {
+            instance: &instance,
+            workflow: &workflow,
+            history: &history,
+            now: crate::machine::Timestamp::now(),
+            phase: args.phase.as_deref(),
+        };
+        let rendered = crate::report::render(kind, &input).map_err(Error::Invalid)?;
+        let text = if json { serde_json::to_string_pretty(&rendered.data).unwrap_or_default() + "\n" } else { rendered.markdown };
+        match &args.out {
+            Some(path) => std::fs::write(path, text).map_err(|e| Error::Invalid(format!("--out {}: {e}", path.display())))?,
+            None => print!("{text}"),
+        }
+        Ok(EXIT_OK)
     })
 }

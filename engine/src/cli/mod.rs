@@ -104,6 +104,8 @@ pub enum Command {
     Advance(instances::InstanceArgs),
     /// Deliver an external event (an incident, say) that conditions read as signals.NAME.
     Signal(instances::SignalArgs),
+    /// Render a report from an instance's log: readiness, gate, checklist, certificate, ops (Markdown or JSON).
+    Report(instances::ReportArgs),
     /// Serve the demo service the shipped release lifecycle checks, deploys and rolls back (loopback only).
     DemoTarget(demo_target::DemoTargetArgs),
 }
@@ -177,6 +179,7 @@ pub fn main() -> ExitCode {
         Command::Advance(args) => gates::advance(&cli, &args.id),
         Command::Signal(args) => instances::signal(&cli, args),
         Command::DemoTarget(args) => demo_target::run(args),
+        Command::Report(args) => instances::report_command(&cli, args),
     };
     ExitCode::from(status)
 }

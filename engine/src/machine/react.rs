@@ -347,7 +347,9 @@ fn watch_sampled(
                 let why = if by_count && lasted < sustain {
                     format!("{} breaching samples in a row", state.breaching_run)
                 } else {
-                    format!("breaching for {}", crate::plan::format_duration(std::time::Duration::from_millis(lasted)))
+                    // Whole seconds: sample timing jitter is not news.
+                    let shown = if lasted >= 1_000 { lasted / 1_000 * 1_000 } else { lasted };
+                    format!("breaching for {}", crate::plan::format_duration(std::time::Duration::from_millis(shown)))
                 };
                 fired = Some(format!("watch {watch} fired: `{}` held ({why}; latest value {shown})", plan.condition.source()));
             }

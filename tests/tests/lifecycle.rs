@@ -1,0 +1,342 @@
+//! The shipped release lifecycle end to end, as a user runs it: the real
+//! `phasegate` binary, the demo target, the shipped scripts and team
+//! records, scripted approvals by the people the shipped roles name.
+//! Durations are shortened with `--var` (the definition makes them
+//! variables for exactly this), never by editing the workflow.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use phasegate_tests::{phasegate, phasegate_bin, stderr, stdout, workspace_root};
+
+/// `phasegate demo-target` on a free loopback port, stopped when dropped.
+struct Target {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_target(dir: &Path) -> Target {
+    let url_file = dir.join("target.url");
+    let child = Command::new(phasegate_bin())
+        .args(["demo-target", "--listen", "127.0.0.1:0", "--url-file"])
+        .arg(&url_file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("demo target starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(url) = std::fs::read_to_string(&url_file) {
+            if !url.trim().is_empty() {
+                return Target { child, url: url.trim().to_owned() };
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the demo target never wrote its URL");
+}
+
+/// A scratch directory with the shipped roles, and `phasegate` commands run
+/// from the repository root (the scripts' paths are relative to it).
+struct Lab {
+    dir: tempfile::TempDir,
+    target: Target,
+}
+
+impl Lab {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::copy(workspace_root().join("workflows/release-lifecycle/phasegate.toml"), dir.path().join("phasegate.toml"))
+            .expect("copy the roles");
+        let target = start_target(dir.path());
+        Self { dir, target }
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("db")
+    }
+
+    fn command(&self) -> Command {
+        let mut command = phasegate(&workspace_root());
+        command.arg("--db").arg(self.db()).arg("--config").arg(self.dir.path().join("phasegate.toml"));
+        command
+    }
+
+    fn pg(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("phasegate runs")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.pg(args);
+        assert!(output.status.success(), "phasegate {args:?} failed:\n{}{}", stdout(&output), stderr(&output));
+        stdout(&output)
+    }
+
+    fn start(&self, id: &str, extra: &[&str]) {
+        let target = format!("target_url={}", self.target.url);
+        let mut args = vec!["start", "workflows/release-lifecycle.toml", "--id", id, "--var", &target];
+        for pair in [
+            "launch_soak=2s",
+            "watch_interval=250ms",
+            "error_rate_window=1500ms",
+            "uptime_window=1500ms",
+            "perf_requests=40",
+            "revalidate_quarterly=false",
+        ] {
+            args.extend(["--var", pair]);
+        }
+        args.extend_from_slice(extra);
+        self.ok(&args);
+    }
+
+    fn status(&self, id: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["--output", "json", "status", id])).expect("status JSON")
+    }
+
+    fn approve(&self, id: &str, who: &str, gate: &str) {
+        self.ok(&["--as", who, "approve", id, gate, "--comment", &format!("{who} checked the evidence")]);
+    }
+
+    fn inject(&self, share: f64) {
+        let url = format!("{}/admin/inject?error_rate={share}", self.target.url);
+        let status = Command::new("python3")
+            .args([
+                "-c",
+                "import sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1], method='POST'), timeout=5)",
+                &url,
+            ])
+            .status()
+            .expect("python3 runs");
+        assert!(status.success(), "injecting errors failed");
+    }
+
+    fn target_state(&self) -> serde_json::Value {
+        let output = Command::new("python3")
+            .args([
+                "-c",
+                "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())",
+                &format!("{}/admin/state", self.target.url),
+            ])
+            .output()
+            .expect("python3 runs");
+        serde_json::from_slice(&output.stdout).expect("state JSON")
+    }
+
+    fn report(&self, id: &str, kind: &str, extra: &[&str]) -> serde_json::Value {
+        let mut args = vec!["report", id, "--kind", kind, "--format", "json"];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&self.ok(&args)).expect("report JSON")
+    }
+}
+
+/// Drives the instance through the hardening sign-off and the go/no-go.
+fn through_go_no_go(lab: &Lab, id: &str) {
+    let ran = lab.ok(&["run", "--until-idle"]);
+    assert!(ran.contains("--as quinn approve") && ran.contains("hardening/qa-sign-off"), "run prints the approve command:\n{ran}");
+    lab.approve(id, "quinn", "hardening/qa-sign-off");
+    lab.ok(&["run", "--until-idle"]);
+    lab.approve(id, "uma", "go-no-go/user-go-no-go");
+}
+
+#[test]
+fn a_full_run_with_scripted_approvals_completes_and_its_reports_hold_the_real_values() {
+    let lab = Lab::new();
+    lab.start("full", &[]);
+    through_go_no_go(&lab, "full");
+    lab.ok(&["run", "--until-idle"]);
+    assert_eq!(lab.status("full")["effective_status"], "awaiting_approval", "QG-PHASE8 waits for two groups");
+    // QG-PHASE8 needs both the Human Command Group and the business stakeholders.
+    lab.approve("full", "hana", "post-launch/qg-phase8");
+    assert_eq!(lab.status("full")["effective_status"], "awaiting_approval");
+    lab.approve("full", "bea", "post-launch/qg-phase8");
+    for (who, gate) in [
+        ("riley", "patch-cadence/maintenance-schedule-approved"),
+        ("riley", "slo-monitoring/monitoring-setup-approved"),
+        ("riley", "cost-performance/optimization-strategy-approved"),
+        ("bea", "roadmap/roadmap-approved"),
+        ("hana", "ops-review/ongoing"),
+    ] {
+        lab.ok(&["run", "--until-idle"]);
+        lab.approve("full", who, gate);
+    }
+    lab.ok(&["run", "--until-idle"]);
+    let status = lab.status("full");
+    assert_eq!(status["effective_status"], "completed", "{status:#}");
+    // The demo target really was deployed to.
+    assert_eq!(lab.target_state()["version"], "1.1.0");
+
+    // Reports carry the values the run measured.
+    let e2e = &status["phases"][1]["tasks"][0]["status"]["output"];
+    let readiness = lab.report("full", "readiness", &["--phase", "hardening"]);
+    assert_eq!(readiness["ready"], true, "{readiness:#}");
+    assert_eq!(readiness["release"], "1.1.0");
+    let hardening = readiness["phases"].as_array().and_then(|p| p.iter().find(|p| p["id"] == "hardening")).expect("hardening");
+    assert_eq!(hardening["tasks"][0]["output"], *e2e, "the report shows the E2E output the task produced");
+    assert_eq!(readiness["sign_offs"][0]["by"][0], "quinn");
+
+    let gates = lab.report("full", "gate", &[]);
+    let qa = gates["evaluations"].as_array().and_then(|e| e.iter().find(|e| e["gate"] == "qa-sign-off")).expect("qa-sign-off");
+    let p95 = &qa["criteria"].as_array().and_then(|c| c.iter().find(|c| c["id"] == "perf-latency")).expect("perf-latency")["values"];
+    assert_eq!(p95["tasks.performance.output.p95_ms"], status["phases"][1]["tasks"][1]["status"]["output"]["p95_ms"]);
+    assert_eq!(p95["vars.perf_p95_ms_max"], 500.0);
+    assert_eq!(qa["decisions"][0]["by"], "quinn");
+
+    let checklist = lab.report("full", "checklist", &[]);
+    let qg = checklist["gates"].as_array().and_then(|g| g.iter().find(|g| g["gate"] == "qg-phase8")).expect("QG-PHASE8");
+    let items = qg["items"].as_array().expect("items");
+    assert_eq!(items.iter().filter(|i| i["level"] == "must").count(), 20, "16 Must Pass lines and 4 success metrics");
+    assert_eq!(items.iter().filter(|i| i["level"] == "should").count(), 4, "the 4 Should Pass lines");
+    assert_eq!(qg["must_open"], 0);
+    let journeys = items.iter().find(|i| i["id"] == "biz-journeys").expect("journeys");
+    assert_eq!(journeys["checked"], false, "the demo has no journey analytics: a should warning, with evidence");
+
+    let certificate = lab.report("full", "certificate", &["--phase", "post-launch"]);
+    let approvers: Vec<&str> = certificate["approvals"].as_array().expect("approvals").iter().filter_map(|a| a["by"].as_str()).collect();
+    assert_eq!(approvers, ["hana", "bea"]);
+    assert_eq!(certificate["authorizes"][0], "patch-cadence");
+
+    let ops = lab.report("full", "ops", &[]);
+    let error_rate = ops["slis"].as_array().and_then(|s| s.iter().find(|s| s["watch"] == "error-rate")).expect("error-rate SLI");
+    assert!(error_rate["samples"].as_u64().is_some_and(|n| n >= 2), "{error_rate}");
+    assert_eq!(ops["budgets"]["SLO_BUDGETS"]["availability"], 0.999);
+    let markdown = lab.ok(&["report", "full", "--kind", "ops"]);
+    assert!(markdown.starts_with("# Ops report") && markdown.contains("SLO_BUDGETS"), "{markdown}");
+}
+
+#[test]
+fn an_injected_error_rate_breach_halts_for_approval_and_the_rollback_restores_the_target() {
+    let lab = Lab::new();
+    lab.start("breach", &["--var", "launch_soak=5m"]);
+    through_go_no_go(&lab, "breach");
+    let mut driver = lab.command().args(["run"]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("run");
+    let lines = BufReader::new(driver.stderr.take().expect("stderr"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+                let hit = line.contains(needle);
+                seen.push(line);
+                if hit {
+                    return;
+                }
+            }
+        }
+        panic!("run never printed {needle:?}:\n{}", seen.join("\n"));
+    };
+    wait_for("phase launch started");
+    std::thread::sleep(Duration::from_secs(1));
+    lab.inject(0.4);
+    wait_for("trigger launch/error-rate-rollback fired");
+    let _ = Command::new("kill").args(["-INT", &driver.id().to_string()]).status();
+    let _ = driver.wait();
+    assert_eq!(lab.status("breach")["effective_status"], "awaiting_approval");
+    assert_eq!(lab.target_state()["version"], "1.1.0", "nothing rolls back without a person");
+
+    // The developer on call is not on the rollback approvers list.
+    let refused = lab.pg(&["--as", "quinn", "approve", "breach", "launch/error-rate-rollback", "--comment", "no"]);
+    assert!(!refused.status.success() && stderr(&refused).contains("may not decide"), "{}", stderr(&refused));
+    lab.approve("breach", "oscar", "launch/error-rate-rollback");
+    lab.ok(&["run", "--until-idle"]);
+    assert_eq!(lab.status("breach")["effective_status"], "rolled_back");
+
+    // DNS revert → migration rollback → cache purge → monitoring validation, against the real target.
+    let state = lab.target_state();
+    assert_eq!(state["version"], "1.0.0", "{state:#}");
+    assert_eq!(state["migrations"], serde_json::json!(["0001_initial"]));
+    assert_eq!(state["cache_entries"], 0);
+    let ops = lab.report("breach", "ops", &[]);
+    let rollback = &ops["rollbacks"][0];
+    assert_eq!(rollback["outcome"], "completed", "{ops:#}");
+    let succeeded: Vec<&str> = rollback["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|s| s["result"] == "succeeded")
+        .filter_map(|s| s["step"].as_str())
+        .collect();
+    assert_eq!(succeeded, ["dns-revert", "db-migration-rollback", "cache-purge", "monitoring-validation"]);
+    let sli = ops["slis"].as_array().and_then(|s| s.iter().find(|s| s["watch"] == "error-rate")).expect("SLI");
+    assert!(sli["max"].as_f64().is_some_and(|m| m > 0.1), "the breach is in the report: {sli}");
+    assert!(sli["firings"].as_u64().is_some_and(|f| f >= 1), "{sli}");
+    let decisions = ops["decisions"].as_array().expect("decisions");
+    assert!(decisions.iter().any(|d| d["what"] == "trigger launch/error-rate-rollback" && d["by"] == "oscar"), "{decisions:?}");
+}
+
+#[test]
+fn a_failed_must_criterion_cannot_be_advanced_and_bad_input_is_refused() {
+    let lab = Lab::new();
+    // An NFR the target cannot meet: p95 under a microsecond.
+    lab.start("strict", &["--var", "perf_p95_ms_max=0.001"]);
+    lab.ok(&["run", "--until-idle"]);
+    let status = lab.status("strict");
+    assert_eq!(status["effective_status"], "failed", "{status:#}");
+    let before = lab.ok(&["--output", "json", "history", "strict"]);
+    let advance = lab.pg(&["advance", "strict"]);
+    assert!(!advance.status.success(), "advance refuses: {}", stdout(&advance));
+    assert!(stdout(&advance).contains("must criterion perf-latency"), "{}", stdout(&advance));
+    let approve = lab.pg(&["--as", "quinn", "approve", "strict", "hardening/qa-sign-off", "--comment", "ship it anyway"]);
+    assert!(!approve.status.success(), "a failed gate takes no approval: {}", stdout(&approve));
+    assert_eq!(lab.ok(&["--output", "json", "history", "strict"]), before, "refusals append nothing");
+    let readiness = lab.report("strict", "readiness", &["--phase", "hardening"]);
+    assert_eq!(readiness["ready"], false);
+    assert!(readiness["must_failed"][0].as_str().is_some_and(|m| m.contains("p95 latency")), "{readiness:#}");
+
+    // Bad input: clear errors naming what is wrong.
+    let target = format!("target_url={}", lab.target.url);
+    let wrong = lab.pg(&["start", "workflows/release-lifecycle.toml", "--var", &target, "--var", "perf_requests=lots"]);
+    assert!(!wrong.status.success() && stderr(&wrong).contains("--var perf_requests=lots: expected an integer"), "{}", stderr(&wrong));
+    let unknown = lab.pg(&["report", "nobody", "--kind", "readiness"]);
+    assert!(!unknown.status.success() && stderr(&unknown).contains("no instance `nobody`"), "{}", stderr(&unknown));
+    let kind = lab.pg(&["report", "strict", "--kind", "summary"]);
+    assert!(
+        !kind.status.success() && stderr(&kind).contains("unknown report kind `summary`; choose one of readiness, gate"),
+        "{}",
+        stderr(&kind)
+    );
+    let certificate = lab.pg(&["report", "strict", "--kind", "certificate", "--phase", "hardening"]);
+    assert!(
+        !certificate.status.success() && stderr(&certificate).contains("phase hardening is failed, not passed"),
+        "{}",
+        stderr(&certificate)
+    );
+}
+
+#[test]
+fn reports_never_show_secrets() {
+    let lab = Lab::new();
+    let target = format!("{}/?token=abc", lab.target.url.replace("http://", "http://deploy:hunter2@"));
+    lab.ok(&[
+        "start",
+        "workflows/release-lifecycle.toml",
+        "--id",
+        "s",
+        "--var",
+        &format!("target_url={target}"),
+        "--var",
+        "perf_requests=10",
+    ]);
+    for kind in ["readiness", "gate", "checklist", "ops"] {
+        let json = lab.ok(&["report", "s", "--kind", kind, "--format", "json"]);
+        let md = lab.ok(&["report", "s", "--kind", kind]);
+        assert!(!json.contains("hunter2") && !md.contains("hunter2"), "{kind} leaks the URL password");
+    }
+}

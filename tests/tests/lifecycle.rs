@@ -34,11 +34,14 @@ fn start_target(dir: &Path) -> Target {
         .stderr(Stdio::null())
         .spawn()
         .expect("demo target starts");
+    // Owned by the guard at once, so a panic below still stops it.
+    let mut target = Target { child, url: String::new() };
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Ok(url) = std::fs::read_to_string(&url_file) {
             if !url.trim().is_empty() {
-                return Target { child, url: url.trim().to_owned() };
+                target.url = url.trim().to_owned();
+                return target;
             }
         }
         std::thread::sleep(Duration::from_millis(50));

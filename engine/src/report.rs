@@ -595,6 +595,7 @@ fn ops(input: &Input<'_>) -> Value {
         "period": {"from": instance.started_at.to_string(), "to": input.now.to_string()},
         "slis": slis,
         "budgets": budgets,
+        "thresholds": instance.vars,
         "measurements": measurements,
         "incidents": incidents,
         "rollbacks": rollbacks,
@@ -921,6 +922,13 @@ fn markdown(kind: Kind, data: &Value) -> String {
                 }
                 _ => {
                     let _ = writeln!(out, "- none declared (variables ending in BUDGETS or TARGETS)");
+                }
+            }
+            let _ = writeln!(out, "\n## Thresholds in force\n");
+            if let Some(vars) = data["thresholds"].as_object() {
+                for (name, value) in vars {
+                    let shown = if value.is_object() { values(value) } else { cell(value) };
+                    let _ = writeln!(out, "- `{name}`: {shown}");
                 }
             }
             let _ = writeln!(out, "\n## Measurements against them\n\n| phase | task | when | values |\n|---|---|---|---|");

@@ -70,6 +70,13 @@ pub struct Expr {
     references: Arc<Vec<Vec<String>>>,
 }
 
+impl Expr {
+    /// The dotted evidence paths the expression reads, as segments.
+    pub fn references(&self) -> &[Vec<String>] {
+        &self.references
+    }
+}
+
 impl fmt::Debug for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Expr").field(&self.source).finish()
@@ -172,6 +179,7 @@ impl Expr {
     /// the roots (`vars`, `tasks`, ... and `value` for watches).
     pub fn evaluate(&self, evidence: &serde_json::Map<String, serde_json::Value>) -> Outcome {
         let mut context = cel::Context::default();
+        let _ = context.add_function("pct_change", pct_change);
         for (name, value) in evidence {
             context.add_variable_from_value(name.as_str(), to_cel(value));
         }
@@ -326,6 +334,22 @@ impl Checker<'_> {
         if self.bound.iter().any(|bound| bound == root) {
             return;
         }
+        // `baseline.tasks.perf.output.p95_ms`: the same evidence as it was
+        // when the gate last passed; checked like the path after `baseline.`.
+        if root == "baseline" {
+            self.references.push(segments.iter().map(|s| (*s).to_owned()).collect());
+            if segments.len() < 3 {
+                self.errors.push(CompileError::new(
+                    "`baseline` is read with a path, e.g. `baseline.tasks.perf.output.p95_ms`",
+                    "name the evidence whose earlier value you compare with",
+                ));
+                return;
+            }
+            let recorded = self.references.len();
+            self.check_path(&segments[1..]);
+            self.references.truncate(recorded);
+            return;
+        }
         if segments.len() > 1 || root == "value" {
             self.references.push(segments.iter().map(|s| (*s).to_owned()).collect());
         }
@@ -379,7 +403,35 @@ impl Checker<'_> {
 /// integer arguments in an empty context: an unknown name fails with
 /// `UndeclaredReference(name)`, a known one succeeds or fails on its argument
 /// types. Answers are cached; the set of names is small.
+/// `pct_change(value, base)`: the relative change from `base` to `value`
+/// (0.1 is 10 % more, -0.1 is 10 % less), for comparisons with baselines:
+/// `pct_change(tasks.perf.output.p95_ms, baseline.tasks.perf.output.p95_ms) <= 0.10`.
+fn pct_change(cel::extractors::Arguments(args): cel::extractors::Arguments) -> Result<cel::Value, cel::ExecutionError> {
+    let number = |value: &cel::Value| match value {
+        cel::Value::Int(i) => Some(*i as f64),
+        cel::Value::UInt(u) => Some(*u as f64),
+        cel::Value::Float(f) => Some(*f),
+        _ => None,
+    };
+    match (args.first().and_then(number), args.get(1).and_then(number), args.len()) {
+        (Some(value), Some(base), 2) => {
+            if base.abs() < f64::MIN_POSITIVE {
+                Err(cel::ExecutionError::function_error("pct_change", "the base is 0; compare absolute values"))
+            } else {
+                Ok(cel::Value::Float((value - base) / base.abs()))
+            }
+        }
+        _ => Err(cel::ExecutionError::function_error("pct_change", "takes two numbers: pct_change(value, base)")),
+    }
+}
+
+/// Functions phasegate adds to CEL's standard ones: (name, member call, arity).
+const EXTRA_FUNCTIONS: [(&str, bool, usize); 1] = [("pct_change", false, 2)];
+
 fn function_exists(name: &str, member: bool, arity: usize) -> bool {
+    if EXTRA_FUNCTIONS.contains(&(name, member, arity)) {
+        return true;
+    }
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
     /// (name, called as a member, arity) → defined.

@@ -171,6 +171,7 @@ fn verdict(verdict: Verdict) -> &'static str {
         Verdict::Pass => "pass",
         Verdict::Fail => "fail",
         Verdict::Inconclusive => "inconclusive",
+        Verdict::Warning => "warning",
     }
 }
 
@@ -234,6 +235,7 @@ fn readiness(input: &Input<'_>) -> Result<Value, String> {
     let mut must_failed = Vec::new();
     let mut warnings = Vec::new();
     let mut inconclusive = Vec::new();
+    let mut must_inconclusive = 0usize;
     let (mut passed, mut total) = (0usize, 0usize);
     for &p in &workflow.phase_order {
         let state = &instance.phases[p];
@@ -258,7 +260,12 @@ fn readiness(input: &Input<'_>) -> Result<Value, String> {
                         (Verdict::Pass, _) => passed += 1,
                         (Verdict::Fail, Level::Must) => must_failed.push(item),
                         (Verdict::Fail, Level::Should) => warnings.push(item),
-                        (Verdict::Inconclusive, _) => inconclusive.push(item),
+                        (Verdict::Warning, _) => warnings.push(format!("{item} (warning band)")),
+                        (Verdict::Inconclusive, Level::Must) => {
+                            must_inconclusive += 1;
+                            inconclusive.push(item);
+                        }
+                        (Verdict::Inconclusive, Level::Should) => inconclusive.push(item),
                     }
                 }
             }
@@ -280,13 +287,16 @@ fn readiness(input: &Input<'_>) -> Result<Value, String> {
             _ => None,
         })
         .collect();
-    let ready = must_failed.is_empty() && inconclusive.is_empty() && total > 0;
+    // Missing evidence for a should criterion (a first release has no
+    // baseline, say) is shown, and a person judged it at the gate; only
+    // musts decide readiness.
+    let ready = must_failed.is_empty() && must_inconclusive == 0 && total > 0;
     let assessment = if ready {
         "ready: every must criterion evaluated so far passed".to_owned()
     } else if total == 0 {
         "not assessed: no gate has been evaluated yet".to_owned()
     } else {
-        format!("not ready: {} must criteria failed, {} inconclusive", must_failed.len(), inconclusive.len())
+        format!("not ready: {} must criteria failed, {must_inconclusive} inconclusive", must_failed.len())
     };
     Ok(json!({
         "scope": input.phase,

@@ -25,6 +25,10 @@ pub struct StartArgs {
     /// The instance id (default: generated from the workflow's name).
     #[arg(long)]
     pub id: Option<String>,
+    /// Compare scored gates with this instance's passes (default: the latest
+    /// pass of each gate by any instance of the workflow).
+    #[arg(long, value_name = "INSTANCE")]
+    pub baseline: Option<String>,
 }
 
 /// Arguments of `phasegate run`.
@@ -177,7 +181,7 @@ pub(super) fn start(cli: &Cli, args: &StartArgs) -> u8 {
     };
     command(cli, async |engine| {
         let workflow = engine.load_definition(&source)?;
-        let options = StartOptions { id: args.id.clone(), vars, started_by: cli.principal() };
+        let options = StartOptions { id: args.id.clone(), vars, started_by: cli.principal(), baseline: args.baseline.clone() };
         let id = engine.start(workflow, options).await?;
         match cli.output {
             OutputFormat::Json => print_json(&json!({"id": id})),
@@ -532,6 +536,10 @@ fn describe(event: &Event) -> String {
         Event::CompensationRetryScheduled { id, attempt, due, .. } => format!("compensation {id} will retry (attempt {attempt}) at {due}"),
         Event::RollbackCompleted => "rollback completed".to_owned(),
         Event::ScheduleFired { phase } => format!("phase {phase}: scheduled cycle due"),
+        Event::BaselinesLoaded { baselines } => {
+            let from: Vec<String> = baselines.iter().map(|(gate, b)| format!("{gate} from {} ({})", b.instance, b.at)).collect();
+            format!("baselines loaded: {}", from.join(", "))
+        }
     }
 }
 
@@ -653,6 +661,7 @@ fn gate_lines(instance: &Instance, plan: &crate::plan::Phase, g: usize, gate: &c
                 Verdict::Pass => "pass",
                 Verdict::Fail => "FAIL",
                 Verdict::Inconclusive => "INCONCLUSIVE",
+                Verdict::Warning => "WARNING",
             };
             let values: Vec<String> = criterion.values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
             let values = if values.is_empty() { String::new() } else { format!(" [{}]", values.join(", ")) };

@@ -137,6 +137,7 @@ pub fn blockers(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Vec
                                         match c.verdict {
                                             Verdict::Fail => "failed",
                                             Verdict::Inconclusive => "is inconclusive (missing evidence)",
+                                            Verdict::Warning => "is in its warning band",
                                             Verdict::Pass => "passed",
                                         }
                                     )

@@ -355,7 +355,17 @@ fn decide_gates(
             GateStatus::Passed { .. } => {}
             GateStatus::Pending => {
                 let evidence = evidence_cache.get_or_insert_with(|| evidence(instance));
-                let evaluation = Evaluation::of(&plan.gates[g], evidence);
+                let gate_plan = &plan.gates[g];
+                let evaluation = if gate_plan.baseline_paths.is_empty() {
+                    Evaluation::of(gate_plan, evidence)
+                } else {
+                    // No baseline yet: `baseline.…` is missing, so its criteria are inconclusive.
+                    let mut with = evidence.clone();
+                    if let Some(baseline) = instance.baselines.get(&format!("{}/{}", plan.id, gate_plan.id)) {
+                        with.insert("baseline".to_owned(), baseline.evidence.clone());
+                    }
+                    Evaluation::of(gate_plan, &with)
+                };
                 next.events.push(Event::GateEvaluated { phase: phase.id.clone(), gate: gate.id.clone(), evaluation });
                 return;
             }

@@ -311,6 +311,12 @@ pub enum Event {
         /// The phase.
         phase: String,
     },
+    /// The baselines the instance's gates compare with, from earlier
+    /// instances of the workflow (or the one named at start).
+    BaselinesLoaded {
+        /// `phase/gate` → baseline.
+        baselines: std::collections::BTreeMap<String, super::Baseline>,
+    },
 }
 
 impl Event {
@@ -350,6 +356,7 @@ impl Event {
             Event::CompensationRetryScheduled { .. } => "CompensationRetryScheduled",
             Event::RollbackCompleted => "RollbackCompleted",
             Event::ScheduleFired { .. } => "ScheduleFired",
+            Event::BaselinesLoaded { .. } => "BaselinesLoaded",
         }
     }
 
@@ -400,6 +407,7 @@ impl Event {
             | Event::CompensationRetryScheduled { id, attempt, .. } => format!("{}({id}#{attempt})", self.kind()),
             Event::ScheduleFired { phase } => format!("ScheduleFired({phase})"),
             Event::WatchInconclusive { watch, .. } => format!("WatchInconclusive({watch})"),
+            Event::BaselinesLoaded { baselines } => format!("BaselinesLoaded({})", baselines.len()),
         }
     }
 }

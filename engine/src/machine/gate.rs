@@ -20,6 +20,9 @@ pub enum Verdict {
     Fail,
     /// The evidence it reads is missing: a person must judge.
     Inconclusive,
+    /// The condition does not hold but its looser `warning` condition does:
+    /// half its weight in a score, and a warning for approvers.
+    Warning,
 }
 
 /// One criterion's result, with the evidence it read.
@@ -41,6 +44,48 @@ pub struct CriterionResult {
     /// The values of the evidence the condition reads (absent ones are missing).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub values: BTreeMap<String, Value>,
+    /// Its weight in the gate's score.
+    #[serde(default = "one")]
+    pub weight: f64,
+    /// What it contributed to the score: its weight when it passed, half
+    /// when it warned, nothing otherwise.
+    #[serde(default)]
+    pub points: f64,
+    /// For evidence compared with a baseline: the relative change from the
+    /// baseline value (`tasks.perf.output.p95_ms` → 0.12 is 12 % more).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub deltas: BTreeMap<String, f64>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// A scored gate's total.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    /// Points earned.
+    pub points: f64,
+    /// Points possible (the sum of the weights).
+    pub total: f64,
+    /// `points / total`, in percent.
+    pub percent: f64,
+    /// The bands it was judged against.
+    pub bands: plan::ScoreBands,
+    /// Where it fell.
+    pub band: Band,
+}
+
+/// Where a score fell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Band {
+    /// At or above the pass band.
+    Pass,
+    /// In the warning band: a person decides.
+    Warning,
+    /// Below the warning band: the gate fails.
+    Fail,
 }
 
 /// A gate's criteria, evaluated at one moment.
@@ -48,22 +93,46 @@ pub struct CriterionResult {
 pub struct Evaluation {
     /// Each criterion, in definition order.
     pub criteria: Vec<CriterionResult>,
+    /// The total score, for a scored gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<Score>,
 }
 
 impl Evaluation {
     /// Evaluates a gate's criteria against the evidence.
     pub fn of(gate: &plan::Gate, evidence: &serde_json::Map<String, Value>) -> Self {
-        let criteria = gate
+        let criteria: Vec<CriterionResult> = gate
             .criteria
             .iter()
             .map(|criterion| {
-                let (outcome, values) = criterion.expr.evaluate_with_values(evidence);
-                let (verdict, detail) = match outcome {
+                let (outcome, mut values) = criterion.expr.evaluate_with_values(evidence);
+                let (mut verdict, mut detail) = match outcome {
                     Outcome::True => (Verdict::Pass, String::new()),
                     Outcome::False => (Verdict::Fail, "the condition is false".to_owned()),
                     Outcome::Missing(why) => (Verdict::Inconclusive, why),
                     Outcome::Error(why) => (Verdict::Fail, why),
                 };
+                if let (Verdict::Fail, Some(warning)) = (verdict, &criterion.warning) {
+                    let (outcome, more) = warning.evaluate_with_values(evidence);
+                    values.extend(more);
+                    if outcome == Outcome::True {
+                        verdict = Verdict::Warning;
+                        detail = format!("within the warning condition `{}`", warning.source());
+                    }
+                }
+                let points = match verdict {
+                    Verdict::Pass => criterion.weight,
+                    Verdict::Warning => criterion.weight / 2.0,
+                    Verdict::Fail | Verdict::Inconclusive => 0.0,
+                };
+                let deltas = values
+                    .iter()
+                    .filter_map(|(key, base)| {
+                        let current = values.get(key.strip_prefix("baseline.")?)?.as_f64()?;
+                        let base = base.as_f64().filter(|b| *b != 0.0)?;
+                        Some((key["baseline.".len()..].to_owned(), (current - base) / base.abs()))
+                    })
+                    .collect();
                 CriterionResult {
                     id: criterion.id.clone(),
                     label: criterion.label.clone(),
@@ -72,10 +141,26 @@ impl Evaluation {
                     verdict,
                     detail,
                     values,
+                    weight: criterion.weight,
+                    points,
+                    deltas,
                 }
             })
             .collect();
-        Self { criteria }
+        let score = gate.score.map(|bands| {
+            let total: f64 = criteria.iter().map(|c| c.weight).sum();
+            let points: f64 = criteria.iter().map(|c| c.points).sum();
+            let percent = if total > 0.0 { (points / total * 1000.0).round() / 10.0 } else { 0.0 };
+            let band = if percent >= bands.pass {
+                Band::Pass
+            } else if percent >= bands.warning {
+                Band::Warning
+            } else {
+                Band::Fail
+            };
+            Score { points, total, percent, bands, band }
+        });
+        Self { criteria, score }
     }
 
     /// The first failed `must` criterion.
@@ -90,7 +175,7 @@ impl Evaluation {
 
     /// Failed `should` criteria: warnings for the approver.
     pub fn warnings(&self) -> impl Iterator<Item = &CriterionResult> {
-        self.criteria.iter().filter(|c| c.level == Level::Should && c.verdict == Verdict::Fail)
+        self.criteria.iter().filter(|c| (c.level == Level::Should && c.verdict == Verdict::Fail) || c.verdict == Verdict::Warning)
     }
 }
 

@@ -35,8 +35,8 @@ pub use gate::{Authority, CriterionResult, Decision, DecisionKind, Evaluation, G
 
 pub use evidence::evidence;
 pub use state::{
-    Compensation, Done, Instance, InstanceStatus, PendingTrigger, PhaseState, PhaseStatus, Rollback, Sample, SampleVerdict, TaskState,
-    TaskStatus, WatchState, WATCH_WINDOW,
+    Baseline, Compensation, Done, Instance, InstanceStatus, PendingTrigger, PhaseState, PhaseStatus, Rollback, Sample, SampleVerdict,
+    TaskState, TaskStatus, WatchState, WATCH_WINDOW,
 };
 pub use step::{replay, step, Effect};
 

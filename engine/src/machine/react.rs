@@ -10,6 +10,11 @@ use super::{
     Compensation, Done, Event, Instance, InstanceStatus, PendingTrigger, PhaseState, PhaseStatus, Rejected, Rollback, Sample,
     SampleVerdict, TaskState, TaskStatus, Timestamp, WatchState, WATCH_WINDOW,
 };
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use super::Baseline;
 use crate::model::{NoDataPolicy, OnTimeout};
 use crate::plan::{Action, TriggerOn, Workflow};
 
@@ -288,6 +293,7 @@ pub(super) fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, 
         }
         Event::RollbackCompleted => rollback_completed(instance, workflow, event, at),
         Event::ScheduleFired { phase } => schedule_fired(instance, workflow, event, phase, at),
+        Event::BaselinesLoaded { baselines } => baselines_loaded(instance, event, baselines),
         _ => return None,
     })
 }
@@ -853,5 +859,45 @@ fn schedule_fired(
     let state = &mut instance.phases[p];
     reset_phase(state);
     state.entered = Some(format!("scheduled cycle {cycle}"));
+    Ok(Vec::new())
+}
+
+/// Keeps what a passed gate's criteria read under `baseline.` as the
+/// gate's baseline for its next evaluation (this instance's next cycle; the
+/// runtime indexes it for later instances of the workflow).
+pub(super) fn record_baseline(instance: &mut Instance, workflow: &Workflow, p: usize, g: usize, at: Timestamp) {
+    let plan = &workflow.phases[p].gates[g];
+    if plan.baseline_paths.is_empty() {
+        return;
+    }
+    let evidence = Value::Object(super::evidence(instance));
+    let mut snapshot = Value::Object(Map::new());
+    for path in &plan.baseline_paths {
+        let mut current = Some(&evidence);
+        for segment in path {
+            current = current.and_then(|v| v.get(segment));
+        }
+        let Some(value) = current else { continue };
+        let mut slot = &mut snapshot;
+        for segment in &path[..path.len() - 1] {
+            if !slot.get(segment).is_some_and(Value::is_object) {
+                slot[segment.as_str()] = Value::Object(Map::new());
+            }
+            slot = &mut slot[segment.as_str()];
+        }
+        slot[path[path.len() - 1].as_str()] = value.clone();
+    }
+    let key = format!("{}/{}", workflow.phases[p].id, plan.id);
+    instance.baselines.insert(key, Baseline { instance: instance.id.clone(), at, evidence: snapshot });
+}
+
+/// Baselines an instance starts with, from earlier instances (recorded
+/// right after `InstanceStarted`).
+fn baselines_loaded(instance: &mut Instance, event: &Event, baselines: &BTreeMap<String, Baseline>) -> Result<Vec<Effect>, Rejected> {
+    require(instance, event, matches!(instance.status, InstanceStatus::Running), "baselines are loaded when the instance starts")?;
+    if instance.phases.iter().any(|p| p.attempt > 0) {
+        return Err(Rejected::new(event, "a phase has already started", "baselines are loaded before any phase starts"));
+    }
+    instance.baselines.extend(baselines.iter().map(|(k, v)| (k.clone(), v.clone())));
     Ok(Vec::new())
 }

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::gate;
 use super::*;
 use crate::model::{Format, Source};
 use crate::plan::{self, AgentNames, Workflow};
@@ -107,6 +108,8 @@ struct Harness {
     hold: Vec<String>,
     /// Every effect the machine asked for, in order.
     effects: Vec<Effect>,
+    /// What each task's attempts return (default `{}`).
+    outputs: Map<String, Value>,
 }
 
 impl Harness {
@@ -123,6 +126,7 @@ impl Harness {
             failing: Map::new(),
             hold: Vec::new(),
             effects: Vec::new(),
+            outputs: Map::new(),
         };
         h.instance.vars.insert("error_rate_max".into(), json!(0.1));
         h.records[0] = Record::new(
@@ -172,7 +176,10 @@ impl Harness {
                     return;
                 }
                 let event = match self.outcome(&task_id) {
-                    Ok(()) => Event::TaskSucceeded { phase: phase_id, task: task_id, attempt, output: json!({}), duration_ms: 1 },
+                    Ok(()) => {
+                        let output = self.outputs.get(&task_id).cloned().unwrap_or_else(|| json!({}));
+                        Event::TaskSucceeded { phase: phase_id, task: task_id, attempt, output, duration_ms: 1 }
+                    }
                     Err(retryable) => Event::TaskFailed { phase: phase_id, task: task_id, attempt, error: "boom".into(), retryable },
                 };
                 self.apply(event).expect("the result of a dispatched attempt");
@@ -485,6 +492,7 @@ const INSTANCE_EVENTS: &[&str] = &[
     "SignalReceived",
     "InstanceCompleted",
     "InstanceFailed",
+    "BaselinesLoaded",
 ];
 
 fn status_named(kind: &str, at: Timestamp) -> InstanceStatus {
@@ -508,7 +516,7 @@ fn status_named(kind: &str, at: Timestamp) -> InstanceStatus {
 /// A state where only the instance's status decides whether `event` is
 /// accepted: everything else the event needs is in place.
 fn ready_for(event: &str, status: &str) -> (Harness, Event) {
-    let mut h = shipping();
+    let mut h = if event == "BaselinesLoaded" { Harness::new() } else { shipping() };
     let at = h.now;
     // No attempt in flight: compensations wait for those.
     let soak = &mut h.instance.phases[1].tasks[1];
@@ -608,6 +616,9 @@ fn ready_for(event: &str, status: &str) -> (Harness, Event) {
         "Resumed" => Event::Resumed { by: "x".into() },
         "Cancelled" => Event::Cancelled { by: "x".into(), reason: String::new() },
         "SignalReceived" => Event::SignalReceived { name: "incident".into(), data: json!({"severity": "P3"}), by: "x".into() },
+        "BaselinesLoaded" => Event::BaselinesLoaded {
+            baselines: [("ship/none".to_owned(), Baseline { instance: "earlier".into(), at, evidence: json!({}) })].into_iter().collect(),
+        },
         other => panic!("unknown event {other}"),
     };
     h.instance.status = status_named(status, at);
@@ -791,5 +802,154 @@ reason = "Smoke tests failed: reproduce in staging."
     assert_eq!(h.instance.phases[0].attempt, 2);
     assert!(h.instance.phases[0].entered.as_deref().is_some_and(|e| e.contains("LAUNCH-002")));
     assert_eq!(h.instance.phases[1].status.kind(), "awaiting_approval", "launch ran again up to its gate");
+    h.assert_replays();
+}
+
+fn harness_for(toml: &str) -> Harness {
+    let workflow = plan::load_source(&Source::from_text(toml, Format::Toml), &AgentNames::builtin()).unwrap_or_else(|e| panic!("{e}"));
+    let mut h = Harness::new();
+    let event =
+        Event::InstanceStarted { workflow: workflow.name.clone(), definition_hash: "h".into(), vars: Map::new(), started_by: "bob".into() };
+    h.instance = step::start("i", &workflow, &event, h.now).expect("starts");
+    h.records = vec![Record::new(1, h.now, event)];
+    h.workflow = workflow;
+    h
+}
+
+fn scored(bands: &str, must_fails: bool) -> Harness {
+    let must = if must_fails { "tasks.bench.output.errors == 0" } else { "tasks.bench.output.errors >= 0" };
+    let toml = format!(
+        r#"
+name = "scored"
+[[phases]]
+id = "perf"
+owner = "olga"
+[[phases.tasks]]
+id = "bench"
+agent = "noop"
+[[phases.gates]]
+id = "slo"
+score = {bands}
+criteria = [
+  {{ id = "errors", must = "{must}", label = "No errors", weight = 2 }},
+  {{ id = "latency", should = "tasks.bench.output.p95 <= 100", warning = "tasks.bench.output.p95 <= 150", label = "p95 ≤ 100 ms (≤ 150 warns)" }},
+  {{ id = "throughput", should = "tasks.bench.output.rps >= 1000", label = "≥ 1000 rps" }},
+]
+"#
+    );
+    let mut h = harness_for(&toml);
+    h.outputs.insert("bench".into(), json!({"errors": 1, "p95": 120, "rps": 500}));
+    h.settle(0);
+    h
+}
+
+fn slo_status(h: &Harness) -> (&'static str, Option<gate::Score>) {
+    let gate = &h.instance.phases[0].gates[0];
+    (gate.status.kind(), gate.evaluation.as_ref().and_then(|e| e.score))
+}
+
+#[test]
+fn weighted_scores_fall_into_bands_and_a_failed_must_overrides_them() {
+    // errors ≥ 0 passes (2 of 2), latency warns (0.5 of 1), throughput fails (0 of 1): 2.5 / 4 = 62.5 %.
+    let h = scored("{ pass = 90, warning = 60 }", false);
+    let (status, score) = slo_status(&h);
+    let score = score.expect("scored");
+    assert_eq!((score.points, score.total, score.percent), (2.5, 4.0, 62.5));
+    assert_eq!(score.band, gate::Band::Warning);
+    assert_eq!(status, "awaiting_decision", "the warning band halts for a person (the phase owner)");
+    let latency = &h.instance.phases[0].gates[0].evaluation.as_ref().expect("evaluated").criteria[1];
+    assert_eq!((latency.verdict, latency.points), (Verdict::Warning, 0.5));
+
+    let h = scored("{ pass = 60, warning = 50 }", false);
+    assert_eq!(slo_status(&h).0, "passed", "62.5 % is in the pass band");
+    assert_eq!(h.instance.phases[0].status.kind(), "passed");
+
+    let h = scored("{ pass = 90, warning = 70 }", false);
+    assert_eq!(slo_status(&h).0, "failed", "62.5 % is below the warning band");
+    match &h.instance.phases[0].gates[0].status {
+        GateStatus::Failed { reason, .. } => assert!(reason.contains("score 62.5% is below the warning band (70%)"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+
+    // A failed must fails the gate whatever the score (here 50 % with pass at 10).
+    let h = scored("{ pass = 10, warning = 0 }", true);
+    assert_eq!(slo_status(&h).0, "failed");
+    assert_eq!(slo_status(&h).1.map(|s| s.band), Some(gate::Band::Pass));
+    h.assert_replays();
+}
+
+const CYCLES: &str = r#"
+name = "cycles"
+[[phases]]
+id = "tune"
+owner = "olga"
+schedule = { every = "1d" }
+[[phases.tasks]]
+id = "bench"
+agent = "noop"
+[[phases.gates]]
+id = "no-regression"
+criteria = [
+  { id = "p95", must = "pct_change(tasks.bench.output.p95, baseline.tasks.bench.output.p95) <= 0.10", label = "p95 within +10 % of the last passed cycle" },
+]
+"#;
+
+fn decide_gate(h: &mut Harness, kind: DecisionKind) {
+    let decision = Decision {
+        kind,
+        principal: "olga".into(),
+        via: "olga".into(),
+        comment: String::new(),
+        request_id: String::new(),
+        level: 0,
+        seen: Default::default(),
+    };
+    h.apply(Event::DecisionRecorded { phase: "tune".into(), gate: "no-regression".into(), decision }).expect("decision");
+    h.settle(0);
+}
+
+fn next_cycle(h: &mut Harness, p95: u64) {
+    h.outputs.insert("bench".into(), json!({ "p95": p95 }));
+    h.now = h.instance.phases[0].next_cycle.expect("scheduled");
+    h.settle(0);
+}
+
+#[test]
+fn a_second_cycle_compares_with_the_first_and_a_missing_baseline_is_inconclusive() {
+    let mut h = harness_for(CYCLES);
+    h.outputs.insert("bench".into(), json!({"p95": 100}));
+    h.settle(0);
+    // Cycle 1: no baseline yet: inconclusive, so a person decides; never a silent pass.
+    let gate = &h.instance.phases[0].gates[0];
+    assert_eq!(gate.status.kind(), "awaiting_decision");
+    assert_eq!(gate.evaluation.as_ref().map(|e| e.criteria[0].verdict), Some(Verdict::Inconclusive));
+    decide_gate(&mut h, DecisionKind::Approve);
+    let baseline = h.instance.baselines.get("tune/no-regression").expect("kept as the baseline");
+    assert_eq!(baseline.evidence, json!({"tasks": {"bench": {"output": {"p95": 100}}}}));
+
+    // Cycle 2: 105 is +5 %: passes on its own, and becomes the baseline.
+    next_cycle(&mut h, 105);
+    let evaluation = h.instance.phases[0].gates[0].evaluation.clone().expect("evaluated");
+    assert_eq!(h.instance.phases[0].gates[0].status.kind(), "passed");
+    assert_eq!(evaluation.criteria[0].values.get("baseline.tasks.bench.output.p95"), Some(&json!(100)));
+    assert!((evaluation.criteria[0].deltas["tasks.bench.output.p95"] - 0.05).abs() < 1e-9);
+
+    // Cycle 3: 130 against 105 is +24 %: the must fails.
+    next_cycle(&mut h, 130);
+    assert_eq!(h.instance.phases[0].gates[0].status.kind(), "failed");
+    assert_eq!(h.instance.status.kind(), "failed");
+    h.assert_replays();
+}
+
+#[test]
+fn baselines_loaded_at_start_are_used_by_the_first_cycle() {
+    let mut h = harness_for(CYCLES);
+    let baseline =
+        Baseline { instance: "earlier".into(), at: Timestamp(5), evidence: json!({"tasks": {"bench": {"output": {"p95": 200}}}}) };
+    h.apply(Event::BaselinesLoaded { baselines: [("tune/no-regression".to_owned(), baseline)].into_iter().collect() }).expect("loaded");
+    h.outputs.insert("bench".into(), json!({"p95": 150}));
+    h.settle(0);
+    assert_eq!(h.instance.phases[0].gates[0].status.kind(), "passed", "-25 % against the earlier instance");
+    assert_eq!(h.instance.baselines["tune/no-regression"].instance, "i", "this pass is now the baseline");
     h.assert_replays();
 }

@@ -56,6 +56,22 @@ pub struct Instance {
     /// Rollbacks started so far (numbers compensation keys).
     #[serde(default)]
     pub rollbacks: u32,
+    /// Per gate (`phase/gate`), the evidence its criteria compare with under
+    /// `baseline.`: from the gate's last pass in this instance, or loaded at
+    /// start from an earlier instance.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub baselines: BTreeMap<String, Baseline>,
+}
+
+/// The evidence a gate read when it passed, kept to compare later cycles with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// The instance whose pass it is.
+    pub instance: String,
+    /// When the gate passed.
+    pub at: Timestamp,
+    /// The evidence paths its criteria read under `baseline.`, as a tree.
+    pub evidence: Value,
 }
 
 /// A trigger whose event happened and that has not been acted on yet.
@@ -556,6 +572,7 @@ impl Instance {
             journal: Vec::new(),
             rollback: None,
             rollbacks: 0,
+            baselines: BTreeMap::new(),
         }
     }
 

@@ -187,8 +187,13 @@ pub(super) fn settle_phase(phase: &mut super::PhaseState, at: Timestamp) {
     };
 }
 
-/// Queues the `gate_failed` triggers of a phase whose gate just failed.
-fn gate_failed(instance: &mut Instance, workflow: &Workflow, p: usize, g: usize) {
+/// After a gate's status changed: a failed gate queues the phase's
+/// `gate_failed` triggers; a passed gate keeps the evidence its criteria
+/// compare with as its baseline for the next cycle.
+fn gate_settled(instance: &mut Instance, workflow: &Workflow, p: usize, g: usize, at: Timestamp) {
+    if matches!(instance.phases[p].gates[g].status, GateStatus::Passed { .. }) {
+        react::record_baseline(instance, workflow, p, g, at);
+    }
     if let GateStatus::Failed { reason, .. } = &instance.phases[p].gates[g].status {
         let cause = format!("gate {} failed: {reason}", instance.phases[p].gates[g].id);
         react::queue(instance, workflow, Some(p), |on| matches!(on, TriggerOn::GateFailed(which) if which.is_none_or(|w| w == g)), &cause);
@@ -463,10 +468,13 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
                 ));
             }
             let plan = &workflow.phases[p].gates[g];
+            let band = evaluation.score.map(|score| score.band);
             let status = if let Some(failed) = evaluation.failed_must() {
                 let detail = if failed.detail.is_empty() { String::new() } else { format!(": {}", failed.detail) };
                 GateStatus::Failed { at, reason: format!("must criterion {} ({}) failed{detail}", failed.id, failed.label) }
-            } else if plan.approval.is_some() || evaluation.inconclusive() {
+            } else if let (Some(gate::Band::Fail), Some(score)) = (band, evaluation.score) {
+                GateStatus::Failed { at, reason: format!("score {}% is below the warning band ({}%)", score.percent, score.bands.warning) }
+            } else if plan.approval.is_some() || evaluation.inconclusive() || band == Some(gate::Band::Warning) {
                 match gate::authority(plan, workflow.phases[p].owner.as_ref(), 0) {
                     Some(authority) => GateStatus::AwaitingDecision {
                         since: at,
@@ -493,7 +501,7 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
             state.evaluation = Some(evaluation.clone());
             state.status = status;
             settle_phase(&mut instance.phases[p], at);
-            gate_failed(instance, workflow, p, g);
+            gate_settled(instance, workflow, p, g, at);
             effects
         }
         Event::DecisionRecorded { phase, gate, decision } => {
@@ -547,7 +555,7 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
             state.decisions.push((at, decision.clone()));
             state.status = status;
             settle_phase(&mut instance.phases[p], at);
-            gate_failed(instance, workflow, p, g);
+            gate_settled(instance, workflow, p, g, at);
             effects
         }
         Event::GateTimedOut { phase, gate, level, action } => {
@@ -608,7 +616,7 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
             let state = &mut instance.phases[p].gates[g];
             state.status = status;
             settle_phase(&mut instance.phases[p], at);
-            gate_failed(instance, workflow, p, g);
+            gate_settled(instance, workflow, p, g, at);
             effects
         }
         Event::PhaseFailed { phase, reason } => {
@@ -854,7 +862,8 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
         | Event::CompensationFailed { .. }
         | Event::CompensationRetryScheduled { .. }
         | Event::RollbackCompleted
-        | Event::ScheduleFired { .. } => {
+        | Event::ScheduleFired { .. }
+        | Event::BaselinesLoaded { .. } => {
             return Err(Rejected::new(event, "the reactions module did not take it", "internal routing error"));
         }
     };

@@ -101,6 +101,7 @@ pub const TRANSITIONS: &[Transition] = &[
     t(Level::Instance, "rolling_back", "Cancelled", "cancelled", ""),
     t(Level::Instance, "awaiting_decision", "Cancelled", "cancelled", ""),
     t(Level::Instance, "running", "ScheduleFired", "running", "a scheduled phase passed and its next cycle is due"),
+    t(Level::Instance, "running", "BaselinesLoaded", "running", "right after start, before any phase starts"),
     t(Level::Phase, "pending", "PhaseStarted", "running", "instance running; upstream phases passed"),
     t(Level::Phase, "running", "GateEvaluated", "awaiting_approval", "the gate needs a decision (approval declared, or evidence missing)"),
     t(Level::Phase, "running", "GateEvaluated", "running", "the criteria alone passed or failed the gate"),

@@ -183,7 +183,7 @@ fn state_at(workflow: &Workflow, level: Level, kind: &str, for_event: &str) -> I
 }
 
 fn passing_evaluation() -> Evaluation {
-    Evaluation { criteria: Vec::new() }
+    Evaluation { criteria: Vec::new(), score: None }
 }
 
 fn event_named(name: &str) -> Event {

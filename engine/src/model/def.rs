@@ -285,6 +285,21 @@ pub struct GateDef {
     /// A human decision required after the criteria are evaluated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalDef>,
+    /// A total score over the weighted criteria, with pass and warning bands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<ScoreDef>,
+}
+
+/// Score bands of a gate, in percent of the total weight: at or above `pass`
+/// the gate passes; at or above `warning` it halts for a person with the
+/// breakdown; below `warning` it fails.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ScoreDef {
+    /// The pass band's lower bound, 0 to 100.
+    pub pass: f64,
+    /// The warning band's lower bound, 0 to `pass`.
+    #[serde(default)]
+    pub warning: f64,
 }
 
 /// One criterion of a gate: exactly one of `must` or `should`, and a label.
@@ -301,6 +316,13 @@ pub struct CriterionDef {
     pub should: Option<String>,
     /// What the criterion means, in words a person reads in reports.
     pub label: String,
+    /// Its weight in the gate's score (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<f64>,
+    /// A looser condition: when the criterion fails but this holds, it is a
+    /// warning (half its weight in the score) rather than a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// Who must decide at a gate, how many of them, and what happens when nobody does.

@@ -234,6 +234,20 @@ pub struct Gate {
     pub criteria: Vec<Criterion>,
     /// The human decision, if required.
     pub approval: Option<Approval>,
+    /// Score bands, if the gate is scored.
+    pub score: Option<ScoreBands>,
+    /// Evidence paths its criteria read under `baseline.` (without the
+    /// prefix): what is kept as this gate's baseline when it passes.
+    pub baseline_paths: Vec<Vec<String>>,
+}
+
+/// A scored gate's bands, in percent.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ScoreBands {
+    /// At or above: pass.
+    pub pass: f64,
+    /// At or above (and below `pass`): a person decides.
+    pub warning: f64,
 }
 
 /// Whether a failed criterion fails the gate or only warns.
@@ -257,6 +271,10 @@ pub struct Criterion {
     pub level: Level,
     /// The condition.
     pub expr: Expr,
+    /// Its weight in the gate's score.
+    pub weight: f64,
+    /// The looser condition that makes a failure a warning.
+    pub warning: Option<Expr>,
 }
 
 /// A validated approval requirement.

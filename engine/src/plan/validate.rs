@@ -822,16 +822,68 @@ impl<'d> Validator<'d> {
                     }
                 };
                 let field = if level == Level::Must { "must" } else { "should" };
-                let expr = self.expr(source, &criterion_path.key(field), Scope::Condition)?;
-                Some(Criterion { id, label: criterion.label.clone(), level, expr })
+                let expr = self.expr(source, &criterion_path.key(field), Scope::Condition);
+                let warning =
+                    criterion.warning.as_deref().map(|source| self.expr(source, &criterion_path.key("warning"), Scope::Condition));
+                let weight = criterion.weight.unwrap_or(1.0);
+                if !(weight.is_finite() && weight > 0.0) {
+                    self.error(
+                        Kind::InvalidValue,
+                        &criterion_path.key("weight"),
+                        format!("weight {weight} is not a positive number"),
+                        "give a weight above 0, such as 1 or 2.5; leave it out for 1",
+                    );
+                    return None;
+                }
+                Some(Criterion { id, label: criterion.label.clone(), level, expr: expr?, weight, warning: warning.checked()? })
             })
             .collect();
         let approval = def.approval.as_ref().map(|approval| self.approval(approval, &path.key("approval")));
+        let score = match &def.score {
+            Some(score) => {
+                let in_range = |v: f64| (0.0..=100.0).contains(&v);
+                if !in_range(score.pass) || !in_range(score.warning) {
+                    self.error(
+                        Kind::InvalidValue,
+                        &path.key("score"),
+                        format!("score bands pass = {} and warning = {} must lie between 0 and 100 (percent)", score.pass, score.warning),
+                        "write percentages, e.g. score = { pass = 90, warning = 75 }",
+                    );
+                    return None;
+                }
+                if score.warning > score.pass {
+                    self.error(
+                        Kind::InvalidValue,
+                        &path.key("score").key("warning"),
+                        format!("the warning band ({}) is above the pass band ({})", score.warning, score.pass),
+                        "the warning band lies below the pass band: warning ≤ pass",
+                    );
+                    return None;
+                }
+                if def.criteria.is_empty() {
+                    self.error(Kind::InvalidValue, &path.key("score"), "a scored gate has no criteria to score", "add weighted criteria");
+                    return None;
+                }
+                Some(ScoreBands { pass: score.pass, warning: score.warning })
+            }
+            None => None,
+        };
+        let criteria = criteria.into_iter().collect::<Option<Vec<_>>>()?;
+        let mut baseline_paths: Vec<Vec<String>> = criteria
+            .iter()
+            .flat_map(|c| c.expr.references().iter().chain(c.warning.iter().flat_map(|w| w.references().iter())))
+            .filter(|path| path.first().is_some_and(|root| root == "baseline"))
+            .map(|path| path[1..].to_vec())
+            .collect();
+        baseline_paths.sort();
+        baseline_paths.dedup();
         Some(Gate {
             id: def.id.clone(),
             title: if def.title.is_empty() { def.id.clone() } else { def.title.clone() },
-            criteria: criteria.into_iter().collect::<Option<Vec<_>>>()?,
+            criteria,
             approval: approval.checked()?,
+            score,
+            baseline_paths,
         })
     }
 

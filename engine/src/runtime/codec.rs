@@ -228,3 +228,16 @@ pub(crate) fn pending_approvals(instance: &Instance, workflow: &crate::plan::Wor
 
 /// The name of the due-timer index.
 pub(crate) const TIMER_INDEX: &str = "timer";
+
+/// The index of the latest gate passes per workflow: `workflow\0phase/gate`.
+pub(crate) const BASELINE_INDEX: &str = "baseline";
+/// The index of gate passes per instance: `instance\0phase/gate`.
+pub(crate) const BASELINE_BY_INSTANCE_INDEX: &str = "baseline-of";
+
+/// The key of a baseline entry.
+pub(crate) fn baseline_key(owner: &str, gate: &str) -> Vec<u8> {
+    let mut key = owner.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(gate.as_bytes());
+    key
+}

@@ -129,16 +129,64 @@ pub(crate) enum Outcome {
 }
 
 pub(crate) enum Message {
-    Start { id: String, workflow: Arc<Workflow>, hash: String, vars: Map<String, Value>, started_by: String, reply: Reply<String> },
-    Operate { id: String, event: Event, reply: Reply<u64> },
-    Finished { id: String, phase: usize, task: usize, attempt: u32, key: String, outcome: Outcome },
-    Compensated { id: String, step: usize, attempt: u32, key: String, outcome: Outcome },
-    Sampled { id: String, phase: usize, watch: usize, result: Result<Value, String> },
-    Persisted { id: String, result: phasegate_store::Result<()>, effects: Vec<Effect>, records: Vec<Record>, answer: Answer },
-    Decide { id: String, gate: Option<String>, request: super::DecisionRequest, reply: Reply<super::DecisionOutcome> },
-    Advance { id: String, reply: Reply<super::AdvanceReport> },
-    Barrier { reply: Reply<()> },
-    Shutdown { reply: Reply<()> },
+    Start {
+        id: String,
+        workflow: Arc<Workflow>,
+        hash: String,
+        vars: Map<String, Value>,
+        started_by: String,
+        baselines: BTreeMap<String, crate::machine::Baseline>,
+        reply: Reply<String>,
+    },
+    Operate {
+        id: String,
+        event: Event,
+        reply: Reply<u64>,
+    },
+    Finished {
+        id: String,
+        phase: usize,
+        task: usize,
+        attempt: u32,
+        key: String,
+        outcome: Outcome,
+    },
+    Compensated {
+        id: String,
+        step: usize,
+        attempt: u32,
+        key: String,
+        outcome: Outcome,
+    },
+    Sampled {
+        id: String,
+        phase: usize,
+        watch: usize,
+        result: Result<Value, String>,
+    },
+    Persisted {
+        id: String,
+        result: phasegate_store::Result<()>,
+        effects: Vec<Effect>,
+        records: Vec<Record>,
+        answer: Answer,
+    },
+    Decide {
+        id: String,
+        gate: Option<String>,
+        request: super::DecisionRequest,
+        reply: Reply<super::DecisionOutcome>,
+    },
+    Advance {
+        id: String,
+        reply: Reply<super::AdvanceReport>,
+    },
+    Barrier {
+        reply: Reply<()>,
+    },
+    Shutdown {
+        reply: Reply<()>,
+    },
 }
 
 struct Cell {
@@ -589,7 +637,7 @@ impl Driver {
 
     fn handle(&mut self, message: Message) {
         match message {
-            Message::Start { id, workflow, hash, vars, started_by, reply } => {
+            Message::Start { id, workflow, hash, vars, started_by, baselines, reply } => {
                 if self.cells.contains_key(&id) || matches!(self.shared.store.head(&id), Ok(Some(_))) {
                     let _ = reply.send(Err(Error::Invalid(format!("an instance `{id}` already exists; choose another --id"))));
                     return;
@@ -617,7 +665,16 @@ impl Driver {
                     pending_writes: 0,
                 };
                 self.cells.insert(id.clone(), cell);
-                self.drive_and_persist(&id, vec![record], Vec::new(), Vec::new(), Answer::Started(reply, id.clone()));
+                let mut records = vec![record];
+                let mut effects = Vec::new();
+                if !baselines.is_empty() {
+                    if let Some(cell) = self.cells.get_mut(&id) {
+                        if let Err(rejected) = cell.apply(Event::BaselinesLoaded { baselines }, now, &mut records, &mut effects) {
+                            error!(instance = %id, %rejected, "could not record the baselines");
+                        }
+                    }
+                }
+                self.drive_and_persist(&id, records, effects, Vec::new(), Answer::Started(reply, id.clone()));
             }
             Message::Operate { id, event, reply } => {
                 if !self.ensure_loaded(&id) {
@@ -869,6 +926,22 @@ impl Driver {
                 index.push(IndexOp::Put { index: codec::APPROVAL_INDEX.to_owned(), key: key.clone(), value: value.clone() });
             }
             cell.written_approvals = approvals;
+        }
+        // Gate passes recorded in this batch become baselines for later
+        // instances: the workflow's latest, and this instance's own.
+        let batch_start = records.first().map_or(Timestamp(u64::MAX), Record::at);
+        for (gate, baseline) in instance.baselines.iter().filter(|(_, b)| b.instance == instance.id && b.at >= batch_start) {
+            let value = serde_json::to_vec(baseline).unwrap_or_default();
+            index.push(IndexOp::Put {
+                index: codec::BASELINE_INDEX.to_owned(),
+                key: codec::baseline_key(&instance.workflow, gate),
+                value: value.clone(),
+            });
+            index.push(IndexOp::Put {
+                index: codec::BASELINE_BY_INSTANCE_INDEX.to_owned(),
+                key: codec::baseline_key(&instance.id, gate),
+                value,
+            });
         }
         let snapshot =
             (!instance.is_active() || instance.seq - cell.snapshot_seq >= SNAPSHOT_EVERY).then(|| codec::encode_snapshot(instance));

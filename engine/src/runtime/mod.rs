@@ -11,6 +11,7 @@ mod codec;
 mod driver;
 mod load;
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -225,6 +226,10 @@ pub struct StartOptions {
     pub vars: Vec<(String, String)>,
     /// Who starts it.
     pub started_by: String,
+    /// The instance whose gate passes scored gates compare with (`baseline.`
+    /// in criteria); default: the latest pass of each gate by any instance
+    /// of the same workflow.
+    pub baseline: Option<String>,
 }
 
 /// The workflow engine: start and command instances, read their state.
@@ -302,9 +307,54 @@ impl Engine {
             }
             None => generated_id(&workflow.name),
         };
+        let baselines = self.baselines(&workflow, options.baseline.as_deref())?;
         let (hash, workflow) = self.shared.definitions.pin(&*self.shared.store, workflow)?;
         let started_by = if options.started_by.is_empty() { "unknown".to_owned() } else { options.started_by };
-        self.request(|reply| Message::Start { id, workflow, hash, vars, started_by, reply }).await
+        self.request(|reply| Message::Start { id, workflow, hash, vars, started_by, baselines, reply }).await
+    }
+
+    /// The baselines a new instance's gates start with: per gate that reads
+    /// `baseline.`, the latest pass recorded for the workflow, or for the
+    /// instance named with `--baseline` (which must exist and run the same
+    /// workflow). Index lookups, never a scan of history.
+    fn baselines(&self, workflow: &Workflow, from: Option<&str>) -> Result<BTreeMap<String, crate::machine::Baseline>, Error> {
+        let store = &self.shared.store;
+        if let Some(other) = from {
+            let summary = store
+                .summary(other)
+                .map_err(Error::from)?
+                .and_then(|bytes| Summary::decode(other, &bytes).ok())
+                .ok_or_else(|| Error::Invalid(format!("--baseline {other}: there is no instance `{other}` in this store")))?;
+            if summary.workflow != workflow.name {
+                return Err(Error::Invalid(format!(
+                    "--baseline {other}: it runs workflow `{}`, not `{}`; a baseline comes from the same workflow",
+                    summary.workflow, workflow.name
+                )));
+            }
+        }
+        let mut out = BTreeMap::new();
+        for phase in &workflow.phases {
+            for gate in phase.gates.iter().filter(|g| !g.baseline_paths.is_empty()) {
+                let gate_key = format!("{}/{}", phase.id, gate.id);
+                let (index, owner) = match from {
+                    Some(other) => (codec::BASELINE_BY_INSTANCE_INDEX, other),
+                    None => (codec::BASELINE_INDEX, workflow.name.as_str()),
+                };
+                let key = codec::baseline_key(owner, &gate_key);
+                let mut end = key.clone();
+                end.push(0);
+                let found = store.index_range(index, &key, &end, 1).map_err(Error::from)?;
+                if let Some((_, value)) = found.into_iter().next() {
+                    match serde_json::from_slice::<crate::machine::Baseline>(&value) {
+                        Ok(baseline) => {
+                            out.insert(gate_key, baseline);
+                        }
+                        Err(error) => tracing::warn!(%error, gate = %gate_key, "ignoring a baseline that does not decode"),
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Applies an operator event (halt, resume, cancel, redrive); answers once

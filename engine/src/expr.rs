@@ -262,9 +262,10 @@ impl Checker<'_> {
                 // `metrics["error-rate"]` is how ids with dashes are read;
                 // check them like `metrics.name`.
                 if call.func_name == cel::common::ast::operators::INDEX && call.args.len() == 2 {
-                    if let (Node::Ident(root), Node::Literal(LiteralValue::String(key))) = (&call.args[0].expr, &call.args[1].expr) {
-                        if ROOTS.contains(&root.as_str()) && !self.bound.iter().any(|b| b == root) {
-                            self.check_path(&[root.as_str(), key.inner()]);
+                    if let Some(segments) = qualified_name(expr) {
+                        let root = segments[0];
+                        if (ROOTS.contains(&root) || root == "baseline") && !self.bound.iter().any(|b| b == root) {
+                            self.check_path(&segments);
                             return;
                         }
                     }
@@ -476,13 +477,11 @@ fn qualified_name(expr: &IdedExpr) -> Option<Vec<&str>> {
             }
             // `tasks["e2e-suite"].output.failed`: a dashed id read by index.
             Node::Call(call) if call.func_name == cel::common::ast::operators::INDEX && call.args.len() == 2 => {
-                let (Node::Ident(root), Node::Literal(LiteralValue::String(key))) = (&call.args[0].expr, &call.args[1].expr) else {
+                let Node::Literal(LiteralValue::String(key)) = &call.args[1].expr else {
                     return None;
                 };
                 segments.push(key.inner());
-                segments.push(root.as_str());
-                segments.reverse();
-                return Some(segments);
+                current = &call.args[0];
             }
             _ => return None,
         }

@@ -331,11 +331,11 @@ fn gates(input: &Input<'_>) -> Value {
                     .iter()
                     .map(|c| {
                         json!({"id": c.id, "label": c.label, "level": level(c.level), "condition": c.condition,
-                               "verdict": verdict(c.verdict), "values": c.values, "detail": c.detail})
+                               "verdict": verdict(c.verdict), "values": c.values, "detail": c.detail, "weight": c.weight, "points": c.points, "deltas": c.deltas})
                     })
                     .collect();
                 evaluations.push(json!({"phase": phase, "gate": gate, "phase_attempt": attempts.get(phase), "evaluated_at": at,
-                                        "criteria": criteria, "decisions": [], "outcome": Value::Null}));
+                                        "criteria": criteria, "score": evaluation.score, "decisions": [], "outcome": Value::Null}));
             }
             Event::DecisionRecorded { phase, gate, decision } => {
                 if let Some(entry) = evaluations.iter_mut().rev().find(|e| e["phase"] == *phase && e["gate"] == *gate) {
@@ -786,7 +786,22 @@ fn markdown(kind: Kind, data: &Value) -> String {
                     text(&e["evaluated_at"])
                 );
                 let _ = writeln!(out, "Outcome: **{}**\n", text(&e["outcome"]));
-                let _ = writeln!(out, "| criterion | level | condition | values | verdict |\n|---|---|---|---|---|");
+                if let Some(score) = e["score"].as_object() {
+                    let _ = writeln!(
+                        out,
+                        "Score: **{} %** ({} of {} points), {} band (pass ≥ {} %, warning ≥ {} %)\n",
+                        text(&score["percent"]),
+                        text(&score["points"]),
+                        text(&score["total"]),
+                        text(&score["band"]),
+                        text(&score["bands"]["pass"]),
+                        text(&score["bands"]["warning"])
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "| criterion | level | condition | values | Δ vs baseline | points | verdict |\n|---|---|---|---|---|---|---|"
+                );
                 for c in items(&e["criteria"]) {
                     let detail = text(&c["detail"]);
                     let verdict = if detail.is_empty() || detail == "—" {
@@ -794,13 +809,23 @@ fn markdown(kind: Kind, data: &Value) -> String {
                     } else {
                         format!("{} ({})", text(&c["verdict"]), cell(&c["detail"]))
                     };
+                    let deltas = match c["deltas"].as_object() {
+                        Some(map) if !map.is_empty() => map
+                            .iter()
+                            .map(|(path, delta)| format!("`{path}` {:+.1} %", delta.as_f64().unwrap_or_default() * 100.0))
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                        _ => "—".to_owned(),
+                    };
                     let _ = writeln!(
                         out,
-                        "| {} | {} | `{}` | {} | {} |",
+                        "| {} | {} | `{}` | {} | {deltas} | {}/{} | {} |",
                         cell(&c["label"]),
                         text(&c["level"]),
                         cell(&c["condition"]),
                         values(&c["values"]),
+                        text(&c["points"]),
+                        text(&c["weight"]),
                         verdict
                     );
                 }

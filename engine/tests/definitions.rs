@@ -475,3 +475,51 @@ fn a_schedule_may_be_conditional() {
     let toml = one_phase("[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\n[phases.schedule]\nevery = \"90d\"\nwhen = \"vars.nope\"\n");
     check(&toml, Kind::BadExpression, "phases[0].schedule.when", 9, "unknown variable");
 }
+
+#[test]
+fn scores_need_positive_weights_and_ordered_bands() {
+    let gate = |score: &str, weight: &str| {
+        one_phase(&format!(
+            "[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\n[[phases.gates]]\nid = \"g\"\nscore = {score}\ncriteria = [{{ should = \"tasks.t.output.ok\", label = \"ok\", weight = {weight} }}]\n"
+        ))
+    };
+    assert!(load(&gate("{ pass = 90, warning = 75 }", "2.5"), Format::Toml).is_ok());
+    check(
+        &gate("{ pass = 90, warning = 75 }", "0"),
+        Kind::InvalidValue,
+        "phases[0].gates[0].criteria[0].weight",
+        10,
+        "weight 0 is not a positive number",
+    );
+    check(
+        &gate("{ pass = 90, warning = 75 }", "-1"),
+        Kind::InvalidValue,
+        "phases[0].gates[0].criteria[0].weight",
+        10,
+        "weight -1 is not a positive number",
+    );
+    check(
+        &gate("{ pass = 75, warning = 90 }", "1"),
+        Kind::InvalidValue,
+        "phases[0].gates[0].score.warning",
+        9,
+        "the warning band (90) is above the pass band (75)",
+    );
+    check(&gate("{ pass = 150, warning = 0 }", "1"), Kind::InvalidValue, "phases[0].gates[0].score", 9, "must lie between 0 and 100");
+}
+
+#[test]
+fn baselines_are_read_with_a_path_and_pct_change_is_known() {
+    let gate = |criterion: &str| {
+        one_phase(&format!(
+            "[[phases.tasks]]\nid = \"perf\"\nagent = \"noop\"\n[[phases.gates]]\nid = \"g\"\ncriteria = [{{ should = \"{criterion}\", label = \"no regression\" }}]\n"
+        ))
+    };
+    let workflow = load(&gate("pct_change(tasks.perf.output.p95, baseline.tasks.perf.output.p95) <= 0.10"), Format::Toml).expect("valid");
+    assert_eq!(
+        workflow.phases[0].gates[0].baseline_paths,
+        [vec!["tasks".to_owned(), "perf".to_owned(), "output".to_owned(), "p95".to_owned()]]
+    );
+    check(&gate("baseline.tasks > 1"), Kind::BadExpression, "phases[0].gates[0].criteria[0].should", 9, "`baseline` is read with a path");
+    check(&gate("baseline.tasks.perff.output.p95 > 1"), Kind::BadExpression, "phases[0].gates[0].criteria[0].should", 9, "perff");
+}

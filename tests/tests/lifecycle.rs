@@ -214,6 +214,64 @@ fn a_full_run_with_scripted_approvals_completes_and_its_reports_hold_the_real_va
     assert_eq!(ops["budgets"]["SLO_BUDGETS"]["availability"], 0.999);
     let markdown = lab.ok(&["report", "full", "--kind", "ops"]);
     assert!(markdown.starts_with("# Ops report") && markdown.contains("SLO_BUDGETS"), "{markdown}");
+
+    // The readiness score passed on its own (every factor met).
+    let go = status["phases"][2]["gates"][0]["evaluation"]["score"].clone();
+    assert_eq!((go["percent"].as_f64(), go["band"].as_str()), (Some(100.0), Some("pass")), "{go}");
+
+    // A second release compares its load test with the first one's, through
+    // the baseline index (no history scan), and shows the delta.
+    lab.start("full-2", &[]);
+    lab.ok(&["run", "--until-idle"]);
+    let second = lab.status("full-2");
+    let criteria = second["phases"][1]["gates"][0]["evaluation"]["criteria"].as_array().expect("criteria").clone();
+    let regression = criteria.iter().find(|c| c["id"] == "perf-no-regression").expect("criterion");
+    assert_eq!(regression["values"]["baseline.tasks.performance.output.p95_ms"], p95["tasks.performance.output.p95_ms"], "{regression:#}");
+    assert!(regression["deltas"]["tasks.performance.output.p95_ms"].is_number(), "{regression:#}");
+    assert_ne!(regression["verdict"], "inconclusive");
+    let history = lab.ok(&["history", "full-2"]);
+    assert!(history.contains("baselines loaded: ") && history.contains("hardening/qa-sign-off from full ("), "{history}");
+    let gate_report = lab.ok(&["report", "full-2", "--kind", "gate"]);
+    assert!(gate_report.contains("Δ vs baseline") && gate_report.contains("`tasks.performance.output.p95_ms`"), "{gate_report}");
+
+    // Naming the baseline: it must exist and run the same workflow; nothing is written otherwise.
+    let before = lab.ok(&["list"]);
+    let target = format!("target_url={}", lab.target.url);
+    let missing = lab.pg(&["start", "workflows/release-lifecycle.toml", "--var", &target, "--baseline", "nobody"]);
+    assert!(
+        !missing.status.success() && stderr(&missing).contains("--baseline nobody: there is no instance `nobody`"),
+        "{}",
+        stderr(&missing)
+    );
+    lab.ok(&["start", "workflows/hello.toml", "--id", "other"]);
+    let other = lab.pg(&["start", "workflows/release-lifecycle.toml", "--var", &target, "--baseline", "other"]);
+    assert!(!other.status.success() && stderr(&other).contains("it runs workflow `hello`, not `release-lifecycle`"), "{}", stderr(&other));
+    let after = lab.ok(&["list"]);
+    assert_eq!(after.lines().count(), before.lines().count() + 1, "only `other` was added:\n{after}");
+    lab.ok(&["start", "workflows/release-lifecycle.toml", "--id", "vs-first", "--var", &target, "--baseline", "full"]);
+}
+
+#[test]
+fn a_readiness_score_under_70_percent_halts_for_management_with_the_breakdown() {
+    let lab = Lab::new();
+    // Two factors miss: staging uptime (3 of 14 points) and support readiness (2 of 14): 9 / 14 = 64.3 %.
+    lab.start("low", &["--var", "readiness_uptime_min=1.5", "--var", "readiness_min_playbooks=10"]);
+    lab.ok(&["run", "--until-idle"]);
+    lab.approve("low", "quinn", "hardening/qa-sign-off");
+    let ran = lab.ok(&["run", "--until-idle"]);
+    assert!(ran.contains("go-no-go/readiness-score waits for 1 more approval(s) from role:management"), "{ran}");
+    let approvals = lab.ok(&["approvals"]);
+    assert!(approvals.contains("score 64.3% (warning band: pass ≥ 70%, warning ≥ 0%)"), "{approvals}");
+    assert!(approvals.contains("Staging uptime 0/3") && approvals.contains("Test results 3/3"), "the factor breakdown: {approvals}");
+    let shown = lab.ok(&["status", "low"]);
+    assert!(shown.contains("score 64.3% (9 of 14 points): warning band"), "{shown}");
+    let gates = lab.report("low", "gate", &[]);
+    let readiness = gates["evaluations"].as_array().and_then(|e| e.iter().find(|e| e["gate"] == "readiness-score")).expect("evaluated");
+    assert_eq!(readiness["score"]["percent"], 64.3);
+    // Management accepts the risk; the user's go/no-go comes next.
+    lab.approve("low", "morgan", "go-no-go/readiness-score");
+    let ran = lab.ok(&["run", "--until-idle"]);
+    assert!(ran.contains("go-no-go/user-go-no-go waits"), "{ran}");
 }
 
 #[test]

@@ -95,8 +95,23 @@ pub(super) fn approvals(cli: &Cli, args: &ApprovalsArgs) -> u8 {
                     let notes =
                         if p.inconclusive.is_empty() { String::new() } else { format!("; inconclusive: {}", p.inconclusive.join(", ")) };
                     let warnings = if p.warnings.is_empty() { String::new() } else { format!("; warnings: {}", p.warnings.join(", ")) };
+                    let score = match &p.score {
+                        Some(score) => format!(
+                            "; score {}% ({} band: pass ≥ {}%, warning ≥ {}%): {}",
+                            score.percent,
+                            band_name(score.band),
+                            score.bands.pass,
+                            score.bands.warning,
+                            p.breakdown
+                                .iter()
+                                .map(|(label, points, weight)| format!("{label} {points}/{weight}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        None => String::new(),
+                    };
                     println!(
-                        "{} {}/{}  level {}, {}/{} approvals from {}; waiting {waiting}{deadline}{notes}{warnings}",
+                        "{} {}/{}  level {}, {}/{} approvals from {}; waiting {waiting}{deadline}{score}{notes}{warnings}",
                         p.instance,
                         p.phase,
                         p.gate,
@@ -132,4 +147,13 @@ pub(super) fn advance(cli: &Cli, id: &str) -> u8 {
         // Nothing could move and something blocks: the caller should know.
         Ok(if report.appended == 0 && !report.blockers.is_empty() { EXIT_INVALID } else { EXIT_OK })
     })
+}
+
+/// A score band's name.
+pub(super) fn band_name(band: crate::machine::gate::Band) -> &'static str {
+    match band {
+        crate::machine::gate::Band::Pass => "pass",
+        crate::machine::gate::Band::Warning => "warning",
+        crate::machine::gate::Band::Fail => "fail",
+    }
 }

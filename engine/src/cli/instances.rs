@@ -670,7 +670,26 @@ fn gate_lines(instance: &Instance, plan: &crate::plan::Phase, g: usize, gate: &c
             } else {
                 format!(" ({})", criterion.detail)
             };
-            out.push_str(&format!("    {verdict:<12} {level:<6} {}: `{}`{values}{detail}\n", criterion.label, criterion.condition));
+            let scored =
+                if evaluation.score.is_some() { format!(" ({}/{} points)", criterion.points, criterion.weight) } else { String::new() };
+            let deltas: Vec<String> =
+                criterion.deltas.iter().map(|(path, delta)| format!("{path} {:+.1}% vs baseline", delta * 100.0)).collect();
+            let deltas = if deltas.is_empty() { String::new() } else { format!(" [{}]", deltas.join(", ")) };
+            out.push_str(&format!(
+                "    {verdict:<12} {level:<6} {}: `{}`{values}{deltas}{scored}{detail}\n",
+                criterion.label, criterion.condition
+            ));
+        }
+        if let Some(score) = &evaluation.score {
+            out.push_str(&format!(
+                "    score {}% ({} of {} points): {} band (pass ≥ {}%, warning ≥ {}%)\n",
+                score.percent,
+                score.points,
+                score.total,
+                super::gates::band_name(score.band),
+                score.bands.pass,
+                score.bands.warning
+            ));
         }
     }
     for (at, decision) in &gate.decisions {

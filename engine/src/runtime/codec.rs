@@ -154,6 +154,13 @@ pub struct PendingApproval {
     pub inconclusive: Vec<String>,
     /// Should-criteria that failed: warnings for the approver.
     pub warnings: Vec<String>,
+    /// A scored gate's total and band, and each criterion's contribution
+    /// (`label: points/weight`), for the approver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<crate::machine::gate::Score>,
+    /// Each criterion's contribution to the score: (label, points, weight).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub breakdown: Vec<(String, f64, f64)>,
 }
 
 /// The approvals index entries an instance should have in this state.
@@ -184,6 +191,11 @@ pub(crate) fn pending_approvals(instance: &Instance, workflow: &crate::plan::Wor
                     .map(|e| e.criteria.iter().filter(|c| c.verdict == Verdict::Inconclusive).map(|c| c.label.clone()).collect())
                     .unwrap_or_default(),
                 warnings: evaluation.map(|e| e.warnings().map(|c| c.label.clone()).collect()).unwrap_or_default(),
+                score: evaluation.and_then(|e| e.score),
+                breakdown: evaluation
+                    .filter(|e| e.score.is_some())
+                    .map(|e| e.criteria.iter().map(|c| (c.label.clone(), c.points, c.weight)).collect())
+                    .unwrap_or_default(),
             };
             let mut key = instance.id.as_bytes().to_vec();
             key.push(0);
@@ -213,6 +225,8 @@ pub(crate) fn pending_approvals(instance: &Instance, workflow: &crate::plan::Wor
                     approvals: approvals.clone(),
                     inconclusive: Vec::new(),
                     warnings: vec![format!("{cause}; approving runs `{}`", then.name())],
+                    score: None,
+                    breakdown: Vec::new(),
                 };
                 let mut key = instance.id.as_bytes().to_vec();
                 key.push(0);

@@ -16,7 +16,7 @@ pub mod conformance;
 mod contract;
 mod registry;
 
-pub use builtin::{ExecAgent, HttpAgent, NoopAgent, PrometheusAgent, SleepAgent, WebhookAgent};
+pub use builtin::{ExecAgent, HttpAgent, NoopAgent, PluginAgent, PrometheusAgent, SleepAgent, WebhookAgent, PLUGIN_PROTOCOL};
 pub use contract::{Agent, Error, Heartbeat, TaskContext, TaskOutput, TaskRequest, MAX_OUTPUT_BYTES};
 pub use registry::Registry;
 

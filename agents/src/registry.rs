@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::builtin::{ExecAgent, HttpAgent, NoopAgent, PrometheusAgent, SleepAgent, WebhookAgent};
+use crate::builtin::{ExecAgent, HttpAgent, NoopAgent, PluginAgent, PrometheusAgent, SleepAgent, WebhookAgent};
 use crate::Agent;
 
 /// Agents by name. Registration is explicit: nothing is discovered at link
@@ -20,7 +20,7 @@ impl Registry {
     }
 
     /// The built-in agents of this crate: `exec`, `http`, `noop`, `sleep`,
-    /// `prometheus`, `webhook`.
+    /// `prometheus`, `webhook`, `plugin`.
     pub fn with_builtins() -> Self {
         let mut registry = Self::new();
         registry.register(Arc::new(ExecAgent));
@@ -29,6 +29,7 @@ impl Registry {
         registry.register(Arc::new(SleepAgent));
         registry.register(Arc::new(PrometheusAgent::new()));
         registry.register(Arc::new(WebhookAgent::new()));
+        registry.register(Arc::new(PluginAgent));
         registry
     }
 

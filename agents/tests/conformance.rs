@@ -290,3 +290,49 @@ async fn webhook_conforms_and_keeps_secrets_out_of_outputs_and_errors() {
         .expect_err("unset");
     assert!(matches!(&error, Error::Permanent(m) if m.contains("PHASEGATE_TEST_HOOK_UNSET") && m.contains("is not set")), "{error:?}");
 }
+
+fn example_plugin() -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples/plugin.py").display().to_string()
+}
+
+#[tokio::test]
+async fn plugin_conforms() {
+    let plugin = example_plugin();
+    assert_conforms(Case {
+        agent: Arc::new(phasegate_agents::PluginAgent),
+        succeeds: params(json!({"command": ["python3", plugin], "name": "conformance"})),
+        invalid: params(json!({"command": "python3 plugin.py"})),
+        slow: Some(params(json!({"command": ["python3", plugin], "name": "slow", "pause": 20}))),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn plugin_speaks_the_documented_protocol() {
+    let plugin = example_plugin();
+    let beats = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&beats);
+    let context = TaskContext::new(
+        tokio_util::sync::CancellationToken::new(),
+        Arc::new(move |progress| sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(progress)),
+    );
+    let agent = phasegate_agents::PluginAgent;
+    let output = agent.run(request(params(json!({"command": ["python3", &plugin], "name": "ada"}))), context).await.expect("succeeds");
+    assert_eq!(output.0, json!({"greeting": "hello, ada", "attempt": 2, "key": "i-1/p.1/t/2"}));
+    assert_eq!(beats.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len(), 3, "heartbeats reach the engine");
+
+    // The plugin's own error, permanent as it says.
+    let refused = agent.run(request(params(json!({"command": ["python3", &plugin]}))), TaskContext::detached()).await.expect_err("no name");
+    assert!(matches!(&refused, Error::Permanent(m) if m == "parameter `name` is required"), "{refused:?}");
+
+    // A crash is retryable and carries standard error; so is silence.
+    let crash = agent
+        .run(request(params(json!({"command": ["sh", "-c", "echo boom >&2; exit 3"]}))), TaskContext::detached())
+        .await
+        .expect_err("crashes");
+    assert!(matches!(&crash, Error::Retryable(m) if m.contains("status 3") && m.contains("boom")), "{crash:?}");
+    let silent = agent.run(request(params(json!({"command": ["true"]}))), TaskContext::detached()).await.expect_err("no result");
+    assert!(matches!(&silent, Error::Retryable(m) if m.contains("without a {\"result\"")), "{silent:?}");
+    let missing = agent.run(request(params(json!({"command": ["/no/such/plugin"]}))), TaskContext::detached()).await.expect_err("missing");
+    assert!(matches!(&missing, Error::Permanent(m) if m.contains("cannot run plugin")), "{missing:?}");
+}

@@ -409,3 +409,25 @@ when = "has(signals.incident) && signals.incident.severity == 'P2'"
     assert_eq!(signals, 1);
     engine.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_plugin_task_runs_through_the_json_protocol() {
+    let engine = memory_engine().await;
+    let plugin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples/plugin.py").display().to_string();
+    let toml = format!(
+        "name = \"plugged\"\n[[phases]]\nid = \"p\"\n[[phases.tasks]]\nid = \"greet\"\nagent = \"plugin\"\nparams = {{ command = [\"python3\", {plugin:?}], name = \"{{{{ instance.id }}}}\" }}\n"
+    );
+    let workflow = engine.load_definition(&definition(&toml)).expect("valid");
+    let id = engine.start(workflow, StartOptions { id: Some("plug-1".into()), ..StartOptions::default() }).await.expect("starts");
+    engine.run_until_idle().await;
+    let (instance, _) = engine.instance(&id).expect("loads");
+    assert_eq!(instance.effective_status(), "completed");
+    match &instance.phases[0].tasks[0].status {
+        TaskStatus::Succeeded { output, .. } => {
+            assert_eq!(output["greeting"], "hello, plug-1", "params reach the plugin, placeholders rendered");
+            assert_eq!(output["key"], "plug-1/p.1/greet/1");
+        }
+        other => panic!("{other:?}"),
+    }
+    engine.shutdown().await;
+}

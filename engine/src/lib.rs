@@ -21,6 +21,8 @@ pub mod model;
 pub mod plan;
 pub mod report;
 pub mod runtime;
+#[cfg(feature = "server")]
+pub mod server;
 mod suggest;
 pub mod template;
 

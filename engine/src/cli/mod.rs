@@ -6,6 +6,7 @@ mod definitions;
 mod demo_target;
 mod gates;
 mod instances;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -106,6 +107,8 @@ pub enum Command {
     Signal(instances::SignalArgs),
     /// Render a report from an instance's log: readiness, gate, checklist, certificate, ops (Markdown or JSON).
     Report(instances::ReportArgs),
+    /// Drive instances like `run` and serve the control API (HTTP JSON, token-authenticated) for the CLI and tools.
+    Serve(serve::ServeArgs),
     /// Serve the demo service the shipped release lifecycle checks, deploys and rolls back (loopback only).
     DemoTarget(demo_target::DemoTargetArgs),
 }
@@ -179,6 +182,7 @@ pub fn main() -> ExitCode {
         Command::Advance(args) => gates::advance(&cli, &args.id),
         Command::Signal(args) => instances::signal(&cli, args),
         Command::DemoTarget(args) => demo_target::run(args),
+        Command::Serve(args) => serve::serve(&cli, args),
         Command::Report(args) => instances::report_command(&cli, args),
     };
     ExitCode::from(status)

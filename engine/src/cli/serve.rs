@@ -1,0 +1,87 @@
+//! `phasegate serve`: drive the store's instances (like `run`) and serve the
+//! control API, so the CLI and other tools work while this process owns the
+//! store.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::instances::{open_engine, runtime};
+use super::{Cli, EXIT_OK, EXIT_USAGE};
+use crate::server;
+use crate::Mode;
+
+/// Arguments of `phasegate serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one; see the address file).
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    pub listen: SocketAddr,
+    /// Allow a non-loopback address (every request still needs the token).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Most task attempts running at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+}
+
+/// `phasegate serve`.
+pub(super) fn serve(cli: &Cli, args: &ServeArgs) -> u8 {
+    if !args.listen.ip().is_loopback() && !args.allow_remote {
+        eprintln!(
+            "error: --listen {}: not a loopback address; the control API listens on loopback unless --allow-remote is given (it always requires the token)",
+            args.listen
+        );
+        return EXIT_USAGE;
+    }
+    let Ok(runtime) = runtime() else { return EXIT_USAGE };
+    runtime.block_on(async {
+        let engine = match open_engine(cli, Mode::Drive, args.concurrency).await {
+            Ok(engine) => Arc::new(engine),
+            Err(status) => return status,
+        };
+        let token = match server::ensure_token(&cli.db) {
+            Ok(token) => token,
+            Err(error) => {
+                eprintln!("error: cannot create the token in {}: {error}", cli.db.display());
+                engine.shutdown().await;
+                return EXIT_USAGE;
+            }
+        };
+        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                eprintln!("error: cannot listen on {}: {error}; choose another with --listen", args.listen);
+                engine.shutdown().await;
+                return EXIT_USAGE;
+            }
+        };
+        let url = listener.local_addr().map_or_else(|_| args.listen.to_string(), |a| format!("http://{a}"));
+        let address_file = server::address_file(&cli.db);
+        if let Err(error) = std::fs::write(&address_file, format!("{url}\n{}\n", std::process::id())) {
+            eprintln!("error: cannot write {}: {error}", address_file.display());
+            engine.shutdown().await;
+            return EXIT_USAGE;
+        }
+        eprintln!(
+            "serving the control API on {url} (token in {}); the CLI uses it while this runs",
+            cli.db.join(server::TOKEN_FILE).display()
+        );
+        let app = server::router(Arc::clone(&engine), token);
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await;
+        let _ = std::fs::remove_file(&address_file);
+        engine.shutdown().await;
+        match served {
+            Ok(()) => EXIT_OK,
+            Err(error) => {
+                eprintln!("error: the control API stopped: {error}");
+                EXIT_USAGE
+            }
+        }
+    })
+}

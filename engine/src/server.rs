@@ -1,0 +1,401 @@
+//! The control API: an HTTP JSON API over a running engine, so the process
+//! that owns the store (sled lets one process open it) can take commands
+//! from the CLI, scripts and tools.
+//!
+//! Deny by default: every route but `/healthz` needs `Authorization: Bearer
+//! <token>`, the token generated into the data directory with mode 0600.
+//! The acting principal is named by `X-Phasegate-Principal` and authorized
+//! by the engine exactly as for the CLI (roles from the configuration).
+//! Every error is JSON: `{"error": "...", "kind": "..."}`. docs/api.md lists
+//! the routes.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::machine::{DecisionKind, Event, Timestamp};
+use crate::runtime::{DecisionRequest, Error, StartOptions};
+use crate::Engine;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The file, in the data directory, holding the bearer token.
+pub const TOKEN_FILE: &str = "control.token";
+/// The file, in the data directory, holding the address of the live server.
+pub const ADDRESS_FILE: &str = "control.addr";
+
+/// Reads the data directory's token, creating it (mode 0600) if absent.
+pub fn ensure_token(data_dir: &Path) -> std::io::Result<String> {
+    let path = data_dir.join(TOKEN_FILE);
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        if !token.trim().is_empty() {
+            return Ok(token.trim().to_owned());
+        }
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&path)?;
+    std::io::Write::write_all(&mut file, token.as_bytes())?;
+    Ok(token)
+}
+
+/// Event counts since the server started, for `/metrics`.
+#[derive(Default)]
+struct Counters {
+    by_event: std::sync::Mutex<BTreeMap<&'static str, u64>>,
+    task_ms_sum: AtomicU64,
+    task_ms_buckets: [AtomicU64; 8],
+}
+
+/// Upper bounds (ms) of the task duration histogram's buckets.
+const BUCKETS_MS: [u64; 8] = [10, 50, 100, 500, 1_000, 5_000, 30_000, 300_000];
+
+struct Api {
+    engine: Arc<Engine>,
+    token: String,
+    counters: Counters,
+}
+
+/// An API error: its status and a JSON body naming what went wrong.
+struct ApiError(StatusCode, String, &'static str);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"error": self.1, "kind": self.2}))).into_response()
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        let (status, kind) = match &error {
+            Error::UnknownInstance(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Error::Rejected(_) => (StatusCode::CONFLICT, "rejected"),
+            Error::Definition(_) | Error::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Error::Quarantined { .. } | Error::Corrupt(_) => (StatusCode::CONFLICT, "quarantined"),
+            Error::ShutDown => (StatusCode::SERVICE_UNAVAILABLE, "shut_down"),
+            Error::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store"),
+        };
+        ApiError(status, error.to_string(), kind)
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+/// The API's routes over `engine`, authenticated by `token`.
+pub fn router(engine: Arc<Engine>, token: String) -> Router {
+    let api = Arc::new(Api { engine: Arc::clone(&engine), token, counters: Counters::default() });
+    let counting = Arc::clone(&api);
+    let mut events = engine.subscribe();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(note) => counting.count(note.record.event()),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    let authenticated = Router::new()
+        .route("/v1/instances", get(list).post(start))
+        .route("/v1/instances/{id}", get(status))
+        .route("/v1/instances/{id}/history", get(history))
+        .route("/v1/instances/{id}/report", get(report))
+        .route("/v1/instances/{id}/decisions", post(decide))
+        .route("/v1/instances/{id}/{operation}", post(operate))
+        .route("/v1/approvals", get(approvals))
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(Arc::clone(&api), authenticate));
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .merge(authenticated)
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such route; see docs/api.md".to_owned(), "not_found") })
+        .with_state(api)
+}
+
+impl Api {
+    fn count(&self, event: &Event) {
+        if let Ok(mut counts) = self.counters.by_event.lock() {
+            *counts.entry(event.kind()).or_insert(0) += 1;
+        }
+        if let Event::TaskSucceeded { duration_ms, .. } = event {
+            self.counters.task_ms_sum.fetch_add(*duration_ms, Ordering::Relaxed);
+            for (bucket, bound) in self.counters.task_ms_buckets.iter().zip(BUCKETS_MS) {
+                if *duration_ms <= bound {
+                    bucket.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// Constant-time comparison, so the token cannot be guessed byte by byte.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn authenticate(State(api): State<Arc<Api>>, request: Request, next: Next) -> Response {
+    let presented = request.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(token) if same(token.trim(), &api.token) => next.run(request).await,
+        Some(_) => ApiError(StatusCode::UNAUTHORIZED, "the bearer token is wrong".to_owned(), "unauthorized").into_response(),
+        None => ApiError(
+            StatusCode::UNAUTHORIZED,
+            format!("send Authorization: Bearer <token>; the token is in the data directory's {TOKEN_FILE}"),
+            "unauthorized",
+        )
+        .into_response(),
+    }
+}
+
+fn principal(headers: &HeaderMap) -> Result<String, ApiError> {
+    headers
+        .get("x-phasegate-principal")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "name who acts with the X-Phasegate-Principal header".to_owned(), "invalid"))
+}
+
+async fn body<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {MAX_BODY_BYTES} bytes"), "too_large"))?;
+    let bytes = if bytes.is_empty() { axum::body::Bytes::from_static(b"{}") } else { bytes };
+    serde_json::from_slice(&bytes)
+        .map_err(|error| ApiError(StatusCode::BAD_REQUEST, format!("the body is not valid JSON for this route: {error}"), "bad_json"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    definition: String,
+    #[serde(default = "toml")]
+    format: String,
+    #[serde(default)]
+    vars: BTreeMap<String, String>,
+    id: Option<String>,
+    baseline: Option<String>,
+}
+
+fn toml() -> String {
+    "toml".to_owned()
+}
+
+async fn start(State(api): State<Arc<Api>>, request: Request) -> ApiResult {
+    let by = principal(request.headers())?;
+    let start: StartBody = body(request.into_body()).await?;
+    let format = match start.format.as_str() {
+        "toml" => crate::model::Format::Toml,
+        "json" => crate::model::Format::Json,
+        other => return Err(ApiError(StatusCode::BAD_REQUEST, format!("format `{other}`: use toml or json"), "invalid")),
+    };
+    let workflow = api.engine.load_definition(&crate::model::Source::from_text(&start.definition, format))?;
+    let options = StartOptions { id: start.id, vars: start.vars.into_iter().collect(), started_by: by, baseline: start.baseline };
+    let id = api.engine.start(workflow, options).await?;
+    Ok((StatusCode::CREATED, Json(json!({"id": id}))).into_response())
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+}
+
+async fn list(State(api): State<Arc<Api>>, Query(query): Query<ListQuery>) -> ApiResult {
+    let rows: Vec<Value> = api.engine.list(query.status.as_deref())?.into_iter().map(|(id, s)| json!({"id": id, "summary": s})).collect();
+    Ok(Json(Value::Array(rows)).into_response())
+}
+
+async fn status(State(api): State<Arc<Api>>, UrlPath(id): UrlPath<String>) -> ApiResult {
+    let (instance, _) = api.engine.instance(&id)?;
+    let mut value = serde_json::to_value(&instance).unwrap_or_default();
+    value["effective_status"] = json!(instance.effective_status());
+    Ok(Json(value).into_response())
+}
+
+async fn history(State(api): State<Arc<Api>>, UrlPath(id): UrlPath<String>) -> ApiResult {
+    Ok(Json(serde_json::to_value(api.engine.history(&id)?).unwrap_or_default()).into_response())
+}
+
+#[derive(Deserialize)]
+struct ReportQuery {
+    kind: String,
+    phase: Option<String>,
+    format: Option<String>,
+}
+
+async fn report(State(api): State<Arc<Api>>, UrlPath(id): UrlPath<String>, Query(query): Query<ReportQuery>) -> ApiResult {
+    let kind = crate::report::Kind::parse(&query.kind).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e, "invalid"))?;
+    let (instance, workflow) = api.engine.instance(&id)?;
+    let history = api.engine.history(&id)?;
+    let input = crate::report::Input {
+        instance: &instance,
+        workflow: &workflow,
+        history: &history,
+        now: Timestamp::now(),
+        phase: query.phase.as_deref(),
+    };
+    let rendered = crate::report::render(kind, &input).map_err(|e| ApiError(StatusCode::CONFLICT, e, "rejected"))?;
+    Ok(match query.format.as_deref() {
+        Some("md") => ([("content-type", "text/markdown; charset=utf-8")], rendered.markdown).into_response(),
+        _ => Json(rendered.data).into_response(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    decision: String,
+    gate: Option<String>,
+    #[serde(default)]
+    comment: String,
+    #[serde(default)]
+    request_id: String,
+}
+
+async fn decide(State(api): State<Arc<Api>>, UrlPath(id): UrlPath<String>, request: Request) -> ApiResult {
+    let by = principal(request.headers())?;
+    let decision: DecisionBody = body(request.into_body()).await?;
+    let kind = match decision.decision.as_str() {
+        "approve" => DecisionKind::Approve,
+        "reject" => DecisionKind::Reject,
+        "hold" => DecisionKind::Hold,
+        "escalate" => DecisionKind::Escalate,
+        other => {
+            return Err(ApiError(StatusCode::BAD_REQUEST, format!("decision `{other}`: use approve, reject, hold or escalate"), "invalid"))
+        }
+    };
+    let outcome = api
+        .engine
+        .decide(
+            &id,
+            decision.gate.as_deref(),
+            DecisionRequest { kind, principal: by, comment: decision.comment, request_id: decision.request_id },
+        )
+        .await?;
+    Ok(Json(serde_json::to_value(outcome).unwrap_or_default()).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct OperationBody {
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    cancel_running: bool,
+    task: Option<String>,
+    to: Option<String>,
+    name: Option<String>,
+    data: Option<Value>,
+}
+
+async fn operate(State(api): State<Arc<Api>>, UrlPath((id, operation)): UrlPath<(String, String)>, request: Request) -> ApiResult {
+    let by = principal(request.headers())?;
+    let op: OperationBody = body(request.into_body()).await?;
+    let engine = &api.engine;
+    let seq = match operation.as_str() {
+        "halt" => engine.halt(&id, &by, &op.reason, op.cancel_running).await?,
+        "resume" => engine.resume(&id, &by).await?,
+        "cancel" => engine.cancel(&id, &by, &op.reason).await?,
+        "retry" => engine.retry(&id, &by, op.task.as_deref()).await?,
+        "rollback" => engine.rollback(&id, &by, &op.reason, op.to.as_deref()).await?,
+        "signal" => {
+            let name = op.name.ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "a signal needs `name`".to_owned(), "invalid"))?;
+            engine.signal(&id, &name, op.data.unwrap_or(Value::Null), &by).await?
+        }
+        "advance" => {
+            let report = engine.advance(&id).await?;
+            return Ok(Json(serde_json::to_value(report).unwrap_or_default()).into_response());
+        }
+        other => {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no operation `{other}`; use halt, resume, cancel, retry, rollback, signal, advance or decisions"),
+                "not_found",
+            ))
+        }
+    };
+    let status = engine.instance(&id).map(|(i, _)| i.effective_status()).unwrap_or("unknown");
+    Ok(Json(json!({"instance": id, "seq": seq, "status": status})).into_response())
+}
+
+#[derive(Deserialize)]
+struct ApprovalsQuery {
+    r#for: Option<String>,
+}
+
+async fn approvals(State(api): State<Arc<Api>>, Query(query): Query<ApprovalsQuery>) -> ApiResult {
+    Ok(Json(serde_json::to_value(api.engine.approvals(query.r#for.as_deref())?).unwrap_or_default()).into_response())
+}
+
+async fn metrics(State(api): State<Arc<Api>>) -> ApiResult {
+    let mut out = String::new();
+    out.push_str("# HELP phasegate_instances Instances by effective status.\n# TYPE phasegate_instances gauge\n");
+    let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, summary) in api.engine.list(None)? {
+        *by_status.entry(summary.status).or_insert(0) += 1;
+    }
+    for (status, count) in &by_status {
+        out.push_str(&format!("phasegate_instances{{status=\"{status}\"}} {count}\n"));
+    }
+    let pending = api.engine.approvals(None)?;
+    let now = Timestamp::now();
+    let oldest = pending.iter().map(|p| now.since(p.since)).max().unwrap_or(0);
+    out.push_str(&format!(
+        "# HELP phasegate_approvals_pending Decisions people are waiting for.\n# TYPE phasegate_approvals_pending gauge\nphasegate_approvals_pending {}\n\
+         # HELP phasegate_approvals_oldest_seconds Age of the oldest pending decision.\n# TYPE phasegate_approvals_oldest_seconds gauge\nphasegate_approvals_oldest_seconds {}\n",
+        pending.len(),
+        oldest as f64 / 1000.0
+    ));
+    out.push_str(
+        "# HELP phasegate_events_total Events made durable since the server started, by type.\n# TYPE phasegate_events_total counter\n",
+    );
+    if let Ok(counts) = api.counters.by_event.lock() {
+        for (kind, count) in counts.iter() {
+            out.push_str(&format!("phasegate_events_total{{type=\"{kind}\"}} {count}\n"));
+        }
+    }
+    out.push_str(
+        "# HELP phasegate_task_duration_seconds Duration of succeeded task attempts.\n# TYPE phasegate_task_duration_seconds histogram\n",
+    );
+    let mut total = 0;
+    for (bucket, bound) in api.counters.task_ms_buckets.iter().zip(BUCKETS_MS) {
+        total = bucket.load(Ordering::Relaxed);
+        out.push_str(&format!("phasegate_task_duration_seconds_bucket{{le=\"{}\"}} {total}\n", bound as f64 / 1000.0));
+    }
+    let count = api.counters.by_event.lock().map(|c| c.get("TaskSucceeded").copied().unwrap_or(0)).unwrap_or(total);
+    out.push_str(&format!(
+        "phasegate_task_duration_seconds_bucket{{le=\"+Inf\"}} {count}\nphasegate_task_duration_seconds_sum {}\nphasegate_task_duration_seconds_count {count}\n",
+        api.counters.task_ms_sum.load(Ordering::Relaxed) as f64 / 1000.0
+    ));
+    Ok(([("content-type", "text/plain; version=0.0.4")], out).into_response())
+}
+
+/// Where a data directory's live server listens, if its address file says so.
+pub fn address_file(data_dir: &Path) -> PathBuf {
+    data_dir.join(ADDRESS_FILE)
+}

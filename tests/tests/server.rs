@@ -1,0 +1,189 @@
+//! The control API served by `phasegate serve`: authentication, the
+//! operations the CLI needs, authorization of decisions exactly as from the
+//! CLI, JSON errors for bad requests while the server keeps serving, and a
+//! graceful stop that leaves everything resumable.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use phasegate_tests::phasegate;
+use serde_json::{json, Value};
+
+const FLOW: &str = r#"
+name = "served"
+[[phases]]
+id = "build"
+[[phases.tasks]]
+id = "compile"
+agent = "noop"
+[[phases.gates]]
+id = "review"
+approval = { approvers = ["role:reviewer"] }
+[[phases]]
+id = "ship"
+after = ["build"]
+[[phases.tasks]]
+id = "deploy"
+agent = "sleep"
+params = { duration = "30s" }
+"#;
+
+struct Server {
+    child: Child,
+    address: String,
+    token: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &Path) -> Server {
+    let child = phasegate(dir)
+        .args(["--db", "db", "serve", "--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let mut server = Server { child, address: String::new(), token: String::new() };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(text) = std::fs::read_to_string(dir.join("db/control.addr")) {
+            if let Some(url) = text.lines().next() {
+                server.address = url.trim_start_matches("http://").to_owned();
+                server.token = std::fs::read_to_string(dir.join("db/control.token")).expect("token").trim().to_owned();
+                return server;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the server never wrote its address");
+}
+
+/// One HTTP request; returns the status and the body parsed as JSON (or as a string).
+fn call(server: &Server, method: &str, path: &str, token: Option<&str>, principal: Option<&str>, body: &[u8]) -> (u16, Value) {
+    let mut stream = TcpStream::connect(&server.address).expect("connects");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    if let Some(token) = token {
+        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    if let Some(principal) = principal {
+        head.push_str(&format!("X-Phasegate-Principal: {principal}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).expect("writes");
+    // A body the server refuses part-way may reset the connection: the status line still arrives.
+    let _ = stream.write_all(body);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status: u16 = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    // Chunked bodies: take the JSON between the first '{' or '[' and the last '}' or ']'.
+    let start = body.find(['{', '[']).unwrap_or(0);
+    let end = body.rfind(['}', ']']).map_or(body.len(), |e| e + 1);
+    let value = serde_json::from_str(&body[start..end.max(start)]).unwrap_or_else(|_| Value::String(body.to_owned()));
+    (status, value)
+}
+
+fn json_body(value: Value) -> Vec<u8> {
+    serde_json::to_vec(&value).expect("json")
+}
+
+#[test]
+fn the_control_api_authenticates_authorizes_and_answers_in_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("phasegate.toml"), "[roles]\nreviewer = [\"rita\"]\n").expect("config");
+    let server = serve(dir.path());
+    let token = server.token.clone();
+    let token = Some(token.as_str());
+
+    // The token file is private.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join("db/control.token")).expect("token").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert_eq!(call(&server, "GET", "/healthz", None, None, b"").0, 200);
+
+    let start = json_body(json!({"definition": FLOW, "id": "s1"}));
+    let (status, body) = call(&server, "POST", "/v1/instances", token, Some("ci"), &start);
+    assert_eq!((status, &body["id"]), (201, &json!("s1")), "{body}");
+
+    // No token, a wrong token: 401, nothing changes.
+    let history_len = |server: &Server| call(server, "GET", "/v1/instances/s1/history", token, None, b"").1.as_array().map_or(0, Vec::len);
+    std::thread::sleep(Duration::from_millis(500));
+    let before = history_len(&server);
+    let halt = json_body(json!({"reason": "no"}));
+    assert_eq!(call(&server, "POST", "/v1/instances/s1/halt", None, Some("ops"), &halt).0, 401);
+    let (status, body) = call(&server, "POST", "/v1/instances/s1/halt", Some("wrong"), Some("ops"), &halt);
+    assert_eq!((status, body["kind"].as_str()), (401, Some("unauthorized")));
+    assert_eq!(call(&server, "POST", "/v1/instances/s1/decisions", None, Some("rita"), b"{}").0, 401);
+
+    // A principal the gate does not allow: 403, nothing changes.
+    let approve = json_body(json!({"decision": "approve", "comment": "looks good"}));
+    let (status, body) = call(&server, "POST", "/v1/instances/s1/decisions", token, Some("mallory"), &approve);
+    assert_eq!((status, body["kind"].as_str()), (403, Some("forbidden")), "{body}");
+    assert_eq!(history_len(&server), before, "refused requests append nothing");
+
+    // Malformed JSON, unknown routes and fields, oversized bodies: clear 4xx JSON, and the server keeps serving.
+    let (status, body) = call(&server, "POST", "/v1/instances/s1/halt", token, Some("ops"), b"{not json");
+    assert_eq!((status, body["kind"].as_str()), (400, Some("bad_json")), "{body}");
+    let (status, body) = call(&server, "POST", "/v1/instances/s1/halt", token, Some("ops"), b"{\"reasn\": \"typo\"}");
+    assert_eq!(status, 400, "unknown fields are refused: {body}");
+    let (status, body) = call(&server, "GET", "/v2/nothing", token, None, b"");
+    assert_eq!((status, body["kind"].as_str()), (404, Some("not_found")));
+    let (status, body) = call(&server, "POST", "/v1/instances/s1/explode", token, Some("ops"), b"{}");
+    assert_eq!((status, body["kind"].as_str()), (404, Some("not_found")), "{body}");
+    let (status, _) = call(&server, "POST", "/v1/instances/s1/halt", token, Some("ops"), &vec![b'a'; 2 * 1024 * 1024]);
+    assert_eq!(status, 413);
+    let (status, body) = call(&server, "GET", "/v1/instances/nobody", token, None, b"");
+    assert_eq!((status, body["kind"].as_str()), (404, Some("not_found")));
+    assert_eq!(history_len(&server), before);
+
+    // The operations the CLI needs.
+    let (status, pending) = call(&server, "GET", "/v1/approvals", token, None, b"");
+    assert_eq!((status, &pending[0]["gate"]), (200, &json!("review")), "{pending}");
+    let (status, body) = call(&server, "POST", "/v1/instances/s1/decisions", token, Some("rita"), &approve);
+    assert_eq!((status, &body["gate_status"]), (200, &json!("passed")), "{body}");
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, shown) = call(&server, "GET", "/v1/instances/s1", token, None, b"");
+    assert_eq!(shown["phases"][1]["status"]["status"], "running", "the server drives the instance: {shown}");
+    let (status, body) = call(&server, "POST", "/v1/instances/s1/halt", token, Some("ops"), &json_body(json!({"reason": "maintenance"})));
+    assert_eq!((status, &body["status"]), (200, &json!("halted")), "{body}");
+    let (status, body) = call(&server, "POST", "/v1/instances/s1/halt", token, Some("ops"), &halt);
+    assert_eq!((status, body["kind"].as_str()), (409, Some("rejected")), "already halted: {body}");
+    let (status, body) = call(&server, "POST", "/v1/instances/s1/resume", token, Some("ops"), b"");
+    assert_eq!((status, &body["status"]), (200, &json!("running")), "{body}");
+    let (status, report) = call(&server, "GET", "/v1/instances/s1/report?kind=gate", token, None, b"");
+    assert_eq!((status, &report["evaluations"][0]["decisions"][0]["by"]), (200, &json!("rita")), "{report}");
+    let (status, metrics) = call(&server, "GET", "/metrics", token, None, b"");
+    let metrics = metrics.as_str().unwrap_or_default().to_owned();
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("phasegate_instances{status=\"running\"} 1")
+            && metrics.contains("phasegate_events_total{type=\"DecisionRecorded\"} 1"),
+        "{metrics}"
+    );
+
+    // A graceful stop (SIGINT) removes the address file and leaves the instance resumable.
+    let _ = std::process::Command::new("kill").args(["-INT", &server.child.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while dir.path().join("db/control.addr").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!dir.path().join("db/control.addr").exists(), "the address file is removed on a graceful stop");
+    drop(server);
+    let status = phasegate(dir.path()).args(["--db", "db", "--output", "json", "status", "s1"]).output().expect("status");
+    let shown: Value = serde_json::from_slice(&status.stdout).expect("json");
+    assert_eq!(shown["phases"][1]["tasks"][0]["status"]["status"], "dispatched", "the deploy in flight resumes on the next run");
+}

@@ -123,6 +123,7 @@ pub fn router(engine: Arc<Engine>, token: String) -> Router {
         .route("/v1/instances", get(list).post(start))
         .route("/v1/instances/{id}", get(status))
         .route("/v1/instances/{id}/history", get(history))
+        .route("/v1/instances/{id}/definition", get(definition))
         .route("/v1/instances/{id}/report", get(report))
         .route("/v1/instances/{id}/decisions", post(decide))
         .route("/v1/instances/{id}/{operation}", post(operate))
@@ -239,6 +240,11 @@ async fn status(State(api): State<Arc<Api>>, UrlPath(id): UrlPath<String>) -> Ap
 
 async fn history(State(api): State<Arc<Api>>, UrlPath(id): UrlPath<String>) -> ApiResult {
     Ok(Json(serde_json::to_value(api.engine.history(&id)?).unwrap_or_default()).into_response())
+}
+
+async fn definition(State(api): State<Arc<Api>>, UrlPath(id): UrlPath<String>) -> ApiResult {
+    let (_, workflow) = api.engine.instance(&id)?;
+    Ok(Json(serde_json::to_value(&workflow.definition).unwrap_or_default()).into_response())
 }
 
 #[derive(Deserialize)]

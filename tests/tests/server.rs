@@ -187,3 +187,42 @@ fn the_control_api_authenticates_authorizes_and_answers_in_json() {
     let shown: Value = serde_json::from_slice(&status.stdout).expect("json");
     assert_eq!(shown["phases"][1]["tasks"][0]["status"]["status"], "dispatched", "the deploy in flight resumes on the next run");
 }
+
+#[test]
+fn cli_commands_go_through_a_running_server_and_ignore_a_stale_address_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("phasegate.toml"), "[roles]\nreviewer = [\"rita\"]\n").expect("config");
+    std::fs::write(dir.path().join("flow.toml"), FLOW).expect("flow");
+    let pg = |args: &[&str]| phasegate(dir.path()).args(["--db", "db"]).args(args).output().expect("phasegate runs");
+    let ok = |args: &[&str]| {
+        let output = pg(args);
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let server = serve(dir.path());
+    // The server holds the store; without it these commands would fail with "in use".
+    assert_eq!(ok(&["start", "flow.toml", "--id", "c1"]).trim(), "c1");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(ok(&["approvals"]).contains("c1 build/review"));
+    let refused = pg(&["--as", "mallory", "approve", "c1", "--comment", "x"]);
+    assert!(
+        !refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("mallory may not decide"),
+        "authorized as from the CLI"
+    );
+    assert!(ok(&["--as", "rita", "approve", "c1", "--comment", "fine"]).contains("approved by rita"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(ok(&["halt", "c1", "--reason", "window closed"]).contains("c1: halted"));
+    assert!(ok(&["status", "c1"]).contains("status    halted"));
+    assert!(ok(&["resume", "c1"]).contains("c1: running"));
+    let run = pg(&["run", "--until-idle"]);
+    assert!(!run.status.success() && String::from_utf8_lossy(&run.stderr).contains("owns this store"), "run defers to the server");
+    let history = ok(&["history", "c1"]);
+    assert!(history.contains("halted by") && history.contains("resumed by"), "{history}");
+
+    // A server that died leaves its address file: the CLI notices and opens the store itself.
+    let mut server = server;
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    assert!(dir.path().join("db/control.addr").exists(), "a killed server leaves its address file behind");
+    assert!(ok(&["status", "c1"]).contains("instance  c1"), "the stale address file is ignored");
+}

@@ -48,7 +48,7 @@ pub(super) fn decide(cli: &Cli, kind: DecisionKind, args: &DecisionArgs) -> u8 {
             OutputFormat::Json => print_json(&serde_json::to_value(&outcome).unwrap_or_default()),
             OutputFormat::Text => {
                 let replayed = if outcome.replayed { " (repeated request: nothing changed)" } else { "" };
-                let is_gate = engine.instance(&outcome.instance).is_ok_and(|(_, workflow)| {
+                let is_gate = engine.instance(&outcome.instance).await.is_ok_and(|(_, workflow)| {
                     workflow.phase_index(&outcome.phase).is_some_and(|p| workflow.phases[p].gates.iter().any(|g| g.id == outcome.gate))
                 });
                 let what = if is_gate { "gate" } else { "trigger" };
@@ -71,7 +71,7 @@ pub(super) fn decide(cli: &Cli, kind: DecisionKind, args: &DecisionArgs) -> u8 {
 /// `phasegate approvals`.
 pub(super) fn approvals(cli: &Cli, args: &ApprovalsArgs) -> u8 {
     command(cli, async |engine| {
-        let pending = engine.approvals(args.principal.as_deref())?;
+        let pending = engine.approvals(args.principal.as_deref()).await?;
         let now = Timestamp::now();
         match cli.output {
             OutputFormat::Json => {

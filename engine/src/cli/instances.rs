@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::json;
 
+use super::backend::Backend;
 use super::{Cli, OutputFormat, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 use crate::machine::{Event, Instance, PhaseStatus, TaskStatus};
 use crate::model::Source;
@@ -180,9 +181,8 @@ pub(super) fn start(cli: &Cli, args: &StartArgs) -> u8 {
         }
     };
     command(cli, async |engine| {
-        let workflow = engine.load_definition(&source)?;
         let options = StartOptions { id: args.id.clone(), vars, started_by: cli.principal(), baseline: args.baseline.clone() };
-        let id = engine.start(workflow, options).await?;
+        let id = engine.start(&source, options).await?;
         match cli.output {
             OutputFormat::Json => print_json(&json!({"id": id})),
             OutputFormat::Text => {
@@ -198,14 +198,16 @@ pub(super) fn start(cli: &Cli, args: &StartArgs) -> u8 {
 pub(super) fn operate(cli: &Cli, id: &str, what: Operation<'_>) -> u8 {
     command(cli, async |engine| {
         let by = cli.principal();
-        let seq = match what {
-            Operation::Halt { cancel_running, reason } => engine.halt(id, &by, reason, cancel_running).await,
-            Operation::Rollback { to, reason } => engine.rollback(id, &by, reason, to).await,
-            Operation::Resume => engine.resume(id, &by).await,
-            Operation::Cancel { reason } => engine.cancel(id, &by, reason).await,
-            Operation::Retry { task } => engine.retry(id, &by, task).await,
-        }?;
-        let status = engine.instance(id).map(|(instance, _)| instance.effective_status()).unwrap_or("unknown");
+        let by = by.as_str();
+        let operation = match what {
+            Operation::Halt { cancel_running, reason } => super::backend::Operation::Halt { by, reason, cancel_running },
+            Operation::Rollback { to, reason } => super::backend::Operation::Rollback { by, reason, to },
+            Operation::Resume => super::backend::Operation::Resume { by },
+            Operation::Cancel { reason } => super::backend::Operation::Cancel { by, reason },
+            Operation::Retry { task } => super::backend::Operation::Retry { by, task },
+        };
+        let seq = engine.operate(id, operation).await?;
+        let status = engine.instance(id).await.map(|(instance, _)| instance.effective_status()).unwrap_or("unknown");
         match cli.output {
             OutputFormat::Json => print_json(&json!({"instance": id, "seq": seq, "status": status})),
             OutputFormat::Text => println!("{id}: {status} (event {seq})"),
@@ -238,7 +240,8 @@ pub(super) fn signal(cli: &Cli, args: &SignalArgs) -> u8 {
         }
     };
     command(cli, async |engine| {
-        let seq = engine.signal(&args.id, &args.name, data, &cli.principal()).await?;
+        let by = cli.principal();
+        let seq = engine.operate(&args.id, super::backend::Operation::Signal { by: &by, name: &args.name, data }).await?;
         match cli.output {
             OutputFormat::Json => print_json(&json!({"instance": args.id, "signal": args.name, "seq": seq})),
             OutputFormat::Text => println!("{}: signal {} recorded (event {seq})", args.id, args.name),
@@ -263,6 +266,13 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> u8 {
         return EXIT_USAGE;
     };
     runtime.block_on(async {
+        if let Some(server) = super::backend::find_server(&cli.db, &cli.principal()).await {
+            eprintln!(
+                "error: `phasegate serve` at {} owns this store and drives its instances already; other commands go through it, `run` is not needed",
+                server.base()
+            );
+            return EXIT_USAGE;
+        }
         let engine = match open_engine(cli, Mode::Drive, args.concurrency).await {
             Ok(engine) => engine,
             Err(status) => return status,
@@ -549,7 +559,7 @@ pub(super) fn status(cli: &Cli, args: &StatusArgs) -> u8 {
         return list(cli, &ListArgs { status: None });
     };
     command(cli, async |engine| {
-        let (instance, workflow) = engine.instance(id)?;
+        let (instance, workflow) = engine.instance(id).await?;
         match cli.output {
             OutputFormat::Json => {
                 let mut value = serde_json::to_value(&instance).unwrap_or_default();
@@ -717,7 +727,7 @@ fn gate_lines(instance: &Instance, plan: &crate::plan::Phase, g: usize, gate: &c
 /// `phasegate list`.
 pub(super) fn list(cli: &Cli, args: &ListArgs) -> u8 {
     command(cli, async |engine| {
-        let instances = engine.list(args.status.as_deref())?;
+        let instances = engine.list(args.status.as_deref()).await?;
         match cli.output {
             OutputFormat::Json => {
                 print_json(&serde_json::Value::Array(instances.iter().map(|(id, summary)| json!({"id": id, "summary": summary})).collect()))
@@ -738,7 +748,7 @@ pub(super) fn list(cli: &Cli, args: &ListArgs) -> u8 {
 /// `phasegate history`.
 pub(super) fn history(cli: &Cli, args: &InstanceArgs) -> u8 {
     command(cli, async |engine| {
-        let records = engine.history(&args.id)?;
+        let records = engine.history(&args.id).await?;
         match cli.output {
             OutputFormat::Json => print_json(&serde_json::to_value(&records).unwrap_or_default()),
             OutputFormat::Text => {
@@ -755,15 +765,19 @@ pub(super) fn history(cli: &Cli, args: &InstanceArgs) -> u8 {
 /// opens the engine in passive mode, runs `body`, shuts the engine down, and
 /// turns an error into its message and exit status. `body` returns the exit
 /// status of success.
-pub(super) fn command(cli: &Cli, body: impl AsyncFnOnce(&Engine) -> Result<u8, Error>) -> u8 {
+pub(super) fn command(cli: &Cli, body: impl AsyncFnOnce(&Backend) -> Result<u8, Error>) -> u8 {
     let Ok(runtime) = runtime() else { return EXIT_USAGE };
     runtime.block_on(async {
-        let engine = match open_engine(cli, Mode::Passive, 1).await {
-            Ok(engine) => engine,
-            Err(status) => return status,
+        // A live server owns the store: talk to it. Otherwise open the store here.
+        let backend = match super::backend::find_server(&cli.db, &cli.principal()).await {
+            Some(remote) => Backend::Remote(remote),
+            None => match open_engine(cli, Mode::Passive, 1).await {
+                Ok(engine) => Backend::Local(engine),
+                Err(status) => return status,
+            },
         };
-        let result = body(&engine).await;
-        engine.shutdown().await;
+        let result = body(&backend).await;
+        backend.shutdown().await;
         result.unwrap_or_else(|error| report(&error))
     })
 }
@@ -806,8 +820,8 @@ pub(super) fn report_command(cli: &Cli, args: &ReportArgs) -> u8 {
         }
     };
     command(cli, async |engine| {
-        let (instance, workflow) = engine.instance(&args.id)?;
-        let history = engine.history(&args.id)?;
+        let (instance, workflow) = engine.instance(&args.id).await?;
+        let history = engine.history(&args.id).await?;
         let input = crate::report::Input {
             instance: &instance,
             workflow: &workflow,

@@ -2,6 +2,7 @@
 //! commands. Compiled only with the `cli` feature so embedders do not pay for
 //! clap.
 
+mod backend;
 mod definitions;
 mod demo_target;
 mod gates;

@@ -8,7 +8,7 @@ use super::{Instance, InstanceStatus, PhaseStatus, TaskStatus, Timestamp};
 use crate::plan::Workflow;
 
 /// One thing that blocks progress.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Blocker {
     /// The phase concerned, if any.
     pub phase: Option<String>,

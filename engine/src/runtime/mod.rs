@@ -82,7 +82,7 @@ pub struct DecisionRequest {
 }
 
 /// What a decision led to.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DecisionOutcome {
     /// The instance.
     pub instance: String,
@@ -107,7 +107,7 @@ pub struct DecisionOutcome {
 }
 
 /// What `advance` did and what still blocks the instance.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdvanceReport {
     /// Events appended by advancing.
     pub appended: usize,

@@ -1,0 +1,235 @@
+//! Where a CLI command runs: against a live `phasegate serve` for the store
+//! (found through the address file in the data directory) or, with none
+//! running, against the store opened in this process. Commands are written
+//! once against [`Backend`]; the user never needs to know which path was
+//! taken.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use crate::machine::{Instance, Record};
+use crate::model::{Source, WorkflowDef};
+use crate::plan::{AgentNames, Workflow};
+use crate::runtime::{AdvanceReport, DecisionOutcome, DecisionRequest, Error, PendingApproval, StartOptions, Summary};
+use crate::{server, Engine};
+
+/// The engine a command talks to.
+pub(super) enum Backend {
+    /// The store, opened by this process.
+    Local(Engine),
+    /// A live server that owns the store.
+    Remote(Remote),
+}
+
+/// A client of a live server's control API.
+pub(super) struct Remote {
+    client: reqwest::Client,
+    base: String,
+    token: String,
+    principal: String,
+}
+
+/// The live server of a data directory, if its address file names one that
+/// answers; a stale file (a server that died) is ignored.
+pub(super) async fn find_server(data_dir: &std::path::Path, principal: &str) -> Option<Remote> {
+    let text = std::fs::read_to_string(server::address_file(data_dir)).ok()?;
+    let base = text.lines().next()?.trim().to_owned();
+    let token = std::fs::read_to_string(data_dir.join(server::TOKEN_FILE)).ok()?.trim().to_owned();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().ok()?;
+    let alive =
+        client.get(format!("{base}/healthz")).timeout(Duration::from_millis(800)).send().await.is_ok_and(|r| r.status().is_success());
+    alive.then(|| Remote { client, base, token, principal: principal.to_owned() })
+}
+
+impl Remote {
+    /// The server's URL.
+    pub(super) fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, Error> {
+        let response = request
+            .bearer_auth(&self.token)
+            .header("x-phasegate-principal", &self.principal)
+            .send()
+            .await
+            .map_err(|error| Error::Invalid(format!("the server at {} did not answer: {error}", self.base)))?;
+        let status = response.status();
+        let body: Value = response.json().await.map_err(|error| Error::Invalid(format!("the server's answer is not JSON: {error}")))?;
+        if status.is_success() {
+            return serde_json::from_value(body).map_err(|error| Error::Invalid(format!("unexpected answer from the server: {error}")));
+        }
+        let message = body["error"].as_str().unwrap_or("the server refused the request").to_owned();
+        Err(match body["kind"].as_str() {
+            Some("forbidden") => Error::Forbidden(message),
+            _ => Error::Invalid(message),
+        })
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
+        self.send(self.client.get(format!("{}{path}", self.base))).await
+    }
+
+    async fn post<T: DeserializeOwned>(&self, path: &str, body: Value) -> Result<T, Error> {
+        self.send(self.client.post(format!("{}{path}", self.base)).json(&body)).await
+    }
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+impl Backend {
+    /// The instance's state and its pinned workflow.
+    pub(super) async fn instance(&self, id: &str) -> Result<(Instance, Arc<Workflow>), Error> {
+        match self {
+            Backend::Local(engine) => engine.instance(id),
+            Backend::Remote(remote) => {
+                let id = encode(id);
+                let instance: Instance = remote.get(&format!("/v1/instances/{id}")).await?;
+                let definition: WorkflowDef = remote.get(&format!("/v1/instances/{id}/definition")).await?;
+                // The server may provide agents this process does not: accept every name the definition uses.
+                let mut names = AgentNames::builtin();
+                for phase in &definition.phases {
+                    for task in &phase.tasks {
+                        names = names.with(task.agent.clone());
+                    }
+                    for watch in &phase.watches {
+                        names = names.with(watch.agent.clone());
+                    }
+                }
+                let workflow = crate::plan::validate(&definition, &names).map_err(Error::Definition)?;
+                Ok((instance, Arc::new(workflow)))
+            }
+        }
+    }
+
+    /// Every event of an instance.
+    pub(super) async fn history(&self, id: &str) -> Result<Vec<Record>, Error> {
+        match self {
+            Backend::Local(engine) => engine.history(id),
+            Backend::Remote(remote) => remote.get(&format!("/v1/instances/{}/history", encode(id))).await,
+        }
+    }
+
+    /// Instances with their summaries.
+    pub(super) async fn list(&self, status: Option<&str>) -> Result<Vec<(String, Summary)>, Error> {
+        match self {
+            Backend::Local(engine) => engine.list(status),
+            Backend::Remote(remote) => {
+                let path = status.map_or_else(|| "/v1/instances".to_owned(), |s| format!("/v1/instances?status={}", encode(s)));
+                let rows: Vec<Value> = remote.get(&path).await?;
+                rows.into_iter()
+                    .map(|row| {
+                        let id = row["id"].as_str().unwrap_or_default().to_owned();
+                        serde_json::from_value(row["summary"].clone())
+                            .map(|summary| (id, summary))
+                            .map_err(|error| Error::Invalid(format!("unexpected answer from the server: {error}")))
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Decisions people are waiting for.
+    pub(super) async fn approvals(&self, principal: Option<&str>) -> Result<Vec<PendingApproval>, Error> {
+        match self {
+            Backend::Local(engine) => engine.approvals(principal),
+            Backend::Remote(remote) => {
+                let path = principal.map_or_else(|| "/v1/approvals".to_owned(), |p| format!("/v1/approvals?for={}", encode(p)));
+                remote.get(&path).await
+            }
+        }
+    }
+
+    /// Starts an instance of a definition.
+    pub(super) async fn start(&self, source: &Source, options: StartOptions) -> Result<String, Error> {
+        match self {
+            Backend::Local(engine) => {
+                let workflow = engine.load_definition(source)?;
+                engine.start(workflow, options).await
+            }
+            Backend::Remote(remote) => {
+                let vars: BTreeMap<String, String> = options.vars.into_iter().collect();
+                let format = match source.format {
+                    crate::model::Format::Toml => "toml",
+                    crate::model::Format::Json => "json",
+                };
+                let body =
+                    json!({"definition": source.text, "format": format, "vars": vars, "id": options.id, "baseline": options.baseline});
+                let answer: Value = remote.post("/v1/instances", body).await?;
+                Ok(answer["id"].as_str().unwrap_or_default().to_owned())
+            }
+        }
+    }
+
+    /// A decision at a gate or trigger halt.
+    pub(super) async fn decide(&self, id: &str, gate: Option<&str>, request: DecisionRequest) -> Result<DecisionOutcome, Error> {
+        match self {
+            Backend::Local(engine) => engine.decide(id, gate, request).await,
+            Backend::Remote(remote) => {
+                let body =
+                    json!({"decision": request.kind.verb(), "gate": gate, "comment": request.comment, "request_id": request.request_id});
+                remote.post(&format!("/v1/instances/{}/decisions", encode(id)), body).await
+            }
+        }
+    }
+
+    /// Moves an instance on, or says what blocks it.
+    pub(super) async fn advance(&self, id: &str) -> Result<AdvanceReport, Error> {
+        match self {
+            Backend::Local(engine) => engine.advance(id).await,
+            Backend::Remote(remote) => remote.post(&format!("/v1/instances/{}/advance", encode(id)), json!({})).await,
+        }
+    }
+
+    /// An operator command (halt, resume, cancel, retry, rollback, signal);
+    /// returns the sequence number it was recorded at.
+    pub(super) async fn operate(&self, id: &str, operation: Operation<'_>) -> Result<u64, Error> {
+        match self {
+            Backend::Local(engine) => match operation {
+                Operation::Halt { by, reason, cancel_running } => engine.halt(id, by, reason, cancel_running).await,
+                Operation::Resume { by } => engine.resume(id, by).await,
+                Operation::Cancel { by, reason } => engine.cancel(id, by, reason).await,
+                Operation::Retry { by, task } => engine.retry(id, by, task).await,
+                Operation::Rollback { by, reason, to } => engine.rollback(id, by, reason, to).await,
+                Operation::Signal { by, name, data } => engine.signal(id, name, data, by).await,
+            },
+            Backend::Remote(remote) => {
+                let (path, body) = match operation {
+                    Operation::Halt { reason, cancel_running, .. } => ("halt", json!({"reason": reason, "cancel_running": cancel_running})),
+                    Operation::Resume { .. } => ("resume", json!({})),
+                    Operation::Cancel { reason, .. } => ("cancel", json!({"reason": reason})),
+                    Operation::Retry { task, .. } => ("retry", json!({"task": task})),
+                    Operation::Rollback { reason, to, .. } => ("rollback", json!({"reason": reason, "to": to})),
+                    Operation::Signal { name, data, .. } => ("signal", json!({"name": name, "data": data})),
+                };
+                let answer: Value = remote.post(&format!("/v1/instances/{}/{path}", encode(id)), body).await?;
+                Ok(answer["seq"].as_u64().unwrap_or_default())
+            }
+        }
+    }
+
+    /// Closes the store (local) or does nothing (remote).
+    pub(super) async fn shutdown(&self) {
+        if let Backend::Local(engine) = self {
+            engine.shutdown().await;
+        }
+    }
+}
+
+/// An operator command, with who gives it.
+pub(super) enum Operation<'a> {
+    Halt { by: &'a str, reason: &'a str, cancel_running: bool },
+    Resume { by: &'a str },
+    Cancel { by: &'a str, reason: &'a str },
+    Retry { by: &'a str, task: Option<&'a str> },
+    Rollback { by: &'a str, reason: &'a str, to: Option<&'a str> },
+    Signal { by: &'a str, name: &'a str, data: Value },
+}

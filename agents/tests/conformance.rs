@@ -175,7 +175,8 @@ async fn http_reports_status_latency_and_mismatches() {
 #[test]
 fn the_registry_holds_the_builtins_by_name() {
     let registry = Registry::with_builtins();
-    assert_eq!(registry.names().collect::<Vec<_>>(), ["exec", "http", "noop", "prometheus", "sleep", "webhook"]);
+    assert_eq!(registry.names().collect::<Vec<_>>(), ["exec", "http", "noop", "plugin", "prometheus", "sleep", "webhook"]);
+    assert_eq!(registry.names().count(), phasegate_agents::BUILTIN_AGENTS.len(), "every reserved name is provided");
     for name in registry.names() {
         assert!(phasegate_agents::BUILTIN_AGENTS.contains(&name), "{name} missing from BUILTIN_AGENTS");
     }

@@ -66,6 +66,8 @@ pub fn ensure_token(data_dir: &Path) -> std::io::Result<String> {
 #[derive(Default)]
 struct Counters {
     by_event: std::sync::Mutex<BTreeMap<&'static str, u64>>,
+    /// (agent, outcome) → task attempts: dispatched, succeeded, failed.
+    by_agent: std::sync::Mutex<BTreeMap<(String, &'static str), u64>>,
     task_ms_sum: AtomicU64,
     task_ms_buckets: [AtomicU64; 8],
 }
@@ -113,7 +115,7 @@ pub fn router(engine: Arc<Engine>, token: String) -> Router {
     tokio::spawn(async move {
         loop {
             match events.recv().await {
-                Ok(note) => counting.count(note.record.event()),
+                Ok(note) => counting.count(note.record.event(), note.agent.as_deref()),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
@@ -138,9 +140,18 @@ pub fn router(engine: Arc<Engine>, token: String) -> Router {
 }
 
 impl Api {
-    fn count(&self, event: &Event) {
+    fn count(&self, event: &Event, agent: Option<&str>) {
         if let Ok(mut counts) = self.counters.by_event.lock() {
             *counts.entry(event.kind()).or_insert(0) += 1;
+        }
+        let outcome = match event {
+            Event::TaskDispatched { .. } => Some("dispatched"),
+            Event::TaskSucceeded { .. } => Some("succeeded"),
+            Event::TaskFailed { .. } => Some("failed"),
+            _ => None,
+        };
+        if let (Some(outcome), Some(agent), Ok(mut counts)) = (outcome, agent, self.counters.by_agent.lock()) {
+            *counts.entry((agent.to_owned(), outcome)).or_insert(0) += 1;
         }
         if let Event::TaskSucceeded { duration_ms, .. } = event {
             self.counters.task_ms_sum.fetch_add(*duration_ms, Ordering::Relaxed);
@@ -384,6 +395,31 @@ async fn metrics(State(api): State<Arc<Api>>) -> ApiResult {
         for (kind, count) in counts.iter() {
             out.push_str(&format!("phasegate_events_total{{type=\"{kind}\"}} {count}\n"));
         }
+    }
+    out.push_str(
+        "# HELP phasegate_tasks_total Task attempts by agent and outcome since the server started.\n# TYPE phasegate_tasks_total counter\n",
+    );
+    if let Ok(counts) = api.counters.by_agent.lock() {
+        for ((agent, outcome), count) in counts.iter() {
+            out.push_str(&format!("phasegate_tasks_total{{agent=\"{agent}\",outcome=\"{outcome}\"}} {count}\n"));
+        }
+    }
+    let firings = api.counters.by_event.lock().map(|c| c.get("TriggerFired").copied().unwrap_or(0)).unwrap_or(0);
+    out.push_str(&format!(
+        "# HELP phasegate_trigger_firings_total Triggers that acted (watch firings, failures, signals).\n# TYPE phasegate_trigger_firings_total counter\nphasegate_trigger_firings_total {firings}\n"
+    ));
+    if let Some(stats) = api.engine.store().stats() {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        out.push_str(&format!(
+            "# HELP phasegate_store_batches_total Batches made durable (each one atomic write).\n# TYPE phasegate_store_batches_total counter\nphasegate_store_batches_total {}\n\
+             # HELP phasegate_store_events_total Events appended.\n# TYPE phasegate_store_events_total counter\nphasegate_store_events_total {}\n\
+             # HELP phasegate_store_flush_seconds Time spent flushing (group commit: one flush covers many batches).\n# TYPE phasegate_store_flush_seconds summary\n\
+             phasegate_store_flush_seconds_sum {}\nphasegate_store_flush_seconds_count {}\n",
+            load(&stats.batches),
+            load(&stats.events),
+            load(&stats.flush_micros) as f64 / 1e6,
+            load(&stats.flushes)
+        ));
     }
     out.push_str(
         "# HELP phasegate_task_duration_seconds Duration of succeeded task attempts.\n# TYPE phasegate_task_duration_seconds histogram\n",

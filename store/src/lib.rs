@@ -168,6 +168,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Submits a batch; `done` is called once it is durable or refused.
     fn submit(&self, batch: Batch, done: Done);
 
+    /// The writer's counters (batches, events, flushes and their time), if
+    /// the store keeps them.
+    fn stats(&self) -> Option<&log::Stats> {
+        None
+    }
+
     /// Submits a batch and waits until it is durable.
     fn append(&self, batch: Batch) -> Result<()> {
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);

@@ -245,6 +245,10 @@ fn strip<'k>(key: &'k [u8], prefix: &[u8]) -> &'k [u8] {
 }
 
 impl<B: Backend> Store for LogStore<B> {
+    fn stats(&self) -> Option<&Stats> {
+        Some(&self.stats)
+    }
+
     fn submit(&self, batch: Batch, done: Done) {
         let sender = self.sender.lock().ok().and_then(|sender| sender.clone());
         match sender {

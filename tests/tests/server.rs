@@ -174,6 +174,9 @@ fn the_control_api_authenticates_authorizes_and_answers_in_json() {
             && metrics.contains("phasegate_events_total{type=\"DecisionRecorded\"} 1"),
         "{metrics}"
     );
+    assert!(metrics.contains("phasegate_tasks_total{agent=\"noop\",outcome=\"succeeded\"} 1"), "per agent: {metrics}");
+    assert!(metrics.contains("phasegate_tasks_total{agent=\"sleep\",outcome=\"dispatched\"} 1"), "per agent: {metrics}");
+    assert!(metrics.contains("phasegate_store_flush_seconds_count"), "flush latency: {metrics}");
 
     // A graceful stop (SIGINT) removes the address file and leaves the instance resumable.
     let _ = std::process::Command::new("kill").args(["-INT", &server.child.id().to_string()]).status();

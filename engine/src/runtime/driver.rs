@@ -49,6 +49,8 @@ pub struct Notification {
     /// The instance's effective status once the batch holding this event
     /// was durable (a batch can hold several events).
     pub status: &'static str,
+    /// For task events, the agent that runs the task (for per-agent metrics).
+    pub agent: Option<String>,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
@@ -981,9 +983,16 @@ impl Driver {
             return;
         }
         let status = self.cells.get(id).map_or("unknown", |c| c.instance.effective_status());
+        let workflow = self.cells.get(id).map(|c| Arc::clone(&c.workflow));
         for record in &records {
             debug!(instance = id, seq = record.seq(), event = %record.event().describe(), "durable");
-            let _ = self.shared.events.send(Notification { instance: id.to_owned(), record: record.clone(), status });
+            let agent = match record.event() {
+                Event::TaskDispatched { task, .. } | Event::TaskSucceeded { task, .. } | Event::TaskFailed { task, .. } => {
+                    workflow.as_ref().and_then(|w| w.task_location(task).map(|(p, t)| w.phases[p].tasks[t].agent.clone()))
+                }
+                _ => None,
+            };
+            let _ = self.shared.events.send(Notification { instance: id.to_owned(), record: record.clone(), status, agent });
         }
         answer.succeed(self.cells.get(id), records.len());
         self.run_effects(id, effects);

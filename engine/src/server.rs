@@ -68,6 +68,7 @@ struct Counters {
     by_event: std::sync::Mutex<BTreeMap<&'static str, u64>>,
     /// (agent, outcome) → task attempts: dispatched, succeeded, failed.
     by_agent: std::sync::Mutex<BTreeMap<(String, &'static str), u64>>,
+    watch_firings: AtomicU64,
     task_ms_sum: AtomicU64,
     task_ms_buckets: [AtomicU64; 8],
 }
@@ -152,6 +153,11 @@ impl Api {
         };
         if let (Some(outcome), Some(agent), Ok(mut counts)) = (outcome, agent, self.counters.by_agent.lock()) {
             *counts.entry((agent.to_owned(), outcome)).or_insert(0) += 1;
+        }
+        if let Event::TriggerFired { cause, .. } = event {
+            if cause.starts_with("watch ") {
+                self.counters.watch_firings.fetch_add(1, Ordering::Relaxed);
+            }
         }
         if let Event::TaskSucceeded { duration_ms, .. } = event {
             self.counters.task_ms_sum.fetch_add(*duration_ms, Ordering::Relaxed);
@@ -404,7 +410,21 @@ async fn metrics(State(api): State<Arc<Api>>) -> ApiResult {
             out.push_str(&format!("phasegate_tasks_total{{agent=\"{agent}\",outcome=\"{outcome}\"}} {count}\n"));
         }
     }
-    let firings = api.counters.by_event.lock().map(|c| c.get("TriggerFired").copied().unwrap_or(0)).unwrap_or(0);
+    let (firings, rollbacks_started, rollbacks_done) = api
+        .counters
+        .by_event
+        .lock()
+        .map(|c| {
+            let get = |k: &str| c.get(k).copied().unwrap_or(0);
+            (get("TriggerFired"), get("RollbackStarted"), get("RollbackCompleted"))
+        })
+        .unwrap_or_default();
+    out.push_str(&format!(
+        "# HELP phasegate_watch_firings_total Watches that fired.\n# TYPE phasegate_watch_firings_total counter\nphasegate_watch_firings_total {}\n\
+         # HELP phasegate_rollbacks_completed_total Rollbacks whose compensations all succeeded.\n# TYPE phasegate_rollbacks_completed_total counter\nphasegate_rollbacks_completed_total {rollbacks_done}\n\
+         # HELP phasegate_rollbacks_requested_total Rollbacks an operator started (triggers start them too: see trigger firings).\n# TYPE phasegate_rollbacks_requested_total counter\nphasegate_rollbacks_requested_total {rollbacks_started}\n",
+        api.counters.watch_firings.load(Ordering::Relaxed)
+    ));
     out.push_str(&format!(
         "# HELP phasegate_trigger_firings_total Triggers that acted (watch firings, failures, signals).\n# TYPE phasegate_trigger_firings_total counter\nphasegate_trigger_firings_total {firings}\n"
     ));

@@ -177,6 +177,7 @@ fn the_control_api_authenticates_authorizes_and_answers_in_json() {
     assert!(metrics.contains("phasegate_tasks_total{agent=\"noop\",outcome=\"succeeded\"} 1"), "per agent: {metrics}");
     assert!(metrics.contains("phasegate_tasks_total{agent=\"sleep\",outcome=\"dispatched\"} 1"), "per agent: {metrics}");
     assert!(metrics.contains("phasegate_store_flush_seconds_count"), "flush latency: {metrics}");
+    assert!(metrics.contains("phasegate_watch_firings_total 0") && metrics.contains("phasegate_rollbacks_completed_total 0"), "{metrics}");
 
     // A graceful stop (SIGINT) removes the address file and leaves the instance resumable.
     let _ = std::process::Command::new("kill").args(["-INT", &server.child.id().to_string()]).status();

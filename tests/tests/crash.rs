@@ -64,6 +64,28 @@ impl Rng {
     }
 }
 
+/// Starts `phasegate run --until-idle` and sends it SIGKILL after a random
+/// wait, unless it finished first; says whether it was killed. A quarter of
+/// the kills land within the first milliseconds, while the process is opening
+/// the store and recovering.
+fn run_and_kill(dir: &Path, db_arg: &str, rng: &mut Rng, cycle: usize, spread_ms: u64) -> bool {
+    let mut child = phasegate(dir)
+        .args(["--db", db_arg, "run", "--until-idle"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run starts");
+    let wait = if cycle.is_multiple_of(4) { rng.below(15) } else { 10 + rng.below(spread_ms) };
+    std::thread::sleep(Duration::from_millis(wait));
+    let killed = child.try_wait().expect("poll").is_none();
+    if killed {
+        child.kill().expect("SIGKILL");
+    }
+    child.wait().expect("reaped");
+    killed
+}
+
 #[test]
 fn kill_9_at_random_moments_loses_nothing_acknowledged() {
     let cycles: usize = std::env::var("PHASEGATE_CRASH_CYCLES").ok().and_then(|c| c.parse().ok()).unwrap_or(50);
@@ -90,24 +112,11 @@ fn kill_9_at_random_moments_loses_nothing_acknowledged() {
         if kills >= cycles || finished_alone >= 2 {
             break;
         }
-        let mut child = phasegate(dir.path())
-            .args(["--db", db_arg, "run", "--until-idle"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run starts");
-        // A quarter of the kills land within the first milliseconds, while the
-        // process is opening the store and recovering.
-        let wait = if cycle % 4 == 0 { rng.below(15) } else { 10 + rng.below(200) };
-        std::thread::sleep(Duration::from_millis(wait));
-        if child.try_wait().expect("poll").is_none() {
-            child.kill().expect("SIGKILL");
+        if run_and_kill(dir.path(), db_arg, &mut rng, cycle, 200) {
             kills += 1;
         } else {
             finished_alone += 1;
         }
-        child.wait().expect("reaped");
     }
     // Let orphaned attempts of the last killed process finish writing.
     std::thread::sleep(Duration::from_millis(300));
@@ -271,20 +280,9 @@ fn kill_9_during_a_rollback_resumes_it_and_repeats_no_finished_compensation() {
         if kills >= cycles {
             break;
         }
-        let mut child = phasegate(dir.path())
-            .args(["--db", db_arg, "run", "--until-idle"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run starts");
-        let wait = if cycle % 4 == 0 { rng.below(15) } else { 10 + rng.below(150) };
-        std::thread::sleep(Duration::from_millis(wait));
-        if child.try_wait().expect("poll").is_none() {
-            child.kill().expect("SIGKILL");
+        if run_and_kill(dir.path(), db_arg, &mut rng, cycle, 150) {
             kills += 1;
         }
-        child.wait().expect("reaped");
     }
     std::thread::sleep(Duration::from_millis(300));
     cli(&["run", "--until-idle"]);

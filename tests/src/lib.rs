@@ -28,13 +28,27 @@ pub fn phasegate_bin() -> &'static Path {
         // resolves the same features and finds everything already built; a
         // narrower `-p phasegate-engine` would unify features differently
         // and rebuild the engine and its dependencies a second time.
-        let status = Command::new(env!("CARGO"))
+        let mut build = Command::new(env!("CARGO"));
+        build
             .args(["build", "--quiet", "--workspace", "--all-targets", "--profile", profile])
             .arg("--target-dir")
             .arg(&target_dir)
-            .current_dir(workspace_root())
-            .status()
-            .expect("cargo runs");
+            .current_dir(workspace_root());
+        // `cargo test` gives this process the test crate's variables
+        // (CARGO_MANIFEST_DIR, CARGO_PKG_*, ...). Some build scripts (ring's)
+        // rerun when one changes, so inheriting them would rebuild the
+        // workspace here and again in the next plain `cargo build`.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy().into_owned();
+            let from_cargo_test =
+                ["CARGO_MANIFEST_", "CARGO_PKG_", "CARGO_CRATE_", "CARGO_BIN_", "CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"]
+                    .iter()
+                    .any(|prefix| name.starts_with(prefix));
+            if from_cargo_test {
+                build.env_remove(&name);
+            }
+        }
+        let status = build.status().expect("cargo runs");
         assert!(status.success(), "building the phasegate binary failed");
         profile_dir.join(format!("phasegate{}", std::env::consts::EXE_SUFFIX))
     })

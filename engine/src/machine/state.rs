@@ -634,7 +634,9 @@ impl Instance {
     /// work to start or in flight. Halted, waiting, scheduled and finished
     /// instances with nothing in flight are loaded on demand instead.
     pub fn is_active(&self) -> bool {
-        let in_flight = !self.in_flight().is_empty() || self.compensation_in_flight().is_some();
+        // Called for every instance in memory on every driver turn: no allocation.
+        let in_flight = self.phases.iter().flat_map(|p| &p.tasks).any(|t| matches!(t.status, TaskStatus::Dispatched { .. }))
+            || self.rollback.as_ref().is_some_and(|r| r.steps.iter().any(|s| matches!(s.state.status, TaskStatus::Dispatched { .. })));
         match &self.status {
             InstanceStatus::Running => {
                 let watching = self.phases.iter().any(|p| !p.watches.is_empty() && super::react::phase_active(&p.status));

@@ -190,7 +190,9 @@ impl Builder {
             (None, None) => Arc::new(SledStore::open(std::path::Path::new(".phasegate"))?),
         };
         let agent_names = self.registry.names().fold(AgentNames::builtin(), |names, name| names.with(name));
-        let (events, _) = broadcast::channel(4096);
+        // The first subscriber sees everything since the engine started,
+        // recovery included (a receiver made now buffers it).
+        let (events, from_start) = broadcast::channel(4096);
         let shared = Arc::new(driver::Shared {
             store,
             registry: self.registry,
@@ -212,7 +214,13 @@ impl Builder {
             driver.recover();
         }
         let handle = tokio::spawn(driver.run());
-        Ok(Engine { shared, sender, active, driver: tokio::sync::Mutex::new(Some(handle)) })
+        Ok(Engine {
+            shared,
+            sender,
+            active,
+            driver: tokio::sync::Mutex::new(Some(handle)),
+            from_start: std::sync::Mutex::new(Some(from_start)),
+        })
     }
 }
 
@@ -238,6 +246,8 @@ pub struct Engine {
     sender: mpsc::UnboundedSender<Message>,
     active: watch::Receiver<usize>,
     driver: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// A receiver made before recovery began, for the first subscriber.
+    from_start: std::sync::Mutex<Option<broadcast::Receiver<Notification>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -482,9 +492,13 @@ impl Engine {
         Ok(out)
     }
 
-    /// A stream of every event the engine makes durable from now on.
+    /// A stream of every event the engine makes durable from now on. The
+    /// first call's stream starts when the engine did, so it also sees what
+    /// recovery did before anyone could subscribe (a buffer of 4,096 events;
+    /// a slower reader gets `Lagged`).
     pub fn subscribe(&self) -> broadcast::Receiver<Notification> {
-        self.shared.events.subscribe()
+        let first = self.from_start.lock().ok().and_then(|mut first| first.take());
+        first.unwrap_or_else(|| self.shared.events.subscribe())
     }
 
     /// Waits until no instance has work to start or in flight: everything is

@@ -489,10 +489,7 @@ fn ops(input: &Input<'_>) -> Value {
                 }
             }
             Event::TriggerFired { phase, trigger, cause } => {
-                let action = workflow
-                    .phase_index(phase)
-                    .and_then(|p| workflow.phases[p].triggers.iter().find(|t| &t.id == trigger))
-                    .map(|t| &t.action);
+                let action = workflow.trigger(phase, trigger).map(|(_, t)| &t.action);
                 match action {
                     Some(Action::Goto { phase: target, code, reason, .. }) => loopbacks.push(json!({
                         "code": code, "from": phase, "to": workflow.phases[*target].id, "reason": reason, "cause": cause, "at": at,

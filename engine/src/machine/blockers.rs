@@ -52,9 +52,9 @@ pub fn blockers(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Vec
             return out;
         }
         InstanceStatus::AwaitingDecision { phase, trigger, cause, approval, .. } => {
-            let plan =
-                workflow.phase_index(phase).and_then(|p| workflow.phases[p].triggers.iter().find(|t| &t.id == trigger).map(|t| (p, t)));
-            if let (Some((p, plan)), GateStatus::AwaitingDecision { level, deadline, approvals, .. }) = (plan, &approval.status) {
+            if let (Some((p, plan)), GateStatus::AwaitingDecision { level, deadline, approvals, .. }) =
+                (workflow.trigger(phase, trigger), &approval.status)
+            {
                 if let crate::plan::Action::HaltForApproval { approval: rule, then } = &plan.action {
                     let who: Vec<String> = gate::authority_of(Some(rule), workflow.phases[p].owner.as_ref(), *level)
                         .map(|a| a.approvers.iter().map(ToString::to_string).collect())

@@ -77,11 +77,9 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
     }
     if let InstanceStatus::AwaitingDecision { phase, trigger, approval, .. } = &instance.status {
         if let GateStatus::AwaitingDecision { level, deadline: Some(deadline), .. } = &approval.status {
-            let on_timeout = workflow.phase_index(phase).and_then(|p| {
-                workflow.phases[p].triggers.iter().find(|t| &t.id == trigger).and_then(|t| match &t.action {
-                    Action::HaltForApproval { approval, .. } => approval.on_timeout,
-                    _ => None,
-                })
+            let on_timeout = workflow.trigger(phase, trigger).and_then(|(_, t)| match &t.action {
+                Action::HaltForApproval { approval, .. } => approval.on_timeout,
+                _ => None,
             });
             match on_timeout {
                 Some(action) if *deadline <= now => {
@@ -158,9 +156,7 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
 /// Acts on, or skips, the oldest pending trigger occurrence.
 fn decide_trigger(instance: &Instance, workflow: &Workflow, pending: &PendingTrigger) -> Event {
     let skipped = |reason: String| Event::TriggerSkipped { phase: pending.phase.clone(), trigger: pending.trigger.clone(), reason };
-    let Some(trigger) =
-        workflow.phase_index(&pending.phase).and_then(|p| workflow.phases[p].triggers.iter().find(|t| t.id == pending.trigger))
-    else {
+    let Some((_, trigger)) = workflow.trigger(&pending.phase, &pending.trigger) else {
         return skipped("the trigger is not in the pinned definition".to_owned());
     };
     if let (Action::HaltForApproval { .. }, InstanceStatus::AwaitingDecision { trigger: waiting, .. }) = (&trigger.action, &instance.status)

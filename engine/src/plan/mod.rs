@@ -50,6 +50,12 @@ impl Workflow {
         self.phases.iter().position(|phase| phase.id == id)
     }
 
+    /// The phase index and the trigger with this id in that phase.
+    pub fn trigger(&self, phase: &str, id: &str) -> Option<(usize, &Trigger)> {
+        let p = self.phase_index(phase)?;
+        self.phases[p].triggers.iter().find(|t| t.id == id).map(|t| (p, t))
+    }
+
     /// The (phase index, task index) of the task with this id.
     pub fn task_location(&self, id: &str) -> Option<(usize, usize)> {
         self.task_index.get(id).copied()

@@ -207,7 +207,7 @@ pub(crate) fn pending_approvals(instance: &Instance, workflow: &crate::plan::Wor
     }
     // A trigger's halt for approval is listed under the trigger's id.
     if let crate::machine::InstanceStatus::AwaitingDecision { phase, trigger, cause, approval, .. } = &instance.status {
-        let found = workflow.phase_index(phase).and_then(|p| workflow.phases[p].triggers.iter().find(|t| &t.id == trigger).map(|t| (p, t)));
+        let found = workflow.trigger(phase, trigger);
         if let (Some((p, plan)), GateStatus::AwaitingDecision { since, level, deadline, approvals }) = (found, &approval.status) {
             if let crate::plan::Action::HaltForApproval { approval: rule, then } = &plan.action {
                 let authority = crate::machine::gate::authority_of(Some(rule), workflow.phases[p].owner.as_ref(), *level);

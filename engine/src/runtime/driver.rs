@@ -1324,11 +1324,8 @@ impl Driver {
         state: &crate::machine::GateState,
         request: &super::DecisionRequest,
     ) -> Result<(Event, super::DecisionOutcome), Error> {
-        let Some(p) = workflow.phase_index(phase) else {
-            return Err(Error::Invalid(format!("the pinned definition has no phase `{phase}`")));
-        };
-        let Some(plan) = workflow.phases[p].triggers.iter().find(|t| t.id == trigger) else {
-            return Err(Error::Invalid(format!("the pinned definition has no trigger `{trigger}`")));
+        let Some((p, plan)) = workflow.trigger(phase, trigger) else {
+            return Err(Error::Invalid(format!("the pinned definition has no trigger `{phase}/{trigger}`")));
         };
         let crate::plan::Action::HaltForApproval { approval, .. } = &plan.action else {
             return Err(Error::Invalid(format!("trigger `{trigger}` does not halt for approval")));

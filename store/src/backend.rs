@@ -18,7 +18,21 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
         self.range_limit(start, end, usize::MAX)
     }
     /// At most `limit` entries with keys in `[start, end)`, ordered.
-    fn range_limit(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    fn range_limit(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        if limit > 0 {
+            self.scan(start, end, &mut |key, value| {
+                out.push((key.to_vec(), value.to_vec()));
+                out.len() < limit
+            })?;
+        }
+        Ok(out)
+    }
+    /// Shows each entry with a key in `[start, end)` to `visit`, in order,
+    /// without copying it, until `visit` returns false: listings over many
+    /// entries pay for decoding, not for copies. `visit` must not use the
+    /// backend.
+    fn scan(&self, start: &[u8], end: Option<&[u8]>, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<()>;
     /// Applies writes atomically (visible to readers at once, durable after `flush`).
     fn apply(&self, writes: Vec<Write>) -> Result<()>;
     /// Makes everything applied so far durable.
@@ -75,12 +89,18 @@ impl Backend for SledBackend {
         self.db.get(key).map(|value| value.map(|v| v.to_vec())).map_err(io)
     }
 
-    fn range_limit(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    fn scan(&self, start: &[u8], end: Option<&[u8]>, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
         let iter = match end {
-            Some(end) => self.db.range(start.to_vec()..end.to_vec()),
-            None => self.db.range(start.to_vec()..),
+            Some(end) => self.db.range::<&[u8], _>(start..end),
+            None => self.db.range::<&[u8], _>(start..),
         };
-        iter.take(limit).map(|entry| entry.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(io)).collect()
+        for entry in iter {
+            let (key, value) = entry.map_err(io)?;
+            if !visit(&key, &value) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn apply(&self, writes: Vec<Write>) -> Result<()> {
@@ -117,13 +137,18 @@ impl Backend for MemoryBackend {
         Ok(self.tree()?.get(key).cloned())
     }
 
-    fn range_limit(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    fn scan(&self, start: &[u8], end: Option<&[u8]>, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
         let tree = self.tree()?;
         let iter: Box<dyn Iterator<Item = (&Vec<u8>, &Vec<u8>)>> = match end {
             Some(end) => Box::new(tree.range(start.to_vec()..end.to_vec())),
             None => Box::new(tree.range(start.to_vec()..)),
         };
-        Ok(iter.take(limit).map(|(k, v)| (k.clone(), v.clone())).collect())
+        for (key, value) in iter {
+            if !visit(key, value) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn apply(&self, writes: Vec<Write>) -> Result<()> {

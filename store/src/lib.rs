@@ -210,6 +210,20 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Entries of a named index whose keys start with `prefix`, in key order.
     fn index_prefix(&self, index: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
 
+    /// Shows the entries of a named index whose keys start with `prefix`
+    /// (keys without the index's name) to `visit`, in key order, without
+    /// copying them, until `visit` returns false. For listings over a large
+    /// index; `visit` must not use the store.
+    fn scan_index(&self, index: &str, prefix: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<()>;
+
+    /// Shows every instance's id and summary to `visit`, in id order, without
+    /// copying them, until `visit` returns false: one ordered scan instead of
+    /// a lookup per instance. `visit` must not use the store.
+    fn scan_summaries(&self, visit: &mut dyn FnMut(&str, &[u8]) -> bool) -> Result<()>;
+
+    /// Every quarantined instance with the reason, in id order.
+    fn quarantined(&self) -> Result<Vec<(String, String)>>;
+
     /// The instance's outbox, in key order.
     fn outbox(&self, instance: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
 

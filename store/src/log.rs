@@ -6,6 +6,7 @@
 //! acknowledges them all. Under load many instances' batches share a flush; a
 //! lone batch is flushed at once. Nothing is acknowledged before its flush.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -154,17 +155,31 @@ fn write_loop<B: Backend + ?Sized>(backend: &B, stats: &Stats, receiver: &mpsc::
                 Err(_) => break,
             }
         }
+        // The group becomes one atomic write: a key written by several of
+        // its batches (an instance's head and summary, an outbox entry put
+        // and deleted again) is written once, with its last value.
         let mut outcomes = Vec::with_capacity(jobs.len());
         let mut events = 0u64;
+        let mut heads: HashMap<String, Option<Head>> = HashMap::new();
+        let mut group: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
         for job in jobs {
             match job {
                 Job::Batch(batch, done) => {
                     let count = batch.events.len() as u64;
-                    let result = apply_batch(backend, batch);
+                    let result = prepare_batch(backend, batch, &mut heads).map(|writes| group.extend(writes));
                     if result.is_ok() {
                         events += count;
                     }
                     outcomes.push((done, result));
+                }
+            }
+        }
+        if !group.is_empty() {
+            if let Err(error) = backend.apply(group.into_iter().collect()) {
+                for (_, result) in &mut outcomes {
+                    if result.is_ok() {
+                        *result = Err(error.clone());
+                    }
                 }
             }
         }
@@ -190,10 +205,15 @@ fn write_loop<B: Backend + ?Sized>(backend: &B, stats: &Stats, receiver: &mpsc::
     }
 }
 
-fn apply_batch<B: Backend + ?Sized>(backend: &B, batch: Batch) -> Result<()> {
+/// Checks a batch against its instance's head (as the group has left it so
+/// far) and returns its writes, in order; moves that head on.
+fn prepare_batch<B: Backend + ?Sized>(backend: &B, batch: Batch, heads: &mut HashMap<String, Option<Head>>) -> Result<Vec<Write>> {
     let id = batch.instance.as_str();
     check_id(id)?;
-    let head = read_head(backend, id)?;
+    let head = match heads.get(id) {
+        Some(head) => head.clone(),
+        None => read_head(backend, id)?,
+    };
     let found = head.as_ref().map_or(0, |h| h.seq);
     if found != batch.expected_seq {
         return Err(Error::SequenceConflict { instance: id.to_owned(), expected: batch.expected_seq, found });
@@ -217,6 +237,7 @@ fn apply_batch<B: Backend + ?Sized>(backend: &B, batch: Batch) -> Result<()> {
         writes.push((keys::status_entry(&status, id), Some(Vec::new())));
     }
     writes.push((keys::head(id), Some(keys::encode_head(seq, &status))));
+    heads.insert(id.to_owned(), Some(Head { seq, status }));
     if let Some(summary) = batch.summary {
         writes.push((keys::summary(id), Some(summary)));
     }
@@ -237,7 +258,7 @@ fn apply_batch<B: Backend + ?Sized>(backend: &B, batch: Batch) -> Result<()> {
             OutboxOp::Delete { key } => writes.push((keys::outbox(id, &key), None)),
         }
     }
-    backend.apply(writes)
+    Ok(writes)
 }
 
 fn strip<'k>(key: &'k [u8], prefix: &[u8]) -> &'k [u8] {
@@ -332,11 +353,39 @@ impl<B: Backend> Store for LogStore<B> {
     }
 
     fn index_prefix(&self, index: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        self.scan_index(index, prefix, &mut |key, value| {
+            out.push((key.to_vec(), value.to_vec()));
+            true
+        })?;
+        Ok(out)
+    }
+
+    fn scan_index(&self, index: &str, prefix: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
         let base = keys::index(index, b"");
         let start = keys::index(index, prefix);
         let end = keys::prefix_end(&start);
-        let entries = self.backend.range(&start, end.as_deref())?;
-        Ok(entries.into_iter().map(|(key, value)| (strip(&key, &base).to_vec(), value)).collect())
+        self.backend.scan(&start, end.as_deref(), &mut |key, value| visit(strip(key, &base), value))
+    }
+
+    fn scan_summaries(&self, visit: &mut dyn FnMut(&str, &[u8]) -> bool) -> Result<()> {
+        let start = keys::summary("");
+        let end = keys::prefix_end(&start);
+        self.backend.scan(&start, end.as_deref(), &mut |key, value| match std::str::from_utf8(strip(key, &start)) {
+            Ok(id) => visit(id, value),
+            Err(_) => visit(&String::from_utf8_lossy(strip(key, &start)), value),
+        })
+    }
+
+    fn quarantined(&self) -> Result<Vec<(String, String)>> {
+        let start = keys::quarantine("");
+        let end = keys::prefix_end(&start);
+        Ok(self
+            .backend
+            .range(&start, end.as_deref())?
+            .into_iter()
+            .map(|(key, reason)| (String::from_utf8_lossy(strip(&key, &start)).into_owned(), String::from_utf8_lossy(&reason).into_owned()))
+            .collect())
     }
 
     fn outbox(&self, instance: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {

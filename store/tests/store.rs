@@ -113,6 +113,67 @@ fn the_status_index_follows_the_head() {
 }
 
 #[test]
+fn scans_show_summaries_and_index_entries_in_order_and_stop_when_asked() {
+    for (store, _dir) in stores() {
+        for id in ["b", "a", "c"] {
+            store
+                .append(Batch {
+                    instance: id.into(),
+                    expected_seq: 0,
+                    events: events(1, id),
+                    status: Some("running".into()),
+                    summary: Some(format!("summary of {id}").into_bytes()),
+                    index: vec![IndexOp::Put { index: "approval".into(), key: id.as_bytes().to_vec(), value: id.repeat(2).into_bytes() }],
+                    ..Batch::default()
+                })
+                .expect("start");
+        }
+        // An instance without a summary, and another index with a name that shares the prefix.
+        store.append(Batch { instance: "d".into(), expected_seq: 0, events: events(1, "d"), ..Batch::default() }).expect("bare");
+        store
+            .append(Batch {
+                instance: "e".into(),
+                expected_seq: 0,
+                events: events(1, "e"),
+                index: vec![IndexOp::Put { index: "approvals".into(), key: b"e".to_vec(), value: vec![] }],
+                ..Batch::default()
+            })
+            .expect("other index");
+        let mut summaries = Vec::new();
+        store
+            .scan_summaries(&mut |id, bytes| {
+                summaries.push((id.to_owned(), String::from_utf8_lossy(bytes).into_owned()));
+                true
+            })
+            .expect("scan");
+        assert_eq!(
+            summaries,
+            [("a", "summary of a"), ("b", "summary of b"), ("c", "summary of c")].map(|(i, s)| (i.to_owned(), s.to_owned()))
+        );
+        let mut entries = Vec::new();
+        store
+            .scan_index("approval", b"", &mut |key, value| {
+                entries.push((key.to_vec(), value.to_vec()));
+                true
+            })
+            .expect("scan");
+        assert_eq!(entries, store.index_prefix("approval", b"").expect("prefix"));
+        assert_eq!(entries, [(b"a".to_vec(), b"aa".to_vec()), (b"b".to_vec(), b"bb".to_vec()), (b"c".to_vec(), b"cc".to_vec())]);
+        let mut seen = 0;
+        store
+            .scan_summaries(&mut |_, _| {
+                seen += 1;
+                seen < 2
+            })
+            .expect("scan");
+        assert_eq!(seen, 2, "the scan stops when the visitor says so");
+        assert!(store.quarantined().expect("none").is_empty());
+        store.quarantine("b", "event 1 does not decode").expect("quarantine");
+        assert_eq!(store.quarantined().expect("one"), [("b".to_owned(), "event 1 does not decode".to_owned())]);
+    }
+}
+
+#[test]
 fn indexes_and_outbox_are_ordered_and_scoped() {
     for (store, _dir) in stores() {
         let timer = |due: u64, id: &str| {
@@ -208,6 +269,54 @@ fn concurrent_instances_share_flushes() {
     assert!(flushes < batches, "group commit: {flushes} flushes for {batches} batches");
     for i in 0..instances {
         assert_eq!(store.head(&format!("i{i}")).expect("head").expect("exists").seq, per_instance);
+    }
+}
+
+#[test]
+fn batches_committed_together_keep_their_order_their_conflicts_and_their_last_values() {
+    for (store, _dir) in stores() {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        // Submitted without waiting, so they share groups: each continues the
+        // one before, the fourth conflicts, and the statuses go back and forth.
+        let batches = [
+            (0, "running", vec![OutboxOp::Put { key: b"k1".to_vec(), value: b"dispatch".to_vec() }]),
+            (1, "waiting", vec![OutboxOp::Delete { key: b"k1".to_vec() }]),
+            (2, "running", vec![OutboxOp::Put { key: b"k2".to_vec(), value: b"dispatch".to_vec() }]),
+            (2, "failed", vec![]),
+            (3, "completed", vec![]),
+        ];
+        for (expected_seq, status, outbox) in batches {
+            let sender = sender.clone();
+            store.submit(
+                Batch {
+                    instance: "a".into(),
+                    expected_seq,
+                    events: events(1, status),
+                    status: Some(status.into()),
+                    summary: Some(format!("summary {status}").into_bytes()),
+                    outbox,
+                    ..Batch::default()
+                },
+                Box::new(move |result| {
+                    let _ = sender.send((expected_seq, status, result));
+                }),
+            );
+        }
+        drop(sender);
+        let results: Vec<_> = receiver.iter().collect();
+        let refused: Vec<_> = results.iter().filter(|(.., r)| r.is_err()).map(|(seq, status, _)| (*seq, *status)).collect();
+        assert_eq!(refused, [(2, "failed")], "only the conflicting batch is refused");
+        assert!(matches!(results[3].2, Err(Error::SequenceConflict { expected: 2, found: 3, .. })), "{:?}", results[3]);
+        let loaded = store.load("a").expect("load").expect("exists");
+        assert_eq!((loaded.head.seq, loaded.head.status.as_str()), (4, "completed"));
+        assert_eq!(loaded.events.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        assert_eq!(loaded.events[3].1, b"completed-0");
+        assert_eq!(loaded.summary.as_deref(), Some(&b"summary completed"[..]));
+        assert_eq!(store.outbox("a").expect("outbox"), [(b"k2".to_vec(), b"dispatch".to_vec())]);
+        for status in ["running", "waiting", "failed"] {
+            assert!(store.instances_with_status(status).expect("index").is_empty(), "{status}");
+        }
+        assert_eq!(store.instances_with_status("completed").expect("index"), ["a"]);
     }
 }
 

@@ -11,8 +11,8 @@ mod codec;
 mod driver;
 mod load;
 
-use std::collections::BTreeMap;
 use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -438,21 +438,30 @@ impl Engine {
     /// Decisions people are waiting for, across instances (from the index,
     /// without loading instances); with `principal`, only those they may take.
     pub fn approvals(&self, principal: Option<&str>) -> Result<Vec<PendingApproval>, Error> {
-        let entries = self.shared.store.index_prefix(codec::APPROVAL_INDEX, b"")?;
-        let mut out = Vec::with_capacity(entries.len());
-        for (key, value) in entries {
-            let pending: PendingApproval = serde_json::from_slice(&value)
-                .map_err(|e| Error::Corrupt(format!("approval index entry {}: {e}", String::from_utf8_lossy(&key))))?;
+        let mut out = Vec::new();
+        let mut corrupt = None;
+        self.shared.store.scan_index(codec::APPROVAL_INDEX, b"", &mut |key, value| {
+            let pending: PendingApproval = match serde_json::from_slice(value) {
+                Ok(pending) => pending,
+                Err(e) => {
+                    corrupt = Some(Error::Corrupt(format!("approval index entry {}: {e}", String::from_utf8_lossy(key))));
+                    return false;
+                }
+            };
             if let Some(principal) = principal {
                 let approvers: Vec<crate::plan::Principal> =
                     pending.approvers.iter().filter_map(|a| crate::plan::Principal::parse(a)).collect();
                 if self.shared.roles.allows(&approvers, principal).is_none() {
-                    continue;
+                    return true;
                 }
             }
             out.push(pending);
+            true
+        })?;
+        match corrupt {
+            Some(error) => Err(error),
+            None => Ok(out),
         }
-        Ok(out)
     }
 
     /// The role membership decisions are authorized against.
@@ -473,10 +482,31 @@ impl Engine {
     /// Instances with their summaries, optionally only those with `status`.
     pub fn list(&self, status: Option<&str>) -> Result<Vec<(String, Summary)>, Error> {
         let store = &self.shared.store;
-        let ids: Vec<String> = match status {
-            Some(status) => store.instances_with_status(status)?,
-            None => store.instances()?.into_iter().map(|(id, _)| id).collect(),
+        let Some(status) = status else {
+            // Everything: one ordered scan of the summaries, not a lookup per instance.
+            let quarantined: BTreeSet<String> = store.quarantined()?.into_iter().map(|(id, _)| id).collect();
+            let mut out = Vec::new();
+            let mut corrupt = None;
+            store.scan_summaries(&mut |id, bytes| match Summary::decode(id, bytes) {
+                Ok(summary) if quarantined.contains(id) => {
+                    out.push((id.to_owned(), Summary { status: phasegate_store::QUARANTINED.to_owned(), ..summary }));
+                    true
+                }
+                Ok(summary) => {
+                    out.push((id.to_owned(), summary));
+                    true
+                }
+                Err(e) => {
+                    corrupt = Some(Error::Corrupt(e.to_string()));
+                    false
+                }
+            })?;
+            return match corrupt {
+                Some(error) => Err(error),
+                None => Ok(out),
+            };
         };
+        let ids = store.instances_with_status(status)?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let summary = match store.summary(&id)? {

@@ -2,9 +2,11 @@
 //! and a writer thread that commits batches in groups.
 //!
 //! Group commit: callers submit batches to one writer thread. It takes every
-//! batch waiting in its queue, applies each atomically, flushes **once**, then
-//! acknowledges them all. Under load many instances' batches share a flush; a
-//! lone batch is flushed at once. Nothing is acknowledged before its flush.
+//! batch waiting in its queue, checks each against its instance's head as the
+//! group has left it, applies the group as one atomic write (each key once,
+//! with its last value), flushes **once**, then acknowledges them all. Under
+//! load many instances' batches share a flush; a lone batch is flushed at
+//! once. Nothing is acknowledged before its flush.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

@@ -146,3 +146,20 @@ fn a_store_held_by_a_running_process_is_reported_clearly() {
     assert_eq!(held.status.code(), Some(2));
     assert!(stderr(&held).contains("is in use by another phasegate process"), "{}", stderr(&held));
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly_instead_of_panicking() {
+    // `phasegate history f1 | head`: the reading end is closed before anything is written.
+    let dir = setup();
+    let path = dir.path();
+    let started = run(path, &["--as", "alice", "start", "flow.toml", "--id", "f1"]);
+    assert_eq!(started.status.code(), Some(0), "{}", stderr(&started));
+    for args in [&["history", "f1"][..], &["status", "f1"], &["list"], &["--output", "json", "history", "f1"]] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let output =
+            phasegate_tests::phasegate(path).args(args).stdout(writer).stderr(std::process::Stdio::piped()).output().expect("runs");
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {}", stderr(&output));
+        assert!(stderr(&output).is_empty(), "{args:?}: nothing on stderr, no panic: {}", stderr(&output));
+    }
+}

@@ -170,7 +170,8 @@ pub(super) fn schema() -> u8 {
 }
 
 fn print_json<T: Serialize>(value: &T) {
-    let mut stdout = std::io::stdout().lock();
-    let _ = serde_json::to_writer_pretty(&mut stdout, value);
-    let _ = writeln!(stdout);
+    super::output::with_stdout(|out| {
+        serde_json::to_writer_pretty(&mut *out, value)?;
+        writeln!(out)
+    });
 }

@@ -52,7 +52,7 @@ pub(super) fn decide(cli: &Cli, kind: DecisionKind, args: &DecisionArgs) -> u8 {
                     workflow.phase_index(&outcome.phase).is_some_and(|p| workflow.phases[p].gates.iter().any(|g| g.id == outcome.gate))
                 });
                 let what = if is_gate { "gate" } else { "trigger" };
-                println!(
+                outln!(
                     "{}: {what} {}/{} {} by {}{replayed}; {what} {}, instance {}",
                     outcome.instance,
                     outcome.phase,
@@ -110,7 +110,7 @@ pub(super) fn approvals(cli: &Cli, args: &ApprovalsArgs) -> u8 {
                         ),
                         None => String::new(),
                     };
-                    println!(
+                    outln!(
                         "{} {}/{}  level {}, {}/{} approvals from {}; waiting {waiting}{deadline}{score}{notes}{warnings}",
                         p.instance,
                         p.phase,
@@ -135,12 +135,12 @@ pub(super) fn advance(cli: &Cli, id: &str) -> u8 {
             OutputFormat::Json => print_json(&serde_json::to_value(&report).unwrap_or_default()),
             OutputFormat::Text => {
                 if report.appended > 0 {
-                    println!("{id}: advanced ({} event(s)); now {}", report.appended, report.status);
+                    outln!("{id}: advanced ({} event(s)); now {}", report.appended, report.status);
                 } else {
-                    println!("{id}: {}; nothing to advance", report.status);
+                    outln!("{id}: {}; nothing to advance", report.status);
                 }
                 for blocker in &report.blockers {
-                    println!("  blocked: {}", blocker.message);
+                    outln!("  blocked: {}", blocker.message);
                 }
             }
         }

@@ -156,9 +156,10 @@ pub(super) fn report(error: &Error) -> u8 {
 }
 
 pub(super) fn print_json(value: &serde_json::Value) {
-    let mut stdout = std::io::stdout().lock();
-    let _ = serde_json::to_writer_pretty(&mut stdout, value);
-    let _ = writeln!(stdout);
+    super::output::with_stdout(|out| {
+        serde_json::to_writer_pretty(&mut *out, value)?;
+        writeln!(out)
+    });
 }
 
 /// `phasegate start`.
@@ -186,7 +187,7 @@ pub(super) fn start(cli: &Cli, args: &StartArgs) -> u8 {
         match cli.output {
             OutputFormat::Json => print_json(&json!({"id": id})),
             OutputFormat::Text => {
-                println!("{id}");
+                outln!("{id}");
                 eprintln!("started {id}; `phasegate run --until-idle` drives it");
             }
         }
@@ -210,7 +211,7 @@ pub(super) fn operate(cli: &Cli, id: &str, what: Operation<'_>) -> u8 {
         let status = engine.instance(id).await.map(|(instance, _)| instance.effective_status()).unwrap_or("unknown");
         match cli.output {
             OutputFormat::Json => print_json(&json!({"instance": id, "seq": seq, "status": status})),
-            OutputFormat::Text => println!("{id}: {status} (event {seq})"),
+            OutputFormat::Text => outln!("{id}: {status} (event {seq})"),
         }
         Ok(EXIT_OK)
     })
@@ -244,7 +245,7 @@ pub(super) fn signal(cli: &Cli, args: &SignalArgs) -> u8 {
         let seq = engine.operate(&args.id, super::backend::Operation::Signal { by: &by, name: &args.name, data }).await?;
         match cli.output {
             OutputFormat::Json => print_json(&json!({"instance": args.id, "signal": args.name, "seq": seq})),
-            OutputFormat::Text => println!("{}: signal {} recorded (event {seq})", args.id, args.name),
+            OutputFormat::Text => outln!("{}: signal {} recorded (event {seq})", args.id, args.name),
         }
         Ok(EXIT_OK)
     })
@@ -412,11 +413,11 @@ impl Progress {
                 if output == OutputFormat::Text {
                     let status = instance.effective_status();
                     match waiting(&instance).as_slice() {
-                        [] => println!("{id}: {status}"),
-                        phases => println!("{id}: {status} (phase {} waits for a decision)", phases.join(", ")),
+                        [] => outln!("{id}: {status}"),
+                        phases => outln!("{id}: {status} (phase {} waits for a decision)", phases.join(", ")),
                     }
                     for (approval, command) in pending.iter().filter(|p| &p.instance == id).zip(&next) {
-                        println!(
+                        outln!(
                             "  {}/{} waits for {} more approval(s) from {}; to approve:\n    {command}",
                             approval.phase,
                             approval.gate,
@@ -649,7 +650,7 @@ pub(super) fn status(cli: &Cli, args: &StatusArgs) -> u8 {
                         out.push_str(&format!("  {:<24} {:<14} undoes {undoes}\n", step.state.id, step.state.status.kind()));
                     }
                 }
-                print!("{out}");
+                out!("{out}");
             }
         }
         Ok(EXIT_OK)
@@ -737,7 +738,7 @@ pub(super) fn list(cli: &Cli, args: &ListArgs) -> u8 {
                     eprintln!("no instances{}", args.status.as_ref().map(|s| format!(" with status {s}")).unwrap_or_default());
                 }
                 for (id, Summary { status, workflow, updated_at, current, .. }) in &instances {
-                    println!("{id:<40} {status:<18} {workflow:<20} {updated_at}  {}", current.join(","));
+                    outln!("{id:<40} {status:<18} {workflow:<20} {updated_at}  {}", current.join(","));
                 }
             }
         }
@@ -753,7 +754,7 @@ pub(super) fn history(cli: &Cli, args: &InstanceArgs) -> u8 {
             OutputFormat::Json => print_json(&serde_json::to_value(&records).unwrap_or_default()),
             OutputFormat::Text => {
                 for record in &records {
-                    println!("{:>5}  {}  {}", record.seq(), record.at(), describe(record.event()));
+                    outln!("{:>5}  {}  {}", record.seq(), record.at(), describe(record.event()));
                 }
             }
         }
@@ -833,7 +834,7 @@ pub(super) fn report_command(cli: &Cli, args: &ReportArgs) -> u8 {
         let text = if json { serde_json::to_string_pretty(&rendered.data).unwrap_or_default() + "\n" } else { rendered.markdown };
         match &args.out {
             Some(path) => std::fs::write(path, text).map_err(|e| Error::Invalid(format!("--out {}: {e}", path.display())))?,
-            None => print!("{text}"),
+            None => out!("{text}"),
         }
         Ok(EXIT_OK)
     })

@@ -2,6 +2,8 @@
 //! commands. Compiled only with the `cli` feature so embedders do not pay for
 //! clap.
 
+#[macro_use]
+mod output;
 mod backend;
 mod definitions;
 mod demo_target;

@@ -482,42 +482,39 @@ impl Engine {
     /// Instances with their summaries, optionally only those with `status`.
     pub fn list(&self, status: Option<&str>) -> Result<Vec<(String, Summary)>, Error> {
         let store = &self.shared.store;
-        let Some(status) = status else {
-            // Everything: one ordered scan of the summaries, not a lookup per instance.
-            let quarantined: BTreeSet<String> = store.quarantined()?.into_iter().map(|(id, _)| id).collect();
-            let mut out = Vec::new();
-            let mut corrupt = None;
-            store.scan_summaries(&mut |id, bytes| match Summary::decode(id, bytes) {
-                Ok(summary) if quarantined.contains(id) => {
-                    out.push((id.to_owned(), Summary { status: phasegate_store::QUARANTINED.to_owned(), ..summary }));
-                    true
-                }
-                Ok(summary) => {
-                    out.push((id.to_owned(), summary));
-                    true
-                }
-                Err(e) => {
-                    corrupt = Some(Error::Corrupt(e.to_string()));
-                    false
-                }
-            })?;
-            return match corrupt {
-                Some(error) => Err(error),
-                None => Ok(out),
-            };
+        let quarantined: BTreeSet<String> = store.quarantined()?.into_iter().map(|(id, _)| id).collect();
+        let mark = |id: &str, summary: Summary| match quarantined.contains(id) {
+            true => Summary { status: phasegate_store::QUARANTINED.to_owned(), ..summary },
+            false => summary,
         };
-        let ids = store.instances_with_status(status)?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let summary = match store.summary(&id)? {
-                Some(bytes) => Summary::decode(&id, &bytes).map_err(|e| Error::Corrupt(e.to_string()))?,
-                None => continue,
-            };
-            let summary = match store.quarantine_reason(&id)? {
-                Some(_) => Summary { status: phasegate_store::QUARANTINED.to_owned(), ..summary },
-                None => summary,
-            };
-            out.push((id, summary));
+        let mut out = Vec::new();
+        match status {
+            None => {
+                // Everything: one ordered scan of the summaries, not a lookup per instance.
+                let mut corrupt = None;
+                store.scan_summaries(&mut |id, bytes| match Summary::decode(id, bytes) {
+                    Ok(summary) => {
+                        out.push((id.to_owned(), mark(id, summary)));
+                        true
+                    }
+                    Err(e) => {
+                        corrupt = Some(Error::Corrupt(e.to_string()));
+                        false
+                    }
+                })?;
+                if let Some(error) = corrupt {
+                    return Err(error);
+                }
+            }
+            Some(status) => {
+                for id in store.instances_with_status(status)? {
+                    if let Some(bytes) = store.summary(&id)? {
+                        let summary = Summary::decode(&id, &bytes).map_err(|e| Error::Corrupt(e.to_string()))?;
+                        let summary = mark(&id, summary);
+                        out.push((id, summary));
+                    }
+                }
+            }
         }
         Ok(out)
     }

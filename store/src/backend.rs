@@ -37,22 +37,70 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     fn apply(&self, writes: Vec<Write>) -> Result<()>;
     /// Makes everything applied so far durable.
     fn flush(&self) -> Result<()>;
+    /// Fails if the storage under the backend is gone or replaced.
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 fn io(error: sled::Error) -> Error {
     Error::Io(error.to_string())
 }
 
-/// sled 0.34: one tree, atomic batches, `flush` before acknowledging.
+/// Whether opening may create a store where there is none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the store if the directory holds none (`start`, `run`, `serve`).
+    Create,
+    /// Refuse with [`Error::NoStore`] if the directory holds none (every
+    /// command that reads, or acts on instances that must already exist).
+    Existing,
+}
+
+/// sled 0.34: one tree, atomic batches, and a `flush` that ends in a real
+/// `fdatasync` of every file holding what it flushed.
+///
+/// sled's own `flush` writes its log with `sync_file_range`, which neither
+/// flushes the device's write cache nor the file's metadata, and it writes a
+/// page larger than a quarter of a segment as a separate file under
+/// `blobs/` that it never syncs. So after sled's flush this backend
+/// `fdatasync`s every blob file created since the last flush, the `blobs`
+/// directory, and sled's log file, before anything is acknowledged.
 #[derive(Debug)]
 pub struct SledBackend {
     db: sled::Db,
+    dir: std::path::PathBuf,
+    /// sled's log file, kept open to `fdatasync` it.
+    log: std::fs::File,
+    /// Blob files already synced, and the `blobs` directory's last seen mtime.
+    blobs: Mutex<(std::collections::HashSet<std::ffi::OsString>, Option<std::time::SystemTime>)>,
+    /// The marker as opened: writes fail once it is gone or replaced.
+    marker: crate::marker::Identity,
+}
+
+/// sled's files in a data directory: a store exists there if any does.
+fn has_sled_files(path: &Path) -> bool {
+    ["db", "conf", "blobs"].iter().any(|name| path.join(name).exists())
 }
 
 impl SledBackend {
-    /// Opens (or creates) the database in `path`.
-    pub fn open(path: &Path) -> Result<Self> {
-        std::fs::create_dir_all(path).map_err(|error| Error::Io(format!("cannot create {}: {error}", path.display())))?;
+    /// Opens the store in `path`; with [`OpenMode::Create`], creates it
+    /// (and its marker) when the directory holds none. A marker whose
+    /// database is missing, empty or unreadable is refused with
+    /// [`Error::LostData`]: it is never opened as a new, empty store.
+    pub fn open(path: &Path, mode: OpenMode) -> Result<Self> {
+        let shown = path.display().to_string();
+        let marker = if path.is_dir() { crate::marker::read(path)? } else { None };
+        let exists = marker.is_some() || (path.is_dir() && has_sled_files(path));
+        if !exists {
+            if mode == OpenMode::Existing {
+                return Err(Error::NoStore { path: shown });
+            }
+            std::fs::create_dir_all(path).map_err(|error| Error::Io(format!("cannot create {}: {error}", path.display())))?;
+        }
+        if marker.is_some() && !path.join("db").is_file() {
+            return Err(Error::LostData { path: shown, detail: "sled's database file `db` is missing".to_owned() });
+        }
         // sled's background flusher stays on (its default). Turning it off
         // looked harmless, since the log layer flushes before every
         // acknowledgement, but the crash test then found a store that sled
@@ -62,19 +110,80 @@ impl SledBackend {
         // late (sled's last I/O threads finishing); a short, bounded wait
         // separates that from a store another process holds.
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1500);
-        loop {
+        let db = loop {
             match config.open() {
-                Ok(db) => return Ok(Self { db }),
+                Ok(db) => break db,
                 // sled reports a held lock as an I/O error from its file lock.
                 Err(sled::Error::Io(error)) if is_lock_error(&error) => {
                     if std::time::Instant::now() >= deadline {
-                        return Err(Error::InUse { path: path.display().to_string() });
+                        return Err(Error::InUse { path: shown });
                     }
                     std::thread::sleep(std::time::Duration::from_millis(25));
                 }
+                Err(error) if marker.is_some() => {
+                    return Err(Error::LostData { path: shown, detail: format!("sled cannot open its files ({error})") })
+                }
                 Err(error) => return Err(io(error)),
             }
+        };
+        let formatted = db.get(crate::keys::FORMAT).map_err(io)?.is_some();
+        match (&marker, formatted) {
+            (Some(_), false) => {
+                return Err(Error::LostData {
+                    path: shown,
+                    detail: "its database is empty (sled's files were deleted, truncated or damaged)".to_owned(),
+                })
+            }
+            // A store from before markers existed, or one just created: mark
+            // it, after its format key is durable (a crash in between leaves
+            // an unmarked store, which the next open marks).
+            (None, _) => {
+                if !formatted {
+                    if mode == OpenMode::Existing {
+                        return Err(Error::NoStore { path: shown });
+                    }
+                    db.insert(crate::keys::FORMAT, crate::FORMAT_VERSION.to_be_bytes().to_vec()).map_err(io)?;
+                    db.flush().map_err(io)?;
+                    std::fs::File::open(path.join("db")).and_then(|log| log.sync_data()).map_err(|error| Error::Io(error.to_string()))?;
+                    crate::marker::sync_dir(path)?;
+                }
+                crate::marker::write(path, &crate::marker::Marker::new())?;
+            }
+            (Some(_), true) => {}
         }
+        let log = std::fs::File::open(path.join("db")).map_err(|error| Error::Io(format!("cannot open sled's log in {shown}: {error}")))?;
+        let marker = crate::marker::Identity::of(path)?;
+        Ok(Self { db, dir: path.to_path_buf(), log, blobs: Mutex::new(Default::default()), marker })
+    }
+
+    /// `fdatasync`s the blob files sled created since the last call, and
+    /// their directory. The directory's mtime moves whenever a file is
+    /// created in it, so a flush that wrote no blob costs one `stat`.
+    fn sync_blobs(&self) -> Result<()> {
+        let dir = self.dir.join("blobs");
+        let Ok(metadata) = std::fs::metadata(&dir) else {
+            return Ok(());
+        };
+        let modified = metadata.modified().ok();
+        let mut blobs = self.blobs.lock().map_err(|_| Error::Io("the blob list was poisoned by a panic".to_owned()))?;
+        if modified.is_some() && blobs.1 == modified {
+            return Ok(());
+        }
+        let entries = std::fs::read_dir(&dir).map_err(|error| Error::Io(format!("cannot list {}: {error}", dir.display())))?;
+        let mut present = std::collections::HashSet::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if !blobs.0.contains(&name) {
+                // A blob sled removed meanwhile no longer needs syncing.
+                if let Ok(file) = std::fs::File::open(entry.path()) {
+                    file.sync_data().map_err(|error| Error::Io(format!("cannot sync {}: {error}", entry.path().display())))?;
+                }
+            }
+            present.insert(name);
+        }
+        crate::marker::sync_dir(&dir)?;
+        *blobs = (present, modified);
+        Ok(())
     }
 }
 
@@ -115,7 +224,14 @@ impl Backend for SledBackend {
     }
 
     fn flush(&self) -> Result<()> {
-        self.db.flush().map(|_| ()).map_err(io)
+        self.db.flush().map_err(io)?;
+        self.sync_blobs()?;
+        self.log.sync_data().map_err(|error| Error::Io(format!("cannot sync sled's log in {}: {error}", self.dir.display())))?;
+        self.marker.check(&self.dir)
+    }
+
+    fn check(&self) -> Result<()> {
+        self.marker.check(&self.dir)
     }
 }
 

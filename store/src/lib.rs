@@ -14,11 +14,12 @@
 mod backend;
 mod keys;
 mod log;
+pub mod marker;
 
 use std::fmt;
 
-pub use backend::{MemoryBackend, SledBackend};
-pub use log::{LogStore, MemoryStore, SledStore};
+pub use backend::{MemoryBackend, OpenMode, SledBackend};
+pub use log::{BackupReport, LogStore, MemoryStore, SledStore};
 
 /// The on-disk format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -31,6 +32,23 @@ pub enum Error {
     InUse {
         /// The data directory.
         path: String,
+    },
+    /// The data directory holds no store.
+    #[error("no store at {path} (create one with `phasegate start`, or give the right --db)")]
+    NoStore {
+        /// The data directory.
+        path: String,
+    },
+    /// The directory has a store marker, but sled's data is missing or unreadable.
+    #[error(
+        "the store at {path} has lost its data: {detail}. It was not opened and nothing was changed. \
+         Restore it from a backup (`phasegate restore BACKUP --db NEW_PATH`), or move the directory aside to start afresh"
+    )]
+    LostData {
+        /// The data directory.
+        path: String,
+        /// What is missing.
+        detail: String,
     },
     /// The store was written by a newer phasegate.
     #[error("the store at {path} has format version {found}, newer than this phasegate understands ({supported}); upgrade phasegate")]
@@ -53,7 +71,7 @@ pub enum Error {
         found: u64,
     },
     /// An instance id the key layout cannot hold.
-    #[error("`{0}` is not a valid instance id: use 1 to 128 letters, digits, `.`, `-` or `_`")]
+    #[error("`{0}` is not a valid instance id: use 1 to 128 letters, digits, `.`, `-` or `_`, starting with a letter or digit")]
     InvalidId(String),
     /// Stored bytes that do not have the layout this crate wrote.
     #[error("corrupt store record {key}: {detail}")]
@@ -174,6 +192,21 @@ pub trait Store: Send + Sync + fmt::Debug {
         None
     }
 
+    /// Why the store refuses writes, if it does: a write or flush failed
+    /// (a full disk, an I/O error), or its directory was deleted or
+    /// replaced. A failed store stays failed until it is reopened.
+    fn failure(&self) -> Option<String> {
+        None
+    }
+
+    /// Writes a consistent copy of the whole store (everything acknowledged
+    /// before the call, nothing after) into `dest`, a new directory that
+    /// opens as a store of its own.
+    fn backup(&self, dest: &std::path::Path) -> Result<BackupReport> {
+        let _ = dest;
+        Err(Error::Io("this store cannot make backups".to_owned()))
+    }
+
     /// Submits a batch and waits until it is durable.
     fn append(&self, batch: Batch) -> Result<()> {
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);
@@ -247,9 +280,16 @@ pub trait Store: Send + Sync + fmt::Debug {
 /// The status the store gives quarantined instances.
 pub const QUARANTINED: &str = "quarantined";
 
-/// Checks that an id fits the key layout.
+/// Checks that an id fits the key layout: 1 to 128 letters, digits, `.`,
+/// `-` or `_`, and not `.` or `..` (which read as paths). The engine gives
+/// new instances a stricter rule (a letter or digit first); this one also
+/// admits ids that older versions generated.
 pub fn check_id(id: &str) -> Result<()> {
-    let valid = !id.is_empty() && id.len() <= 128 && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    let valid = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.len() <= 128
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
     if valid {
         Ok(())
     } else {

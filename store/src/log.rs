@@ -15,7 +15,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crate::backend::{Backend, MemoryBackend, SledBackend, Write};
+use crate::backend::{Backend, MemoryBackend, OpenMode, SledBackend, Write};
 use crate::{check_id, keys, Batch, Done, Error, Head, IndexOp, Loaded, OutboxOp, Result, Store, FORMAT_VERSION, QUARANTINED};
 
 /// Most batches one flush covers; bounds the latency of the first in a group.
@@ -28,6 +28,26 @@ pub type MemoryStore = LogStore<MemoryBackend>;
 
 enum Job {
     Batch(Batch, Done),
+    /// Writes outside an instance's log (a pinned definition, a quarantine),
+    /// applied and flushed by the writer like a batch, so the writer stays
+    /// the only thread that writes.
+    Raw(Vec<Write>, Done),
+    /// A consistent copy of the whole store into a new directory, taken
+    /// between two groups.
+    Backup(std::path::PathBuf, Box<dyn FnOnce(Result<BackupReport>) + Send>),
+}
+
+/// What a backup copied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackupReport {
+    /// The directory written.
+    pub path: String,
+    /// Records copied.
+    pub records: u64,
+    /// Instances copied.
+    pub instances: u64,
+    /// Bytes of keys and values copied.
+    pub bytes: u64,
 }
 
 /// Counters of the writer, for metrics and benchmarks.
@@ -47,6 +67,9 @@ pub struct Stats {
 pub struct LogStore<B: Backend> {
     backend: Arc<B>,
     stats: Arc<Stats>,
+    /// Set once a write or flush failed: every later write is refused with
+    /// it, since what sled holds in memory may no longer match the disk.
+    failure: Arc<Mutex<Option<Error>>>,
     sender: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     location: String,
@@ -63,8 +86,24 @@ impl SledStore {
     /// [`Error::InUse`] when another process holds it and
     /// [`Error::NewerFormat`] when a newer phasegate wrote it.
     pub fn open(path: &Path) -> Result<Self> {
-        let backend = SledBackend::open(path)?;
+        Self::open_with(path, OpenMode::Create)
+    }
+
+    /// Opens the store in `path`, creating it only with [`OpenMode::Create`];
+    /// fails with [`Error::NoStore`] when there is none to open and with
+    /// [`Error::LostData`] when its marker survives but its data does not.
+    pub fn open_with(path: &Path, mode: OpenMode) -> Result<Self> {
+        let backend = SledBackend::open(path, mode)?;
         Self::start(backend, path.display().to_string())
+    }
+
+    /// Copies the store in `source` (which must exist and not be in use)
+    /// into `dest`, which must not hold a store or anything else.
+    pub fn restore(source: &Path, dest: &Path) -> Result<BackupReport> {
+        let store = Self::open_with(source, OpenMode::Existing)?;
+        let report = store.backup(dest);
+        store.close();
+        report
     }
 }
 
@@ -97,16 +136,18 @@ impl<B: Backend> LogStore<B> {
         }
         let backend = Arc::new(backend);
         let stats = Arc::new(Stats::default());
+        let failure = Arc::new(Mutex::new(None));
         let (sender, receiver) = mpsc::channel();
         let writer = {
             let backend = Arc::clone(&backend);
             let stats = Arc::clone(&stats);
+            let failure = Arc::clone(&failure);
             std::thread::Builder::new()
                 .name("phasegate-store-writer".to_owned())
-                .spawn(move || write_loop(&*backend, &stats, &receiver))
+                .spawn(move || write_loop(&*backend, &stats, &failure, &receiver))
                 .map_err(|error| Error::Io(format!("cannot start the writer thread: {error}")))?
         };
-        Ok(Self { backend, stats, sender: Mutex::new(Some(sender)), writer: Mutex::new(Some(writer)), location })
+        Ok(Self { backend, stats, failure, sender: Mutex::new(Some(sender)), writer: Mutex::new(Some(writer)), location })
     }
 
     /// The writer's counters.
@@ -126,6 +167,32 @@ impl<B: Backend> LogStore<B> {
 
     fn read_head(&self, id: &str) -> Result<Option<Head>> {
         read_head(&*self.backend, id)
+    }
+
+    fn send(&self, job: Job) {
+        let sender = self.sender.lock().ok().and_then(|sender| sender.clone());
+        let job = match sender {
+            Some(sender) => match sender.send(job) {
+                Ok(()) => return,
+                Err(mpsc::SendError(job)) => job,
+            },
+            None => job,
+        };
+        match job {
+            Job::Batch(_, done) | Job::Raw(_, done) => done(Err(Error::Closed)),
+            Job::Backup(_, done) => done(Err(Error::Closed)),
+        }
+    }
+
+    fn write_raw(&self, writes: Vec<Write>) -> Result<()> {
+        let (sender, receiver) = mpsc::sync_channel(1);
+        self.send(Job::Raw(
+            writes,
+            Box::new(move |result| {
+                let _ = sender.send(result);
+            }),
+        ));
+        receiver.recv().map_err(|_| Error::Closed)?
     }
 }
 
@@ -148,7 +215,16 @@ fn read_head<B: Backend + ?Sized>(backend: &B, id: &str) -> Result<Option<Head>>
     }
 }
 
-fn write_loop<B: Backend + ?Sized>(backend: &B, stats: &Stats, receiver: &mpsc::Receiver<Job>) {
+fn write_loop<B: Backend + ?Sized>(backend: &B, stats: &Stats, failure: &Mutex<Option<Error>>, receiver: &mpsc::Receiver<Job>) {
+    let failed = || failure.lock().ok().and_then(|f| f.clone());
+    let fail = |error: &Error| {
+        if let Ok(mut failure) = failure.lock() {
+            if failure.is_none() {
+                tracing::error!(%error, "the store failed; every later write is refused until phasegate restarts");
+                *failure = Some(error.clone());
+            }
+        }
+    };
     while let Ok(first) = receiver.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
@@ -161,23 +237,40 @@ fn write_loop<B: Backend + ?Sized>(backend: &B, stats: &Stats, receiver: &mpsc::
         // its batches (an instance's head and summary, an outbox entry put
         // and deleted again) is written once, with its last value.
         let mut outcomes = Vec::with_capacity(jobs.len());
+        let mut backups = Vec::new();
         let mut events = 0u64;
         let mut heads: HashMap<String, Option<Head>> = HashMap::new();
         let mut group: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        let refused = failed();
         for job in jobs {
             match job {
                 Job::Batch(batch, done) => {
                     let count = batch.events.len() as u64;
-                    let result = prepare_batch(backend, batch, &mut heads).map(|writes| group.extend(writes));
+                    let result = match &refused {
+                        Some(error) => Err(error.clone()),
+                        None => prepare_batch(backend, batch, &mut heads).map(|writes| group.extend(writes)),
+                    };
                     if result.is_ok() {
                         events += count;
                     }
                     outcomes.push((done, result));
                 }
+                Job::Raw(writes, done) => {
+                    let result = match &refused {
+                        Some(error) => Err(error.clone()),
+                        None => {
+                            group.extend(writes);
+                            Ok(())
+                        }
+                    };
+                    outcomes.push((done, result));
+                }
+                Job::Backup(dest, done) => backups.push((dest, done)),
             }
         }
         if !group.is_empty() {
             if let Err(error) = backend.apply(group.into_iter().collect()) {
+                fail(&error);
                 for (_, result) in &mut outcomes {
                     if result.is_ok() {
                         *result = Err(error.clone());
@@ -190,6 +283,9 @@ fn write_loop<B: Backend + ?Sized>(backend: &B, stats: &Stats, receiver: &mpsc::
             let flushed = backend.flush();
             stats.flushes.fetch_add(1, Ordering::Relaxed);
             stats.flush_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            if let Err(error) = &flushed {
+                fail(error);
+            }
             flushed
         } else {
             Ok(())
@@ -204,7 +300,53 @@ fn write_loop<B: Backend + ?Sized>(backend: &B, stats: &Stats, receiver: &mpsc::
             }
             done(result);
         }
+        // Everything before the backup request is applied and flushed, and
+        // nothing after it is: the copy is one consistent state.
+        for (dest, done) in backups {
+            done(match failed() {
+                Some(error) => Err(error),
+                None => copy_into(backend, &dest),
+            });
+        }
     }
+}
+
+/// Copies every record of `backend` into a new sled store in `dest`.
+fn copy_into<B: Backend + ?Sized>(backend: &B, dest: &Path) -> Result<BackupReport> {
+    if dest.exists() && std::fs::read_dir(dest).map_or(true, |mut entries| entries.next().is_some()) {
+        return Err(Error::Io(format!(
+            "{} already exists and is not empty; a backup or restore goes into a new directory, never over a store",
+            dest.display()
+        )));
+    }
+    let target = SledBackend::open(dest, OpenMode::Create)?;
+    let mut report = BackupReport { path: dest.display().to_string(), ..BackupReport::default() };
+    let mut chunk: Vec<Write> = Vec::new();
+    let mut chunk_bytes = 0usize;
+    let mut failed = None;
+    backend.scan(b"", None, &mut |key, value| {
+        report.records += 1;
+        report.bytes += (key.len() + value.len()) as u64;
+        if key.starts_with(b"i:") {
+            report.instances += 1;
+        }
+        chunk_bytes += key.len() + value.len();
+        chunk.push((key.to_vec(), Some(value.to_vec())));
+        if chunk.len() >= 4096 || chunk_bytes >= 8 << 20 {
+            if let Err(error) = target.apply(std::mem::take(&mut chunk)) {
+                failed = Some(error);
+                return false;
+            }
+            chunk_bytes = 0;
+        }
+        true
+    })?;
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    target.apply(chunk)?;
+    target.flush()?;
+    Ok(report)
 }
 
 /// Checks a batch against its instance's head (as the group has left it so
@@ -273,15 +415,23 @@ impl<B: Backend> Store for LogStore<B> {
     }
 
     fn submit(&self, batch: Batch, done: Done) {
-        let sender = self.sender.lock().ok().and_then(|sender| sender.clone());
-        match sender {
-            Some(sender) => {
-                if let Err(mpsc::SendError(Job::Batch(_, done))) = sender.send(Job::Batch(batch, done)) {
-                    done(Err(Error::Closed));
-                }
-            }
-            None => done(Err(Error::Closed)),
-        }
+        self.send(Job::Batch(batch, done));
+    }
+
+    fn failure(&self) -> Option<String> {
+        let failed = self.failure.lock().ok().and_then(|f| f.as_ref().map(ToString::to_string));
+        failed.or_else(|| self.backend.check().err().map(|error| error.to_string()))
+    }
+
+    fn backup(&self, dest: &Path) -> Result<BackupReport> {
+        let (sender, receiver) = mpsc::sync_channel(1);
+        self.send(Job::Backup(
+            dest.to_path_buf(),
+            Box::new(move |result| {
+                let _ = sender.send(result);
+            }),
+        ));
+        receiver.recv().map_err(|_| Error::Closed)?
     }
 
     fn head(&self, instance: &str) -> Result<Option<Head>> {
@@ -415,8 +565,7 @@ impl<B: Backend> Store for LogStore<B> {
     fn put_definition(&self, hash: &str, bytes: &[u8]) -> Result<()> {
         let key = keys::definition(hash);
         if self.backend.get(&key)?.is_none() {
-            self.backend.apply(vec![(key, Some(bytes.to_vec()))])?;
-            self.backend.flush()?;
+            self.write_raw(vec![(key, Some(bytes.to_vec()))])?;
         }
         Ok(())
     }
@@ -434,8 +583,7 @@ impl<B: Backend> Store for LogStore<B> {
         }
         writes.push((keys::status_entry(QUARANTINED, instance), Some(Vec::new())));
         writes.push((keys::head(instance), Some(keys::encode_head(seq, QUARANTINED))));
-        self.backend.apply(writes)?;
-        self.backend.flush()
+        self.write_raw(writes)
     }
 
     fn quarantine_reason(&self, instance: &str) -> Result<Option<String>> {

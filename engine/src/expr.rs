@@ -18,6 +18,11 @@ use cel::common::ast::{EntryExpr, Expr as Node, LiteralValue};
 use cel::IdedExpr;
 use serde::Serialize;
 
+mod cost;
+mod fold;
+
+pub use cost::MAX_EVALUATION_STEPS;
+
 /// Longest expression source accepted, in bytes.
 pub const MAX_SOURCE_BYTES: usize = 4096;
 /// Most AST nodes an expression may have after macro expansion.
@@ -26,7 +31,7 @@ pub const MAX_NODES: usize = 2048;
 /// Evaluation work is bounded by the evidence size to this power.
 pub const MAX_COMPREHENSION_DEPTH: usize = 2;
 /// Deepest syntactic nesting the parser accepts.
-const MAX_PARSE_DEPTH: u16 = 48;
+pub const MAX_PARSE_DEPTH: u16 = 48;
 
 /// The names every condition may start with.
 pub const ROOTS: [&str; 5] = ["vars", "tasks", "metrics", "signals", "phases"];
@@ -68,6 +73,8 @@ pub struct Expr {
     source: String,
     program: Arc<cel::Program>,
     references: Arc<Vec<Vec<String>>>,
+    /// Whether it has a macro, whose cost is bounded before it runs.
+    iterates: bool,
 }
 
 impl Expr {
@@ -124,6 +131,13 @@ impl Expr {
         }
         let parser = cel::parser::Parser::new().max_recursion_depth(MAX_PARSE_DEPTH);
         let parsed = parser.parse(source).map_err(|errors| {
+            // Past the depth bound the parser's own messages are its internals.
+            if errors.errors.iter().any(|e| e.msg.contains("Recursion limit")) {
+                return CompileError::new(
+                    format!("the expression nests deeper than the limit of {MAX_PARSE_DEPTH} levels (parentheses, calls and operators)"),
+                    "split it into several criteria, or name intermediate values as task outputs",
+                );
+            }
             let detail: Vec<String> = errors.errors.iter().map(|e| format!("{}:{}: {}", e.pos.0, e.pos.1, e.msg)).collect();
             CompileError::new(
                 format!("cannot parse the expression: {}", detail.join("; ")),
@@ -142,10 +156,12 @@ impl Expr {
         let program = cel::Program::compile(source).map_err(|errors| {
             CompileError::new(format!("cannot compile the expression: {errors}"), "see docs/definitions.md#conditions")
         })?;
+        fold::check(program.expression())?;
         let mut references = checker.references;
         references.sort();
         references.dedup();
-        Ok(Self { source: source.to_owned(), program: Arc::new(program), references: Arc::new(references) })
+        let iterates = cost::has_comprehension(program.expression());
+        Ok(Self { source: source.to_owned(), program: Arc::new(program), references: Arc::new(references), iterates })
     }
 
     /// The expression as written.
@@ -178,8 +194,16 @@ impl Expr {
     /// Evaluates the expression over `evidence`, a JSON object whose keys are
     /// the roots (`vars`, `tasks`, ... and `value` for watches).
     pub fn evaluate(&self, evidence: &serde_json::Map<String, serde_json::Value>) -> Outcome {
-        let mut context = cel::Context::default();
-        let _ = context.add_function("pct_change", pct_change);
+        if self.iterates {
+            let steps = cost::estimate(self.program.expression(), evidence);
+            if steps > MAX_EVALUATION_STEPS {
+                return Outcome::Error(format!(
+                    "the condition was not evaluated: over this evidence it could take {steps} steps, more than the limit of {MAX_EVALUATION_STEPS} \
+                     (its macros iterate over large lists); compare fewer items, or have the task output a summary the condition reads"
+                ));
+            }
+        }
+        let mut context = context();
         for (name, value) in evidence {
             context.add_variable_from_value(name.as_str(), to_cel(value));
         }
@@ -192,6 +216,13 @@ impl Expr {
             Err(error) => Outcome::Error(error.to_string()),
         }
     }
+}
+
+/// A context with phasegate's functions and no variables.
+fn context() -> cel::Context<'static, 'static> {
+    let mut context = cel::Context::default();
+    let _ = context.add_function("pct_change", pct_change);
+    context
 }
 
 /// Converts JSON evidence to CEL values. Integers become CEL `int` whenever

@@ -25,6 +25,7 @@ pub mod runtime;
 pub mod server;
 mod suggest;
 pub mod template;
+pub mod text;
 
 pub use runtime::{Builder, Engine, Mode, StartOptions};
 

@@ -360,7 +360,28 @@ impl Event {
         }
     }
 
-    /// The event's name with its subject, e.g. `TaskSucceeded(deploy#2)`.
+    /// What a person asked for when they caused this event (`retry`,
+    /// `approve gate launch/go`), for refusals that speak of commands, not
+    /// events.
+    pub fn action(&self) -> String {
+        match self {
+            Event::Halted { .. } => "halt".to_owned(),
+            Event::Resumed { .. } => "resume".to_owned(),
+            Event::Cancelled { .. } => "cancel".to_owned(),
+            Event::Redriven { tasks, .. } if tasks.len() == 1 => format!("retry task {}", tasks[0]),
+            Event::Redriven { .. } => "retry".to_owned(),
+            Event::SignalReceived { name, .. } => format!("deliver signal {name}"),
+            Event::DecisionRecorded { phase, gate, decision } => format!("{} gate {phase}/{gate}", decision.kind.verb()),
+            Event::TriggerDecided { phase, trigger, decision } => format!("{} trigger {phase}/{trigger}", decision.kind.verb()),
+            Event::RollbackStarted { to: Some(to), .. } => format!("roll back to phase {to}"),
+            Event::RollbackStarted { to: None, .. } => "roll back".to_owned(),
+            Event::InstanceStarted { .. } => "start".to_owned(),
+            // The engine's own steps: named as the history names them.
+            _ => format!("record {}", self.describe()),
+        }
+    }
+
+    /// The event's name with its subject, e.g. `TaskSucceeded(deploy#2)`, for logs.
     pub fn describe(&self) -> String {
         match self {
             Event::PhaseStarted { phase, attempt } => format!("PhaseStarted({phase}#{attempt})"),

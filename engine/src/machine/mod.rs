@@ -36,7 +36,7 @@ pub use gate::{Authority, CriterionResult, Decision, DecisionKind, Evaluation, G
 pub use evidence::evidence;
 pub use state::{
     Baseline, Compensation, Done, Instance, InstanceStatus, PendingTrigger, PhaseState, PhaseStatus, Rollback, Sample, SampleVerdict,
-    TaskState, TaskStatus, WatchState, WATCH_WINDOW,
+    TaskState, TaskStatus, WatchState, EFFECTIVE_STATUSES, WATCH_WINDOW,
 };
 pub use step::{replay, step, Effect};
 
@@ -64,8 +64,17 @@ impl Timestamp {
     }
 }
 
+/// The first instant RFC 3339 cannot write (year 10000), in milliseconds.
+const RFC3339_END_MS: u64 = 253_402_300_800_000;
+
 impl fmt::Display for Timestamp {
+    /// RFC 3339 with milliseconds. A time past year 9999 (which only a
+    /// store written before durations were bounded can hold) prints as the
+    /// number of milliseconds instead of panicking in the formatter.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 >= RFC3339_END_MS {
+            return write!(f, "after 9999-12-31 ({} ms since 1970)", self.0);
+        }
         let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.0);
         write!(f, "{}", humantime::format_rfc3339_millis(time))
     }
@@ -73,9 +82,11 @@ impl fmt::Display for Timestamp {
 
 /// An event that does not fit the state it was applied to.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot apply {event} when {state}: {reason}")]
+#[error("cannot {action}: {state} ({reason})")]
 pub struct Rejected {
-    /// The event's name, e.g. `TaskSucceeded(deploy)`.
+    /// What was asked for, in a person's words: `retry`, `approve gate qa`.
+    pub action: String,
+    /// The event's name, e.g. `TaskSucceeded(deploy)`, for logs.
     pub event: String,
     /// The relevant state, e.g. `task deploy is pending`.
     pub state: String,
@@ -85,7 +96,7 @@ pub struct Rejected {
 
 impl Rejected {
     pub(crate) fn new(event: &Event, state: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { event: event.describe(), state: state.into(), reason: reason.into() }
+        Self { action: event.action(), event: event.describe(), state: state.into(), reason: reason.into() }
     }
 }
 
@@ -93,3 +104,18 @@ impl Rejected {
 mod react_tests;
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod timestamp_tests {
+    use super::Timestamp;
+
+    /// Regression (hardening issue): `status` of an instance with a
+    /// deadline far in the future exited 101 in the RFC 3339 formatter.
+    #[test]
+    fn regression_a_time_past_year_9999_prints_without_panicking() {
+        assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(Timestamp(253_402_300_799_999).to_string(), "9999-12-31T23:59:59.999Z");
+        assert!(Timestamp(253_402_300_800_000).to_string().starts_with("after 9999-12-31"));
+        assert!(Timestamp(u64::MAX).to_string().contains(&u64::MAX.to_string()));
+    }
+}

@@ -398,6 +398,22 @@ impl PhaseStatus {
     }
 }
 
+/// Every status [`Instance::effective_status`] gives, and `quarantined`
+/// (an instance whose records do not decode), as listings filter by them.
+pub const EFFECTIVE_STATUSES: [&str; 11] = [
+    "running",
+    "scheduled",
+    "awaiting_approval",
+    "on_hold",
+    "halted",
+    "rolling_back",
+    "completed",
+    "failed",
+    "cancelled",
+    "rolled_back",
+    "quarantined",
+];
+
 /// A task within a phase.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskState {
@@ -581,6 +597,7 @@ impl Instance {
     /// `awaiting_approval`, one whose remaining work is a future cycle is
     /// `scheduled`, one halted by a trigger is `awaiting_approval`, and any
     /// with a trigger occurrence to act on is `running`.
+    /// What listings call an instance's status: one of [`EFFECTIVE_STATUSES`].
     pub fn effective_status(&self) -> &'static str {
         match &self.status {
             // A trigger occurrence waits to be acted on: there is work to do now.

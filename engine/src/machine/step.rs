@@ -794,6 +794,28 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
                 }
                 positions.push((p, t));
             }
+            // Re-running a task invalidates what was built on it: the tasks
+            // downstream of it in its phase run again too (Airflow's "clear
+            // downstream"), so no task stays succeeded on stale inputs.
+            let mut index = 0;
+            while index < positions.len() {
+                let (p, t) = positions[index];
+                for (d, def) in workflow.phases[p].tasks.iter().enumerate() {
+                    if def.depends_on.contains(&t) && !positions.contains(&(p, d)) {
+                        if matches!(instance.phases[p].tasks[d].status, TaskStatus::Dispatched { .. }) {
+                            return Err(Rejected::new(
+                                event,
+                                format!("task {} is running in phase {}", instance.phases[p].tasks[d].id, instance.phases[p].id),
+                                "wait for it to finish before re-running what it depends on",
+                            ));
+                        }
+                        if !matches!(instance.phases[p].tasks[d].status, TaskStatus::Pending) {
+                            positions.push((p, d));
+                        }
+                    }
+                }
+                index += 1;
+            }
             for (p, t) in positions {
                 let state = &mut instance.phases[p].tasks[t];
                 state.budget_from = state.attempts;
@@ -878,6 +900,7 @@ pub fn replay(id: &str, workflow: &Workflow, records: &[Record]) -> Result<Insta
     let mut records = records.iter();
     let Some(first) = records.next() else {
         return Err(Rejected {
+            action: "replay".to_owned(),
             event: "(nothing)".to_owned(),
             state: format!("instance {id} has no events"),
             reason: "a log starts with InstanceStarted".to_owned(),

@@ -142,7 +142,7 @@ impl Source {
                 }
                 Box::new(diagnostic)
             }),
-            Format::Json => serde_json::from_str::<Value>(&self.text).map_err(|error| {
+            Format::Json => super::strict_json::from_str(&self.text).map_err(|error| {
                 let mut diagnostic = Diagnostic::new(Kind::Syntax, &FieldPath::root(), format!("invalid JSON: {error}"))
                     .with_hint("fix the syntax at the line shown; `phasegate validate` checks again");
                 if error.line() > 0 {

@@ -11,6 +11,7 @@ mod load;
 mod locate;
 mod path;
 mod schema;
+mod strict_json;
 
 pub use def::*;
 pub use diagnostic::{Diagnostic, Diagnostics, Kind};

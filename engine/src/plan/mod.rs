@@ -87,6 +87,36 @@ pub struct Var {
     pub default: Option<Value>,
     /// What it means.
     pub description: String,
+    /// For a duration variable: the tightest lower bound its uses put on
+    /// it (a watch interval must be at least [`MIN_WATCH_INTERVAL`], say),
+    /// with the field that needs it. Every value, from any source, is
+    /// checked against it as the default was.
+    pub min_duration: Option<(Duration, String)>,
+}
+
+/// The longest duration a definition or a variable may give (about 100
+/// years): longer ones are typing mistakes, and deadlines computed from them
+/// would fall beyond the dates every report can print.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600 + 25 * 24 * 3600);
+
+/// The shortest watch sampling interval and schedule period: shorter ones
+/// make an instance sample or fire in a hot loop.
+pub const MIN_WATCH_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Checks a duration against the bounds every duration obeys and the
+/// lower bound `min` (zero for none); `Err` says which in words.
+pub fn check_duration(duration: Duration, min: Duration) -> Result<(), String> {
+    if duration > MAX_DURATION {
+        return Err(format!("{} is longer than the limit of at most 100 years", format_duration(duration)));
+    }
+    if duration < min {
+        return Err(if min == Duration::from_millis(1) {
+            "the duration is zero; give a positive duration such as 30s".to_owned()
+        } else {
+            format!("{} is shorter than the minimum of {}", format_duration(duration), format_duration(min))
+        });
+    }
+    Ok(())
 }
 
 /// A validated phase.
@@ -420,7 +450,7 @@ pub enum Schedule {
 impl Watch {
     /// The sampling interval for an instance with these variables.
     pub fn interval_for(&self, vars: &Map<String, Value>) -> Duration {
-        var_duration(self.interval_var.as_deref(), vars).unwrap_or(self.interval)
+        var_duration(self.interval_var.as_deref(), vars).unwrap_or(self.interval).max(MIN_WATCH_INTERVAL)
     }
 
     /// How long a breach must last for an instance with these variables.
@@ -430,7 +460,9 @@ impl Watch {
 }
 
 fn var_duration(name: Option<&str>, vars: &Map<String, Value>) -> Option<Duration> {
-    humantime::parse_duration(vars.get(name?)?.as_str()?.trim()).ok()
+    // Values were checked at start; a stored value out of bounds (written
+    // by an older build) falls back to the default rather than misbehave.
+    humantime::parse_duration(vars.get(name?)?.as_str()?.trim()).ok().filter(|d| *d <= MAX_DURATION)
 }
 
 impl Action {

@@ -125,6 +125,7 @@ impl<'d> Validator<'d> {
         if definition.name.trim().is_empty() {
             self.error(Kind::MissingField, &root.key("name"), "the workflow name is empty", "give the workflow a name");
         }
+        self.text_fields();
         let vars = self.vars();
         self.checked_vars = vars.clone().unwrap_or_default();
         self.signals();
@@ -166,7 +167,10 @@ impl<'d> Validator<'d> {
             name: definition.name.clone(),
             version: definition.version,
             description: definition.description.clone(),
-            vars: vars?,
+            vars: {
+                vars?;
+                std::mem::take(&mut self.checked_vars)
+            },
             signals: definition.signals.clone(),
             phases,
             phase_order: phase_order?,
@@ -230,7 +234,7 @@ impl<'d> Validator<'d> {
                     (ty, typed.default.clone(), typed.description.clone())
                 }
             };
-            out.insert(name.clone(), Var { ty, default, description });
+            out.insert(name.clone(), Var { ty, default, description, min_duration: None });
         }
         ok.then_some(out)
     }
@@ -308,6 +312,22 @@ impl<'d> Validator<'d> {
                     self.names.watches.insert(watch.id.clone());
                 }
             }
+        }
+    }
+
+    /// Names, titles, descriptions and labels are shown to people: none may
+    /// hold a control or bidirectional-override character.
+    fn text_fields(&mut self) {
+        let Ok(value) = serde_json::to_value(self.definition) else { return };
+        let mut found = Vec::new();
+        unsafe_text(&value, &FieldPath::root(), &mut found);
+        for (path, c) in found {
+            self.error(
+                Kind::InvalidValue,
+                &path,
+                format!("contains the invisible character U+{:04X}, which can make text display other than it reads", c as u32),
+                "remove control and bidirectional-override characters from names, titles and descriptions",
+            );
         }
     }
 
@@ -643,12 +663,26 @@ impl<'d> Validator<'d> {
     }
 
     fn duration(&mut self, text: &str, path: &FieldPath, positive: bool) -> Option<Duration> {
+        self.bounded_duration(text, path, if positive { Duration::from_millis(1) } else { Duration::ZERO })
+    }
+
+    /// A duration of at least `min` and at most [`super::MAX_DURATION`].
+    fn bounded_duration(&mut self, text: &str, path: &FieldPath, min: Duration) -> Option<Duration> {
         match parse_duration(text) {
-            Ok(duration) if positive && duration.is_zero() => {
-                self.error(Kind::BadDuration, path, format!("duration `{text}` is zero"), "give a positive duration such as `30s`");
-                None
-            }
-            Ok(duration) => Some(duration),
+            Ok(duration) => match super::check_duration(duration, min) {
+                Ok(()) => Some(duration),
+                Err(problem) => {
+                    let hint = if duration > super::MAX_DURATION {
+                        "give a duration of at most 100 years, such as 90d".to_owned()
+                    } else if min > Duration::from_millis(1) {
+                        format!("give at least {}", super::format_duration(min))
+                    } else {
+                        "give a positive duration such as `30s`".to_owned()
+                    };
+                    self.error(Kind::BadDuration, path, format!("duration `{text}`: {problem}"), hint);
+                    None
+                }
+            },
             Err(problem) => {
                 self.error(
                     Kind::BadDuration,
@@ -663,8 +697,9 @@ impl<'d> Validator<'d> {
 
     /// A duration written literally or as `{{ vars.NAME }}` naming a
     /// duration variable: its default, and the variable's name so each
-    /// instance uses its own value.
-    fn duration_or_var(&mut self, text: &str, path: &FieldPath, positive: bool) -> Option<(Duration, Option<String>)> {
+    /// instance uses its own value. The variable remembers the bound so
+    /// that values given at start obey it too.
+    fn duration_or_var(&mut self, text: &str, path: &FieldPath, min: Duration) -> Option<(Duration, Option<String>)> {
         let trimmed = text.trim();
         let single = trimmed.starts_with("{{") && trimmed.ends_with("}}");
         match crate::template::placeholders(trimmed).as_slice() {
@@ -686,9 +721,14 @@ impl<'d> Validator<'d> {
                         return None;
                     }
                 };
-                self.duration(&default, path, positive).map(|d| (d, Some(name.clone())))
+                if let Some(checked) = self.checked_vars.get_mut(name) {
+                    if checked.min_duration.as_ref().is_none_or(|(current, _)| *current < min) {
+                        checked.min_duration = Some((min, path.to_string()));
+                    }
+                }
+                self.bounded_duration(&default, path, min).map(|d| (d, Some(name.clone())))
             }
-            _ => self.duration(text, path, positive).map(|d| (d, None)),
+            _ => self.bounded_duration(text, path, min).map(|d| (d, None)),
         }
     }
 
@@ -992,9 +1032,9 @@ impl<'d> Validator<'d> {
 
     fn watch(&mut self, def: &WatchDef, path: &FieldPath) -> Option<Watch> {
         let agent = self.agent(&def.agent, &path.key("agent"));
-        let interval = self.duration_or_var(&def.interval, &path.key("interval"), true);
+        let interval = self.duration_or_var(&def.interval, &path.key("interval"), super::MIN_WATCH_INTERVAL);
         let condition = self.expr(&def.condition, &path.key("condition"), Scope::Watch);
-        let sustain = def.for_.as_deref().map(|text| self.duration_or_var(text, &path.key("for"), false));
+        let sustain = def.for_.as_deref().map(|text| self.duration_or_var(text, &path.key("for"), Duration::ZERO));
         if def.consecutive_failures == Some(0) {
             self.error(
                 Kind::InvalidValue,
@@ -1265,7 +1305,7 @@ impl<'d> Validator<'d> {
 
     fn schedule(&mut self, def: &ScheduleDef, path: &FieldPath) -> Option<Schedule> {
         match (&def.every, &def.cron) {
-            (Some(every), None) => self.duration(every, &path.key("every"), true).map(Schedule::Every),
+            (Some(every), None) => self.bounded_duration(every, &path.key("every"), super::MIN_WATCH_INTERVAL).map(Schedule::Every),
             (None, Some(source)) => match source.parse::<croner::Cron>() {
                 Ok(cron) => Some(Schedule::Cron { source: source.clone(), cron: Box::new(cron) }),
                 Err(error) => {
@@ -1297,6 +1337,37 @@ fn action_name(kind: ActionKind) -> &'static str {
         ActionKind::Goto => "goto",
         ActionKind::Notify => "notify",
         ActionKind::Run => "run",
+    }
+}
+
+/// The fields people read in definitions, where unsafe characters are refused.
+const SHOWN_FIELDS: [&str; 6] = ["name", "title", "description", "label", "owner", "comment"];
+
+/// Collects the shown fields of `value` (at any depth) that hold an unsafe character.
+fn unsafe_text(value: &Value, path: &FieldPath, found: &mut Vec<(FieldPath, char)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                let child_path = path.key(key);
+                if let Some(c) = crate::text::first_unsafe(key) {
+                    found.push((child_path.clone(), c));
+                }
+                match child {
+                    Value::String(text) if SHOWN_FIELDS.contains(&key.as_str()) => {
+                        if let Some(c) = crate::text::first_unsafe(text) {
+                            found.push((child_path, c));
+                        }
+                    }
+                    other => unsafe_text(other, &child_path, found),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                unsafe_text(item, &path.index(i), found);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -1332,7 +1403,9 @@ pub(crate) fn check_var_value(ty: VarType, value: &Value) -> Result<(), String> 
         VarType::Object => value.is_object(),
         VarType::Duration => {
             return match value.as_str() {
-                Some(text) => parse_duration(text).map(|_| ()).map_err(|e| format!("is not a duration ({e})")),
+                Some(text) => parse_duration(text)
+                    .map_err(|e| format!("is not a duration ({e})"))
+                    .and_then(|d| super::check_duration(d, Duration::ZERO)),
                 None => Err("is not a duration string".to_owned()),
             }
         }

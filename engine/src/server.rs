@@ -38,12 +38,44 @@ pub const TOKEN_FILE: &str = "control.token";
 /// The file, in the data directory, holding the address of the live server.
 pub const ADDRESS_FILE: &str = "control.addr";
 
-/// Reads the data directory's token, creating it (mode 0600) if absent.
+/// The shortest token accepted from an existing token file, in characters.
+pub const MIN_TOKEN_CHARS: usize = 32;
+
+/// Reads the data directory's token, creating it (mode 0600) if absent. An
+/// existing token that others could read (group or world permissions) or
+/// that is short enough to guess is refused, with what to do.
 pub fn ensure_token(data_dir: &Path) -> std::io::Result<String> {
     let path = data_dir.join(TOKEN_FILE);
     if let Ok(token) = std::fs::read_to_string(&path) {
-        if !token.trim().is_empty() {
-            return Ok(token.trim().to_owned());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!(
+                        "{} is readable by others (mode {:o}); it is a secret: `chmod 600 {}`, or delete it to have a new one made",
+                        path.display(),
+                        mode & 0o777,
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        let token = token.trim();
+        if !token.is_empty() {
+            if token.chars().count() < MIN_TOKEN_CHARS {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "{} holds a token of {} characters, fewer than the {MIN_TOKEN_CHARS} required; delete it to have a random one made",
+                        path.display(),
+                        token.chars().count()
+                    ),
+                ));
+            }
+            return Ok(token.to_owned());
         }
     }
     std::fs::create_dir_all(data_dir)?;
@@ -93,16 +125,15 @@ impl IntoResponse for ApiError {
 
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
-        let (status, kind) = match &error {
-            Error::UnknownInstance(_) => (StatusCode::NOT_FOUND, "not_found"),
-            Error::Rejected(_) => (StatusCode::CONFLICT, "rejected"),
-            Error::Definition(_) | Error::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
-            Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            Error::Quarantined { .. } | Error::Corrupt(_) => (StatusCode::CONFLICT, "quarantined"),
-            Error::ShutDown => (StatusCode::SERVICE_UNAVAILABLE, "shut_down"),
-            Error::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store"),
+        let status = match &error {
+            Error::UnknownInstance(_) => StatusCode::NOT_FOUND,
+            Error::Rejected(_) | Error::Conflict(_) | Error::Quarantined { .. } | Error::Corrupt(_) => StatusCode::CONFLICT,
+            Error::Definition(_) | Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Store(phasegate_store::Error::SequenceConflict { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::ShutDown | Error::Store(_) | Error::Remote { .. } => StatusCode::SERVICE_UNAVAILABLE,
         };
-        ApiError(status, error.to_string(), kind)
+        ApiError(status, error.to_string(), error.kind())
     }
 }
 
@@ -131,10 +162,11 @@ pub fn router(engine: Arc<Engine>, token: String) -> Router {
         .route("/v1/instances/{id}/decisions", post(decide))
         .route("/v1/instances/{id}/{operation}", post(operate))
         .route("/v1/approvals", get(approvals))
+        .route("/v1/backup", post(backup))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&api), authenticate));
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/healthz", get(healthz))
         .merge(authenticated)
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such route; see docs/api.md".to_owned(), "not_found") })
         .with_state(api)
@@ -175,10 +207,35 @@ fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// `/healthz`: 200 while the engine works, 503 with the reason once its
+/// driver stopped or its store refuses writes (a supervisor restarts it).
+async fn healthz(State(api): State<Arc<Api>>) -> Response {
+    match api.engine.health() {
+        Ok(()) => Json(json!({"status": "ok"})).into_response(),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unhealthy", "reason": reason}))).into_response(),
+    }
+}
+
+/// The credential of an `Authorization` header: the scheme is matched
+/// without regard to case (RFC 7235), the token exactly.
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 async fn authenticate(State(api): State<Arc<Api>>, request: Request, next: Next) -> Response {
-    let presented = request.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let presented = request.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(bearer);
     match presented {
-        Some(token) if same(token.trim(), &api.token) => next.run(request).await,
+        Some(token) if same(token, &api.token) => {
+            // A failed engine acknowledges nothing: writes are refused.
+            if request.method() != axum::http::Method::GET {
+                if let Err(reason) = api.engine.health() {
+                    return ApiError(StatusCode::SERVICE_UNAVAILABLE, format!("the server refuses writes: {reason}"), "unavailable")
+                        .into_response();
+                }
+            }
+            next.run(request).await
+        }
         Some(_) => ApiError(StatusCode::UNAUTHORIZED, "the bearer token is wrong".to_owned(), "unauthorized").into_response(),
         None => ApiError(
             StatusCode::UNAUTHORIZED,
@@ -373,6 +430,20 @@ struct ApprovalsQuery {
 
 async fn approvals(State(api): State<Arc<Api>>, Query(query): Query<ApprovalsQuery>) -> ApiResult {
     Ok(Json(serde_json::to_value(api.engine.approvals(query.r#for.as_deref())?).unwrap_or_default()).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupBody {
+    dest: PathBuf,
+}
+
+/// `POST /v1/backup {"dest": PATH}`: a consistent copy of the live store into
+/// a new directory on the server's machine.
+async fn backup(State(api): State<Arc<Api>>, request: Request) -> ApiResult {
+    let wanted: BackupBody = body(request.into_body()).await?;
+    let report = api.engine.backup(&wanted.dest).await?;
+    Ok(Json(json!({"path": report.path, "records": report.records, "instances": report.instances, "bytes": report.bytes})).into_response())
 }
 
 async fn metrics(State(api): State<Arc<Api>>) -> ApiResult {

@@ -122,7 +122,7 @@ async fn authorization_self_approval_and_comments_are_enforced() {
     let silent = engine.decide(&id, None, request(DecisionKind::Approve, "quinn", "")).await.expect_err("comment required");
     assert!(silent.to_string().contains("requires a comment"), "{silent}");
     let unknown = engine.decide(&id, Some("nope"), request(DecisionKind::Approve, "quinn", "x")).await.expect_err("unknown gate");
-    assert!(unknown.to_string().contains("has no gate `nope`"), "{unknown}");
+    assert!(unknown.to_string().contains("has no gate or trigger `nope`"), "{unknown}");
     assert_eq!(events(&engine, &id), before, "every refusal appended nothing");
     // The starter may still reject their own release.
     engine.decide(&id, None, request(DecisionKind::Reject, "sam", "found a bug")).await.expect("sam rejects");

@@ -386,7 +386,7 @@ when = "has(signals.incident) && signals.incident.severity == 'P2'"
     engine.run_until_idle().await;
 
     let undeclared = engine.signal(&with, "outage", serde_json::json!({}), "pager").await.expect_err("undeclared");
-    assert!(undeclared.to_string().contains("declares no signal `outage`: declared signals: incident"), "{undeclared}");
+    assert!(undeclared.to_string().contains("declares no signal `outage` (declared signals: incident)"), "{undeclared}");
     engine.signal(&with, "incident", serde_json::json!({"severity": "P2", "id": "INC-7"}), "pager").await.expect("recorded");
     for id in [&with, &without] {
         let request = phasegate_engine::runtime::DecisionRequest {
@@ -430,4 +430,91 @@ async fn a_plugin_task_runs_through_the_json_protocol() {
         other => panic!("{other:?}"),
     }
     engine.shutdown().await;
+}
+
+/// A store that works until it is told to make the next batch panic: a
+/// stand-in for any bug that kills the driver task.
+#[derive(Debug)]
+struct Sabotaged {
+    inner: MemoryStore,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl Store for Sabotaged {
+    fn submit(&self, batch: phasegate_store::Batch, done: phasegate_store::Done) {
+        if self.armed.load(std::sync::atomic::Ordering::SeqCst) {
+            panic!("sabotaged store");
+        }
+        self.inner.submit(batch, done);
+    }
+    fn head(&self, instance: &str) -> phasegate_store::Result<Option<phasegate_store::Head>> {
+        self.inner.head(instance)
+    }
+    fn load(&self, instance: &str) -> phasegate_store::Result<Option<phasegate_store::Loaded>> {
+        self.inner.load(instance)
+    }
+    fn events(&self, instance: &str, from: u64) -> phasegate_store::Result<Vec<(u64, Vec<u8>)>> {
+        self.inner.events(instance, from)
+    }
+    fn instances(&self) -> phasegate_store::Result<Vec<(String, phasegate_store::Head)>> {
+        self.inner.instances()
+    }
+    fn instances_with_status(&self, status: &str) -> phasegate_store::Result<Vec<String>> {
+        self.inner.instances_with_status(status)
+    }
+    fn summary(&self, instance: &str) -> phasegate_store::Result<Option<Vec<u8>>> {
+        self.inner.summary(instance)
+    }
+    fn index_range(&self, index: &str, start: &[u8], end: &[u8], limit: usize) -> phasegate_store::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.inner.index_range(index, start, end, limit)
+    }
+    fn index_prefix(&self, index: &str, prefix: &[u8]) -> phasegate_store::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.inner.index_prefix(index, prefix)
+    }
+    fn scan_index(&self, index: &str, prefix: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> phasegate_store::Result<()> {
+        self.inner.scan_index(index, prefix, visit)
+    }
+    fn scan_summaries(&self, visit: &mut dyn FnMut(&str, &[u8]) -> bool) -> phasegate_store::Result<()> {
+        self.inner.scan_summaries(visit)
+    }
+    fn quarantined(&self) -> phasegate_store::Result<Vec<(String, String)>> {
+        self.inner.quarantined()
+    }
+    fn outbox(&self, instance: &str) -> phasegate_store::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.inner.outbox(instance)
+    }
+    fn outbox_instances(&self) -> phasegate_store::Result<Vec<String>> {
+        self.inner.outbox_instances()
+    }
+    fn put_definition(&self, hash: &str, bytes: &[u8]) -> phasegate_store::Result<()> {
+        self.inner.put_definition(hash, bytes)
+    }
+    fn definition(&self, hash: &str) -> phasegate_store::Result<Option<Vec<u8>>> {
+        self.inner.definition(hash)
+    }
+    fn quarantine(&self, instance: &str, reason: &str) -> phasegate_store::Result<()> {
+        self.inner.quarantine(instance, reason)
+    }
+    fn quarantine_reason(&self, instance: &str) -> phasegate_store::Result<Option<String>> {
+        self.inner.quarantine_reason(instance)
+    }
+}
+
+/// Regression (hardening issue): a driver task that died left a server
+/// answering `/healthz` with "ok" while every write failed. The engine now
+/// reports itself failed, with why, and `failed()` resolves so `serve` stops.
+#[tokio::test]
+async fn regression_a_dead_driver_task_makes_the_engine_unhealthy() {
+    let store = Arc::new(Sabotaged { inner: MemoryStore::in_memory(), armed: std::sync::atomic::AtomicBool::new(false) });
+    let engine = Engine::builder().store(Arc::clone(&store) as Arc<dyn Store>).build().await.expect("engine");
+    let workflow = engine.load_definition(&definition(CHAIN)).expect("valid");
+    engine.start(workflow.clone(), StartOptions { id: Some("before".into()), ..StartOptions::default() }).await.expect("starts");
+    engine.run_until_idle().await;
+    assert_eq!(engine.health(), Ok(()));
+    store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let refused = engine.start(workflow, StartOptions { id: Some("after".into()), ..StartOptions::default() }).await;
+    assert!(matches!(refused, Err(Error::ShutDown)), "{refused:?}");
+    let why = tokio::time::timeout(std::time::Duration::from_secs(10), engine.failed()).await.expect("the failure is reported");
+    assert!(why.contains("driver task stopped") && why.contains("sabotaged store"), "{why}");
+    assert!(engine.health().is_err_and(|h| h.contains("driver task stopped")));
 }

@@ -48,9 +48,11 @@ fn start_run_fail_retry_and_complete() {
     assert_eq!(started.status.code(), Some(0), "{}", stderr(&started));
     assert_eq!(stdout(&started), "f1\n");
 
+    // A release that failed is not a success: `run` exits 1 and names it.
     let ran = run(path, &["run", "--until-idle"]);
-    assert_eq!(ran.status.code(), Some(0), "{}", stderr(&ran));
+    assert_eq!(ran.status.code(), Some(1), "{}", stderr(&ran));
     assert!(stdout(&ran).contains("f1: failed"), "{}", stdout(&ran));
+    assert!(stderr(&ran).contains("error: 1 ended f1 (failed)"), "{}", stderr(&ran));
     assert!(
         stderr(&ran).contains("f1  phase build failed: task flaky failed permanently") || stderr(&ran).contains("f1  task flaky failed"),
         "{}",
@@ -67,7 +69,12 @@ fn start_run_fail_retry_and_complete() {
     let before = events(path, "f1");
     let refused = run(path, &["retry", "f1", "compile"]);
     assert_eq!(refused.status.code(), Some(1));
-    assert!(stderr(&refused).contains("error: cannot apply Redriven when task compile is succeeded"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("error: cannot retry task compile: task compile is succeeded in phase build"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!stderr(&refused).contains("Redriven"), "refusals speak of commands, not events: {}", stderr(&refused));
     assert_eq!(events(path, "f1"), before);
 
     std::fs::write(path.join("fixed"), "").expect("fix");

@@ -84,7 +84,7 @@ fn a_p1_incident_halts_and_the_approved_rollback_runs_from_the_cli() {
     let approved = run(dir.path(), &["--as", "sam", "approve", "r1", "p1", "--comment", "customer impact"]);
     assert!(approved.status.success(), "{}", stderr(&approved));
     assert_eq!(status(dir.path(), "r1"), "rolling_back");
-    assert!(run(dir.path(), &["run", "--until-idle"]).status.success());
+    assert_eq!(run(dir.path(), &["run", "--until-idle"]).status.code(), Some(1), "a rolled-back release is not a success");
     assert_eq!(status(dir.path(), "r1"), "rolled_back");
 
     let undone: Vec<String> = history(dir.path(), "r1")

@@ -64,6 +64,17 @@ impl Rng {
     }
 }
 
+/// The test's directory; with `PHASEGATE_CRASH_KEEP` set it is kept (and
+/// its path printed) so a store that fails can be inspected afterwards.
+fn scratch_dir() -> tempfile::TempDir {
+    let mut dir = tempfile::tempdir().expect("tempdir");
+    if std::env::var_os("PHASEGATE_CRASH_KEEP").is_some() {
+        eprintln!("crash test directory (kept): {}", dir.path().display());
+        dir.disable_cleanup(true);
+    }
+    dir
+}
+
 /// Starts `phasegate run --until-idle` and sends it SIGKILL after a random
 /// wait, unless it finished first; says whether it was killed. A quarter of
 /// the kills land within the first milliseconds, while the process is opening
@@ -94,7 +105,7 @@ fn kill_9_at_random_moments_loses_nothing_acknowledged() {
     });
     eprintln!("crash test: {cycles} cycles, PHASEGATE_CRASH_SEED={seed}");
     let mut rng = Rng(seed);
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = scratch_dir();
     let ledger = dir.path().join("ledger");
     let db = dir.path().join("db");
     let file = dir.path().join("crash.toml");
@@ -247,7 +258,7 @@ fn kill_9_during_a_rollback_resumes_it_and_repeats_no_finished_compensation() {
     });
     eprintln!("rollback crash test: {cycles} cycles, PHASEGATE_CRASH_SEED={seed}");
     let mut rng = Rng(seed);
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = scratch_dir();
     let ledger = dir.path().join("ledger");
     let script = dir.path().join("undo.sh");
     std::fs::write(&script, TASK_SCRIPT).expect("write script");
@@ -284,9 +295,9 @@ fn kill_9_during_a_rollback_resumes_it_and_repeats_no_finished_compensation() {
             kills += 1;
         }
     }
-    std::thread::sleep(Duration::from_millis(300));
-    cli(&["run", "--until-idle"]);
-    std::thread::sleep(Duration::from_millis(300));
+    // The release ends rolled back, which `run` reports with exit status 1.
+    let last = phasegate(dir.path()).arg("--db").arg(db_arg).args(["run", "--until-idle"]).output().expect("phasegate runs");
+    assert_eq!(last.status.code(), Some(1), "{}", String::from_utf8_lossy(&last.stderr));
     eprintln!("rollback crash test: {kills} processes killed");
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");

@@ -79,6 +79,14 @@ impl Lab {
         self.command().args(args).output().expect("phasegate runs")
     }
 
+    /// Runs `args`, which must exit with `code` (1: a release ended failed
+    /// or rolled back); returns stdout.
+    fn exits(&self, code: i32, args: &[&str]) -> String {
+        let output = self.pg(args);
+        assert_eq!(output.status.code(), Some(code), "phasegate {args:?}:\n{}{}", stdout(&output), stderr(&output));
+        stdout(&output)
+    }
+
     fn ok(&self, args: &[&str]) -> String {
         let output = self.pg(args);
         assert!(output.status.success(), "phasegate {args:?} failed:\n{}{}", stdout(&output), stderr(&output));
@@ -316,7 +324,8 @@ fn an_injected_error_rate_breach_halts_for_approval_and_the_rollback_restores_th
     let refused = lab.pg(&["--as", "quinn", "approve", "breach", "launch/error-rate-rollback", "--comment", "no"]);
     assert!(!refused.status.success() && stderr(&refused).contains("may not decide"), "{}", stderr(&refused));
     lab.approve("breach", "oscar", "launch/error-rate-rollback");
-    lab.ok(&["run", "--until-idle"]);
+    // A release that rolled back is not a success: run says so in its exit status.
+    lab.exits(1, &["run", "--until-idle"]);
     assert_eq!(lab.status("breach")["effective_status"], "rolled_back");
 
     // DNS revert → migration rollback → cache purge → monitoring validation, against the real target.
@@ -347,7 +356,7 @@ fn a_failed_must_criterion_cannot_be_advanced_and_bad_input_is_refused() {
     let lab = Lab::new();
     // An NFR the target cannot meet: p95 under a microsecond.
     lab.start("strict", &["--var", "perf_p95_ms_max=0.001"]);
-    lab.ok(&["run", "--until-idle"]);
+    lab.exits(1, &["run", "--until-idle"]);
     let status = lab.status("strict");
     assert_eq!(status["effective_status"], "failed", "{status:#}");
     let before = lab.ok(&["--output", "json", "history", "strict"]);

@@ -2,7 +2,7 @@
 //! for 2 minutes → manual approval → roll back", scaled to seconds.
 //!
 //! The test serves a small exporter whose counters it controls, starts the
-//! Prometheus server that `scripts/install-prometheus` installed (on a free
+//! Prometheus server that `scripts/install-deps` installed (on a free
 //! port, with its own configuration and data directory) and stops it when
 //! done. It drives the real `phasegate` binary: `start`, `run` until the
 //! watch fires and the instance halts, `approve`, `run --until-idle`, and
@@ -97,7 +97,7 @@ fn prometheus_binary() -> PathBuf {
     let found = std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).map(|dir| dir.join("prometheus")).find(|p| p.is_file()))
         .unwrap_or_default();
-    found.unwrap_or_else(|| panic!("no prometheus binary: run scripts/install-prometheus (scripts/test does) or set PHASEGATE_PROMETHEUS"))
+    found.unwrap_or_else(|| panic!("no prometheus binary: run scripts/install-deps (scripts/test does) or set PHASEGATE_PROMETHEUS"))
 }
 
 fn start_prometheus(dir: &Path, exporter_port: u16) -> Prometheus {
@@ -275,8 +275,9 @@ fn error_rate_above_ten_percent_for_two_seconds_halts_and_approval_rolls_back_in
     let approved = run(dir.path(), &["--as", "sam", "approve", "rel-7", "--comment", "error budget burnt; roll back"]);
     assert!(approved.status.success(), "{}", String::from_utf8_lossy(&approved.stderr));
 
+    // The release ends rolled back: `run` says so with exit status 1.
     let finished = phasegate(dir.path()).args(["run", "--until-idle"]).env("PROMETHEUS_URL", &url).output().expect("run");
-    assert!(finished.status.success(), "{}", String::from_utf8_lossy(&finished.stderr));
+    assert_eq!(finished.status.code(), Some(1), "{}", String::from_utf8_lossy(&finished.stderr));
     exporter.stop.store(true, Ordering::Relaxed);
 
     let history = run(dir.path(), &["--output", "json", "history", "rel-7"]);
@@ -344,8 +345,9 @@ fn range_and_instant_queries_feed_a_gate_and_prometheus_errors_surface_verbatim(
     std::thread::sleep(Duration::from_secs(3));
     std::fs::write(dir.path().join("queries.toml"), QUERIES).expect("write");
     assert!(run(dir.path(), &["start", "queries.toml", "--id", "q"]).status.success());
+    // The phase with the bad query fails the instance: `run` exits 1.
     let ran = phasegate(dir.path()).args(["run", "--until-idle"]).env("PROMETHEUS_URL", &url).output().expect("run");
-    assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
+    assert_eq!(ran.status.code(), Some(1), "{}", String::from_utf8_lossy(&ran.stderr));
     exporter.stop.store(true, Ordering::Relaxed);
 
     let status = run(dir.path(), &["--output", "json", "status", "q"]);

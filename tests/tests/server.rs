@@ -3,13 +3,10 @@
 //! CLI, JSON errors for bad requests while the server keeps serving, and a
 //! graceful stop that leaves everything resumable.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use phasegate_tests::phasegate;
+use phasegate_tests::served::{call, serve, Server};
 use serde_json::{json, Value};
 
 const FLOW: &str = r#"
@@ -30,69 +27,6 @@ id = "deploy"
 agent = "sleep"
 params = { duration = "4s" }
 "#;
-
-struct Server {
-    child: Child,
-    address: String,
-    token: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(dir: &Path) -> Server {
-    let child = phasegate(dir)
-        .args(["--db", "db", "serve", "--listen", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve starts");
-    let mut server = Server { child, address: String::new(), token: String::new() };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(text) = std::fs::read_to_string(dir.join("db/control.addr")) {
-            if let Some(url) = text.lines().next() {
-                server.address = url.trim_start_matches("http://").to_owned();
-                server.token = std::fs::read_to_string(dir.join("db/control.token")).expect("token").trim().to_owned();
-                return server;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("the server never wrote its address");
-}
-
-/// One HTTP request; returns the status and the body parsed as JSON (or as a string).
-fn call(server: &Server, method: &str, path: &str, token: Option<&str>, principal: Option<&str>, body: &[u8]) -> (u16, Value) {
-    let mut stream = TcpStream::connect(&server.address).expect("connects");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    if let Some(token) = token {
-        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
-    }
-    if let Some(principal) = principal {
-        head.push_str(&format!("X-Phasegate-Principal: {principal}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).expect("writes");
-    // A body the server refuses part-way may reset the connection: the status line still arrives.
-    let _ = stream.write_all(body);
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status: u16 = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    // Chunked bodies: take the JSON between the first '{' or '[' and the last '}' or ']'.
-    let start = body.find(['{', '[']).unwrap_or(0);
-    let end = body.rfind(['}', ']']).map_or(body.len(), |e| e + 1);
-    let value = serde_json::from_str(&body[start..end.max(start)]).unwrap_or_else(|_| Value::String(body.to_owned()));
-    (status, value)
-}
 
 fn json_body(value: Value) -> Vec<u8> {
     serde_json::to_vec(&value).expect("json")

@@ -35,14 +35,55 @@ pub(super) struct Remote {
 
 /// The live server of a data directory, if its address file names one that
 /// answers; a stale file (a server that died) is ignored.
+///
+/// The token is a secret, so it is sent only to a loopback address that the
+/// process named in the file (the server that wrote it) is listening on:
+/// a file edited to point elsewhere, or a port some other process took
+/// after the server died, gets nothing.
 pub(super) async fn find_server(data_dir: &std::path::Path, principal: &str) -> Option<Remote> {
     let text = std::fs::read_to_string(server::address_file(data_dir)).ok()?;
-    let base = text.lines().next()?.trim().to_owned();
+    let mut lines = text.lines();
+    let base = lines.next()?.trim().to_owned();
+    let pid: u32 = lines.next()?.trim().parse().ok()?;
+    let address: std::net::SocketAddr = base.strip_prefix("http://")?.parse().ok()?;
+    if !address.ip().is_loopback() {
+        tracing::warn!(%base, "ignoring a control address that is not on loopback");
+        return None;
+    }
+    if !listener_owned_by(pid, address.port()) {
+        return None;
+    }
     let token = std::fs::read_to_string(data_dir.join(server::TOKEN_FILE)).ok()?.trim().to_owned();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().ok()?;
     let alive =
         client.get(format!("{base}/healthz")).timeout(Duration::from_millis(800)).send().await.is_ok_and(|r| r.status().is_success());
     alive.then(|| Remote { client, base, token, principal: principal.to_owned() })
+}
+
+/// True if process `pid` holds a socket listening on TCP `port` (read from
+/// /proc: the socket inodes listening on the port, and `pid`'s open files).
+#[cfg(target_os = "linux")]
+fn listener_owned_by(pid: u32, port: u16) -> bool {
+    let mut inodes = std::collections::BTreeSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state), Some(inode)) = (fields.get(1), fields.get(3), fields.get(9)) else { continue };
+            let listening_here = *state == "0A" && local.rsplit_once(':').and_then(|(_, p)| u16::from_str_radix(p, 16).ok()) == Some(port);
+            if listening_here {
+                inodes.insert(format!("socket:[{inode}]"));
+            }
+        }
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
+    fds.flatten().any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| inodes.contains(&target.to_string_lossy().into_owned())))
+}
+
+/// Elsewhere, the pid cannot be checked against the socket: the loopback rule alone applies.
+#[cfg(not(target_os = "linux"))]
+fn listener_owned_by(_pid: u32, _port: u16) -> bool {
+    true
 }
 
 impl Remote {
@@ -64,8 +105,14 @@ impl Remote {
             return serde_json::from_value(body).map_err(|error| Error::Invalid(format!("unexpected answer from the server: {error}")));
         }
         let message = body["error"].as_str().unwrap_or("the server refused the request").to_owned();
+        // The server's error, as the same kind of error a local command gives.
         Err(match body["kind"].as_str() {
             Some("forbidden") => Error::Forbidden(message),
+            Some("conflict") => Error::Conflict(message),
+            Some("not_found") => Error::Remote { kind: "not_found", message },
+            Some("rejected") => Error::Remote { kind: "rejected", message },
+            Some("quarantined") => Error::Remote { kind: "quarantined", message },
+            Some("store" | "unavailable" | "shut_down") => Error::Remote { kind: "store", message },
             _ => Error::Invalid(message),
         })
     }
@@ -212,6 +259,22 @@ impl Backend {
                 };
                 let answer: Value = remote.post(&format!("/v1/instances/{}/{path}", encode(id)), body).await?;
                 Ok(answer["seq"].as_u64().unwrap_or_default())
+            }
+        }
+    }
+
+    /// A consistent copy of the store into a new directory `dest`.
+    pub(super) async fn backup(&self, dest: &std::path::Path) -> Result<phasegate_store::BackupReport, Error> {
+        match self {
+            Backend::Local(engine) => engine.backup(dest).await,
+            Backend::Remote(remote) => {
+                let answer: Value = remote.post("/v1/backup", json!({"dest": dest})).await?;
+                Ok(phasegate_store::BackupReport {
+                    path: answer["path"].as_str().unwrap_or_default().to_owned(),
+                    records: answer["records"].as_u64().unwrap_or_default(),
+                    instances: answer["instances"].as_u64().unwrap_or_default(),
+                    bytes: answer["bytes"].as_u64().unwrap_or_default(),
+                })
             }
         }
     }

@@ -37,8 +37,7 @@ pub struct ApprovalsArgs {
 /// Takes a decision.
 pub(super) fn decide(cli: &Cli, kind: DecisionKind, args: &DecisionArgs) -> u8 {
     let Some(principal) = cli.principal.clone().filter(|p| !p.trim().is_empty()) else {
-        eprintln!("error: {} needs to know who decides: pass --as PRINCIPAL or set PHASEGATE_USER", kind.verb());
-        return EXIT_USAGE;
+        return fail!("usage", EXIT_USAGE, "{} needs to know who decides: pass --as PRINCIPAL or set PHASEGATE_USER", kind.verb());
     };
     command(cli, async |engine| {
         let request =

@@ -1,7 +1,7 @@
 //! Commands that start, drive, command and read instances.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write as _};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -63,8 +63,8 @@ pub struct StatusArgs {
 /// Arguments of `phasegate list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only instances with this status (running, awaiting_approval, halted, completed, failed, cancelled, quarantined).
-    #[arg(long)]
+    /// Only instances with this status.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::machine::EFFECTIVE_STATUSES))]
     pub status: Option<String>,
 }
 
@@ -127,31 +127,39 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime, u8> {
 }
 
 /// Opens the engine on `--db`, with the roles and limits of the configuration.
-pub(super) async fn open_engine(cli: &Cli, mode: Mode, concurrency: usize) -> Result<Engine, u8> {
-    let config = cli.config().map_err(|message| {
-        eprintln!("error: {message}");
-        EXIT_USAGE
-    })?;
+pub(super) async fn open_engine(cli: &Cli, mode: Mode, concurrency: usize, create: bool) -> Result<Engine, u8> {
+    let config = cli.config().map_err(|message| fail!("usage", EXIT_USAGE, "{message}"))?;
     let concurrency = config.limits.max_concurrent_tasks.unwrap_or(concurrency);
-    let mut builder = Engine::builder().store_path(&cli.db).mode(mode).max_concurrent_tasks(concurrency).roles(config.roles());
+    let mut builder =
+        Engine::builder().store_path(&cli.db).create_store(create).mode(mode).max_concurrent_tasks(concurrency).roles(config.roles());
     for (agent, limit) in &config.limits.agents {
         builder = builder.agent_limit(agent.clone(), *limit);
     }
     builder.build().await.map_err(|error| report(&error))
 }
 
-/// Prints an engine error and returns the exit status it calls for.
+/// Prints an engine error and returns the exit status it calls for: 2 for
+/// usage or I/O (no store, a store in use or damaged), 1 for everything
+/// refused or failed.
 pub(super) fn report(error: &Error) -> u8 {
+    let code = match error {
+        Error::Store(
+            phasegate_store::Error::Io(_)
+            | phasegate_store::Error::InUse { .. }
+            | phasegate_store::Error::NewerFormat { .. }
+            | phasegate_store::Error::NoStore { .. }
+            | phasegate_store::Error::LostData { .. },
+        ) => EXIT_USAGE,
+        _ => EXIT_INVALID,
+    };
     match error {
         // Diagnostics print their own `error:` prefix, one per problem.
-        Error::Definition(diagnostics) => eprintln!("{diagnostics}"),
-        other => eprintln!("error: {other}"),
-    }
-    match error {
-        Error::Store(phasegate_store::Error::Io(_) | phasegate_store::Error::InUse { .. } | phasegate_store::Error::NewerFormat { .. }) => {
-            EXIT_USAGE
+        Error::Definition(diagnostics) if super::output::json_errors() => super::output::error("invalid", &diagnostics.to_string(), code),
+        Error::Definition(diagnostics) => {
+            eprintln!("{diagnostics}");
+            code
         }
-        _ => EXIT_INVALID,
+        other => super::output::error(other.kind(), &other.to_string(), code),
     }
 }
 
@@ -169,8 +177,7 @@ pub(super) fn start(cli: &Cli, args: &StartArgs) -> u8 {
         match pair.split_once('=') {
             Some((name, value)) if !name.is_empty() => vars.push((name.trim().to_owned(), value.to_owned())),
             _ => {
-                eprintln!("error: --var {pair}: write it as name=value");
-                return EXIT_USAGE;
+                return fail!("usage", EXIT_USAGE, "--var {pair}: write it as name=value");
             }
         }
     }
@@ -181,7 +188,7 @@ pub(super) fn start(cli: &Cli, args: &StartArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    command(cli, async |engine| {
+    command_with(cli, true, async |engine| {
         let options = StartOptions { id: args.id.clone(), vars, started_by: cli.principal(), baseline: args.baseline.clone() };
         let id = engine.start(&source, options).await?;
         match cli.output {
@@ -236,8 +243,7 @@ pub(super) fn signal(cli: &Cli, args: &SignalArgs) -> u8 {
     let data: serde_json::Value = match serde_json::from_str(&args.data) {
         Ok(data) => data,
         Err(error) => {
-            eprintln!("error: --data is not JSON ({error}); write it like '{{\"severity\": \"P1\"}}'");
-            return EXIT_USAGE;
+            return fail!("usage", EXIT_USAGE, "--data is not JSON ({error}); write it like '{{\"severity\": \"P1\"}}'");
         }
     };
     command(cli, async |engine| {
@@ -274,7 +280,7 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> u8 {
             );
             return EXIT_USAGE;
         }
-        let engine = match open_engine(cli, Mode::Drive, args.concurrency).await {
+        let engine = match open_engine(cli, Mode::Drive, args.concurrency, true).await {
             Ok(engine) => engine,
             Err(status) => return status,
         };
@@ -293,8 +299,18 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> u8 {
         }
         progress.drain();
         engine.shutdown().await;
-        progress.finish(&engine, cli);
-        EXIT_OK
+        let failed = progress.finish(&engine, cli);
+        // 0: everything driven is done or waits for people; 1: a release
+        // failed or was rolled back, or the store refused writes.
+        if let Err(why) = engine.health() {
+            return fail!("store", EXIT_INVALID, "{why}; what the store refused was not done");
+        }
+        if failed.is_empty() {
+            EXIT_OK
+        } else {
+            eprintln!("error: {} ended {}", failed.len(), failed.join(", "));
+            EXIT_INVALID
+        }
     })
 }
 
@@ -398,8 +414,11 @@ impl Progress {
         }
     }
 
-    fn finish(&mut self, engine: &Engine, cli: &Cli) {
+    /// Prints where every instance it saw stands; returns those that failed
+    /// or were rolled back (as `id (status)`).
+    fn finish(&mut self, engine: &Engine, cli: &Cli) -> Vec<String> {
         let output = cli.output;
+        let mut failed = Vec::new();
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
@@ -410,6 +429,12 @@ impl Progress {
                 let next: Vec<String> =
                     pending.iter().filter(|p| &p.instance == id).map(|p| approve_command(cli, engine.roles(), p)).collect();
                 summary.push(json!({"id": id, "status": instance.effective_status(), "waiting": waiting(&instance), "approve": next}));
+                if matches!(
+                    instance.status,
+                    crate::machine::InstanceStatus::Failed { .. } | crate::machine::InstanceStatus::RolledBack { .. }
+                ) {
+                    failed.push(format!("{id} ({})", instance.effective_status()));
+                }
                 if output == OutputFormat::Text {
                     let status = instance.effective_status();
                     match waiting(&instance).as_slice() {
@@ -431,6 +456,7 @@ impl Progress {
         if output == OutputFormat::Json {
             print_json(&serde_json::Value::Array(summary));
         }
+        failed
     }
 }
 
@@ -767,12 +793,18 @@ pub(super) fn history(cli: &Cli, args: &InstanceArgs) -> u8 {
 /// turns an error into its message and exit status. `body` returns the exit
 /// status of success.
 pub(super) fn command(cli: &Cli, body: impl AsyncFnOnce(&Backend) -> Result<u8, Error>) -> u8 {
+    command_with(cli, false, body)
+}
+
+/// [`command`], creating the store when `create` and there is none (only
+/// `start` does: every other command needs a store that exists).
+pub(super) fn command_with(cli: &Cli, create: bool, body: impl AsyncFnOnce(&Backend) -> Result<u8, Error>) -> u8 {
     let Ok(runtime) = runtime() else { return EXIT_USAGE };
     runtime.block_on(async {
         // A live server owns the store: talk to it. Otherwise open the store here.
         let backend = match super::backend::find_server(&cli.db, &cli.principal()).await {
             Some(remote) => Backend::Remote(remote),
-            None => match open_engine(cli, Mode::Passive, 1).await {
+            None => match open_engine(cli, Mode::Passive, 1, create).await {
                 Ok(engine) => Backend::Local(engine),
                 Err(status) => return status,
             },
@@ -808,16 +840,14 @@ pub(super) fn report_command(cli: &Cli, args: &ReportArgs) -> u8 {
     let kind = match crate::report::Kind::parse(&args.kind) {
         Ok(kind) => kind,
         Err(problem) => {
-            eprintln!("error: --kind: {problem}");
-            return EXIT_USAGE;
+            return fail!("usage", EXIT_USAGE, "--kind: {problem}");
         }
     };
     let json = match args.format.as_str() {
         "md" | "markdown" => false,
         "json" => true,
         other => {
-            eprintln!("error: --format {other}: choose md or json");
-            return EXIT_USAGE;
+            return fail!("usage", EXIT_USAGE, "--format {other}: choose md or json");
         }
     };
     command(cli, async |engine| {

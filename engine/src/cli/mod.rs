@@ -5,6 +5,7 @@
 #[macro_use]
 mod output;
 mod backend;
+mod backup;
 mod definitions;
 mod demo_target;
 mod gates;
@@ -112,6 +113,10 @@ pub enum Command {
     Report(instances::ReportArgs),
     /// Drive instances like `run` and serve the control API (HTTP JSON, token-authenticated) for the CLI and tools.
     Serve(serve::ServeArgs),
+    /// Write a consistent copy of the store (live, through a running server) into a new directory.
+    Backup(backup::BackupArgs),
+    /// Copy a backup into a new data directory (--db), never over an existing store.
+    Restore(backup::RestoreArgs),
     /// Serve the demo service the shipped release lifecycle checks, deploys and rolls back (loopback only).
     DemoTarget(demo_target::DemoTargetArgs),
 }
@@ -158,6 +163,7 @@ pub fn main() -> ExitCode {
         }
     };
     init_logging(cli.log_format);
+    output::set_json_errors(cli.output == OutputFormat::Json);
     let status = match &cli.command {
         Command::Validate(args) => definitions::validate(&cli, args),
         Command::Graph(args) => definitions::graph(&cli, args),
@@ -187,13 +193,20 @@ pub fn main() -> ExitCode {
         Command::DemoTarget(args) => demo_target::run(args),
         Command::Serve(args) => serve::serve(&cli, args),
         Command::Report(args) => instances::report_command(&cli, args),
+        Command::Backup(args) => backup::backup(&cli, args),
+        Command::Restore(args) => backup::restore(&cli, args),
     };
     ExitCode::from(status)
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // sled's own log lines (through the `log` crate) are its internals, not
+    // the user's business: off unless RUST_LOG asks for them.
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sled=off"));
+    // Colour codes only for a person at a terminal, never into a file or pipe.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::instances::{open_engine, runtime};
-use super::{Cli, EXIT_OK, EXIT_USAGE};
+use super::{Cli, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 use crate::server;
 use crate::Mode;
 
@@ -37,7 +37,7 @@ pub(super) fn serve(cli: &Cli, args: &ServeArgs) -> u8 {
     }
     let Ok(runtime) = runtime() else { return EXIT_USAGE };
     runtime.block_on(async {
-        let engine = match open_engine(cli, Mode::Drive, args.concurrency).await {
+        let engine = match open_engine(cli, Mode::Drive, args.concurrency, true).await {
             Ok(engine) => Arc::new(engine),
             Err(status) => return status,
         };
@@ -69,13 +69,24 @@ pub(super) fn serve(cli: &Cli, args: &ServeArgs) -> u8 {
             cli.db.join(server::TOKEN_FILE).display()
         );
         let app = server::router(Arc::clone(&engine), token);
+        // A failed engine (its driver stopped, its store refuses writes)
+        // fails closed: the server stops and the process exits non-zero, so
+        // a supervisor restarts it on a store that works.
+        let watched = Arc::clone(&engine);
         let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    why = watched.failed() => eprintln!("error: stopping: {why}"),
+                }
             })
             .await;
         let _ = std::fs::remove_file(&address_file);
         engine.shutdown().await;
+        if let Err(why) = engine.health() {
+            eprintln!("error: the engine failed: {why}; nothing after the failure was acknowledged");
+            return EXIT_INVALID;
+        }
         match served {
             Ok(()) => EXIT_OK,
             Err(error) => {

@@ -165,8 +165,19 @@ pub struct PendingApproval {
 
 /// The approvals index entries an instance should have in this state.
 pub(crate) fn pending_approvals(instance: &Instance, workflow: &crate::plan::Workflow) -> std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
-    use crate::machine::{GateStatus, Verdict};
+    use crate::machine::{GateStatus, InstanceStatus, Verdict};
     let mut out = std::collections::BTreeMap::new();
+    // A finished instance waits for no one, whatever its gates were doing.
+    match instance.status {
+        InstanceStatus::Completed { .. }
+        | InstanceStatus::Failed { .. }
+        | InstanceStatus::Cancelled { .. }
+        | InstanceStatus::RolledBack { .. } => return out,
+        InstanceStatus::Running
+        | InstanceStatus::Halted { .. }
+        | InstanceStatus::AwaitingDecision { .. }
+        | InstanceStatus::RollingBack { .. } => {}
+    }
     for (p, phase) in instance.phases.iter().enumerate() {
         for (g, gate) in phase.gates.iter().enumerate() {
             let GateStatus::AwaitingDecision { since, level, deadline, approvals } = &gate.status else {

@@ -37,6 +37,23 @@ pub(crate) struct Shared {
     pub(crate) events: broadcast::Sender<Notification>,
     pub(crate) global_permits: Arc<Semaphore>,
     pub(crate) agent_permits: HashMap<String, Arc<Semaphore>>,
+    /// Why the engine no longer works, once it does not: its driver task
+    /// stopped, or its store refuses writes. Never cleared.
+    pub(crate) failure: watch::Sender<Option<String>>,
+}
+
+impl Shared {
+    /// Records the first reason the engine stopped working.
+    pub(crate) fn fail(&self, why: String) {
+        self.failure.send_if_modified(|failure| {
+            if failure.is_some() {
+                return false;
+            }
+            error!(reason = %why, "the engine is unhealthy");
+            *failure = Some(why);
+            true
+        });
+    }
 }
 
 /// An event that became durable, as subscribers see it.
@@ -171,7 +188,13 @@ pub(crate) enum Message {
         result: phasegate_store::Result<()>,
         effects: Vec<Effect>,
         records: Vec<Record>,
+        notices: Vec<super::notices::Notice>,
         answer: Answer,
+    },
+    /// A notification was delivered, or failed for good: its outbox entry goes.
+    Notified {
+        id: String,
+        key: String,
     },
     Decide {
         id: String,
@@ -242,6 +265,8 @@ pub(crate) struct Driver {
     receiver: mpsc::UnboundedReceiver<Message>,
     active: watch::Sender<usize>,
     shutdown: Option<Reply<()>>,
+    /// Request ids whose decision's batch is not durable yet.
+    requests_in_flight: HashMap<String, super::requests::RequestUse>,
 }
 
 impl Driver {
@@ -264,6 +289,7 @@ impl Driver {
             receiver,
             active,
             shutdown: None,
+            requests_in_flight: HashMap::new(),
         }
     }
 
@@ -343,11 +369,19 @@ impl Driver {
                 });
             }
         }
+        // Notifications not yet delivered are sent again, with their key.
+        let notices: Vec<super::notices::Notice> = outbox.iter().filter_map(|(_, value)| super::notices::Notice::decode(value)).collect();
+        live.extend(notices.iter().map(|notice| notice.key.clone()));
         // Outbox entries for attempts the state no longer has in flight are stale.
         live.extend(cell.instance.in_flight().into_iter().map(|(.., key)| key));
         let stale: Vec<Vec<u8>> =
             outbox.into_iter().map(|(key, _)| key).filter(|key| !live.contains(&String::from_utf8_lossy(key).into_owned())).collect();
         self.apply_and_drive(id, events, effects, stale, Answer::None);
+        if self.ensure_loaded(id) {
+            for notice in notices {
+                self.send_notice(id, notice);
+            }
+        }
     }
 
     /// Makes sure the instance is in memory; quarantines it if it cannot be decoded.
@@ -379,6 +413,9 @@ impl Driver {
                 }
                 false
             }
+            // Asking for an instance that does not exist is the caller's
+            // mistake, answered to the caller; only real load failures are logged.
+            Err(Error::UnknownInstance(_)) => false,
             Err(error) => {
                 warn!(instance = id, %error, "cannot load instance");
                 false
@@ -434,7 +471,30 @@ impl Driver {
         };
         let instance = &cell.instance;
         let workflow = &cell.workflow;
-        // The same request again: the original outcome, nothing appended.
+        // A request id means one decision: the identical request again gets
+        // the original outcome, anything else is a conflict.
+        if !request.request_id.is_empty() {
+            let used = match self.requests_in_flight.get(&request.request_id) {
+                Some(used) => Ok(Some(used.clone())),
+                None => super::requests::lookup(&*self.shared.store, &request.request_id),
+            };
+            let answer = match used {
+                Err(error) => Some(Err(error)),
+                Ok(None) => None,
+                Ok(Some(used)) if used.is_same(id, gate, &request) => Some(Ok(used.outcome(
+                    instance.seq,
+                    gate_status(instance, &used.phase, &used.gate),
+                    instance.effective_status().to_owned(),
+                ))),
+                Ok(Some(used)) => Some(Err(used.conflict(&request.request_id))),
+            };
+            if let Some(answer) = answer {
+                let _ = reply.send(answer);
+                self.maybe_evict(id);
+                return;
+            }
+        }
+        // Decisions recorded before the request index existed are found in the state.
         if !request.request_id.is_empty() {
             for phase in &instance.phases {
                 for state in &phase.gates {
@@ -451,10 +511,15 @@ impl Driver {
                             instance_status: instance.effective_status().to_owned(),
                             replayed: true,
                         };
-                        let result = if decision.kind == request.kind && decision.principal == request.principal {
+                        let names_it = gate.is_none_or(|g| g == state.id || g == format!("{}/{}", phase.id, state.id));
+                        let result = if names_it
+                            && decision.kind == request.kind
+                            && decision.principal == request.principal
+                            && decision.comment == request.comment
+                        {
                             Ok(outcome)
                         } else {
-                            Err(Error::Invalid(format!(
+                            Err(Error::Conflict(format!(
                                 "request id {} was already used by {} to {} gate {}/{} at {at}",
                                 request.request_id,
                                 decision.principal,
@@ -738,7 +803,15 @@ impl Driver {
                 self.apply_and_drive(&id, vec![event], Vec::new(), Vec::new(), Answer::None);
             }
             Message::Sampled { id, phase, watch, result } => self.sampled(&id, phase, watch, result),
-            Message::Persisted { id, result, effects, records, answer } => self.persisted(&id, result, effects, records, answer),
+            Message::Persisted { id, result, effects, records, notices, answer } => {
+                self.persisted(&id, result, effects, records, notices, answer)
+            }
+            Message::Notified { id, key } => {
+                self.running.remove(&key);
+                if self.ensure_loaded(&id) {
+                    self.drive_and_persist(&id, Vec::new(), Vec::new(), vec![key.into_bytes()], Answer::None);
+                }
+            }
 
             Message::Decide { id, gate, request, reply } => self.decide(&id, gate.as_deref(), request, reply),
             Message::Advance { id, reply } => {
@@ -855,7 +928,20 @@ impl Driver {
             self.maybe_evict(id);
             return;
         }
-        let batch = self.batch(id, &records, stale_outbox);
+        // Notifications are durable work: put in the outbox with the batch
+        // that calls for them, sent once it is durable.
+        let notices: Vec<super::notices::Notice> = effects
+            .iter()
+            .filter_map(|effect| match effect {
+                Effect::Notify { phase, gate, what } => super::notices::gate(&cell.instance, &cell.workflow, *phase, *gate, what),
+                Effect::TriggerNotify { phase, trigger, what } => {
+                    super::notices::trigger(&cell.instance, &cell.workflow, *phase, *trigger, what)
+                }
+                _ => None,
+            })
+            .collect();
+        let mut batch = self.batch(id, &records, stale_outbox);
+        batch.outbox.extend(notices.iter().map(|notice| OutboxOp::Put { key: notice.key.clone().into_bytes(), value: notice.encode() }));
         let Some(cell) = self.cells.get_mut(id) else {
             return;
         };
@@ -865,7 +951,7 @@ impl Driver {
         self.shared.store.submit(
             batch,
             Box::new(move |result| {
-                let _ = sender.send(Message::Persisted { id: instance, result, effects, records, answer });
+                let _ = sender.send(Message::Persisted { id: instance, result, effects, records, notices, answer });
             }),
         );
         for (p, w) in samples {
@@ -929,6 +1015,20 @@ impl Driver {
             }
             cell.written_approvals = approvals;
         }
+        // Request ids of the decisions in this batch, so a reuse is found
+        // once the instance has moved on (or from another instance).
+        for (request_id, used) in super::requests::RequestUse::of_records(id, records) {
+            index.push(IndexOp::Put {
+                index: super::requests::REQUEST_INDEX.to_owned(),
+                key: request_id.clone().into_bytes(),
+                value: used.encode(),
+            });
+            self.requests_in_flight.insert(request_id, used);
+        }
+        let Some(cell) = self.cells.get_mut(id) else {
+            return Batch::default();
+        };
+        let instance = &cell.instance;
         // Gate passes recorded in this batch become baselines for later
         // instances: the workflow's latest, and this instance's own.
         let batch_start = records.first().map_or(Timestamp(u64::MAX), Record::at);
@@ -966,11 +1066,25 @@ impl Driver {
         batch
     }
 
-    fn persisted(&mut self, id: &str, result: phasegate_store::Result<()>, effects: Vec<Effect>, records: Vec<Record>, answer: Answer) {
+    fn persisted(
+        &mut self,
+        id: &str,
+        result: phasegate_store::Result<()>,
+        effects: Vec<Effect>,
+        records: Vec<Record>,
+        notices: Vec<super::notices::Notice>,
+        answer: Answer,
+    ) {
         if let Some(cell) = self.cells.get_mut(id) {
             cell.pending_writes = cell.pending_writes.saturating_sub(1);
         }
+        for (request_id, _) in super::requests::RequestUse::of_records(id, &records) {
+            self.requests_in_flight.remove(&request_id);
+        }
         if let Err(error) = result {
+            if let Some(why) = self.shared.store.failure() {
+                self.shared.fail(format!("the store refuses writes: {why}"));
+            }
             // The state in memory is ahead of the store: forget it, so the
             // next use reloads what is durable. Nothing was acknowledged.
             error!(instance = id, %error, "a write failed; the instance is reloaded from the store");
@@ -996,6 +1110,9 @@ impl Driver {
         }
         answer.succeed(self.cells.get(id), records.len());
         self.run_effects(id, effects);
+        for notice in notices {
+            self.send_notice(id, notice);
+        }
         self.maybe_evict(id);
     }
 
@@ -1012,16 +1129,8 @@ impl Driver {
                         running.token.cancel();
                     }
                 }
-                Effect::Notify { phase, gate, what } => {
-                    if self.mode == Mode::Drive && self.shutdown.is_none() {
-                        self.notify(id, phase, gate, &what);
-                    }
-                }
-                Effect::TriggerNotify { phase, trigger, what } => {
-                    if self.mode == Mode::Drive && self.shutdown.is_none() {
-                        self.notify_trigger(id, phase, trigger, &what);
-                    }
-                }
+                // Sent as notices once their batch is durable (see drive_and_persist).
+                Effect::Notify { .. } | Effect::TriggerNotify { .. } => {}
                 Effect::Compensate { step, attempt, key } => {
                     if self.mode == Mode::Drive && self.shutdown.is_none() {
                         self.compensate(id, step, attempt, key);
@@ -1291,11 +1400,42 @@ fn find_gate(instance: &Instance, workflow: &Workflow, gate: Option<&str>) -> Re
                 .collect();
             match matches.as_slice() {
                 [one] => Ok(*one),
-                [] => Err(Error::Invalid(format!("workflow `{}` has no gate `{spec}`; gates: {}", workflow.name, {
-                    let all: Vec<String> =
+                [] => {
+                    // A trigger's halt is decided by the trigger's name: say
+                    // so when that is what was meant, and list both kinds.
+                    let gates: Vec<String> =
                         workflow.phases.iter().flat_map(|p| p.gates.iter().map(move |g| format!("{}/{}", p.id, g.id))).collect();
-                    all.join(", ")
-                }))),
+                    let triggers: Vec<String> = workflow
+                        .phases
+                        .iter()
+                        .flat_map(|p| {
+                            p.triggers
+                                .iter()
+                                .filter(|t| matches!(t.action, crate::plan::Action::HaltForApproval { .. }))
+                                .map(move |t| format!("{}/{}", p.id, t.id))
+                        })
+                        .collect();
+                    let trigger_named = triggers.iter().any(|t| t == spec || t.rsplit('/').next() == Some(gate));
+                    if trigger_named {
+                        return Err(Error::Invalid(format!(
+                            "trigger `{spec}` is not awaiting a decision: instance {} is {}",
+                            instance.id,
+                            instance.effective_status()
+                        )));
+                    }
+                    let known = gates.iter().chain(&triggers);
+                    let hint = match crate::suggest::closest(spec, known.clone()) {
+                        Some(close) => format!("; did you mean `{close}`?"),
+                        None => String::new(),
+                    };
+                    let list = |names: &[String]| if names.is_empty() { "none".to_owned() } else { names.join(", ") };
+                    Err(Error::Invalid(format!(
+                        "workflow `{}` has no gate or trigger `{spec}`{hint} (gates: {}; triggers that halt for a decision: {})",
+                        workflow.name,
+                        list(&gates),
+                        list(&triggers)
+                    )))
+                }
                 many => {
                     // Prefer the one awaiting a decision.
                     let waiting: Vec<&(usize, usize)> = many.iter().filter(|m| awaiting.contains(m)).collect();
@@ -1371,116 +1511,63 @@ impl Driver {
         Ok((Event::TriggerDecided { phase: phase.to_owned(), trigger: trigger.to_owned(), decision }, outcome))
     }
 
-    /// Runs a gate approval's `notify` step in the background. The
-    /// notification goes into the step's parameters as `json` (what the
-    /// `http` agent posts) and `stdin` (what `exec` reads) unless the
-    /// definition set those; failures are retried by the step's policy and
-    /// logged, never recorded as state (a notification does not change the
-    /// decision it announces).
-    fn notify(&self, id: &str, p: usize, g: usize, what: &str) {
+    /// Delivers a notice through its step's agent in the background,
+    /// retried by the step's policy; its outbox entry is deleted once it is
+    /// delivered or fails for good. The payload goes into the parameters as
+    /// `json` (what `http` and `webhook` post) and `stdin` (what `exec`
+    /// reads) unless the definition set those.
+    fn send_notice(&mut self, id: &str, notice: super::notices::Notice) {
+        if self.mode != Mode::Drive || self.shutdown.is_some() || self.running.contains_key(&notice.key) {
+            return;
+        }
         let Some(cell) = self.cells.get(id) else {
             return;
         };
-        let plan = &cell.workflow.phases[p];
-        let Some(step) = plan.gates[g].approval.as_ref().and_then(|a| a.notify.clone()) else {
-            return;
-        };
-        let gate = &cell.instance.phases[p].gates[g];
-        let (level, deadline) = match &gate.status {
-            crate::machine::GateStatus::AwaitingDecision { level, deadline, .. } => (Some(*level), *deadline),
-            _ => (None, None),
-        };
-        let authority = level.and_then(|l| crate::machine::gate::authority(&plan.gates[g], plan.owner.as_ref(), l));
-        let notification = json!({
-            "instance": id,
-            "workflow": cell.instance.workflow,
-            "phase": plan.id,
-            "gate": plan.gates[g].id,
-            "what": what,
-            "status": gate.status.kind(),
-            "level": level,
-            "deadline": deadline.map(|d| d.to_string()),
-            "approvers": authority.map(|a| a.approvers.iter().map(ToString::to_string).collect::<Vec<_>>()).unwrap_or_default(),
-            "text": format!("phasegate: {id} gate {}/{} {what}", plan.id, plan.gates[g].id),
-        });
-        let key = format!("{id}/{}/{}/notify/{what}", plan.id, plan.gates[g].id);
-        self.send_notification(id, step, &notification, key);
-    }
-
-    /// Runs a trigger's notification: its `notify` action, or the `notify`
-    /// step of its halt's approval (awaiting a decision, escalated, timed out).
-    fn notify_trigger(&self, id: &str, p: usize, k: usize, what: &str) {
-        let Some(cell) = self.cells.get(id) else {
-            return;
-        };
-        let plan = &cell.workflow.phases[p];
-        let trigger = &plan.triggers[k];
-        let step = match &trigger.action {
-            crate::plan::Action::Notify(step) => Some(step.clone()),
-            crate::plan::Action::HaltForApproval { approval, then } => match (approval.notify.as_ref(), then.as_ref()) {
-                (Some(step), _) => Some(step.clone()),
-                (None, crate::plan::Action::Notify(step)) => Some(step.clone()),
-                (None, _) => None,
-            },
-            _ => None,
-        };
-        let Some(step) = step else {
-            return;
-        };
-        let notification = json!({
-            "instance": id,
-            "workflow": cell.instance.workflow,
-            "phase": plan.id,
-            "trigger": trigger.id,
-            "what": what,
-            "status": cell.instance.effective_status(),
-            "text": format!("phasegate: {id} trigger {}/{}: {what}", plan.id, trigger.id),
-        });
-        let key = format!("{id}/{}/{}/notify/{}", plan.id, trigger.id, cell.instance.seq);
-        self.send_notification(id, step, &notification, key);
-    }
-
-    /// Sends a notification through a step's agent in the background. The
-    /// notification goes into the parameters as `json` (what `http` and
-    /// `webhook` post) and `stdin` (what `exec` reads) unless the definition
-    /// set those; failures are retried by the step's policy and logged.
-    fn send_notification(&self, id: &str, step: crate::plan::Step, notification: &Value, key: String) {
-        let vars = self.cells.get(id).map(|c| c.instance.vars.clone()).unwrap_or_default();
-        let mut params = crate::template::render(&step.params, &vars, id);
-        params.entry("json").or_insert_with(|| notification.clone());
-        params.entry("stdin").or_insert_with(|| notification.clone());
-        let Some(agent) = self.shared.registry.get(&step.agent) else {
-            warn!(instance = id, agent = %step.agent, "notify: the agent is not registered");
-            return;
-        };
+        let sender = self.sender.clone();
         let instance = id.to_owned();
-
-        tokio::spawn(async move {
+        let key = notice.key.clone();
+        let step = notice.step(&cell.workflow);
+        let agent = step.as_ref().and_then(|step| self.shared.registry.get(&step.agent));
+        let (Some(step), Some(agent)) = (step, agent) else {
+            warn!(instance = id, key = %notice.key, "notify: the step or its agent is not available; the notification is dropped");
+            let _ = sender.send(Message::Notified { id: instance, key });
+            return;
+        };
+        let mut params = crate::template::render(&step.params, &cell.instance.vars, id);
+        params.entry("json").or_insert_with(|| notice.payload.clone());
+        params.entry("stdin").or_insert_with(|| notice.payload.clone());
+        let token = CancellationToken::new();
+        let cancel = token.clone();
+        let task_key = key.clone();
+        let handle = tokio::spawn(async move {
             for attempt in 1..=step.retry.max_attempts.max(1) {
                 let request = TaskRequest {
                     instance: instance.clone(),
                     task: step.id.clone(),
                     attempt,
-                    idempotency_key: key.clone(),
+                    idempotency_key: task_key.clone(),
                     params: params.clone(),
                     timeout: step.timeout,
                 };
-                match run_attempt(Arc::clone(&agent), request, CancellationToken::new()).await {
+                match run_attempt(Arc::clone(&agent), request, cancel.clone()).await {
                     Outcome::Succeeded { .. } => {
-                        info!(instance = %instance, step = %step.id, "notification sent");
-                        return;
+                        info!(instance = %instance, step = %step.id, key = %task_key, "notification sent");
+                        break;
                     }
                     Outcome::Failed { error, retryable } => {
                         warn!(instance = %instance, step = %step.id, attempt, %error, "notification failed");
-                        if !retryable {
-                            return;
+                        if !retryable || attempt >= step.retry.max_attempts.max(1) {
+                            break;
                         }
                         tokio::time::sleep(step.retry.delay(attempt + 1, 0.5)).await;
                     }
+                    // Stopping: the outbox keeps it for the next process.
                     Outcome::Cancelled { .. } => return,
                 }
             }
+            let _ = sender.send(Message::Notified { id: instance, key: task_key });
         });
+        self.running.insert(key, Running { token, abort: handle.abort_handle() });
     }
 }
 

@@ -10,6 +10,8 @@
 mod codec;
 mod driver;
 mod load;
+mod notices;
+mod requests;
 
 use std::collections::HashMap;
 use std::collections::{BTreeMap, BTreeSet};
@@ -62,9 +64,43 @@ pub enum Error {
     /// The principal may not take this decision.
     #[error("{0}")]
     Forbidden(String),
+    /// The request conflicts with one already recorded (a request id reused
+    /// for a different decision).
+    #[error("{0}")]
+    Conflict(String),
     /// The engine has shut down.
     #[error("the engine has shut down")]
     ShutDown,
+    /// What a server answered a client with: its kind and message, as the
+    /// same kind of error a local command gives.
+    #[error("{message}")]
+    Remote {
+        /// The error's kind, as [`Error::kind`] names it.
+        kind: &'static str,
+        /// The server's message.
+        message: String,
+    },
+}
+
+impl Error {
+    /// A stable name for the kind of error, for scripts: the `kind` of the
+    /// CLI's JSON errors and of the control API's error bodies.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Store(phasegate_store::Error::NoStore { .. }) => "no_store",
+            Error::Store(phasegate_store::Error::LostData { .. }) => "lost_data",
+            Error::Store(phasegate_store::Error::InUse { .. }) => "in_use",
+            Error::Store(_) => "store",
+            Error::UnknownInstance(_) => "not_found",
+            Error::Rejected(_) => "rejected",
+            Error::Definition(_) | Error::Invalid(_) => "invalid",
+            Error::Quarantined { .. } | Error::Corrupt(_) => "quarantined",
+            Error::Forbidden(_) => "forbidden",
+            Error::Conflict(_) => "conflict",
+            Error::ShutDown => "shut_down",
+            Error::Remote { kind, .. } => kind,
+        }
+    }
 }
 
 /// A human decision at a gate, as a client asks for it.
@@ -136,9 +172,18 @@ pub struct Builder {
     max_concurrent_tasks: usize,
     agent_limits: HashMap<String, usize>,
     roles: crate::machine::Roles,
+    open_mode: phasegate_store::OpenMode,
 }
 
 impl Builder {
+    /// Whether a missing store is created (the default) or refused with
+    /// "no store at PATH": commands that only read, or act on instances that
+    /// must exist, never create one.
+    pub fn create_store(mut self, create: bool) -> Self {
+        self.open_mode = if create { phasegate_store::OpenMode::Create } else { phasegate_store::OpenMode::Existing };
+        self
+    }
+
     /// Role membership (role → principals) used to authorize decisions.
     pub fn roles(mut self, roles: crate::machine::Roles) -> Self {
         self.roles = roles;
@@ -186,8 +231,8 @@ impl Builder {
     pub async fn build(self) -> Result<Engine, Error> {
         let store: Arc<dyn Store> = match (self.store, &self.path) {
             (Some(store), _) => store,
-            (None, Some(path)) => Arc::new(SledStore::open(path)?),
-            (None, None) => Arc::new(SledStore::open(std::path::Path::new(".phasegate"))?),
+            (None, Some(path)) => Arc::new(SledStore::open_with(path, self.open_mode)?),
+            (None, None) => Arc::new(SledStore::open_with(std::path::Path::new(".phasegate"), self.open_mode)?),
         };
         let agent_names = self.registry.names().fold(AgentNames::builtin(), |names, name| names.with(name));
         // The first subscriber sees everything since the engine started,
@@ -200,6 +245,7 @@ impl Builder {
             definitions: load::Definitions::default(),
             roles: self.roles,
             events,
+            failure: watch::channel(None).0,
             global_permits: Arc::new(tokio::sync::Semaphore::new(self.max_concurrent_tasks)),
             agent_permits: self
                 .agent_limits
@@ -213,7 +259,23 @@ impl Builder {
         if self.mode == Mode::Drive {
             driver.recover();
         }
-        let handle = tokio::spawn(driver.run());
+        // A driver task that dies (a panic is a bug, but must not leave a
+        // server answering as if healthy) marks the engine failed.
+        let driver_task = tokio::spawn(driver.run());
+        let watcher = Arc::clone(&shared);
+        let handle = tokio::spawn(async move {
+            if let Err(error) = driver_task.await {
+                let why = match error.try_into_panic() {
+                    Ok(panic) => panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".to_owned()),
+                    Err(_) => "it was cancelled".to_owned(),
+                };
+                watcher.fail(format!("the engine's driver task stopped: {why}"));
+            }
+        });
         Ok(Engine {
             shared,
             sender,
@@ -267,6 +329,7 @@ impl Engine {
             max_concurrent_tasks: 64,
             agent_limits: HashMap::new(),
             roles: crate::machine::Roles::default(),
+            open_mode: phasegate_store::OpenMode::Create,
         }
     }
 
@@ -313,6 +376,9 @@ impl Engine {
         let id = match options.id {
             Some(id) => {
                 phasegate_store::check_id(&id).map_err(|e| Error::Invalid(e.to_string()))?;
+                if !id.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+                    return Err(Error::Invalid(phasegate_store::Error::InvalidId(id).to_string()));
+                }
                 id
             }
             None => generated_id(&workflow.name),
@@ -537,6 +603,45 @@ impl Engine {
         let _ = active.wait_for(|count| *count == 0).await;
     }
 
+    /// `Ok` while the engine works; otherwise why not: its driver task
+    /// stopped, or its store refuses writes (a full disk, an I/O error, its
+    /// data directory deleted or replaced). A server answers `/healthz`
+    /// from this and refuses writes while it is an error.
+    pub fn health(&self) -> Result<(), String> {
+        if let Some(why) = self.shared.failure.borrow().clone() {
+            return Err(why);
+        }
+        match self.shared.store.failure() {
+            Some(why) => {
+                let why = format!("the store refuses writes: {why}");
+                self.shared.fail(why.clone());
+                Err(why)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Resolves once the engine has failed (see [`Engine::health`]), with why.
+    pub async fn failed(&self) -> String {
+        let mut failure = self.shared.failure.subscribe();
+        loop {
+            if let Some(why) = failure.borrow_and_update().clone() {
+                return why;
+            }
+            if failure.changed().await.is_err() {
+                return std::future::pending::<String>().await;
+            }
+        }
+    }
+
+    /// Writes a consistent copy of the store into `dest` (a new directory):
+    /// everything acknowledged before the call, while the engine runs.
+    pub async fn backup(&self, dest: &std::path::Path) -> Result<phasegate_store::BackupReport, Error> {
+        let store = Arc::clone(&self.shared.store);
+        let dest = dest.to_path_buf();
+        tokio::task::spawn_blocking(move || store.backup(&dest)).await.map_err(|_| Error::ShutDown)?.map_err(Error::from)
+    }
+
     /// Stops dispatching, lets every write in progress become durable and
     /// stops the runtime. Attempts in flight are abandoned, not recorded: they
     /// are dispatched again, with the same idempotency key, by the next engine
@@ -567,7 +672,7 @@ pub fn resolve_vars(workflow: &Workflow, overrides: &[(String, String)]) -> Resu
                 if known.is_empty() { "none".to_owned() } else { known.join(", ") }
             )));
         };
-        let value = parse_var(var.ty, text).map_err(|problem| Error::Invalid(format!("--var {name}={text}: {problem}")))?;
+        let value = parse_var(var, text).map_err(|problem| Error::Invalid(format!("--var {name}={text}: {problem}")))?;
         vars.insert(name.clone(), value);
     }
     let missing: Vec<&str> = workflow.vars.keys().filter(|name| !vars.contains_key(*name)).map(String::as_str).collect();
@@ -580,12 +685,22 @@ pub fn resolve_vars(workflow: &Workflow, overrides: &[(String, String)]) -> Resu
     Ok(vars)
 }
 
-fn parse_var(ty: VarType, text: &str) -> Result<Value, String> {
-    let value = match ty {
+fn parse_var(var: &crate::plan::Var, text: &str) -> Result<Value, String> {
+    let value = match var.ty {
         VarType::String => Value::String(text.to_owned()),
         VarType::Duration => {
-            humantime::parse_duration(text).map_err(|e| format!("expected a duration such as 90s or 2m ({e})"))?;
-            Value::String(text.to_owned())
+            let duration = humantime::parse_duration(text.trim()).map_err(|e| format!("expected a duration such as 90s or 2m ({e})"))?;
+            // The same rules as the default: the bound of every duration and
+            // the tightest one the variable's uses need.
+            let (min, used_by) = var.min_duration.clone().unwrap_or((Duration::ZERO, String::new()));
+            crate::plan::check_duration(duration, min).map_err(|problem| {
+                if used_by.is_empty() {
+                    problem
+                } else {
+                    format!("{problem} (it is used as {used_by})")
+                }
+            })?;
+            Value::String(text.trim().to_owned())
         }
         VarType::Number => serde_json::Number::from_f64(text.trim().parse::<f64>().map_err(|_| "expected a number".to_owned())?)
             .map(Value::Number)
@@ -614,6 +729,9 @@ fn generated_id(workflow: &str) -> String {
     hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
     let suffix = hasher.finish() & 0xff_ffff;
     let stem: String = workflow.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).take(64).collect();
+    // An id starts with a letter or digit, whatever the workflow is called.
+    let stem = stem.trim_matches(|c: char| c == '-' || c == '_');
+    let stem = if stem.is_empty() { "instance" } else { stem };
     let time = crate::machine::Timestamp::now().0 / 1000;
     format!("{stem}-{time}-{suffix:06x}")
 }

@@ -78,6 +78,22 @@ pub struct SledBackend {
     marker: crate::marker::Identity,
 }
 
+/// Removes the snapshot files sled did not finish (`snap.*.generating`);
+/// returns how many it removed.
+fn remove_unfinished_snapshots(path: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") && std::fs::remove_file(entry.path()).is_ok() {
+            tracing::warn!(file = %entry.path().display(), "removed a snapshot file sled had not finished writing (a kill during a snapshot)");
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// sled's files in a data directory: a store exists there if any does.
 fn has_sled_files(path: &Path) -> bool {
     ["db", "conf", "blobs"].iter().any(|name| path.join(name).exists())
@@ -110,9 +126,20 @@ impl SledBackend {
         // late (sled's last I/O threads finishing); a short, bounded wait
         // separates that from a store another process holds.
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+        let mut cleared_snapshots = false;
         let db = loop {
             match config.open() {
                 Ok(db) => break db,
+                // sled 0.34 reads the newest `snap.*` file, counting one a
+                // kill left half-written as `snap.*.generating`, and refuses
+                // the store as corrupt (sled issues 1527, 1533). Such a file is
+                // by construction incomplete (sled renames a snapshot only
+                // once it is written and synced) and sled had the lock when it
+                // failed, so no other process is writing it: remove it and
+                // open again, once.
+                Err(sled::Error::Corruption { .. }) if !cleared_snapshots && remove_unfinished_snapshots(path) > 0 => {
+                    cleared_snapshots = true;
+                }
                 // sled reports a held lock as an I/O error from its file lock.
                 Err(sled::Error::Io(error)) if is_lock_error(&error) => {
                     if std::time::Instant::now() >= deadline {

@@ -373,3 +373,50 @@ fn reopening_right_after_closing_succeeds() {
     let store = SledStore::open(dir.path()).expect("open");
     assert_eq!(store.head("a").expect("head").expect("exists").seq, 30);
 }
+
+/// Regression (hardening issue, crash test at 300 cycles): a kill while sled
+/// wrote a snapshot left `snap.*.generating`, which sled 0.34 reads as the
+/// newest snapshot and refuses as corrupt, so the store would not reopen.
+#[test]
+fn regression_an_unfinished_snapshot_file_does_not_make_the_store_unreadable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = SledStore::open(dir.path()).expect("open");
+        store
+            .append(Batch {
+                instance: "a".into(),
+                expected_seq: 0,
+                events: events(2, "x"),
+                status: Some("running".into()),
+                ..Batch::default()
+            })
+            .expect("append");
+        store.close();
+    }
+    std::fs::write(dir.path().join("snap.FFFFFFFFFFFFFFFF.generating"), b"half a snapshot").expect("write");
+    let store = SledStore::open_with(dir.path(), phasegate_store::OpenMode::Existing).expect("the store opens");
+    assert_eq!(store.head("a").expect("head").map(|h| h.seq), Some(2), "nothing acknowledged was lost");
+    assert!(!dir.path().join("snap.FFFFFFFFFFFFFFFF.generating").exists());
+}
+
+/// The marker and the open modes: an existing directory without a store is
+/// not one, a store with a marker whose data is gone is refused, never
+/// opened as a new one.
+#[test]
+fn a_store_is_created_only_when_asked_and_never_over_lost_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("nothing-here");
+    assert!(matches!(SledStore::open_with(&missing, phasegate_store::OpenMode::Existing), Err(Error::NoStore { .. })));
+    assert!(!missing.exists(), "opening an existing store never creates one");
+    let path = dir.path().join("store");
+    SledStore::open(&path).expect("created").close();
+    let marker = phasegate_store::marker::read(&path).expect("readable").expect("a marker");
+    assert_eq!(marker.format, phasegate_store::FORMAT_VERSION);
+    std::fs::remove_file(path.join("db")).expect("lose sled's log");
+    for mode in [phasegate_store::OpenMode::Existing, phasegate_store::OpenMode::Create] {
+        let refused = SledStore::open_with(&path, mode).expect_err("refused");
+        assert!(matches!(refused, Error::LostData { .. }), "{refused}");
+        assert!(refused.to_string().contains("phasegate restore"), "{refused}");
+    }
+    assert!(!path.join("db").exists(), "nothing was re-created");
+}

@@ -117,6 +117,7 @@ fn regression_a_store_that_lost_its_data_is_never_opened_as_new() {
         }
     }
     let listed = run(dir.path(), &["list"]);
+    assert!(!stderr(&listed).contains("sled"), "sled's own log lines never reach the user: {}", stderr(&listed));
     match listed.status.code() {
         Some(0) => assert!(stdout(&listed).contains("g1"), "{}", stdout(&listed)),
         code => {

@@ -1,0 +1,113 @@
+//! What one change writes: the events, the status, summary and snapshot,
+//! and the index and outbox entries the change implies.
+
+use super::*;
+
+impl Driver {
+    pub(super) fn batch(&mut self, id: &str, records: &[Record], stale_outbox: Vec<Vec<u8>>) -> Batch {
+        let Some(cell) = self.cells.get_mut(id) else {
+            return Batch::default();
+        };
+        let instance = &cell.instance;
+        let mut outbox: Vec<OutboxOp> = stale_outbox.into_iter().map(|key| OutboxOp::Delete { key }).collect();
+        for record in records {
+            match record.event() {
+                Event::TaskDispatched { phase, task, attempt, key } => outbox.push(OutboxOp::Put {
+                    key: key.as_bytes().to_vec(),
+                    value: serde_json::to_vec(&json!({"dispatch": {"phase": phase, "task": task, "attempt": attempt}})).unwrap_or_default(),
+                }),
+                Event::TaskSucceeded { phase, task, attempt, .. }
+                | Event::TaskFailed { phase, task, attempt, .. }
+                | Event::TaskCancelled { phase, task, attempt, .. } => {
+                    let phase_attempt = instance.phases.iter().find(|p| &p.id == phase).map_or(0, |p| p.attempt);
+                    let key = crate::machine::idempotency_key(&instance.id, phase, phase_attempt, task, *attempt);
+                    outbox.push(OutboxOp::Delete { key: key.into_bytes() });
+                }
+                Event::CompensationDispatched { step, id, attempt, key } => outbox.push(OutboxOp::Put {
+                    key: key.as_bytes().to_vec(),
+                    value: serde_json::to_vec(&json!({"compensate": {"step": step, "id": id, "attempt": attempt}})).unwrap_or_default(),
+                }),
+                Event::CompensationSucceeded { step, id, attempt, .. } | Event::CompensationFailed { step, id, attempt, .. } => {
+                    let key = crate::machine::compensation_key(&instance.id, instance.rollbacks, *step, id, *attempt);
+                    outbox.push(OutboxOp::Delete { key: key.into_bytes() });
+                }
+
+                _ => {}
+            }
+        }
+        let status = instance.effective_status();
+        let mut index = Vec::new();
+        // An instance that is not active keeps its timer in the index so that
+        // it is loaded when it falls due (approval deadlines, schedules).
+        let wake = cell.wake;
+        if cell.written_wake != wake {
+            if let Some(old) = cell.written_wake {
+                index.push(IndexOp::Delete { index: TIMER_INDEX.to_owned(), key: codec::timer_key(old, id) });
+            }
+            if let Some(new) = wake {
+                index.push(IndexOp::Put { index: TIMER_INDEX.to_owned(), key: codec::timer_key(new, id), value: Vec::new() });
+            }
+        }
+        // Pending decisions are indexed so `approvals` lists them without
+        // loading instances.
+        let approvals = codec::pending_approvals(instance, &cell.workflow);
+        if approvals != cell.written_approvals {
+            for key in cell.written_approvals.keys().filter(|k| !approvals.contains_key(*k)) {
+                index.push(IndexOp::Delete { index: codec::APPROVAL_INDEX.to_owned(), key: key.clone() });
+            }
+            for (key, value) in approvals.iter().filter(|(k, v)| cell.written_approvals.get(*k) != Some(*v)) {
+                index.push(IndexOp::Put { index: codec::APPROVAL_INDEX.to_owned(), key: key.clone(), value: value.clone() });
+            }
+            cell.written_approvals = approvals;
+        }
+        // Request ids of the decisions in this batch, so a reuse is found
+        // once the instance has moved on (or from another instance).
+        for (request_id, used) in crate::runtime::requests::RequestUse::of_records(id, records) {
+            index.push(IndexOp::Put {
+                index: crate::runtime::requests::REQUEST_INDEX.to_owned(),
+                key: request_id.clone().into_bytes(),
+                value: used.encode(),
+            });
+            self.requests_in_flight.insert(request_id, used);
+        }
+        let Some(cell) = self.cells.get_mut(id) else {
+            return Batch::default();
+        };
+        let instance = &cell.instance;
+        // Gate passes recorded in this batch become baselines for later
+        // instances: the workflow's latest, and this instance's own.
+        let batch_start = records.first().map_or(Timestamp(u64::MAX), Record::at);
+        for (gate, baseline) in instance.baselines.iter().filter(|(_, b)| b.instance == instance.id && b.at >= batch_start) {
+            let value = serde_json::to_vec(baseline).unwrap_or_default();
+            index.push(IndexOp::Put {
+                index: codec::BASELINE_INDEX.to_owned(),
+                key: codec::baseline_key(&instance.workflow, gate),
+                value: value.clone(),
+            });
+            index.push(IndexOp::Put {
+                index: codec::BASELINE_BY_INSTANCE_INDEX.to_owned(),
+                key: codec::baseline_key(&instance.id, gate),
+                value,
+            });
+        }
+        let snapshot =
+            (!instance.is_active() || instance.seq - cell.snapshot_seq >= SNAPSHOT_EVERY).then(|| codec::encode_snapshot(instance));
+        let batch = Batch {
+            instance: id.to_owned(),
+            expected_seq: cell.written_seq,
+            events: records.iter().map(codec::encode_record).collect(),
+            status: (cell.written_status != status).then(|| status.to_owned()),
+            summary: Some(Summary::of(instance, wake).encode()),
+            snapshot,
+            index,
+            outbox,
+        };
+        if batch.snapshot.is_some() {
+            cell.snapshot_seq = instance.seq;
+        }
+        cell.written_seq = instance.seq;
+        cell.written_status = status.to_owned();
+        cell.written_wake = wake;
+        batch
+    }
+}

@@ -354,3 +354,59 @@ max_loops = 2
     assert!(sent.iter().all(|body| body["text"] == "smoke failed"), "{sent:?}");
     engine.shutdown().await;
 }
+
+/// A metric that answers after a delay, like a Prometheus on a loaded machine.
+#[derive(Clone)]
+struct Slow(Duration);
+
+#[async_trait::async_trait]
+impl Agent for Slow {
+    fn name(&self) -> &str {
+        "slow"
+    }
+
+    async fn run(&self, _request: TaskRequest, _context: TaskContext) -> Result<TaskOutput, AgentError> {
+        tokio::time::sleep(self.0).await;
+        Ok(TaskOutput(json!({ "value": 0.0 })))
+    }
+}
+
+/// Regression (release-semantics issue, item 5; seen in the lifecycle tests
+/// on a loaded machine): a sample's timeout was its interval (at least 1 s),
+/// so a slow but healthy answer was "no data", which `no_data = "breach"`
+/// turned into a spurious rollback. The timeout is now the watch's own
+/// setting (default: the interval, at least 10 s).
+#[tokio::test]
+async fn regression_a_slow_sample_is_not_missing_evidence() {
+    let toml = |timeout: &str| {
+        format!(
+            "name = \"slow\"\n[[phases]]\nid = \"launch\"\n[[phases.tasks]]\nid = \"soak\"\nagent = \"sleep\"\nparams = {{ duration = \"2500ms\" }}\n\
+             [[phases.watches]]\nid = \"uptime\"\nagent = \"slow\"\ninterval = \"100ms\"\ncondition = \"value > 1.0\"\nno_data = \"breach\"\n{timeout}"
+        )
+    };
+    let mut registry = Registry::with_builtins();
+    registry.register(Arc::new(Slow(Duration::from_millis(1300))));
+    let engine =
+        Engine::builder().store(Arc::new(phasegate_store::MemoryStore::in_memory())).agents(registry).build().await.expect("engine");
+    let healthy = engine.load_definition(&Source::from_text(toml(""), Format::Toml)).expect("valid");
+    let strict = engine.load_definition(&Source::from_text(toml("timeout = \"300ms\"\n"), Format::Toml)).expect("valid");
+    let slow = engine.start(healthy, StartOptions { id: Some("slow".into()), ..StartOptions::default() }).await.expect("starts");
+    let short = engine.start(strict, StartOptions { id: Some("short".into()), ..StartOptions::default() }).await.expect("starts");
+    engine.run_until_idle().await;
+    let samples = |id: &str| -> Vec<(Option<f64>, String)> {
+        engine
+            .history(id)
+            .expect("history")
+            .iter()
+            .filter_map(|r| match r.event() {
+                phasegate_engine::machine::Event::WatchSampled { value, detail, .. } => Some((*value, detail.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    let slow_samples = samples(&slow);
+    assert!(!slow_samples.is_empty() && slow_samples.iter().all(|(v, _)| *v == Some(0.0)), "{slow_samples:?}");
+    assert_eq!(engine.instance(&slow).expect("loads").0.effective_status(), "completed");
+    let short_samples = samples(&short);
+    assert!(short_samples.iter().any(|(v, d)| v.is_none() && d.contains("timed out after 300ms")), "{short_samples:?}");
+}

@@ -410,6 +410,11 @@ pub struct WatchDef {
     /// What a missing sample counts as.
     #[serde(default)]
     pub no_data: NoDataPolicy,
+    /// Longest time one sample may take before it counts as missing
+    /// (default: the interval, and at least 10s): slow evidence is not bad
+    /// evidence, so this is the watch's own setting, not its interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
 }
 
 /// What a watch does with a missing sample.

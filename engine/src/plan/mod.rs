@@ -370,7 +370,12 @@ pub struct Watch {
     pub consecutive_failures: Option<u32>,
     /// What a missing sample counts as.
     pub no_data: NoDataPolicy,
+    /// Longest time one sample may take, if the definition sets it.
+    pub timeout: Option<Duration>,
 }
+
+/// The sample timeout of a watch that sets none: its interval, and at least this.
+pub const DEFAULT_SAMPLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A validated trigger.
 #[derive(Debug, Clone)]
@@ -451,6 +456,13 @@ impl Watch {
     /// The sampling interval for an instance with these variables.
     pub fn interval_for(&self, vars: &Map<String, Value>) -> Duration {
         var_duration(self.interval_var.as_deref(), vars).unwrap_or(self.interval).max(MIN_WATCH_INTERVAL)
+    }
+
+    /// How long one sample may take for an instance with these variables:
+    /// the watch's `timeout`, or its interval and at least
+    /// [`DEFAULT_SAMPLE_TIMEOUT`].
+    pub fn sample_timeout_for(&self, vars: &Map<String, Value>) -> Duration {
+        self.timeout.unwrap_or_else(|| self.interval_for(vars).max(DEFAULT_SAMPLE_TIMEOUT))
     }
 
     /// How long a breach must last for an instance with these variables.

@@ -1035,6 +1035,7 @@ impl<'d> Validator<'d> {
         let interval = self.duration_or_var(&def.interval, &path.key("interval"), super::MIN_WATCH_INTERVAL);
         let condition = self.expr(&def.condition, &path.key("condition"), Scope::Watch);
         let sustain = def.for_.as_deref().map(|text| self.duration_or_var(text, &path.key("for"), Duration::ZERO));
+        let timeout = def.timeout.as_deref().map(|text| self.duration(text, &path.key("timeout"), true));
         if def.consecutive_failures == Some(0) {
             self.error(
                 Kind::InvalidValue,
@@ -1056,6 +1057,7 @@ impl<'d> Validator<'d> {
             sustain_var: sustain.checked()?.and_then(|s| s.1),
             consecutive_failures: def.consecutive_failures,
             no_data: def.no_data,
+            timeout: timeout.checked()?,
         })
     }
 

@@ -64,8 +64,8 @@ impl Driver {
             attempt: 1,
             idempotency_key: format!("{id}/{}.{}/watch/{}/{}", plan.id, cell.instance.phases[p].attempt, watch.id, taken + 1),
             params: crate::template::render(&watch.params, &cell.instance.vars, id),
-            // A sample never outlives its interval.
-            timeout: Some(watch.interval_for(&cell.instance.vars).max(Duration::from_secs(1))),
+            // The watch's own timeout: slow evidence is not bad evidence.
+            timeout: Some(watch.sample_timeout_for(&cell.instance.vars)),
         };
         let id_owned = id.to_owned();
         let span = info_span!("watch", instance = id, watch = %watch.id);
@@ -182,8 +182,14 @@ impl Driver {
         let mut params = crate::template::render(&step.params, &cell.instance.vars, id);
         params.entry("json").or_insert_with(|| notice.payload.clone());
         params.entry("stdin").or_insert_with(|| notice.payload.clone());
-        let request =
-            TaskRequest { instance: instance.clone(), task: step.id.clone(), attempt: 1, idempotency_key: key.clone(), params, timeout: step.timeout };
+        let request = TaskRequest {
+            instance: instance.clone(),
+            task: step.id.clone(),
+            attempt: 1,
+            idempotency_key: key.clone(),
+            params,
+            timeout: step.timeout,
+        };
         let span = info_span!("notification", instance = id, step = %step.id);
         let task_key = key.clone();
         let running = self.spawn_attempt(&step.agent, request, Some(step.retry.clone()), span, move |outcome| {

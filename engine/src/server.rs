@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::machine::{DecisionKind, Event, Timestamp};
+use crate::machine::{DecisionKind, Event};
 use crate::runtime::{DecisionRequest, Error, StartOptions};
 use crate::Engine;
 
@@ -336,7 +336,7 @@ async fn report(State(api): State<Arc<Api>>, UrlPath(id): UrlPath<String>, Query
         instance: &instance,
         workflow: &workflow,
         history: &history,
-        now: Timestamp::now(),
+        now: api.engine.now(),
         phase: query.phase.as_deref(),
     };
     let rendered = crate::report::render(kind, &input).map_err(|e| ApiError(StatusCode::CONFLICT, e, "rejected"))?;
@@ -457,7 +457,7 @@ async fn metrics(State(api): State<Arc<Api>>) -> ApiResult {
         out.push_str(&format!("phasegate_instances{{status=\"{status}\"}} {count}\n"));
     }
     let pending = api.engine.approvals(None)?;
-    let now = Timestamp::now();
+    let now = api.engine.now();
     let oldest = pending.iter().map(|p| now.since(p.since)).max().unwrap_or(0);
     out.push_str(&format!(
         "# HELP phasegate_approvals_pending Decisions people are waiting for.\n# TYPE phasegate_approvals_pending gauge\nphasegate_approvals_pending {}\n\

@@ -265,27 +265,35 @@ async fn racing_approve_and_reject_accept_exactly_one() {
     }
 }
 
+/// Deadlines on an injected clock: time moves when the test says, so the
+/// deadline fires because it is due, not because the machine was fast.
 #[tokio::test]
 async fn a_decision_and_a_deadline_survive_a_restart_and_the_deadline_fires_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("db");
-    let approval = "[phases.gates.approval]\napprovers = [\"role:qa\"]\ntimeout = \"400ms\"\non_timeout = \"reject\"";
+    let clock = Arc::new(phasegate_engine::runtime::ManualClock::at(phasegate_engine::runtime::clock::system_now()));
+    let open = || Engine::builder().store_path(&db).roles(roles()).clock(Arc::clone(&clock) as Arc<dyn phasegate_engine::runtime::Clock>);
+    let approval = "[phases.gates.approval]\napprovers = [\"role:qa\"]\ntimeout = \"1h\"\non_timeout = \"reject\"";
     let (decided, timed) = {
-        let engine = Engine::builder().store_path(&db).roles(roles()).build().await.expect("engine");
+        let engine = open().build().await.expect("engine");
         let a = start(&engine, workflow(&engine, GREEN, approval), "sam").await;
         let b = start(&engine, workflow(&engine, GREEN, approval), "sam").await;
         engine.shutdown().await;
         (a, b)
     };
-    let engine = Engine::builder().store_path(&db).roles(roles()).build().await.expect("reopens");
+    let engine = open().build().await.expect("reopens");
     engine.decide(&decided, None, request(DecisionKind::Approve, "quinn", "after restart")).await.expect("decides after restart");
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    engine.run_until_idle().await;
+    assert_eq!(engine.instance(&timed).expect("loads").0.effective_status(), "awaiting_approval", "not due yet");
+    clock.advance(Duration::from_secs(2 * 3600));
+    engine.wake().await;
     engine.run_until_idle().await;
     engine.shutdown().await;
     drop(engine);
-    // Open once more: the deadline must not fire again.
-    let engine = Engine::builder().store_path(&db).roles(roles()).build().await.expect("reopens again");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Open once more, later still: the deadline must not fire again.
+    clock.advance(Duration::from_secs(3600));
+    let engine = open().build().await.expect("reopens again");
+    engine.wake().await;
     engine.run_until_idle().await;
     assert_eq!(engine.instance(&decided).expect("loads").0.effective_status(), "completed");
     let (instance, _) = engine.instance(&timed).expect("loads");

@@ -80,7 +80,7 @@ impl Demo {
     }
 
     fn record(&mut self, what: &str, detail: Value) {
-        self.events.push(json!({"what": what, "detail": detail, "at_ms": crate::machine::Timestamp::now().0}));
+        self.events.push(json!({"what": what, "detail": detail, "at_ms": crate::runtime::clock::system_now().0}));
     }
 }
 

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::instances::{command, print_json};
 use super::{Cli, OutputFormat, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
-use crate::machine::{DecisionKind, Timestamp};
+use crate::machine::DecisionKind;
 use crate::runtime::DecisionRequest;
 
 /// Arguments of the decision commands.
@@ -71,7 +71,7 @@ pub(super) fn decide(cli: &Cli, kind: DecisionKind, args: &DecisionArgs) -> u8 {
 pub(super) fn approvals(cli: &Cli, args: &ApprovalsArgs) -> u8 {
     command(cli, async |engine| {
         let pending = engine.approvals(args.principal.as_deref()).await?;
-        let now = Timestamp::now();
+        let now = crate::runtime::clock::system_now();
         match cli.output {
             OutputFormat::Json => {
                 let rows: Vec<serde_json::Value> = pending

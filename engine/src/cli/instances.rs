@@ -664,7 +664,7 @@ pub(super) fn status(cli: &Cli, args: &StatusArgs) -> u8 {
                 }
                 if let crate::machine::InstanceStatus::AwaitingDecision { phase, trigger, cause, .. } = &instance.status {
                     out.push_str(&format!("\nwaiting   trigger {phase}/{trigger}: {cause}\n"));
-                    for blocker in crate::machine::blockers(&instance, &workflow, crate::machine::Timestamp::now()) {
+                    for blocker in crate::machine::blockers(&instance, &workflow, crate::runtime::clock::system_now()) {
                         out.push_str(&format!("  {}\n", blocker.message));
                     }
                 }
@@ -857,7 +857,7 @@ pub(super) fn report_command(cli: &Cli, args: &ReportArgs) -> u8 {
             instance: &instance,
             workflow: &workflow,
             history: &history,
-            now: crate::machine::Timestamp::now(),
+            now: crate::runtime::clock::system_now(),
             phase: args.phase.as_deref(),
         };
         let rendered = crate::report::render(kind, &input).map_err(Error::Invalid)?;

@@ -41,7 +41,8 @@ pub use state::{
 pub use step::{replay, step, Effect};
 
 /// Milliseconds since the Unix epoch. The machine never reads a clock; the
-/// runtime passes the time in, and records store it with each event.
+/// runtime passes the time in (from its [`Clock`](crate::runtime::Clock)),
+/// and records store it with each event.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Timestamp(pub u64);
@@ -55,12 +56,6 @@ impl Timestamp {
     /// Milliseconds from `earlier` to this time (0 if earlier is later).
     pub fn since(self, earlier: Timestamp) -> u64 {
         self.0.saturating_sub(earlier.0)
-    }
-
-    /// The current wall-clock time; for the runtime and the CLI, never for the machine.
-    pub fn now() -> Self {
-        let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-        Timestamp(u64::try_from(millis).unwrap_or(u64::MAX))
     }
 }
 

@@ -5,7 +5,7 @@
 //! same rule holds: check everything first, then mutate.
 
 use super::gate::{self, Decision, DecisionKind, GateState, GateStatus};
-use super::step::{cancel_in_flight, phase_index, rejection, Effect};
+use super::step::{cancel_in_flight, phase_index, Effect};
 use super::{
     Compensation, Done, Event, Instance, InstanceStatus, PendingTrigger, PhaseState, PhaseStatus, Rejected, Rollback, Sample,
     SampleVerdict, TaskState, TaskStatus, Timestamp, WatchState, WATCH_WINDOW,
@@ -532,8 +532,8 @@ fn trigger_decided(
             }
             GateStatus::AwaitingDecision { since, level, deadline, approvals }
         }
+        // Rejected: the action is not taken; the decision, with its comment, is the record.
         DecisionKind::Reject => {
-            tracing::debug!(trigger, reason = %rejection(decision), "trigger action rejected");
             instance.status = InstanceStatus::Running;
             return Ok(Vec::new());
         }

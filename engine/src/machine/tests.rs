@@ -628,3 +628,31 @@ proptest! {
         prop_assert_eq!(replayed, instance);
     }
 }
+
+/// Architecture invariant, enforced: the machine is pure. Its sources (tests
+/// aside) use no clock, no I/O, no async runtime and no logging: time is an
+/// input, effects are returned, and what happened is in the events.
+#[test]
+fn tidy_the_machine_reads_no_clock_and_does_no_io() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/machine");
+    let forbidden = ["SystemTime", "Instant", "tokio", "tracing", "std::fs", "std::net", "std::io", "std::thread", "std::env", "rand::"];
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("src/machine") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        if !name.ends_with(".rs") || name.ends_with("tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("source");
+        // The module's own test modules are tests, not the machine.
+        let code = text.split("#[cfg(test)]\nmod ").next().unwrap_or_default();
+        for (number, line) in code.lines().enumerate() {
+            let line = line.split("//").next().unwrap_or_default();
+            if let Some(word) = forbidden.iter().find(|word| line.contains(*word)) {
+                panic!("src/machine/{name}:{}: `{word}` in the pure machine: {}", number + 1, line.trim());
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 8, "read the machine's sources ({checked} files)");
+}

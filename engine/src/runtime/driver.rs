@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     /// Why the engine no longer works, once it does not: its driver task
     /// stopped, or its store refuses writes. Never cleared.
     pub(crate) failure: watch::Sender<Option<String>>,
+    /// Where the time comes from.
+    pub(crate) clock: Arc<dyn super::Clock>,
 }
 
 impl Shared {
@@ -102,7 +104,7 @@ impl Answer {
     }
 
     /// Answers once the change is durable (or there was nothing to write).
-    fn succeed(self, cell: Option<&Cell>, appended: usize) {
+    fn succeed(self, cell: Option<&Cell>, appended: usize, now: Timestamp) {
         match self {
             Answer::None => {}
             Answer::Started(reply, id) => drop(reply.send(Ok(id))),
@@ -120,7 +122,7 @@ impl Answer {
                     Some(cell) => super::AdvanceReport {
                         appended: before + appended,
                         status: cell.instance.effective_status().to_owned(),
-                        blockers: crate::machine::blockers(&cell.instance, &cell.workflow, Timestamp::now()),
+                        blockers: crate::machine::blockers(&cell.instance, &cell.workflow, now),
                     },
                     None => super::AdvanceReport { appended: before + appended, status: "unknown".to_owned(), blockers: Vec::new() },
                 };
@@ -197,6 +199,10 @@ pub(crate) enum Message {
         reply: Reply<super::AdvanceReport>,
     },
     Barrier {
+        reply: Reply<()>,
+    },
+    /// Fire what is due by the clock now (a manual clock moved).
+    Wake {
         reply: Reply<()>,
     },
     Shutdown {
@@ -292,7 +298,7 @@ impl Driver {
             let next = self.next_wake();
             let sleep = async {
                 match next {
-                    Some(at) => tokio::time::sleep(Duration::from_millis(at.since(Timestamp::now()))).await,
+                    Some(at) => tokio::time::sleep(Duration::from_millis(at.since(self.shared.clock.now()))).await,
                     None => std::future::pending::<()>().await,
                 }
             };
@@ -328,7 +334,7 @@ impl Driver {
                     let _ = reply.send(Err(Error::Invalid(format!("an instance `{id}` already exists; choose another --id"))));
                     return;
                 }
-                let now = Timestamp::now();
+                let now = self.shared.clock.now();
                 let event = Event::InstanceStarted { workflow: workflow.name.clone(), definition_hash: hash, vars, started_by };
                 let record = Record::new(1, now, event);
                 let instance = match machine::replay(&id, &workflow, std::slice::from_ref(&record)) {
@@ -440,6 +446,10 @@ impl Driver {
                 }
                 self.apply_and_drive(&id, Vec::new(), Vec::new(), Vec::new(), Answer::Advanced(reply, 0));
             }
+            Message::Wake { reply } => {
+                self.fire_timers();
+                let _ = reply.send(Ok(()));
+            }
             Message::Barrier { reply } => {
                 let _ = reply.send(Ok(()));
             }
@@ -461,7 +471,7 @@ impl Driver {
         let Some(cell) = self.cells.get_mut(id) else {
             return;
         };
-        let now = Timestamp::now();
+        let now = self.shared.clock.now();
         let mut records = Vec::new();
         let mut effects = effects;
         for event in events {
@@ -491,7 +501,7 @@ impl Driver {
         let Some(cell) = self.cells.get_mut(id) else {
             return;
         };
-        let now = Timestamp::now();
+        let now = self.shared.clock.now();
         let mut wake = None;
         let force = matches!(answer, Answer::Advanced(..));
         if (self.mode == Mode::Drive || force) && self.shutdown.is_none() {
@@ -539,7 +549,7 @@ impl Driver {
         }
         if records.is_empty() && stale_outbox.is_empty() {
             // Nothing to write: answer now and run what recovery asked for.
-            answer.succeed(Some(cell), 0);
+            answer.succeed(Some(cell), 0, self.shared.clock.now());
             for (p, w) in samples {
                 self.sample(id, p, w);
             }
@@ -620,7 +630,7 @@ impl Driver {
             };
             let _ = self.shared.events.send(Notification { instance: id.to_owned(), record: record.clone(), status, agent });
         }
-        answer.succeed(self.cells.get(id), records.len());
+        answer.succeed(self.cells.get(id), records.len(), self.shared.clock.now());
         self.run_effects(id, effects);
         for notice in notices {
             self.send_notice(id, notice);
@@ -665,5 +675,4 @@ impl Driver {
             }
         }
     }
-
 }

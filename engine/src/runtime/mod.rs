@@ -7,6 +7,7 @@
 //! are halted, waiting for people or finished are not kept in memory; they are
 //! loaded from the store when a command or a timer needs them.
 
+pub mod clock;
 mod codec;
 mod driver;
 mod load;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{DecodeError, PendingApproval, Summary};
 use driver::Message;
 pub use driver::Notification;
@@ -173,9 +175,17 @@ pub struct Builder {
     agent_limits: HashMap<String, usize>,
     roles: crate::machine::Roles,
     open_mode: phasegate_store::OpenMode,
+    clock: Arc<dyn Clock>,
 }
 
 impl Builder {
+    /// Where the engine reads the time (default: the system clock). Tests
+    /// pass a [`ManualClock`] and move it, then [`Engine::wake`] the engine.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Whether a missing store is created (the default) or refused with
     /// "no store at PATH": commands that only read, or act on instances that
     /// must exist, never create one.
@@ -246,6 +256,7 @@ impl Builder {
             roles: self.roles,
             events,
             failure: watch::channel(None).0,
+            clock: self.clock,
             global_permits: Arc::new(tokio::sync::Semaphore::new(self.max_concurrent_tasks)),
             agent_permits: self
                 .agent_limits
@@ -330,6 +341,7 @@ impl Engine {
             agent_limits: HashMap::new(),
             roles: crate::machine::Roles::default(),
             open_mode: phasegate_store::OpenMode::Create,
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -603,6 +615,18 @@ impl Engine {
         let _ = active.wait_for(|count| *count == 0).await;
     }
 
+    /// The time now, by the engine's clock.
+    pub fn now(&self) -> crate::machine::Timestamp {
+        self.shared.clock.now()
+    }
+
+    /// Makes the engine look at its timers now (after a [`ManualClock`]
+    /// moved): due deadlines, retries, schedules and samples fire, and the
+    /// call returns once the driver has handled everything sent before it.
+    pub async fn wake(&self) {
+        let _ = self.request::<()>(|reply| Message::Wake { reply }).await;
+    }
+
     /// `Ok` while the engine works; otherwise why not: its driver task
     /// stopped, or its store refuses writes (a full disk, an I/O error, its
     /// data directory deleted or replaced). A server answers `/healthz`
@@ -732,7 +756,7 @@ fn generated_id(workflow: &str) -> String {
     // An id starts with a letter or digit, whatever the workflow is called.
     let stem = stem.trim_matches(|c: char| c == '-' || c == '_');
     let stem = if stem.is_empty() { "instance" } else { stem };
-    let time = crate::machine::Timestamp::now().0 / 1000;
+    let time = crate::runtime::clock::system_now().0 / 1000;
     format!("{stem}-{time}-{suffix:06x}")
 }
 

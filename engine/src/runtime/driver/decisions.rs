@@ -9,7 +9,13 @@ impl Driver {
     /// the original outcome, checks the principal against the gate's current
     /// level (directly or through a role) and the comment rule, then records
     /// it. Everything refused appends nothing.
-    pub(super) fn decide(&mut self, id: &str, gate: Option<&str>, request: crate::runtime::DecisionRequest, reply: Reply<crate::runtime::DecisionOutcome>) {
+    pub(super) fn decide(
+        &mut self,
+        id: &str,
+        gate: Option<&str>,
+        request: crate::runtime::DecisionRequest,
+        reply: Reply<crate::runtime::DecisionOutcome>,
+    ) {
         if !self.ensure_loaded(id) {
             let _ = reply.send(Err(self.load_error(id)));
             return;
@@ -152,7 +158,7 @@ impl Driver {
                 gate: gate_plan.id.clone(),
                 kind: request.kind,
                 principal: request.principal.clone(),
-                at: Timestamp::now(),
+                at: self.shared.clock.now(),
                 seq: 0,
                 gate_status: String::new(),
                 instance_status: String::new(),
@@ -179,7 +185,7 @@ impl Driver {
             gate: gate_plan.id.clone(),
             kind: request.kind,
             principal: request.principal,
-            at: Timestamp::now(),
+            at: self.shared.clock.now(),
             seq: 0,
             gate_status: String::new(),
             instance_status: String::new(),
@@ -237,7 +243,7 @@ impl Driver {
             gate: trigger.to_owned(),
             kind: request.kind,
             principal: request.principal.clone(),
-            at: Timestamp::now(),
+            at: self.shared.clock.now(),
             seq: 0,
             gate_status: String::new(),
             instance_status: String::new(),

@@ -82,7 +82,8 @@ impl Driver {
             }
         }
         // Notifications not yet delivered are sent again, with their key.
-        let notices: Vec<crate::runtime::notices::Notice> = outbox.iter().filter_map(|(_, value)| crate::runtime::notices::Notice::decode(value)).collect();
+        let notices: Vec<crate::runtime::notices::Notice> =
+            outbox.iter().filter_map(|(_, value)| crate::runtime::notices::Notice::decode(value)).collect();
         live.extend(notices.iter().map(|notice| notice.key.clone()));
         // Outbox entries for attempts the state no longer has in flight are stale.
         live.extend(cell.instance.in_flight().into_iter().map(|(.., key)| key));

@@ -16,7 +16,7 @@ impl Driver {
     }
 
     pub(super) fn refresh_stored_timer(&mut self) {
-        let now = Timestamp::now();
+        let now = self.shared.clock.now();
         // Due timers of instances not in memory: load and drive them.
         let due = self.shared.store.index_range(TIMER_INDEX, &0u64.to_be_bytes(), &(now.0 + 1).to_be_bytes(), 1024).unwrap_or_default();
         let ids: Vec<String> =
@@ -35,7 +35,7 @@ impl Driver {
     }
 
     pub(super) fn fire_timers(&mut self) {
-        let now = Timestamp::now();
+        let now = self.shared.clock.now();
         let mut due = Vec::new();
         while let Some((at, id)) = self.timers.first().cloned() {
             if at > now {

@@ -10,7 +10,6 @@
 //! the routes.
 
 use std::collections::BTreeMap;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -80,7 +79,7 @@ pub fn ensure_token(data_dir: &Path) -> std::io::Result<String> {
     }
     std::fs::create_dir_all(data_dir)?;
     let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    getrandom::fill(&mut bytes).map_err(|error| std::io::Error::other(format!("no randomness for the token: {error}")))?;
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -127,7 +126,12 @@ impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
         let status = match &error {
             Error::UnknownInstance(_) => StatusCode::NOT_FOUND,
-            Error::Rejected(_) | Error::Conflict(_) | Error::Quarantined { .. } | Error::Corrupt(_) => StatusCode::CONFLICT,
+            Error::Rejected(rejected) => match rejected.kind {
+                crate::machine::RejectKind::WrongState => StatusCode::CONFLICT,
+                crate::machine::RejectKind::Unknown => StatusCode::NOT_FOUND,
+                crate::machine::RejectKind::NotAllowed => StatusCode::FORBIDDEN,
+            },
+            Error::Conflict(_) | Error::Quarantined { .. } | Error::Corrupt(_) => StatusCode::CONFLICT,
             Error::Definition(_) | Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Store(phasegate_store::Error::SequenceConflict { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -202,9 +206,10 @@ impl Api {
     }
 }
 
-/// Constant-time comparison, so the token cannot be guessed byte by byte.
+/// Constant-time comparison (subtle), so the token cannot be guessed byte by byte.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq as _;
+    a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
 /// `/healthz`: 200 while the engine works, 503 with the reason once its

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::Timestamp;
+use super::{RejectKind, Timestamp};
 use crate::expr::Outcome;
 use crate::plan::{self, Level, Principal};
 
@@ -392,14 +392,16 @@ pub(crate) fn check_decision(
     if decision.kind == DecisionKind::Approve {
         let self_approval = approval.is_none_or(|a| a.self_approval);
         if !self_approval && decision.principal == instance.started_by {
-            return Err(Rejected::new(
+            return Err(Rejected::of(
+                RejectKind::NotAllowed,
                 event,
                 format!("{} started instance {}", decision.principal, instance.id),
                 format!("{subject} does not allow self-approval; another approver must decide"),
             ));
         }
         if approvals.contains(&decision.principal) {
-            return Err(Rejected::new(
+            return Err(Rejected::of(
+                RejectKind::NotAllowed,
                 event,
                 format!("{} already approved {subject}", decision.principal),
                 "a principal counts once toward the quorum",

@@ -79,6 +79,8 @@ impl fmt::Display for Timestamp {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot {action}: {state} ({reason})")]
 pub struct Rejected {
+    /// Why, as a kind: what the API answers (409, 404, 403) and scripts match on.
+    pub kind: RejectKind,
     /// What was asked for, in a person's words: `retry`, `approve gate qa`.
     pub action: String,
     /// The event's name, e.g. `TaskSucceeded(deploy)`, for logs.
@@ -89,9 +91,42 @@ pub struct Rejected {
     pub reason: String,
 }
 
+/// The kinds of rejection, each mapped once to an HTTP status and an error
+/// kind (`Error::kind`); the CLI exits 1 for all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectKind {
+    /// The event does not fit the state (a task already succeeded, a gate
+    /// already decided, an instance already finished): 409.
+    WrongState,
+    /// It names a phase, task, gate, trigger, watch or step the pinned
+    /// definition does not have: 404.
+    Unknown,
+    /// The principal may not do it (self-approval, a second vote, another
+    /// escalation level): 403.
+    NotAllowed,
+}
+
+impl RejectKind {
+    /// The stable name scripts and API clients match on.
+    pub fn name(self) -> &'static str {
+        match self {
+            RejectKind::WrongState => "rejected",
+            RejectKind::Unknown => "not_found",
+            RejectKind::NotAllowed => "forbidden",
+        }
+    }
+}
+
 impl Rejected {
+    /// The event does not fit the state.
     pub(crate) fn new(event: &Event, state: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { action: event.action(), event: event.describe(), state: state.into(), reason: reason.into() }
+        Self::of(RejectKind::WrongState, event, state, reason)
+    }
+
+    /// A rejection of the given kind.
+    pub(crate) fn of(kind: RejectKind, event: &Event, state: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { kind, action: event.action(), event: event.describe(), state: state.into(), reason: reason.into() }
     }
 }
 

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::Baseline;
+use super::{Baseline, RejectKind};
 use crate::model::{NoDataPolicy, OnTimeout};
 use crate::plan::{Action, TriggerOn, Workflow};
 
@@ -65,7 +65,7 @@ fn trigger_index(workflow: &Workflow, event: &Event, phase: &str, trigger: &str)
         .iter()
         .position(|t| t.id == trigger)
         .map(|k| (p, k))
-        .ok_or_else(|| Rejected::new(event, format!("phase `{phase}` has no trigger `{trigger}`"), "unknown trigger"))
+        .ok_or_else(|| Rejected::of(RejectKind::Unknown, event, format!("phase `{phase}` has no trigger `{trigger}`"), "unknown trigger"))
 }
 
 /// Resets a phase to pending so it runs again as a new attempt.
@@ -313,7 +313,7 @@ fn watch_sampled(
     require(instance, event, matches!(instance.status, InstanceStatus::Running), "watches sample while the instance runs")?;
     let p = phase_index(workflow, event, phase)?;
     let Some(w) = workflow.phases[p].watches.iter().position(|x| x.id == watch) else {
-        return Err(Rejected::new(event, format!("phase `{phase}` has no watch `{watch}`"), "unknown watch"));
+        return Err(Rejected::of(RejectKind::Unknown, event, format!("phase `{phase}` has no watch `{watch}`"), "unknown watch"));
     };
     if !phase_active(&instance.phases[p].status) {
         return Err(Rejected::new(
@@ -405,7 +405,7 @@ fn watch_inconclusive(
     require(instance, event, matches!(instance.status, InstanceStatus::Running), "only a running instance halts for missing data")?;
     let p = phase_index(workflow, event, phase)?;
     let Some(w) = workflow.phases[p].watches.iter().position(|x| x.id == watch) else {
-        return Err(Rejected::new(event, format!("phase `{phase}` has no watch `{watch}`"), "unknown watch"));
+        return Err(Rejected::of(RejectKind::Unknown, event, format!("phase `{phase}` has no watch `{watch}`"), "unknown watch"));
     };
     let Some(reason) = instance.phases[p].watches[w].no_data_reason.take() else {
         return Err(Rejected::new(event, format!("watch {watch} has data"), "a watch is inconclusive after missing data for its `for`"));
@@ -693,7 +693,7 @@ fn rollback_step<'i>(instance: &'i Instance, event: &Event, step: usize, id: &st
     };
     match rollback.steps.get(step) {
         Some(compensation) if compensation.state.id == id => Ok(compensation),
-        _ => Err(Rejected::new(event, format!("the rollback has no step {step} named {id}"), "unknown compensation")),
+        _ => Err(Rejected::of(RejectKind::Unknown, event, format!("the rollback has no step {step} named {id}"), "unknown compensation")),
     }
 }
 

@@ -8,7 +8,7 @@
 
 use super::gate::{self, Decision, DecisionKind, GateState, GateStatus};
 use super::react::{self, phase_active};
-use super::{Event, Instance, InstanceStatus, PhaseStatus, Record, Rejected, TaskStatus, Timestamp, WatchState};
+use super::{Event, Instance, InstanceStatus, PhaseStatus, Record, RejectKind, Rejected, TaskStatus, Timestamp, WatchState};
 use crate::model::OnTimeout;
 use crate::plan::TriggerOn;
 
@@ -81,16 +81,16 @@ fn notify(workflow: &Workflow, p: usize, g: usize, what: &str, status: &GateStat
 }
 
 pub(super) fn phase_index(workflow: &Workflow, event: &Event, id: &str) -> Result<usize, Rejected> {
-    workflow
-        .phase_index(id)
-        .ok_or_else(|| Rejected::new(event, format!("workflow `{}` has no phase `{id}`", workflow.name), "unknown phase"))
+    workflow.phase_index(id).ok_or_else(|| {
+        Rejected::of(RejectKind::Unknown, event, format!("workflow `{}` has no phase `{id}`", workflow.name), "unknown phase")
+    })
 }
 
 pub(super) fn task_index(workflow: &Workflow, event: &Event, phase: &str, task: &str) -> Result<(usize, usize), Rejected> {
     let p = phase_index(workflow, event, phase)?;
     match workflow.task_location(task) {
         Some((tp, t)) if tp == p => Ok((p, t)),
-        _ => Err(Rejected::new(event, format!("phase `{phase}` has no task `{task}`"), "unknown task")),
+        _ => Err(Rejected::of(RejectKind::Unknown, event, format!("phase `{phase}` has no task `{task}`"), "unknown task")),
     }
 }
 
@@ -119,9 +119,12 @@ fn require_phase_running(instance: &Instance, event: &Event, p: usize) -> Result
         | PhaseStatus::AwaitingApproval { .. }
         | PhaseStatus::OnHold { .. }
         | PhaseStatus::Passed { .. }
-        | PhaseStatus::Failed { .. } => {
-            Err(Rejected::new(event, format!("phase {} is {}", phase.id, phase.status.kind()), "the phase is not running"))
-        }
+        | PhaseStatus::Failed { .. } => Err(Rejected::of(
+            RejectKind::Unknown,
+            event,
+            format!("phase {} is {}", phase.id, phase.status.kind()),
+            "the phase is not running",
+        )),
     }
 }
 
@@ -769,7 +772,12 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
             let mut positions = Vec::with_capacity(tasks.len());
             for task in tasks {
                 let Some((p, t)) = workflow.task_location(task) else {
-                    return Err(Rejected::new(event, format!("workflow `{}` has no task `{task}`", workflow.name), "unknown task"));
+                    return Err(Rejected::of(
+                        RejectKind::Unknown,
+                        event,
+                        format!("workflow `{}` has no task `{task}`", workflow.name),
+                        "unknown task",
+                    ));
                 };
                 let state = &instance.phases[p].tasks[t];
                 let allowed = if remediation {
@@ -900,6 +908,7 @@ pub fn replay(id: &str, workflow: &Workflow, records: &[Record]) -> Result<Insta
     let mut records = records.iter();
     let Some(first) = records.next() else {
         return Err(Rejected {
+            kind: RejectKind::WrongState,
             action: "replay".to_owned(),
             event: "(nothing)".to_owned(),
             state: format!("instance {id} has no events"),

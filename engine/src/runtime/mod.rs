@@ -94,7 +94,7 @@ impl Error {
             Error::Store(phasegate_store::Error::InUse { .. }) => "in_use",
             Error::Store(_) => "store",
             Error::UnknownInstance(_) => "not_found",
-            Error::Rejected(_) => "rejected",
+            Error::Rejected(rejected) => rejected.kind.name(),
             Error::Definition(_) | Error::Invalid(_) => "invalid",
             Error::Quarantined { .. } | Error::Corrupt(_) => "quarantined",
             Error::Forbidden(_) => "forbidden",
@@ -747,17 +747,14 @@ fn parse_var(var: &crate::plan::Var, text: &str) -> Result<Value, String> {
     Ok(value)
 }
 
+/// A new instance id: the workflow's name (as an id: letters, digits, `-`
+/// and `_`, starting with a letter or digit) and a UUIDv7, so ids are unique
+/// and sort by creation time.
 fn generated_id(workflow: &str) -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
-    let suffix = hasher.finish() & 0xff_ffff;
     let stem: String = workflow.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).take(64).collect();
-    // An id starts with a letter or digit, whatever the workflow is called.
     let stem = stem.trim_matches(|c: char| c == '-' || c == '_');
     let stem = if stem.is_empty() { "instance" } else { stem };
-    let time = crate::runtime::clock::system_now().0 / 1000;
-    format!("{stem}-{time}-{suffix:06x}")
+    format!("{stem}-{}", uuid::Uuid::now_v7().simple())
 }
 
 /// How long [`Engine::shutdown`] waits for writes in progress.

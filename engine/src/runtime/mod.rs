@@ -144,6 +144,25 @@ pub struct DecisionOutcome {
     pub replayed: bool,
 }
 
+impl DecisionOutcome {
+    /// The outcome of a decision just submitted for `gate` (or a trigger)
+    /// of `phase`; `seq` and the statuses are filled in once it is durable.
+    pub(crate) fn submitted(instance: &str, phase: &str, gate: &str, request: &DecisionRequest, at: crate::machine::Timestamp) -> Self {
+        Self {
+            instance: instance.to_owned(),
+            phase: phase.to_owned(),
+            gate: gate.to_owned(),
+            kind: request.kind,
+            principal: request.principal.clone(),
+            at,
+            seq: 0,
+            gate_status: String::new(),
+            instance_status: String::new(),
+            replayed: false,
+        }
+    }
+}
+
 /// What `advance` did and what still blocks the instance.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdvanceReport {

@@ -152,18 +152,7 @@ impl Driver {
                 level,
                 seen,
             };
-            let outcome = crate::runtime::DecisionOutcome {
-                instance: id.to_owned(),
-                phase: plan.id.clone(),
-                gate: gate_plan.id.clone(),
-                kind: request.kind,
-                principal: request.principal.clone(),
-                at: self.shared.clock.now(),
-                seq: 0,
-                gate_status: String::new(),
-                instance_status: String::new(),
-                replayed: false,
-            };
+            let outcome = crate::runtime::DecisionOutcome::submitted(id, &plan.id, &gate_plan.id, &request, self.shared.clock.now());
             let event = Event::DecisionRecorded { phase: plan.id.clone(), gate: gate_plan.id.clone(), decision };
             self.apply_and_drive(id, vec![event], Vec::new(), Vec::new(), Answer::Decided(reply, outcome));
             return;
@@ -179,18 +168,7 @@ impl Driver {
             seen: BTreeMap::new(),
         };
         let event = Event::DecisionRecorded { phase: plan.id.clone(), gate: gate_plan.id.clone(), decision };
-        let outcome = crate::runtime::DecisionOutcome {
-            instance: id.to_owned(),
-            phase: plan.id.clone(),
-            gate: gate_plan.id.clone(),
-            kind: request.kind,
-            principal: request.principal,
-            at: self.shared.clock.now(),
-            seq: 0,
-            gate_status: String::new(),
-            instance_status: String::new(),
-            replayed: false,
-        };
+        let outcome = crate::runtime::DecisionOutcome::submitted(id, &plan.id, &gate_plan.id, &request, self.shared.clock.now());
         self.apply_and_drive(id, vec![event], Vec::new(), Vec::new(), Answer::Decided(reply, outcome));
     }
 
@@ -237,18 +215,7 @@ impl Driver {
             level: *level,
             seen: BTreeMap::new(),
         };
-        let outcome = crate::runtime::DecisionOutcome {
-            instance: instance.id.clone(),
-            phase: phase.to_owned(),
-            gate: trigger.to_owned(),
-            kind: request.kind,
-            principal: request.principal.clone(),
-            at: self.shared.clock.now(),
-            seq: 0,
-            gate_status: String::new(),
-            instance_status: String::new(),
-            replayed: false,
-        };
+        let outcome = crate::runtime::DecisionOutcome::submitted(&instance.id, phase, trigger, request, self.shared.clock.now());
         Ok((Event::TriggerDecided { phase: phase.to_owned(), trigger: trigger.to_owned(), decision }, outcome))
     }
 }

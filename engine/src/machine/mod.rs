@@ -17,6 +17,7 @@ mod decide;
 mod event;
 mod evidence;
 pub mod gate;
+mod guards;
 mod react;
 mod state;
 mod step;
@@ -34,11 +35,12 @@ pub use event::{Event, Record, RECORD_VERSION};
 pub use gate::{Authority, CriterionResult, Decision, DecisionKind, Evaluation, GateState, GateStatus, Roles, Verdict};
 
 pub use evidence::evidence;
+pub use guards::Effect;
 pub use state::{
     Baseline, Compensation, Done, Instance, InstanceStatus, PendingTrigger, PhaseState, PhaseStatus, Rollback, Sample, SampleVerdict,
     TaskState, TaskStatus, WatchState, EFFECTIVE_STATUSES, WATCH_WINDOW,
 };
-pub use step::{replay, step, Effect};
+pub use step::{replay, step};
 
 /// Milliseconds since the Unix epoch. The machine never reads a clock; the
 /// runtime passes the time in (from its [`Clock`](crate::runtime::Clock)),

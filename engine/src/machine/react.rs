@@ -5,7 +5,8 @@
 //! same rule holds: check everything first, then mutate.
 
 use super::gate::{self, Decision, DecisionKind, GateState, GateStatus};
-use super::step::{cancel_in_flight, phase_index, Effect};
+use super::guards::{cancel_in_flight, phase_index, Effect};
+pub(crate) use super::state::phase_active;
 use super::{
     Compensation, Done, Event, Instance, InstanceStatus, PendingTrigger, PhaseState, PhaseStatus, Rejected, Rollback, Sample,
     SampleVerdict, TaskState, TaskStatus, Timestamp, WatchState, WATCH_WINDOW,
@@ -17,14 +18,6 @@ use serde_json::{Map, Value};
 use super::{Baseline, RejectKind};
 use crate::model::{NoDataPolicy, OnTimeout};
 use crate::plan::{Action, TriggerOn, Workflow};
-
-/// A phase whose triggers listen and whose watches sample.
-pub(crate) fn phase_active(status: &PhaseStatus) -> bool {
-    match status {
-        PhaseStatus::Running { .. } | PhaseStatus::AwaitingApproval { .. } | PhaseStatus::OnHold { .. } => true,
-        PhaseStatus::Pending | PhaseStatus::Passed { .. } | PhaseStatus::Failed { .. } => false,
-    }
-}
 
 /// Queues the triggers that react to an event: those of phase `only` (or of
 /// every active phase) whose `on` matches. Nothing is queued once the
@@ -270,36 +263,9 @@ fn resume_running(instance: &mut Instance) {
     }
 }
 
-/// Handles the events of this module; `None` for any other event.
-pub(super) fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Timestamp) -> Option<Result<Vec<Effect>, Rejected>> {
-    Some(match event {
-        Event::WatchSampled { phase, watch, value, verdict, detail } => {
-            watch_sampled(instance, workflow, event, phase, watch, *value, *verdict, detail, at)
-        }
-        Event::WatchInconclusive { phase, watch, .. } => watch_inconclusive(instance, workflow, event, phase, watch, at),
-        Event::TriggerFired { phase, trigger, cause } => trigger_fired(instance, workflow, event, phase, trigger, cause, at),
-        Event::TriggerSkipped { phase, trigger, .. } => trigger_skipped(instance, workflow, event, phase, trigger),
-        Event::TriggerDecided { phase, trigger, decision } => trigger_decided(instance, workflow, event, phase, trigger, decision, at),
-        Event::TriggerTimedOut { phase, trigger, level, action } => {
-            trigger_timed_out(instance, workflow, event, phase, trigger, *level, *action, at)
-        }
-        Event::RollbackStarted { by, reason, to } => rollback_started(instance, workflow, event, by, reason, to.as_deref(), at),
-        Event::CompensationDispatched { step, id, attempt, key } => compensation_dispatched(instance, event, *step, id, *attempt, key, at),
-        Event::CompensationSucceeded { step, id, attempt, .. } | Event::CompensationFailed { step, id, attempt, .. } => {
-            compensation_result(instance, event, *step, id, *attempt, at)
-        }
-        Event::CompensationRetryScheduled { step, id, attempt, due } => {
-            compensation_retry(instance, workflow, event, *step, id, *attempt, *due)
-        }
-        Event::RollbackCompleted => rollback_completed(instance, workflow, event, at),
-        Event::ScheduleFired { phase } => schedule_fired(instance, workflow, event, phase, at),
-        Event::BaselinesLoaded { baselines } => baselines_loaded(instance, event, baselines),
-        _ => return None,
-    })
-}
-
+/// A watch's sample: the breach clock, consecutive failures and no-data rules.
 #[allow(clippy::too_many_arguments)]
-fn watch_sampled(
+pub(super) fn watch_sampled(
     instance: &mut Instance,
     workflow: &Workflow,
     event: &Event,
@@ -394,7 +360,7 @@ fn watch_sampled(
 }
 
 /// Missing data lasted as long as the watch's `for`: a person decides.
-fn watch_inconclusive(
+pub(super) fn watch_inconclusive(
     instance: &mut Instance,
     workflow: &Workflow,
     event: &Event,
@@ -435,7 +401,7 @@ fn require_listening(instance: &Instance, event: &Event) -> Result<(), Rejected>
     }
 }
 
-fn trigger_fired(
+pub(super) fn trigger_fired(
     instance: &mut Instance,
     workflow: &Workflow,
     event: &Event,
@@ -459,7 +425,7 @@ fn trigger_fired(
     Ok(act(instance, workflow, p, k, action, cause, at))
 }
 
-fn trigger_skipped(
+pub(super) fn trigger_skipped(
     instance: &mut Instance,
     workflow: &Workflow,
     event: &Event,
@@ -497,7 +463,7 @@ fn halt<'i>(
     }
 }
 
-fn trigger_decided(
+pub(super) fn trigger_decided(
     instance: &mut Instance,
     workflow: &Workflow,
     event: &Event,
@@ -555,7 +521,7 @@ fn trigger_decided(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn trigger_timed_out(
+pub(super) fn trigger_timed_out(
     instance: &mut Instance,
     workflow: &Workflow,
     event: &Event,
@@ -631,7 +597,7 @@ fn trigger_timed_out(
     Ok(notify(approval.notify.is_some(), p, k, "timed_out"))
 }
 
-fn rollback_started(
+pub(super) fn rollback_started(
     instance: &mut Instance,
     workflow: &Workflow,
     event: &Event,
@@ -697,7 +663,7 @@ fn rollback_step<'i>(instance: &'i Instance, event: &Event, step: usize, id: &st
     }
 }
 
-fn compensation_dispatched(
+pub(super) fn compensation_dispatched(
     instance: &mut Instance,
     event: &Event,
     step: usize,
@@ -736,7 +702,7 @@ fn compensation_dispatched(
     Ok(vec![Effect::Compensate { step, attempt, key: key.to_owned() }])
 }
 
-fn compensation_result(
+pub(super) fn compensation_result(
     instance: &mut Instance,
     event: &Event,
     step: usize,
@@ -769,7 +735,7 @@ fn compensation_result(
     Ok(Vec::new())
 }
 
-fn compensation_retry(
+pub(super) fn compensation_retry(
     instance: &mut Instance,
     workflow: &Workflow,
     event: &Event,
@@ -804,7 +770,12 @@ fn compensation_retry(
     Ok(Vec::new())
 }
 
-fn rollback_completed(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Timestamp) -> Result<Vec<Effect>, Rejected> {
+pub(super) fn rollback_completed(
+    instance: &mut Instance,
+    workflow: &Workflow,
+    event: &Event,
+    at: Timestamp,
+) -> Result<Vec<Effect>, Rejected> {
     if !matches!(instance.status, InstanceStatus::RollingBack { .. }) {
         return Err(Rejected::new(event, format!("instance {} is {}", instance.id, instance.status.kind()), "only a rollback completes"));
     }
@@ -835,7 +806,7 @@ fn rollback_completed(instance: &mut Instance, workflow: &Workflow, event: &Even
     }
 }
 
-fn schedule_fired(
+pub(super) fn schedule_fired(
     instance: &mut Instance,
     workflow: &Workflow,
     event: &Event,
@@ -893,7 +864,11 @@ pub(super) fn record_baseline(instance: &mut Instance, workflow: &Workflow, p: u
 
 /// Baselines an instance starts with, from earlier instances (recorded
 /// right after `InstanceStarted`).
-fn baselines_loaded(instance: &mut Instance, event: &Event, baselines: &BTreeMap<String, Baseline>) -> Result<Vec<Effect>, Rejected> {
+pub(super) fn baselines_loaded(
+    instance: &mut Instance,
+    event: &Event,
+    baselines: &BTreeMap<String, Baseline>,
+) -> Result<Vec<Effect>, Rejected> {
     require(instance, event, matches!(instance.status, InstanceStatus::Running), "baselines are loaded when the instance starts")?;
     if instance.phases.iter().any(|p| p.attempt > 0) {
         return Err(Rejected::new(event, "a phase has already started", "baselines are loaded before any phase starts"));

@@ -398,6 +398,14 @@ impl PhaseStatus {
     }
 }
 
+/// A phase whose triggers listen and whose watches sample.
+pub(crate) fn phase_active(status: &PhaseStatus) -> bool {
+    match status {
+        PhaseStatus::Running { .. } | PhaseStatus::AwaitingApproval { .. } | PhaseStatus::OnHold { .. } => true,
+        PhaseStatus::Pending | PhaseStatus::Passed { .. } | PhaseStatus::Failed { .. } => false,
+    }
+}
+
 /// Every status [`Instance::effective_status`] gives, and `quarantined`
 /// (an instance whose records do not decode), as listings filter by them.
 pub const EFFECTIVE_STATUSES: [&str; 11] = [
@@ -656,7 +664,7 @@ impl Instance {
             || self.rollback.as_ref().is_some_and(|r| r.steps.iter().any(|s| matches!(s.state.status, TaskStatus::Dispatched { .. })));
         match &self.status {
             InstanceStatus::Running => {
-                let watching = self.phases.iter().any(|p| !p.watches.is_empty() && super::react::phase_active(&p.status));
+                let watching = self.phases.iter().any(|p| !p.watches.is_empty() && phase_active(&p.status));
                 in_flight || watching || self.effective_status() == "running"
             }
             InstanceStatus::RollingBack { .. } => true,

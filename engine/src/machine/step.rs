@@ -7,64 +7,13 @@
 //! every event would make long workflows quadratic.
 
 use super::gate::{self, Decision, DecisionKind, GateState, GateStatus};
+use super::guards::{cancel_in_flight, phase_index, Effect};
 use super::react::{self, phase_active};
 use super::{Event, Instance, InstanceStatus, PhaseStatus, Record, RejectKind, Rejected, TaskStatus, Timestamp, WatchState};
 use crate::model::OnTimeout;
 use crate::plan::TriggerOn;
 
 use crate::plan::Workflow;
-
-/// What the runtime must do once the event that caused it is durable.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
-    /// Run a task attempt on its agent.
-    Dispatch {
-        /// Phase index.
-        phase: usize,
-        /// Task index within the phase.
-        task: usize,
-        /// The attempt.
-        attempt: u32,
-        /// Its idempotency key.
-        key: String,
-    },
-    /// Stop an in-flight attempt.
-    Cancel {
-        /// The attempt's idempotency key.
-        key: String,
-        /// Why, for the TaskCancelled event.
-        reason: String,
-    },
-    /// Run a gate approval's `notify` step: the gate started waiting,
-    /// escalated or timed out.
-    Notify {
-        /// Phase index.
-        phase: usize,
-        /// Gate index within the phase.
-        gate: usize,
-        /// What happened, e.g. `awaiting_decision`.
-        what: String,
-    },
-    /// Run a compensation attempt on its agent.
-    Compensate {
-        /// Its index in the rollback.
-        step: usize,
-        /// The attempt.
-        attempt: u32,
-        /// Its idempotency key.
-        key: String,
-    },
-    /// Run a trigger's notification: its `notify` action, or its halt's
-    /// approval `notify` step.
-    TriggerNotify {
-        /// Phase index.
-        phase: usize,
-        /// Trigger index within the phase.
-        trigger: usize,
-        /// What happened.
-        what: String,
-    },
-}
 
 /// A notification effect when the gate's approval asks for one.
 fn notify(workflow: &Workflow, p: usize, g: usize, what: &str, status: &GateStatus) -> Vec<Effect> {
@@ -78,12 +27,6 @@ fn notify(workflow: &Workflow, p: usize, g: usize, what: &str, status: &GateStat
     } else {
         Vec::new()
     }
-}
-
-pub(super) fn phase_index(workflow: &Workflow, event: &Event, id: &str) -> Result<usize, Rejected> {
-    workflow.phase_index(id).ok_or_else(|| {
-        Rejected::of(RejectKind::Unknown, event, format!("workflow `{}` has no phase `{id}`", workflow.name), "unknown phase")
-    })
 }
 
 pub(super) fn task_index(workflow: &Workflow, event: &Event, phase: &str, task: &str) -> Result<(usize, usize), Rejected> {
@@ -203,16 +146,6 @@ fn gate_settled(instance: &mut Instance, workflow: &Workflow, p: usize, g: usize
     }
 }
 
-/// Cancel effects for every in-flight attempt (of one phase, or all).
-pub(super) fn cancel_in_flight(instance: &Instance, phase: Option<usize>, reason: &str) -> Vec<Effect> {
-    instance
-        .in_flight()
-        .into_iter()
-        .filter(|(p, ..)| phase.is_none_or(|only| only == *p))
-        .map(|(_, _, _, key)| Effect::Cancel { key, reason: reason.to_owned() })
-        .collect()
-}
-
 /// The tasks of a phase that must finish before it can complete (on-demand
 /// tasks only count once started).
 pub(super) fn phase_tasks_done(instance: &Instance, workflow: &Workflow, p: usize) -> bool {
@@ -225,11 +158,8 @@ pub(super) fn phase_tasks_done(instance: &Instance, workflow: &Workflow, p: usiz
 
 /// Applies `event` (which happened at `at`) to `instance`.
 pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Timestamp) -> Result<Vec<Effect>, Rejected> {
-    if let Some(result) = react::step(instance, workflow, event, at) {
-        let effects = result?;
-        instance.updated_at = at;
-        return Ok(effects);
-    }
+    // One exhaustive dispatcher: every event is named here, and reactions
+    // (watches, triggers, rollback, schedules) go to their handlers in react.rs.
     let effects = match event {
         Event::InstanceStarted { .. } => {
             return Err(Rejected::new(event, format!("instance {} already started", instance.id), "an instance starts once"));
@@ -880,22 +810,32 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
             react::queue(instance, workflow, None, |on| matches!(on, TriggerOn::Signal(signal) if signal == name), &cause);
             Vec::new()
         }
-        Event::WatchSampled { .. }
-        | Event::WatchInconclusive { .. }
-        | Event::TriggerFired { .. }
-        | Event::TriggerSkipped { .. }
-        | Event::TriggerDecided { .. }
-        | Event::TriggerTimedOut { .. }
-        | Event::RollbackStarted { .. }
-        | Event::CompensationDispatched { .. }
-        | Event::CompensationSucceeded { .. }
-        | Event::CompensationFailed { .. }
-        | Event::CompensationRetryScheduled { .. }
-        | Event::RollbackCompleted
-        | Event::ScheduleFired { .. }
-        | Event::BaselinesLoaded { .. } => {
-            return Err(Rejected::new(event, "the reactions module did not take it", "internal routing error"));
+
+        Event::WatchSampled { phase, watch, value, verdict, detail } => {
+            react::watch_sampled(instance, workflow, event, phase, watch, *value, *verdict, detail, at)?
         }
+        Event::WatchInconclusive { phase, watch, .. } => react::watch_inconclusive(instance, workflow, event, phase, watch, at)?,
+        Event::TriggerFired { phase, trigger, cause } => react::trigger_fired(instance, workflow, event, phase, trigger, cause, at)?,
+        Event::TriggerSkipped { phase, trigger, .. } => react::trigger_skipped(instance, workflow, event, phase, trigger)?,
+        Event::TriggerDecided { phase, trigger, decision } => {
+            react::trigger_decided(instance, workflow, event, phase, trigger, decision, at)?
+        }
+        Event::TriggerTimedOut { phase, trigger, level, action } => {
+            react::trigger_timed_out(instance, workflow, event, phase, trigger, *level, *action, at)?
+        }
+        Event::RollbackStarted { by, reason, to } => react::rollback_started(instance, workflow, event, by, reason, to.as_deref(), at)?,
+        Event::CompensationDispatched { step, id, attempt, key } => {
+            react::compensation_dispatched(instance, event, *step, id, *attempt, key, at)?
+        }
+        Event::CompensationSucceeded { step, id, attempt, .. } | Event::CompensationFailed { step, id, attempt, .. } => {
+            react::compensation_result(instance, event, *step, id, *attempt, at)?
+        }
+        Event::CompensationRetryScheduled { step, id, attempt, due } => {
+            react::compensation_retry(instance, workflow, event, *step, id, *attempt, *due)?
+        }
+        Event::RollbackCompleted => react::rollback_completed(instance, workflow, event, at)?,
+        Event::ScheduleFired { phase } => react::schedule_fired(instance, workflow, event, phase, at)?,
+        Event::BaselinesLoaded { baselines } => react::baselines_loaded(instance, event, baselines)?,
     };
     instance.updated_at = at;
     Ok(effects)

@@ -72,8 +72,8 @@ pub struct SledBackend {
     dir: std::path::PathBuf,
     /// sled's log file, kept open to `fdatasync` it.
     log: std::fs::File,
-    /// Blob files already synced, and the `blobs` directory's last seen mtime.
-    blobs: Mutex<(std::collections::HashSet<std::ffi::OsString>, Option<std::time::SystemTime>)>,
+    /// What the last look at `blobs/` found.
+    blobs: Mutex<BlobScan>,
     /// The marker as opened: writes fail once it is gone or replaced.
     marker: crate::marker::Identity,
 }
@@ -93,6 +93,21 @@ fn remove_unfinished_snapshots(path: &Path) -> usize {
     }
     removed
 }
+
+/// The blob files already synced, the `blobs` directory's mtime when they
+/// were listed, and when that was.
+#[derive(Debug, Default)]
+struct BlobScan {
+    synced: std::collections::HashSet<std::ffi::OsString>,
+    mtime: Option<std::time::SystemTime>,
+    listed_at: Option<std::time::SystemTime>,
+}
+
+/// How far a directory's mtime may lag the clock: file timestamps come from
+/// a coarse kernel clock (a few milliseconds), so an unchanged mtime proves
+/// nothing new was created only when it is older than the last listing by
+/// more than this.
+const MTIME_GRANULARITY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// sled's files in a data directory: a store exists there if any does.
 fn has_sled_files(path: &Path) -> bool {
@@ -185,7 +200,8 @@ impl SledBackend {
 
     /// `fdatasync`s the blob files sled created since the last call, and
     /// their directory. The directory's mtime moves whenever a file is
-    /// created in it, so a flush that wrote no blob costs one `stat`.
+    /// created in it, so a flush that wrote no blob costs one `stat`; the
+    /// directory is listed again whenever its mtime is too recent to tell.
     fn sync_blobs(&self) -> Result<()> {
         let dir = self.dir.join("blobs");
         let Ok(metadata) = std::fs::metadata(&dir) else {
@@ -193,14 +209,19 @@ impl SledBackend {
         };
         let modified = metadata.modified().ok();
         let mut blobs = self.blobs.lock().map_err(|_| Error::Io("the blob list was poisoned by a panic".to_owned()))?;
-        if modified.is_some() && blobs.1 == modified {
+        let settled = match (modified, blobs.mtime, blobs.listed_at) {
+            (Some(now), Some(seen), Some(listed)) => now == seen && listed.duration_since(seen).is_ok_and(|lag| lag > MTIME_GRANULARITY),
+            _ => false,
+        };
+        if settled {
             return Ok(());
         }
+        let listed_at = std::time::SystemTime::now();
         let entries = std::fs::read_dir(&dir).map_err(|error| Error::Io(format!("cannot list {}: {error}", dir.display())))?;
         let mut present = std::collections::HashSet::new();
         for entry in entries.flatten() {
             let name = entry.file_name();
-            if !blobs.0.contains(&name) {
+            if !blobs.synced.contains(&name) {
                 // A blob sled removed meanwhile no longer needs syncing.
                 if let Ok(file) = std::fs::File::open(entry.path()) {
                     file.sync_data().map_err(|error| Error::Io(format!("cannot sync {}: {error}", entry.path().display())))?;
@@ -209,7 +230,7 @@ impl SledBackend {
             present.insert(name);
         }
         crate::marker::sync_dir(&dir)?;
-        *blobs = (present, modified);
+        *blobs = BlobScan { synced: present, mtime: modified, listed_at: Some(listed_at) };
         Ok(())
     }
 }

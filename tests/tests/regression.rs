@@ -506,6 +506,25 @@ fn regression_an_acknowledged_start_follows_an_fdatasync_of_the_log() {
         panic!("no write and fdatasync of sled's log before the acknowledgement:\n{trace}");
     };
     assert!(write < sync, "the last write of the log before the acknowledgement is synced:\n{}", lines[write..=ack].join("\n"));
+
+    // A value sled stores as a separate blob file (here a 300 KB definition)
+    // is synced, with its directory, before the acknowledgement too.
+    let big = GATED.replace("name = \"gated\"", &format!("name = \"big\"\ndescription = \"{}\"", "x".repeat(300_000)));
+    std::fs::write(dir.path().join("big.toml"), big).expect("write");
+    let traced = std::process::Command::new(strace)
+        .current_dir(dir.path())
+        .args(["-f", "-y", "-qq", "-s", "64", "-e", "trace=write,fdatasync,fsync", "-o", "blobs.txt"])
+        .arg(phasegate_tests::phasegate_bin())
+        .args(["--db", "db", "start", "big.toml", "--id", "big"])
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("strace runs");
+    assert!(traced.status.success(), "{}", stderr(&traced));
+    let trace = std::fs::read_to_string(dir.path().join("blobs.txt")).expect("trace");
+    let lines: Vec<&str> = trace.lines().collect();
+    let ack = lines.iter().position(|l| l.contains("write(1") && l.contains("big\\n")).expect("the id is printed");
+    assert!(lines[..ack].iter().any(|l| l.contains("fdatasync(") && l.contains("/db/blobs/")), "no blob file synced:\n{trace}");
+    assert!(lines[..ack].iter().any(|l| l.contains("fsync(") && l.ends_with("/db/blobs>) = 0")), "the blobs directory is synced:\n{trace}");
 }
 
 #[test]

@@ -167,7 +167,7 @@ pub fn render_markdown() -> String {
          with a typed error naming the state and the event, and change nothing. Results of in-flight task attempts \
          (`TaskSucceeded`, `TaskFailed`, `TaskCancelled`, and `CompensationSucceeded`, `CompensationFailed`) are accepted whatever the instance's status, because the work happened.\n",
     );
-    for (level, title) in [(Level::Instance, "Instance"), (Level::Phase, "Phase"), (Level::Task, "Task")] {
+    for (level, title) in [(Level::Instance, "Instance"), (Level::Phase, "Phase"), (Level::Gate, "Gate"), (Level::Task, "Task")] {
         out.push_str(&format!("\n## {title}\n\n```mermaid\nstateDiagram-v2\n"));
         for transition in of(level) {
             out.push_str(&format!("    {} --> {}: {}\n", transition.from, transition.to, transition.event));

@@ -479,6 +479,28 @@ fn regression_the_cli_tells_the_truth_in_exit_codes_and_words() {
     drop(server);
 }
 
+/// Runs `phasegate --db db start FILE --id ID` in `dir` under strace and
+/// returns the traced calls before the one that prints the id (the
+/// acknowledgement), and the whole trace for messages.
+fn trace_start(strace: &str, dir: &Path, file: &str, id: &str) -> (Vec<String>, String) {
+    let out = format!("{id}.trace");
+    let traced = std::process::Command::new(strace)
+        .current_dir(dir)
+        .args(["-f", "-y", "-qq", "-s", "64", "-e", "trace=write,pwrite64,writev,fdatasync,fsync,sync_file_range", "-o", &out])
+        .arg(phasegate_tests::phasegate_bin())
+        .args(["--db", "db", "start", file, "--id", id])
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("strace runs");
+    assert!(traced.status.success(), "{}", stderr(&traced));
+    let trace = std::fs::read_to_string(dir.join(&out)).expect("trace");
+    // strace prints the id's newline as the two characters `\n`.
+    let printed = format!("{id}\\n");
+    let lines: Vec<String> = trace.lines().map(str::to_owned).collect();
+    let ack = lines.iter().position(|l| l.contains("write(1") && l.contains(&printed)).expect("the id is printed");
+    (lines[..ack].to_vec(), trace)
+}
+
 /// Every acknowledgement follows a real `fdatasync` of sled's log, traced
 /// from the system calls of `phasegate start` (sled's own flush ends in
 /// `sync_file_range`, which leaves the disk's write cache unflushed).
@@ -488,43 +510,21 @@ fn regression_an_acknowledged_start_follows_an_fdatasync_of_the_log() {
     let strace = strace.unwrap_or_else(|| panic!("no strace: run scripts/test, which installs it"));
     let dir = scratch(&[("gated.toml", GATED)]);
     assert!(run(dir.path(), &["--db", "db", "start", "gated.toml", "--id", "first"]).status.success());
-    let traced = std::process::Command::new(strace)
-        .current_dir(dir.path())
-        .args(["-f", "-y", "-qq", "-s", "64", "-e", "trace=write,pwrite64,writev,fdatasync,fsync,sync_file_range", "-o", "trace.txt"])
-        .arg(phasegate_tests::phasegate_bin())
-        .args(["--db", "db", "start", "gated.toml", "--id", "traced"])
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("strace runs");
-    assert!(traced.status.success(), "{}", stderr(&traced));
-    let trace = std::fs::read_to_string(dir.path().join("trace.txt")).expect("trace");
-    let lines: Vec<&str> = trace.lines().collect();
-    let ack = lines.iter().position(|l| l.contains("write(1") && l.contains("traced\\n")).expect("the id is printed");
-    let log_write = lines[..ack].iter().rposition(|l| (l.contains("write(") || l.contains("pwrite64(")) && l.contains("/db/db>"));
-    let log_sync = lines[..ack].iter().rposition(|l| l.contains("fdatasync(") && l.contains("/db/db>"));
+    let (before_ack, trace) = trace_start(strace, dir.path(), "gated.toml", "traced");
+    let log_write = before_ack.iter().rposition(|l| (l.contains("write(") || l.contains("pwrite64(")) && l.contains("/db/db>"));
+    let log_sync = before_ack.iter().rposition(|l| l.contains("fdatasync(") && l.contains("/db/db>"));
     let (Some(write), Some(sync)) = (log_write, log_sync) else {
         panic!("no write and fdatasync of sled's log before the acknowledgement:\n{trace}");
     };
-    assert!(write < sync, "the last write of the log before the acknowledgement is synced:\n{}", lines[write..=ack].join("\n"));
+    assert!(write < sync, "the last write of the log before the acknowledgement is synced:\n{}", before_ack[write..].join("\n"));
 
     // A value sled stores as a separate blob file (here a 300 KB definition)
     // is synced, with its directory, before the acknowledgement too.
     let big = GATED.replace("name = \"gated\"", &format!("name = \"big\"\ndescription = \"{}\"", "x".repeat(300_000)));
     std::fs::write(dir.path().join("big.toml"), big).expect("write");
-    let traced = std::process::Command::new(strace)
-        .current_dir(dir.path())
-        .args(["-f", "-y", "-qq", "-s", "64", "-e", "trace=write,fdatasync,fsync", "-o", "blobs.txt"])
-        .arg(phasegate_tests::phasegate_bin())
-        .args(["--db", "db", "start", "big.toml", "--id", "big"])
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("strace runs");
-    assert!(traced.status.success(), "{}", stderr(&traced));
-    let trace = std::fs::read_to_string(dir.path().join("blobs.txt")).expect("trace");
-    let lines: Vec<&str> = trace.lines().collect();
-    let ack = lines.iter().position(|l| l.contains("write(1") && l.contains("big\\n")).expect("the id is printed");
-    assert!(lines[..ack].iter().any(|l| l.contains("fdatasync(") && l.contains("/db/blobs/")), "no blob file synced:\n{trace}");
-    assert!(lines[..ack].iter().any(|l| l.contains("fsync(") && l.ends_with("/db/blobs>) = 0")), "the blobs directory is synced:\n{trace}");
+    let (before_ack, trace) = trace_start(strace, dir.path(), "big.toml", "big");
+    assert!(before_ack.iter().any(|l| l.contains("fdatasync(") && l.contains("/db/blobs/")), "no blob file synced:\n{trace}");
+    assert!(before_ack.iter().any(|l| l.contains("fsync(") && l.ends_with("/db/blobs>) = 0")), "the blobs directory is synced:\n{trace}");
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! disagree. Values whose key looks like a secret (token, password, ...) and
 //! passwords inside URLs are redacted before anything is rendered.
 
+use crate::machine::payload;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -322,10 +323,10 @@ fn gates(input: &Input<'_>) -> Value {
     for record in input.history {
         let at = record.at().to_string();
         match record.event() {
-            Event::PhaseStarted { phase, attempt } => {
+            Event::PhaseStarted(payload::PhaseStarted { phase, attempt }) => {
                 attempts.insert(phase.clone(), *attempt);
             }
-            Event::GateEvaluated { phase, gate, evaluation } => {
+            Event::GateEvaluated(payload::GateEvaluated { phase, gate, evaluation }) => {
                 let criteria: Vec<Value> = evaluation
                     .criteria
                     .iter()
@@ -337,7 +338,7 @@ fn gates(input: &Input<'_>) -> Value {
                 evaluations.push(json!({"phase": phase, "gate": gate, "phase_attempt": attempts.get(phase), "evaluated_at": at,
                                         "criteria": criteria, "score": evaluation.score, "decisions": [], "outcome": Value::Null}));
             }
-            Event::DecisionRecorded { phase, gate, decision } => {
+            Event::DecisionRecorded(payload::DecisionRecorded { phase, gate, decision }) => {
                 if let Some(entry) = evaluations.iter_mut().rev().find(|e| e["phase"] == *phase && e["gate"] == *gate) {
                     if let Some(list) = entry["decisions"].as_array_mut() {
                         list.push(json!({"decision": decision.kind.verb(), "by": decision.principal, "via": decision.via,
@@ -345,7 +346,7 @@ fn gates(input: &Input<'_>) -> Value {
                     }
                 }
             }
-            Event::GateTimedOut { phase, gate, level, action } => {
+            Event::GateTimedOut(payload::GateTimedOut { phase, gate, level, action }) => {
                 if let Some(entry) = evaluations.iter_mut().rev().find(|e| e["phase"] == *phase && e["gate"] == *gate) {
                     if let Some(list) = entry["decisions"].as_array_mut() {
                         list.push(json!({"decision": format!("deadline: {}", serde_json::to_value(action).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()),
@@ -372,9 +373,9 @@ fn gates(input: &Input<'_>) -> Value {
         .history
         .iter()
         .filter_map(|r| match r.event() {
-            Event::TriggerDecided { phase, trigger, decision } => Some(json!({"phase": phase, "trigger": trigger, "decision": decision.kind.verb(),
+            Event::TriggerDecided(payload::TriggerDecided { phase, trigger, decision }) => Some(json!({"phase": phase, "trigger": trigger, "decision": decision.kind.verb(),
                                                                            "by": decision.principal, "at": r.at().to_string(), "comment": decision.comment})),
-            Event::TriggerTimedOut { phase, trigger, level, .. } => Some(json!({"phase": phase, "trigger": trigger, "decision": "deadline", "by": "phasegate",
+            Event::TriggerTimedOut(payload::TriggerTimedOut { phase, trigger, level, .. }) => Some(json!({"phase": phase, "trigger": trigger, "decision": "deadline", "by": "phasegate",
                                                                              "level": level, "at": r.at().to_string()})),
             _ => None,
         })
@@ -477,7 +478,7 @@ fn ops(input: &Input<'_>) -> Value {
     for record in input.history {
         let at = record.at().to_string();
         match record.event() {
-            Event::WatchSampled { watch, value, verdict, .. } => {
+            Event::WatchSampled(payload::WatchSampled { watch, value, verdict, .. }) => {
                 let entry = slis.entry(watch.clone()).or_default();
                 if let Some(v) = value {
                     entry.0.push(*v);
@@ -488,7 +489,7 @@ fn ops(input: &Input<'_>) -> Value {
                     crate::machine::SampleVerdict::Ok => {}
                 }
             }
-            Event::TriggerFired { phase, trigger, cause } => {
+            Event::TriggerFired(payload::TriggerFired { phase, trigger, cause }) => {
                 let action = workflow.trigger(phase, trigger).map(|(_, t)| &t.action);
                 match action {
                     Some(Action::Goto { phase: target, code, reason, .. }) => loopbacks.push(json!({
@@ -509,26 +510,26 @@ fn ops(input: &Input<'_>) -> Value {
                     }
                 }
             }
-            Event::SignalReceived { name, data, by } => {
+            Event::SignalReceived(payload::SignalReceived { name, data, by }) => {
                 incidents.push(json!({"signal": name, "data": data, "by": by, "at": at, "reactions": []}));
             }
-            Event::TriggerSkipped { trigger, reason, .. } => {
+            Event::TriggerSkipped(payload::TriggerSkipped { trigger, reason, .. }) => {
                 if let Some(last) = incidents.last_mut() {
                     if let Some(list) = last["reactions"].as_array_mut() {
                         list.push(json!(format!("{trigger}: did not act ({reason})")));
                     }
                 }
             }
-            Event::RollbackStarted { by, reason, to } => {
+            Event::RollbackStarted(payload::RollbackStarted { by, reason, to }) => {
                 rollbacks.push(json!({"started_at": at, "by": by, "reason": reason, "to": to, "steps": [], "outcome": "in progress"}));
             }
-            Event::CompensationDispatched { .. } if !open(&rollbacks) => {
+            Event::CompensationDispatched(_) if !open(&rollbacks) => {
                 // Started by an approved (or timed-out) trigger halt.
                 rollbacks.push(json!({"started_at": at, "by": last_halt.clone().unwrap_or_else(|| "a trigger halt".to_owned()),
                                       "reason": "approved at the trigger's halt", "to": Value::Null, "steps": [], "outcome": "in progress"}));
             }
-            Event::CompensationSucceeded { id, attempt, .. } | Event::CompensationFailed { id, attempt, .. } => {
-                let ok = matches!(record.event(), Event::CompensationSucceeded { .. });
+            Event::CompensationSucceeded(payload::CompensationSucceeded { id, attempt, .. }) | Event::CompensationFailed(payload::CompensationFailed { id, attempt, .. }) => {
+                let ok = matches!(record.event(), Event::CompensationSucceeded(_));
                 if let Some(list) = rollbacks.last_mut().and_then(|r| r["steps"].as_array_mut()) {
                     list.push(json!({"step": id, "attempt": attempt, "result": if ok { "succeeded" } else { "failed" }, "at": at}));
                 }
@@ -539,10 +540,10 @@ fn ops(input: &Input<'_>) -> Value {
                     last["completed_at"] = json!(at);
                 }
             }
-            Event::DecisionRecorded { phase, gate, decision } => decisions.push(json!({
+            Event::DecisionRecorded(payload::DecisionRecorded { phase, gate, decision }) => decisions.push(json!({
                 "what": format!("gate {phase}/{gate}"), "decision": decision.kind.verb(), "by": decision.principal, "at": at, "comment": decision.comment,
             })),
-            Event::TriggerDecided { phase, trigger, decision } => decisions.push(json!({
+            Event::TriggerDecided(payload::TriggerDecided { phase, trigger, decision }) => decisions.push(json!({
                 "what": format!("trigger {phase}/{trigger}"), "decision": decision.kind.verb(), "by": decision.principal, "at": at, "comment": decision.comment,
             })),
             _ => {}

@@ -9,6 +9,7 @@
 //! Every error is JSON: `{"error": "...", "kind": "..."}`. docs/api.md lists
 //! the routes.
 
+use crate::machine::payload;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -182,20 +183,20 @@ impl Api {
             *counts.entry(event.kind()).or_insert(0) += 1;
         }
         let outcome = match event {
-            Event::TaskDispatched { .. } => Some("dispatched"),
-            Event::TaskSucceeded { .. } => Some("succeeded"),
-            Event::TaskFailed { .. } => Some("failed"),
+            Event::TaskDispatched(_) => Some("dispatched"),
+            Event::TaskSucceeded(_) => Some("succeeded"),
+            Event::TaskFailed(_) => Some("failed"),
             _ => None,
         };
         if let (Some(outcome), Some(agent), Ok(mut counts)) = (outcome, agent, self.counters.by_agent.lock()) {
             *counts.entry((agent.to_owned(), outcome)).or_insert(0) += 1;
         }
-        if let Event::TriggerFired { cause, .. } = event {
+        if let Event::TriggerFired(payload::TriggerFired { cause, .. }) = event {
             if cause.starts_with("watch ") {
                 self.counters.watch_firings.fetch_add(1, Ordering::Relaxed);
             }
         }
-        if let Event::TaskSucceeded { duration_ms, .. } = event {
+        if let Event::TaskSucceeded(payload::TaskSucceeded { duration_ms, .. }) = event {
             self.counters.task_ms_sum.fetch_add(*duration_ms, Ordering::Relaxed);
             for (bucket, bound) in self.counters.task_ms_buckets.iter().zip(BUCKETS_MS) {
                 if *duration_ms <= bound {

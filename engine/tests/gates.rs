@@ -1,5 +1,6 @@
 //! Gates and human decisions through the embedding API.
 
+use phasegate_engine::machine::payload;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,7 +95,7 @@ async fn approval_reaches_quorum_with_distinct_principals_and_the_dag_continues(
         .expect("history")
         .into_iter()
         .filter_map(|r| match r.event() {
-            Event::DecisionRecorded { decision, .. } => Some((r.at(), decision.clone())),
+            Event::DecisionRecorded(payload::DecisionRecorded { decision, .. }) => Some((r.at(), decision.clone())),
             _ => None,
         })
         .collect();
@@ -198,7 +199,7 @@ async fn deadlines_escalate_through_two_levels_then_fail_closed() {
     let mut timeouts = Vec::new();
     while timeouts.len() < 3 {
         let note = tokio::time::timeout(Duration::from_secs(20), events.recv()).await.expect("deadlines fire").expect("open");
-        if let Event::GateTimedOut { level, .. } = note.record.event() {
+        if let Event::GateTimedOut(payload::GateTimedOut { level, .. }) = note.record.event() {
             timeouts.push(*level);
             if *level == 0 {
                 // At level 1 only role:qa may decide: ann no longer can.
@@ -298,6 +299,11 @@ async fn a_decision_and_a_deadline_survive_a_restart_and_the_deadline_fires_once
     assert_eq!(engine.instance(&decided).expect("loads").0.effective_status(), "completed");
     let (instance, _) = engine.instance(&timed).expect("loads");
     assert_eq!(instance.effective_status(), "failed");
+    // The deadline's answer is on the record like a person's decision.
+    let answers: Vec<_> = instance.phases.iter().flat_map(|p| &p.gates).flat_map(|g| &g.decisions).map(|(_, d)| d).collect();
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!((answers[0].kind, answers[0].principal.as_str()), (DecisionKind::Reject, "phasegate"));
+    assert!(answers[0].comment.contains("on_timeout = reject"), "{}", answers[0].comment);
     let fired = engine.history(&timed).expect("history").iter().filter(|r| r.event().kind() == "GateTimedOut").count();
     assert_eq!(fired, 1, "the deadline fires exactly once");
     let fired = engine.history(&decided).expect("history").iter().filter(|r| r.event().kind() == "GateTimedOut").count();

@@ -2,6 +2,7 @@
 //! API, with a metric the test controls and real time (scaled to
 //! milliseconds).
 
+use phasegate_engine::machine::payload;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -399,7 +400,9 @@ async fn regression_a_slow_sample_is_not_missing_evidence() {
             .expect("history")
             .iter()
             .filter_map(|r| match r.event() {
-                phasegate_engine::machine::Event::WatchSampled { value, detail, .. } => Some((*value, detail.clone())),
+                phasegate_engine::machine::Event::WatchSampled(payload::WatchSampled { value, detail, .. }) => {
+                    Some((*value, detail.clone()))
+                }
                 _ => None,
             })
             .collect()

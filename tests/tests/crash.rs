@@ -9,6 +9,7 @@
 //!
 //! `PHASEGATE_CRASH_CYCLES=500` runs longer; `PHASEGATE_CRASH_SEED` replays a run.
 
+use phasegate_engine::machine::payload;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Stdio;
@@ -170,10 +171,10 @@ fn check_invariants(db: &Path, ledger: &Path) {
         let mut result_nonce: BTreeMap<String, String> = BTreeMap::new();
         for record in &records {
             match record.event() {
-                Event::TaskDispatched { task, attempt, key, .. } => {
+                Event::TaskDispatched(payload::TaskDispatched { task, attempt, key, .. }) => {
                     dispatched.insert((task.clone(), *attempt), key.clone());
                 }
-                Event::TaskSucceeded { task, attempt, output, .. } => {
+                Event::TaskSucceeded(payload::TaskSucceeded { task, attempt, output, .. }) => {
                     let key = dispatched
                         .get(&(task.clone(), *attempt))
                         .unwrap_or_else(|| panic!("{task}#{attempt} completed without a dispatch"));
@@ -181,7 +182,7 @@ fn check_invariants(db: &Path, ledger: &Path) {
                     assert!(ledger_lines.iter().any(|(k, n)| k == key && n == nonce), "{key} ({nonce}) is recorded as run but never ran");
                     result_nonce.insert(task.clone(), nonce.to_owned());
                 }
-                Event::TaskFailed { task, attempt, .. } => {
+                Event::TaskFailed(payload::TaskFailed { task, attempt, .. }) => {
                     let key =
                         dispatched.get(&(task.clone(), *attempt)).unwrap_or_else(|| panic!("{task}#{attempt} failed without a dispatch"));
                     assert!(ran_set.contains(key.as_str()), "{key} is recorded as run but never ran");
@@ -228,8 +229,8 @@ fn check_invariants(db: &Path, ledger: &Path) {
         // Phase order.
         let position = |kind: &str, phase: &str| {
             records.iter().position(|r| match r.event() {
-                Event::PhaseStarted { phase: p, .. } if kind == "start" => p == phase,
-                Event::PhaseCompleted { phase: p } if kind == "done" => p == phase,
+                Event::PhaseStarted(payload::PhaseStarted { phase: p, .. }) if kind == "start" => p == phase,
+                Event::PhaseCompleted(payload::PhaseCompleted { phase: p }) if kind == "done" => p == phase,
                 _ => false,
             })
         };
@@ -317,10 +318,10 @@ fn kill_9_during_a_rollback_resumes_it_and_repeats_no_finished_compensation() {
     let mut dispatched = BTreeMap::new();
     for record in &records {
         match record.event() {
-            Event::CompensationDispatched { id, attempt, key, .. } => {
+            Event::CompensationDispatched(payload::CompensationDispatched { id, attempt, key, .. }) => {
                 dispatched.insert((id.clone(), *attempt), key.clone());
             }
-            Event::CompensationSucceeded { id, attempt, output, .. } => {
+            Event::CompensationSucceeded(payload::CompensationSucceeded { id, attempt, output, .. }) => {
                 let key = dispatched.get(&(id.clone(), *attempt)).unwrap_or_else(|| panic!("{id}#{attempt} without a dispatch")).clone();
                 let nonce = output["nonce"].as_str().unwrap_or_default().to_owned();
                 let kept = ledger_lines

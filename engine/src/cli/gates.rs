@@ -47,10 +47,7 @@ pub(super) fn decide(cli: &Cli, kind: DecisionKind, args: &DecisionArgs) -> u8 {
             OutputFormat::Json => print_json(&serde_json::to_value(&outcome).unwrap_or_default()),
             OutputFormat::Text => {
                 let replayed = if outcome.replayed { " (repeated request: nothing changed)" } else { "" };
-                let is_gate = engine.instance(&outcome.instance).await.is_ok_and(|(_, workflow)| {
-                    workflow.phase_index(&outcome.phase).is_some_and(|p| workflow.phases[p].gates.iter().any(|g| g.id == outcome.gate))
-                });
-                let what = if is_gate { "gate" } else { "trigger" };
+                let what = outcome.subject.noun();
                 outln!(
                     "{}: {what} {}/{} {} by {}{replayed}; {what} {}, instance {}",
                     outcome.instance,

@@ -1,5 +1,6 @@
 //! Commands that start, drive, command and read instances.
 
+use crate::machine::payload;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -354,46 +355,48 @@ impl Progress {
         let event = notification.record.event();
         self.touched.insert(notification.instance.clone(), notification.status);
         match event {
-            Event::TaskDispatched { .. } => self.running += 1,
-            Event::TaskSucceeded { .. } => {
+            Event::TaskDispatched(_) => self.running += 1,
+            Event::TaskSucceeded(_) => {
                 self.running -= 1;
                 self.done += 1;
             }
-            Event::TaskFailed { .. } => {
+            Event::TaskFailed(_) => {
                 self.running -= 1;
                 self.failed += 1;
             }
-            Event::TaskCancelled { .. } => self.running -= 1,
+            Event::TaskCancelled(_) => self.running -= 1,
             _ => {}
         }
         let line = match event {
-            Event::InstanceStarted { .. }
-            | Event::PhaseStarted { .. }
-            | Event::PhaseCompleted { .. }
-            | Event::PhaseFailed { .. }
-            | Event::GateEvaluated { .. }
-            | Event::DecisionRecorded { .. }
-            | Event::GateTimedOut { .. }
-            | Event::TaskFailed { .. }
-            | Event::RetryScheduled { .. }
+            Event::InstanceStarted(_)
+            | Event::PhaseStarted(_)
+            | Event::PhaseCompleted(_)
+            | Event::PhaseFailed(_)
+            | Event::GateEvaluated(_)
+            | Event::DecisionRecorded(_)
+            | Event::GateTimedOut(_)
+            | Event::TaskFailed(_)
+            | Event::RetryScheduled(_)
             | Event::InstanceCompleted
-            | Event::InstanceFailed { .. }
-            | Event::Halted { .. }
-            | Event::Resumed { .. }
-            | Event::Cancelled { .. }
-            | Event::Redriven { .. }
-            | Event::SignalReceived { .. }
-            | Event::WatchInconclusive { .. }
-            | Event::TriggerFired { .. }
-            | Event::TriggerSkipped { .. }
-            | Event::TriggerDecided { .. }
-            | Event::TriggerTimedOut { .. }
-            | Event::RollbackStarted { .. }
-            | Event::CompensationSucceeded { .. }
-            | Event::CompensationFailed { .. }
+            | Event::InstanceFailed(_)
+            | Event::Halted(_)
+            | Event::Resumed(_)
+            | Event::Cancelled(_)
+            | Event::Redriven(_)
+            | Event::SignalReceived(_)
+            | Event::WatchInconclusive(_)
+            | Event::TriggerFired(_)
+            | Event::TriggerSkipped(_)
+            | Event::TriggerDecided(_)
+            | Event::TriggerTimedOut(_)
+            | Event::RollbackStarted(_)
+            | Event::CompensationSucceeded(_)
+            | Event::CompensationFailed(_)
             | Event::RollbackCompleted
-            | Event::ScheduleFired { .. } => Some(format!("{}  {}  {}", notification.record.at(), notification.instance, describe(event))),
-            Event::WatchSampled { verdict, .. } if *verdict != crate::machine::SampleVerdict::Ok => {
+            | Event::ScheduleFired(_) => {
+                Some(format!("{}  {}  {}", notification.record.at(), notification.instance, describe(event)))
+            }
+            Event::WatchSampled(payload::WatchSampled { verdict, .. }) if *verdict != crate::machine::SampleVerdict::Ok => {
                 Some(format!("{}  {}  {}", notification.record.at(), notification.instance, describe(event)))
             }
             _ => None,
@@ -492,19 +495,29 @@ fn waiting(instance: &Instance) -> Vec<String> {
 /// One line for an event, for people.
 fn describe(event: &Event) -> String {
     match event {
-        Event::InstanceStarted { workflow, started_by, .. } => format!("started workflow {workflow} (by {started_by})"),
-        Event::PhaseStarted { phase, attempt } => {
+        Event::InstanceStarted(payload::InstanceStarted { workflow, started_by, .. }) => {
+            format!("started workflow {workflow} (by {started_by})")
+        }
+        Event::PhaseStarted(payload::PhaseStarted { phase, attempt }) => {
             format!("phase {phase} started (attempt {attempt})")
         }
-        Event::TaskDispatched { task, attempt, key, .. } => format!("task {task} dispatched (attempt {attempt}, key {key})"),
-        Event::TaskSucceeded { task, attempt, duration_ms, .. } => format!("task {task} succeeded (attempt {attempt}, {duration_ms} ms)"),
-        Event::TaskFailed { task, attempt, error, retryable, .. } => {
+        Event::TaskDispatched(payload::TaskDispatched { task, attempt, key, .. }) => {
+            format!("task {task} dispatched (attempt {attempt}, key {key})")
+        }
+        Event::TaskSucceeded(payload::TaskSucceeded { task, attempt, duration_ms, .. }) => {
+            format!("task {task} succeeded (attempt {attempt}, {duration_ms} ms)")
+        }
+        Event::TaskFailed(payload::TaskFailed { task, attempt, error, retryable, .. }) => {
             format!("task {task} failed (attempt {attempt}{}): {error}", if *retryable { "" } else { ", permanently" })
         }
-        Event::RetryScheduled { task, attempt, due, .. } => format!("task {task} will retry (attempt {attempt}) at {due}"),
-        Event::TaskSkipped { task, reason, .. } => format!("task {task} skipped: {reason}"),
-        Event::TaskCancelled { task, attempt, reason, .. } => format!("task {task} cancelled (attempt {attempt}): {reason}"),
-        Event::GateEvaluated { phase, gate, evaluation } => {
+        Event::RetryScheduled(payload::RetryScheduled { task, attempt, due, .. }) => {
+            format!("task {task} will retry (attempt {attempt}) at {due}")
+        }
+        Event::TaskSkipped(payload::TaskSkipped { task, reason, .. }) => format!("task {task} skipped: {reason}"),
+        Event::TaskCancelled(payload::TaskCancelled { task, attempt, reason, .. }) => {
+            format!("task {task} cancelled (attempt {attempt}): {reason}")
+        }
+        Event::GateEvaluated(payload::GateEvaluated { phase, gate, evaluation }) => {
             let failed: Vec<&str> =
                 evaluation.criteria.iter().filter(|c| c.verdict == crate::machine::Verdict::Fail).map(|c| c.id.as_str()).collect();
             let unknown: Vec<&str> =
@@ -518,62 +531,70 @@ fn describe(event: &Event) -> String {
             }
             line
         }
-        Event::DecisionRecorded { phase, gate, decision } => {
+        Event::DecisionRecorded(payload::DecisionRecorded { phase, gate, decision }) => {
             let comment = if decision.comment.is_empty() { String::new() } else { format!(": {}", decision.comment) };
             format!("gate {phase}/{gate} {} by {}{comment}", decision.kind.past(), decision.principal)
         }
-        Event::GateTimedOut { phase, gate, level, action } => format!(
+        Event::GateTimedOut(payload::GateTimedOut { phase, gate, level, action }) => format!(
             "gate {phase}/{gate}: deadline of level {level} passed, on_timeout = {}",
             serde_json::to_value(action).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
         ),
-        Event::PhaseCompleted { phase } => format!("phase {phase} passed"),
-        Event::PhaseFailed { phase, reason } => format!("phase {phase} failed: {reason}"),
+        Event::PhaseCompleted(payload::PhaseCompleted { phase }) => format!("phase {phase} passed"),
+        Event::PhaseFailed(payload::PhaseFailed { phase, reason }) => format!("phase {phase} failed: {reason}"),
         Event::InstanceCompleted => "completed".to_owned(),
-        Event::InstanceFailed { reason } => format!("failed: {reason}"),
-        Event::Halted { by, reason, cancel_running } => {
+        Event::InstanceFailed(payload::InstanceFailed { reason }) => format!("failed: {reason}"),
+        Event::Halted(payload::Halted { by, reason, cancel_running }) => {
             format!(
                 "halted by {by}{}{}",
                 if *cancel_running { " (in-flight tasks cancelled)" } else { "" },
                 if reason.is_empty() { String::new() } else { format!(": {reason}") }
             )
         }
-        Event::Resumed { by } => format!("resumed by {by}"),
-        Event::Cancelled { by, reason } => {
+        Event::Resumed(payload::Resumed { by }) => format!("resumed by {by}"),
+        Event::Cancelled(payload::Cancelled { by, reason }) => {
             format!("cancelled by {by}{}", if reason.is_empty() { String::new() } else { format!(": {reason}") })
         }
-        Event::Redriven { by, tasks } => format!("redriven by {by}: {}", tasks.join(", ")),
-        Event::SignalReceived { name, data, by } => format!("signal {name} from {by}: {data}"),
-        Event::WatchSampled { phase, watch, value, verdict, detail } => {
+        Event::Redriven(payload::Redriven { by, tasks }) => format!("redriven by {by}: {}", tasks.join(", ")),
+        Event::SignalReceived(payload::SignalReceived { name, data, by }) => format!("signal {name} from {by}: {data}"),
+        Event::WatchSampled(payload::WatchSampled { phase, watch, value, verdict, detail }) => {
             let value = value.map_or_else(|| "no data".to_owned(), |v| v.to_string());
             let detail = if detail.is_empty() { String::new() } else { format!(" ({detail})") };
             format!("watch {phase}/{watch} sampled {value}: {}{detail}", verdict.name())
         }
-        Event::WatchInconclusive { phase, watch, reason } => format!("watch {phase}/{watch} inconclusive, halted: {reason}"),
-        Event::TriggerFired { phase, trigger, cause } => format!("trigger {phase}/{trigger} fired: {cause}"),
-        Event::TriggerSkipped { phase, trigger, reason } => format!("trigger {phase}/{trigger} did not act: {reason}"),
-        Event::TriggerDecided { phase, trigger, decision } => {
+        Event::WatchInconclusive(payload::WatchInconclusive { phase, watch, reason }) => {
+            format!("watch {phase}/{watch} inconclusive, halted: {reason}")
+        }
+        Event::TriggerFired(payload::TriggerFired { phase, trigger, cause }) => format!("trigger {phase}/{trigger} fired: {cause}"),
+        Event::TriggerSkipped(payload::TriggerSkipped { phase, trigger, reason }) => {
+            format!("trigger {phase}/{trigger} did not act: {reason}")
+        }
+        Event::TriggerDecided(payload::TriggerDecided { phase, trigger, decision }) => {
             let comment = if decision.comment.is_empty() { String::new() } else { format!(": {}", decision.comment) };
             format!("trigger {phase}/{trigger} {} by {}{comment}", decision.kind.past(), decision.principal)
         }
-        Event::TriggerTimedOut { phase, trigger, level, action } => format!(
+        Event::TriggerTimedOut(payload::TriggerTimedOut { phase, trigger, level, action }) => format!(
             "trigger {phase}/{trigger}: deadline of level {level} passed, on_timeout = {}",
             serde_json::to_value(action).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
         ),
-        Event::RollbackStarted { by, reason, to } => {
+        Event::RollbackStarted(payload::RollbackStarted { by, reason, to }) => {
             let to = to.as_deref().map(|to| format!(" to phase {to}")).unwrap_or_default();
             format!("rollback{to} started by {by}{}", if reason.is_empty() { String::new() } else { format!(": {reason}") })
         }
-        Event::CompensationDispatched { id, attempt, key, .. } => format!("compensation {id} dispatched (attempt {attempt}, key {key})"),
-        Event::CompensationSucceeded { id, attempt, duration_ms, .. } => {
+        Event::CompensationDispatched(payload::CompensationDispatched { id, attempt, key, .. }) => {
+            format!("compensation {id} dispatched (attempt {attempt}, key {key})")
+        }
+        Event::CompensationSucceeded(payload::CompensationSucceeded { id, attempt, duration_ms, .. }) => {
             format!("compensation {id} succeeded (attempt {attempt}, {duration_ms} ms)")
         }
-        Event::CompensationFailed { id, attempt, error, retryable, .. } => {
+        Event::CompensationFailed(payload::CompensationFailed { id, attempt, error, retryable, .. }) => {
             format!("compensation {id} failed (attempt {attempt}{}): {error}", if *retryable { "" } else { ", permanently" })
         }
-        Event::CompensationRetryScheduled { id, attempt, due, .. } => format!("compensation {id} will retry (attempt {attempt}) at {due}"),
+        Event::CompensationRetryScheduled(payload::CompensationRetryScheduled { id, attempt, due, .. }) => {
+            format!("compensation {id} will retry (attempt {attempt}) at {due}")
+        }
         Event::RollbackCompleted => "rollback completed".to_owned(),
-        Event::ScheduleFired { phase } => format!("phase {phase}: scheduled cycle due"),
-        Event::BaselinesLoaded { baselines } => {
+        Event::ScheduleFired(payload::ScheduleFired { phase }) => format!("phase {phase}: scheduled cycle due"),
+        Event::BaselinesLoaded(payload::BaselinesLoaded { baselines }) => {
             let from: Vec<String> = baselines.iter().map(|(gate, b)| format!("{gate} from {} ({})", b.instance, b.at)).collect();
             format!("baselines loaded: {}", from.join(", "))
         }
@@ -734,7 +755,7 @@ fn gate_lines(instance: &Instance, plan: &crate::plan::Phase, g: usize, gate: &c
         out.push_str(&format!("    {} by {} at {at} (level {}){comment}\n", decision.kind.past(), decision.principal, decision.level));
     }
     if let GateStatus::AwaitingDecision { level, deadline, approvals, .. } = &gate.status {
-        if let Some(authority) = crate::machine::gate::authority(&plan.gates[g], plan.owner.as_ref(), *level) {
+        if let Some(authority) = crate::machine::Target::gate_of(plan, g).authority(*level) {
             let who: Vec<String> = authority.approvers.iter().map(ToString::to_string).collect();
             let deadline = deadline.map(|d| format!(", deadline {d}")).unwrap_or_default();
             out.push_str(&format!(

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::gate::{self, GateStatus, Verdict};
+use super::gate::{GateStatus, Verdict};
 use super::{Instance, InstanceStatus, PhaseStatus, TaskStatus, Timestamp};
 use crate::plan::Workflow;
 
@@ -52,11 +52,12 @@ pub fn blockers(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Vec
             return out;
         }
         InstanceStatus::AwaitingDecision { phase, trigger, cause, approval, .. } => {
-            if let (Some((p, plan)), GateStatus::AwaitingDecision { level, deadline, approvals, .. }) =
+            if let (Some((_, plan)), GateStatus::AwaitingDecision { level, deadline, approvals, .. }) =
                 (workflow.trigger(phase, trigger), &approval.status)
             {
-                if let crate::plan::Action::HaltForApproval { approval: rule, then } = &plan.action {
-                    let who: Vec<String> = gate::authority_of(Some(rule), workflow.phases[p].owner.as_ref(), *level)
+                if let crate::plan::Action::HaltForApproval { then, .. } = &plan.action {
+                    let who: Vec<String> = super::Target::halt_named(workflow, phase, trigger)
+                        .and_then(|t| t.authority(*level))
                         .map(|a| a.approvers.iter().map(ToString::to_string).collect())
                         .unwrap_or_default();
                     let until = match deadline {
@@ -118,7 +119,6 @@ pub fn blockers(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Vec
             }
             PhaseStatus::AwaitingApproval { .. } | PhaseStatus::OnHold { .. } => {
                 for (g, gate) in phase.gates.iter().enumerate() {
-                    let gate_plan = &plan.gates[g];
                     let criteria = gate
                         .evaluation
                         .as_ref()
@@ -148,7 +148,7 @@ pub fn blockers(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Vec
                     let criteria = if criteria.is_empty() { String::new() } else { format!("; {}", criteria.join("; ")) };
                     match &gate.status {
                         GateStatus::AwaitingDecision { level, deadline, approvals, .. } => {
-                            let Some(authority) = gate::authority(gate_plan, plan.owner.as_ref(), *level) else { continue };
+                            let Some(authority) = super::Target::gate_of(plan, g).authority(*level) else { continue };
                             let who: Vec<String> = authority.approvers.iter().map(ToString::to_string).collect();
                             let missing = (authority.required as usize).saturating_sub(approvals.len());
                             let until = match deadline {

@@ -1,6 +1,8 @@
 //! `decide`: what should happen next to an instance, as events.
 
-use super::react::{compensation_step, phase_active};
+use super::handlers::rollback::compensation_step;
+use super::payload;
+use super::state::phase_active;
 use super::{evidence, Evaluation, Event, GateStatus, Instance, InstanceStatus, PendingTrigger, PhaseStatus, TaskStatus, Timestamp};
 use crate::expr::Outcome;
 use crate::plan::{Action, Workflow};
@@ -66,11 +68,11 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
     if matches!(instance.status, InstanceStatus::Running) {
         for phase in instance.phases.iter().filter(|p| phase_active(&p.status)) {
             if let Some(watch) = phase.watches.iter().find(|w| w.no_data_reason.is_some()) {
-                next.events.push(Event::WatchInconclusive {
+                next.events.push(Event::WatchInconclusive(payload::WatchInconclusive {
                     phase: phase.id.clone(),
                     watch: watch.id.clone(),
                     reason: watch.no_data_reason.clone().unwrap_or_default(),
-                });
+                }));
                 return next;
             }
         }
@@ -82,9 +84,12 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
                 _ => None,
             });
             match on_timeout {
-                Some(action) if *deadline <= now => {
-                    next.events.push(Event::TriggerTimedOut { phase: phase.clone(), trigger: trigger.clone(), level: *level, action })
-                }
+                Some(action) if *deadline <= now => next.events.push(Event::TriggerTimedOut(payload::TriggerTimedOut {
+                    phase: phase.clone(),
+                    trigger: trigger.clone(),
+                    level: *level,
+                    action,
+                })),
                 Some(_) => next.wake_at = Some(*deadline),
                 None => {}
             }
@@ -96,7 +101,7 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
             PhaseStatus::Failed { reason, .. } => format!("phase {} failed: {reason}", failed.id),
             _ => format!("phase {} failed", failed.id),
         };
-        next.events.push(Event::InstanceFailed { reason });
+        next.events.push(Event::InstanceFailed(payload::InstanceFailed { reason }));
         return next;
     }
     if instance.phases.iter().all(|p| matches!(p.status, PhaseStatus::Passed { .. } if p.next_cycle.is_none())) {
@@ -110,13 +115,13 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
         match &phase.status {
             PhaseStatus::Pending => {
                 if plan.after.iter().all(|&u| matches!(instance.phases[u].status, PhaseStatus::Passed { .. })) {
-                    next.events.push(Event::PhaseStarted { phase: phase.id.clone(), attempt: phase.attempt + 1 });
+                    next.events.push(Event::PhaseStarted(payload::PhaseStarted { phase: phase.id.clone(), attempt: phase.attempt + 1 }));
                 }
             }
             PhaseStatus::Running { .. } => {
                 let (tasks_done, failure) = decide_tasks(instance, false, plan, phase, now, &mut next, &mut evidence_cache);
                 if let Some(reason) = failure {
-                    next.events.push(Event::PhaseFailed { phase: phase.id.clone(), reason });
+                    next.events.push(Event::PhaseFailed(payload::PhaseFailed { phase: phase.id.clone(), reason }));
                 } else if tasks_done {
                     decide_gates(instance, p, plan, phase, &mut next, &mut evidence_cache);
                 }
@@ -127,12 +132,12 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
                     if let GateStatus::AwaitingDecision { level, deadline: Some(deadline), .. } = &gate.status {
                         let action = plan.gates[g].approval.as_ref().and_then(|a| a.on_timeout);
                         match action {
-                            Some(action) if *deadline <= now => next.events.push(Event::GateTimedOut {
+                            Some(action) if *deadline <= now => next.events.push(Event::GateTimedOut(payload::GateTimedOut {
                                 phase: phase.id.clone(),
                                 gate: gate.id.clone(),
                                 level: *level,
                                 action,
-                            }),
+                            })),
                             Some(_) => next.wake_at = Some(next.wake_at.map_or(*deadline, |w| w.min(*deadline))),
                             None => {}
                         }
@@ -143,7 +148,7 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
                 decide_tasks(instance, true, plan, phase, now, &mut next, &mut evidence_cache);
             }
             PhaseStatus::Passed { .. } => match phase.next_cycle {
-                Some(due) if due <= now => next.events.push(Event::ScheduleFired { phase: phase.id.clone() }),
+                Some(due) if due <= now => next.events.push(Event::ScheduleFired(payload::ScheduleFired { phase: phase.id.clone() })),
                 Some(due) => next.wake_at = Some(next.wake_at.map_or(due, |w| w.min(due))),
                 None => {}
             },
@@ -155,7 +160,9 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
 
 /// Acts on, or skips, the oldest pending trigger occurrence.
 fn decide_trigger(instance: &Instance, workflow: &Workflow, pending: &PendingTrigger) -> Event {
-    let skipped = |reason: String| Event::TriggerSkipped { phase: pending.phase.clone(), trigger: pending.trigger.clone(), reason };
+    let skipped = |reason: String| {
+        Event::TriggerSkipped(payload::TriggerSkipped { phase: pending.phase.clone(), trigger: pending.trigger.clone(), reason })
+    };
     let Some((_, trigger)) = workflow.trigger(&pending.phase, &pending.trigger) else {
         return skipped("the trigger is not in the pinned definition".to_owned());
     };
@@ -164,11 +171,17 @@ fn decide_trigger(instance: &Instance, workflow: &Workflow, pending: &PendingTri
         return skipped(format!("a decision on trigger {waiting} is already awaited"));
     }
     match &trigger.when {
-        None => Event::TriggerFired { phase: pending.phase.clone(), trigger: pending.trigger.clone(), cause: pending.cause.clone() },
+        None => Event::TriggerFired(payload::TriggerFired {
+            phase: pending.phase.clone(),
+            trigger: pending.trigger.clone(),
+            cause: pending.cause.clone(),
+        }),
         Some(condition) => match condition.evaluate(&evidence(instance)) {
-            Outcome::True => {
-                Event::TriggerFired { phase: pending.phase.clone(), trigger: pending.trigger.clone(), cause: pending.cause.clone() }
-            }
+            Outcome::True => Event::TriggerFired(payload::TriggerFired {
+                phase: pending.phase.clone(),
+                trigger: pending.trigger.clone(),
+                cause: pending.cause.clone(),
+            }),
             Outcome::False => skipped(format!("`{}` is false ({})", condition.source(), pending.cause)),
             Outcome::Missing(why) | Outcome::Error(why) => skipped(format!("`{}` could not be evaluated: {why}", condition.source())),
         },
@@ -187,11 +200,13 @@ fn decide_rollback(instance: &Instance, workflow: &Workflow, now: Timestamp, nex
     for (i, step) in rollback.steps.iter().enumerate() {
         let state = &step.state;
         let policy = compensation_step(workflow, step).map(|s| s.retry.clone()).unwrap_or_else(crate::plan::RetryPolicy::none);
-        let dispatch = |attempt: u32| Event::CompensationDispatched {
-            step: i,
-            id: state.id.clone(),
-            attempt,
-            key: compensation_key(&instance.id, instance.rollbacks, i, &state.id, attempt),
+        let dispatch = |attempt: u32| {
+            Event::CompensationDispatched(payload::CompensationDispatched {
+                step: i,
+                id: state.id.clone(),
+                attempt,
+                key: compensation_key(&instance.id, instance.rollbacks, i, &state.id, attempt),
+            })
         };
         match &state.status {
             TaskStatus::Succeeded { .. } | TaskStatus::Skipped { .. } => continue,
@@ -208,9 +223,14 @@ fn decide_rollback(instance: &Instance, workflow: &Workflow, now: Timestamp, nex
                 if state.may_retry(policy.max_attempts) {
                     let key = compensation_key(&instance.id, instance.rollbacks, i, &state.id, attempt + 1);
                     let due = now.after(policy.delay(state.attempts_used() + 1, jitter_unit(&key)));
-                    next.events.push(Event::CompensationRetryScheduled { step: i, id: state.id.clone(), attempt: attempt + 1, due });
+                    next.events.push(Event::CompensationRetryScheduled(payload::CompensationRetryScheduled {
+                        step: i,
+                        id: state.id.clone(),
+                        attempt: attempt + 1,
+                        due,
+                    }));
                 } else {
-                    next.events.push(Event::Halted {
+                    next.events.push(Event::Halted(payload::Halted {
                         by: "phasegate".to_owned(),
                         reason: format!(
                             "compensation {} (undoing {}) failed after {} attempt(s): {error}; fix the cause, then `phasegate resume {}` \
@@ -221,7 +241,7 @@ fn decide_rollback(instance: &Instance, workflow: &Workflow, now: Timestamp, nex
                             instance.id
                         ),
                         cancel_running: false,
-                    });
+                    }));
                 }
             }
         }
@@ -272,11 +292,13 @@ fn decide_tasks(
             continue;
         }
         let next_attempt = task.attempts + 1;
-        let dispatch = |attempt: u32| Event::TaskDispatched {
-            phase: phase.id.clone(),
-            task: task.id.clone(),
-            attempt,
-            key: idempotency_key(&instance.id, &phase.id, phase.attempt, &task.id, attempt),
+        let dispatch = |attempt: u32| {
+            Event::TaskDispatched(payload::TaskDispatched {
+                phase: phase.id.clone(),
+                task: task.id.clone(),
+                attempt,
+                key: idempotency_key(&instance.id, &phase.id, phase.attempt, &task.id, attempt),
+            })
         };
         match &task.status {
             TaskStatus::Succeeded { .. } | TaskStatus::Skipped { .. } => {}
@@ -292,16 +314,16 @@ fn decide_tasks(
                         let evidence = evidence_cache.get_or_insert_with(|| evidence(instance));
                         match condition.evaluate(evidence) {
                             Outcome::True => next.events.push(dispatch(next_attempt)),
-                            Outcome::False => next.events.push(Event::TaskSkipped {
+                            Outcome::False => next.events.push(Event::TaskSkipped(payload::TaskSkipped {
                                 phase: phase.id.clone(),
                                 task: task.id.clone(),
                                 reason: format!("`{}` is false", condition.source()),
-                            }),
-                            Outcome::Missing(why) | Outcome::Error(why) => next.events.push(Event::TaskSkipped {
+                            })),
+                            Outcome::Missing(why) | Outcome::Error(why) => next.events.push(Event::TaskSkipped(payload::TaskSkipped {
                                 phase: phase.id.clone(),
                                 task: task.id.clone(),
                                 reason: format!("`{}` could not be evaluated: {why}", condition.source()),
-                            }),
+                            })),
                         }
                     }
                 }
@@ -325,7 +347,12 @@ fn decide_tasks(
                 if task.may_retry(task_plan.retry.max_attempts) {
                     let key = idempotency_key(&instance.id, &phase.id, phase.attempt, &task.id, attempt + 1);
                     let due = now.after(task_plan.retry.delay(used + 1, jitter_unit(&key)));
-                    next.events.push(Event::RetryScheduled { phase: phase.id.clone(), task: task.id.clone(), attempt: attempt + 1, due });
+                    next.events.push(Event::RetryScheduled(payload::RetryScheduled {
+                        phase: phase.id.clone(),
+                        task: task.id.clone(),
+                        attempt: attempt + 1,
+                        due,
+                    }));
                 } else if failure.is_none() {
                     let why = if *retryable { format!("after {used} attempt(s)") } else { "permanently".to_owned() };
                     failure = Some(format!("task {} failed {why}: {error}", task.id));
@@ -362,17 +389,24 @@ fn decide_gates(
                     }
                     Evaluation::of(gate_plan, &with)
                 };
-                next.events.push(Event::GateEvaluated { phase: phase.id.clone(), gate: gate.id.clone(), evaluation });
+                next.events.push(Event::GateEvaluated(payload::GateEvaluated {
+                    phase: phase.id.clone(),
+                    gate: gate.id.clone(),
+                    evaluation,
+                }));
                 return;
             }
             GateStatus::Failed { reason, .. } => {
-                next.events.push(Event::PhaseFailed { phase: phase.id.clone(), reason: format!("gate {} failed: {reason}", gate.id) });
+                next.events.push(Event::PhaseFailed(payload::PhaseFailed {
+                    phase: phase.id.clone(),
+                    reason: format!("gate {} failed: {reason}", gate.id),
+                }));
                 return;
             }
             GateStatus::AwaitingDecision { .. } | GateStatus::OnHold { .. } => return,
         }
     }
-    next.events.push(Event::PhaseCompleted { phase: phase.id.clone() });
+    next.events.push(Event::PhaseCompleted(payload::PhaseCompleted { phase: phase.id.clone() }));
 }
 
 #[cfg(test)]

@@ -1,10 +1,8 @@
 //! Events: every state change is one, persisted before it counts.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
-use super::{Decision, Evaluation, SampleVerdict, Timestamp};
-use crate::model::OnTimeout;
+use super::{payload, Timestamp};
 
 /// Something that happened to an instance. Events name phases and tasks by
 /// id, so a log reads on its own; the pinned definition keeps ids stable.
@@ -12,351 +10,116 @@ use crate::model::OnTimeout;
 #[serde(tag = "type")]
 pub enum Event {
     /// The instance was created from a pinned definition.
-    InstanceStarted {
-        /// The workflow's name.
-        workflow: String,
-        /// Content hash of the pinned definition.
-        definition_hash: String,
-        /// Variables after defaults and overrides.
-        vars: Map<String, Value>,
-        /// Who started it.
-        started_by: String,
-    },
+    InstanceStarted(payload::InstanceStarted),
     /// A phase began (a new attempt of it).
-    PhaseStarted {
-        /// The phase.
-        phase: String,
-        /// Its attempt number.
-        attempt: u32,
-    },
+    PhaseStarted(payload::PhaseStarted),
     /// A task attempt was handed to its agent.
-    TaskDispatched {
-        /// The phase.
-        phase: String,
-        /// The task.
-        task: String,
-        /// The attempt.
-        attempt: u32,
-        /// The idempotency key the agent receives (the same on re-dispatch after a crash).
-        key: String,
-    },
+    TaskDispatched(payload::TaskDispatched),
     /// A task attempt succeeded.
-    TaskSucceeded {
-        /// The phase.
-        phase: String,
-        /// The task.
-        task: String,
-        /// The attempt.
-        attempt: u32,
-        /// The agent's output.
-        output: Value,
-        /// How long the attempt took.
-        duration_ms: u64,
-    },
+    TaskSucceeded(payload::TaskSucceeded),
     /// A task attempt failed.
-    TaskFailed {
-        /// The phase.
-        phase: String,
-        /// The task.
-        task: String,
-        /// The attempt.
-        attempt: u32,
-        /// The agent's message.
-        error: String,
-        /// Whether retrying could help.
-        retryable: bool,
-    },
+    TaskFailed(payload::TaskFailed),
     /// A failed task will be dispatched again at `due`.
-    RetryScheduled {
-        /// The phase.
-        phase: String,
-        /// The task.
-        task: String,
-        /// The attempt that will run.
-        attempt: u32,
-        /// When.
-        due: Timestamp,
-    },
+    RetryScheduled(payload::RetryScheduled),
     /// A task was not run because its `when` condition did not hold.
-    TaskSkipped {
-        /// The phase.
-        phase: String,
-        /// The task.
-        task: String,
-        /// Why.
-        reason: String,
-    },
+    TaskSkipped(payload::TaskSkipped),
     /// An in-flight attempt was cancelled.
-    TaskCancelled {
-        /// The phase.
-        phase: String,
-        /// The task.
-        task: String,
-        /// The attempt.
-        attempt: u32,
-        /// Why.
-        reason: String,
-    },
+    TaskCancelled(payload::TaskCancelled),
     /// A gate's criteria were evaluated against the evidence.
-    GateEvaluated {
-        /// The phase.
-        phase: String,
-        /// The gate.
-        gate: String,
-        /// Each criterion's result and the values it read.
-        evaluation: Evaluation,
-    },
+    GateEvaluated(payload::GateEvaluated),
     /// A person decided at a gate.
-    DecisionRecorded {
-        /// The phase.
-        phase: String,
-        /// The gate.
-        gate: String,
-        /// The decision.
-        decision: Decision,
-    },
+    DecisionRecorded(payload::DecisionRecorded),
     /// A gate's deadline passed with no decision; `action` was applied.
-    GateTimedOut {
-        /// The phase.
-        phase: String,
-        /// The gate.
-        gate: String,
-        /// The escalation level whose deadline passed.
-        level: usize,
-        /// What the definition's `on_timeout` said to do.
-        action: OnTimeout,
-    },
+    GateTimedOut(payload::GateTimedOut),
     /// A phase passed.
-    PhaseCompleted {
-        /// The phase.
-        phase: String,
-    },
+    PhaseCompleted(payload::PhaseCompleted),
     /// A phase failed.
-    PhaseFailed {
-        /// The phase.
-        phase: String,
-        /// Why.
-        reason: String,
-    },
+    PhaseFailed(payload::PhaseFailed),
     /// Every phase passed.
     InstanceCompleted,
     /// The instance failed.
-    InstanceFailed {
-        /// Why.
-        reason: String,
-    },
+    InstanceFailed(payload::InstanceFailed),
     /// An operator stopped new dispatch.
-    Halted {
-        /// Who.
-        by: String,
-        /// Why.
-        reason: String,
-        /// Whether in-flight tasks are cancelled too.
-        cancel_running: bool,
-    },
+    Halted(payload::Halted),
     /// An operator let a halted instance go on.
-    Resumed {
-        /// Who.
-        by: String,
-    },
+    Resumed(payload::Resumed),
     /// An operator cancelled the instance.
-    Cancelled {
-        /// Who.
-        by: String,
-        /// Why.
-        reason: String,
-    },
+    Cancelled(payload::Cancelled),
     /// An operator redrove a failed instance from its failed tasks.
-    Redriven {
-        /// Who.
-        by: String,
-        /// The tasks to run again (ids).
-        tasks: Vec<String>,
-    },
+    Redriven(payload::Redriven),
     /// An external event arrived (an incident with its severity, say);
     /// conditions read its data as `signals.<name>`.
-    SignalReceived {
-        /// The declared signal's name.
-        name: String,
-        /// Its data.
-        data: Value,
-        /// Who sent it.
-        by: String,
-    },
+    SignalReceived(payload::SignalReceived),
     /// A watch took a sample.
-    WatchSampled {
-        /// The phase.
-        phase: String,
-        /// The watch.
-        watch: String,
-        /// The value, if the agent returned one.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        value: Option<f64>,
-        /// What it meant for the breach condition (missing data before the `no_data` policy applies).
-        verdict: SampleVerdict,
-        /// The agent's error or why the condition could not be applied, verbatim.
-        #[serde(default, skip_serializing_if = "String::is_empty")]
-        detail: String,
-    },
+    WatchSampled(payload::WatchSampled),
     /// A watch had no data for as long as its `for` and its `no_data` is
     /// `inconclusive`: the instance halts for a person.
-    WatchInconclusive {
-        /// The phase.
-        phase: String,
-        /// The watch.
-        watch: String,
-        /// Why, and what the person can do.
-        reason: String,
-    },
+    WatchInconclusive(payload::WatchInconclusive),
     /// A trigger's event happened and its `when` held: its action is taken.
-    TriggerFired {
-        /// The phase declaring it.
-        phase: String,
-        /// The trigger.
-        trigger: String,
-        /// What happened.
-        cause: String,
-    },
+    TriggerFired(payload::TriggerFired),
     /// A trigger's event happened but it did not act (its `when` did not hold, say).
-    TriggerSkipped {
-        /// The phase declaring it.
-        phase: String,
-        /// The trigger.
-        trigger: String,
-        /// Why.
-        reason: String,
-    },
+    TriggerSkipped(payload::TriggerSkipped),
     /// A person decided on a trigger's halt for approval.
-    TriggerDecided {
-        /// The phase declaring the trigger.
-        phase: String,
-        /// The trigger.
-        trigger: String,
-        /// The decision.
-        decision: Decision,
-    },
+    TriggerDecided(payload::TriggerDecided),
     /// A trigger halt's deadline passed with no decision; `action` was applied.
-    TriggerTimedOut {
-        /// The phase declaring the trigger.
-        phase: String,
-        /// The trigger.
-        trigger: String,
-        /// The escalation level whose deadline passed.
-        level: usize,
-        /// What the approval's `on_timeout` said to do.
-        action: OnTimeout,
-    },
+    TriggerTimedOut(payload::TriggerTimedOut),
     /// An operator asked to compensate completed work.
-    RollbackStarted {
-        /// Who.
-        by: String,
-        /// Why.
-        reason: String,
-        /// Re-enter this phase afterwards instead of ending rolled back.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        to: Option<String>,
-    },
+    RollbackStarted(payload::RollbackStarted),
     /// A compensation attempt was handed to its agent.
-    CompensationDispatched {
-        /// Its index in the rollback.
-        step: usize,
-        /// Its id.
-        id: String,
-        /// The attempt.
-        attempt: u32,
-        /// The idempotency key the agent receives.
-        key: String,
-    },
+    CompensationDispatched(payload::CompensationDispatched),
     /// A compensation attempt succeeded.
-    CompensationSucceeded {
-        /// Its index in the rollback.
-        step: usize,
-        /// Its id.
-        id: String,
-        /// The attempt.
-        attempt: u32,
-        /// The agent's output.
-        output: Value,
-        /// How long it took.
-        duration_ms: u64,
-    },
+    CompensationSucceeded(payload::CompensationSucceeded),
     /// A compensation attempt failed.
-    CompensationFailed {
-        /// Its index in the rollback.
-        step: usize,
-        /// Its id.
-        id: String,
-        /// The attempt.
-        attempt: u32,
-        /// The agent's message.
-        error: String,
-        /// Whether retrying could help.
-        retryable: bool,
-    },
+    CompensationFailed(payload::CompensationFailed),
     /// A failed compensation will be dispatched again at `due`.
-    CompensationRetryScheduled {
-        /// Its index in the rollback.
-        step: usize,
-        /// Its id.
-        id: String,
-        /// The attempt that will run.
-        attempt: u32,
-        /// When.
-        due: Timestamp,
-    },
+    CompensationRetryScheduled(payload::CompensationRetryScheduled),
     /// Every compensation succeeded.
     RollbackCompleted,
     /// A scheduled phase's next cycle is due: it runs again.
-    ScheduleFired {
-        /// The phase.
-        phase: String,
-    },
+    ScheduleFired(payload::ScheduleFired),
     /// The baselines the instance's gates compare with, from earlier
     /// instances of the workflow (or the one named at start).
-    BaselinesLoaded {
-        /// `phase/gate` → baseline.
-        baselines: std::collections::BTreeMap<String, super::Baseline>,
-    },
+    BaselinesLoaded(payload::BaselinesLoaded),
 }
 
 impl Event {
     /// The event's type name, as the transition table writes it.
     pub fn kind(&self) -> &'static str {
         match self {
-            Event::InstanceStarted { .. } => "InstanceStarted",
-            Event::PhaseStarted { .. } => "PhaseStarted",
-            Event::TaskDispatched { .. } => "TaskDispatched",
-            Event::TaskSucceeded { .. } => "TaskSucceeded",
-            Event::TaskFailed { .. } => "TaskFailed",
-            Event::RetryScheduled { .. } => "RetryScheduled",
-            Event::TaskSkipped { .. } => "TaskSkipped",
-            Event::TaskCancelled { .. } => "TaskCancelled",
-            Event::GateEvaluated { .. } => "GateEvaluated",
-            Event::DecisionRecorded { .. } => "DecisionRecorded",
-            Event::GateTimedOut { .. } => "GateTimedOut",
-            Event::PhaseCompleted { .. } => "PhaseCompleted",
-            Event::PhaseFailed { .. } => "PhaseFailed",
+            Event::InstanceStarted(_) => "InstanceStarted",
+            Event::PhaseStarted(_) => "PhaseStarted",
+            Event::TaskDispatched(_) => "TaskDispatched",
+            Event::TaskSucceeded(_) => "TaskSucceeded",
+            Event::TaskFailed(_) => "TaskFailed",
+            Event::RetryScheduled(_) => "RetryScheduled",
+            Event::TaskSkipped(_) => "TaskSkipped",
+            Event::TaskCancelled(_) => "TaskCancelled",
+            Event::GateEvaluated(_) => "GateEvaluated",
+            Event::DecisionRecorded(_) => "DecisionRecorded",
+            Event::GateTimedOut(_) => "GateTimedOut",
+            Event::PhaseCompleted(_) => "PhaseCompleted",
+            Event::PhaseFailed(_) => "PhaseFailed",
             Event::InstanceCompleted => "InstanceCompleted",
-            Event::InstanceFailed { .. } => "InstanceFailed",
-            Event::Halted { .. } => "Halted",
-            Event::Resumed { .. } => "Resumed",
-            Event::Cancelled { .. } => "Cancelled",
-            Event::Redriven { .. } => "Redriven",
-            Event::SignalReceived { .. } => "SignalReceived",
-            Event::WatchSampled { .. } => "WatchSampled",
-            Event::WatchInconclusive { .. } => "WatchInconclusive",
-            Event::TriggerFired { .. } => "TriggerFired",
-            Event::TriggerSkipped { .. } => "TriggerSkipped",
-            Event::TriggerDecided { .. } => "TriggerDecided",
-            Event::TriggerTimedOut { .. } => "TriggerTimedOut",
-            Event::RollbackStarted { .. } => "RollbackStarted",
-            Event::CompensationDispatched { .. } => "CompensationDispatched",
-            Event::CompensationSucceeded { .. } => "CompensationSucceeded",
-            Event::CompensationFailed { .. } => "CompensationFailed",
-            Event::CompensationRetryScheduled { .. } => "CompensationRetryScheduled",
+            Event::InstanceFailed(_) => "InstanceFailed",
+            Event::Halted(_) => "Halted",
+            Event::Resumed(_) => "Resumed",
+            Event::Cancelled(_) => "Cancelled",
+            Event::Redriven(_) => "Redriven",
+            Event::SignalReceived(_) => "SignalReceived",
+            Event::WatchSampled(_) => "WatchSampled",
+            Event::WatchInconclusive(_) => "WatchInconclusive",
+            Event::TriggerFired(_) => "TriggerFired",
+            Event::TriggerSkipped(_) => "TriggerSkipped",
+            Event::TriggerDecided(_) => "TriggerDecided",
+            Event::TriggerTimedOut(_) => "TriggerTimedOut",
+            Event::RollbackStarted(_) => "RollbackStarted",
+            Event::CompensationDispatched(_) => "CompensationDispatched",
+            Event::CompensationSucceeded(_) => "CompensationSucceeded",
+            Event::CompensationFailed(_) => "CompensationFailed",
+            Event::CompensationRetryScheduled(_) => "CompensationRetryScheduled",
             Event::RollbackCompleted => "RollbackCompleted",
-            Event::ScheduleFired { .. } => "ScheduleFired",
-            Event::BaselinesLoaded { .. } => "BaselinesLoaded",
+            Event::ScheduleFired(_) => "ScheduleFired",
+            Event::BaselinesLoaded(_) => "BaselinesLoaded",
         }
     }
 
@@ -365,17 +128,21 @@ impl Event {
     /// events.
     pub fn action(&self) -> String {
         match self {
-            Event::Halted { .. } => "halt".to_owned(),
-            Event::Resumed { .. } => "resume".to_owned(),
-            Event::Cancelled { .. } => "cancel".to_owned(),
-            Event::Redriven { tasks, .. } if tasks.len() == 1 => format!("retry task {}", tasks[0]),
-            Event::Redriven { .. } => "retry".to_owned(),
-            Event::SignalReceived { name, .. } => format!("deliver signal {name}"),
-            Event::DecisionRecorded { phase, gate, decision } => format!("{} gate {phase}/{gate}", decision.kind.verb()),
-            Event::TriggerDecided { phase, trigger, decision } => format!("{} trigger {phase}/{trigger}", decision.kind.verb()),
-            Event::RollbackStarted { to: Some(to), .. } => format!("roll back to phase {to}"),
-            Event::RollbackStarted { to: None, .. } => "roll back".to_owned(),
-            Event::InstanceStarted { .. } => "start".to_owned(),
+            Event::Halted(_) => "halt".to_owned(),
+            Event::Resumed(_) => "resume".to_owned(),
+            Event::Cancelled(_) => "cancel".to_owned(),
+            Event::Redriven(payload::Redriven { tasks, .. }) if tasks.len() == 1 => format!("retry task {}", tasks[0]),
+            Event::Redriven(_) => "retry".to_owned(),
+            Event::SignalReceived(payload::SignalReceived { name, .. }) => format!("deliver signal {name}"),
+            Event::DecisionRecorded(payload::DecisionRecorded { phase, gate, decision }) => {
+                format!("{} gate {phase}/{gate}", decision.kind.verb())
+            }
+            Event::TriggerDecided(payload::TriggerDecided { phase, trigger, decision }) => {
+                format!("{} trigger {phase}/{trigger}", decision.kind.verb())
+            }
+            Event::RollbackStarted(payload::RollbackStarted { to: Some(to), .. }) => format!("roll back to phase {to}"),
+            Event::RollbackStarted(payload::RollbackStarted { to: None, .. }) => "roll back".to_owned(),
+            Event::InstanceStarted(_) => "start".to_owned(),
             // The engine's own steps: named as the history names them.
             _ => format!("record {}", self.describe()),
         }
@@ -384,51 +151,55 @@ impl Event {
     /// The event's name with its subject, e.g. `TaskSucceeded(deploy#2)`, for logs.
     pub fn describe(&self) -> String {
         match self {
-            Event::PhaseStarted { phase, attempt } => format!("PhaseStarted({phase}#{attempt})"),
-            Event::TaskDispatched { task, attempt, .. }
-            | Event::TaskSucceeded { task, attempt, .. }
-            | Event::TaskFailed { task, attempt, .. }
-            | Event::RetryScheduled { task, attempt, .. }
-            | Event::TaskCancelled { task, attempt, .. } => {
+            Event::PhaseStarted(payload::PhaseStarted { phase, attempt }) => format!("PhaseStarted({phase}#{attempt})"),
+            Event::TaskDispatched(payload::TaskDispatched { task, attempt, .. })
+            | Event::TaskSucceeded(payload::TaskSucceeded { task, attempt, .. })
+            | Event::TaskFailed(payload::TaskFailed { task, attempt, .. })
+            | Event::RetryScheduled(payload::RetryScheduled { task, attempt, .. })
+            | Event::TaskCancelled(payload::TaskCancelled { task, attempt, .. }) => {
                 format!("{}({task}#{attempt})", self.kind())
             }
-            Event::TaskSkipped { task, .. } => format!("TaskSkipped({task})"),
-            Event::GateEvaluated { gate, .. } | Event::GateTimedOut { gate, .. } => {
+            Event::TaskSkipped(payload::TaskSkipped { task, .. }) => format!("TaskSkipped({task})"),
+            Event::GateEvaluated(payload::GateEvaluated { gate, .. }) | Event::GateTimedOut(payload::GateTimedOut { gate, .. }) => {
                 format!("{}({gate})", self.kind())
             }
-            Event::DecisionRecorded { gate, decision, .. } => {
+            Event::DecisionRecorded(payload::DecisionRecorded { gate, decision, .. }) => {
                 format!("DecisionRecorded({gate}: {} by {})", decision.kind.verb(), decision.principal)
             }
-            Event::PhaseCompleted { phase } | Event::PhaseFailed { phase, .. } => {
+            Event::PhaseCompleted(payload::PhaseCompleted { phase }) | Event::PhaseFailed(payload::PhaseFailed { phase, .. }) => {
                 format!("{}({phase})", self.kind())
             }
-            Event::InstanceStarted { .. }
+            Event::InstanceStarted(_)
             | Event::InstanceCompleted
-            | Event::InstanceFailed { .. }
-            | Event::Halted { .. }
-            | Event::Resumed { .. }
-            | Event::Cancelled { .. }
-            | Event::Redriven { .. } => self.kind().to_owned(),
-            Event::SignalReceived { name, .. } => format!("SignalReceived({name})"),
-            Event::WatchSampled { watch, value, verdict, .. } => match value {
+            | Event::InstanceFailed(_)
+            | Event::Halted(_)
+            | Event::Resumed(_)
+            | Event::Cancelled(_)
+            | Event::Redriven(_) => self.kind().to_owned(),
+            Event::SignalReceived(payload::SignalReceived { name, .. }) => format!("SignalReceived({name})"),
+            Event::WatchSampled(payload::WatchSampled { watch, value, verdict, .. }) => match value {
                 Some(value) => format!("WatchSampled({watch}={value}: {})", verdict.name()),
                 None => format!("WatchSampled({watch}: {})", verdict.name()),
             },
-            Event::TriggerFired { trigger, .. } | Event::TriggerSkipped { trigger, .. } | Event::TriggerTimedOut { trigger, .. } => {
+            Event::TriggerFired(payload::TriggerFired { trigger, .. })
+            | Event::TriggerSkipped(payload::TriggerSkipped { trigger, .. })
+            | Event::TriggerTimedOut(payload::TriggerTimedOut { trigger, .. }) => {
                 format!("{}({trigger})", self.kind())
             }
-            Event::TriggerDecided { trigger, decision, .. } => {
+            Event::TriggerDecided(payload::TriggerDecided { trigger, decision, .. }) => {
                 format!("TriggerDecided({trigger}: {} by {})", decision.kind.verb(), decision.principal)
             }
-            Event::RollbackStarted { to: Some(to), .. } => format!("RollbackStarted(to {to})"),
-            Event::RollbackStarted { to: None, .. } | Event::RollbackCompleted => self.kind().to_owned(),
-            Event::CompensationDispatched { id, attempt, .. }
-            | Event::CompensationSucceeded { id, attempt, .. }
-            | Event::CompensationFailed { id, attempt, .. }
-            | Event::CompensationRetryScheduled { id, attempt, .. } => format!("{}({id}#{attempt})", self.kind()),
-            Event::ScheduleFired { phase } => format!("ScheduleFired({phase})"),
-            Event::WatchInconclusive { watch, .. } => format!("WatchInconclusive({watch})"),
-            Event::BaselinesLoaded { baselines } => format!("BaselinesLoaded({})", baselines.len()),
+            Event::RollbackStarted(payload::RollbackStarted { to: Some(to), .. }) => format!("RollbackStarted(to {to})"),
+            Event::RollbackStarted(payload::RollbackStarted { to: None, .. }) | Event::RollbackCompleted => self.kind().to_owned(),
+            Event::CompensationDispatched(payload::CompensationDispatched { id, attempt, .. })
+            | Event::CompensationSucceeded(payload::CompensationSucceeded { id, attempt, .. })
+            | Event::CompensationFailed(payload::CompensationFailed { id, attempt, .. })
+            | Event::CompensationRetryScheduled(payload::CompensationRetryScheduled { id, attempt, .. }) => {
+                format!("{}({id}#{attempt})", self.kind())
+            }
+            Event::ScheduleFired(payload::ScheduleFired { phase }) => format!("ScheduleFired({phase})"),
+            Event::WatchInconclusive(payload::WatchInconclusive { watch, .. }) => format!("WatchInconclusive({watch})"),
+            Event::BaselinesLoaded(payload::BaselinesLoaded { baselines }) => format!("BaselinesLoaded({})", baselines.len()),
         }
     }
 }

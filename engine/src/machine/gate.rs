@@ -1,12 +1,12 @@
-//! Gate state: criteria evaluations, human decisions, deadlines, and the
-//! authorization rule for who may decide.
+//! Gate state: criteria evaluations, human decisions and where a gate
+//! stands; who may decide is [`approval`](super::approval).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{RejectKind, Timestamp};
+use super::Timestamp;
 use crate::expr::Outcome;
 use crate::plan::{self, Level, Principal};
 
@@ -325,98 +325,6 @@ impl GateState {
     pub fn settling_decision(&self) -> Option<&(Timestamp, Decision)> {
         self.decisions.iter().rev().find(|(_, d)| d.kind != DecisionKind::Escalate)
     }
-}
-
-/// Who may decide at one level of a gate, and how many approvals it needs.
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Authority {
-    /// Allowed principals and roles.
-    pub approvers: Vec<Principal>,
-    /// Approvals needed.
-    pub required: u32,
-    /// The level's deadline.
-    pub timeout: Option<std::time::Duration>,
-}
-
-/// The authority at `level` of a gate: its approval (or, for a gate that
-/// halts only because evidence is missing, the phase owner), then each
-/// escalation level.
-pub fn authority(gate: &plan::Gate, owner: Option<&Principal>, level: usize) -> Option<Authority> {
-    authority_of(gate.approval.as_ref(), owner, level)
-}
-
-/// The authority at `level` of an approval (a gate's or a trigger halt's);
-/// with no approval, the owner decides at level 0.
-pub fn authority_of(approval: Option<&plan::Approval>, owner: Option<&Principal>, level: usize) -> Option<Authority> {
-    match (approval, level) {
-        (Some(approval), 0) => {
-            Some(Authority { approvers: approval.approvers.clone(), required: approval.required, timeout: approval.timeout })
-        }
-        (Some(approval), n) => {
-            approval.escalation.get(n - 1).map(|l| Authority { approvers: l.approvers.clone(), required: l.required, timeout: l.timeout })
-        }
-        (None, 0) => owner.map(|o| Authority { approvers: vec![o.clone()], required: 1, timeout: None }),
-        (None, _) => None,
-    }
-}
-
-/// Checks a decision against what it decides (a gate, or a trigger's halt,
-/// named by `subject`) at its current `level`: the level matches, an approver
-/// is not the starter when self-approval is off and counts once, and an
-/// escalation has somewhere to go. Returns the level's authority and the next
-/// level's, if any. Who the principal is allowed to be is the runtime's
-/// check, because role membership comes from configuration, not the log.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn check_decision(
-    event: &super::Event,
-    subject: &str,
-    approval: Option<&plan::Approval>,
-    owner: Option<&Principal>,
-    level: usize,
-    approvals: &[String],
-    decision: &Decision,
-    instance: &super::Instance,
-) -> Result<(Authority, Option<Authority>), super::Rejected> {
-    use super::Rejected;
-    if decision.level != level {
-        return Err(Rejected::new(
-            event,
-            format!("{subject} is at escalation level {level}"),
-            format!("the decision was made for level {}", decision.level),
-        ));
-    }
-    let Some(authority) = authority_of(approval, owner, level) else {
-        return Err(Rejected::new(event, format!("{subject} has no level {level}"), "unknown escalation level"));
-    };
-    if decision.kind == DecisionKind::Approve {
-        let self_approval = approval.is_none_or(|a| a.self_approval);
-        if !self_approval && decision.principal == instance.started_by {
-            return Err(Rejected::of(
-                RejectKind::NotAllowed,
-                event,
-                format!("{} started instance {}", decision.principal, instance.id),
-                format!("{subject} does not allow self-approval; another approver must decide"),
-            ));
-        }
-        if approvals.contains(&decision.principal) {
-            return Err(Rejected::of(
-                RejectKind::NotAllowed,
-                event,
-                format!("{} already approved {subject}", decision.principal),
-                "a principal counts once toward the quorum",
-            ));
-        }
-    }
-    let next_level = authority_of(approval, owner, level + 1);
-    if decision.kind == DecisionKind::Escalate && next_level.is_none() {
-        return Err(Rejected::new(
-            event,
-            format!("{subject} is at its last escalation level ({level})"),
-            "there is no level to escalate to",
-        ));
-    }
-    Ok((authority, next_level))
 }
 
 /// Role membership from the configuration: role name → principals.

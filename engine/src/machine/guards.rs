@@ -1,10 +1,28 @@
-//! What the handlers of every concern share: the effects they return and
-//! the lookups and guards they start with. Both the dispatcher (`step.rs`)
-//! and the reaction handlers (`react.rs`) import from here, so neither
-//! imports the other back.
+//! What the handlers of every concern share: the context they work in, the
+//! effects they return, and the lookups and guards they start with. Every
+//! handler module imports from here and none imports the dispatcher, so no
+//! import runs in a circle.
 
-use super::{Event, Instance, RejectKind, Rejected};
+use super::gate::GateStatus;
+use super::{Event, Instance, InstanceStatus, PhaseState, PhaseStatus, RejectKind, Rejected, TaskStatus, Timestamp};
 use crate::plan::Workflow;
+
+/// What a handler works with: the state it may change, the pinned
+/// definition, the event (named in rejections) and the time it happened.
+pub(crate) struct Cx<'a> {
+    /// The instance the event applies to.
+    pub(crate) instance: &'a mut Instance,
+    /// Its pinned definition.
+    pub(crate) workflow: &'a Workflow,
+    /// The event, for rejections.
+    pub(crate) event: &'a Event,
+    /// When it happened.
+    pub(crate) at: Timestamp,
+}
+
+/// What a handler answers: the effects to carry out once the event is
+/// durable, or why the event does not fit.
+pub(crate) type Handled = Result<Vec<Effect>, Rejected>;
 
 /// What the runtime must do once the event that caused it is durable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,4 +90,116 @@ pub(crate) fn cancel_in_flight(instance: &Instance, phase: Option<usize>, reason
         .filter(|(p, ..)| phase.is_none_or(|only| only == *p))
         .map(|(_, _, _, key)| Effect::Cancel { key, reason: reason.to_owned() })
         .collect()
+}
+
+/// The phase and task indexes of a task id, which must be in that phase.
+pub(crate) fn task_index(workflow: &Workflow, event: &Event, phase: &str, task: &str) -> Result<(usize, usize), Rejected> {
+    let p = phase_index(workflow, event, phase)?;
+    match workflow.task_location(task) {
+        Some((tp, t)) if tp == p => Ok((p, t)),
+        _ => Err(Rejected::of(RejectKind::Unknown, event, format!("phase `{phase}` has no task `{task}`"), "unknown task")),
+    }
+}
+
+/// The index of a gate of phase `p`.
+pub(crate) fn gate_index(workflow: &Workflow, event: &Event, p: usize, id: &str) -> Result<usize, Rejected> {
+    workflow.phases[p]
+        .gates
+        .iter()
+        .position(|g| g.id == id)
+        .ok_or_else(|| Rejected::new(event, format!("phase `{}` has no gate `{id}`", workflow.phases[p].id), "unknown gate"))
+}
+
+/// The phase and trigger indexes of a trigger id.
+pub(crate) fn trigger_index(workflow: &Workflow, event: &Event, phase: &str, trigger: &str) -> Result<(usize, usize), Rejected> {
+    let p = phase_index(workflow, event, phase)?;
+    workflow.phases[p]
+        .triggers
+        .iter()
+        .position(|t| t.id == trigger)
+        .map(|k| (p, k))
+        .ok_or_else(|| Rejected::of(RejectKind::Unknown, event, format!("phase `{phase}` has no trigger `{trigger}`"), "unknown trigger"))
+}
+
+/// The phase and watch indexes of a watch id.
+pub(crate) fn watch_index(workflow: &Workflow, event: &Event, phase: &str, watch: &str) -> Result<(usize, usize), Rejected> {
+    let p = phase_index(workflow, event, phase)?;
+    match workflow.phases[p].watches.iter().position(|x| x.id == watch) {
+        Some(w) => Ok((p, w)),
+        None => Err(Rejected::of(RejectKind::Unknown, event, format!("phase `{phase}` has no watch `{watch}`"), "unknown watch")),
+    }
+}
+
+/// Refuses the event unless the instance is running.
+pub(crate) fn require_running(instance: &Instance, event: &Event) -> Result<(), Rejected> {
+    match &instance.status {
+        InstanceStatus::Running => Ok(()),
+        InstanceStatus::Halted { .. }
+        | InstanceStatus::Completed { .. }
+        | InstanceStatus::Failed { .. }
+        | InstanceStatus::Cancelled { .. }
+        | InstanceStatus::AwaitingDecision { .. }
+        | InstanceStatus::RollingBack { .. }
+        | InstanceStatus::RolledBack { .. } => Err(Rejected::new(
+            event,
+            format!("instance {} is {}", instance.id, instance.status.kind()),
+            "only a running instance takes this event",
+        )),
+    }
+}
+
+/// Refuses the event, naming the instance's status, unless `ok`.
+pub(crate) fn require(instance: &Instance, event: &Event, ok: bool, why: &str) -> Result<(), Rejected> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Rejected::new(event, format!("instance {} is {}", instance.id, instance.status.kind()), why))
+    }
+}
+
+/// Refuses the event unless phase `p` is running.
+pub(crate) fn require_phase_running(instance: &Instance, event: &Event, p: usize) -> Result<(), Rejected> {
+    let phase = &instance.phases[p];
+    match &phase.status {
+        PhaseStatus::Running { .. } => Ok(()),
+        PhaseStatus::Pending
+        | PhaseStatus::AwaitingApproval { .. }
+        | PhaseStatus::OnHold { .. }
+        | PhaseStatus::Passed { .. }
+        | PhaseStatus::Failed { .. } => Err(Rejected::of(
+            RejectKind::Unknown,
+            event,
+            format!("phase {} is {}", phase.id, phase.status.kind()),
+            "the phase is not running",
+        )),
+    }
+}
+
+/// The tasks of a phase that must finish before it can complete (on-demand
+/// tasks only count once started).
+pub(crate) fn phase_tasks_done(instance: &Instance, workflow: &Workflow, p: usize) -> bool {
+    instance.phases[p]
+        .tasks
+        .iter()
+        .zip(&workflow.phases[p].tasks)
+        .all(|(state, task)| state.status.is_done() || (task.on_demand && !state.requested && matches!(state.status, TaskStatus::Pending)))
+}
+
+/// A phase whose tasks are done reflects its gates: on hold if one is, waiting
+/// if one awaits a decision, running otherwise (decide then completes or
+/// fails it).
+pub(crate) fn settle_phase(phase: &mut PhaseState, at: Timestamp) {
+    let held = phase.gates.iter().any(|g| matches!(g.status, GateStatus::OnHold { .. }));
+    let waiting = phase.gates.iter().any(|g| matches!(g.status, GateStatus::AwaitingDecision { .. }));
+    let since = match phase.status {
+        PhaseStatus::Running { since } | PhaseStatus::AwaitingApproval { since } | PhaseStatus::OnHold { since } => since,
+        PhaseStatus::Pending | PhaseStatus::Passed { .. } | PhaseStatus::Failed { .. } => return,
+    };
+    phase.status = match (held, waiting) {
+        (true, _) => PhaseStatus::OnHold { since: if matches!(phase.status, PhaseStatus::OnHold { .. }) { since } else { at } },
+        (false, true) => {
+            PhaseStatus::AwaitingApproval { since: if matches!(phase.status, PhaseStatus::AwaitingApproval { .. }) { since } else { at } }
+        }
+        (false, false) => PhaseStatus::Running { since: at },
+    };
 }

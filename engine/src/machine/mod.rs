@@ -12,13 +12,15 @@
 //! The legal transitions are declared in [`table`]; a test checks that `step`
 //! accepts exactly those, and docs/state-machine.md is generated from it.
 
+pub mod approval;
 mod blockers;
 mod decide;
 mod event;
 mod evidence;
 pub mod gate;
 mod guards;
-mod react;
+mod handlers;
+pub mod payload;
 mod state;
 mod step;
 pub mod table;
@@ -27,12 +29,13 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use approval::{Authority, Subject, Target};
 pub use blockers::{blockers, Blocker};
 pub use decide::{compensation_key, decide, idempotency_key, watches_due, Next};
-pub use react::{compensation_step, rollback_plan};
+pub use handlers::rollback::{compensation_step, rollback_plan};
 
 pub use event::{Event, Record, RECORD_VERSION};
-pub use gate::{Authority, CriterionResult, Decision, DecisionKind, Evaluation, GateState, GateStatus, Roles, Verdict};
+pub use gate::{CriterionResult, Decision, DecisionKind, Evaluation, GateState, GateStatus, Roles, Verdict};
 
 pub use evidence::evidence;
 pub use guards::Effect;

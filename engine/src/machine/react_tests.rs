@@ -1,6 +1,7 @@
 //! Scenario tests of watches, triggers, rollbacks, loop-backs and schedules
 //! on the pure machine: time is an argument, so minutes pass instantly.
 
+use super::payload;
 use serde_json::{json, Map, Value};
 
 use super::gate;
@@ -115,8 +116,12 @@ struct Harness {
 impl Harness {
     fn new() -> Self {
         let workflow = workflow();
-        let event =
-            Event::InstanceStarted { workflow: "release".into(), definition_hash: "h".into(), vars: Map::new(), started_by: "bob".into() };
+        let event = Event::InstanceStarted(payload::InstanceStarted {
+            workflow: "release".into(),
+            definition_hash: "h".into(),
+            vars: Map::new(),
+            started_by: "bob".into(),
+        });
         let instance = step::start("i", &workflow, &event, Timestamp(1_000)).expect("starts");
         let mut h = Self {
             workflow,
@@ -132,12 +137,12 @@ impl Harness {
         h.records[0] = Record::new(
             1,
             Timestamp(1_000),
-            Event::InstanceStarted {
+            Event::InstanceStarted(payload::InstanceStarted {
                 workflow: "release".into(),
                 definition_hash: "h".into(),
                 vars: h.instance.vars.clone(),
                 started_by: "bob".into(),
-            },
+            }),
         );
         h
     }
@@ -178,24 +183,35 @@ impl Harness {
                 let event = match self.outcome(&task_id) {
                     Ok(()) => {
                         let output = self.outputs.get(&task_id).cloned().unwrap_or_else(|| json!({}));
-                        Event::TaskSucceeded { phase: phase_id, task: task_id, attempt, output, duration_ms: 1 }
+                        Event::TaskSucceeded(payload::TaskSucceeded { phase: phase_id, task: task_id, attempt, output, duration_ms: 1 })
                     }
-                    Err(retryable) => Event::TaskFailed { phase: phase_id, task: task_id, attempt, error: "boom".into(), retryable },
+                    Err(retryable) => {
+                        Event::TaskFailed(payload::TaskFailed { phase: phase_id, task: task_id, attempt, error: "boom".into(), retryable })
+                    }
                 };
                 self.apply(event).expect("the result of a dispatched attempt");
             }
             Effect::Compensate { step, attempt, .. } => {
                 let id = self.instance.rollback.as_ref().map(|r| r.steps[step].state.id.clone()).unwrap_or_default();
                 let event = match self.outcome(&id) {
-                    Ok(()) => Event::CompensationSucceeded { step, id, attempt, output: json!({}), duration_ms: 1 },
-                    Err(retryable) => Event::CompensationFailed { step, id, attempt, error: "undo failed".into(), retryable },
+                    Ok(()) => Event::CompensationSucceeded(payload::CompensationSucceeded {
+                        step,
+                        id,
+                        attempt,
+                        output: json!({}),
+                        duration_ms: 1,
+                    }),
+                    Err(retryable) => {
+                        Event::CompensationFailed(payload::CompensationFailed { step, id, attempt, error: "undo failed".into(), retryable })
+                    }
                 };
                 self.apply(event).expect("the result of a compensation");
             }
             Effect::Cancel { key, .. } => {
                 if let Some((p, t, attempt, _)) = self.instance.in_flight().into_iter().find(|(.., k)| *k == key) {
                     let (phase, task) = (self.instance.phases[p].id.clone(), self.instance.phases[p].tasks[t].id.clone());
-                    self.apply(Event::TaskCancelled { phase, task, attempt, reason: "cancelled".into() }).expect("cancel");
+                    self.apply(Event::TaskCancelled(payload::TaskCancelled { phase, task, attempt, reason: "cancelled".into() }))
+                        .expect("cancel");
                 }
             }
             Effect::Notify { .. } | Effect::TriggerNotify { .. } => {}
@@ -231,7 +247,13 @@ impl Harness {
             Some(_) => SampleVerdict::Ok,
             None => SampleVerdict::NoData,
         };
-        self.apply(Event::WatchSampled { phase: "ship".into(), watch: "errors".into(), value, verdict, detail: String::new() })?;
+        self.apply(Event::WatchSampled(payload::WatchSampled {
+            phase: "ship".into(),
+            watch: "errors".into(),
+            value,
+            verdict,
+            detail: String::new(),
+        }))?;
         self.settle(0);
         Ok(())
     }
@@ -257,7 +279,7 @@ impl Harness {
             level,
             seen: Default::default(),
         };
-        self.apply(Event::TriggerDecided { phase: "ship".into(), trigger: trigger.into(), decision })
+        self.apply(Event::TriggerDecided(payload::TriggerDecided { phase: "ship".into(), trigger: trigger.into(), decision }))
     }
 
     fn assert_replays(&self) {
@@ -330,7 +352,12 @@ fn missing_data_for_the_sustain_period_halts_for_a_person() {
 fn the_incident_decision_tree_p0_p1_p2() {
     // P2: a hotfix task runs; no rollback.
     let mut h = shipping();
-    h.apply(Event::SignalReceived { name: "incident".into(), data: json!({"severity": "P2"}), by: "pager".into() }).expect("signal");
+    h.apply(Event::SignalReceived(payload::SignalReceived {
+        name: "incident".into(),
+        data: json!({"severity": "P2"}),
+        by: "pager".into(),
+    }))
+    .expect("signal");
     h.settle(0);
     assert!(matches!(h.instance.phases[1].tasks[2].status, TaskStatus::Succeeded { .. }), "{:?}", h.kinds());
     assert_eq!(h.instance.status.kind(), "running");
@@ -339,7 +366,12 @@ fn the_incident_decision_tree_p0_p1_p2() {
 
     // P1: halts; with no decision, the 15-minute deadline approves the rollback.
     let mut h = shipping();
-    h.apply(Event::SignalReceived { name: "incident".into(), data: json!({"severity": "P1"}), by: "pager".into() }).expect("signal");
+    h.apply(Event::SignalReceived(payload::SignalReceived {
+        name: "incident".into(),
+        data: json!({"severity": "P1"}),
+        by: "pager".into(),
+    }))
+    .expect("signal");
     h.settle(0);
     assert_eq!(h.instance.status.kind(), "awaiting_decision");
     h.now = Timestamp(h.now.0 + 14 * 60_000);
@@ -352,7 +384,12 @@ fn the_incident_decision_tree_p0_p1_p2() {
 
     // P1 held by a person: the deadline no longer applies, nothing rolls back.
     let mut h = shipping();
-    h.apply(Event::SignalReceived { name: "incident".into(), data: json!({"severity": "P1"}), by: "pager".into() }).expect("signal");
+    h.apply(Event::SignalReceived(payload::SignalReceived {
+        name: "incident".into(),
+        data: json!({"severity": "P1"}),
+        by: "pager".into(),
+    }))
+    .expect("signal");
     h.settle(0);
     // Only a principal holding the role decides; that is the runtime's
     // check (tested with the engine); the machine records who decided.
@@ -367,7 +404,12 @@ fn the_incident_decision_tree_p0_p1_p2() {
 
     // P0: rolls back at once.
     let mut h = shipping();
-    h.apply(Event::SignalReceived { name: "incident".into(), data: json!({"severity": "P0"}), by: "pager".into() }).expect("signal");
+    h.apply(Event::SignalReceived(payload::SignalReceived {
+        name: "incident".into(),
+        data: json!({"severity": "P0"}),
+        by: "pager".into(),
+    }))
+    .expect("signal");
     h.settle(60_000);
     assert_eq!(h.instance.status.kind(), "rolled_back", "{:?}", h.kinds());
     assert!(!h.kinds().iter().any(|k| k.starts_with("TriggerDecided")), "no person was asked");
@@ -416,7 +458,8 @@ fn a_scheduled_phase_runs_again_as_a_new_cycle() {
 fn a_failing_compensation_halts_and_resume_goes_on_without_repeating_finished_ones() {
     let mut h = shipping();
     h.failing.insert("uncompile".into(), json!(true));
-    h.apply(Event::RollbackStarted { by: "op".into(), reason: "bad release".into(), to: None }).expect("rollback");
+    h.apply(Event::RollbackStarted(payload::RollbackStarted { by: "op".into(), reason: "bad release".into(), to: None }))
+        .expect("rollback");
     h.settle(60_000);
     assert_eq!(h.instance.status.kind(), "halted", "{:?}", h.kinds());
     match &h.instance.status {
@@ -424,7 +467,7 @@ fn a_failing_compensation_halts_and_resume_goes_on_without_repeating_finished_on
         other => panic!("{other:?}"),
     }
     h.failing.clear();
-    h.apply(Event::Resumed { by: "op".into() }).expect("resume");
+    h.apply(Event::Resumed(payload::Resumed { by: "op".into() })).expect("resume");
     h.settle(60_000);
     assert_eq!(h.instance.status.kind(), "rolled_back");
     let undeploys = h.kinds().iter().filter(|k| k.starts_with("CompensationDispatched(undeploy")).count();
@@ -435,7 +478,8 @@ fn a_failing_compensation_halts_and_resume_goes_on_without_repeating_finished_on
 #[test]
 fn rollback_to_a_phase_compensates_from_it_and_runs_it_again() {
     let mut h = shipping();
-    h.apply(Event::RollbackStarted { by: "op".into(), reason: "redo ship".into(), to: Some("ship".into()) }).expect("rollback");
+    h.apply(Event::RollbackStarted(payload::RollbackStarted { by: "op".into(), reason: "redo ship".into(), to: Some("ship".into()) }))
+        .expect("rollback");
     h.hold.clear();
     h.settle(60_000);
     let kinds = h.kinds();
@@ -450,23 +494,32 @@ fn rollback_to_a_phase_compensates_from_it_and_runs_it_again() {
 fn bad_requests_are_refused_and_change_nothing() {
     let mut h = Harness::new();
     // Nothing has run yet: nothing to compensate.
-    let refused = h.apply(Event::RollbackStarted { by: "op".into(), reason: String::new(), to: None }).expect_err("nothing to compensate");
+    let refused = h
+        .apply(Event::RollbackStarted(payload::RollbackStarted { by: "op".into(), reason: String::new(), to: None }))
+        .expect_err("nothing to compensate");
     assert!(refused.to_string().contains("nothing to compensate"), "{refused}");
     h.settle(0);
     // A signal to a finished (scheduled-then-cancelled) instance is refused.
-    h.apply(Event::Cancelled { by: "op".into(), reason: String::new() }).expect("cancel");
+    h.apply(Event::Cancelled(payload::Cancelled { by: "op".into(), reason: String::new() })).expect("cancel");
     let refused = h
-        .apply(Event::SignalReceived { name: "incident".into(), data: json!({"severity": "P0"}), by: "pager".into() })
+        .apply(Event::SignalReceived(payload::SignalReceived {
+            name: "incident".into(),
+            data: json!({"severity": "P0"}),
+            by: "pager".into(),
+        }))
         .expect_err("finished");
     assert!(refused.to_string().contains("is cancelled"), "{refused}");
-    let refused = h.apply(Event::RollbackStarted { by: "op".into(), reason: String::new(), to: None }).expect_err("finished");
+    let refused = h
+        .apply(Event::RollbackStarted(payload::RollbackStarted { by: "op".into(), reason: String::new(), to: None }))
+        .expect_err("finished");
     assert!(refused.to_string().contains("is cancelled"), "{refused}");
     // Rolling back to a phase that never ran is refused.
     let mut h = Harness::new();
     h.hold.push("deploy".into());
     h.settle(0);
-    let refused =
-        h.apply(Event::RollbackStarted { by: "op".into(), reason: String::new(), to: Some("optimize".into()) }).expect_err("never ran");
+    let refused = h
+        .apply(Event::RollbackStarted(payload::RollbackStarted { by: "op".into(), reason: String::new(), to: Some("optimize".into()) }))
+        .expect_err("never ran");
     assert!(refused.to_string().contains("has not started"), "{refused}");
 }
 
@@ -530,27 +583,27 @@ fn ready_for(event: &str, status: &str) -> (Harness, Event) {
         h.instance.rollback = Some(Rollback { by: "op".into(), reason: "r".into(), to: None, started_at: at, steps });
     };
     let event = match event {
-        "WatchSampled" => Event::WatchSampled {
+        "WatchSampled" => Event::WatchSampled(payload::WatchSampled {
             phase: "ship".into(),
             watch: "errors".into(),
             value: Some(0.01),
             verdict: SampleVerdict::Ok,
             detail: String::new(),
-        },
+        }),
         "WatchInconclusive" => {
             h.instance.phases[1].watches[0].no_data_reason = Some("no data".into());
-            Event::WatchInconclusive { phase: "ship".into(), watch: "errors".into(), reason: "no data".into() }
+            Event::WatchInconclusive(payload::WatchInconclusive { phase: "ship".into(), watch: "errors".into(), reason: "no data".into() })
         }
         "TriggerFired" | "TriggerSkipped" => {
             let trigger = if status == "awaiting_decision" { "p0" } else { "error-rate-rollback" };
             h.instance.pending_triggers.push(PendingTrigger { phase: "ship".into(), trigger: trigger.into(), cause: "c".into() });
             if event == "TriggerFired" {
-                Event::TriggerFired { phase: "ship".into(), trigger: trigger.into(), cause: "c".into() }
+                Event::TriggerFired(payload::TriggerFired { phase: "ship".into(), trigger: trigger.into(), cause: "c".into() })
             } else {
-                Event::TriggerSkipped { phase: "ship".into(), trigger: trigger.into(), reason: "r".into() }
+                Event::TriggerSkipped(payload::TriggerSkipped { phase: "ship".into(), trigger: trigger.into(), reason: "r".into() })
             }
         }
-        "TriggerDecided" => Event::TriggerDecided {
+        "TriggerDecided" => Event::TriggerDecided(payload::TriggerDecided {
             phase: "ship".into(),
             trigger: "p1".into(),
             decision: Decision {
@@ -562,26 +615,41 @@ fn ready_for(event: &str, status: &str) -> (Harness, Event) {
                 level: 0,
                 seen: Default::default(),
             },
-        },
-        "TriggerTimedOut" => {
-            Event::TriggerTimedOut { phase: "ship".into(), trigger: "p1".into(), level: 0, action: crate::model::OnTimeout::Approve }
-        }
-        "RollbackStarted" => Event::RollbackStarted { by: "op".into(), reason: "r".into(), to: None },
+        }),
+        "TriggerTimedOut" => Event::TriggerTimedOut(payload::TriggerTimedOut {
+            phase: "ship".into(),
+            trigger: "p1".into(),
+            level: 0,
+            action: crate::model::OnTimeout::Approve,
+        }),
+        "RollbackStarted" => Event::RollbackStarted(payload::RollbackStarted { by: "op".into(), reason: "r".into(), to: None }),
         "CompensationDispatched" => {
             with_rollback(&mut h, TaskStatus::Pending, 0);
-            Event::CompensationDispatched { step: 0, id: step_id, attempt: 1, key: "k".into() }
+            Event::CompensationDispatched(payload::CompensationDispatched { step: 0, id: step_id, attempt: 1, key: "k".into() })
         }
         "CompensationSucceeded" | "CompensationFailed" => {
             with_rollback(&mut h, TaskStatus::Dispatched { attempt: 1, key: "k".into(), at }, 1);
             if event == "CompensationSucceeded" {
-                Event::CompensationSucceeded { step: 0, id: step_id, attempt: 1, output: json!({}), duration_ms: 1 }
+                Event::CompensationSucceeded(payload::CompensationSucceeded {
+                    step: 0,
+                    id: step_id,
+                    attempt: 1,
+                    output: json!({}),
+                    duration_ms: 1,
+                })
             } else {
-                Event::CompensationFailed { step: 0, id: step_id, attempt: 1, error: "e".into(), retryable: true }
+                Event::CompensationFailed(payload::CompensationFailed {
+                    step: 0,
+                    id: step_id,
+                    attempt: 1,
+                    error: "e".into(),
+                    retryable: true,
+                })
             }
         }
         "CompensationRetryScheduled" => {
             with_rollback(&mut h, TaskStatus::Failed { attempt: 1, error: "e".into(), retryable: true, at }, 1);
-            Event::CompensationRetryScheduled { step: 0, id: step_id, attempt: 2, due: at }
+            Event::CompensationRetryScheduled(payload::CompensationRetryScheduled { step: 0, id: step_id, attempt: 2, due: at })
         }
         "RollbackCompleted" => {
             let mut steps = plan_steps.clone();
@@ -603,22 +671,24 @@ fn ready_for(event: &str, status: &str) -> (Harness, Event) {
             }
             if event == "ScheduleFired" {
                 h.instance.phases[2].next_cycle = Some(at);
-                Event::ScheduleFired { phase: "optimize".into() }
+                Event::ScheduleFired(payload::ScheduleFired { phase: "optimize".into() })
             } else {
                 Event::InstanceCompleted
             }
         }
         "InstanceFailed" => {
             h.instance.phases[1].status = PhaseStatus::Failed { reason: "r".into(), at };
-            Event::InstanceFailed { reason: "r".into() }
+            Event::InstanceFailed(payload::InstanceFailed { reason: "r".into() })
         }
-        "Halted" => Event::Halted { by: "x".into(), reason: String::new(), cancel_running: false },
-        "Resumed" => Event::Resumed { by: "x".into() },
-        "Cancelled" => Event::Cancelled { by: "x".into(), reason: String::new() },
-        "SignalReceived" => Event::SignalReceived { name: "incident".into(), data: json!({"severity": "P3"}), by: "x".into() },
-        "BaselinesLoaded" => Event::BaselinesLoaded {
+        "Halted" => Event::Halted(payload::Halted { by: "x".into(), reason: String::new(), cancel_running: false }),
+        "Resumed" => Event::Resumed(payload::Resumed { by: "x".into() }),
+        "Cancelled" => Event::Cancelled(payload::Cancelled { by: "x".into(), reason: String::new() }),
+        "SignalReceived" => {
+            Event::SignalReceived(payload::SignalReceived { name: "incident".into(), data: json!({"severity": "P3"}), by: "x".into() })
+        }
+        "BaselinesLoaded" => Event::BaselinesLoaded(payload::BaselinesLoaded {
             baselines: [("ship/none".to_owned(), Baseline { instance: "earlier".into(), at, evidence: json!({}) })].into_iter().collect(),
-        },
+        }),
         other => panic!("unknown event {other}"),
     };
     h.instance.status = status_named(status, at);
@@ -714,22 +784,22 @@ proptest::proptest! {
                 0..=2 => {
                     let value = [Some(0.5), Some(0.01), None, Some(0.2)][which as usize];
                     let verdict = match value { Some(v) if v > 0.1 => SampleVerdict::Breach, Some(_) => SampleVerdict::Ok, None => SampleVerdict::NoData };
-                    Event::WatchSampled { phase: "ship".into(), watch: "errors".into(), value, verdict, detail: String::new() }
+                    Event::WatchSampled(payload::WatchSampled { phase: "ship".into(), watch: "errors".into(), value, verdict, detail: String::new() })
                 }
                 3 => {
                     let severity = ["P0", "P1", "P2", "P3"][which as usize];
-                    Event::SignalReceived { name: "incident".into(), data: json!({ "severity": severity }), by: "pager".into() }
+                    Event::SignalReceived(payload::SignalReceived { name: "incident".into(), data: json!({ "severity": severity }), by: "pager".into() })
                 }
 
-                4 => Event::RollbackStarted { by: "op".into(), reason: "r".into(), to: [None, Some("build".to_owned()), Some("ship".to_owned()), Some("optimize".to_owned())][which as usize].clone() },
-                5 => Event::Halted { by: "op".into(), reason: String::new(), cancel_running: flag },
-                6 => Event::Resumed { by: "op".into() },
+                4 => Event::RollbackStarted(payload::RollbackStarted { by: "op".into(), reason: "r".into(), to: [None, Some("build".to_owned()), Some("ship".to_owned()), Some("optimize".to_owned())][which as usize].clone() }),
+                5 => Event::Halted(payload::Halted { by: "op".into(), reason: String::new(), cancel_running: flag }),
+                6 => Event::Resumed(payload::Resumed { by: "op".into() }),
                 7 => {
                     let trigger = match &h.instance.status { InstanceStatus::AwaitingDecision { trigger, .. } => trigger.clone(), _ => "p1".to_owned() };
                     let kind = [DecisionKind::Approve, DecisionKind::Reject, DecisionKind::Hold, DecisionKind::Escalate][which as usize];
-                    Event::TriggerDecided { phase: "ship".into(), trigger, decision: Decision { kind, principal: "alice".into(), via: String::new(), comment: String::new(), request_id: String::new(), level: 0, seen: Default::default() } }
+                    Event::TriggerDecided(payload::TriggerDecided { phase: "ship".into(), trigger, decision: Decision { kind, principal: "alice".into(), via: String::new(), comment: String::new(), request_id: String::new(), level: 0, seen: Default::default() } })
                 }
-                8 => Event::Cancelled { by: "op".into(), reason: String::new() },
+                8 => Event::Cancelled(payload::Cancelled { by: "op".into(), reason: String::new() }),
                 _ => {
                     h.settle(if flag { 3_600_000 } else { 0 });
                     continue;
@@ -779,8 +849,12 @@ reason = "Smoke tests failed: reproduce in staging."
     let workflow = plan::load_source(&Source::from_text(toml, Format::Toml), &AgentNames::builtin()).expect("valid");
     let mut h = Harness::new();
     h.workflow = workflow;
-    let event =
-        Event::InstanceStarted { workflow: "gated".into(), definition_hash: "h".into(), vars: Map::new(), started_by: "bob".into() };
+    let event = Event::InstanceStarted(payload::InstanceStarted {
+        workflow: "gated".into(),
+        definition_hash: "h".into(),
+        vars: Map::new(),
+        started_by: "bob".into(),
+    });
     h.instance = step::start("i", &h.workflow, &event, h.now).expect("starts");
     h.records = vec![Record::new(1, h.now, event)];
     h.settle(0);
@@ -794,7 +868,8 @@ reason = "Smoke tests failed: reproduce in staging."
         level: 0,
         seen: Default::default(),
     };
-    h.apply(Event::DecisionRecorded { phase: "launch".into(), gate: "smoke-ok".into(), decision }).expect("reject");
+    h.apply(Event::DecisionRecorded(payload::DecisionRecorded { phase: "launch".into(), gate: "smoke-ok".into(), decision }))
+        .expect("reject");
     h.settle(0);
     let kinds = h.kinds();
     assert!(kinds.iter().any(|k| k == "TriggerFired(launch-trigger-1)"), "{kinds:?}");
@@ -808,8 +883,12 @@ reason = "Smoke tests failed: reproduce in staging."
 fn harness_for(toml: &str) -> Harness {
     let workflow = plan::load_source(&Source::from_text(toml, Format::Toml), &AgentNames::builtin()).unwrap_or_else(|e| panic!("{e}"));
     let mut h = Harness::new();
-    let event =
-        Event::InstanceStarted { workflow: workflow.name.clone(), definition_hash: "h".into(), vars: Map::new(), started_by: "bob".into() };
+    let event = Event::InstanceStarted(payload::InstanceStarted {
+        workflow: workflow.name.clone(),
+        definition_hash: "h".into(),
+        vars: Map::new(),
+        started_by: "bob".into(),
+    });
     h.instance = step::start("i", &workflow, &event, h.now).expect("starts");
     h.records = vec![Record::new(1, h.now, event)];
     h.workflow = workflow;
@@ -904,7 +983,8 @@ fn decide_gate(h: &mut Harness, kind: DecisionKind) {
         level: 0,
         seen: Default::default(),
     };
-    h.apply(Event::DecisionRecorded { phase: "tune".into(), gate: "no-regression".into(), decision }).expect("decision");
+    h.apply(Event::DecisionRecorded(payload::DecisionRecorded { phase: "tune".into(), gate: "no-regression".into(), decision }))
+        .expect("decision");
     h.settle(0);
 }
 
@@ -946,7 +1026,10 @@ fn baselines_loaded_at_start_are_used_by_the_first_cycle() {
     let mut h = harness_for(CYCLES);
     let baseline =
         Baseline { instance: "earlier".into(), at: Timestamp(5), evidence: json!({"tasks": {"bench": {"output": {"p95": 200}}}}) };
-    h.apply(Event::BaselinesLoaded { baselines: [("tune/no-regression".to_owned(), baseline)].into_iter().collect() }).expect("loaded");
+    h.apply(Event::BaselinesLoaded(payload::BaselinesLoaded {
+        baselines: [("tune/no-regression".to_owned(), baseline)].into_iter().collect(),
+    }))
+    .expect("loaded");
     h.outputs.insert("bench".into(), json!({"p95": 150}));
     h.settle(0);
     assert_eq!(h.instance.phases[0].gates[0].status.kind(), "passed", "-25 % against the earlier instance");

@@ -2,6 +2,7 @@
 //! generated diagram is current, random event sequences keep every
 //! invariant, rejected events change nothing, and replay rebuilds the state.
 
+use super::payload;
 use proptest::prelude::*;
 use serde_json::{json, Map};
 
@@ -54,7 +55,12 @@ agent = "noop"
 }
 
 fn started(workflow: &Workflow) -> Instance {
-    let event = Event::InstanceStarted { workflow: "w".into(), definition_hash: "h".into(), vars: Map::new(), started_by: "tester".into() };
+    let event = Event::InstanceStarted(payload::InstanceStarted {
+        workflow: "w".into(),
+        definition_hash: "h".into(),
+        vars: Map::new(),
+        started_by: "tester".into(),
+    });
     step::start("i", workflow, &event, Timestamp(1)).expect("starts")
 }
 
@@ -198,25 +204,29 @@ fn event_named(name: &str) -> Event {
         seen: Default::default(),
     };
     match name {
-        "PhaseStarted" => Event::PhaseStarted { phase, attempt: 1 },
-        "TaskDispatched" => Event::TaskDispatched { phase, task, attempt: 0, key: "k".into() },
-        "TaskSucceeded" => Event::TaskSucceeded { phase, task, attempt: 1, output: json!({}), duration_ms: 1 },
-        "TaskFailed" => Event::TaskFailed { phase, task, attempt: 1, error: "e".into(), retryable: true },
-        "RetryScheduled" => Event::RetryScheduled { phase, task, attempt: 2, due: Timestamp(5) },
-        "TaskSkipped" => Event::TaskSkipped { phase, task, reason: "r".into() },
-        "TaskCancelled" => Event::TaskCancelled { phase, task, attempt: 1, reason: "r".into() },
-        "GateEvaluated" => Event::GateEvaluated { phase, gate: "g".into(), evaluation: passing_evaluation() },
-        "DecisionRecorded" => Event::DecisionRecorded { phase, gate: "g".into(), decision },
-        "GateTimedOut" => Event::GateTimedOut { phase, gate: "g".into(), level: 0, action: crate::model::OnTimeout::Reject },
-        "PhaseCompleted" => Event::PhaseCompleted { phase },
-        "PhaseFailed" => Event::PhaseFailed { phase, reason: "r".into() },
+        "PhaseStarted" => Event::PhaseStarted(payload::PhaseStarted { phase, attempt: 1 }),
+        "TaskDispatched" => Event::TaskDispatched(payload::TaskDispatched { phase, task, attempt: 0, key: "k".into() }),
+        "TaskSucceeded" => Event::TaskSucceeded(payload::TaskSucceeded { phase, task, attempt: 1, output: json!({}), duration_ms: 1 }),
+        "TaskFailed" => Event::TaskFailed(payload::TaskFailed { phase, task, attempt: 1, error: "e".into(), retryable: true }),
+        "RetryScheduled" => Event::RetryScheduled(payload::RetryScheduled { phase, task, attempt: 2, due: Timestamp(5) }),
+        "TaskSkipped" => Event::TaskSkipped(payload::TaskSkipped { phase, task, reason: "r".into() }),
+        "TaskCancelled" => Event::TaskCancelled(payload::TaskCancelled { phase, task, attempt: 1, reason: "r".into() }),
+        "GateEvaluated" => Event::GateEvaluated(payload::GateEvaluated { phase, gate: "g".into(), evaluation: passing_evaluation() }),
+        "DecisionRecorded" => Event::DecisionRecorded(payload::DecisionRecorded { phase, gate: "g".into(), decision }),
+        "GateTimedOut" => {
+            Event::GateTimedOut(payload::GateTimedOut { phase, gate: "g".into(), level: 0, action: crate::model::OnTimeout::Reject })
+        }
+        "PhaseCompleted" => Event::PhaseCompleted(payload::PhaseCompleted { phase }),
+        "PhaseFailed" => Event::PhaseFailed(payload::PhaseFailed { phase, reason: "r".into() }),
         "InstanceCompleted" => Event::InstanceCompleted,
-        "InstanceFailed" => Event::InstanceFailed { reason: "r".into() },
-        "Halted" => Event::Halted { by: "x".into(), reason: String::new(), cancel_running: false },
-        "Resumed" => Event::Resumed { by: "x".into() },
-        "Cancelled" => Event::Cancelled { by: "x".into(), reason: String::new() },
-        "Redriven" => Event::Redriven { by: "x".into(), tasks: vec!["a".into()] },
-        "SignalReceived" => Event::SignalReceived { name: "incident".into(), data: json!({"severity": "P1"}), by: "pager".into() },
+        "InstanceFailed" => Event::InstanceFailed(payload::InstanceFailed { reason: "r".into() }),
+        "Halted" => Event::Halted(payload::Halted { by: "x".into(), reason: String::new(), cancel_running: false }),
+        "Resumed" => Event::Resumed(payload::Resumed { by: "x".into() }),
+        "Cancelled" => Event::Cancelled(payload::Cancelled { by: "x".into(), reason: String::new() }),
+        "Redriven" => Event::Redriven(payload::Redriven { by: "x".into(), tasks: vec!["a".into()] }),
+        "SignalReceived" => {
+            Event::SignalReceived(payload::SignalReceived { name: "incident".into(), data: json!({"severity": "P1"}), by: "pager".into() })
+        }
         other => panic!("unknown event {other}"),
     }
 }
@@ -277,11 +287,11 @@ fn step_accepts_exactly_the_declared_transitions() {
                 let workflow = two_phases(gated);
                 let mut instance = state_at(&workflow, level, from, name);
                 let mut event = event_named(name);
-                if let Event::TaskDispatched { attempt, .. } = &mut event {
+                if let Event::TaskDispatched(payload::TaskDispatched { attempt, .. }) = &mut event {
                     *attempt = instance.phases[0].tasks[0].attempts + 1;
                 }
                 if name == "Redriven" && matches!(level, Level::Phase | Level::Gate) && from == "on_hold" {
-                    event = Event::Redriven { by: "x".into(), tasks: Vec::new() };
+                    event = Event::Redriven(payload::Redriven { by: "x".into(), tasks: Vec::new() });
                 }
                 let before = instance.clone();
                 let declared: Vec<&str> = table::of(level).filter(|t| t.from == from && t.event == name).map(|t| t.to).collect();
@@ -340,14 +350,20 @@ fn drive(
                 if let Effect::Dispatch { phase, task, attempt, .. } = effect {
                     let (phase_id, task_id) = (workflow.phases[phase].id.clone(), workflow.phases[phase].tasks[task].id.clone());
                     let event = match outcome(&task_id, attempt) {
-                        Ok(()) => Event::TaskSucceeded {
+                        Ok(()) => Event::TaskSucceeded(payload::TaskSucceeded {
                             phase: phase_id,
                             task: task_id,
                             attempt,
                             output: json!({"attempt": attempt}),
                             duration_ms: 3,
-                        },
-                        Err(retryable) => Event::TaskFailed { phase: phase_id, task: task_id, attempt, error: "boom".into(), retryable },
+                        }),
+                        Err(retryable) => Event::TaskFailed(payload::TaskFailed {
+                            phase: phase_id,
+                            task: task_id,
+                            attempt,
+                            error: "boom".into(),
+                            retryable,
+                        }),
                     };
                     step(instance, workflow, &event, *now).expect("result of a dispatched attempt");
                     records.push(Record::new(records.len() as u64 + 1, *now, event));
@@ -370,12 +386,12 @@ fn drive(
 }
 
 fn begin(workflow: &Workflow) -> (Instance, Vec<Record>) {
-    let event = Event::InstanceStarted {
+    let event = Event::InstanceStarted(payload::InstanceStarted {
         workflow: "w".into(),
         definition_hash: "h".into(),
         vars: json!({"fast": true}).as_object().cloned().unwrap_or_default(),
         started_by: "tester".into(),
-    };
+    });
     let instance = step::start("i", workflow, &event, Timestamp(1)).expect("starts");
     (instance, vec![Record::new(1, Timestamp(1), event)])
 }
@@ -427,12 +443,17 @@ fn a_permanent_failure_fails_the_instance_and_retry_redrives_only_what_failed() 
     let a_before = instance.phases[0].tasks[0].status.clone();
     // Redriving a succeeded task is refused and changes nothing.
     let before = instance.clone();
-    let refused =
-        step(&mut instance, &workflow, &Event::Redriven { by: "op".into(), tasks: vec!["a".into()] }, now).expect_err("a succeeded");
+    let refused = step(&mut instance, &workflow, &Event::Redriven(payload::Redriven { by: "op".into(), tasks: vec!["a".into()] }), now)
+        .expect_err("a succeeded");
     assert!(refused.to_string().contains("task a is succeeded"), "{refused}");
     assert_eq!(instance, before);
-    step(&mut instance, &workflow, &Event::Redriven { by: "op".into(), tasks: vec!["b".into()] }, now).expect("b failed");
-    records.push(Record::new(records.len() as u64 + 1, now, Event::Redriven { by: "op".into(), tasks: vec!["b".into()] }));
+    step(&mut instance, &workflow, &Event::Redriven(payload::Redriven { by: "op".into(), tasks: vec!["b".into()] }), now)
+        .expect("b failed");
+    records.push(Record::new(
+        records.len() as u64 + 1,
+        now,
+        Event::Redriven(payload::Redriven { by: "op".into(), tasks: vec!["b".into()] }),
+    ));
     instance.seq = records.len() as u64;
     drive(&workflow, &mut instance, &mut records, &mut now, &mut |_, _| Ok(()));
     assert_eq!(instance.status.kind(), "completed");
@@ -450,7 +471,7 @@ fn regression_redrive_on_hold_reruns_downstream_tasks() {
     let (mut instance, mut records) = begin(&workflow);
     let mut now = Timestamp(1);
     drive(&workflow, &mut instance, &mut records, &mut now, &mut |_, _| Ok(()));
-    let hold = Event::DecisionRecorded {
+    let hold = Event::DecisionRecorded(payload::DecisionRecorded {
         phase: "build".into(),
         gate: "g".into(),
         decision: Decision {
@@ -462,10 +483,11 @@ fn regression_redrive_on_hold_reruns_downstream_tasks() {
             level: 0,
             seen: Default::default(),
         },
-    };
+    });
     step(&mut instance, &workflow, &hold, now).expect("alice holds the gate");
     assert_eq!(instance.phases[0].status.kind(), "on_hold");
-    step(&mut instance, &workflow, &Event::Redriven { by: "op".into(), tasks: vec!["a".into()] }, now).expect("a re-runs");
+    step(&mut instance, &workflow, &Event::Redriven(payload::Redriven { by: "op".into(), tasks: vec!["a".into()] }), now)
+        .expect("a re-runs");
     assert_eq!(instance.phases[0].tasks[0].status.kind(), "pending");
     assert_eq!(instance.phases[0].tasks[1].status.kind(), "pending", "b depends on a and runs again");
     assert_eq!(instance.phases[0].tasks[2].status.kind(), "succeeded", "c does not depend on a");
@@ -475,12 +497,12 @@ fn regression_redrive_on_hold_reruns_downstream_tasks() {
 #[test]
 fn a_false_condition_skips_the_task() {
     let workflow = two_phases(false);
-    let event = Event::InstanceStarted {
+    let event = Event::InstanceStarted(payload::InstanceStarted {
         workflow: "w".into(),
         definition_hash: "h".into(),
         vars: json!({"fast": false}).as_object().cloned().unwrap_or_default(),
         started_by: "t".into(),
-    };
+    });
     let mut instance = step::start("i", &workflow, &event, Timestamp(1)).expect("starts");
     let mut records = vec![Record::new(1, Timestamp(1), event)];
     let mut now = Timestamp(1);
@@ -541,17 +563,17 @@ fn random_event(workflow: &Workflow, choice: u8, task: usize, attempt: u32) -> E
         workflow.phases.iter().flat_map(|p| p.tasks.iter().map(move |t| (p.id.clone(), t.id.clone()))).collect();
     let (phase, task) = ids[task % ids.len()].clone();
     match choice % 16 {
-        0 => Event::PhaseStarted { phase, attempt },
-        1 => Event::TaskDispatched { phase, task, attempt, key: "k".into() },
-        2 => Event::TaskSucceeded { phase, task, attempt, output: json!({}), duration_ms: 1 },
-        3 => Event::TaskFailed { phase, task, attempt, error: "e".into(), retryable: attempt.is_multiple_of(2) },
-        4 => Event::RetryScheduled { phase, task, attempt, due: Timestamp(9) },
-        5 => Event::TaskSkipped { phase, task, reason: "r".into() },
-        6 => Event::TaskCancelled { phase, task, attempt, reason: "r".into() },
+        0 => Event::PhaseStarted(payload::PhaseStarted { phase, attempt }),
+        1 => Event::TaskDispatched(payload::TaskDispatched { phase, task, attempt, key: "k".into() }),
+        2 => Event::TaskSucceeded(payload::TaskSucceeded { phase, task, attempt, output: json!({}), duration_ms: 1 }),
+        3 => Event::TaskFailed(payload::TaskFailed { phase, task, attempt, error: "e".into(), retryable: attempt.is_multiple_of(2) }),
+        4 => Event::RetryScheduled(payload::RetryScheduled { phase, task, attempt, due: Timestamp(9) }),
+        5 => Event::TaskSkipped(payload::TaskSkipped { phase, task, reason: "r".into() }),
+        6 => Event::TaskCancelled(payload::TaskCancelled { phase, task, attempt, reason: "r".into() }),
         7 => match attempt {
-            0 => Event::GateEvaluated { phase, gate: "g".into(), evaluation: passing_evaluation() },
-            1 => Event::GateTimedOut { phase, gate: "g".into(), level: 0, action: crate::model::OnTimeout::Reject },
-            _ => Event::DecisionRecorded {
+            0 => Event::GateEvaluated(payload::GateEvaluated { phase, gate: "g".into(), evaluation: passing_evaluation() }),
+            1 => Event::GateTimedOut(payload::GateTimedOut { phase, gate: "g".into(), level: 0, action: crate::model::OnTimeout::Reject }),
+            _ => Event::DecisionRecorded(payload::DecisionRecorded {
                 phase,
                 gate: "g".into(),
                 decision: Decision {
@@ -564,16 +586,16 @@ fn random_event(workflow: &Workflow, choice: u8, task: usize, attempt: u32) -> E
                     level: 0,
                     seen: Default::default(),
                 },
-            },
+            }),
         },
-        8 => Event::PhaseCompleted { phase },
-        9 => Event::PhaseFailed { phase, reason: "r".into() },
+        8 => Event::PhaseCompleted(payload::PhaseCompleted { phase }),
+        9 => Event::PhaseFailed(payload::PhaseFailed { phase, reason: "r".into() }),
         10 => Event::InstanceCompleted,
-        11 => Event::InstanceFailed { reason: "r".into() },
-        12 => Event::Halted { by: "x".into(), reason: String::new(), cancel_running: attempt.is_multiple_of(2) },
-        13 => Event::Resumed { by: "x".into() },
-        14 => Event::Cancelled { by: "x".into(), reason: String::new() },
-        _ => Event::Redriven { by: "x".into(), tasks: if choice.is_multiple_of(3) { Vec::new() } else { vec![task] } },
+        11 => Event::InstanceFailed(payload::InstanceFailed { reason: "r".into() }),
+        12 => Event::Halted(payload::Halted { by: "x".into(), reason: String::new(), cancel_running: attempt.is_multiple_of(2) }),
+        13 => Event::Resumed(payload::Resumed { by: "x".into() }),
+        14 => Event::Cancelled(payload::Cancelled { by: "x".into(), reason: String::new() }),
+        _ => Event::Redriven(payload::Redriven { by: "x".into(), tasks: if choice.is_multiple_of(3) { Vec::new() } else { vec![task] } }),
     }
 }
 
@@ -603,9 +625,9 @@ proptest! {
                         let Some((p, t, attempt, _)) = instance.in_flight().into_iter().next() else { continue };
                         let (phase, task) = (instance.phases[p].id.clone(), instance.phases[p].tasks[t].id.clone());
                         if succeed {
-                            Event::TaskSucceeded { phase, task, attempt, output: json!({}), duration_ms: 1 }
+                            Event::TaskSucceeded(payload::TaskSucceeded { phase, task, attempt, output: json!({}), duration_ms: 1 })
                         } else {
-                            Event::TaskFailed { phase, task, attempt, error: "e".into(), retryable: true }
+                            Event::TaskFailed(payload::TaskFailed { phase, task, attempt, error: "e".into(), retryable: true })
                         }
                     }
                 }

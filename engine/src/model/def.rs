@@ -358,8 +358,9 @@ fn default_required() -> u32 {
 }
 
 /// What an approval does at its deadline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum OnTimeout {
     /// Move to the next escalation level.
     Escalate,
@@ -369,6 +370,13 @@ pub enum OnTimeout {
     Hold,
     /// Approve: the stated default answer.
     Approve,
+}
+
+impl OnTimeout {
+    /// The name the definition writes (`escalate`, `reject`, `hold`, `approve`).
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
 }
 
 /// One level of an escalation chain.

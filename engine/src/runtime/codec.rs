@@ -183,8 +183,7 @@ pub(crate) fn pending_approvals(instance: &Instance, workflow: &crate::plan::Wor
             let GateStatus::AwaitingDecision { since, level, deadline, approvals } = &gate.status else {
                 continue;
             };
-            let plan = &workflow.phases[p];
-            let authority = crate::machine::gate::authority(&plan.gates[g], plan.owner.as_ref(), *level);
+            let authority = crate::machine::Target::gate(workflow, p, g).authority(*level);
             let evaluation = gate.evaluation.as_ref();
             let pending = PendingApproval {
                 instance: instance.id.clone(),
@@ -219,9 +218,9 @@ pub(crate) fn pending_approvals(instance: &Instance, workflow: &crate::plan::Wor
     // A trigger's halt for approval is listed under the trigger's id.
     if let crate::machine::InstanceStatus::AwaitingDecision { phase, trigger, cause, approval, .. } = &instance.status {
         let found = workflow.trigger(phase, trigger);
-        if let (Some((p, plan)), GateStatus::AwaitingDecision { since, level, deadline, approvals }) = (found, &approval.status) {
-            if let crate::plan::Action::HaltForApproval { approval: rule, then } = &plan.action {
-                let authority = crate::machine::gate::authority_of(Some(rule), workflow.phases[p].owner.as_ref(), *level);
+        if let (Some((_, plan)), GateStatus::AwaitingDecision { since, level, deadline, approvals }) = (found, &approval.status) {
+            if let crate::plan::Action::HaltForApproval { then, .. } = &plan.action {
+                let authority = crate::machine::Target::halt_named(workflow, phase, trigger).and_then(|t| t.authority(*level));
                 let pending = PendingApproval {
                     instance: instance.id.clone(),
                     workflow: instance.workflow.clone(),

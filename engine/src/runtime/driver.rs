@@ -7,6 +7,7 @@
 //! that acknowledgement: it goes on with other instances meanwhile, so many
 //! instances' writes share one flush.
 
+use crate::machine::payload;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -335,7 +336,12 @@ impl Driver {
                     return;
                 }
                 let now = self.shared.clock.now();
-                let event = Event::InstanceStarted { workflow: workflow.name.clone(), definition_hash: hash, vars, started_by };
+                let event = Event::InstanceStarted(payload::InstanceStarted {
+                    workflow: workflow.name.clone(),
+                    definition_hash: hash,
+                    vars,
+                    started_by,
+                });
                 let record = Record::new(1, now, event);
                 let instance = match machine::replay(&id, &workflow, std::slice::from_ref(&record)) {
                     Ok(instance) => instance,
@@ -361,7 +367,9 @@ impl Driver {
                 let mut effects = Vec::new();
                 if !baselines.is_empty() {
                     if let Some(cell) = self.cells.get_mut(&id) {
-                        if let Err(rejected) = cell.apply(Event::BaselinesLoaded { baselines }, now, &mut records, &mut effects) {
+                        if let Err(rejected) =
+                            cell.apply(Event::BaselinesLoaded(payload::BaselinesLoaded { baselines }), now, &mut records, &mut effects)
+                        {
                             error!(instance = %id, %rejected, "could not record the baselines");
                         }
                     }
@@ -397,10 +405,14 @@ impl Driver {
                 let task_id = cell.instance.phases[phase].tasks[task].id.clone();
                 let event = match outcome {
                     Outcome::Succeeded { output, duration_ms } => {
-                        Event::TaskSucceeded { phase: phase_id, task: task_id, attempt, output, duration_ms }
+                        Event::TaskSucceeded(payload::TaskSucceeded { phase: phase_id, task: task_id, attempt, output, duration_ms })
                     }
-                    Outcome::Failed { error, retryable } => Event::TaskFailed { phase: phase_id, task: task_id, attempt, error, retryable },
-                    Outcome::Cancelled { reason } => Event::TaskCancelled { phase: phase_id, task: task_id, attempt, reason },
+                    Outcome::Failed { error, retryable } => {
+                        Event::TaskFailed(payload::TaskFailed { phase: phase_id, task: task_id, attempt, error, retryable })
+                    }
+                    Outcome::Cancelled { reason } => {
+                        Event::TaskCancelled(payload::TaskCancelled { phase: phase_id, task: task_id, attempt, reason })
+                    }
                 };
                 self.apply_and_drive(&id, vec![event], Vec::new(), Vec::new(), Answer::None);
             }
@@ -418,12 +430,18 @@ impl Driver {
                 let step_id = compensation.state.id.clone();
                 let event = match outcome {
                     Outcome::Succeeded { output, duration_ms } => {
-                        Event::CompensationSucceeded { step, id: step_id, attempt, output, duration_ms }
+                        Event::CompensationSucceeded(payload::CompensationSucceeded { step, id: step_id, attempt, output, duration_ms })
                     }
-                    Outcome::Failed { error, retryable } => Event::CompensationFailed { step, id: step_id, attempt, error, retryable },
-                    Outcome::Cancelled { reason } => {
-                        Event::CompensationFailed { step, id: step_id, attempt, error: format!("cancelled: {reason}"), retryable: true }
+                    Outcome::Failed { error, retryable } => {
+                        Event::CompensationFailed(payload::CompensationFailed { step, id: step_id, attempt, error, retryable })
                     }
+                    Outcome::Cancelled { reason } => Event::CompensationFailed(payload::CompensationFailed {
+                        step,
+                        id: step_id,
+                        attempt,
+                        error: format!("cancelled: {reason}"),
+                        retryable: true,
+                    }),
                 };
                 self.apply_and_drive(&id, vec![event], Vec::new(), Vec::new(), Answer::None);
             }
@@ -623,7 +641,9 @@ impl Driver {
         for record in &records {
             debug!(instance = id, seq = record.seq(), event = %record.event().describe(), "durable");
             let agent = match record.event() {
-                Event::TaskDispatched { task, .. } | Event::TaskSucceeded { task, .. } | Event::TaskFailed { task, .. } => {
+                Event::TaskDispatched(payload::TaskDispatched { task, .. })
+                | Event::TaskSucceeded(payload::TaskSucceeded { task, .. })
+                | Event::TaskFailed(payload::TaskFailed { task, .. }) => {
                     workflow.as_ref().and_then(|w| w.task_location(task).map(|(p, t)| w.phases[p].tasks[t].agent.clone()))
                 }
                 _ => None,

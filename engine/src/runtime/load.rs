@@ -1,5 +1,6 @@
 //! Loading definitions and instances back from the store.
 
+use crate::machine::payload;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -83,7 +84,7 @@ pub(crate) fn instance(
                 return Err(Error::Corrupt(format!("instance {id} has no events")));
             };
             let hash = match first.event() {
-                machine::Event::InstanceStarted { definition_hash, .. } => definition_hash.clone(),
+                machine::Event::InstanceStarted(payload::InstanceStarted { definition_hash, .. }) => definition_hash.clone(),
                 other => return Err(Error::Corrupt(format!("instance {id} starts with {} instead of InstanceStarted", other.kind()))),
             };
             let workflow = definitions.get(store, agents, &hash)?;

@@ -14,6 +14,7 @@ mod load;
 mod notices;
 mod requests;
 
+use crate::machine::payload;
 use std::collections::HashMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -126,8 +127,10 @@ pub struct DecisionOutcome {
     pub instance: String,
     /// The phase.
     pub phase: String,
-    /// The gate.
+    /// The gate, or the trigger for a trigger's halt.
     pub gate: String,
+    /// Whether the decision was on a gate or on a trigger's halt.
+    pub subject: crate::machine::Subject,
     /// The decision.
     pub kind: crate::machine::DecisionKind,
     /// Who took it.
@@ -145,13 +148,19 @@ pub struct DecisionOutcome {
 }
 
 impl DecisionOutcome {
-    /// The outcome of a decision just submitted for `gate` (or a trigger)
-    /// of `phase`; `seq` and the statuses are filled in once it is durable.
-    pub(crate) fn submitted(instance: &str, phase: &str, gate: &str, request: &DecisionRequest, at: crate::machine::Timestamp) -> Self {
+    /// The outcome of a decision just submitted on `target`; `seq` and the
+    /// statuses are filled in once it is durable.
+    pub(crate) fn submitted(
+        instance: &str,
+        target: &crate::machine::Target<'_>,
+        request: &DecisionRequest,
+        at: crate::machine::Timestamp,
+    ) -> Self {
         Self {
             instance: instance.to_owned(),
-            phase: phase.to_owned(),
-            gate: gate.to_owned(),
+            phase: target.phase.to_owned(),
+            gate: target.id.to_owned(),
+            subject: target.subject,
             kind: request.kind,
             principal: request.principal.clone(),
             at,
@@ -472,24 +481,28 @@ impl Engine {
 
     /// Stops new dispatch; with `cancel_running`, cancels in-flight attempts too.
     pub async fn halt(&self, id: &str, by: &str, reason: &str, cancel_running: bool) -> Result<u64, Error> {
-        self.operate(id, Event::Halted { by: by.to_owned(), reason: reason.to_owned(), cancel_running }).await
+        self.operate(id, Event::Halted(payload::Halted { by: by.to_owned(), reason: reason.to_owned(), cancel_running })).await
     }
 
     /// Compensates completed work in reverse completion order, then ends
     /// the instance rolled back, or with `to` re-enters that phase. Refused
     /// (nothing appended) when there is nothing to compensate.
     pub async fn rollback(&self, id: &str, by: &str, reason: &str, to: Option<&str>) -> Result<u64, Error> {
-        self.operate(id, Event::RollbackStarted { by: by.to_owned(), reason: reason.to_owned(), to: to.map(str::to_owned) }).await
+        self.operate(
+            id,
+            Event::RollbackStarted(payload::RollbackStarted { by: by.to_owned(), reason: reason.to_owned(), to: to.map(str::to_owned) }),
+        )
+        .await
     }
 
     /// Lets a halted instance go on.
     pub async fn resume(&self, id: &str, by: &str) -> Result<u64, Error> {
-        self.operate(id, Event::Resumed { by: by.to_owned() }).await
+        self.operate(id, Event::Resumed(payload::Resumed { by: by.to_owned() })).await
     }
 
     /// Cancels an instance (in-flight attempts are cancelled).
     pub async fn cancel(&self, id: &str, by: &str, reason: &str) -> Result<u64, Error> {
-        self.operate(id, Event::Cancelled { by: by.to_owned(), reason: reason.to_owned() }).await
+        self.operate(id, Event::Cancelled(payload::Cancelled { by: by.to_owned(), reason: reason.to_owned() })).await
     }
 
     /// Redrives a failed instance from its failed (or cancelled) tasks, or
@@ -508,14 +521,14 @@ impl Engine {
                     .collect()
             }
         };
-        self.operate(id, Event::Redriven { by: by.to_owned(), tasks }).await
+        self.operate(id, Event::Redriven(payload::Redriven { by: by.to_owned(), tasks })).await
     }
 
     /// Delivers an external event (`data` is any JSON, e.g. `{"severity": "P1"}`);
     /// conditions read the latest one of a name as `signals.<name>`. Refused
     /// for undeclared signals and for completed, failed or cancelled instances.
     pub async fn signal(&self, id: &str, name: &str, data: Value, by: &str) -> Result<u64, Error> {
-        self.operate(id, Event::SignalReceived { name: name.to_owned(), data, by: by.to_owned() }).await
+        self.operate(id, Event::SignalReceived(payload::SignalReceived { name: name.to_owned(), data, by: by.to_owned() })).await
     }
 
     /// Takes a human decision at a gate (`gate` is `phase/gate`, a gate id, or

@@ -87,7 +87,7 @@ pub(crate) fn gate(instance: &Instance, workflow: &Workflow, p: usize, g: usize,
         GateStatus::AwaitingDecision { level, deadline, .. } => (Some(*level), *deadline),
         _ => (None, None),
     };
-    let authority = level.and_then(|l| crate::machine::gate::authority(&plan.gates[g], plan.owner.as_ref(), l));
+    let authority = level.and_then(|l| crate::machine::Target::gate(workflow, p, g).authority(l));
     let approvers: Vec<String> = authority.map(|a| a.approvers.iter().map(ToString::to_string).collect()).unwrap_or_default();
     let key = format!(
         "notify/{}/{}/{}/{}/{}/level-{}/event-{}",
@@ -151,7 +151,7 @@ pub(crate) fn trigger(instance: &Instance, workflow: &Workflow, p: usize, k: usi
 
 #[cfg(test)]
 mod tests {
-    use crate::machine::{replay, Event, Record, Timestamp};
+    use crate::machine::{payload, replay, Event, Record, Timestamp};
     use crate::model::{Format, Source};
     use crate::plan::{self, AgentNames};
 
@@ -162,8 +162,12 @@ mod tests {
         let toml = "name = \"w\"\n[[phases]]\nid = \"p\"\n[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\n[[phases.gates]]\nid = \"g\"\n\
                     [phases.gates.approval]\napprovers = [\"a\"]\nnotify = { agent = \"noop\" }\n";
         let workflow = plan::load_source(&Source::from_text(toml, Format::Toml), &AgentNames::builtin()).expect("valid");
-        let started =
-            Event::InstanceStarted { workflow: "w".into(), definition_hash: "h".into(), vars: Default::default(), started_by: "s".into() };
+        let started = Event::InstanceStarted(payload::InstanceStarted {
+            workflow: "w".into(),
+            definition_hash: "h".into(),
+            vars: Default::default(),
+            started_by: "s".into(),
+        });
         let instance = replay("i", &workflow, &[Record::new(1, Timestamp(1), started)]).expect("starts");
         let keys: Vec<String> = ["awaiting_decision", "escalated", "timed out (failed closed)"]
             .iter()

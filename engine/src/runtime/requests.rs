@@ -8,10 +8,11 @@
 //! halt that has since moved on, or another instance, still finds it; uses
 //! whose batch is not yet durable are kept by the driver in memory.
 
+use crate::machine::payload;
 use serde::{Deserialize, Serialize};
 
 use super::{DecisionOutcome, DecisionRequest, Error};
-use crate::machine::{DecisionKind, Event, Record, Timestamp};
+use crate::machine::{DecisionKind, Event, Record, Subject, Timestamp};
 use phasegate_store::Store;
 
 /// The store index of request ids: key the request id, value a [`RequestUse`].
@@ -26,6 +27,10 @@ pub(crate) struct RequestUse {
     pub(crate) phase: String,
     /// The gate's id, or the trigger's for a trigger's halt.
     pub(crate) gate: String,
+    /// Whether it was a gate or a trigger's halt (uses indexed before this
+    /// field existed read as gates).
+    #[serde(default)]
+    pub(crate) subject: Subject,
     /// What was decided.
     pub(crate) kind: DecisionKind,
     /// Who decided.
@@ -42,9 +47,11 @@ impl RequestUse {
         records
             .iter()
             .filter_map(|record| {
-                let (phase, gate, decision) = match record.event() {
-                    Event::DecisionRecorded { phase, gate, decision } => (phase, gate, decision),
-                    Event::TriggerDecided { phase, trigger, decision } => (phase, trigger, decision),
+                let (subject, phase, gate, decision) = match record.event() {
+                    Event::DecisionRecorded(payload::DecisionRecorded { phase, gate, decision }) => (Subject::Gate, phase, gate, decision),
+                    Event::TriggerDecided(payload::TriggerDecided { phase, trigger, decision }) => {
+                        (Subject::Trigger, phase, trigger, decision)
+                    }
                     _ => return None,
                 };
                 (!decision.request_id.is_empty()).then(|| {
@@ -54,6 +61,7 @@ impl RequestUse {
                             instance: instance.to_owned(),
                             phase: phase.clone(),
                             gate: gate.clone(),
+                            subject,
                             kind: decision.kind,
                             principal: decision.principal.clone(),
                             comment: decision.comment.clone(),
@@ -95,6 +103,7 @@ impl RequestUse {
             instance: self.instance.clone(),
             phase: self.phase.clone(),
             gate: self.gate.clone(),
+            subject: self.subject,
             kind: self.kind,
             principal: self.principal.clone(),
             at: self.at,

@@ -3,6 +3,7 @@
 //! with a message.
 
 use super::*;
+use crate::machine::payload;
 
 impl Driver {
     /// Runs a compensation attempt on its agent, like a task attempt.
@@ -119,7 +120,7 @@ impl Driver {
                 }
             }
         };
-        let event = Event::WatchSampled { phase: plan.id.clone(), watch: watch.id.clone(), value, verdict, detail };
+        let event = Event::WatchSampled(payload::WatchSampled { phase: plan.id.clone(), watch: watch.id.clone(), value, verdict, detail });
         self.apply_and_drive(id, vec![event], Vec::new(), Vec::new(), Answer::None);
     }
 

@@ -2,6 +2,7 @@
 //! and the index and outbox entries the change implies.
 
 use super::*;
+use crate::machine::payload;
 
 impl Driver {
     pub(super) fn batch(&mut self, id: &str, records: &[Record], stale_outbox: Vec<Vec<u8>>) -> Batch {
@@ -12,22 +13,23 @@ impl Driver {
         let mut outbox: Vec<OutboxOp> = stale_outbox.into_iter().map(|key| OutboxOp::Delete { key }).collect();
         for record in records {
             match record.event() {
-                Event::TaskDispatched { phase, task, attempt, key } => outbox.push(OutboxOp::Put {
+                Event::TaskDispatched(payload::TaskDispatched { phase, task, attempt, key }) => outbox.push(OutboxOp::Put {
                     key: key.as_bytes().to_vec(),
                     value: serde_json::to_vec(&json!({"dispatch": {"phase": phase, "task": task, "attempt": attempt}})).unwrap_or_default(),
                 }),
-                Event::TaskSucceeded { phase, task, attempt, .. }
-                | Event::TaskFailed { phase, task, attempt, .. }
-                | Event::TaskCancelled { phase, task, attempt, .. } => {
+                Event::TaskSucceeded(payload::TaskSucceeded { phase, task, attempt, .. })
+                | Event::TaskFailed(payload::TaskFailed { phase, task, attempt, .. })
+                | Event::TaskCancelled(payload::TaskCancelled { phase, task, attempt, .. }) => {
                     let phase_attempt = instance.phases.iter().find(|p| &p.id == phase).map_or(0, |p| p.attempt);
                     let key = crate::machine::idempotency_key(&instance.id, phase, phase_attempt, task, *attempt);
                     outbox.push(OutboxOp::Delete { key: key.into_bytes() });
                 }
-                Event::CompensationDispatched { step, id, attempt, key } => outbox.push(OutboxOp::Put {
+                Event::CompensationDispatched(payload::CompensationDispatched { step, id, attempt, key }) => outbox.push(OutboxOp::Put {
                     key: key.as_bytes().to_vec(),
                     value: serde_json::to_vec(&json!({"compensate": {"step": step, "id": id, "attempt": attempt}})).unwrap_or_default(),
                 }),
-                Event::CompensationSucceeded { step, id, attempt, .. } | Event::CompensationFailed { step, id, attempt, .. } => {
+                Event::CompensationSucceeded(payload::CompensationSucceeded { step, id, attempt, .. })
+                | Event::CompensationFailed(payload::CompensationFailed { step, id, attempt, .. }) => {
                     let key = crate::machine::compensation_key(&instance.id, instance.rollbacks, *step, id, *attempt);
                     outbox.push(OutboxOp::Delete { key: key.into_bytes() });
                 }

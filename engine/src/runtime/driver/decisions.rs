@@ -3,6 +3,8 @@
 //! recording the decision.
 
 use super::*;
+use crate::machine::approval::Refusal;
+use crate::machine::{payload, GateState, GateStatus, Subject, Target};
 
 impl Driver {
     /// A human decision: finds the gate, answers a repeated request id with
@@ -57,6 +59,7 @@ impl Driver {
                             instance: id.to_owned(),
                             phase: phase.id.clone(),
                             gate: state.id.clone(),
+                            subject: crate::machine::Subject::Gate,
                             kind: decision.kind,
                             principal: decision.principal.clone(),
                             at: *at,
@@ -90,133 +93,70 @@ impl Driver {
             }
         }
         // A trigger's halt for approval is decided like a gate, named by the trigger's id.
-        if let InstanceStatus::AwaitingDecision { phase, trigger, approval, .. } = &instance.status {
-            let named = gate.is_none_or(|g| g == trigger || g == format!("{phase}/{trigger}"));
-            if named {
-                let outcome = self.trigger_decision(instance, workflow, phase, trigger, approval, &request);
-                match outcome {
-                    Ok((event, outcome)) => self.apply_and_drive(id, vec![event], Vec::new(), Vec::new(), Answer::Decided(reply, outcome)),
-                    Err(error) => {
-                        let _ = reply.send(Err(error));
-                        self.maybe_evict(id);
+        let target = match &instance.status {
+            InstanceStatus::AwaitingDecision { phase, trigger, approval, .. }
+                if gate.is_none_or(|g| g == trigger || g == format!("{phase}/{trigger}")) =>
+            {
+                match Target::halt_named(workflow, phase, trigger) {
+                    Some(target) => Ok((target, approval)),
+                    None => {
+                        Err(Error::Invalid(format!("the pinned definition has no trigger `{phase}/{trigger}` that halts for approval")))
                     }
                 }
-                return;
             }
-        }
-        let (p, g) = match find_gate(instance, workflow, gate) {
-            Ok(found) => found,
+            _ => find_gate(instance, workflow, gate).map(|(p, g)| (Target::gate(workflow, p, g), &instance.phases[p].gates[g])),
+        };
+        match target.and_then(|(target, state)| self.decision_event(instance, target, state, &request)) {
+            Ok((event, outcome)) => self.apply_and_drive(id, vec![event], Vec::new(), Vec::new(), Answer::Decided(reply, outcome)),
             Err(error) => {
                 let _ = reply.send(Err(error));
                 self.maybe_evict(id);
-                return;
             }
-        };
-        let plan = &workflow.phases[p];
-        let gate_plan = &plan.gates[g];
-        let state = &instance.phases[p].gates[g];
-        let mut level = 0;
-        if let crate::machine::GateStatus::AwaitingDecision { level: current, .. } = &state.status {
-            level = *current;
-            let authority = crate::machine::gate::authority(gate_plan, plan.owner.as_ref(), level);
-            let approvers = authority.map(|a| a.approvers).unwrap_or_default();
-            let Some(via) = self.shared.roles.allows(&approvers, &request.principal) else {
-                let who: Vec<String> = approvers.iter().map(ToString::to_string).collect();
-                let _ = reply.send(Err(Error::Forbidden(format!(
-                    "{} may not decide gate {}/{} at level {level}; allowed: {}",
-                    request.principal,
-                    plan.id,
-                    gate_plan.id,
-                    if who.is_empty() { "nobody".to_owned() } else { who.join(", ") }
-                ))));
-                self.maybe_evict(id);
-                return;
-            };
-            let comment_required = gate_plan.approval.as_ref().is_some_and(|a| a.comment_required);
-            if comment_required && request.comment.trim().is_empty() {
-                let _ = reply.send(Err(Error::Invalid(format!(
-                    "gate {}/{} requires a comment with every decision (--comment)",
-                    plan.id, gate_plan.id
-                ))));
-                self.maybe_evict(id);
-                return;
-            }
-            let seen =
-                state.evaluation.as_ref().map(|e| e.criteria.iter().map(|c| (c.id.clone(), c.verdict)).collect()).unwrap_or_default();
-            let decision = crate::machine::Decision {
-                kind: request.kind,
-                principal: request.principal.clone(),
-                via,
-                comment: request.comment.clone(),
-                request_id: request.request_id.clone(),
-                level,
-                seen,
-            };
-            let outcome = crate::runtime::DecisionOutcome::submitted(id, &plan.id, &gate_plan.id, &request, self.shared.clock.now());
-            let event = Event::DecisionRecorded { phase: plan.id.clone(), gate: gate_plan.id.clone(), decision };
-            self.apply_and_drive(id, vec![event], Vec::new(), Vec::new(), Answer::Decided(reply, outcome));
-            return;
         }
-        // Not awaiting: let the machine say why (already decided by whom and when).
-        let decision = crate::machine::Decision {
-            kind: request.kind,
-            principal: request.principal.clone(),
-            via: String::new(),
-            comment: request.comment.clone(),
-            request_id: request.request_id.clone(),
-            level,
-            seen: BTreeMap::new(),
-        };
-        let event = Event::DecisionRecorded { phase: plan.id.clone(), gate: gate_plan.id.clone(), decision };
-        let outcome = crate::runtime::DecisionOutcome::submitted(id, &plan.id, &gate_plan.id, &request, self.shared.clock.now());
-        self.apply_and_drive(id, vec![event], Vec::new(), Vec::new(), Answer::Decided(reply, outcome));
     }
 
-    /// Checks a decision on a trigger's halt (authority at the current
-    /// level, comment rule) and builds its event and outcome.
-    pub(super) fn trigger_decision(
+    /// Authorizes a decision on a wait (a gate or a trigger's halt) by the
+    /// one approval rule, and builds its event and outcome. A gate that is
+    /// not awaiting a decision gets the event anyway, so the machine says
+    /// why (already decided by whom and when).
+    fn decision_event(
         &self,
         instance: &Instance,
-        workflow: &Workflow,
-        phase: &str,
-        trigger: &str,
-        state: &crate::machine::GateState,
+        target: Target<'_>,
+        state: &GateState,
         request: &crate::runtime::DecisionRequest,
     ) -> Result<(Event, crate::runtime::DecisionOutcome), Error> {
-        let Some((p, plan)) = workflow.trigger(phase, trigger) else {
-            return Err(Error::Invalid(format!("the pinned definition has no trigger `{phase}/{trigger}`")));
+        let (level, via) = match &state.status {
+            GateStatus::AwaitingDecision { level, .. } => {
+                (*level, target.authorize(*level, &self.shared.roles, &request.principal, &request.comment).map_err(refused)?)
+            }
+            GateStatus::Pending | GateStatus::OnHold { .. } | GateStatus::Passed { .. } | GateStatus::Failed { .. } => (0, String::new()),
         };
-        let crate::plan::Action::HaltForApproval { approval, .. } = &plan.action else {
-            return Err(Error::Invalid(format!("trigger `{trigger}` does not halt for approval")));
-        };
-        let crate::machine::GateStatus::AwaitingDecision { level, .. } = &state.status else {
-            return Err(Error::Invalid(format!("trigger {phase}/{trigger} is not awaiting a decision")));
-        };
-        let approvers = crate::machine::gate::authority_of(Some(approval), workflow.phases[p].owner.as_ref(), *level)
-            .map(|a| a.approvers)
-            .unwrap_or_default();
-        let Some(via) = self.shared.roles.allows(&approvers, &request.principal) else {
-            let who: Vec<String> = approvers.iter().map(ToString::to_string).collect();
-            return Err(Error::Forbidden(format!(
-                "{} may not decide trigger {phase}/{trigger} at level {level}; allowed: {}",
-                request.principal,
-                if who.is_empty() { "nobody".to_owned() } else { who.join(", ") }
-            )));
-        };
-        if approval.comment_required && request.comment.trim().is_empty() {
-            return Err(Error::Invalid(format!("trigger {phase}/{trigger} requires a comment with every decision (--comment)")));
-        }
+        let seen = state.evaluation.as_ref().map(|e| e.criteria.iter().map(|c| (c.id.clone(), c.verdict)).collect()).unwrap_or_default();
         let decision = crate::machine::Decision {
             kind: request.kind,
             principal: request.principal.clone(),
             via,
             comment: request.comment.clone(),
             request_id: request.request_id.clone(),
-            level: *level,
-            seen: BTreeMap::new(),
+            level,
+            seen,
         };
-        let outcome = crate::runtime::DecisionOutcome::submitted(&instance.id, phase, trigger, request, self.shared.clock.now());
-        Ok((Event::TriggerDecided { phase: phase.to_owned(), trigger: trigger.to_owned(), decision }, outcome))
+        let outcome = crate::runtime::DecisionOutcome::submitted(&instance.id, &target, request, self.shared.clock.now());
+        let (phase, id) = (target.phase.to_owned(), target.id.to_owned());
+        let event = match target.subject {
+            Subject::Gate => Event::DecisionRecorded(payload::DecisionRecorded { phase, gate: id, decision }),
+            Subject::Trigger => Event::TriggerDecided(payload::TriggerDecided { phase, trigger: id, decision }),
+        };
+        Ok((event, outcome))
+    }
+}
+
+/// The runtime's error for a principal the approval rule refuses.
+fn refused(refusal: Refusal) -> Error {
+    match refusal {
+        Refusal::NotAllowed(why) => Error::Forbidden(why),
+        Refusal::CommentRequired(why) => Error::Invalid(why),
     }
 }
 

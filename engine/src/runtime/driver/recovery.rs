@@ -3,6 +3,7 @@
 //! it) when a command or a timer needs it.
 
 use super::*;
+use crate::machine::payload;
 
 impl Driver {
     /// Loads every instance with work to resume: running ones, ones with
@@ -59,13 +60,13 @@ impl Driver {
             if matches!(cell.instance.status, InstanceStatus::RollingBack { .. } | InstanceStatus::Halted { .. }) {
                 effects.push(Effect::Compensate { step, attempt, key });
             } else if let Some(rollback) = &cell.instance.rollback {
-                events.push(Event::CompensationFailed {
+                events.push(Event::CompensationFailed(payload::CompensationFailed {
                     step,
                     id: rollback.steps[step].state.id.clone(),
                     attempt,
                     error: "cancelled while the engine was down".to_owned(),
                     retryable: true,
-                });
+                }));
             }
         }
         for (p, t, attempt, key) in in_flight {
@@ -73,12 +74,12 @@ impl Driver {
                 effects.push(Effect::Dispatch { phase: p, task: t, attempt, key });
             } else {
                 let phase = &cell.instance.phases[p];
-                events.push(Event::TaskCancelled {
+                events.push(Event::TaskCancelled(payload::TaskCancelled {
                     phase: phase.id.clone(),
                     task: phase.tasks[t].id.clone(),
                     attempt,
                     reason: "cancelled while the engine was down".to_owned(),
-                });
+                }));
             }
         }
         // Notifications not yet delivered are sent again, with their key.

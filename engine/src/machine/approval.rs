@@ -1,0 +1,445 @@
+//! The one approval rule, for a gate and for a trigger's halt for approval:
+//! who may decide at which escalation level, how a decision or a deadline
+//! moves the wait, and where the two kinds of wait differ.
+//!
+//! The two kinds differ in two places, both visible here: a gate with no
+//! `approval` is judged by its phase owner ([`Target::authority`]), while a
+//! halt always has one; and [`Outcome::Held`] means different things to the
+//! callers: a held gate stops its phase for remediation until tasks are
+//! re-run, a held halt keeps waiting with no deadline, because there is no
+//! work to redo. Everything else (quorum, self-approval, counting a
+//! principal once, escalation, deadlines and their answers) is this module.
+
+use serde::{Deserialize, Serialize};
+
+use super::gate::{Decision, DecisionKind, GateState, GateStatus, Roles};
+use super::{Event, Instance, RejectKind, Rejected, Timestamp};
+use crate::model::OnTimeout;
+use crate::plan::{self, Principal, Workflow};
+
+/// What waits for people: a gate, or a trigger's halt for approval.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Subject {
+    /// A quality gate at the end of a phase.
+    #[default]
+    Gate,
+    /// A trigger whose action is `halt_for_approval`.
+    Trigger,
+}
+
+impl Subject {
+    /// The word for it in messages: `gate` or `trigger`.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Subject::Gate => "gate",
+            Subject::Trigger => "trigger",
+        }
+    }
+}
+
+/// One thing a decision can be about, with the definition's rule for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'w> {
+    /// A gate or a trigger's halt.
+    pub subject: Subject,
+    /// The phase declaring it.
+    pub phase: &'w str,
+    /// The gate's or trigger's id.
+    pub id: &'w str,
+    /// Its approval rule (a gate may have none: its owner judges missing evidence).
+    pub approval: Option<&'w plan::Approval>,
+    /// The phase owner.
+    pub owner: Option<&'w Principal>,
+}
+
+/// Who may decide at one level of a wait, and how many approvals it needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Authority {
+    /// Allowed principals and roles.
+    pub approvers: Vec<Principal>,
+    /// Approvals needed.
+    pub required: u32,
+    /// The level's deadline.
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// Why a principal may not take a decision, before anything is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The principal is not among the level's approvers (directly or through a role).
+    NotAllowed(String),
+    /// The rule requires a comment and none was given.
+    CommentRequired(String),
+}
+
+/// Where a wait stands after a decision or a deadline.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The quorum was reached (or the deadline's answer is approve): these
+    /// principals approved.
+    Approved(Vec<String>),
+    /// Rejected, by a person or a deadline: why.
+    Rejected(String),
+    /// Put on hold by this principal: a gate stops for remediation, a
+    /// halt waits on with no deadline.
+    Held(String),
+    /// Still waiting (more approvals needed, escalated, or a halt on hold):
+    /// the new `AwaitingDecision` status.
+    Waiting(GateStatus),
+}
+
+impl<'w> Target<'w> {
+    /// Gate `g` of phase `p`.
+    pub fn gate(workflow: &'w Workflow, p: usize, g: usize) -> Self {
+        Self::gate_of(&workflow.phases[p], g)
+    }
+
+    /// Gate `g` of a phase.
+    pub fn gate_of(phase: &'w plan::Phase, g: usize) -> Self {
+        let gate = &phase.gates[g];
+        Target { subject: Subject::Gate, phase: &phase.id, id: &gate.id, approval: gate.approval.as_ref(), owner: phase.owner.as_ref() }
+    }
+
+    /// Trigger `k` of phase `p`, if its action halts for approval.
+    pub fn halt(workflow: &'w Workflow, p: usize, k: usize) -> Option<Self> {
+        let phase = &workflow.phases[p];
+        let trigger = &phase.triggers[k];
+        match &trigger.action {
+            plan::Action::HaltForApproval { approval, .. } => Some(Target {
+                subject: Subject::Trigger,
+                phase: &phase.id,
+                id: &trigger.id,
+                approval: Some(approval),
+                owner: phase.owner.as_ref(),
+            }),
+            plan::Action::Rollback { .. } | plan::Action::Goto { .. } | plan::Action::Notify(_) | plan::Action::Run { .. } => None,
+        }
+    }
+
+    /// The trigger `phase/trigger`, if it exists and halts for approval.
+    pub fn halt_named(workflow: &'w Workflow, phase: &str, trigger: &str) -> Option<Self> {
+        let p = workflow.phase_index(phase)?;
+        let k = workflow.phases[p].triggers.iter().position(|t| t.id == trigger)?;
+        Self::halt(workflow, p, k)
+    }
+
+    /// `gate launch/go` or `trigger launch/p1`, for messages.
+    pub fn name(&self) -> String {
+        format!("{} {}/{}", self.subject.noun(), self.phase, self.id)
+    }
+
+    /// The authority at `level`: the approval's own approvers at 0, then each
+    /// escalation level; with no approval, the phase owner at level 0.
+    pub fn authority(&self, level: usize) -> Option<Authority> {
+        match (self.approval, level) {
+            (Some(approval), 0) => {
+                Some(Authority { approvers: approval.approvers.clone(), required: approval.required, timeout: approval.timeout })
+            }
+            (Some(approval), n) => approval.escalation.get(n - 1).map(|l| Authority {
+                approvers: l.approvers.clone(),
+                required: l.required,
+                timeout: l.timeout,
+            }),
+            (None, 0) => self.owner.map(|o| Authority { approvers: vec![o.clone()], required: 1, timeout: None }),
+            (None, _) => None,
+        }
+    }
+
+    /// Whether the definition asks for a notification when the wait moves.
+    pub fn notifies(&self) -> bool {
+        self.approval.is_some_and(|a| a.notify.is_some())
+    }
+
+    /// A fresh wait at level 0, starting at `at`.
+    pub fn open(&self, at: Timestamp) -> GateStatus {
+        GateStatus::AwaitingDecision {
+            since: at,
+            level: 0,
+            deadline: self.authority(0).and_then(|a| a.timeout).map(|t| at.after(t)),
+            approvals: Vec::new(),
+        }
+    }
+
+    /// The one authorization check: may `principal` decide at `level`? With
+    /// roles from the configuration (membership is not in the log), so the
+    /// runtime calls it before anything is recorded. Returns the approver
+    /// entry that allows it (`alice` or `role:sre`).
+    pub fn authorize(&self, level: usize, roles: &Roles, principal: &str, comment: &str) -> Result<String, Refusal> {
+        let approvers = self.authority(level).map(|a| a.approvers).unwrap_or_default();
+        let Some(via) = roles.allows(&approvers, principal) else {
+            let who: Vec<String> = approvers.iter().map(ToString::to_string).collect();
+            return Err(Refusal::NotAllowed(format!(
+                "{principal} may not decide {} at level {level}; allowed: {}",
+                self.name(),
+                if who.is_empty() { "nobody".to_owned() } else { who.join(", ") }
+            )));
+        };
+        if self.approval.is_some_and(|a| a.comment_required) && comment.trim().is_empty() {
+            return Err(Refusal::CommentRequired(format!("{} requires a comment with every decision (--comment)", self.name())));
+        }
+        Ok(via)
+    }
+
+    /// Applies a person's decision to a wait. Checks what the log alone can
+    /// prove: the level matches, an approver is not the starter when
+    /// self-approval is off and counts once, and an escalation has somewhere
+    /// to go.
+    pub(crate) fn decide(
+        &self,
+        event: &Event,
+        instance: &Instance,
+        state: &GateState,
+        decision: &Decision,
+        at: Timestamp,
+    ) -> Result<Outcome, Rejected> {
+        let Open { since, level, deadline, approvals } = awaiting(self, state, event)?;
+        let subject = format!("{} {}", self.subject.noun(), self.id);
+        if decision.level != level {
+            return Err(Rejected::new(
+                event,
+                format!("{subject} is at escalation level {level}"),
+                format!("the decision was made for level {}", decision.level),
+            ));
+        }
+        let Some(authority) = self.authority(level) else {
+            return Err(Rejected::new(event, format!("{subject} has no level {level}"), "unknown escalation level"));
+        };
+        let next_level = self.authority(level + 1);
+        let mut approvals = approvals.to_vec();
+        Ok(match decision.kind {
+            DecisionKind::Approve => {
+                let self_approval = self.approval.is_none_or(|a| a.self_approval);
+                if !self_approval && decision.principal == instance.started_by {
+                    return Err(Rejected::of(
+                        RejectKind::NotAllowed,
+                        event,
+                        format!("{} started instance {}", decision.principal, instance.id),
+                        format!("{subject} does not allow self-approval; another approver must decide"),
+                    ));
+                }
+                if approvals.contains(&decision.principal) {
+                    return Err(Rejected::of(
+                        RejectKind::NotAllowed,
+                        event,
+                        format!("{} already approved {subject}", decision.principal),
+                        "a principal counts once toward the quorum",
+                    ));
+                }
+                approvals.push(decision.principal.clone());
+                if approvals.len() >= authority.required as usize {
+                    Outcome::Approved(approvals)
+                } else {
+                    Outcome::Waiting(GateStatus::AwaitingDecision { since, level, deadline, approvals })
+                }
+            }
+            DecisionKind::Reject => Outcome::Rejected(if decision.comment.is_empty() {
+                format!("rejected by {}", decision.principal)
+            } else {
+                format!("rejected by {}: {}", decision.principal, decision.comment)
+            }),
+            DecisionKind::Hold => Outcome::Held(decision.principal.clone()),
+            DecisionKind::Escalate => match next_level {
+                Some(next) => Outcome::Waiting(escalated(&next, level, at)),
+                None => {
+                    return Err(Rejected::new(
+                        event,
+                        format!("{subject} is at its last escalation level ({level})"),
+                        "there is no level to escalate to",
+                    ));
+                }
+            },
+        })
+    }
+
+    /// Applies a deadline's answer (`on_timeout`) at `level`. Returns the
+    /// outcome and the answer as a decision by `phasegate`, which the wait
+    /// records like any other.
+    pub(crate) fn time_out(
+        &self,
+        event: &Event,
+        state: &GateState,
+        level: usize,
+        action: OnTimeout,
+        at: Timestamp,
+    ) -> Result<(Outcome, Decision), Rejected> {
+        let Open { level: current, deadline, approvals, .. } = awaiting(self, state, event)?;
+        let subject = format!("{} {}", self.subject.noun(), self.id);
+        if current != level || deadline.is_none_or(|d| d > at) {
+            return Err(Rejected::new(
+                event,
+                format!("{subject} is at level {current}, deadline {deadline:?}"),
+                "the deadline has not passed at that level",
+            ));
+        }
+        let declared = self.approval.and_then(|a| a.on_timeout);
+        if declared != Some(action) {
+            return Err(Rejected::new(event, format!("{subject} declares on_timeout {declared:?}"), "the action must be the declared one"));
+        }
+        let (outcome, kind) = match action {
+            OnTimeout::Approve => (Outcome::Approved(approvals.to_vec()), DecisionKind::Approve),
+            OnTimeout::Reject => {
+                (Outcome::Rejected(format!("no decision before the deadline of level {level}; on_timeout = reject")), DecisionKind::Reject)
+            }
+            OnTimeout::Hold => (Outcome::Held("phasegate".to_owned()), DecisionKind::Hold),
+            OnTimeout::Escalate => match self.authority(level + 1) {
+                Some(next) => (Outcome::Waiting(escalated(&next, level, at)), DecisionKind::Escalate),
+                None => {
+                    (Outcome::Rejected(format!("no decision by the deadline of the last escalation level ({level})")), DecisionKind::Reject)
+                }
+            },
+        };
+        let answer = Decision {
+            kind,
+            principal: "phasegate".to_owned(),
+            via: String::new(),
+            comment: format!("no decision before the deadline of level {level}; on_timeout = {}", action.name()),
+            request_id: String::new(),
+            level,
+            seen: Default::default(),
+        };
+        Ok((outcome, answer))
+    }
+}
+
+/// The wait at the next level, starting now.
+fn escalated(next: &Authority, level: usize, at: Timestamp) -> GateStatus {
+    GateStatus::AwaitingDecision { since: at, level: level + 1, deadline: next.timeout.map(|t| at.after(t)), approvals: Vec::new() }
+}
+
+/// A wait's fields while it awaits a decision.
+struct Open<'s> {
+    since: Timestamp,
+    level: usize,
+    deadline: Option<Timestamp>,
+    approvals: &'s [String],
+}
+
+/// The fields of a wait awaiting a decision, or a rejection saying who
+/// already decided it.
+fn awaiting<'s>(target: &Target<'_>, state: &'s GateState, event: &Event) -> Result<Open<'s>, Rejected> {
+    let subject = format!("{} {}", target.subject.noun(), target.id);
+    match &state.status {
+        GateStatus::AwaitingDecision { since, level, deadline, approvals } => {
+            Ok(Open { since: *since, level: *level, deadline: *deadline, approvals })
+        }
+        GateStatus::Pending => Err(Rejected::new(event, format!("{subject} has not been evaluated yet"), "it is not awaiting a decision")),
+        GateStatus::OnHold { .. } | GateStatus::Passed { .. } | GateStatus::Failed { .. } => {
+            let decided = match state.settling_decision() {
+                Some((at, decision)) => format!("{subject} was already {} by {} at {at}", decision.kind.past(), decision.principal),
+                None => format!("{subject} is already {}", state.status.kind()),
+            };
+            Err(Rejected::new(event, decided, "it is not awaiting a decision"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Format, Source};
+    use crate::plan::AgentNames;
+
+    const TWO_KINDS: &str = r#"
+name = "waits"
+[signals.incident]
+description = "an incident"
+[[phases]]
+id = "ship"
+owner = "olga"
+[[phases.tasks]]
+id = "deploy"
+agent = "noop"
+[[phases.gates]]
+id = "judged-by-owner"
+[[phases.gates.criteria]]
+id = "c"
+label = "c"
+must = "tasks.deploy.output.ok == true"
+[[phases.gates]]
+id = "go"
+[phases.gates.approval]
+approvers = ["role:qa"]
+comment_required = true
+[[phases.gates.approval.escalation]]
+approvers = ["cto"]
+[[phases.triggers]]
+id = "p1"
+on = "signal:incident"
+action = "halt_for_approval"
+approval = { approvers = ["role:sre"] }
+then = "rollback"
+[[phases.triggers]]
+id = "p0"
+on = "signal:incident"
+action = "rollback"
+"#;
+
+    fn workflow() -> Workflow {
+        crate::plan::load_source(&Source::from_text(TWO_KINDS, Format::Toml), &AgentNames::builtin()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn roles() -> Roles {
+        Roles([("qa".to_owned(), ["quinn".to_owned()].into()), ("sre".to_owned(), ["sam".to_owned()].into())].into())
+    }
+
+    #[test]
+    fn a_gate_without_approval_is_judged_by_its_owner_and_a_halt_by_its_approvers() {
+        let workflow = workflow();
+        let owned = Target::gate(&workflow, 0, 0);
+        assert_eq!(owned.authority(0).map(|a| a.approvers), Some(vec![Principal::User("olga".into())]));
+        assert_eq!(owned.authority(1), None, "an owner has no escalation level");
+        let gate = Target::gate(&workflow, 0, 1);
+        assert_eq!(gate.authority(1).map(|a| a.approvers), Some(vec![Principal::User("cto".into())]));
+        let halt = Target::halt_named(&workflow, "ship", "p1").expect("a halt");
+        assert_eq!((halt.subject, halt.name()), (Subject::Trigger, "trigger ship/p1".to_owned()));
+        assert!(Target::halt_named(&workflow, "ship", "p0").is_none(), "a rollback trigger does not wait for anyone");
+    }
+
+    #[test]
+    fn authorize_is_the_one_check_of_who_may_decide_and_the_comment_rule() {
+        let workflow = workflow();
+        let gate = Target::gate(&workflow, 0, 1);
+        assert_eq!(gate.authorize(0, &roles(), "quinn", "looks good"), Ok("role:qa".to_owned()));
+        assert_eq!(
+            gate.authorize(0, &roles(), "sam", "looks good"),
+            Err(Refusal::NotAllowed("sam may not decide gate ship/go at level 0; allowed: role:qa".to_owned()))
+        );
+        assert!(matches!(gate.authorize(0, &roles(), "quinn", "  "), Err(Refusal::CommentRequired(_))));
+        assert_eq!(gate.authorize(1, &roles(), "cto", "ok"), Ok("cto".to_owned()), "the escalation level's approver");
+        let halt = Target::halt_named(&workflow, "ship", "p1").expect("a halt");
+        assert_eq!(halt.authorize(0, &roles(), "sam", ""), Ok("role:sre".to_owned()), "no comment rule on the halt");
+        assert!(matches!(halt.authorize(0, &roles(), "quinn", ""), Err(Refusal::NotAllowed(_))));
+    }
+
+    #[test]
+    fn hold_is_one_outcome_and_escalation_past_the_last_level_is_refused() {
+        let workflow = workflow();
+        let gate = Target::gate(&workflow, 0, 1);
+        let mut state = GateState::new("go");
+        state.status = gate.open(Timestamp(5));
+        let instance = Instance::new("i", &workflow, "h", Default::default(), "starter", Timestamp(1));
+        let event = Event::InstanceCompleted;
+        let decision = |kind, level| Decision {
+            kind,
+            principal: "quinn".into(),
+            via: "role:qa".into(),
+            comment: "c".into(),
+            request_id: String::new(),
+            level,
+            seen: Default::default(),
+        };
+        let held = gate.decide(&event, &instance, &state, &decision(DecisionKind::Hold, 0), Timestamp(9));
+        assert_eq!(held, Ok(Outcome::Held("quinn".into())));
+        let Ok(Outcome::Waiting(escalated)) = gate.decide(&event, &instance, &state, &decision(DecisionKind::Escalate, 0), Timestamp(9))
+        else {
+            panic!("escalates to level 1");
+        };
+        assert!(matches!(escalated, GateStatus::AwaitingDecision { level: 1, since: Timestamp(9), .. }));
+        state.status = escalated;
+        let last = gate.decide(&event, &instance, &state, &decision(DecisionKind::Escalate, 1), Timestamp(10));
+        assert!(last.is_err_and(|r| r.reason.contains("no level to escalate to")));
+        let wrong_level = gate.decide(&event, &instance, &state, &decision(DecisionKind::Approve, 0), Timestamp(10));
+        assert!(wrong_level.is_err_and(|r| r.state.contains("escalation level 1")));
+    }
+}

@@ -1,0 +1,152 @@
+//! Task attempts: dispatch, results, retries and skips.
+
+use super::super::guards::{require_phase_running, require_running, task_index, Cx, Effect, Handled};
+use super::super::{payload, Rejected, TaskStatus};
+use super::{rollback, trigger};
+use crate::machine::state::phase_active;
+use crate::plan::TriggerOn;
+
+/// `TaskDispatched`: a ready, due or cancelled task's next attempt goes to its agent.
+pub(crate) fn dispatched(cx: Cx<'_>, e: &payload::TaskDispatched) -> Handled {
+    let Cx { instance, workflow, event, at } = cx;
+    require_running(instance, event)?;
+    let (p, t) = task_index(workflow, event, &e.phase, &e.task)?;
+    // An on-demand task a trigger asked for also runs beside a gate awaiting a decision.
+    let on_demand = instance.phases[p].tasks[t].requested && phase_active(&instance.phases[p].status);
+    if !on_demand {
+        require_phase_running(instance, event, p)?;
+    }
+    let state = &instance.phases[p].tasks[t];
+    let fresh = e.attempt == state.attempts + 1;
+    let allowed = match &state.status {
+        TaskStatus::Pending => {
+            fresh && workflow.phases[p].tasks[t].depends_on.iter().all(|&d| instance.phases[p].tasks[d].status.is_done())
+        }
+        TaskStatus::RetryWaiting { attempt: due_attempt, .. } => *due_attempt == e.attempt && fresh,
+        TaskStatus::Cancelled { .. } => fresh,
+        TaskStatus::Dispatched { .. } | TaskStatus::Succeeded { .. } | TaskStatus::Failed { .. } | TaskStatus::Skipped { .. } => false,
+    };
+    if !allowed {
+        return Err(Rejected::new(
+            event,
+            format!("task {} is {} after {} attempt(s)", e.task, state.status.kind(), state.attempts),
+            "a task is dispatched when it is ready, due for retry or was cancelled, with the next attempt number",
+        ));
+    }
+    let state = &mut instance.phases[p].tasks[t];
+    state.attempts = e.attempt;
+    state.status = TaskStatus::Dispatched { attempt: e.attempt, key: e.key.clone(), at };
+    Ok(vec![Effect::Dispatch { phase: p, task: t, attempt: e.attempt, key: e.key.clone() }])
+}
+
+/// How an attempt in flight ended.
+pub(crate) enum Ended<'e> {
+    /// `TaskSucceeded`.
+    Succeeded(&'e payload::TaskSucceeded),
+    /// `TaskFailed`.
+    Failed(&'e payload::TaskFailed),
+    /// `TaskCancelled`.
+    Cancelled(&'e payload::TaskCancelled),
+}
+
+/// `TaskSucceeded`, `TaskFailed`, `TaskCancelled`: the result of the attempt
+/// in flight. Accepted whatever the instance's status: the work happened,
+/// and the log must say so.
+pub(crate) fn ended(cx: Cx<'_>, ended: Ended<'_>) -> Handled {
+    let Cx { instance, workflow, event, at } = cx;
+    let (phase, task, attempt) = match &ended {
+        Ended::Succeeded(e) => (&e.phase, &e.task, e.attempt),
+        Ended::Failed(e) => (&e.phase, &e.task, e.attempt),
+        Ended::Cancelled(e) => (&e.phase, &e.task, e.attempt),
+    };
+    let (p, t) = task_index(workflow, event, phase, task)?;
+    let state = &instance.phases[p].tasks[t];
+    match &state.status {
+        TaskStatus::Dispatched { attempt: running, .. } if *running == attempt => {}
+        TaskStatus::Dispatched { .. }
+        | TaskStatus::Pending
+        | TaskStatus::Succeeded { .. }
+        | TaskStatus::Failed { .. }
+        | TaskStatus::RetryWaiting { .. }
+        | TaskStatus::Skipped { .. }
+        | TaskStatus::Cancelled { .. } => {
+            return Err(Rejected::new(
+                event,
+                format!("task {task} is {} (attempt {})", state.status.kind(), state.attempts),
+                format!("no attempt {attempt} of it is in flight"),
+            ));
+        }
+    }
+    let state = &mut instance.phases[p].tasks[t];
+    state.status = match &ended {
+        Ended::Succeeded(e) => TaskStatus::Succeeded { attempt, output: e.output.clone(), duration_ms: e.duration_ms, at },
+        Ended::Failed(e) => TaskStatus::Failed { attempt, error: e.error.clone(), retryable: e.retryable, at },
+        Ended::Cancelled(_) => TaskStatus::Cancelled { attempt, at },
+    };
+    match &ended {
+        Ended::Succeeded(_) => rollback::journal(instance, workflow, p, Some(t)),
+        Ended::Failed(e) if !instance.phases[p].tasks[t].may_retry(workflow.phases[p].tasks[t].retry.max_attempts) => {
+            let cause = format!("task {task} failed for good: {}", e.error);
+            trigger::queue(
+                instance,
+                workflow,
+                Some(p),
+                |on| matches!(on, TriggerOn::TaskFailed(which) if which.is_none_or(|w| w == t)),
+                &cause,
+            );
+        }
+        Ended::Failed(_) | Ended::Cancelled(_) => {}
+    }
+    Ok(Vec::new())
+}
+
+/// `RetryScheduled`: a retryable failure within its budget waits for its next attempt.
+pub(crate) fn retry_scheduled(cx: Cx<'_>, e: &payload::RetryScheduled) -> Handled {
+    let Cx { instance, workflow, event, .. } = cx;
+    require_running(instance, event)?;
+    let (p, t) = task_index(workflow, event, &e.phase, &e.task)?;
+    let state = &instance.phases[p].tasks[t];
+    let policy = &workflow.phases[p].tasks[t].retry;
+    let error = match &state.status {
+        TaskStatus::Failed { attempt: failed, error, .. } if e.attempt == failed + 1 && state.may_retry(policy.max_attempts) => {
+            error.clone()
+        }
+        TaskStatus::Failed { .. }
+        | TaskStatus::Pending
+        | TaskStatus::Dispatched { .. }
+        | TaskStatus::Succeeded { .. }
+        | TaskStatus::RetryWaiting { .. }
+        | TaskStatus::Skipped { .. }
+        | TaskStatus::Cancelled { .. } => {
+            return Err(Rejected::new(
+                event,
+                format!("task {} is {} after {} attempt(s)", e.task, state.status.kind(), state.attempts),
+                format!("only a retryable failure within max_attempts = {} is retried", policy.max_attempts),
+            ));
+        }
+    };
+    instance.phases[p].tasks[t].status = TaskStatus::RetryWaiting { attempt: e.attempt, due: e.due, error };
+    Ok(Vec::new())
+}
+
+/// `TaskSkipped`: a pending task whose `when` did not hold.
+pub(crate) fn skipped(cx: Cx<'_>, e: &payload::TaskSkipped) -> Handled {
+    let Cx { instance, workflow, event, .. } = cx;
+    require_running(instance, event)?;
+    let (p, t) = task_index(workflow, event, &e.phase, &e.task)?;
+    require_phase_running(instance, event, p)?;
+    let state = &instance.phases[p].tasks[t];
+    match &state.status {
+        TaskStatus::Pending => {}
+        TaskStatus::Dispatched { .. }
+        | TaskStatus::Succeeded { .. }
+        | TaskStatus::Failed { .. }
+        | TaskStatus::RetryWaiting { .. }
+        | TaskStatus::Skipped { .. }
+        | TaskStatus::Cancelled { .. } => {
+            return Err(Rejected::new(event, format!("task {} is {}", e.task, state.status.kind()), "only a pending task is skipped"));
+        }
+    }
+    instance.phases[p].tasks[t].status = TaskStatus::Skipped { reason: e.reason.clone() };
+    Ok(Vec::new())
+}

@@ -135,7 +135,7 @@ pub async fn measure(path: &Path, waiting: usize, running: usize) -> Value {
         let started = Instant::now();
         let (instance, _) = engine.instance(&format!("w{}", round * 7919 % waiting.max(1))).expect("instance");
         one.push(started.elapsed().as_secs_f64());
-        found = (pending.len(), all.len(), instance.effective_status() == "awaiting_approval");
+        found = (pending.len(), all.len(), instance.effective_status() == phasegate_engine::machine::EffectiveStatus::AwaitingApproval);
     }
     assert_eq!(found.0, waiting, "approvals lists every waiting instance");
     assert_eq!(found.1, waiting + running, "status lists every instance");

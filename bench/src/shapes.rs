@@ -61,7 +61,7 @@ pub async fn run(definition: &str, instances: usize) -> Run {
     let (events, flushes) = store.stats().map_or((0, 0), |s| (s.events.load(Ordering::Relaxed), s.flushes.load(Ordering::Relaxed)));
     for i in 0..instances.min(3) {
         let (instance, _) = engine.instance(&format!("i{i}")).expect("loads");
-        assert_eq!(instance.effective_status(), "completed", "the benchmark checks its own work");
+        assert_eq!(instance.effective_status(), phasegate_engine::machine::EffectiveStatus::Completed, "the benchmark checks its own work");
     }
     engine.shutdown().await;
     Run { elapsed, events, flushes }

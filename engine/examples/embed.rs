@@ -61,7 +61,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut events = engine.subscribe();
     let follower = tokio::spawn(async move {
         while let Ok(note) = events.recv().await {
-            println!("event {:>3} {:<24} {}", note.record.seq(), note.record.event().describe(), note.status);
+            println!(
+                "event {:>3} {:<24} {}",
+                note.record.seq(),
+                note.record.event().describe(),
+                note.status.map_or("unknown", |s| s.as_str())
+            );
         }
     });
 

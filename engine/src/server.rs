@@ -303,11 +303,11 @@ async fn start(State(api): State<Arc<Api>>, request: Request) -> ApiResult {
 
 #[derive(Deserialize)]
 struct ListQuery {
-    status: Option<String>,
+    status: Option<crate::machine::EffectiveStatus>,
 }
 
 async fn list(State(api): State<Arc<Api>>, Query(query): Query<ListQuery>) -> ApiResult {
-    let rows: Vec<Value> = api.engine.list(query.status.as_deref())?.into_iter().map(|(id, s)| json!({"id": id, "summary": s})).collect();
+    let rows: Vec<Value> = api.engine.list(query.status)?.into_iter().map(|(id, s)| json!({"id": id, "summary": s})).collect();
     Ok(Json(Value::Array(rows)).into_response())
 }
 
@@ -425,7 +425,7 @@ async fn operate(State(api): State<Arc<Api>>, UrlPath((id, operation)): UrlPath<
             ))
         }
     };
-    let status = engine.instance(&id).map(|(i, _)| i.effective_status()).unwrap_or("unknown");
+    let status = engine.instance(&id).map(|(i, _)| i.effective_status().as_str()).unwrap_or("unknown");
     Ok(Json(json!({"instance": id, "seq": seq, "status": status})).into_response())
 }
 
@@ -455,7 +455,7 @@ async fn backup(State(api): State<Arc<Api>>, request: Request) -> ApiResult {
 async fn metrics(State(api): State<Arc<Api>>) -> ApiResult {
     let mut out = String::new();
     out.push_str("# HELP phasegate_instances Instances by effective status.\n# TYPE phasegate_instances gauge\n");
-    let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+    let mut by_status: BTreeMap<crate::machine::EffectiveStatus, u64> = BTreeMap::new();
     for (_, summary) in api.engine.list(None)? {
         *by_status.entry(summary.status).or_insert(0) += 1;
     }

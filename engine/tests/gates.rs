@@ -70,7 +70,7 @@ async fn approval_reaches_quorum_with_distinct_principals_and_the_dag_continues(
     let engine = engine().await;
     let approval = "[phases.gates.approval]\napprovers = [\"ann\", \"ben\", \"role:qa\"]\nrequired = 2";
     let id = start(&engine, workflow(&engine, GREEN, approval), "sam").await;
-    assert_eq!(engine.instance(&id).expect("loads").0.effective_status(), "awaiting_approval");
+    assert_eq!(engine.instance(&id).expect("loads").0.effective_status(), phasegate_engine::machine::EffectiveStatus::AwaitingApproval);
     let pending = engine.approvals(None).expect("approvals");
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].warnings, ["Enough tests"], "the failed should is a warning the approver sees");
@@ -86,7 +86,7 @@ async fn approval_reaches_quorum_with_distinct_principals_and_the_dag_continues(
     let second = engine.decide(&id, Some("qa/signoff"), request(DecisionKind::Approve, "quinn", "")).await.expect("quinn approves");
     assert_eq!(second.gate_status, "passed");
     engine.run_until_idle().await;
-    assert_eq!(engine.instance(&id).expect("loads").0.effective_status(), "completed");
+    assert_eq!(engine.instance(&id).expect("loads").0.effective_status(), phasegate_engine::machine::EffectiveStatus::Completed);
     assert!(engine.approvals(None).expect("approvals").is_empty(), "the index forgets decided gates");
 
     // The audit trail: who, how (directly or by role), when, what they saw.
@@ -129,7 +129,7 @@ async fn authorization_self_approval_and_comments_are_enforced() {
     engine.decide(&id, None, request(DecisionKind::Reject, "sam", "found a bug")).await.expect("sam rejects");
     engine.run_until_idle().await;
     let (instance, _) = engine.instance(&id).expect("loads");
-    assert_eq!(instance.effective_status(), "failed");
+    assert_eq!(instance.effective_status(), phasegate_engine::machine::EffectiveStatus::Failed);
     assert!(
         matches!(&instance.status, phasegate_engine::machine::InstanceStatus::Failed { reason, .. } if reason.contains("rejected by sam: found a bug"))
     );
@@ -144,7 +144,7 @@ async fn hold_then_remediation_reruns_tasks_and_evaluates_again() {
     let approval = "[phases.gates.approval]\napprovers = [\"role:qa\"]";
     let id = start(&engine, workflow(&engine, GREEN, approval), "sam").await;
     engine.decide(&id, None, request(DecisionKind::Hold, "quinn", "flaky env")).await.expect("holds");
-    assert_eq!(engine.instance(&id).expect("loads").0.effective_status(), "on_hold");
+    assert_eq!(engine.instance(&id).expect("loads").0.effective_status(), phasegate_engine::machine::EffectiveStatus::OnHold);
     let report = engine.advance(&id).await.expect("advance");
     assert_eq!(report.appended, 0);
     assert!(report.blockers[0].message.contains("is on hold"), "{:?}", report.blockers);
@@ -159,7 +159,7 @@ async fn hold_then_remediation_reruns_tasks_and_evaluates_again() {
     assert_eq!(evaluations, 2);
     engine.decide(&id, None, request(DecisionKind::Approve, "queenie", "fixed")).await.expect("approves");
     engine.run_until_idle().await;
-    assert_eq!(engine.instance(&id).expect("loads").0.effective_status(), "completed");
+    assert_eq!(engine.instance(&id).expect("loads").0.effective_status(), phasegate_engine::machine::EffectiveStatus::Completed);
     engine.shutdown().await;
 }
 
@@ -169,7 +169,7 @@ async fn a_failed_must_fails_the_phase_and_missing_evidence_halts_for_the_owner(
     let failing = r#"{ must = "tasks.e2e.output.failed > 0", label = "Something failed" }"#;
     let id = start(&engine, workflow(&engine, failing, ""), "sam").await;
     let (instance, _) = engine.instance(&id).expect("loads");
-    assert_eq!(instance.effective_status(), "failed");
+    assert_eq!(instance.effective_status(), phasegate_engine::machine::EffectiveStatus::Failed);
     let report = engine.advance(&id).await.expect("advance");
     assert_eq!(report.appended, 0);
     assert!(report.blockers.iter().any(|b| b.message.contains("must criterion c1 (Something failed) failed")), "{:?}", report.blockers);
@@ -177,7 +177,11 @@ async fn a_failed_must_fails_the_phase_and_missing_evidence_halts_for_the_owner(
     let missing = r#"{ must = "tasks.e2e.output.coverage > 0.8", label = "Coverage" }"#;
     let id = start(&engine, workflow(&engine, missing, ""), "sam").await;
     let (instance, _) = engine.instance(&id).expect("loads");
-    assert_eq!(instance.effective_status(), "awaiting_approval", "inconclusive is not a silent pass or fail");
+    assert_eq!(
+        instance.effective_status(),
+        phasegate_engine::machine::EffectiveStatus::AwaitingApproval,
+        "inconclusive is not a silent pass or fail"
+    );
     let evaluation = instance.phases[0].gates[0].evaluation.clone().expect("evaluated");
     assert_eq!(evaluation.criteria[0].verdict, Verdict::Inconclusive);
     let owner = engine
@@ -211,7 +215,7 @@ async fn deadlines_escalate_through_two_levels_then_fail_closed() {
     assert_eq!(timeouts, [0, 1, 2]);
     engine.run_until_idle().await;
     let (instance, _) = engine.instance(&id).expect("loads");
-    assert_eq!(instance.effective_status(), "failed");
+    assert_eq!(instance.effective_status(), phasegate_engine::machine::EffectiveStatus::Failed);
     assert!(
         matches!(&instance.phases[0].gates[0].status, GateStatus::Failed { reason, .. } if reason.contains("last escalation level (2)"))
     );
@@ -285,7 +289,11 @@ async fn a_decision_and_a_deadline_survive_a_restart_and_the_deadline_fires_once
     let engine = open().build().await.expect("reopens");
     engine.decide(&decided, None, request(DecisionKind::Approve, "quinn", "after restart")).await.expect("decides after restart");
     engine.run_until_idle().await;
-    assert_eq!(engine.instance(&timed).expect("loads").0.effective_status(), "awaiting_approval", "not due yet");
+    assert_eq!(
+        engine.instance(&timed).expect("loads").0.effective_status(),
+        phasegate_engine::machine::EffectiveStatus::AwaitingApproval,
+        "not due yet"
+    );
     clock.advance(Duration::from_secs(2 * 3600));
     engine.wake().await;
     engine.run_until_idle().await;
@@ -296,9 +304,9 @@ async fn a_decision_and_a_deadline_survive_a_restart_and_the_deadline_fires_once
     let engine = open().build().await.expect("reopens again");
     engine.wake().await;
     engine.run_until_idle().await;
-    assert_eq!(engine.instance(&decided).expect("loads").0.effective_status(), "completed");
+    assert_eq!(engine.instance(&decided).expect("loads").0.effective_status(), phasegate_engine::machine::EffectiveStatus::Completed);
     let (instance, _) = engine.instance(&timed).expect("loads");
-    assert_eq!(instance.effective_status(), "failed");
+    assert_eq!(instance.effective_status(), phasegate_engine::machine::EffectiveStatus::Failed);
     // The deadline's answer is on the record like a person's decision.
     let answers: Vec<_> = instance.phases.iter().flat_map(|p| &p.gates).flat_map(|g| &g.decisions).map(|(_, d)| d).collect();
     assert_eq!(answers.len(), 1, "{answers:?}");

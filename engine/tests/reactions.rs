@@ -89,7 +89,7 @@ fn kinds(engine: &Engine, id: &str) -> Vec<String> {
     engine.history(id).expect("history").iter().map(|r| r.event().describe()).collect()
 }
 
-async fn wait_for(engine: &Engine, id: &str, status: &str) {
+async fn wait_for(engine: &Engine, id: &str, status: phasegate_engine::machine::EffectiveStatus) {
     for _ in 0..400 {
         if engine.instance(id).map(|(i, _)| i.effective_status() == status).unwrap_or(false) {
             return;
@@ -120,12 +120,12 @@ async fn a_sustained_breach_halts_for_approval_and_the_approved_rollback_runs_in
 
     // Healthy samples accumulate; nothing fires.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(engine.instance(&id).expect("loads").0.effective_status(), "running");
+    assert_eq!(engine.instance(&id).expect("loads").0.effective_status(), phasegate_engine::machine::EffectiveStatus::Running);
     let healthy = kinds(&engine, &id).iter().filter(|k| k.starts_with("WatchSampled(error-rate=0.01")).count();
     assert!(healthy >= 3, "samples are recorded as events: {:?}", kinds(&engine, &id));
 
     metric.set(Some(0.25));
-    wait_for(&engine, &id, "awaiting_approval").await;
+    wait_for(&engine, &id, phasegate_engine::machine::EffectiveStatus::AwaitingApproval).await;
     let history = kinds(&engine, &id);
     let breaches = history.iter().filter(|k| k.starts_with("WatchSampled(error-rate=0.25: breach")).count();
     assert!(breaches >= 2, "the breach had to last 300 ms at 50 ms intervals: {history:?}");
@@ -144,7 +144,7 @@ async fn a_sustained_breach_halts_for_approval_and_the_approved_rollback_runs_in
     assert_eq!(outcome.gate, "roll-back-on-errors");
     engine.run_until_idle().await;
     let (instance, _) = engine.instance(&id).expect("loads");
-    assert_eq!(instance.effective_status(), "rolled_back", "{:?}", kinds(&engine, &id));
+    assert_eq!(instance.effective_status(), phasegate_engine::machine::EffectiveStatus::RolledBack, "{:?}", kinds(&engine, &id));
     let history = kinds(&engine, &id);
     let undone: Vec<&String> = history.iter().filter(|k| k.starts_with("CompensationSucceeded")).collect();
     assert_eq!(
@@ -187,7 +187,11 @@ async fn a_restart_in_the_middle_of_a_rollback_resumes_without_repeating_finishe
         assert!(!before.iter().any(|k| k.starts_with("CompensationSucceeded(restore-dns")), "stopped mid-compensation: {before:?}");
         engine.run_until_idle().await;
         let after = kinds(&engine, &id);
-        assert_eq!(engine.instance(&id).expect("loads").0.effective_status(), "rolled_back", "{after:?}");
+        assert_eq!(
+            engine.instance(&id).expect("loads").0.effective_status(),
+            phasegate_engine::machine::EffectiveStatus::RolledBack,
+            "{after:?}"
+        );
         assert_eq!(after.iter().filter(|k| k.starts_with("CompensationDispatched(page-out")).count(), 1, "{after:?}");
         assert_eq!(
             after.iter().filter(|k| k.starts_with("CompensationDispatched(restore-dns")).count(),
@@ -252,8 +256,12 @@ agent = "noop"
         let id = engine.start(workflow, StartOptions { id: Some("q".into()), ..StartOptions::default() }).await.expect("starts");
         engine.run_until_idle().await;
         let (instance, _) = engine.instance(&id).expect("loads");
-        assert_eq!(instance.effective_status(), "scheduled");
-        assert_eq!(engine.list(Some("scheduled")).expect("list").len(), 1, "the status index knows it");
+        assert_eq!(instance.effective_status(), phasegate_engine::machine::EffectiveStatus::Scheduled);
+        assert_eq!(
+            engine.list(Some(phasegate_engine::machine::EffectiveStatus::Scheduled)).expect("list").len(),
+            1,
+            "the status index knows it"
+        );
         engine.shutdown().await;
         id
     };
@@ -262,7 +270,7 @@ agent = "noop"
     let engine = engine_with(&metric, Arc::new(SledStore::open(&path).expect("store"))).await;
     for _ in 0..200 {
         let (instance, _) = engine.instance(&id).expect("loads");
-        if instance.phases[1].attempt >= 2 && instance.effective_status() == "scheduled" {
+        if instance.phases[1].attempt >= 2 && instance.effective_status() == phasegate_engine::machine::EffectiveStatus::Scheduled {
             assert_eq!(instance.phases[0].attempt, 1, "only the scheduled phase runs again");
             assert_eq!(instance.phases[1].entered.as_deref(), Some("scheduled cycle 2"));
             let history = kinds(&engine, &id);
@@ -333,7 +341,7 @@ max_loops = 2
     let id = engine.start(workflow, StartOptions { id: Some("l".into()), ..StartOptions::default() }).await.expect("starts");
     engine.run_until_idle().await;
     let (instance, _) = engine.instance(&id).expect("loads");
-    assert_eq!(instance.effective_status(), "failed", "{:?}", kinds(&engine, &id));
+    assert_eq!(instance.effective_status(), phasegate_engine::machine::EffectiveStatus::Failed, "{:?}", kinds(&engine, &id));
     let history = kinds(&engine, &id);
     assert_eq!(history.iter().filter(|k| *k == "PhaseStarted(build#3)").count(), 1, "two loop-backs: {history:?}");
     assert!(!history.iter().any(|k| k == "PhaseStarted(build#4)"), "max_loops ends it: {history:?}");
@@ -409,7 +417,7 @@ async fn regression_a_slow_sample_is_not_missing_evidence() {
     };
     let slow_samples = samples(&slow);
     assert!(!slow_samples.is_empty() && slow_samples.iter().all(|(v, _)| *v == Some(0.0)), "{slow_samples:?}");
-    assert_eq!(engine.instance(&slow).expect("loads").0.effective_status(), "completed");
+    assert_eq!(engine.instance(&slow).expect("loads").0.effective_status(), phasegate_engine::machine::EffectiveStatus::Completed);
     let short_samples = samples(&short);
     assert!(short_samples.iter().any(|(v, d)| v.is_none() && d.contains("timed out after 300ms")), "{short_samples:?}");
 }

@@ -57,7 +57,7 @@ async fn a_chain_with_a_flaky_task_completes_and_its_log_is_contiguous() {
     assert_eq!(id, "run-1");
     engine.run_until_idle().await;
     let (instance, _) = engine.instance(&id).expect("loads");
-    assert_eq!(instance.effective_status(), "completed");
+    assert_eq!(instance.effective_status(), phasegate_engine::machine::EffectiveStatus::Completed);
     assert!(matches!(&instance.phases[0].tasks[1].status, TaskStatus::Succeeded { attempt: 3, .. }));
     let history = engine.history(&id).expect("history");
     let seqs: Vec<u64> = history.iter().map(|r| r.seq()).collect();
@@ -68,7 +68,7 @@ async fn a_chain_with_a_flaky_task_completes_and_its_log_is_contiguous() {
     let one_done = kinds.iter().position(|k| *k == "PhaseCompleted").expect("one completes");
     let two_started = kinds.iter().rposition(|k| *k == "PhaseStarted").expect("two starts");
     assert!(one_done < two_started);
-    assert_eq!(engine.list(Some("completed")).expect("list").len(), 1);
+    assert_eq!(engine.list(Some(phasegate_engine::machine::EffectiveStatus::Completed)).expect("list").len(), 1);
     engine.shutdown().await;
 }
 
@@ -90,7 +90,7 @@ approval = { approvers = ["alice"] }
     let id = engine.start(workflow, StartOptions { id: Some("g-1".into()), ..StartOptions::default() }).await.expect("starts");
     engine.run_until_idle().await;
     let (instance, _) = engine.instance(&id).expect("loads");
-    assert_eq!(instance.effective_status(), "awaiting_approval");
+    assert_eq!(instance.effective_status(), phasegate_engine::machine::EffectiveStatus::AwaitingApproval);
     let before = engine.history(&id).expect("history").len();
 
     let error = engine.resume(&id, "op").await.expect_err("not halted");
@@ -135,13 +135,13 @@ params = { argv = ["sh", "-c", "test -e \"$MARKER\""], env = { MARKER = "MARKER_
     let id = engine.start(workflow, StartOptions::default()).await.expect("starts");
     engine.run_until_idle().await;
     let (instance, _) = engine.instance(&id).expect("loads");
-    assert_eq!(instance.effective_status(), "failed");
+    assert_eq!(instance.effective_status(), phasegate_engine::machine::EffectiveStatus::Failed);
     let ok_before = instance.phases[0].tasks[0].status.clone();
     std::fs::write(&marker, "").expect("fix the cause");
     engine.retry(&id, "op", None).await.expect("redrives");
     engine.run_until_idle().await;
     let (instance, _) = engine.instance(&id).expect("loads");
-    assert_eq!(instance.effective_status(), "completed");
+    assert_eq!(instance.effective_status(), phasegate_engine::machine::EffectiveStatus::Completed);
     assert_eq!(instance.phases[0].tasks[0].status, ok_before, "the succeeded task did not run again");
     let redriven = engine.history(&id).expect("history").into_iter().find(|r| r.event().kind() == "Redriven").expect("recorded");
     assert_eq!(redriven.event(), &Event::Redriven(payload::Redriven { by: "op".into(), tasks: vec!["bad".into()] }));
@@ -214,7 +214,7 @@ params = {{ argv = ["sh", "-c", "echo \"$PHASEGATE_IDEMPOTENCY_KEY\" >> '{}'; sl
     let engine = Engine::builder().store_path(&store_dir).build().await.expect("reopens");
     engine.run_until_idle().await;
     let (instance, _) = engine.instance(&id).expect("loads");
-    assert_eq!(instance.effective_status(), "completed");
+    assert_eq!(instance.effective_status(), phasegate_engine::machine::EffectiveStatus::Completed);
     let dispatched = kinds(&engine, &id).iter().filter(|k| **k == "TaskDispatched").count();
     assert_eq!(dispatched, 1, "the re-dispatch after restart is not a new attempt");
     let keys: Vec<String> = std::fs::read_to_string(&ledger).expect("ledger").lines().map(str::to_owned).collect();
@@ -235,7 +235,7 @@ async fn passive_mode_records_commands_without_running_anything() {
     engine.shutdown().await;
     let driver = Engine::builder().store(store).build().await.expect("driving engine");
     driver.run_until_idle().await;
-    assert_eq!(driver.instance(&id).expect("loads").0.effective_status(), "completed");
+    assert_eq!(driver.instance(&id).expect("loads").0.effective_status(), phasegate_engine::machine::EffectiveStatus::Completed);
     driver.shutdown().await;
 }
 
@@ -279,7 +279,7 @@ async fn per_agent_concurrency_limits_hold() {
     let workflow = engine.load_definition(&definition(&toml)).expect("valid with the registered agent");
     let id = engine.start(workflow, StartOptions::default()).await.expect("starts");
     engine.run_until_idle().await;
-    assert_eq!(engine.instance(&id).expect("loads").0.effective_status(), "completed");
+    assert_eq!(engine.instance(&id).expect("loads").0.effective_status(), phasegate_engine::machine::EffectiveStatus::Completed);
     let max = gauge.max.load(std::sync::atomic::Ordering::SeqCst);
     assert!((1..=3).contains(&max), "{max} gauge attempts overlapped; the limit is 3");
     engine.shutdown().await;
@@ -328,7 +328,7 @@ params = { duration = "30s" }
     engine.halt(&id, "op", "maintenance", true).await.expect("halts");
     engine.run_until_idle().await;
     let (instance, _) = engine.instance(&id).expect("loads");
-    assert_eq!(instance.effective_status(), "halted");
+    assert_eq!(instance.effective_status(), phasegate_engine::machine::EffectiveStatus::Halted);
     assert!(matches!(instance.phases[0].tasks[0].status, TaskStatus::Cancelled { attempt: 1, .. }));
     engine.shutdown().await;
 }
@@ -352,10 +352,10 @@ async fn a_record_that_does_not_decode_quarantines_its_instance_only() {
         .expect("raw append");
     let engine = Engine::builder().store(Arc::clone(&store)).build().await.expect("engine recovers");
     engine.run_until_idle().await;
-    assert_eq!(engine.instance(&good).expect("good loads").0.effective_status(), "completed");
+    assert_eq!(engine.instance(&good).expect("good loads").0.effective_status(), phasegate_engine::machine::EffectiveStatus::Completed);
     let error = engine.instance(&bad).expect_err("quarantined");
     assert!(matches!(&error, Error::Quarantined { reason, .. } if reason.contains("event 2 of instance bad does not decode")), "{error}");
-    assert_eq!(engine.list(Some("quarantined")).expect("list").len(), 1);
+    assert_eq!(engine.list(Some(phasegate_engine::machine::EffectiveStatus::Quarantined)).expect("list").len(), 1);
     let refused = engine.resume(&bad, "op").await.expect_err("commands refuse it too");
     assert!(matches!(refused, Error::Quarantined { .. }), "{refused}");
     engine.shutdown().await;
@@ -422,7 +422,7 @@ async fn a_plugin_task_runs_through_the_json_protocol() {
     let id = engine.start(workflow, StartOptions { id: Some("plug-1".into()), ..StartOptions::default() }).await.expect("starts");
     engine.run_until_idle().await;
     let (instance, _) = engine.instance(&id).expect("loads");
-    assert_eq!(instance.effective_status(), "completed");
+    assert_eq!(instance.effective_status(), phasegate_engine::machine::EffectiveStatus::Completed);
     match &instance.phases[0].tasks[0].status {
         TaskStatus::Succeeded { output, .. } => {
             assert_eq!(output["greeting"], "hello, plug-1", "params reach the plugin, placeholders rendered");

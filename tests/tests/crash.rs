@@ -150,7 +150,7 @@ fn check_invariants(db: &Path, ledger: &Path) {
         engine.shutdown().await;
 
         // Every task completed.
-        assert_eq!(instance.effective_status(), "completed", "final status");
+        assert_eq!(instance.effective_status(), phasegate_engine::machine::EffectiveStatus::Completed, "final status");
         for phase in &instance.phases {
             for task in &phase.tasks {
                 assert!(matches!(task.status, TaskStatus::Succeeded { .. }), "{} is {:?}", task.id, task.status);
@@ -308,7 +308,7 @@ fn kill_9_during_a_rollback_resumes_it_and_repeats_no_finished_compensation() {
         engine.shutdown().await;
         found
     });
-    assert_eq!(instance.effective_status(), "rolled_back");
+    assert_eq!(instance.effective_status(), phasegate_engine::machine::EffectiveStatus::RolledBack);
     let ledger_lines: Vec<(String, String)> = std::fs::read_to_string(&ledger)
         .expect("ledger")
         .lines()

@@ -167,11 +167,11 @@ impl Backend {
     }
 
     /// Instances with their summaries.
-    pub(super) async fn list(&self, status: Option<&str>) -> Result<Vec<(String, Summary)>, Error> {
+    pub(super) async fn list(&self, status: Option<crate::machine::EffectiveStatus>) -> Result<Vec<(String, Summary)>, Error> {
         match self {
             Backend::Local(engine) => engine.list(status),
             Backend::Remote(remote) => {
-                let path = status.map_or_else(|| "/v1/instances".to_owned(), |s| format!("/v1/instances?status={}", encode(s)));
+                let path = status.map_or_else(|| "/v1/instances".to_owned(), |s| format!("/v1/instances?status={}", s.as_str()));
                 let rows: Vec<Value> = remote.get(&path).await?;
                 rows.into_iter()
                     .map(|row| {

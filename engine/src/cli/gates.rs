@@ -56,7 +56,7 @@ pub(super) fn decide(cli: &Cli, kind: DecisionKind, args: &DecisionArgs) -> u8 {
                     outcome.kind.past(),
                     outcome.principal,
                     outcome.gate_status,
-                    outcome.instance_status
+                    outcome.instance_status.map_or("unknown", |s| s.as_str())
                 );
             }
         }
@@ -131,9 +131,9 @@ pub(super) fn advance(cli: &Cli, id: &str) -> u8 {
             OutputFormat::Json => print_json(&serde_json::to_value(&report).unwrap_or_default()),
             OutputFormat::Text => {
                 if report.appended > 0 {
-                    outln!("{id}: advanced ({} event(s)); now {}", report.appended, report.status);
+                    outln!("{id}: advanced ({} event(s)); now {}", report.appended, report.status.map_or("unknown", |s| s.as_str()));
                 } else {
-                    outln!("{id}: {}; nothing to advance", report.status);
+                    outln!("{id}: {}; nothing to advance", report.status.map_or("unknown", |s| s.as_str()));
                 }
                 for blocker in &report.blockers {
                     outln!("  blocked: {}", blocker.message);

@@ -1,7 +1,6 @@
 //! Commands that start, drive, command and read instances.
 
 use crate::machine::payload;
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -65,8 +64,8 @@ pub struct StatusArgs {
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Only instances with this status.
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::machine::EFFECTIVE_STATUSES))]
-    pub status: Option<String>,
+    #[arg(long, value_enum)]
+    pub status: Option<crate::machine::EffectiveStatus>,
 }
 
 /// Arguments of `phasegate halt`.
@@ -216,7 +215,7 @@ pub(super) fn operate(cli: &Cli, id: &str, what: Operation<'_>) -> u8 {
             Operation::Retry { task } => super::backend::Operation::Retry { by, task },
         };
         let seq = engine.operate(id, operation).await?;
-        let status = engine.instance(id).await.map(|(instance, _)| instance.effective_status()).unwrap_or("unknown");
+        let status = engine.instance(id).await.map(|(instance, _)| instance.effective_status().as_str()).unwrap_or("unknown");
         match cli.output {
             OutputFormat::Json => print_json(&json!({"instance": id, "seq": seq, "status": status})),
             OutputFormat::Text => outln!("{id}: {status} (event {seq})"),
@@ -319,7 +318,7 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> u8 {
 struct Progress {
     events: tokio::sync::broadcast::Receiver<crate::runtime::Notification>,
     bar: Option<indicatif::ProgressBar>,
-    touched: BTreeMap<String, &'static str>,
+    touched: std::collections::BTreeSet<String>,
     done: u64,
     failed: u64,
     running: i64,
@@ -332,7 +331,7 @@ impl Progress {
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
             bar
         });
-        Self { events, bar, touched: BTreeMap::new(), done: 0, failed: 0, running: 0 }
+        Self { events, bar, touched: std::collections::BTreeSet::new(), done: 0, failed: 0, running: 0 }
     }
 
     async fn follow(&mut self) {
@@ -353,7 +352,7 @@ impl Progress {
 
     fn show(&mut self, notification: &crate::runtime::Notification) {
         let event = notification.record.event();
-        self.touched.insert(notification.instance.clone(), notification.status);
+        self.touched.insert(notification.instance.clone());
         match event {
             Event::TaskDispatched(_) => self.running += 1,
             Event::TaskSucceeded(_) => {
@@ -393,9 +392,7 @@ impl Progress {
             | Event::CompensationSucceeded(_)
             | Event::CompensationFailed(_)
             | Event::RollbackCompleted
-            | Event::ScheduleFired(_) => {
-                Some(format!("{}  {}  {}", notification.record.at(), notification.instance, describe(event)))
-            }
+            | Event::ScheduleFired(_) => Some(format!("{}  {}  {}", notification.record.at(), notification.instance, describe(event))),
             Event::WatchSampled(payload::WatchSampled { verdict, .. }) if *verdict != crate::machine::SampleVerdict::Ok => {
                 Some(format!("{}  {}  {}", notification.record.at(), notification.instance, describe(event)))
             }
@@ -427,7 +424,7 @@ impl Progress {
         }
         let pending = engine.approvals(None).unwrap_or_default();
         let mut summary = Vec::new();
-        for id in self.touched.keys() {
+        for id in &self.touched {
             if let Ok((instance, _)) = engine.instance(id) {
                 let next: Vec<String> =
                     pending.iter().filter(|p| &p.instance == id).map(|p| approve_command(cli, engine.roles(), p)).collect();
@@ -775,7 +772,7 @@ fn gate_lines(instance: &Instance, plan: &crate::plan::Phase, g: usize, gate: &c
 /// `phasegate list`.
 pub(super) fn list(cli: &Cli, args: &ListArgs) -> u8 {
     command(cli, async |engine| {
-        let instances = engine.list(args.status.as_deref()).await?;
+        let instances = engine.list(args.status).await?;
         match cli.output {
             OutputFormat::Json => {
                 print_json(&serde_json::Value::Array(instances.iter().map(|(id, summary)| json!({"id": id, "summary": summary})).collect()))

@@ -96,11 +96,15 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
         }
         return next;
     }
-    if let Some(failed) = instance.phases.iter().find(|p| matches!(p.status, PhaseStatus::Failed { .. })) {
-        let reason = match &failed.status {
-            PhaseStatus::Failed { reason, .. } => format!("phase {} failed: {reason}", failed.id),
-            _ => format!("phase {} failed", failed.id),
-        };
+    let failed = instance.phases.iter().find_map(|p| match &p.status {
+        PhaseStatus::Failed { reason, .. } => Some(format!("phase {} failed: {reason}", p.id)),
+        PhaseStatus::Pending
+        | PhaseStatus::Running { .. }
+        | PhaseStatus::AwaitingApproval { .. }
+        | PhaseStatus::OnHold { .. }
+        | PhaseStatus::Passed { .. } => None,
+    });
+    if let Some(reason) = failed {
         next.events.push(Event::InstanceFailed(payload::InstanceFailed { reason }));
         return next;
     }

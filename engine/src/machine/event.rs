@@ -6,8 +6,10 @@ use super::{payload, Timestamp};
 
 /// Something that happened to an instance. Events name phases and tasks by
 /// id, so a log reads on its own; the pinned definition keeps ids stable.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::EnumDiscriminants)]
 #[serde(tag = "type")]
+#[strum_discriminants(name(EventKind), vis(pub), derive(Hash, PartialOrd, Ord, strum::IntoStaticStr, strum::VariantArray))]
+#[strum_discriminants(doc = "The kinds of event, without their data: what the transition table is declared over.")]
 pub enum Event {
     /// The instance was created from a pinned definition.
     InstanceStarted(payload::InstanceStarted),
@@ -82,45 +84,17 @@ pub enum Event {
     BaselinesLoaded(payload::BaselinesLoaded),
 }
 
+impl EventKind {
+    /// The event type's name, as the log and the transition table write it.
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+}
+
 impl Event {
     /// The event's type name, as the transition table writes it.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Event::InstanceStarted(_) => "InstanceStarted",
-            Event::PhaseStarted(_) => "PhaseStarted",
-            Event::TaskDispatched(_) => "TaskDispatched",
-            Event::TaskSucceeded(_) => "TaskSucceeded",
-            Event::TaskFailed(_) => "TaskFailed",
-            Event::RetryScheduled(_) => "RetryScheduled",
-            Event::TaskSkipped(_) => "TaskSkipped",
-            Event::TaskCancelled(_) => "TaskCancelled",
-            Event::GateEvaluated(_) => "GateEvaluated",
-            Event::DecisionRecorded(_) => "DecisionRecorded",
-            Event::GateTimedOut(_) => "GateTimedOut",
-            Event::PhaseCompleted(_) => "PhaseCompleted",
-            Event::PhaseFailed(_) => "PhaseFailed",
-            Event::InstanceCompleted => "InstanceCompleted",
-            Event::InstanceFailed(_) => "InstanceFailed",
-            Event::Halted(_) => "Halted",
-            Event::Resumed(_) => "Resumed",
-            Event::Cancelled(_) => "Cancelled",
-            Event::Redriven(_) => "Redriven",
-            Event::SignalReceived(_) => "SignalReceived",
-            Event::WatchSampled(_) => "WatchSampled",
-            Event::WatchInconclusive(_) => "WatchInconclusive",
-            Event::TriggerFired(_) => "TriggerFired",
-            Event::TriggerSkipped(_) => "TriggerSkipped",
-            Event::TriggerDecided(_) => "TriggerDecided",
-            Event::TriggerTimedOut(_) => "TriggerTimedOut",
-            Event::RollbackStarted(_) => "RollbackStarted",
-            Event::CompensationDispatched(_) => "CompensationDispatched",
-            Event::CompensationSucceeded(_) => "CompensationSucceeded",
-            Event::CompensationFailed(_) => "CompensationFailed",
-            Event::CompensationRetryScheduled(_) => "CompensationRetryScheduled",
-            Event::RollbackCompleted => "RollbackCompleted",
-            Event::ScheduleFired(_) => "ScheduleFired",
-            Event::BaselinesLoaded(_) => "BaselinesLoaded",
-        }
+        EventKind::from(self).into()
     }
 
     /// What a person asked for when they caused this event (`retry`,

@@ -239,8 +239,13 @@ pub struct Decision {
 }
 
 /// Where a gate stands.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::EnumDiscriminants)]
 #[serde(tag = "status", rename_all = "snake_case")]
+#[strum_discriminants(name(GateKind), vis(pub), derive(Hash, PartialOrd, Ord, strum::IntoStaticStr, strum::VariantArray))]
+#[strum_discriminants(
+    strum(serialize_all = "snake_case"),
+    doc = "The kinds of gate status, without their data: what the transition table is declared over."
+)]
 pub enum GateStatus {
     /// Not evaluated yet.
     Pending,
@@ -281,13 +286,7 @@ pub enum GateStatus {
 impl GateStatus {
     /// The variant's name.
     pub fn kind(&self) -> &'static str {
-        match self {
-            GateStatus::Pending => "pending",
-            GateStatus::AwaitingDecision { .. } => "awaiting_decision",
-            GateStatus::OnHold { .. } => "on_hold",
-            GateStatus::Passed { .. } => "passed",
-            GateStatus::Failed { .. } => "failed",
-        }
+        GateKind::from(self).into()
     }
 }
 

@@ -40,8 +40,8 @@ pub use gate::{CriterionResult, Decision, DecisionKind, Evaluation, GateState, G
 pub use evidence::evidence;
 pub use guards::Effect;
 pub use state::{
-    Baseline, Compensation, Done, Instance, InstanceStatus, PendingTrigger, PhaseState, PhaseStatus, Rollback, Sample, SampleVerdict,
-    TaskState, TaskStatus, WatchState, EFFECTIVE_STATUSES, WATCH_WINDOW,
+    Baseline, Compensation, Done, EffectiveStatus, Instance, InstanceStatus, PendingTrigger, PhaseState, PhaseStatus, Rollback, Sample,
+    SampleVerdict, TaskState, TaskStatus, WatchState, WATCH_WINDOW,
 };
 pub use step::{replay, step};
 

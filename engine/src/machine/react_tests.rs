@@ -440,7 +440,7 @@ fn a_failed_deploy_loops_back_with_its_code_until_max_loops() {
 fn a_scheduled_phase_runs_again_as_a_new_cycle() {
     let mut h = Harness::new();
     h.settle(0);
-    assert_eq!(h.instance.effective_status(), "scheduled");
+    assert_eq!(h.instance.effective_status(), EffectiveStatus::Scheduled);
     assert!(!h.instance.is_active());
     let due = h.instance.phases[2].next_cycle.expect("next cycle");
     assert_eq!(due.since(h.now), 90 * 24 * 3_600_000);
@@ -449,7 +449,7 @@ fn a_scheduled_phase_runs_again_as_a_new_cycle() {
     h.settle(0);
     assert_eq!(h.instance.phases[2].attempt, 2);
     assert_eq!(h.instance.phases[2].entered.as_deref(), Some("scheduled cycle 2"));
-    assert_eq!(h.instance.effective_status(), "scheduled");
+    assert_eq!(h.instance.effective_status(), EffectiveStatus::Scheduled);
     assert!(h.apply(Event::InstanceCompleted).is_err(), "a scheduled instance does not complete");
     h.assert_replays();
 }
@@ -705,7 +705,8 @@ fn step_accepts_exactly_the_declared_instance_transitions() {
     for &status in STATUSES {
         for &name in INSTANCE_EVENTS {
             let (mut h, event) = ready_for(name, status);
-            let declared: Vec<&str> = table::of(Level::Instance).filter(|t| t.from == status && t.event == name).map(|t| t.to).collect();
+            let declared: Vec<&str> =
+                table::of(Level::Instance).filter(|t| t.from.name() == status && t.event.name() == name).map(|t| t.to.name()).collect();
             let before = h.instance.clone();
             if matches!(name, "CompensationSucceeded" | "CompensationFailed") {
                 // Like task results: the work happened, so the log records it whatever the status.

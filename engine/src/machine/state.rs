@@ -226,8 +226,13 @@ impl WatchState {
 
 /// Where an instance stands. Whether it is waiting for people is derived
 /// (see [`Instance::effective_status`]), because it depends on its phases.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::EnumDiscriminants)]
 #[serde(tag = "status", rename_all = "snake_case")]
+#[strum_discriminants(name(InstanceKind), vis(pub), derive(Hash, PartialOrd, Ord, strum::IntoStaticStr, strum::VariantArray))]
+#[strum_discriminants(
+    strum(serialize_all = "snake_case"),
+    doc = "The kinds of instance status, without their data: what the transition table is declared over."
+)]
 pub enum InstanceStatus {
     /// Work proceeds.
     Running,
@@ -294,16 +299,7 @@ pub enum InstanceStatus {
 impl InstanceStatus {
     /// The variant's name, as the transition table writes it.
     pub fn kind(&self) -> &'static str {
-        match self {
-            InstanceStatus::Running => "running",
-            InstanceStatus::Halted { .. } => "halted",
-            InstanceStatus::Completed { .. } => "completed",
-            InstanceStatus::Failed { .. } => "failed",
-            InstanceStatus::Cancelled { .. } => "cancelled",
-            InstanceStatus::AwaitingDecision { .. } => "awaiting_decision",
-            InstanceStatus::RollingBack { .. } => "rolling_back",
-            InstanceStatus::RolledBack { .. } => "rolled_back",
-        }
+        InstanceKind::from(self).into()
     }
 
     /// True once nothing more will happen (completed or cancelled; a failed
@@ -350,8 +346,13 @@ pub struct PhaseState {
 }
 
 /// Where a phase stands.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::EnumDiscriminants)]
 #[serde(tag = "status", rename_all = "snake_case")]
+#[strum_discriminants(name(PhaseKind), vis(pub), derive(Hash, PartialOrd, Ord, strum::IntoStaticStr, strum::VariantArray))]
+#[strum_discriminants(
+    strum(serialize_all = "snake_case"),
+    doc = "The kinds of phase status, without their data: what the transition table is declared over."
+)]
 pub enum PhaseStatus {
     /// Waiting for the phases it runs after.
     Pending,
@@ -387,14 +388,7 @@ pub enum PhaseStatus {
 impl PhaseStatus {
     /// The variant's name, as the transition table writes it.
     pub fn kind(&self) -> &'static str {
-        match self {
-            PhaseStatus::Pending => "pending",
-            PhaseStatus::Running { .. } => "running",
-            PhaseStatus::AwaitingApproval { .. } => "awaiting_approval",
-            PhaseStatus::OnHold { .. } => "on_hold",
-            PhaseStatus::Passed { .. } => "passed",
-            PhaseStatus::Failed { .. } => "failed",
-        }
+        PhaseKind::from(self).into()
     }
 }
 
@@ -406,21 +400,77 @@ pub(crate) fn phase_active(status: &PhaseStatus) -> bool {
     }
 }
 
-/// Every status [`Instance::effective_status`] gives, and `quarantined`
-/// (an instance whose records do not decode), as listings filter by them.
-pub const EFFECTIVE_STATUSES: [&str; 11] = [
-    "running",
-    "scheduled",
-    "awaiting_approval",
-    "on_hold",
-    "halted",
-    "rolling_back",
-    "completed",
-    "failed",
-    "cancelled",
-    "rolled_back",
-    "quarantined",
-];
+/// What listings, the API and reports call an instance's status: the
+/// instance's own status refined by its phases (a running instance whose
+/// phases all wait at gates is `awaiting_approval`), plus `quarantined` for
+/// an instance whose records do not decode. One enum, so a misspelt status
+/// is a compile error and the CLI's `--status` values come from here.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+    strum::Display,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[cfg_attr(feature = "cli", clap(rename_all = "snake_case"))]
+pub enum EffectiveStatus {
+    /// Work is under way (or about to be: a trigger occurrence waits to be acted on).
+    Running,
+    /// Every phase passed and a scheduled phase will run again.
+    Scheduled,
+    /// Waiting for people: at a gate, or at a trigger's halt.
+    AwaitingApproval,
+    /// A gate was put on hold for remediation.
+    OnHold,
+    /// An operator (or missing watch data) halted it.
+    Halted,
+    /// Compensations are running.
+    RollingBack,
+    /// Every phase passed.
+    Completed,
+    /// A phase failed.
+    Failed,
+    /// An operator cancelled it.
+    Cancelled,
+    /// Its rollback finished.
+    RolledBack,
+    /// Its records do not decode: nothing runs until an operator looks.
+    Quarantined,
+}
+
+impl EffectiveStatus {
+    /// The name listings and the API use (`awaiting_approval`).
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// True for the statuses an instance does not leave on its own.
+    pub fn is_final(self) -> bool {
+        match self {
+            EffectiveStatus::Completed | EffectiveStatus::Cancelled | EffectiveStatus::RolledBack => true,
+            EffectiveStatus::Running
+            | EffectiveStatus::Scheduled
+            | EffectiveStatus::AwaitingApproval
+            | EffectiveStatus::OnHold
+            | EffectiveStatus::Halted
+            | EffectiveStatus::RollingBack
+            | EffectiveStatus::Failed
+            | EffectiveStatus::Quarantined => false,
+        }
+    }
+}
 
 /// A task within a phase.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -442,8 +492,13 @@ pub struct TaskState {
 
 /// Where a task stands. "Ready" is not stored: a pending task whose
 /// dependencies are done is ready, and [`super::decide`] dispatches it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::EnumDiscriminants)]
 #[serde(tag = "status", rename_all = "snake_case")]
+#[strum_discriminants(name(TaskKind), vis(pub), derive(Hash, PartialOrd, Ord, strum::IntoStaticStr, strum::VariantArray))]
+#[strum_discriminants(
+    strum(serialize_all = "snake_case"),
+    doc = "The kinds of task status, without their data: what the transition table is declared over."
+)]
 pub enum TaskStatus {
     /// Not dispatched yet.
     Pending,
@@ -504,15 +559,7 @@ pub enum TaskStatus {
 impl TaskStatus {
     /// The variant's name, as the transition table writes it.
     pub fn kind(&self) -> &'static str {
-        match self {
-            TaskStatus::Pending => "pending",
-            TaskStatus::Dispatched { .. } => "dispatched",
-            TaskStatus::Succeeded { .. } => "succeeded",
-            TaskStatus::Failed { .. } => "failed",
-            TaskStatus::RetryWaiting { .. } => "retry_waiting",
-            TaskStatus::Skipped { .. } => "skipped",
-            TaskStatus::Cancelled { .. } => "cancelled",
-        }
+        TaskKind::from(self).into()
     }
 
     /// True when dependants may run (succeeded or skipped).
@@ -605,30 +652,37 @@ impl Instance {
     /// `awaiting_approval`, one whose remaining work is a future cycle is
     /// `scheduled`, one halted by a trigger is `awaiting_approval`, and any
     /// with a trigger occurrence to act on is `running`.
-    /// What listings call an instance's status: one of [`EFFECTIVE_STATUSES`].
-    pub fn effective_status(&self) -> &'static str {
+    /// What listings call an instance's status.
+    pub fn effective_status(&self) -> EffectiveStatus {
         match &self.status {
             // A trigger occurrence waits to be acted on: there is work to do now.
-            InstanceStatus::Running | InstanceStatus::AwaitingDecision { .. } if !self.pending_triggers.is_empty() => "running",
+            InstanceStatus::Running | InstanceStatus::AwaitingDecision { .. } if !self.pending_triggers.is_empty() => {
+                EffectiveStatus::Running
+            }
             InstanceStatus::Running if self.phases.iter().all(|p| matches!(p.status, PhaseStatus::Passed { .. })) => {
                 if self.phases.iter().any(|p| p.next_cycle.is_some()) {
-                    "scheduled"
+                    EffectiveStatus::Scheduled
                 } else {
-                    "running"
+                    EffectiveStatus::Running
                 }
             }
-            InstanceStatus::AwaitingDecision { .. } => "awaiting_approval",
+            InstanceStatus::AwaitingDecision { .. } => EffectiveStatus::AwaitingApproval,
             InstanceStatus::Running => {
                 let waiting = self.phases.iter().any(|p| matches!(p.status, PhaseStatus::AwaitingApproval { .. }));
                 let held = self.phases.iter().any(|p| matches!(p.status, PhaseStatus::OnHold { .. }));
                 let active = self.phases.iter().any(|p| matches!(p.status, PhaseStatus::Running { .. }));
                 match (active, waiting, held) {
-                    (true, _, _) | (false, false, false) => "running",
-                    (false, true, _) => "awaiting_approval",
-                    (false, false, true) => "on_hold",
+                    (true, _, _) | (false, false, false) => EffectiveStatus::Running,
+                    (false, true, _) => EffectiveStatus::AwaitingApproval,
+                    (false, false, true) => EffectiveStatus::OnHold,
                 }
             }
-            other => other.kind(),
+            InstanceStatus::Halted { .. } => EffectiveStatus::Halted,
+            InstanceStatus::Completed { .. } => EffectiveStatus::Completed,
+            InstanceStatus::Failed { .. } => EffectiveStatus::Failed,
+            InstanceStatus::Cancelled { .. } => EffectiveStatus::Cancelled,
+            InstanceStatus::RollingBack { .. } => EffectiveStatus::RollingBack,
+            InstanceStatus::RolledBack { .. } => EffectiveStatus::RolledBack,
         }
     }
 
@@ -650,7 +704,12 @@ impl Instance {
         self.rollback.as_ref().and_then(|rollback| {
             rollback.steps.iter().enumerate().find_map(|(i, step)| match &step.state.status {
                 TaskStatus::Dispatched { attempt, key, .. } => Some((i, *attempt, key.clone())),
-                _ => None,
+                TaskStatus::Pending
+                | TaskStatus::Succeeded { .. }
+                | TaskStatus::Failed { .. }
+                | TaskStatus::RetryWaiting { .. }
+                | TaskStatus::Skipped { .. }
+                | TaskStatus::Cancelled { .. } => None,
             })
         })
     }
@@ -665,7 +724,7 @@ impl Instance {
         match &self.status {
             InstanceStatus::Running => {
                 let watching = self.phases.iter().any(|p| !p.watches.is_empty() && phase_active(&p.status));
-                in_flight || watching || self.effective_status() == "running"
+                in_flight || watching || self.effective_status() == EffectiveStatus::Running
             }
             InstanceStatus::RollingBack { .. } => true,
 

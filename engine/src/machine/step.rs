@@ -9,13 +9,17 @@
 //! a thousand-task state for every event would make long workflows
 //! quadratic.
 
+use super::event::EventKind;
 use super::guards::{Cx, Effect};
 use super::handlers::{gate, operator, phase, rollback, schedule, task, trigger, watch};
+use super::table;
 use super::{payload, Event, Instance, Record, RejectKind, Rejected, Timestamp};
 use crate::plan::Workflow;
 
 /// Applies `event` (which happened at `at`) to `instance`.
 pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Timestamp) -> Result<Vec<Effect>, Rejected> {
+    // Debug builds check every accepted event against the transition table.
+    let before = cfg!(debug_assertions).then(|| table::Kinds::of(instance));
     let cx = Cx { instance, workflow, event, at };
     let effects = match event {
         Event::InstanceStarted(_) => {
@@ -63,6 +67,11 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
         Event::ScheduleFired(e) => schedule::fired(cx, e)?,
     };
     instance.updated_at = at;
+    if let Some(before) = before {
+        if let Err(undeclared) = table::check(&before, &table::Kinds::of(instance), EventKind::from(event)) {
+            panic!("step accepted {}, but {undeclared}", event.describe());
+        }
+    }
     Ok(effects)
 }
 

@@ -5,6 +5,10 @@
 //! say; docs/state-machine.md is rendered from this table, so the diagram
 //! cannot drift from the code.
 
+use super::event::EventKind as E;
+use super::gate::GateKind as G;
+use super::state::{InstanceKind as I, PhaseKind as P, TaskKind as T};
+
 /// Which state machine a transition belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -18,138 +22,178 @@ pub enum Level {
     Gate,
 }
 
+/// A state at one level, by kind: what a transition starts from and lands in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Before the instance exists (`[*]` in the diagram).
+    Start,
+    /// An instance status.
+    Instance(I),
+    /// A phase status.
+    Phase(P),
+    /// A task status.
+    Task(T),
+    /// A gate status.
+    Gate(G),
+    /// Any state of the transition's level (`*` in the diagram): only for
+    /// resets, where a phase is entered again and what it held starts over.
+    Any,
+}
+
+impl State {
+    /// Its name, as status output and the diagram write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Start => "[*]",
+            State::Instance(kind) => kind.into(),
+            State::Phase(kind) => kind.into(),
+            State::Task(kind) => kind.into(),
+            State::Gate(kind) => kind.into(),
+            State::Any => "*",
+        }
+    }
+}
+
 /// One legal transition: at `level`, state `from` takes `event` and becomes `to`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transition {
     /// The level.
     pub level: Level,
-    /// The state before (`[*]` for creation).
-    pub from: &'static str,
-    /// The event's type.
-    pub event: &'static str,
+    /// The state before ([`State::Start`] for creation).
+    pub from: State,
+    /// The event's kind.
+    pub event: E,
     /// The state after.
-    pub to: &'static str,
+    pub to: State,
     /// A condition beyond the state, in words.
     pub guard: &'static str,
 }
 
-const fn t(level: Level, from: &'static str, event: &'static str, to: &'static str, guard: &'static str) -> Transition {
-    Transition { level, from, event, to, guard }
+const fn start(event: E, to: I, guard: &'static str) -> Transition {
+    Transition { level: Level::Instance, from: State::Start, event, to: State::Instance(to), guard }
+}
+const fn i(from: I, event: E, to: I, guard: &'static str) -> Transition {
+    Transition { level: Level::Instance, from: State::Instance(from), event, to: State::Instance(to), guard }
+}
+const fn p(from: P, event: E, to: P, guard: &'static str) -> Transition {
+    Transition { level: Level::Phase, from: State::Phase(from), event, to: State::Phase(to), guard }
+}
+const fn k(from: T, event: E, to: T, guard: &'static str) -> Transition {
+    Transition { level: Level::Task, from: State::Task(from), event, to: State::Task(to), guard }
+}
+const fn g(from: G, event: E, to: G, guard: &'static str) -> Transition {
+    Transition { level: Level::Gate, from: State::Gate(from), event, to: State::Gate(to), guard }
+}
+
+/// A reset: at `level`, any state becomes `to` when `event` enters its phase again.
+const fn reset(level: Level, event: E, to: State, guard: &'static str) -> Transition {
+    Transition { level, from: State::Any, event, to, guard }
 }
 
 /// Every legal transition.
 pub const TRANSITIONS: &[Transition] = &[
-    t(Level::Instance, "[*]", "InstanceStarted", "running", ""),
-    t(Level::Instance, "running", "Halted", "halted", ""),
-    t(Level::Instance, "halted", "Resumed", "running", ""),
-    t(Level::Instance, "running", "Cancelled", "cancelled", ""),
-    t(Level::Instance, "halted", "Cancelled", "cancelled", ""),
-    t(Level::Instance, "failed", "Cancelled", "cancelled", ""),
-    t(Level::Instance, "running", "InstanceCompleted", "completed", "every phase passed"),
-    t(Level::Instance, "running", "InstanceFailed", "failed", "a phase failed"),
-    t(Level::Instance, "failed", "Redriven", "running", "named tasks failed or were cancelled"),
-    t(Level::Instance, "running", "SignalReceived", "running", "a declared signal; conditions read it as signals.<name>"),
-    t(Level::Instance, "halted", "SignalReceived", "halted", "a declared signal"),
-    t(Level::Instance, "awaiting_decision", "SignalReceived", "awaiting_decision", "a declared signal; its triggers may act"),
-    t(
-        Level::Instance,
-        "rolling_back",
-        "SignalReceived",
-        "rolling_back",
-        "a declared signal (recorded; triggers do not act while rolling back)",
-    ),
-    t(Level::Instance, "running", "WatchSampled", "running", "the watch's phase is active"),
-    t(
-        Level::Instance,
-        "running",
-        "WatchInconclusive",
-        "halted",
-        "no data for the watch's `for` and no_data = inconclusive: a person decides",
-    ),
-    t(Level::Instance, "running", "TriggerFired", "awaiting_decision", "action halt_for_approval"),
-    t(Level::Instance, "running", "TriggerFired", "rolling_back", "action rollback"),
-    t(Level::Instance, "running", "TriggerFired", "running", "action goto, notify or run"),
-    t(Level::Instance, "awaiting_decision", "TriggerFired", "rolling_back", "action rollback (a P0 while a P1 waits, say)"),
-    t(Level::Instance, "awaiting_decision", "TriggerFired", "running", "action goto (the halt is moot)"),
-    t(Level::Instance, "awaiting_decision", "TriggerFired", "awaiting_decision", "action notify or run"),
-    t(Level::Instance, "running", "TriggerSkipped", "running", "`when` did not hold"),
-    t(Level::Instance, "awaiting_decision", "TriggerSkipped", "awaiting_decision", "`when` did not hold, or another halt is awaited"),
-    t(Level::Instance, "awaiting_decision", "TriggerDecided", "rolling_back", "approved to quorum; `then` is rollback"),
-    t(Level::Instance, "awaiting_decision", "TriggerDecided", "running", "rejected; or approved and `then` is goto, notify or run"),
-    t(
-        Level::Instance,
-        "awaiting_decision",
-        "TriggerDecided",
-        "awaiting_decision",
-        "approval below quorum, hold (the deadline stops), or escalate",
-    ),
-    t(Level::Instance, "awaiting_decision", "TriggerTimedOut", "rolling_back", "on_timeout approve; `then` is rollback"),
-    t(Level::Instance, "awaiting_decision", "TriggerTimedOut", "running", "on_timeout reject, or escalate past the last level"),
-    t(Level::Instance, "awaiting_decision", "TriggerTimedOut", "awaiting_decision", "on_timeout hold or escalate"),
-    t(Level::Instance, "running", "RollbackStarted", "rolling_back", "completed work has compensations"),
-    t(Level::Instance, "halted", "RollbackStarted", "rolling_back", "completed work has compensations; no rollback halted part-way"),
-    t(Level::Instance, "failed", "RollbackStarted", "rolling_back", "completed work has compensations"),
-    t(Level::Instance, "awaiting_decision", "RollbackStarted", "rolling_back", "completed work has compensations"),
-    t(Level::Instance, "rolling_back", "CompensationDispatched", "rolling_back", "earlier compensations done; no task in flight"),
-    t(Level::Instance, "rolling_back", "CompensationSucceeded", "rolling_back", "same attempt"),
-    t(Level::Instance, "rolling_back", "CompensationFailed", "rolling_back", "same attempt"),
-    t(Level::Instance, "rolling_back", "CompensationRetryScheduled", "rolling_back", "retryable; attempts left"),
-    t(Level::Instance, "rolling_back", "Halted", "halted", "a compensation failed for good (or an operator halted it)"),
-    t(Level::Instance, "halted", "Resumed", "rolling_back", "a rollback was halted part-way; failed compensations get a fresh budget"),
-    t(Level::Instance, "rolling_back", "RollbackCompleted", "rolled_back", "every compensation succeeded; no target phase"),
-    t(Level::Instance, "rolling_back", "RollbackCompleted", "running", "every compensation succeeded; the target phase runs again"),
-    t(Level::Instance, "rolling_back", "Cancelled", "cancelled", ""),
-    t(Level::Instance, "awaiting_decision", "Cancelled", "cancelled", ""),
-    t(Level::Instance, "running", "ScheduleFired", "running", "a scheduled phase passed and its next cycle is due"),
-    t(Level::Instance, "running", "BaselinesLoaded", "running", "right after start, before any phase starts"),
-    t(Level::Phase, "pending", "PhaseStarted", "running", "instance running; upstream phases passed"),
-    t(Level::Phase, "running", "GateEvaluated", "awaiting_approval", "the gate needs a decision (approval declared, or evidence missing)"),
-    t(Level::Phase, "running", "GateEvaluated", "running", "the criteria alone passed or failed the gate"),
-    t(Level::Phase, "running", "PhaseCompleted", "passed", "tasks done; every gate passed"),
-    t(Level::Phase, "running", "PhaseFailed", "failed", "a task failed for good, or a gate failed"),
-    t(Level::Phase, "awaiting_approval", "DecisionRecorded", "running", "the gate passed (quorum) or was rejected"),
-    t(Level::Phase, "awaiting_approval", "DecisionRecorded", "awaiting_approval", "an approval below quorum, or an escalation"),
-    t(Level::Phase, "awaiting_approval", "DecisionRecorded", "on_hold", "hold for remediation"),
-    t(Level::Phase, "awaiting_approval", "GateTimedOut", "running", "on_timeout approve or reject"),
-    t(Level::Phase, "awaiting_approval", "GateTimedOut", "awaiting_approval", "on_timeout escalate"),
-    t(Level::Phase, "awaiting_approval", "GateTimedOut", "on_hold", "on_timeout hold"),
-    t(Level::Phase, "on_hold", "Redriven", "running", "remediation: named tasks re-run, gates evaluated again"),
-    t(Level::Phase, "failed", "Redriven", "running", "instance failed"),
-    t(Level::Phase, "passed", "ScheduleFired", "pending", "its next cycle is due"),
-    t(Level::Phase, "running", "TriggerFired", "pending", "goto: the target phase and those after it run again"),
-    t(Level::Phase, "awaiting_approval", "TriggerFired", "pending", "goto"),
-    t(Level::Phase, "on_hold", "TriggerFired", "pending", "goto"),
-    t(Level::Phase, "passed", "TriggerFired", "pending", "goto: an upstream target"),
-    t(Level::Phase, "running", "TriggerFired", "failed", "goto past max_loops fails the phase declaring it"),
-    t(Level::Phase, "passed", "RollbackCompleted", "pending", "rollback --to: the target and the phases after it run again"),
-    t(Level::Phase, "running", "RollbackCompleted", "pending", "rollback --to"),
-    t(Level::Gate, "pending", "GateEvaluated", "passed", "criteria pass; no approval declared"),
-    t(Level::Gate, "pending", "GateEvaluated", "failed", "a must criterion failed"),
-    t(Level::Gate, "pending", "GateEvaluated", "awaiting_decision", "approval declared, or a criterion inconclusive"),
-    t(Level::Gate, "awaiting_decision", "DecisionRecorded", "passed", "approve reaching the quorum"),
-    t(Level::Gate, "awaiting_decision", "DecisionRecorded", "awaiting_decision", "approve below quorum, or escalate"),
-    t(Level::Gate, "awaiting_decision", "DecisionRecorded", "failed", "reject"),
-    t(Level::Gate, "awaiting_decision", "DecisionRecorded", "on_hold", "hold"),
-    t(Level::Gate, "awaiting_decision", "GateTimedOut", "passed", "on_timeout approve"),
-    t(Level::Gate, "awaiting_decision", "GateTimedOut", "failed", "on_timeout reject, or escalate past the last level"),
-    t(Level::Gate, "awaiting_decision", "GateTimedOut", "on_hold", "on_timeout hold"),
-    t(Level::Gate, "awaiting_decision", "GateTimedOut", "awaiting_decision", "on_timeout escalate"),
-    t(Level::Gate, "on_hold", "Redriven", "pending", "remediation"),
-    t(Level::Task, "pending", "TaskDispatched", "dispatched", "instance and phase running; dependencies done"),
-    t(Level::Task, "pending", "TaskSkipped", "skipped", "`when` does not hold"),
-    t(Level::Task, "dispatched", "TaskSucceeded", "succeeded", "same attempt"),
-    t(Level::Task, "dispatched", "TaskFailed", "failed", "same attempt"),
-    t(Level::Task, "dispatched", "TaskCancelled", "cancelled", "same attempt"),
-    t(Level::Task, "failed", "RetryScheduled", "retry_waiting", "retryable; attempts left"),
-    t(Level::Task, "retry_waiting", "TaskDispatched", "dispatched", "due"),
-    t(Level::Task, "cancelled", "TaskDispatched", "dispatched", "instance running again"),
-    t(Level::Task, "failed", "Redriven", "pending", "instance failed"),
-    t(Level::Task, "cancelled", "Redriven", "pending", "instance failed"),
-    t(Level::Task, "succeeded", "Redriven", "pending", "its phase is on hold (remediation)"),
-    t(Level::Task, "skipped", "Redriven", "pending", "its phase is on hold (remediation)"),
-    t(Level::Task, "pending", "TriggerFired", "pending", "run: an on-demand task is requested (then dispatched)"),
-    t(Level::Task, "succeeded", "TriggerFired", "pending", "run: an on-demand task runs again"),
-    t(Level::Task, "failed", "TriggerFired", "pending", "run: an on-demand task runs again"),
+    start(E::InstanceStarted, I::Running, ""),
+    i(I::Running, E::Halted, I::Halted, ""),
+    i(I::Halted, E::Resumed, I::Running, ""),
+    i(I::Running, E::Cancelled, I::Cancelled, ""),
+    i(I::Halted, E::Cancelled, I::Cancelled, ""),
+    i(I::Failed, E::Cancelled, I::Cancelled, ""),
+    i(I::Running, E::InstanceCompleted, I::Completed, "every phase passed"),
+    i(I::Running, E::InstanceFailed, I::Failed, "a phase failed"),
+    i(I::Failed, E::Redriven, I::Running, "named tasks failed or were cancelled"),
+    i(I::Running, E::SignalReceived, I::Running, "a declared signal; conditions read it as signals.<name>"),
+    i(I::Halted, E::SignalReceived, I::Halted, "a declared signal"),
+    i(I::AwaitingDecision, E::SignalReceived, I::AwaitingDecision, "a declared signal; its triggers may act"),
+    i(I::RollingBack, E::SignalReceived, I::RollingBack, "a declared signal (recorded; triggers do not act while rolling back)"),
+    i(I::Running, E::WatchSampled, I::Running, "the watch's phase is active"),
+    i(I::Running, E::WatchInconclusive, I::Halted, "no data for the watch's `for` and no_data = inconclusive: a person decides"),
+    i(I::Running, E::TriggerFired, I::AwaitingDecision, "action halt_for_approval"),
+    i(I::Running, E::TriggerFired, I::RollingBack, "action rollback"),
+    i(I::Running, E::TriggerFired, I::Running, "action goto, notify or run"),
+    i(I::AwaitingDecision, E::TriggerFired, I::RollingBack, "action rollback (a P0 while a P1 waits, say)"),
+    i(I::AwaitingDecision, E::TriggerFired, I::Running, "action goto (the halt is moot)"),
+    i(I::AwaitingDecision, E::TriggerFired, I::AwaitingDecision, "action notify or run"),
+    i(I::Running, E::TriggerSkipped, I::Running, "`when` did not hold"),
+    i(I::AwaitingDecision, E::TriggerSkipped, I::AwaitingDecision, "`when` did not hold, or another halt is awaited"),
+    i(I::AwaitingDecision, E::TriggerDecided, I::RollingBack, "approved to quorum; `then` is rollback"),
+    i(I::AwaitingDecision, E::TriggerDecided, I::Running, "rejected; or approved and `then` is goto, notify or run"),
+    i(I::AwaitingDecision, E::TriggerDecided, I::AwaitingDecision, "approval below quorum, hold (the deadline stops), or escalate"),
+    i(I::AwaitingDecision, E::TriggerTimedOut, I::RollingBack, "on_timeout approve; `then` is rollback"),
+    i(I::AwaitingDecision, E::TriggerTimedOut, I::Running, "on_timeout reject, or escalate past the last level"),
+    i(I::AwaitingDecision, E::TriggerTimedOut, I::AwaitingDecision, "on_timeout hold or escalate"),
+    i(I::Running, E::RollbackStarted, I::RollingBack, "completed work has compensations"),
+    i(I::Halted, E::RollbackStarted, I::RollingBack, "completed work has compensations; no rollback halted part-way"),
+    i(I::Failed, E::RollbackStarted, I::RollingBack, "completed work has compensations"),
+    i(I::AwaitingDecision, E::RollbackStarted, I::RollingBack, "completed work has compensations"),
+    i(I::RollingBack, E::CompensationDispatched, I::RollingBack, "earlier compensations done; no task in flight"),
+    i(I::RollingBack, E::CompensationSucceeded, I::RollingBack, "same attempt"),
+    i(I::RollingBack, E::CompensationFailed, I::RollingBack, "same attempt"),
+    i(I::RollingBack, E::CompensationRetryScheduled, I::RollingBack, "retryable; attempts left"),
+    i(I::RollingBack, E::Halted, I::Halted, "a compensation failed for good (or an operator halted it)"),
+    i(I::Halted, E::Resumed, I::RollingBack, "a rollback was halted part-way; failed compensations get a fresh budget"),
+    i(I::RollingBack, E::RollbackCompleted, I::RolledBack, "every compensation succeeded; no target phase"),
+    i(I::RollingBack, E::RollbackCompleted, I::Running, "every compensation succeeded; the target phase runs again"),
+    i(I::RollingBack, E::Cancelled, I::Cancelled, ""),
+    i(I::AwaitingDecision, E::Cancelled, I::Cancelled, ""),
+    i(I::Running, E::ScheduleFired, I::Running, "a scheduled phase passed and its next cycle is due"),
+    i(I::Running, E::BaselinesLoaded, I::Running, "right after start, before any phase starts"),
+    p(P::Pending, E::PhaseStarted, P::Running, "instance running; upstream phases passed"),
+    p(P::Running, E::GateEvaluated, P::AwaitingApproval, "the gate needs a decision (approval declared, or evidence missing)"),
+    p(P::Running, E::GateEvaluated, P::Running, "the criteria alone passed or failed the gate"),
+    p(P::Running, E::PhaseCompleted, P::Passed, "tasks done; every gate passed"),
+    p(P::Running, E::PhaseFailed, P::Failed, "a task failed for good, or a gate failed"),
+    p(P::AwaitingApproval, E::DecisionRecorded, P::Running, "the gate passed (quorum) or was rejected"),
+    p(P::AwaitingApproval, E::DecisionRecorded, P::AwaitingApproval, "an approval below quorum, or an escalation"),
+    p(P::AwaitingApproval, E::DecisionRecorded, P::OnHold, "hold for remediation"),
+    p(P::AwaitingApproval, E::GateTimedOut, P::Running, "on_timeout approve or reject"),
+    p(P::AwaitingApproval, E::GateTimedOut, P::AwaitingApproval, "on_timeout escalate"),
+    p(P::AwaitingApproval, E::GateTimedOut, P::OnHold, "on_timeout hold"),
+    p(P::OnHold, E::Redriven, P::Running, "remediation: named tasks re-run, gates evaluated again"),
+    p(P::Failed, E::Redriven, P::Running, "instance failed"),
+    p(P::Passed, E::ScheduleFired, P::Pending, "its next cycle is due"),
+    p(P::Running, E::TriggerFired, P::Pending, "goto: the target phase and those after it run again"),
+    p(P::AwaitingApproval, E::TriggerFired, P::Pending, "goto"),
+    p(P::OnHold, E::TriggerFired, P::Pending, "goto"),
+    p(P::Passed, E::TriggerFired, P::Pending, "goto: an upstream target"),
+    p(P::Running, E::TriggerFired, P::Failed, "goto past max_loops fails the phase declaring it"),
+    p(P::Passed, E::RollbackCompleted, P::Pending, "rollback --to: the target and the phases after it run again"),
+    p(P::Running, E::RollbackCompleted, P::Pending, "rollback --to"),
+    g(G::Pending, E::GateEvaluated, G::Passed, "criteria pass; no approval declared"),
+    g(G::Pending, E::GateEvaluated, G::Failed, "a must criterion failed"),
+    g(G::Pending, E::GateEvaluated, G::AwaitingDecision, "approval declared, or a criterion inconclusive"),
+    g(G::AwaitingDecision, E::DecisionRecorded, G::Passed, "approve reaching the quorum"),
+    g(G::AwaitingDecision, E::DecisionRecorded, G::AwaitingDecision, "approve below quorum, or escalate"),
+    g(G::AwaitingDecision, E::DecisionRecorded, G::Failed, "reject"),
+    g(G::AwaitingDecision, E::DecisionRecorded, G::OnHold, "hold"),
+    g(G::AwaitingDecision, E::GateTimedOut, G::Passed, "on_timeout approve"),
+    g(G::AwaitingDecision, E::GateTimedOut, G::Failed, "on_timeout reject, or escalate past the last level"),
+    g(G::AwaitingDecision, E::GateTimedOut, G::OnHold, "on_timeout hold"),
+    g(G::AwaitingDecision, E::GateTimedOut, G::AwaitingDecision, "on_timeout escalate"),
+    g(G::OnHold, E::Redriven, G::Pending, "remediation"),
+    k(T::Pending, E::TaskDispatched, T::Dispatched, "instance and phase running; dependencies done"),
+    k(T::Pending, E::TaskSkipped, T::Skipped, "`when` does not hold"),
+    k(T::Dispatched, E::TaskSucceeded, T::Succeeded, "same attempt"),
+    k(T::Dispatched, E::TaskFailed, T::Failed, "same attempt"),
+    k(T::Dispatched, E::TaskCancelled, T::Cancelled, "same attempt"),
+    k(T::Failed, E::RetryScheduled, T::RetryWaiting, "retryable; attempts left"),
+    k(T::RetryWaiting, E::TaskDispatched, T::Dispatched, "due"),
+    k(T::Cancelled, E::TaskDispatched, T::Dispatched, "instance running again"),
+    k(T::Failed, E::Redriven, T::Pending, "instance failed"),
+    k(T::Cancelled, E::Redriven, T::Pending, "instance failed"),
+    k(T::Succeeded, E::Redriven, T::Pending, "its phase is on hold (remediation)"),
+    k(T::Skipped, E::Redriven, T::Pending, "its phase is on hold (remediation)"),
+    k(T::Pending, E::TriggerFired, T::Pending, "run: an on-demand task is requested (then dispatched)"),
+    k(T::Succeeded, E::TriggerFired, T::Pending, "run: an on-demand task runs again"),
+    k(T::Failed, E::TriggerFired, T::Pending, "run: an on-demand task runs again"),
+    reset(Level::Phase, E::RollbackCompleted, State::Phase(P::Pending), "rollback --to: the target and the phases after it run again"),
+    reset(Level::Gate, E::PhaseStarted, State::Gate(G::Pending), "a new attempt of the phase starts clean"),
+    reset(Level::Gate, E::TriggerFired, State::Gate(G::Pending), "goto: the phase is entered again"),
+    reset(Level::Gate, E::ScheduleFired, State::Gate(G::Pending), "the next cycle starts clean"),
+    reset(Level::Gate, E::RollbackCompleted, State::Gate(G::Pending), "rollback --to: the phase is entered again"),
+    reset(Level::Task, E::PhaseStarted, State::Task(T::Pending), "a new attempt of the phase starts clean"),
+    reset(Level::Task, E::TriggerFired, State::Task(T::Pending), "goto: the phase is entered again (attempts in flight are cancelled)"),
+    reset(Level::Task, E::ScheduleFired, State::Task(T::Pending), "the next cycle starts clean"),
+    reset(Level::Task, E::RollbackCompleted, State::Task(T::Pending), "rollback --to: the phase is entered again"),
 ];
 
 /// The transitions of one level.
@@ -165,17 +209,78 @@ pub fn render_markdown() -> String {
          a test fails when this page and the table differ, and another checks that the code accepts exactly these transitions.\n\n\
          Every arrow is an event persisted in the instance's log before it counts. Events that a state does not list are rejected \
          with a typed error naming the state and the event, and change nothing. Results of in-flight task attempts \
-         (`TaskSucceeded`, `TaskFailed`, `TaskCancelled`, and `CompensationSucceeded`, `CompensationFailed`) are accepted whatever the instance's status, because the work happened.\n",
+         (`TaskSucceeded`, `TaskFailed`, `TaskCancelled`, and `CompensationSucceeded`, `CompensationFailed`) are accepted whatever the instance's status, because the work happened. \
+         Rows from `*` are resets: when a phase is entered again (a new attempt, a loop-back, a scheduled cycle, a rollback to it), \
+         its tasks and gates start over from any state; they are listed in the tables, not drawn. In debug builds `step` checks \
+         every accepted event against this table at every level, so every test that drives the machine checks it too.\n",
     );
     for (level, title) in [(Level::Instance, "Instance"), (Level::Phase, "Phase"), (Level::Gate, "Gate"), (Level::Task, "Task")] {
         out.push_str(&format!("\n## {title}\n\n```mermaid\nstateDiagram-v2\n"));
-        for transition in of(level) {
-            out.push_str(&format!("    {} --> {}: {}\n", transition.from, transition.to, transition.event));
+        // Resets (`*` → pending) are listed in the table below, not drawn.
+        for transition in of(level).filter(|t| t.from != State::Any) {
+            out.push_str(&format!("    {} --> {}: {}\n", transition.from.name(), transition.to.name(), transition.event.name()));
         }
         out.push_str("```\n\n| from | event | to | guard |\n|---|---|---|---|\n");
         for transition in of(level) {
-            out.push_str(&format!("| {} | {} | {} | {} |\n", transition.from, transition.event, transition.to, transition.guard));
+            out.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                transition.from.name(),
+                transition.event.name(),
+                transition.to.name(),
+                transition.guard
+            ));
         }
     }
     out
+}
+
+/// Every state's kind at every level, in order: what [`check`] compares
+/// before and after an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Kinds {
+    instance: I,
+    phases: Vec<P>,
+    gates: Vec<G>,
+    tasks: Vec<T>,
+}
+
+impl Kinds {
+    /// The kinds of an instance's states.
+    pub(crate) fn of(instance: &super::Instance) -> Self {
+        Kinds {
+            instance: I::from(&instance.status),
+            phases: instance.phases.iter().map(|p| P::from(&p.status)).collect(),
+            gates: instance.phases.iter().flat_map(|p| p.gates.iter().map(|g| G::from(&g.status))).collect(),
+            tasks: instance.phases.iter().flat_map(|p| p.tasks.iter().map(|t| T::from(&t.status))).collect(),
+        }
+    }
+}
+
+/// Checks that every state an accepted `event` changed, at every level,
+/// moved along a declared transition; returns the first that did not. `step`
+/// calls it on every event in debug builds, so every test that drives the
+/// machine (the property tests most of all) also checks the table.
+pub(crate) fn check(before: &Kinds, after: &Kinds, event: E) -> Result<(), String> {
+    let declared = |level: Level, from: State, to: State| {
+        TRANSITIONS.iter().any(|t| t.level == level && t.event == event && (t.from == from || t.from == State::Any) && t.to == to)
+    };
+    let mut moved = Vec::new();
+    if before.instance != after.instance {
+        moved.push((Level::Instance, State::Instance(before.instance), State::Instance(after.instance)));
+    }
+    moved.extend(
+        before.phases.iter().zip(&after.phases).filter(|(a, b)| a != b).map(|(a, b)| (Level::Phase, State::Phase(*a), State::Phase(*b))),
+    );
+    moved.extend(
+        before.gates.iter().zip(&after.gates).filter(|(a, b)| a != b).map(|(a, b)| (Level::Gate, State::Gate(*a), State::Gate(*b))),
+    );
+    moved.extend(
+        before.tasks.iter().zip(&after.tasks).filter(|(a, b)| a != b).map(|(a, b)| (Level::Task, State::Task(*a), State::Task(*b))),
+    );
+    match moved.into_iter().find(|&(level, from, to)| !declared(level, from, to)) {
+        Some((level, from, to)) => {
+            Err(format!("{level:?}: {} --{}--> {} is not in the transition table", from.name(), event.name(), to.name()))
+        }
+        None => Ok(()),
+    }
 }

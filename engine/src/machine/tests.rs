@@ -294,7 +294,8 @@ fn step_accepts_exactly_the_declared_transitions() {
                     event = Event::Redriven(payload::Redriven { by: "x".into(), tasks: Vec::new() });
                 }
                 let before = instance.clone();
-                let declared: Vec<&str> = table::of(level).filter(|t| t.from == from && t.event == name).map(|t| t.to).collect();
+                let declared: Vec<&str> =
+                    table::of(level).filter(|t| t.from.name() == from && t.event.name() == name).map(|t| t.to.name()).collect();
                 match step(&mut instance, &workflow, &event, Timestamp(3)) {
                     Ok(_) if declared.contains(&kind_of(&instance, level)) => {}
                     // Redriven is an instance-level event; what it does not name keeps its state.
@@ -427,7 +428,7 @@ fn a_gate_stops_the_phase_awaiting_a_decision() {
     let (mut instance, mut records) = begin(&workflow);
     let mut now = Timestamp(1);
     drive(&workflow, &mut instance, &mut records, &mut now, &mut |_, _| Ok(()));
-    assert_eq!(instance.effective_status(), "awaiting_approval");
+    assert_eq!(instance.effective_status(), EffectiveStatus::AwaitingApproval);
     assert!(!instance.is_active());
     assert_eq!(instance.phases[0].status.kind(), "awaiting_approval");
     assert_eq!(instance.phases[1].status.kind(), "pending", "ship waits for build's gate");
@@ -656,25 +657,61 @@ proptest! {
 /// input, effects are returned, and what happened is in the events.
 #[test]
 fn tidy_the_machine_reads_no_clock_and_does_no_io() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/machine");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/machine");
     let forbidden = ["SystemTime", "Instant", "tokio", "tracing", "std::fs", "std::net", "std::io", "std::thread", "std::env", "rand::"];
     let mut checked = 0;
-    for entry in std::fs::read_dir(&dir).expect("src/machine") {
-        let path = entry.expect("entry").path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
-        if !name.ends_with(".rs") || name.ends_with("tests.rs") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).expect("source");
-        // The module's own test modules are tests, not the machine.
-        let code = text.split("#[cfg(test)]\nmod ").next().unwrap_or_default();
-        for (number, line) in code.lines().enumerate() {
-            let line = line.split("//").next().unwrap_or_default();
-            if let Some(word) = forbidden.iter().find(|word| line.contains(*word)) {
-                panic!("src/machine/{name}:{}: `{word}` in the pure machine: {}", number + 1, line.trim());
+    let mut dirs = vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("src/machine") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
             }
+            let name = path.strip_prefix(&root).unwrap_or(&path).display().to_string();
+            if !name.ends_with(".rs") || name.ends_with("tests.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("source");
+            // The module's own test modules are tests, not the machine.
+            let code = text.split("#[cfg(test)]\nmod ").next().unwrap_or_default();
+            let lines: Vec<&str> = code.lines().map(|line| line.split("//").next().unwrap_or_default()).collect();
+            for (number, line) in lines.iter().enumerate() {
+                if let Some(word) = forbidden.iter().find(|word| line.contains(*word)) {
+                    panic!("src/machine/{name}:{}: `{word}` in the pure machine: {}", number + 1, line.trim());
+                }
+                // A catch-all arm (`_ =>`, `other =>`) in a match over a
+                // status: a new state must make the compiler ask every match.
+                if catch_all(line) {
+                    let scrutinee = lines[..number].iter().rev().find(|l| l.contains("match ")).copied().unwrap_or_default();
+                    assert!(
+                        !scrutinee.contains("status"),
+                        "src/machine/{name}:{}: a catch-all arm in `{}`: name the states",
+                        number + 1,
+                        scrutinee.trim()
+                    );
+                }
+            }
+            checked += 1;
         }
-        checked += 1;
     }
-    assert!(checked >= 8, "read the machine's sources ({checked} files)");
+    assert!(checked >= 16, "read the machine's sources ({checked} files)");
+}
+
+/// A match arm that binds or ignores whatever is left: `_ =>`, `other =>`.
+fn catch_all(line: &str) -> bool {
+    let arm = line.trim_start().trim_start_matches('|').trim_start();
+    let Some((pattern, _)) = arm.split_once("=>") else { return false };
+    let pattern = pattern.split(" if ").next().unwrap_or_default().trim();
+    !pattern.is_empty() && pattern.chars().all(|c| c == '_' || c.is_ascii_lowercase() || c.is_ascii_digit())
+}
+
+#[test]
+fn tidy_catch_all_finds_the_arms_it_must() {
+    assert!(catch_all("            _ => {}"));
+    assert!(catch_all("        other => Err(x),"));
+    assert!(catch_all("        other if ok => Err(x),"));
+    assert!(!catch_all("        InstanceStatus::Running => {}"));
+    assert!(!catch_all("        other @ (TaskStatus::Pending | TaskStatus::Failed { .. }) => {}"));
+    assert!(!catch_all("        let x = y;"));
 }

@@ -61,7 +61,7 @@ pub struct Summary {
     /// Content hash of the pinned definition.
     pub definition_hash: String,
     /// Effective status.
-    pub status: String,
+    pub status: crate::machine::EffectiveStatus,
     /// Who started it.
     pub started_by: String,
     /// When it started.
@@ -82,7 +82,7 @@ impl Summary {
             v: STATE_VERSION,
             workflow: instance.workflow.clone(),
             definition_hash: instance.definition_hash.clone(),
-            status: instance.effective_status().to_owned(),
+            status: instance.effective_status(),
             started_by: instance.started_by.clone(),
             started_at: instance.started_at,
             updated_at: instance.updated_at,

@@ -77,7 +77,7 @@ pub struct Notification {
     pub record: Record,
     /// The instance's effective status once the batch holding this event
     /// was durable (a batch can hold several events).
-    pub status: &'static str,
+    pub status: Option<crate::machine::EffectiveStatus>,
     /// For task events, the agent that runs the task (for per-agent metrics).
     pub agent: Option<String>,
 }
@@ -113,7 +113,7 @@ impl Answer {
             Answer::Decided(reply, mut outcome) => {
                 if let Some(cell) = cell {
                     outcome.seq = cell.instance.seq;
-                    outcome.instance_status = cell.instance.effective_status().to_owned();
+                    outcome.instance_status = Some(cell.instance.effective_status());
                     outcome.gate_status = gate_status(&cell.instance, &outcome.phase, &outcome.gate);
                 }
                 drop(reply.send(Ok(outcome)));
@@ -122,10 +122,10 @@ impl Answer {
                 let report = match cell {
                     Some(cell) => super::AdvanceReport {
                         appended: before + appended,
-                        status: cell.instance.effective_status().to_owned(),
+                        status: Some(cell.instance.effective_status()),
                         blockers: crate::machine::blockers(&cell.instance, &cell.workflow, now),
                     },
-                    None => super::AdvanceReport { appended: before + appended, status: "unknown".to_owned(), blockers: Vec::new() },
+                    None => super::AdvanceReport { appended: before + appended, status: None, blockers: Vec::new() },
                 };
                 drop(reply.send(Ok(report)));
             }
@@ -216,7 +216,7 @@ struct Cell {
     workflow: Arc<Workflow>,
     /// The seq, status and wake time as of the last batch submitted.
     written_seq: u64,
-    written_status: String,
+    written_status: Option<crate::machine::EffectiveStatus>,
     written_wake: Option<Timestamp>,
     /// The approval index entries as of the last batch submitted.
     written_approvals: BTreeMap<Vec<u8>, Vec<u8>>,
@@ -355,7 +355,7 @@ impl Driver {
                     instance,
                     workflow,
                     written_seq: 0,
-                    written_status: String::new(),
+                    written_status: None,
                     written_wake: None,
                     written_approvals: BTreeMap::new(),
                     snapshot_seq: 0,
@@ -636,7 +636,7 @@ impl Driver {
             answer.fail(error.into());
             return;
         }
-        let status = self.cells.get(id).map_or("unknown", |c| c.instance.effective_status());
+        let status = self.cells.get(id).map(|c| c.instance.effective_status());
         let workflow = self.cells.get(id).map(|c| Arc::clone(&c.workflow));
         for record in &records {
             debug!(instance = id, seq = record.seq(), event = %record.event().describe(), "durable");

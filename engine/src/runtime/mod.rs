@@ -141,8 +141,8 @@ pub struct DecisionOutcome {
     pub seq: u64,
     /// The gate's status after it.
     pub gate_status: String,
-    /// The instance's status after it.
-    pub instance_status: String,
+    /// The instance's status after it (none until the decision is durable).
+    pub instance_status: Option<crate::machine::EffectiveStatus>,
     /// True when this answers a repeated request id (nothing was appended).
     pub replayed: bool,
 }
@@ -166,7 +166,7 @@ impl DecisionOutcome {
             at,
             seq: 0,
             gate_status: String::new(),
-            instance_status: String::new(),
+            instance_status: None,
             replayed: false,
         }
     }
@@ -177,8 +177,8 @@ impl DecisionOutcome {
 pub struct AdvanceReport {
     /// Events appended by advancing.
     pub appended: usize,
-    /// The instance's status after it.
-    pub status: String,
+    /// The instance's status after it (none if it could not be read back).
+    pub status: Option<crate::machine::EffectiveStatus>,
     /// What keeps it from moving on.
     pub blockers: Vec<crate::machine::Blocker>,
 }
@@ -590,11 +590,11 @@ impl Engine {
     }
 
     /// Instances with their summaries, optionally only those with `status`.
-    pub fn list(&self, status: Option<&str>) -> Result<Vec<(String, Summary)>, Error> {
+    pub fn list(&self, status: Option<crate::machine::EffectiveStatus>) -> Result<Vec<(String, Summary)>, Error> {
         let store = &self.shared.store;
         let quarantined: BTreeSet<String> = store.quarantined()?.into_iter().map(|(id, _)| id).collect();
         let mark = |id: &str, summary: Summary| match quarantined.contains(id) {
-            true => Summary { status: phasegate_store::QUARANTINED.to_owned(), ..summary },
+            true => Summary { status: crate::machine::EffectiveStatus::Quarantined, ..summary },
             false => summary,
         };
         let mut out = Vec::new();
@@ -617,7 +617,7 @@ impl Engine {
                 }
             }
             Some(status) => {
-                for id in store.instances_with_status(status)? {
+                for id in store.instances_with_status(status.as_str())? {
                     if let Some(bytes) = store.summary(&id)? {
                         let summary = Summary::decode(&id, &bytes).map_err(|e| Error::Corrupt(e.to_string()))?;
                         let summary = mark(&id, summary);

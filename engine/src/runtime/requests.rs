@@ -98,7 +98,12 @@ impl RequestUse {
     }
 
     /// The original outcome, answered again (`seq` and the statuses are the current ones).
-    pub(crate) fn outcome(&self, seq: u64, gate_status: String, instance_status: String) -> DecisionOutcome {
+    pub(crate) fn outcome(
+        &self,
+        seq: u64,
+        gate_status: String,
+        instance_status: Option<crate::machine::EffectiveStatus>,
+    ) -> DecisionOutcome {
         DecisionOutcome {
             instance: self.instance.clone(),
             phase: self.phase.clone(),

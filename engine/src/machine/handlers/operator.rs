@@ -52,7 +52,12 @@ pub(crate) fn resumed(cx: Cx<'_>, _: &payload::Resumed) -> Handled {
             let hint = match &instance.status {
                 InstanceStatus::Failed { .. } => "a failed instance is redriven with `retry`",
                 InstanceStatus::AwaitingDecision { .. } => "it awaits a decision: approve or reject it",
-                _ => "only a halted instance can be resumed",
+                InstanceStatus::Halted { .. }
+                | InstanceStatus::Running
+                | InstanceStatus::Completed { .. }
+                | InstanceStatus::Cancelled { .. }
+                | InstanceStatus::RollingBack { .. }
+                | InstanceStatus::RolledBack { .. } => "only a halted instance can be resumed",
             };
             return Err(Rejected::new(event, format!("instance {} is {}", instance.id, instance.effective_status()), hint));
         }
@@ -187,7 +192,12 @@ pub(crate) fn redriven(cx: Cx<'_>, e: &payload::Redriven) -> Handled {
                 }
                 phase.status = PhaseStatus::Running { since: at };
             }
-            _ => {}
+            PhaseStatus::Failed { .. }
+            | PhaseStatus::OnHold { .. }
+            | PhaseStatus::Pending
+            | PhaseStatus::Running { .. }
+            | PhaseStatus::AwaitingApproval { .. }
+            | PhaseStatus::Passed { .. } => {}
         }
     }
     if !remediation {

@@ -251,7 +251,13 @@ pub(crate) fn ended(cx: Cx<'_>, ended: Ended<'_>) -> Handled {
     let compensation = rollback_step(instance, event, step, id)?;
     match &compensation.state.status {
         TaskStatus::Dispatched { attempt: running, .. } if *running == attempt => {}
-        other => {
+        other @ (TaskStatus::Dispatched { .. }
+        | TaskStatus::Pending
+        | TaskStatus::Succeeded { .. }
+        | TaskStatus::Failed { .. }
+        | TaskStatus::RetryWaiting { .. }
+        | TaskStatus::Skipped { .. }
+        | TaskStatus::Cancelled { .. }) => {
             return Err(Rejected::new(
                 event,
                 format!("compensation {id} is {}", other.kind()),
@@ -284,7 +290,13 @@ pub(crate) fn retry_scheduled(cx: Cx<'_>, e: &payload::CompensationRetrySchedule
         TaskStatus::Failed { attempt: failed, error, .. } if attempt == failed + 1 && compensation.state.may_retry(max_attempts) => {
             error.clone()
         }
-        other => {
+        other @ (TaskStatus::Failed { .. }
+        | TaskStatus::Pending
+        | TaskStatus::Dispatched { .. }
+        | TaskStatus::Succeeded { .. }
+        | TaskStatus::RetryWaiting { .. }
+        | TaskStatus::Skipped { .. }
+        | TaskStatus::Cancelled { .. }) => {
             return Err(Rejected::new(
                 event,
                 format!("compensation {id} is {}", other.kind()),

@@ -116,7 +116,12 @@ fn pending_position(instance: &Instance, event: &Event, phase: &str, trigger: &s
 fn require_listening(instance: &Instance, event: &Event) -> Result<(), Rejected> {
     match &instance.status {
         InstanceStatus::Running | InstanceStatus::AwaitingDecision { .. } => Ok(()),
-        other => Err(Rejected::new(
+        other @ (InstanceStatus::Halted { .. }
+        | InstanceStatus::Completed { .. }
+        | InstanceStatus::Failed { .. }
+        | InstanceStatus::Cancelled { .. }
+        | InstanceStatus::RollingBack { .. }
+        | InstanceStatus::RolledBack { .. }) => Err(Rejected::new(
             event,
             format!("instance {} is {}", instance.id, other.kind()),
             "triggers act while the instance runs or awaits a decision",
@@ -177,7 +182,15 @@ fn halt<'i, 'w>(
             format!("instance {} awaits a decision on trigger {waiting}", instance.id),
             format!("not on trigger {trigger}"),
         )),
-        other => Err(Rejected::new(event, format!("instance {} is {}", instance.id, other.kind()), "no trigger awaits a decision")),
+        other @ (InstanceStatus::Running
+        | InstanceStatus::Halted { .. }
+        | InstanceStatus::Completed { .. }
+        | InstanceStatus::Failed { .. }
+        | InstanceStatus::Cancelled { .. }
+        | InstanceStatus::RollingBack { .. }
+        | InstanceStatus::RolledBack { .. }) => {
+            Err(Rejected::new(event, format!("instance {} is {}", instance.id, other.kind()), "no trigger awaits a decision"))
+        }
     }
 }
 
@@ -198,9 +211,16 @@ struct Answer<'a> {
 /// waiting, the decision is recorded on the wait.
 fn settle(instance: &mut Instance, workflow: &Workflow, answer: Answer<'_>, outcome: Outcome, at: Timestamp) -> Vec<Effect> {
     let Answer { halt: (p, k), then, decision, timed_out } = answer;
-    let cause = match &instance.status {
-        InstanceStatus::AwaitingDecision { cause, .. } => cause.clone(),
-        _ => String::new(),
+    // Only called while the instance awaits this halt (checked by `halt`).
+    let (cause, waiting) = match &instance.status {
+        InstanceStatus::AwaitingDecision { cause, approval, .. } => (cause.clone(), approval.status.clone()),
+        InstanceStatus::Running
+        | InstanceStatus::Halted { .. }
+        | InstanceStatus::Completed { .. }
+        | InstanceStatus::Failed { .. }
+        | InstanceStatus::Cancelled { .. }
+        | InstanceStatus::RollingBack { .. }
+        | InstanceStatus::RolledBack { .. } => return Vec::new(),
     };
     let status = match outcome {
         Outcome::Approved(approvals) => {
@@ -218,12 +238,11 @@ fn settle(instance: &mut Instance, workflow: &Workflow, answer: Answer<'_>, outc
             return Vec::new();
         }
         // Held: the deadline no longer applies; someone decides later.
-        Outcome::Held(_) => match &instance.status {
-            InstanceStatus::AwaitingDecision {
-                approval: GateState { status: GateStatus::AwaitingDecision { since, level, approvals, .. }, .. },
-                ..
-            } => GateStatus::AwaitingDecision { since: *since, level: *level, deadline: None, approvals: approvals.clone() },
-            _ => return Vec::new(),
+        Outcome::Held(_) => match waiting {
+            GateStatus::AwaitingDecision { since, level, approvals, .. } => {
+                GateStatus::AwaitingDecision { since, level, deadline: None, approvals }
+            }
+            other @ (GateStatus::Pending | GateStatus::OnHold { .. } | GateStatus::Passed { .. } | GateStatus::Failed { .. }) => other,
         },
         Outcome::Waiting(status) => status,
     };

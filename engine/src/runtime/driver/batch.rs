@@ -98,7 +98,7 @@ impl Driver {
             instance: id.to_owned(),
             expected_seq: cell.written_seq,
             events: records.iter().map(codec::encode_record).collect(),
-            status: (cell.written_status != status).then(|| status.to_owned()),
+            status: (cell.written_status != Some(status)).then(|| status.as_str().to_owned()),
             summary: Some(Summary::of(instance, wake).encode()),
             snapshot,
             index,
@@ -108,7 +108,7 @@ impl Driver {
             cell.snapshot_seq = instance.seq;
         }
         cell.written_seq = instance.seq;
-        cell.written_status = status.to_owned();
+        cell.written_status = Some(status);
         cell.written_wake = wake;
         batch
     }

@@ -37,11 +37,9 @@ impl Driver {
             let answer = match used {
                 Err(error) => Some(Err(error)),
                 Ok(None) => None,
-                Ok(Some(used)) if used.is_same(id, gate, &request) => Some(Ok(used.outcome(
-                    instance.seq,
-                    gate_status(instance, &used.phase, &used.gate),
-                    instance.effective_status().to_owned(),
-                ))),
+                Ok(Some(used)) if used.is_same(id, gate, &request) => {
+                    Some(Ok(used.outcome(instance.seq, gate_status(instance, &used.phase, &used.gate), Some(instance.effective_status()))))
+                }
                 Ok(Some(used)) => Some(Err(used.conflict(&request.request_id))),
             };
             if let Some(answer) = answer {
@@ -65,7 +63,7 @@ impl Driver {
                             at: *at,
                             seq: instance.seq,
                             gate_status: state.status.kind().to_owned(),
-                            instance_status: instance.effective_status().to_owned(),
+                            instance_status: Some(instance.effective_status()),
                             replayed: true,
                         };
                         let names_it = gate.is_none_or(|g| g == state.id || g == format!("{}/{}", phase.id, state.id));

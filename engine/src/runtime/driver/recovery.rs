@@ -108,7 +108,7 @@ impl Driver {
                 let summary = self.shared.store.summary(id).ok().flatten().and_then(|bytes| Summary::decode(id, &bytes).ok());
                 let cell = Cell {
                     written_seq: instance.seq,
-                    written_status: instance.effective_status().to_owned(),
+                    written_status: Some(instance.effective_status()),
                     written_wake: summary.and_then(|s| s.wake_at),
                     written_approvals: codec::pending_approvals(&instance, &workflow),
                     snapshot_seq: instance.seq,

@@ -26,7 +26,7 @@ pub const EXIT_USAGE: u8 = 2;
 
 /// phasegate: durable release workflows with quality gates and human approvals.
 #[derive(Debug, Parser)]
-#[command(name = "phasegate", version, about, long_about = None)]
+#[command(name = "phasegate", bin_name = "phasegate", version, about, long_about = None)]
 pub struct Cli {
     /// The data directory holding the store.
     #[arg(long, global = true, env = "PHASEGATE_DB", default_value = ".phasegate")]

@@ -1,7 +1,7 @@
 //! Gate decisions from the command line: roles from phasegate.toml beside the
 //! store, authorization refusals, request ids, approvals and advance.
 
-use phasegate_tests::{run, stderr, stdout};
+use crate::support::{run, stderr, stdout};
 
 const FLOW: &str = r#"
 name = "release"

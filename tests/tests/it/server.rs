@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use phasegate_tests::phasegate;
-use phasegate_tests::served::{call, serve, Server};
+use crate::support::phasegate;
+use crate::support::served::{call, serve, Server};
 use serde_json::{json, Value};
 
 const FLOW: &str = r#"

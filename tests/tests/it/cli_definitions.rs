@@ -1,7 +1,7 @@
 //! `phasegate validate`, `graph` and `schema` as a user runs them: exit codes,
 //! messages on the right stream, and nothing written anywhere.
 
-use phasegate_tests::{run, snapshot, stderr, stdout, workspace_root};
+use crate::support::{run, snapshot, stderr, stdout, workspace_root};
 
 fn scratch() -> tempfile::TempDir {
     tempfile::tempdir().expect("temporary directory")

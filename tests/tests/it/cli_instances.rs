@@ -3,7 +3,7 @@
 
 use std::process::Stdio;
 
-use phasegate_tests::{phasegate, run, stderr, stdout};
+use crate::support::{phasegate, run, stderr, stdout};
 
 const FLOW: &str = r#"
 name = "flow"
@@ -164,8 +164,7 @@ fn a_reader_that_goes_away_ends_the_output_quietly_instead_of_panicking() {
     for args in [&["history", "f1"][..], &["status", "f1"], &["list"], &["--output", "json", "history", "f1"]] {
         let (reader, writer) = std::io::pipe().expect("pipe");
         drop(reader);
-        let output =
-            phasegate_tests::phasegate(path).args(args).stdout(writer).stderr(std::process::Stdio::piped()).output().expect("runs");
+        let output = crate::support::phasegate(path).args(args).stdout(writer).stderr(std::process::Stdio::piped()).output().expect("runs");
         assert_eq!(output.status.code(), Some(0), "{args:?}: {}", stderr(&output));
         assert!(stderr(&output).is_empty(), "{args:?}: nothing on stderr, no panic: {}", stderr(&output));
     }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use phasegate_tests::{phasegate, phasegate_bin, stderr, stdout, workspace_root};
+use crate::support::{phasegate, phasegate_bin, stderr, stdout, workspace_root};
 
 /// `phasegate demo-target` on a free loopback port, stopped when dropped.
 struct Target {

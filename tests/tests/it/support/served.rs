@@ -9,16 +9,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::phasegate;
+use super::phasegate;
 
 /// A running server (killed when dropped) with its address and token.
-pub struct Server {
+pub(crate) struct Server {
     /// The server process.
-    pub child: Child,
+    pub(crate) child: Child,
     /// `127.0.0.1:PORT`.
-    pub address: String,
+    pub(crate) address: String,
     /// The admin bearer token.
-    pub token: String,
+    pub(crate) token: String,
 }
 
 impl Drop for Server {
@@ -31,7 +31,7 @@ impl Drop for Server {
 /// Starts `phasegate --db db serve` in `dir` on a free loopback port (its
 /// stderr in `dir/serve.log`) and waits (bounded) until it has written its
 /// address.
-pub fn serve(dir: &Path) -> Server {
+pub(crate) fn serve(dir: &Path) -> Server {
     let child = phasegate(dir)
         .args(["--db", "db", "serve", "--listen", "127.0.0.1:0"])
         .stdin(Stdio::null())
@@ -55,12 +55,12 @@ pub fn serve(dir: &Path) -> Server {
 }
 
 /// One HTTP request; returns the status and the body parsed as JSON (or as a string).
-pub fn call(server: &Server, method: &str, path: &str, token: Option<&str>, principal: Option<&str>, body: &[u8]) -> (u16, Value) {
+pub(crate) fn call(server: &Server, method: &str, path: &str, token: Option<&str>, principal: Option<&str>, body: &[u8]) -> (u16, Value) {
     call_at(&server.address, method, path, token, principal, body)
 }
 
 /// [`call`] to a server's address (`127.0.0.1:PORT`), from any thread.
-pub fn call_at(address: &str, method: &str, path: &str, token: Option<&str>, principal: Option<&str>, body: &[u8]) -> (u16, Value) {
+pub(crate) fn call_at(address: &str, method: &str, path: &str, token: Option<&str>, principal: Option<&str>, body: &[u8]) -> (u16, Value) {
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     if let Some(token) = token {
         head.push_str(&format!("Authorization: Bearer {token}\r\n"));
@@ -73,7 +73,7 @@ pub fn call_at(address: &str, method: &str, path: &str, token: Option<&str>, pri
 }
 
 /// Sends `head` and `body` as they are (for malformed or unusual headers).
-pub fn raw(server: &Server, head: &str, body: &[u8]) -> (u16, Value) {
+pub(crate) fn raw(server: &Server, head: &str, body: &[u8]) -> (u16, Value) {
     raw_at(&server.address, head, body)
 }
 

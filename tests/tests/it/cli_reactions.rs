@@ -1,7 +1,7 @@
 //! Rollback, signals and trigger halts from the command line: what a user
 //! types, what they see, and that refused commands change nothing.
 
-use phasegate_tests::{run, stderr, stdout};
+use crate::support::{run, stderr, stdout};
 
 const FLOW: &str = r#"
 name = "release"

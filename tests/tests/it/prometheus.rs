@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use phasegate_tests::{phasegate, run};
+use crate::support::{phasegate, run};
 
 /// Requests and errors served so far; the error share is set by the test
 /// in thousandths.

@@ -15,9 +15,9 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::support::phasegate;
 use phasegate_engine::machine::{self, Event, TaskStatus};
 use phasegate_engine::{Engine, Mode};
-use phasegate_tests::phasegate;
 
 const PHASES: [(&str, &[&str]); 4] = [("prepare", &[]), ("left", &["prepare"]), ("right", &["prepare"]), ("finish", &["left", "right"])];
 const TASKS_PER_PHASE: usize = 30;

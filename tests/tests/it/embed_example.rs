@@ -2,7 +2,7 @@
 //! custom in-process agent, follows the event stream, and shuts down cleanly
 //! so the next run reopens the same store.
 
-use phasegate_tests::example_bin;
+use crate::support::example_bin;
 
 #[test]
 fn the_embedding_example_runs_and_reopens_its_store() {

@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use phasegate_tests::served::{call, call_at, raw, serve};
-use phasegate_tests::{run, stderr, stdout};
+use crate::support::served::{call, call_at, raw, serve};
+use crate::support::{run, stderr, stdout};
 use serde_json::{json, Value};
 
 const GATED: &str = r#"
@@ -487,7 +487,7 @@ fn trace_start(strace: &str, dir: &Path, file: &str, id: &str) -> (Vec<String>, 
     let traced = std::process::Command::new(strace)
         .current_dir(dir)
         .args(["-f", "-y", "-qq", "-s", "64", "-e", "trace=write,pwrite64,writev,fdatasync,fsync,sync_file_range", "-o", &out])
-        .arg(phasegate_tests::phasegate_bin())
+        .arg(crate::support::phasegate_bin())
         .args(["--db", "db", "start", file, "--id", id])
         .env_remove("RUST_LOG")
         .output()
@@ -540,7 +540,7 @@ params = { argv = ["sh", "-c", "touch started; sleep 1; echo '{}'"] }
 "#;
     let dir = scratch(&[("slow.toml", flow)]);
     assert!(run(dir.path(), &["--db", "db", "start", "slow.toml", "--id", "s1"]).status.success());
-    let mut child = phasegate_tests::phasegate(dir.path())
+    let mut child = crate::support::phasegate(dir.path())
         .args(["--db", "db", "run", "--until-idle"])
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(dir.path().join("run.log")).expect("log"))

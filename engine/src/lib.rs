@@ -17,6 +17,8 @@
 pub mod config;
 pub mod expr;
 pub mod machine;
+#[cfg(feature = "server")]
+mod metrics;
 pub mod model;
 pub mod plan;
 pub mod report;

@@ -9,10 +9,9 @@
 //! Every error is JSON: `{"error": "...", "kind": "..."}`. docs/api.md lists
 //! the routes.
 
-use crate::machine::payload;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -26,7 +25,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::machine::{DecisionKind, Event};
+use crate::machine::DecisionKind;
 use crate::runtime::{DecisionRequest, Error, StartOptions};
 use crate::Engine;
 
@@ -94,24 +93,10 @@ pub fn ensure_token(data_dir: &Path) -> std::io::Result<String> {
     Ok(token)
 }
 
-/// Event counts since the server started, for `/metrics`.
-#[derive(Default)]
-struct Counters {
-    by_event: std::sync::Mutex<BTreeMap<&'static str, u64>>,
-    /// (agent, outcome) → task attempts: dispatched, succeeded, failed.
-    by_agent: std::sync::Mutex<BTreeMap<(String, &'static str), u64>>,
-    watch_firings: AtomicU64,
-    task_ms_sum: AtomicU64,
-    task_ms_buckets: [AtomicU64; 8],
-}
-
-/// Upper bounds (ms) of the task duration histogram's buckets.
-const BUCKETS_MS: [u64; 8] = [10, 50, 100, 500, 1_000, 5_000, 30_000, 300_000];
-
 struct Api {
     engine: Arc<Engine>,
     token: String,
-    counters: Counters,
+    metrics: crate::metrics::Metrics,
 }
 
 /// An API error: its status and a JSON body naming what went wrong.
@@ -144,15 +129,18 @@ impl From<Error> for ApiError {
 
 type ApiResult = Result<Response, ApiError>;
 
-/// The API's routes over `engine`, authenticated by `token`.
-pub fn router(engine: Arc<Engine>, token: String) -> Router {
-    let api = Arc::new(Api { engine: Arc::clone(&engine), token, counters: Counters::default() });
-    let counting = Arc::clone(&api);
+/// The API's routes over `engine`, authenticated by `token`. Fails only if
+/// the instances cannot be listed to start the metrics from.
+pub fn router(engine: Arc<Engine>, token: String) -> Result<Router, Error> {
+    // Subscribe before listing, so no event falls between the two.
     let mut events = engine.subscribe();
+    let metrics = crate::metrics::Metrics::new(Arc::clone(&engine))?;
+    let api = Arc::new(Api { engine: Arc::clone(&engine), token, metrics });
+    let counting = Arc::clone(&api);
     tokio::spawn(async move {
         loop {
             match events.recv().await {
-                Ok(note) => counting.count(note.record.event(), note.agent.as_deref()),
+                Ok(note) => counting.metrics.observe(&note),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
@@ -168,43 +156,13 @@ pub fn router(engine: Arc<Engine>, token: String) -> Router {
         .route("/v1/instances/{id}/{operation}", post(operate))
         .route("/v1/approvals", get(approvals))
         .route("/v1/backup", post(backup))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(scrape))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&api), authenticate));
-    Router::new()
+    Ok(Router::new()
         .route("/healthz", get(healthz))
         .merge(authenticated)
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such route; see docs/api.md".to_owned(), "not_found") })
-        .with_state(api)
-}
-
-impl Api {
-    fn count(&self, event: &Event, agent: Option<&str>) {
-        if let Ok(mut counts) = self.counters.by_event.lock() {
-            *counts.entry(event.kind()).or_insert(0) += 1;
-        }
-        let outcome = match event {
-            Event::TaskDispatched(_) => Some("dispatched"),
-            Event::TaskSucceeded(_) => Some("succeeded"),
-            Event::TaskFailed(_) => Some("failed"),
-            _ => None,
-        };
-        if let (Some(outcome), Some(agent), Ok(mut counts)) = (outcome, agent, self.counters.by_agent.lock()) {
-            *counts.entry((agent.to_owned(), outcome)).or_insert(0) += 1;
-        }
-        if let Event::TriggerFired(payload::TriggerFired { cause, .. }) = event {
-            if cause.starts_with("watch ") {
-                self.counters.watch_firings.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        if let Event::TaskSucceeded(payload::TaskSucceeded { duration_ms, .. }) = event {
-            self.counters.task_ms_sum.fetch_add(*duration_ms, Ordering::Relaxed);
-            for (bucket, bound) in self.counters.task_ms_buckets.iter().zip(BUCKETS_MS) {
-                if *duration_ms <= bound {
-                    bucket.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }
-    }
+        .with_state(api))
 }
 
 /// Constant-time comparison (subtle), so the token cannot be guessed byte by byte.
@@ -452,86 +410,12 @@ async fn backup(State(api): State<Arc<Api>>, request: Request) -> ApiResult {
     Ok(Json(json!({"path": report.path, "records": report.records, "instances": report.instances, "bytes": report.bytes})).into_response())
 }
 
-async fn metrics(State(api): State<Arc<Api>>) -> ApiResult {
-    let mut out = String::new();
-    out.push_str("# HELP phasegate_instances Instances by effective status.\n# TYPE phasegate_instances gauge\n");
-    let mut by_status: BTreeMap<crate::machine::EffectiveStatus, u64> = BTreeMap::new();
-    for (_, summary) in api.engine.list(None)? {
-        *by_status.entry(summary.status).or_insert(0) += 1;
-    }
-    for (status, count) in &by_status {
-        out.push_str(&format!("phasegate_instances{{status=\"{status}\"}} {count}\n"));
-    }
-    let pending = api.engine.approvals(None)?;
-    let now = api.engine.now();
-    let oldest = pending.iter().map(|p| now.since(p.since)).max().unwrap_or(0);
-    out.push_str(&format!(
-        "# HELP phasegate_approvals_pending Decisions people are waiting for.\n# TYPE phasegate_approvals_pending gauge\nphasegate_approvals_pending {}\n\
-         # HELP phasegate_approvals_oldest_seconds Age of the oldest pending decision.\n# TYPE phasegate_approvals_oldest_seconds gauge\nphasegate_approvals_oldest_seconds {}\n",
-        pending.len(),
-        oldest as f64 / 1000.0
-    ));
-    out.push_str(
-        "# HELP phasegate_events_total Events made durable since the server started, by type.\n# TYPE phasegate_events_total counter\n",
-    );
-    if let Ok(counts) = api.counters.by_event.lock() {
-        for (kind, count) in counts.iter() {
-            out.push_str(&format!("phasegate_events_total{{type=\"{kind}\"}} {count}\n"));
-        }
-    }
-    out.push_str(
-        "# HELP phasegate_tasks_total Task attempts by agent and outcome since the server started.\n# TYPE phasegate_tasks_total counter\n",
-    );
-    if let Ok(counts) = api.counters.by_agent.lock() {
-        for ((agent, outcome), count) in counts.iter() {
-            out.push_str(&format!("phasegate_tasks_total{{agent=\"{agent}\",outcome=\"{outcome}\"}} {count}\n"));
-        }
-    }
-    let (firings, rollbacks_started, rollbacks_done) = api
-        .counters
-        .by_event
-        .lock()
-        .map(|c| {
-            let get = |k: &str| c.get(k).copied().unwrap_or(0);
-            (get("TriggerFired"), get("RollbackStarted"), get("RollbackCompleted"))
-        })
-        .unwrap_or_default();
-    out.push_str(&format!(
-        "# HELP phasegate_watch_firings_total Watches that fired.\n# TYPE phasegate_watch_firings_total counter\nphasegate_watch_firings_total {}\n\
-         # HELP phasegate_rollbacks_completed_total Rollbacks whose compensations all succeeded.\n# TYPE phasegate_rollbacks_completed_total counter\nphasegate_rollbacks_completed_total {rollbacks_done}\n\
-         # HELP phasegate_rollbacks_requested_total Rollbacks an operator started (triggers start them too: see trigger firings).\n# TYPE phasegate_rollbacks_requested_total counter\nphasegate_rollbacks_requested_total {rollbacks_started}\n",
-        api.counters.watch_firings.load(Ordering::Relaxed)
-    ));
-    out.push_str(&format!(
-        "# HELP phasegate_trigger_firings_total Triggers that acted (watch firings, failures, signals).\n# TYPE phasegate_trigger_firings_total counter\nphasegate_trigger_firings_total {firings}\n"
-    ));
-    if let Some(stats) = api.engine.store().stats() {
-        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        out.push_str(&format!(
-            "# HELP phasegate_store_batches_total Batches made durable (each one atomic write).\n# TYPE phasegate_store_batches_total counter\nphasegate_store_batches_total {}\n\
-             # HELP phasegate_store_events_total Events appended.\n# TYPE phasegate_store_events_total counter\nphasegate_store_events_total {}\n\
-             # HELP phasegate_store_flush_seconds Time spent flushing (group commit: one flush covers many batches).\n# TYPE phasegate_store_flush_seconds summary\n\
-             phasegate_store_flush_seconds_sum {}\nphasegate_store_flush_seconds_count {}\n",
-            load(&stats.batches),
-            load(&stats.events),
-            load(&stats.flush_micros) as f64 / 1e6,
-            load(&stats.flushes)
-        ));
-    }
-    out.push_str(
-        "# HELP phasegate_task_duration_seconds Duration of succeeded task attempts.\n# TYPE phasegate_task_duration_seconds histogram\n",
-    );
-    let mut total = 0;
-    for (bucket, bound) in api.counters.task_ms_buckets.iter().zip(BUCKETS_MS) {
-        total = bucket.load(Ordering::Relaxed);
-        out.push_str(&format!("phasegate_task_duration_seconds_bucket{{le=\"{}\"}} {total}\n", bound as f64 / 1000.0));
-    }
-    let count = api.counters.by_event.lock().map(|c| c.get("TaskSucceeded").copied().unwrap_or(0)).unwrap_or(total);
-    out.push_str(&format!(
-        "phasegate_task_duration_seconds_bucket{{le=\"+Inf\"}} {count}\nphasegate_task_duration_seconds_sum {}\nphasegate_task_duration_seconds_count {count}\n",
-        api.counters.task_ms_sum.load(Ordering::Relaxed) as f64 / 1000.0
-    ));
-    Ok(([("content-type", "text/plain; version=0.0.4")], out).into_response())
+async fn scrape(State(api): State<Arc<Api>>) -> ApiResult {
+    let text = api
+        .metrics
+        .encode()
+        .map_err(|_| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "the metrics did not encode".to_owned(), "internal"))?;
+    Ok(([("content-type", crate::metrics::CONTENT_TYPE)], text).into_response())
 }
 
 /// Where a data directory's live server listens, if its address file says so.

@@ -68,7 +68,13 @@ pub(super) fn serve(cli: &Cli, args: &ServeArgs) -> u8 {
             "serving the control API on {url} (token in {}); the CLI uses it while this runs",
             cli.db.join(server::TOKEN_FILE).display()
         );
-        let app = server::router(Arc::clone(&engine), token);
+        let app = match server::router(Arc::clone(&engine), token) {
+            Ok(app) => app,
+            Err(error) => {
+                engine.shutdown().await;
+                return super::instances::report(&error);
+            }
+        };
         // A failed engine (its driver stopped, its store refuses writes)
         // fails closed: the server stops and the process exits non-zero, so
         // a supervisor restarts it on a store that works.

@@ -391,7 +391,12 @@ pub struct Trigger {
 }
 
 /// The events a trigger reacts to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, strum::EnumDiscriminants)]
+#[strum_discriminants(name(TriggerSource), vis(pub), derive(Hash, PartialOrd, Ord, strum::IntoStaticStr))]
+#[strum_discriminants(
+    strum(serialize_all = "snake_case"),
+    doc = "What kind of event a trigger reacts to (`watch`, `task_failed`, `gate_failed`, `signal`), for metrics and listings."
+)]
 pub enum TriggerOn {
     /// A watch of the phase fired (index within the phase).
     Watch(usize),

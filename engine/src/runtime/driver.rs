@@ -80,6 +80,9 @@ pub struct Notification {
     pub status: Option<crate::machine::EffectiveStatus>,
     /// For task events, the agent that runs the task (for per-agent metrics).
     pub agent: Option<String>,
+    /// For a `TriggerFired` event, what the trigger reacts to (a watch
+    /// firing, a failure, a signal), from the pinned definition.
+    pub trigger_on: Option<crate::plan::TriggerSource>,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
@@ -648,7 +651,15 @@ impl Driver {
                 }
                 _ => None,
             };
-            let _ = self.shared.events.send(Notification { instance: id.to_owned(), record: record.clone(), status, agent });
+            let trigger_on = match record.event() {
+                Event::TriggerFired(fired) => workflow
+                    .as_ref()
+                    .and_then(|w| w.trigger(&fired.phase, &fired.trigger))
+                    .map(|(_, t)| crate::plan::TriggerSource::from(&t.on)),
+                _ => None,
+            };
+            let notification = Notification { instance: id.to_owned(), record: record.clone(), status, agent, trigger_on };
+            let _ = self.shared.events.send(notification);
         }
         answer.succeed(self.cells.get(id), records.len(), self.shared.clock.now());
         self.run_effects(id, effects);

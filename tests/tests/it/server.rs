@@ -89,8 +89,16 @@ fn the_control_api_authenticates_authorizes_and_answers_in_json() {
     assert_eq!((status, &pending[0]["gate"]), (200, &json!("review")), "{pending}");
     let (status, body) = call(&server, "POST", "/v1/instances/s1/decisions", token, Some("rita"), &approve);
     assert_eq!((status, &body["gate_status"]), (200, &json!("passed")), "{body}");
-    std::thread::sleep(Duration::from_millis(500));
-    let (_, shown) = call(&server, "GET", "/v1/instances/s1", token, None, b"");
+    // The server drives the instance on: wait for it, bounded.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut shown = json!(null);
+    while Instant::now() < deadline {
+        shown = call(&server, "GET", "/v1/instances/s1", token, None, b"").1;
+        if shown["phases"][1]["status"]["status"] == "running" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
     assert_eq!(shown["phases"][1]["status"]["status"], "running", "the server drives the instance: {shown}");
     let (status, body) = call(&server, "POST", "/v1/instances/s1/halt", token, Some("ops"), &json_body(json!({"reason": "maintenance"})));
     assert_eq!((status, &body["status"]), (200, &json!("halted")), "{body}");
@@ -110,7 +118,10 @@ fn the_control_api_authenticates_authorizes_and_answers_in_json() {
     );
     assert!(metrics.contains("phasegate_tasks_total{agent=\"noop\",outcome=\"succeeded\"} 1"), "per agent: {metrics}");
     assert!(metrics.contains("phasegate_tasks_total{agent=\"sleep\",outcome=\"dispatched\"} 1"), "per agent: {metrics}");
-    assert!(metrics.contains("phasegate_store_flush_seconds_count"), "flush latency: {metrics}");
+    assert!(
+        metrics.contains("phasegate_store_flushes_total") && metrics.contains("phasegate_store_flush_seconds_total"),
+        "flush latency: {metrics}"
+    );
     assert!(metrics.contains("phasegate_watch_firings_total 0") && metrics.contains("phasegate_rollbacks_completed_total 0"), "{metrics}");
 
     // A graceful stop (SIGINT) removes the address file and leaves the instance resumable.

@@ -24,9 +24,33 @@ pub(crate) struct Cx<'a> {
 /// durable, or why the event does not fit.
 pub(crate) type Handled = Result<Vec<Effect>, Rejected>;
 
-/// What the runtime must do once the event that caused it is durable.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the runtime must do for an event: write something with it (the
+/// `Write*` effects, in the same atomic batch as the event), or act once it
+/// is durable (everything else). The machine says what to write, so the
+/// driver only applies it and a store never re-derives it from events.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
+    /// Write an outbox entry with the batch: an attempt is now in flight,
+    /// and recovery re-dispatches it if no result is recorded.
+    WriteOutbox {
+        /// The attempt's idempotency key.
+        key: String,
+        /// What is in flight.
+        entry: OutboxEntry,
+    },
+    /// Delete an outbox entry with the batch: the attempt it recorded has a result.
+    DeleteOutbox {
+        /// The attempt's idempotency key, as it was dispatched.
+        key: String,
+    },
+    /// Index a passed gate's baseline with the batch, for later cycles and
+    /// later instances of the workflow.
+    WriteBaseline {
+        /// `phase/gate`.
+        gate: String,
+        /// What the gate read.
+        baseline: super::Baseline,
+    },
     /// Run a task attempt on its agent.
     Dispatch {
         /// Phase index.
@@ -74,6 +98,45 @@ pub enum Effect {
         /// What happened.
         what: String,
     },
+}
+
+/// What an outbox entry says is in flight (stored as JSON:
+/// `{"dispatch": {...}}` or `{"compensate": {...}}`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxEntry {
+    /// A task attempt.
+    Dispatch {
+        /// The phase's id.
+        phase: String,
+        /// The task's id.
+        task: String,
+        /// The attempt.
+        attempt: u32,
+    },
+    /// A compensation attempt.
+    Compensate {
+        /// Its index in the rollback.
+        step: usize,
+        /// Its id.
+        id: String,
+        /// The attempt.
+        attempt: u32,
+    },
+}
+
+impl Effect {
+    /// True for what is written with the event's batch rather than done after it.
+    pub fn is_write(&self) -> bool {
+        match self {
+            Effect::WriteOutbox { .. } | Effect::DeleteOutbox { .. } | Effect::WriteBaseline { .. } => true,
+            Effect::Dispatch { .. }
+            | Effect::Cancel { .. }
+            | Effect::Notify { .. }
+            | Effect::Compensate { .. }
+            | Effect::TriggerNotify { .. } => false,
+        }
+    }
 }
 
 pub(crate) fn phase_index(workflow: &Workflow, event: &Event, id: &str) -> Result<usize, Rejected> {

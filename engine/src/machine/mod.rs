@@ -38,7 +38,7 @@ pub use event::{Event, Record, RECORD_VERSION};
 pub use gate::{CriterionResult, Decision, DecisionKind, Evaluation, GateState, GateStatus, Roles, Verdict};
 
 pub use evidence::evidence;
-pub use guards::Effect;
+pub use guards::{Effect, OutboxEntry};
 pub use state::{
     Baseline, Compensation, Done, EffectiveStatus, Instance, InstanceStatus, PendingTrigger, PhaseState, PhaseStatus, Rollback, Sample,
     SampleVerdict, TaskState, TaskStatus, WatchState, WATCH_WINDOW,

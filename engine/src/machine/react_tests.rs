@@ -111,6 +111,8 @@ struct Harness {
     effects: Vec<Effect>,
     /// What each task's attempts return (default `{}`).
     outputs: Map<String, Value>,
+    /// The outbox as the machine's write effects leave it.
+    outbox: std::collections::BTreeSet<String>,
 }
 
 impl Harness {
@@ -132,6 +134,7 @@ impl Harness {
             hold: Vec::new(),
             effects: Vec::new(),
             outputs: Map::new(),
+            outbox: Default::default(),
         };
         h.instance.vars.insert("error_rate_max".into(), json!(0.1));
         h.records[0] = Record::new(
@@ -153,6 +156,14 @@ impl Harness {
             Ok(effects) => {
                 self.records.push(Record::new(self.records.len() as u64 + 1, self.now, event));
                 self.instance.seq = self.records.len() as u64;
+                // Writes first: they are in the event's batch, before anything is carried out.
+                for effect in effects.iter().filter(|e| e.is_write()) {
+                    match effect {
+                        Effect::WriteOutbox { key, .. } => assert!(self.outbox.insert(key.clone()), "outbox entry {key} written twice"),
+                        Effect::DeleteOutbox { key } => assert!(self.outbox.remove(key), "outbox entry {key} deleted but never written"),
+                        _ => {}
+                    }
+                }
                 for effect in effects {
                     self.effects.push(effect.clone());
                     self.carry_out(effect);
@@ -215,6 +226,7 @@ impl Harness {
                 }
             }
             Effect::Notify { .. } | Effect::TriggerNotify { .. } => {}
+            Effect::WriteOutbox { .. } | Effect::DeleteOutbox { .. } | Effect::WriteBaseline { .. } => {}
         }
     }
 
@@ -729,6 +741,12 @@ fn step_accepts_exactly_the_declared_instance_transitions() {
 /// Invariants of this part of the machine that hold in every reachable state.
 fn check(h: &Harness) -> Result<(), String> {
     let instance = &h.instance;
+    // The outbox the write effects leave holds exactly the attempts in flight.
+    let mut in_flight: std::collections::BTreeSet<String> = instance.in_flight().into_iter().map(|(.., key)| key).collect();
+    in_flight.extend(instance.compensation_in_flight().map(|(_, _, key)| key));
+    if h.outbox != in_flight {
+        return Err(format!("the outbox holds {:?} but {:?} are in flight", h.outbox, in_flight));
+    }
     if let Some(rollback) = &instance.rollback {
         let mut open = false;
         for step in &rollback.steps {
@@ -1036,4 +1054,23 @@ fn baselines_loaded_at_start_are_used_by_the_first_cycle() {
     assert_eq!(h.instance.phases[0].gates[0].status.kind(), "passed", "-25 % against the earlier instance");
     assert_eq!(h.instance.baselines["tune/no-regression"].instance, "i", "this pass is now the baseline");
     h.assert_replays();
+}
+
+/// Regression (typed core issue): a loop-back that re-entered a phase with
+/// an attempt in flight left that attempt's outbox entry behind (the driver
+/// recomputed the delete key from the phase attempt after the batch, and the
+/// cancelled attempt's result no longer applies). The machine now deletes the
+/// entry by the key it was written under when it resets the task.
+#[test]
+fn regression_a_loop_back_with_an_attempt_in_flight_leaves_no_stale_outbox_entry() {
+    let mut h = shipping();
+    assert_eq!(h.outbox.len(), 1, "soak is in flight: {:?}", h.outbox);
+    h.instance.pending_triggers.push(PendingTrigger { phase: "ship".into(), trigger: "redeploy".into(), cause: "deploy failed".into() });
+    h.apply(Event::TriggerFired(payload::TriggerFired { phase: "ship".into(), trigger: "redeploy".into(), cause: "deploy failed".into() }))
+        .expect("loops back");
+    check(&h).unwrap_or_else(|e| panic!("{e}"));
+    h.hold.clear();
+    h.settle(0);
+    check(&h).unwrap_or_else(|e| panic!("{e}"));
+    assert!(h.outbox.iter().all(|key| h.instance.in_flight().iter().any(|(.., k)| k == key)), "{:?}", h.outbox);
 }

@@ -590,7 +590,7 @@ impl Driver {
                 _ => None,
             })
             .collect();
-        let mut batch = self.batch(id, &records, stale_outbox);
+        let mut batch = self.batch(id, &records, &effects, stale_outbox);
         batch.outbox.extend(notices.iter().map(|notice| OutboxOp::Put { key: notice.key.clone().into_bytes(), value: notice.encode() }));
         let Some(cell) = self.cells.get_mut(id) else {
             return;
@@ -684,6 +684,8 @@ impl Driver {
                 }
                 // Sent as notices once their batch is durable (see drive_and_persist).
                 Effect::Notify { .. } | Effect::TriggerNotify { .. } => {}
+                // Written with the batch (see batch.rs).
+                Effect::WriteOutbox { .. } | Effect::DeleteOutbox { .. } | Effect::WriteBaseline { .. } => {}
                 Effect::Compensate { step, attempt, key } => {
                     if self.mode == Mode::Drive && self.shutdown.is_none() {
                         self.compensate(id, step, attempt, key);

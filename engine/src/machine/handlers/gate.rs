@@ -40,10 +40,12 @@ fn status_of(outcome: Outcome, at: Timestamp) -> GateStatus {
 /// After a gate's status changed: the phase reflects it; a failed gate
 /// queues the phase's `gate_failed` triggers; a passed gate keeps the
 /// evidence its criteria compare with as its baseline for the next cycle.
-fn settled(instance: &mut Instance, workflow: &Workflow, p: usize, g: usize, at: Timestamp) {
+/// Returns the baseline to index, if the gate kept one.
+fn settled(instance: &mut Instance, workflow: &Workflow, p: usize, g: usize, at: Timestamp) -> Vec<Effect> {
     settle_phase(&mut instance.phases[p], at);
+    let mut writes = Vec::new();
     if matches!(instance.phases[p].gates[g].status, GateStatus::Passed { .. }) {
-        record_baseline(instance, workflow, p, g, at);
+        writes.extend(record_baseline(instance, workflow, p, g, at));
     }
     if let GateStatus::Failed { reason, .. } = &instance.phases[p].gates[g].status {
         let cause = format!("gate {} failed: {reason}", instance.phases[p].gates[g].id);
@@ -55,6 +57,7 @@ fn settled(instance: &mut Instance, workflow: &Workflow, p: usize, g: usize, at:
             &cause,
         );
     }
+    writes
 }
 
 /// `GateEvaluated`: the criteria's results decide the gate, or open a wait
@@ -114,7 +117,8 @@ pub(crate) fn evaluated(cx: Cx<'_>, e: &payload::GateEvaluated) -> Handled {
     let state = &mut instance.phases[p].gates[g];
     state.evaluation = Some(evaluation.clone());
     state.status = status;
-    settled(instance, workflow, p, g, at);
+    let mut effects = effects;
+    effects.extend(settled(instance, workflow, p, g, at));
     Ok(effects)
 }
 
@@ -143,7 +147,8 @@ pub(crate) fn decided(cx: Cx<'_>, e: &payload::DecisionRecorded) -> Handled {
     let state = &mut instance.phases[p].gates[g];
     state.decisions.push((at, e.decision.clone()));
     state.status = status;
-    settled(instance, workflow, p, g, at);
+    let mut effects = effects;
+    effects.extend(settled(instance, workflow, p, g, at));
     Ok(effects)
 }
 
@@ -160,17 +165,18 @@ pub(crate) fn timed_out(cx: Cx<'_>, e: &payload::GateTimedOut) -> Handled {
     let state = &mut instance.phases[p].gates[g];
     state.decisions.push((at, answer));
     state.status = status;
-    settled(instance, workflow, p, g, at);
+    let mut effects = effects;
+    effects.extend(settled(instance, workflow, p, g, at));
     Ok(effects)
 }
 
 /// Keeps what a passed gate's criteria read under `baseline.` as the
 /// gate's baseline for its next evaluation (this instance's next cycle; the
 /// runtime indexes it for later instances of the workflow).
-fn record_baseline(instance: &mut Instance, workflow: &Workflow, p: usize, g: usize, at: Timestamp) {
+fn record_baseline(instance: &mut Instance, workflow: &Workflow, p: usize, g: usize, at: Timestamp) -> Option<Effect> {
     let plan = &workflow.phases[p].gates[g];
     if plan.baseline_paths.is_empty() {
-        return;
+        return None;
     }
     let evidence = Value::Object(super::super::evidence(instance));
     let mut snapshot = Value::Object(Map::new());
@@ -190,7 +196,9 @@ fn record_baseline(instance: &mut Instance, workflow: &Workflow, p: usize, g: us
         slot[path[path.len() - 1].as_str()] = value.clone();
     }
     let key = format!("{}/{}", workflow.phases[p].id, plan.id);
-    instance.baselines.insert(key, Baseline { instance: instance.id.clone(), at, evidence: snapshot });
+    let baseline = Baseline { instance: instance.id.clone(), at, evidence: snapshot };
+    instance.baselines.insert(key.clone(), baseline.clone());
+    Some(Effect::WriteBaseline { gate: key, baseline })
 }
 
 /// `BaselinesLoaded`: the baselines an instance starts with, from earlier

@@ -2,7 +2,7 @@
 //! compensations, and re-entering a phase afterwards.
 
 use super::super::gate::GateState;
-use super::super::guards::{cancel_in_flight, phase_index, require, Cx, Effect, Handled};
+use super::super::guards::{cancel_in_flight, phase_index, require, Cx, Effect, Handled, OutboxEntry};
 use super::super::{
     payload, Compensation, Done, Instance, InstanceStatus, PhaseState, PhaseStatus, RejectKind, Rejected, Rollback, TaskState, TaskStatus,
     Timestamp, WatchState,
@@ -33,7 +33,14 @@ pub(crate) fn reenter(instance: &mut Instance, workflow: &Workflow, target: usiz
     let scope: Vec<usize> = (0..workflow.phases.len()).filter(|&p| workflow.is_upstream(target, p)).collect();
     let mut effects = Vec::new();
     for &p in &scope {
-        effects.extend(cancel_in_flight(instance, Some(p), reason));
+        // The attempts in flight are cancelled, and their outbox entries go
+        // with the reset: their results will no longer apply.
+        for cancel in cancel_in_flight(instance, Some(p), reason) {
+            if let Effect::Cancel { key, .. } = &cancel {
+                effects.push(Effect::DeleteOutbox { key: key.clone() });
+            }
+            effects.push(cancel);
+        }
     }
     let ids: Vec<String> = scope.iter().map(|&p| workflow.phases[p].id.clone()).collect();
     instance.pending_triggers.retain(|t| !ids.contains(&t.phase));
@@ -230,7 +237,8 @@ pub(crate) fn dispatched(cx: Cx<'_>, e: &payload::CompensationDispatched) -> Han
         state.attempts = attempt;
         state.status = TaskStatus::Dispatched { attempt, key: e.key.clone(), at };
     }
-    Ok(vec![Effect::Compensate { step, attempt, key: e.key.clone() }])
+    let entry = OutboxEntry::Compensate { step, id: id.clone(), attempt };
+    Ok(vec![Effect::WriteOutbox { key: e.key.clone(), entry }, Effect::Compensate { step, attempt, key: e.key.clone() }])
 }
 
 /// How a compensation attempt ended.
@@ -249,8 +257,8 @@ pub(crate) fn ended(cx: Cx<'_>, ended: Ended<'_>) -> Handled {
         Ended::Failed(e) => (e.step, &e.id, e.attempt),
     };
     let compensation = rollback_step(instance, event, step, id)?;
-    match &compensation.state.status {
-        TaskStatus::Dispatched { attempt: running, .. } if *running == attempt => {}
+    let key = match &compensation.state.status {
+        TaskStatus::Dispatched { attempt: running, key, .. } if *running == attempt => key.clone(),
         other @ (TaskStatus::Dispatched { .. }
         | TaskStatus::Pending
         | TaskStatus::Succeeded { .. }
@@ -264,14 +272,14 @@ pub(crate) fn ended(cx: Cx<'_>, ended: Ended<'_>) -> Handled {
                 format!("no attempt {attempt} of it is in flight"),
             ));
         }
-    }
+    };
     if let Some(rollback) = instance.rollback.as_mut() {
         rollback.steps[step].state.status = match ended {
             Ended::Succeeded(e) => TaskStatus::Succeeded { attempt, output: e.output.clone(), duration_ms: e.duration_ms, at },
             Ended::Failed(e) => TaskStatus::Failed { attempt, error: e.error.clone(), retryable: e.retryable, at },
         };
     }
-    Ok(Vec::new())
+    Ok(vec![Effect::DeleteOutbox { key }])
 }
 
 /// `CompensationRetryScheduled`: a retryable compensation failure within its budget waits for its next attempt.

@@ -1,6 +1,6 @@
 //! Task attempts: dispatch, results, retries and skips.
 
-use super::super::guards::{require_phase_running, require_running, task_index, Cx, Effect, Handled};
+use super::super::guards::{require_phase_running, require_running, task_index, Cx, Effect, Handled, OutboxEntry};
 use super::super::{payload, Rejected, TaskStatus};
 use super::{rollback, trigger};
 use crate::machine::state::phase_active;
@@ -36,7 +36,11 @@ pub(crate) fn dispatched(cx: Cx<'_>, e: &payload::TaskDispatched) -> Handled {
     let state = &mut instance.phases[p].tasks[t];
     state.attempts = e.attempt;
     state.status = TaskStatus::Dispatched { attempt: e.attempt, key: e.key.clone(), at };
-    Ok(vec![Effect::Dispatch { phase: p, task: t, attempt: e.attempt, key: e.key.clone() }])
+    let entry = OutboxEntry::Dispatch { phase: e.phase.clone(), task: e.task.clone(), attempt: e.attempt };
+    Ok(vec![
+        Effect::WriteOutbox { key: e.key.clone(), entry },
+        Effect::Dispatch { phase: p, task: t, attempt: e.attempt, key: e.key.clone() },
+    ])
 }
 
 /// How an attempt in flight ended.
@@ -61,8 +65,8 @@ pub(crate) fn ended(cx: Cx<'_>, ended: Ended<'_>) -> Handled {
     };
     let (p, t) = task_index(workflow, event, phase, task)?;
     let state = &instance.phases[p].tasks[t];
-    match &state.status {
-        TaskStatus::Dispatched { attempt: running, .. } if *running == attempt => {}
+    let key = match &state.status {
+        TaskStatus::Dispatched { attempt: running, key, .. } if *running == attempt => key.clone(),
         TaskStatus::Dispatched { .. }
         | TaskStatus::Pending
         | TaskStatus::Succeeded { .. }
@@ -76,7 +80,7 @@ pub(crate) fn ended(cx: Cx<'_>, ended: Ended<'_>) -> Handled {
                 format!("no attempt {attempt} of it is in flight"),
             ));
         }
-    }
+    };
     let state = &mut instance.phases[p].tasks[t];
     state.status = match &ended {
         Ended::Succeeded(e) => TaskStatus::Succeeded { attempt, output: e.output.clone(), duration_ms: e.duration_ms, at },
@@ -97,7 +101,7 @@ pub(crate) fn ended(cx: Cx<'_>, ended: Ended<'_>) -> Handled {
         }
         Ended::Failed(_) | Ended::Cancelled(_) => {}
     }
-    Ok(Vec::new())
+    Ok(vec![Effect::DeleteOutbox { key }])
 }
 
 /// `RetryScheduled`: a retryable failure within its budget waits for its next attempt.

@@ -2,43 +2,47 @@
 //! and the index and outbox entries the change implies.
 
 use super::*;
-use crate::machine::payload;
 
 impl Driver {
-    pub(super) fn batch(&mut self, id: &str, records: &[Record], stale_outbox: Vec<Vec<u8>>) -> Batch {
+    /// The batch for `records`: the writes the machine asked for with them
+    /// (outbox entries, baselines), stale outbox entries recovery found, and
+    /// what the driver keeps for the instance (status, summary, snapshot,
+    /// its timer and pending approvals, the request ids decisions used).
+    pub(super) fn batch(&mut self, id: &str, records: &[Record], effects: &[Effect], stale_outbox: Vec<Vec<u8>>) -> Batch {
         let Some(cell) = self.cells.get_mut(id) else {
             return Batch::default();
         };
         let instance = &cell.instance;
         let mut outbox: Vec<OutboxOp> = stale_outbox.into_iter().map(|key| OutboxOp::Delete { key }).collect();
-        for record in records {
-            match record.event() {
-                Event::TaskDispatched(payload::TaskDispatched { phase, task, attempt, key }) => outbox.push(OutboxOp::Put {
-                    key: key.as_bytes().to_vec(),
-                    value: serde_json::to_vec(&json!({"dispatch": {"phase": phase, "task": task, "attempt": attempt}})).unwrap_or_default(),
-                }),
-                Event::TaskSucceeded(payload::TaskSucceeded { phase, task, attempt, .. })
-                | Event::TaskFailed(payload::TaskFailed { phase, task, attempt, .. })
-                | Event::TaskCancelled(payload::TaskCancelled { phase, task, attempt, .. }) => {
-                    let phase_attempt = instance.phases.iter().find(|p| &p.id == phase).map_or(0, |p| p.attempt);
-                    let key = crate::machine::idempotency_key(&instance.id, phase, phase_attempt, task, *attempt);
-                    outbox.push(OutboxOp::Delete { key: key.into_bytes() });
+        let mut index = Vec::new();
+        for effect in effects {
+            match effect {
+                Effect::WriteOutbox { key, entry } => {
+                    outbox.push(OutboxOp::Put { key: key.as_bytes().to_vec(), value: serde_json::to_vec(entry).unwrap_or_default() });
                 }
-                Event::CompensationDispatched(payload::CompensationDispatched { step, id, attempt, key }) => outbox.push(OutboxOp::Put {
-                    key: key.as_bytes().to_vec(),
-                    value: serde_json::to_vec(&json!({"compensate": {"step": step, "id": id, "attempt": attempt}})).unwrap_or_default(),
-                }),
-                Event::CompensationSucceeded(payload::CompensationSucceeded { step, id, attempt, .. })
-                | Event::CompensationFailed(payload::CompensationFailed { step, id, attempt, .. }) => {
-                    let key = crate::machine::compensation_key(&instance.id, instance.rollbacks, *step, id, *attempt);
-                    outbox.push(OutboxOp::Delete { key: key.into_bytes() });
+                Effect::DeleteOutbox { key } => outbox.push(OutboxOp::Delete { key: key.as_bytes().to_vec() }),
+                // A passed gate's baseline: the workflow's latest, and this instance's own.
+                Effect::WriteBaseline { gate, baseline } => {
+                    let value = serde_json::to_vec(baseline).unwrap_or_default();
+                    index.push(IndexOp::Put {
+                        index: codec::BASELINE_INDEX.to_owned(),
+                        key: codec::baseline_key(&instance.workflow, gate),
+                        value: value.clone(),
+                    });
+                    index.push(IndexOp::Put {
+                        index: codec::BASELINE_BY_INSTANCE_INDEX.to_owned(),
+                        key: codec::baseline_key(&instance.id, gate),
+                        value,
+                    });
                 }
-
-                _ => {}
+                Effect::Dispatch { .. }
+                | Effect::Cancel { .. }
+                | Effect::Notify { .. }
+                | Effect::Compensate { .. }
+                | Effect::TriggerNotify { .. } => {}
             }
         }
         let status = instance.effective_status();
-        let mut index = Vec::new();
         // An instance that is not active keeps its timer in the index so that
         // it is loaded when it falls due (approval deadlines, schedules).
         let wake = cell.wake;
@@ -76,22 +80,6 @@ impl Driver {
             return Batch::default();
         };
         let instance = &cell.instance;
-        // Gate passes recorded in this batch become baselines for later
-        // instances: the workflow's latest, and this instance's own.
-        let batch_start = records.first().map_or(Timestamp(u64::MAX), Record::at);
-        for (gate, baseline) in instance.baselines.iter().filter(|(_, b)| b.instance == instance.id && b.at >= batch_start) {
-            let value = serde_json::to_vec(baseline).unwrap_or_default();
-            index.push(IndexOp::Put {
-                index: codec::BASELINE_INDEX.to_owned(),
-                key: codec::baseline_key(&instance.workflow, gate),
-                value: value.clone(),
-            });
-            index.push(IndexOp::Put {
-                index: codec::BASELINE_BY_INSTANCE_INDEX.to_owned(),
-                key: codec::baseline_key(&instance.id, gate),
-                value,
-            });
-        }
         let snapshot =
             (!instance.is_active() || instance.seq - cell.snapshot_seq >= SNAPSHOT_EVERY).then(|| codec::encode_snapshot(instance));
         let batch = Batch {

@@ -1,0 +1,230 @@
+//! Gates: criteria, scores, baselines, approvals, quorums and escalation.
+
+use super::*;
+
+impl<'d> Validator<'d> {
+    pub(super) fn gate(&mut self, def: &GateDef, path: &FieldPath) -> Option<Gate> {
+        if def.criteria.is_empty() && def.approval.is_none() {
+            self.error(
+                Kind::EmptyGate,
+                path,
+                format!("gate `{}` has neither criteria nor an approval", def.id),
+                "add criteria = [{ must = \"...\", label = \"...\" }] or an [approval] table",
+            );
+        }
+        let mut criterion_ids = BTreeSet::new();
+        let criteria: Vec<Option<Criterion>> = def
+            .criteria
+            .iter()
+            .enumerate()
+            .map(|(c, criterion)| {
+                let criterion_path = path.key("criteria").index(c);
+                let id = criterion.id.clone().unwrap_or_else(|| format!("c{}", c + 1));
+                if criterion.id.is_some() && self.check_id(&id, &criterion_path.key("id"), "criterion") && !criterion_ids.insert(id.clone())
+                {
+                    self.error(
+                        Kind::DuplicateId,
+                        &criterion_path.key("id"),
+                        format!("duplicate criterion id `{id}`"),
+                        "criterion ids must be unique within their gate",
+                    );
+                }
+                if criterion.label.trim().is_empty() {
+                    self.error(
+                        Kind::MissingField,
+                        &criterion_path.key("label"),
+                        "the criterion has an empty label",
+                        "say in words what the criterion checks; reports show it",
+                    );
+                }
+                let (level, source) = match (&criterion.must, &criterion.should) {
+                    (Some(source), None) => (Level::Must, source),
+                    (None, Some(source)) => (Level::Should, source),
+                    (Some(_), Some(_)) => {
+                        self.error(
+                            Kind::InvalidValue,
+                            &criterion_path,
+                            "a criterion has both `must` and `should`",
+                            "split it into two criteria",
+                        );
+                        return None;
+                    }
+                    (None, None) => {
+                        self.error(
+                            Kind::MissingField,
+                            &criterion_path,
+                            "a criterion needs `must` or `should`",
+                            "add must = \"<condition>\" (fails the gate) or should = \"<condition>\" (warns)",
+                        );
+                        return None;
+                    }
+                };
+                let field = if level == Level::Must { "must" } else { "should" };
+                let expr = self.expr(source, &criterion_path.key(field), Scope::Condition);
+                let warning =
+                    criterion.warning.as_deref().map(|source| self.expr(source, &criterion_path.key("warning"), Scope::Condition));
+                let weight = criterion.weight.unwrap_or(1.0);
+                if !(weight.is_finite() && weight > 0.0) {
+                    self.error(
+                        Kind::InvalidValue,
+                        &criterion_path.key("weight"),
+                        format!("weight {weight} is not a positive number"),
+                        "give a weight above 0, such as 1 or 2.5; leave it out for 1",
+                    );
+                    return None;
+                }
+                Some(Criterion { id, label: criterion.label.clone(), level, expr: expr?, weight, warning: warning.checked()? })
+            })
+            .collect();
+        let approval = def.approval.as_ref().map(|approval| self.approval(approval, &path.key("approval")));
+        let score = match &def.score {
+            Some(score) => {
+                let in_range = |v: f64| (0.0..=100.0).contains(&v);
+                if !in_range(score.pass) || !in_range(score.warning) {
+                    self.error(
+                        Kind::InvalidValue,
+                        &path.key("score"),
+                        format!("score bands pass = {} and warning = {} must lie between 0 and 100 (percent)", score.pass, score.warning),
+                        "write percentages, e.g. score = { pass = 90, warning = 75 }",
+                    );
+                    return None;
+                }
+                if score.warning > score.pass {
+                    self.error(
+                        Kind::InvalidValue,
+                        &path.key("score").key("warning"),
+                        format!("the warning band ({}) is above the pass band ({})", score.warning, score.pass),
+                        "the warning band lies below the pass band: warning ≤ pass",
+                    );
+                    return None;
+                }
+                if def.criteria.is_empty() {
+                    self.error(Kind::InvalidValue, &path.key("score"), "a scored gate has no criteria to score", "add weighted criteria");
+                    return None;
+                }
+                Some(ScoreBands { pass: score.pass, warning: score.warning })
+            }
+            None => None,
+        };
+        let criteria = criteria.into_iter().collect::<Option<Vec<_>>>()?;
+        let mut baseline_paths: Vec<Vec<String>> = criteria
+            .iter()
+            .flat_map(|c| c.expr.references().iter().chain(c.warning.iter().flat_map(|w| w.references().iter())))
+            .filter(|path| path.first().is_some_and(|root| root == "baseline"))
+            .map(|path| path[1..].to_vec())
+            .collect();
+        baseline_paths.sort();
+        baseline_paths.dedup();
+        Some(Gate {
+            id: def.id.clone(),
+            title: if def.title.is_empty() { def.id.clone() } else { def.title.clone() },
+            criteria,
+            approval: approval.checked()?,
+            score,
+            baseline_paths,
+        })
+    }
+
+    pub(super) fn quorum(&mut self, approvers: &[String], required: u32, path: &FieldPath) -> bool {
+        if approvers.is_empty() {
+            self.error(
+                Kind::MissingField,
+                &path.key("approvers"),
+                "no approvers are listed",
+                "list principals (`alice`) or roles (`role:sre`) allowed to decide",
+            );
+            return false;
+        }
+        if required == 0 {
+            self.error(
+                Kind::InvalidValue,
+                &path.key("required"),
+                "required is 0",
+                "at least one approval is needed; remove the approval table to need none",
+            );
+            return false;
+        }
+        // With roles the number of people is known only from the configuration,
+        // so the count can be checked here only for lists of named principals.
+        let only_users = approvers.iter().all(|a| !a.trim_start().starts_with("role:"));
+        if only_users && required as usize > approvers.len() {
+            self.error(
+                Kind::QuorumTooLarge,
+                &path.key("required"),
+                format!("required = {required} but only {} approvers are listed", approvers.len()),
+                "lower `required` or list more approvers (or a role)",
+            );
+            return false;
+        }
+        true
+    }
+
+    pub(super) fn approval(&mut self, def: &ApprovalDef, path: &FieldPath) -> Option<Approval> {
+        let mut ok = self.quorum(&def.approvers, def.required, path);
+        let approvers = self.principals(&def.approvers, &path.key("approvers"));
+        let timeout = def.timeout.as_deref().map(|text| self.duration(text, &path.key("timeout"), true));
+        let on_timeout = match (def.timeout.is_some(), def.on_timeout) {
+            (true, Some(on_timeout)) => Some(on_timeout),
+            (true, None) if !def.escalation.is_empty() => Some(crate::model::OnTimeout::Escalate),
+            (true, None) => {
+                self.error(
+                    Kind::MissingField,
+                    &path.key("on_timeout"),
+                    "a timeout is set but not what happens at it",
+                    "add on_timeout = \"reject\" (or hold, approve, escalate with escalation levels)",
+                );
+                ok = false;
+                None
+            }
+            (false, Some(_)) => {
+                self.error(
+                    Kind::InvalidValue,
+                    &path.key("on_timeout"),
+                    "on_timeout is set but there is no timeout",
+                    "add timeout = \"72h\" or remove on_timeout",
+                );
+                ok = false;
+                None
+            }
+            (false, None) => None,
+        };
+        if on_timeout == Some(crate::model::OnTimeout::Escalate) && def.escalation.is_empty() {
+            self.error(
+                Kind::InvalidValue,
+                &path.key("on_timeout"),
+                "on_timeout = \"escalate\" but there are no escalation levels",
+                "add [[...approval.escalation]] levels or choose reject, hold or approve",
+            );
+            ok = false;
+        }
+        let escalation: Vec<Option<EscalationLevel>> = def
+            .escalation
+            .iter()
+            .enumerate()
+            .map(|(l, level)| {
+                let level_path = path.key("escalation").index(l);
+                let quorum_ok = self.quorum(&level.approvers, level.required, &level_path);
+                let approvers = self.principals(&level.approvers, &level_path.key("approvers"));
+                let timeout = level.timeout.as_deref().map(|text| self.duration(text, &level_path.key("timeout"), true));
+                if !quorum_ok {
+                    return None;
+                }
+                Some(EscalationLevel { approvers: approvers?, required: level.required, timeout: timeout.checked()? })
+            })
+            .collect();
+        let notify = def.notify.as_ref().map(|step| self.step(step, &path.key("notify"), "notify"));
+        if !ok {
+            return None;
+        }
+        Some(Approval {
+            approvers: approvers?,
+            required: def.required,
+            self_approval: def.self_approval,
+            timeout: timeout.checked()?,
+            on_timeout,
+            escalation: escalation.into_iter().collect::<Option<Vec<_>>>()?,
+            comment_required: def.comment_required,
+            notify: notify.checked()?,
+        })
+    }
+}

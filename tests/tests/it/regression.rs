@@ -142,11 +142,14 @@ fn regression_a_backup_of_a_live_store_restores_every_acknowledged_instance() {
     let server = serve(dir.path());
     let token = server.token.clone();
     let definition = json!({"definition": GATED}).to_string();
-    // Instances are started under load while the backup is taken.
+    // Instances are started under load while the backup is taken; the
+    // loader counts what the server acknowledged, so the test waits on that.
+    let counted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let loader = {
         let address = server.address.clone();
         let token = token.clone();
         let definition = definition.clone();
+        let counted = std::sync::Arc::clone(&counted);
         std::thread::spawn(move || {
             let mut acknowledged = Vec::new();
             let started = Instant::now();
@@ -155,6 +158,7 @@ fn regression_a_backup_of_a_live_store_restores_every_acknowledged_instance() {
                 let (status, answer) = call_at(&address, "POST", "/v1/instances", Some(&token), Some("ci"), body.to_string().as_bytes());
                 if status == 201 {
                     acknowledged.push((Instant::now(), answer["id"].as_str().unwrap_or_default().to_owned()));
+                    counted.store(acknowledged.len(), std::sync::atomic::Ordering::SeqCst);
                 }
                 if started.elapsed() > Duration::from_secs(20) {
                     break;
@@ -163,9 +167,7 @@ fn regression_a_backup_of_a_live_store_restores_every_acknowledged_instance() {
             acknowledged
         })
     };
-    wait_until("some instances to be acknowledged", || {
-        call(&server, "GET", "/v1/instances", Some(&token), None, b"").1.as_array().is_some_and(|a| a.len() >= 20)
-    });
+    wait_until("20 instances to be acknowledged", || counted.load(std::sync::atomic::Ordering::SeqCst) >= 20);
     let backup_began = Instant::now();
     let backed_up = run(dir.path(), &["--db", "db", "backup", "copy"]);
     assert!(backed_up.status.success(), "{}", stderr(&backed_up));

@@ -1,4 +1,4 @@
-//! `phasegate demo-target`: a small web service on loopback that the shipped
+//! `phasegate-demo-target`: a small web service on loopback that the shipped
 //! release lifecycle checks, deploys and rolls back, so a new user can watch
 //! a gate pass and a rollback fire on real numbers.
 //!
@@ -21,14 +21,23 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use clap::Args;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{EXIT_OK, EXIT_USAGE};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Arguments of `phasegate demo-target`.
-#[derive(Debug, Args)]
+use clap::Parser;
+
+/// Exit status: it ran and stopped cleanly.
+const EXIT_OK: u8 = 0;
+/// Exit status: usage or I/O error.
+const EXIT_USAGE: u8 = 2;
+
+/// The demo service the shipped release lifecycle checks, deploys and rolls
+/// back (loopback only).
+#[derive(Debug, Parser)]
+#[command(name = "phasegate-demo-target", bin_name = "phasegate-demo-target", version, about, long_about = None)]
 pub struct DemoTargetArgs {
     /// Address to listen on; loopback only (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -80,7 +89,7 @@ impl Demo {
     }
 
     fn record(&mut self, what: &str, detail: Value) {
-        self.events.push(json!({"what": what, "detail": detail, "at_ms": crate::runtime::clock::system_now().0}));
+        self.events.push(json!({"what": what, "detail": detail, "at_ms": now_ms()}));
     }
 }
 
@@ -90,8 +99,25 @@ fn lock(demo: &Shared) -> std::sync::MutexGuard<'_, Demo> {
     demo.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// `phasegate demo-target`.
-pub(super) fn run(args: &DemoTargetArgs) -> u8 {
+/// Milliseconds since the Unix epoch, for the event log it keeps.
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Runs the demo target with the process's arguments and returns its exit status.
+pub fn main() -> ExitCode {
+    let args = match DemoTargetArgs::try_parse() {
+        Ok(args) => args,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() { EXIT_USAGE } else { EXIT_OK });
+        }
+    };
+    ExitCode::from(run(&args))
+}
+
+/// Serves until interrupted; returns the exit status.
+pub fn run(args: &DemoTargetArgs) -> u8 {
     if !args.listen.ip().is_loopback() {
         eprintln!(
             "error: --listen {}: the demo target has unauthenticated admin switches, so it listens on loopback only (127.0.0.1 or ::1)",

@@ -4,28 +4,11 @@
 
 use std::path::PathBuf;
 
-use clap::Args;
 use serde_json::json;
 
+use super::args::*;
 use super::backend::Backend;
-use super::instances::{command, print_json, runtime};
-use super::{Cli, OutputFormat, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
-
-/// Arguments of `phasegate backup`.
-#[derive(Debug, Args)]
-pub struct BackupArgs {
-    /// The new directory to write the copy into (must not exist, or be empty).
-    #[arg(value_name = "DEST")]
-    pub dest: PathBuf,
-}
-
-/// Arguments of `phasegate restore`.
-#[derive(Debug, Args)]
-pub struct RestoreArgs {
-    /// The backup to restore (a directory written by `phasegate backup`).
-    #[arg(value_name = "SRC")]
-    pub source: PathBuf,
-}
+use super::common::{command, print_json, runtime};
 
 fn report_json(report: &phasegate_store::BackupReport) -> serde_json::Value {
     json!({"path": report.path, "records": report.records, "instances": report.instances, "bytes": report.bytes})

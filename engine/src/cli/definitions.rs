@@ -2,48 +2,13 @@
 //! nothing but their output.
 
 use std::io::Write as _;
-use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use super::{Cli, OutputFormat, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
+use super::args::*;
+use super::common::print_json;
 use crate::model::{Diagnostics, Kind};
 use crate::plan::{self, AgentNames, Workflow};
-
-/// Arguments of `phasegate validate`.
-#[derive(Debug, Args)]
-pub struct ValidateArgs {
-    /// Definition files (.toml or .json).
-    #[arg(required = true, value_name = "FILE")]
-    pub files: Vec<PathBuf>,
-    /// Also accept this agent name (one registered by an embedding program or plugin); repeatable.
-    #[arg(long = "agent", value_name = "NAME")]
-    pub agents: Vec<String>,
-}
-
-/// Arguments of `phasegate graph`.
-#[derive(Debug, Args)]
-pub struct GraphArgs {
-    /// The definition file (.toml or .json).
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
-    /// The graph language to print.
-    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
-    pub format: GraphFormat,
-    /// Also accept this agent name; repeatable.
-    #[arg(long = "agent", value_name = "NAME")]
-    pub agents: Vec<String>,
-}
-
-/// Graph languages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum GraphFormat {
-    /// Graphviz DOT (`dot -Tsvg`).
-    Dot,
-    /// A Mermaid flowchart, for Markdown pages.
-    Mermaid,
-}
 
 fn agent_names(extra: &[String]) -> AgentNames {
     extra.iter().fold(AgentNames::builtin(), |names, name| names.with(name.clone()))
@@ -167,11 +132,4 @@ pub(super) fn graph(cli: &Cli, args: &GraphArgs) -> u8 {
 pub(super) fn schema() -> u8 {
     let _ = std::io::stdout().lock().write_all(crate::model::json_schema_text().as_bytes());
     EXIT_OK
-}
-
-fn print_json<T: Serialize>(value: &T) {
-    super::output::with_stdout(|out| {
-        serde_json::to_writer_pretty(&mut *out, value)?;
-        writeln!(out)
-    });
 }

@@ -1,38 +1,11 @@
 //! `approve`, `reject`, `hold`, `escalate`, `approvals` and `advance`.
 
-use clap::Args;
 use serde_json::json;
 
-use super::instances::{command, print_json};
-use super::{Cli, OutputFormat, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
+use super::args::*;
+use super::common::{band_name, command, print_json};
 use crate::machine::DecisionKind;
 use crate::runtime::DecisionRequest;
-
-/// Arguments of the decision commands.
-#[derive(Debug, Args)]
-pub struct DecisionArgs {
-    /// The instance id.
-    #[arg(value_name = "ID")]
-    pub id: String,
-    /// The gate (`phase/gate` or a gate id); optional when exactly one gate awaits a decision.
-    #[arg(value_name = "GATE")]
-    pub gate: Option<String>,
-    /// Why; recorded with the decision and shown in reports.
-    #[arg(long, default_value = "")]
-    pub comment: String,
-    /// An id for this request: repeating a request with the same id returns
-    /// the original outcome and changes nothing.
-    #[arg(long)]
-    pub request_id: Option<String>,
-}
-
-/// Arguments of `phasegate approvals`.
-#[derive(Debug, Args)]
-pub struct ApprovalsArgs {
-    /// Only decisions this principal may take (directly or through a role).
-    #[arg(long = "for", value_name = "PRINCIPAL")]
-    pub principal: Option<String>,
-}
 
 /// Takes a decision.
 pub(super) fn decide(cli: &Cli, kind: DecisionKind, args: &DecisionArgs) -> u8 {
@@ -143,13 +116,4 @@ pub(super) fn advance(cli: &Cli, id: &str) -> u8 {
         // Nothing could move and something blocks: the caller should know.
         Ok(if report.appended == 0 && !report.blockers.is_empty() { EXIT_INVALID } else { EXIT_OK })
     })
-}
-
-/// A score band's name.
-pub(super) fn band_name(band: crate::machine::gate::Band) -> &'static str {
-    match band {
-        crate::machine::gate::Band::Pass => "pass",
-        crate::machine::gate::Band::Warning => "warning",
-        crate::machine::gate::Band::Fail => "fail",
-    }
 }

@@ -19,10 +19,10 @@ pub(crate) fn with_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<
     };
     if let Err(error) = written.and_then(|()| out.flush()) {
         if error.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(i32::from(super::EXIT_OK));
+            std::process::exit(i32::from(super::args::EXIT_OK));
         }
         eprintln!("phasegate: cannot write to standard output: {error}");
-        std::process::exit(i32::from(super::EXIT_USAGE));
+        std::process::exit(i32::from(super::args::EXIT_USAGE));
     }
 }
 

@@ -2,29 +2,12 @@
 //! control API, so the CLI and other tools work while this process owns the
 //! store.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use clap::Args;
-
-use super::instances::{open_engine, runtime};
-use super::{Cli, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
+use super::args::*;
+use super::common::{open_engine, report, runtime};
 use crate::server;
 use crate::Mode;
-
-/// Arguments of `phasegate serve`.
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Address to listen on (port 0 picks a free one; see the address file).
-    #[arg(long, default_value = "127.0.0.1:7878")]
-    pub listen: SocketAddr,
-    /// Allow a non-loopback address (every request still needs the token).
-    #[arg(long)]
-    pub allow_remote: bool,
-    /// Most task attempts running at once.
-    #[arg(long, default_value_t = 64)]
-    pub concurrency: usize,
-}
 
 /// `phasegate serve`.
 pub(super) fn serve(cli: &Cli, args: &ServeArgs) -> u8 {
@@ -72,7 +55,7 @@ pub(super) fn serve(cli: &Cli, args: &ServeArgs) -> u8 {
             Ok(app) => app,
             Err(error) => {
                 engine.shutdown().await;
-                return super::instances::report(&error);
+                return report(&error);
             }
         };
         // A failed engine (its driver stopped, its store refuses writes)

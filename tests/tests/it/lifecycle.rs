@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{phasegate, phasegate_bin, stderr, stdout, workspace_root};
+use crate::support::{phasegate, stderr, stdout, workspace_root};
 
-/// `phasegate demo-target` on a free loopback port, stopped when dropped.
+/// The demo target (`phasegate-demo-target`) on a free loopback port, stopped when dropped.
 struct Target {
     child: Child,
     url: String,
@@ -26,8 +26,8 @@ impl Drop for Target {
 
 fn start_target(dir: &Path) -> Target {
     let url_file = dir.join("target.url");
-    let child = Command::new(phasegate_bin())
-        .args(["demo-target", "--listen", "127.0.0.1:0", "--url-file"])
+    let child = Command::new(env!("CARGO_BIN_EXE_phasegate-demo-target-under-test"))
+        .args(["--listen", "127.0.0.1:0", "--url-file"])
         .arg(&url_file)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

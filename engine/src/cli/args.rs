@@ -1,0 +1,372 @@
+//! Every command's arguments, as clap parses them: the one place the CLI's
+//! surface is declared, imported by the modules that carry commands out (and
+//! importing none of them).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Exit status: success.
+pub const EXIT_OK: u8 = 0;
+
+/// Exit status: the input was understood and refused (an invalid definition, say).
+pub const EXIT_INVALID: u8 = 1;
+
+/// Exit status: usage or I/O error.
+pub const EXIT_USAGE: u8 = 2;
+
+/// phasegate: durable release workflows with quality gates and human approvals.
+#[derive(Debug, Parser)]
+#[command(name = "phasegate", bin_name = "phasegate", version, about, long_about = None)]
+pub struct Cli {
+    /// The data directory holding the store.
+    #[arg(long, global = true, env = "PHASEGATE_DB", default_value = ".phasegate")]
+    pub db: PathBuf,
+    /// Output format of commands that print results.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Who you are, recorded with every command and checked by gates.
+    #[arg(long = "as", global = true, env = "PHASEGATE_USER", value_name = "PRINCIPAL")]
+    pub principal: Option<String>,
+    /// The configuration file (roles, limits); default: phasegate.toml beside the data directory.
+    #[arg(long, global = true, env = "PHASEGATE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Format of log lines on stderr (filtered by RUST_LOG).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// For people.
+    Text,
+    /// For scripts: one JSON document on stdout.
+    Json,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check definition files and report every problem (exit 0 valid, 1 invalid, 2 usage or I/O error).
+    Validate(ValidateArgs),
+    /// Print the phase/task graph of a definition as Graphviz DOT or Mermaid.
+    Graph(GraphArgs),
+    /// Print the JSON Schema of the definition format.
+    Schema,
+    /// Start an instance of a definition (pins it; prints the instance id).
+    Start(StartArgs),
+    /// Drive instances: dispatch tasks, retry, follow the phase graph.
+    Run(RunArgs),
+    /// Show an instance's phases and tasks (or list all instances).
+    Status(StatusArgs),
+    /// List instances, optionally by status.
+    List(ListArgs),
+    /// Show every event of an instance.
+    History(InstanceArgs),
+    /// Stop new dispatch (in-flight attempts finish unless --cancel-running).
+    Halt(HaltArgs),
+    /// Let a halted instance go on (a rollback halted by a failed compensation goes on with it).
+    Resume(InstanceArgs),
+    /// Run the compensations of completed work in reverse completion order (`run` carries them out).
+    Rollback(RollbackArgs),
+    /// Cancel an instance.
+    Cancel(CancelArgs),
+    /// Redrive a failed instance from its failed tasks (or one task), keeping what succeeded.
+    Retry(RetryArgs),
+    /// Approve at a gate (counts toward its quorum).
+    Approve(DecisionArgs),
+    /// Reject at a gate: the phase fails.
+    Reject(DecisionArgs),
+    /// Put a gate on hold for remediation (`retry` re-runs tasks, then the gate is evaluated again).
+    Hold(DecisionArgs),
+    /// Move a gate's decision to the next escalation level.
+    Escalate(DecisionArgs),
+    /// List the decisions people are waiting for.
+    Approvals(ApprovalsArgs),
+    /// Move an instance past a gate that passed, or say exactly what blocks it.
+    Advance(InstanceArgs),
+    /// Deliver an external event (an incident, say) that conditions read as signals.NAME.
+    Signal(SignalArgs),
+    /// Render a report from an instance's log: readiness, gate, checklist, certificate, ops (Markdown or JSON).
+    Report(ReportArgs),
+    /// Drive instances like `run` and serve the control API (HTTP JSON, token-authenticated) for the CLI and tools.
+    Serve(ServeArgs),
+    /// Write a consistent copy of the store (live, through a running server) into a new directory.
+    Backup(BackupArgs),
+    /// Copy a backup into a new data directory (--db), never over an existing store.
+    Restore(RestoreArgs),
+}
+
+impl Cli {
+    /// The configuration: `--config`, or phasegate.toml beside the data
+    /// directory when it exists, or none.
+    pub fn config(&self) -> Result<crate::config::Config, String> {
+        match &self.config {
+            Some(path) => crate::config::Config::read(path),
+            None => {
+                let beside = self
+                    .db
+                    .parent()
+                    .map(|p| if p.as_os_str().is_empty() { std::path::Path::new(".") } else { p })
+                    .unwrap_or(std::path::Path::new("."))
+                    .join("phasegate.toml");
+                if beside.is_file() {
+                    crate::config::Config::read(&beside)
+                } else {
+                    Ok(crate::config::Config::default())
+                }
+            }
+        }
+    }
+
+    /// The principal commands are recorded under: `--as`, `PHASEGATE_USER`, `USER`.
+    pub fn principal(&self) -> String {
+        self.principal
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .filter(|p| !p.trim().is_empty())
+            .unwrap_or_else(|| "unknown".to_owned())
+    }
+}
+
+/// Arguments of `phasegate start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The definition file (.toml or .json).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Override a variable: `--var name=value` (typed by its declaration); repeatable.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// The instance id (default: generated from the workflow's name).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Compare scored gates with this instance's passes (default: the latest
+    /// pass of each gate by any instance of the workflow).
+    #[arg(long, value_name = "INSTANCE")]
+    pub baseline: Option<String>,
+}
+
+/// Arguments of `phasegate run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Return once nothing is left to run (everything done, failed, halted or
+    /// waiting for people) instead of serving until interrupted.
+    #[arg(long)]
+    pub until_idle: bool,
+    /// Most task attempts running at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+}
+
+/// Arguments of commands that take one instance.
+#[derive(Debug, Args)]
+pub struct InstanceArgs {
+    /// The instance id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+}
+
+/// Arguments of `phasegate status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The instance id; without it, every instance is listed.
+    #[arg(value_name = "ID")]
+    pub id: Option<String>,
+}
+
+/// Arguments of `phasegate list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only instances with this status.
+    #[arg(long, value_enum)]
+    pub status: Option<crate::machine::EffectiveStatus>,
+}
+
+/// Arguments of `phasegate halt`.
+#[derive(Debug, Args)]
+pub struct HaltArgs {
+    /// The instance id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Also cancel the attempts in flight (by default they finish).
+    #[arg(long)]
+    pub cancel_running: bool,
+    /// Why, recorded in the history.
+    #[arg(long, default_value = "")]
+    pub reason: String,
+}
+
+/// Arguments of `phasegate rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The instance id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Compensate only this phase and those after it, then run it again as a new attempt.
+    #[arg(long, value_name = "PHASE")]
+    pub to: Option<String>,
+    /// Why, recorded in the history.
+    #[arg(long, default_value = "")]
+    pub reason: String,
+}
+
+/// Arguments of `phasegate cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The instance id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Why, recorded in the history.
+    #[arg(long, default_value = "")]
+    pub reason: String,
+}
+
+/// Arguments of `phasegate retry`.
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// The instance id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Only this task (default: every failed or cancelled task).
+    #[arg(value_name = "TASK")]
+    pub task: Option<String>,
+}
+
+/// Arguments of `phasegate signal`.
+#[derive(Debug, Args)]
+pub struct SignalArgs {
+    /// The instance id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The signal's name, as declared under [signals.NAME].
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The signal's data, as JSON (e.g. '{"severity": "P1"}'); default {}.
+    #[arg(long, default_value = "{}")]
+    pub data: String,
+}
+
+/// Arguments of `phasegate report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The instance id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Which report: readiness, gate, checklist, certificate, ops.
+    #[arg(long)]
+    pub kind: String,
+    /// md (Markdown, default) or json.
+    #[arg(long, default_value = "md")]
+    pub format: String,
+    /// certificate: the phase (default: the last that passed); readiness: the last phase covered (default: all started).
+    #[arg(long, value_name = "PHASE")]
+    pub phase: Option<String>,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
+}
+
+/// Arguments of the decision commands.
+#[derive(Debug, Args)]
+pub struct DecisionArgs {
+    /// The instance id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The gate (`phase/gate` or a gate id); optional when exactly one gate awaits a decision.
+    #[arg(value_name = "GATE")]
+    pub gate: Option<String>,
+    /// Why; recorded with the decision and shown in reports.
+    #[arg(long, default_value = "")]
+    pub comment: String,
+    /// An id for this request: repeating a request with the same id returns
+    /// the original outcome and changes nothing.
+    #[arg(long)]
+    pub request_id: Option<String>,
+}
+
+/// Arguments of `phasegate approvals`.
+#[derive(Debug, Args)]
+pub struct ApprovalsArgs {
+    /// Only decisions this principal may take (directly or through a role).
+    #[arg(long = "for", value_name = "PRINCIPAL")]
+    pub principal: Option<String>,
+}
+
+/// Arguments of `phasegate validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Definition files (.toml or .json).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Also accept this agent name (one registered by an embedding program or plugin); repeatable.
+    #[arg(long = "agent", value_name = "NAME")]
+    pub agents: Vec<String>,
+}
+
+/// Arguments of `phasegate graph`.
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// The definition file (.toml or .json).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The graph language to print.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    pub format: GraphFormat,
+    /// Also accept this agent name; repeatable.
+    #[arg(long = "agent", value_name = "NAME")]
+    pub agents: Vec<String>,
+}
+
+/// Graph languages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    /// Graphviz DOT (`dot -Tsvg`).
+    Dot,
+    /// A Mermaid flowchart, for Markdown pages.
+    Mermaid,
+}
+
+/// Arguments of `phasegate backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The new directory to write the copy into (must not exist, or be empty).
+    #[arg(value_name = "DEST")]
+    pub dest: PathBuf,
+}
+
+/// Arguments of `phasegate restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup to restore (a directory written by `phasegate backup`).
+    #[arg(value_name = "SRC")]
+    pub source: PathBuf,
+}
+
+/// Arguments of `phasegate serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one; see the address file).
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    pub listen: SocketAddr,
+    /// Allow a non-loopback address (every request still needs the token).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Most task attempts running at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+}

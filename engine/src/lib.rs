@@ -14,6 +14,7 @@
 //! - Nothing in this crate writes anywhere while loading, validating or
 //!   exporting a definition.
 
+pub mod api;
 pub mod config;
 pub mod expr;
 pub mod machine;

@@ -9,7 +9,6 @@
 //! Every error is JSON: `{"error": "...", "kind": "..."}`. docs/api.md lists
 //! the routes.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
@@ -25,7 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::machine::DecisionKind;
+use crate::api;
 use crate::runtime::{DecisionRequest, Error, StartOptions};
 use crate::Engine;
 
@@ -104,7 +103,7 @@ struct ApiError(StatusCode, String, &'static str);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": self.1, "kind": self.2}))).into_response()
+        (self.0, Json(api::ErrorBody { error: self.1, kind: self.2.to_owned() })).into_response()
     }
 }
 
@@ -229,34 +228,13 @@ async fn body<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
         .map_err(|error| ApiError(StatusCode::BAD_REQUEST, format!("the body is not valid JSON for this route: {error}"), "bad_json"))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StartBody {
-    definition: String,
-    #[serde(default = "toml")]
-    format: String,
-    #[serde(default)]
-    vars: BTreeMap<String, String>,
-    id: Option<String>,
-    baseline: Option<String>,
-}
-
-fn toml() -> String {
-    "toml".to_owned()
-}
-
 async fn start(State(api): State<Arc<Api>>, request: Request) -> ApiResult {
     let by = principal(request.headers())?;
-    let start: StartBody = body(request.into_body()).await?;
-    let format = match start.format.as_str() {
-        "toml" => crate::model::Format::Toml,
-        "json" => crate::model::Format::Json,
-        other => return Err(ApiError(StatusCode::BAD_REQUEST, format!("format `{other}`: use toml or json"), "invalid")),
-    };
-    let workflow = api.engine.load_definition(&crate::model::Source::from_text(&start.definition, format))?;
+    let start: api::StartRequest = body(request.into_body()).await?;
+    let workflow = api.engine.load_definition(&crate::model::Source::from_text(&start.definition, start.format.into()))?;
     let options = StartOptions { id: start.id, vars: start.vars.into_iter().collect(), started_by: by, baseline: start.baseline };
     let id = api.engine.start(workflow, options).await?;
-    Ok((StatusCode::CREATED, Json(json!({"id": id}))).into_response())
+    Ok((StatusCode::CREATED, Json(api::Started { id })).into_response())
 }
 
 #[derive(Deserialize)]
@@ -265,8 +243,8 @@ struct ListQuery {
 }
 
 async fn list(State(api): State<Arc<Api>>, Query(query): Query<ListQuery>) -> ApiResult {
-    let rows: Vec<Value> = api.engine.list(query.status)?.into_iter().map(|(id, s)| json!({"id": id, "summary": s})).collect();
-    Ok(Json(Value::Array(rows)).into_response())
+    let rows: Vec<api::Listed> = api.engine.list(query.status)?.into_iter().map(|(id, summary)| api::Listed { id, summary }).collect();
+    Ok(Json(rows).into_response())
 }
 
 async fn status(State(api): State<Arc<Api>>, UrlPath(id): UrlPath<String>) -> ApiResult {
@@ -310,29 +288,10 @@ async fn report(State(api): State<Arc<Api>>, UrlPath(id): UrlPath<String>, Query
     })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DecisionBody {
-    decision: String,
-    gate: Option<String>,
-    #[serde(default)]
-    comment: String,
-    #[serde(default)]
-    request_id: String,
-}
-
 async fn decide(State(api): State<Arc<Api>>, UrlPath(id): UrlPath<String>, request: Request) -> ApiResult {
     let by = principal(request.headers())?;
-    let decision: DecisionBody = body(request.into_body()).await?;
-    let kind = match decision.decision.as_str() {
-        "approve" => DecisionKind::Approve,
-        "reject" => DecisionKind::Reject,
-        "hold" => DecisionKind::Hold,
-        "escalate" => DecisionKind::Escalate,
-        other => {
-            return Err(ApiError(StatusCode::BAD_REQUEST, format!("decision `{other}`: use approve, reject, hold or escalate"), "invalid"))
-        }
-    };
+    let decision: api::DecisionBody = body(request.into_body()).await?;
+    let kind = decision.decision;
     let outcome = api
         .engine
         .decide(
@@ -344,22 +303,9 @@ async fn decide(State(api): State<Arc<Api>>, UrlPath(id): UrlPath<String>, reque
     Ok(Json(serde_json::to_value(outcome).unwrap_or_default()).into_response())
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct OperationBody {
-    #[serde(default)]
-    reason: String,
-    #[serde(default)]
-    cancel_running: bool,
-    task: Option<String>,
-    to: Option<String>,
-    name: Option<String>,
-    data: Option<Value>,
-}
-
 async fn operate(State(api): State<Arc<Api>>, UrlPath((id, operation)): UrlPath<(String, String)>, request: Request) -> ApiResult {
     let by = principal(request.headers())?;
-    let op: OperationBody = body(request.into_body()).await?;
+    let op: api::OperationBody = body(request.into_body()).await?;
     let engine = &api.engine;
     let seq = match operation.as_str() {
         "halt" => engine.halt(&id, &by, &op.reason, op.cancel_running).await?,
@@ -383,8 +329,8 @@ async fn operate(State(api): State<Arc<Api>>, UrlPath((id, operation)): UrlPath<
             ))
         }
     };
-    let status = engine.instance(&id).map(|(i, _)| i.effective_status().as_str()).unwrap_or("unknown");
-    Ok(Json(json!({"instance": id, "seq": seq, "status": status})).into_response())
+    let status = engine.instance(&id).ok().map(|(i, _)| i.effective_status());
+    Ok(Json(api::Operated { instance: id, seq, status }).into_response())
 }
 
 #[derive(Deserialize)]
@@ -396,18 +342,12 @@ async fn approvals(State(api): State<Arc<Api>>, Query(query): Query<ApprovalsQue
     Ok(Json(serde_json::to_value(api.engine.approvals(query.r#for.as_deref())?).unwrap_or_default()).into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BackupBody {
-    dest: PathBuf,
-}
-
 /// `POST /v1/backup {"dest": PATH}`: a consistent copy of the live store into
 /// a new directory on the server's machine.
 async fn backup(State(api): State<Arc<Api>>, request: Request) -> ApiResult {
-    let wanted: BackupBody = body(request.into_body()).await?;
+    let wanted: api::BackupRequest = body(request.into_body()).await?;
     let report = api.engine.backup(&wanted.dest).await?;
-    Ok(Json(json!({"path": report.path, "records": report.records, "instances": report.instances, "bytes": report.bytes})).into_response())
+    Ok(Json(api::BackedUp::from(report)).into_response())
 }
 
 async fn scrape(State(api): State<Arc<Api>>) -> ApiResult {

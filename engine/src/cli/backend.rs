@@ -4,18 +4,17 @@
 //! once against [`Backend`]; the user never needs to know which path was
 //! taken.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::machine::{Instance, Record};
 use crate::model::{Source, WorkflowDef};
 use crate::plan::{AgentNames, Workflow};
 use crate::runtime::{AdvanceReport, DecisionOutcome, DecisionRequest, Error, PendingApproval, StartOptions, Summary};
-use crate::{server, Engine};
+use crate::{api, server, Engine};
 
 /// The engine a command talks to.
 pub(super) enum Backend {
@@ -121,7 +120,7 @@ impl Remote {
         self.send(self.client.get(format!("{}{path}", self.base))).await
     }
 
-    async fn post<T: DeserializeOwned>(&self, path: &str, body: Value) -> Result<T, Error> {
+    async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl serde::Serialize) -> Result<T, Error> {
         self.send(self.client.post(format!("{}{path}", self.base)).json(&body)).await
     }
 }
@@ -172,15 +171,8 @@ impl Backend {
             Backend::Local(engine) => engine.list(status),
             Backend::Remote(remote) => {
                 let path = status.map_or_else(|| "/v1/instances".to_owned(), |s| format!("/v1/instances?status={}", s.as_str()));
-                let rows: Vec<Value> = remote.get(&path).await?;
-                rows.into_iter()
-                    .map(|row| {
-                        let id = row["id"].as_str().unwrap_or_default().to_owned();
-                        serde_json::from_value(row["summary"].clone())
-                            .map(|summary| (id, summary))
-                            .map_err(|error| Error::Invalid(format!("unexpected answer from the server: {error}")))
-                    })
-                    .collect()
+                let rows: Vec<api::Listed> = remote.get(&path).await?;
+                Ok(rows.into_iter().map(|row| (row.id, row.summary)).collect())
             }
         }
     }
@@ -204,15 +196,15 @@ impl Backend {
                 engine.start(workflow, options).await
             }
             Backend::Remote(remote) => {
-                let vars: BTreeMap<String, String> = options.vars.into_iter().collect();
-                let format = match source.format {
-                    crate::model::Format::Toml => "toml",
-                    crate::model::Format::Json => "json",
+                let body = api::StartRequest {
+                    definition: source.text.clone(),
+                    format: source.format.into(),
+                    vars: options.vars.into_iter().collect(),
+                    id: options.id,
+                    baseline: options.baseline,
                 };
-                let body =
-                    json!({"definition": source.text, "format": format, "vars": vars, "id": options.id, "baseline": options.baseline});
-                let answer: Value = remote.post("/v1/instances", body).await?;
-                Ok(answer["id"].as_str().unwrap_or_default().to_owned())
+                let answer: api::Started = remote.post("/v1/instances", &body).await?;
+                Ok(answer.id)
             }
         }
     }
@@ -222,9 +214,13 @@ impl Backend {
         match self {
             Backend::Local(engine) => engine.decide(id, gate, request).await,
             Backend::Remote(remote) => {
-                let body =
-                    json!({"decision": request.kind.verb(), "gate": gate, "comment": request.comment, "request_id": request.request_id});
-                remote.post(&format!("/v1/instances/{}/decisions", encode(id)), body).await
+                let body = api::DecisionBody {
+                    decision: request.kind,
+                    gate: gate.map(str::to_owned),
+                    comment: request.comment,
+                    request_id: request.request_id,
+                };
+                remote.post(&format!("/v1/instances/{}/decisions", encode(id)), &body).await
             }
         }
     }
@@ -233,7 +229,7 @@ impl Backend {
     pub(super) async fn advance(&self, id: &str) -> Result<AdvanceReport, Error> {
         match self {
             Backend::Local(engine) => engine.advance(id).await,
-            Backend::Remote(remote) => remote.post(&format!("/v1/instances/{}/advance", encode(id)), json!({})).await,
+            Backend::Remote(remote) => remote.post(&format!("/v1/instances/{}/advance", encode(id)), &api::OperationBody::default()).await,
         }
     }
 
@@ -250,16 +246,23 @@ impl Backend {
                 Operation::Signal { by, name, data } => engine.signal(id, name, data, by).await,
             },
             Backend::Remote(remote) => {
+                let none = api::OperationBody::default();
                 let (path, body) = match operation {
-                    Operation::Halt { reason, cancel_running, .. } => ("halt", json!({"reason": reason, "cancel_running": cancel_running})),
-                    Operation::Resume { .. } => ("resume", json!({})),
-                    Operation::Cancel { reason, .. } => ("cancel", json!({"reason": reason})),
-                    Operation::Retry { task, .. } => ("retry", json!({"task": task})),
-                    Operation::Rollback { reason, to, .. } => ("rollback", json!({"reason": reason, "to": to})),
-                    Operation::Signal { name, data, .. } => ("signal", json!({"name": name, "data": data})),
+                    Operation::Halt { reason, cancel_running, .. } => {
+                        ("halt", api::OperationBody { reason: reason.to_owned(), cancel_running, ..none })
+                    }
+                    Operation::Resume { .. } => ("resume", none),
+                    Operation::Cancel { reason, .. } => ("cancel", api::OperationBody { reason: reason.to_owned(), ..none }),
+                    Operation::Retry { task, .. } => ("retry", api::OperationBody { task: task.map(str::to_owned), ..none }),
+                    Operation::Rollback { reason, to, .. } => {
+                        ("rollback", api::OperationBody { reason: reason.to_owned(), to: to.map(str::to_owned), ..none })
+                    }
+                    Operation::Signal { name, data, .. } => {
+                        ("signal", api::OperationBody { name: Some(name.to_owned()), data: Some(data), ..none })
+                    }
                 };
-                let answer: Value = remote.post(&format!("/v1/instances/{}/{path}", encode(id)), body).await?;
-                Ok(answer["seq"].as_u64().unwrap_or_default())
+                let answer: api::Operated = remote.post(&format!("/v1/instances/{}/{path}", encode(id)), &body).await?;
+                Ok(answer.seq)
             }
         }
     }
@@ -269,13 +272,8 @@ impl Backend {
         match self {
             Backend::Local(engine) => engine.backup(dest).await,
             Backend::Remote(remote) => {
-                let answer: Value = remote.post("/v1/backup", json!({"dest": dest})).await?;
-                Ok(phasegate_store::BackupReport {
-                    path: answer["path"].as_str().unwrap_or_default().to_owned(),
-                    records: answer["records"].as_u64().unwrap_or_default(),
-                    instances: answer["instances"].as_u64().unwrap_or_default(),
-                    bytes: answer["bytes"].as_u64().unwrap_or_default(),
-                })
+                let answer: api::BackedUp = remote.post("/v1/backup", &api::BackupRequest { dest: dest.to_owned() }).await?;
+                Ok(answer.into())
             }
         }
     }

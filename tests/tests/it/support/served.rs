@@ -77,8 +77,13 @@ pub(crate) fn raw(server: &Server, head: &str, body: &[u8]) -> (u16, Value) {
     raw_at(&server.address, head, body)
 }
 
+/// Status 0 means no answer: the connection was refused or closed first
+/// (the body then says why), which tests of a server that is stopping accept.
 fn raw_at(address: &str, head: &str, body: &[u8]) -> (u16, Value) {
-    let mut stream = TcpStream::connect(address).expect("connects");
+    let mut stream = match TcpStream::connect(address) {
+        Ok(stream) => stream,
+        Err(error) => return (0, Value::String(format!("cannot connect to {address}: {error}"))),
+    };
     stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     stream.write_all(head.as_bytes()).expect("writes");
     // A body the server refuses part-way may reset the connection: the status line still arrives.

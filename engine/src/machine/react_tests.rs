@@ -1074,3 +1074,56 @@ fn regression_a_loop_back_with_an_attempt_in_flight_leaves_no_stale_outbox_entry
     check(&h).unwrap_or_else(|e| panic!("{e}"));
     assert!(h.outbox.iter().all(|key| h.instance.in_flight().iter().any(|(.., k)| k == key)), "{:?}", h.outbox);
 }
+
+/// The stored form of records and snapshots is version 1 of
+/// `machine::Record` and `runtime::codec`'s snapshot, pinned by
+/// `engine/tests/fixtures/stored-v1.json`: one record of every event kind
+/// and a snapshot, as this format writes them. Everything in it must decode
+/// with this build and encode back to the same JSON, so a renamed or removed
+/// field fails here: keep V1 readable and add a V2 with a conversion instead.
+/// `UPDATE_FIXTURES=1` rewrites the file (only when adding what it lacks).
+#[test]
+fn stored_records_and_snapshots_keep_their_version_1_form() {
+    use crate::runtime::codec;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stored-v1.json");
+    if std::env::var_os("UPDATE_FIXTURES").is_some() {
+        let mut h = shipping();
+        h.apply(Event::SignalReceived(payload::SignalReceived {
+            name: "incident".into(),
+            data: json!({"severity": "P1"}),
+            by: "pager".into(),
+        }))
+        .expect("signal");
+        h.settle(0);
+        let mut events: Vec<Event> = h.records.iter().map(|r| r.event().clone()).collect();
+        events.extend(super::tests::EVENTS.iter().map(|name| super::tests::event_named(name)));
+        events.extend(INSTANCE_EVENTS.iter().map(|name| ready_for(name, "running").1));
+        let records: Vec<Value> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| {
+                serde_json::from_slice(&codec::encode_record(&Record::new(i as u64 + 1, Timestamp(1_000 + i as u64), event))).expect("json")
+            })
+            .collect();
+        let snapshot: Value = serde_json::from_slice(&codec::encode_snapshot(&h.instance)).expect("json");
+        let text = serde_json::to_string_pretty(&json!({"records": records, "snapshot": snapshot})).expect("json");
+        std::fs::create_dir_all(path.parent().expect("dir")).expect("fixtures dir");
+        std::fs::write(&path, text + "\n").expect("write the fixture");
+    }
+    let golden: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("the fixture")).expect("json");
+    let mut kinds = std::collections::BTreeSet::new();
+    for stored in golden["records"].as_array().expect("records") {
+        let bytes = serde_json::to_vec(stored).expect("json");
+        let record =
+            codec::decode_record("golden", 0, &bytes).unwrap_or_else(|e| panic!("a version-1 record no longer decodes: {e}\n{stored}"));
+        let again: Value = serde_json::from_slice(&codec::encode_record(&record)).expect("json");
+        assert_eq!(&again, stored, "a version-1 record encodes differently now");
+        kinds.insert(super::event::EventKind::from(record.event()));
+    }
+    let every: std::collections::BTreeSet<_> = <super::event::EventKind as strum::VariantArray>::VARIANTS.iter().copied().collect();
+    assert_eq!(kinds, every, "the fixture lacks an event kind: run with UPDATE_FIXTURES=1");
+    let bytes = serde_json::to_vec(&golden["snapshot"]).expect("json");
+    let instance = codec::decode_snapshot("golden", &bytes).unwrap_or_else(|e| panic!("a version-1 snapshot no longer decodes: {e}"));
+    let again: Value = serde_json::from_slice(&codec::encode_snapshot(&instance)).expect("json");
+    assert_eq!(again, golden["snapshot"], "a version-1 snapshot encodes differently now");
+}

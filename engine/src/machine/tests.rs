@@ -192,7 +192,7 @@ fn passing_evaluation() -> Evaluation {
     Evaluation { criteria: Vec::new(), score: None }
 }
 
-fn event_named(name: &str) -> Event {
+pub(super) fn event_named(name: &str) -> Event {
     let (phase, task) = ("build".to_owned(), "a".to_owned());
     let decision = Decision {
         kind: DecisionKind::Approve,
@@ -231,7 +231,7 @@ fn event_named(name: &str) -> Event {
     }
 }
 
-const EVENTS: &[&str] = &[
+pub(super) const EVENTS: &[&str] = &[
     "PhaseStarted",
     "TaskDispatched",
     "TaskSucceeded",

@@ -8,7 +8,7 @@
 //! loaded from the store when a command or a timer needs them.
 
 pub mod clock;
-mod codec;
+pub(crate) mod codec;
 mod driver;
 mod load;
 mod notices;

@@ -22,8 +22,10 @@ mod guards;
 mod handlers;
 pub mod payload;
 mod state;
+mod status;
 mod step;
 pub mod table;
+mod watch_state;
 
 use std::fmt;
 
@@ -33,6 +35,7 @@ pub use approval::{Authority, Subject, Target};
 pub use blockers::{blockers, Blocker};
 pub use decide::{compensation_key, decide, idempotency_key, watches_due, Next};
 pub use handlers::rollback::{compensation_step, rollback_plan};
+pub use handlers::watch::sample_event;
 
 pub use event::{Event, Record, RECORD_VERSION};
 pub use gate::{CriterionResult, Decision, DecisionKind, Evaluation, GateState, GateStatus, Roles, Verdict};
@@ -40,10 +43,11 @@ pub use gate::{CriterionResult, Decision, DecisionKind, Evaluation, GateState, G
 pub use evidence::evidence;
 pub use guards::{Effect, OutboxEntry};
 pub use state::{
-    Baseline, Compensation, Done, EffectiveStatus, Instance, InstanceStatus, PendingTrigger, PhaseState, PhaseStatus, Rollback, Sample,
-    SampleVerdict, TaskState, TaskStatus, WatchState, WATCH_WINDOW,
+    Baseline, Compensation, Done, Instance, InstanceStatus, PendingTrigger, PhaseState, PhaseStatus, Rollback, TaskState, TaskStatus,
 };
+pub use status::EffectiveStatus;
 pub use step::{replay, step};
+pub use watch_state::{Sample, SampleVerdict, WatchState, WATCH_WINDOW};
 
 /// Milliseconds since the Unix epoch. The machine never reads a clock; the
 /// runtime passes the time in (from its [`Clock`](crate::runtime::Clock)),

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use serde_json::{Map, Value};
 
-use super::{GateState, Timestamp};
+use super::{EffectiveStatus, GateState, Timestamp, WatchState};
 
 use crate::plan::Workflow;
 
@@ -127,101 +127,6 @@ pub struct Compensation {
     pub index: usize,
     /// The step's id, attempts and status.
     pub state: TaskState,
-}
-
-/// A watch of a running phase: its recent samples and where its condition stands.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WatchState {
-    /// The watch's id.
-    pub id: String,
-    /// Samples taken in this phase attempt.
-    #[serde(default)]
-    pub taken: u64,
-    /// The most recent samples, oldest first (at most [`WATCH_WINDOW`]).
-    #[serde(default)]
-    pub samples: Vec<Sample>,
-    /// When the current run of breaching samples began.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub breaching_since: Option<Timestamp>,
-    /// Breaching samples in a row.
-    #[serde(default)]
-    pub breaching_run: u32,
-    /// When the current run of samples without data began (no_data = inconclusive).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub no_data_since: Option<Timestamp>,
-    /// Samples without data in a row.
-    #[serde(default)]
-    pub no_data_run: u32,
-    /// Whether it fired and has not seen a healthy sample since.
-    #[serde(default)]
-    pub firing: bool,
-    /// Whether missing data lasted the watch's `for` and no data has come since.
-    #[serde(default)]
-    pub inconclusive: bool,
-    /// Why a person must decide, until the instance halts for it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub no_data_reason: Option<String>,
-}
-
-/// How many samples a watch keeps in state; the log keeps them all.
-pub const WATCH_WINDOW: usize = 20;
-
-/// One sample of a watch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Sample {
-    /// When it was taken.
-    pub at: Timestamp,
-    /// The value, if the agent returned one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<f64>,
-    /// What it meant.
-    pub verdict: SampleVerdict,
-}
-
-/// What one sample meant for a watch's condition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SampleVerdict {
-    /// The breach condition held.
-    Breach,
-    /// It did not.
-    Ok,
-    /// No value (or the condition could not be applied to it).
-    NoData,
-}
-
-impl SampleVerdict {
-    /// The verdict's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            SampleVerdict::Breach => "breach",
-            SampleVerdict::Ok => "ok",
-            SampleVerdict::NoData => "no_data",
-        }
-    }
-}
-
-impl WatchState {
-    /// A watch with no samples.
-    pub fn new(id: &str) -> Self {
-        Self {
-            id: id.to_owned(),
-            taken: 0,
-            samples: Vec::new(),
-            breaching_since: None,
-            breaching_run: 0,
-            no_data_since: None,
-            no_data_run: 0,
-            firing: false,
-            inconclusive: false,
-            no_data_reason: None,
-        }
-    }
-
-    /// When the latest sample was taken.
-    pub fn last_at(&self) -> Option<Timestamp> {
-        self.samples.last().map(|s| s.at)
-    }
 }
 
 /// Where an instance stands. Whether it is waiting for people is derived
@@ -397,78 +302,6 @@ pub(crate) fn phase_active(status: &PhaseStatus) -> bool {
     match status {
         PhaseStatus::Running { .. } | PhaseStatus::AwaitingApproval { .. } | PhaseStatus::OnHold { .. } => true,
         PhaseStatus::Pending | PhaseStatus::Passed { .. } | PhaseStatus::Failed { .. } => false,
-    }
-}
-
-/// What listings, the API and reports call an instance's status: the
-/// instance's own status refined by its phases (a running instance whose
-/// phases all wait at gates is `awaiting_approval`), plus `quarantined` for
-/// an instance whose records do not decode. One enum, so a misspelt status
-/// is a compile error and the CLI's `--status` values come from here.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::VariantArray,
-    strum::Display,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
-#[cfg_attr(feature = "cli", clap(rename_all = "snake_case"))]
-pub enum EffectiveStatus {
-    /// Work is under way (or about to be: a trigger occurrence waits to be acted on).
-    Running,
-    /// Every phase passed and a scheduled phase will run again.
-    Scheduled,
-    /// Waiting for people: at a gate, or at a trigger's halt.
-    AwaitingApproval,
-    /// A gate was put on hold for remediation.
-    OnHold,
-    /// An operator (or missing watch data) halted it.
-    Halted,
-    /// Compensations are running.
-    RollingBack,
-    /// Every phase passed.
-    Completed,
-    /// A phase failed.
-    Failed,
-    /// An operator cancelled it.
-    Cancelled,
-    /// Its rollback finished.
-    RolledBack,
-    /// Its records do not decode: nothing runs until an operator looks.
-    Quarantined,
-}
-
-impl EffectiveStatus {
-    /// The name listings and the API use (`awaiting_approval`).
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-
-    /// True for the statuses an instance does not leave on its own.
-    pub fn is_final(self) -> bool {
-        match self {
-            EffectiveStatus::Completed | EffectiveStatus::Cancelled | EffectiveStatus::RolledBack => true,
-            EffectiveStatus::Running
-            | EffectiveStatus::Scheduled
-            | EffectiveStatus::AwaitingApproval
-            | EffectiveStatus::OnHold
-            | EffectiveStatus::Halted
-            | EffectiveStatus::RollingBack
-            | EffectiveStatus::Failed
-            | EffectiveStatus::Quarantined => false,
-        }
     }
 }
 

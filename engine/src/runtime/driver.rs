@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use tokio::sync::{broadcast, mpsc, oneshot, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn, Instrument};
@@ -31,8 +31,12 @@ const SNAPSHOT_EVERY: u64 = 256;
 mod attempts;
 mod batch;
 mod decisions;
+mod messages;
 mod recovery;
 mod timers;
+
+pub use messages::Notification;
+pub(crate) use messages::{Answer, Message, Outcome};
 
 use attempts::sampling_key;
 use decisions::gate_status;
@@ -68,151 +72,7 @@ impl Shared {
     }
 }
 
-/// An event that became durable, as subscribers see it.
-#[derive(Debug, Clone)]
-pub struct Notification {
-    /// The instance.
-    pub instance: String,
-    /// The record.
-    pub record: Record,
-    /// The instance's effective status once the batch holding this event
-    /// was durable (a batch can hold several events).
-    pub status: Option<crate::machine::EffectiveStatus>,
-    /// For task events, the agent that runs the task (for per-agent metrics).
-    pub agent: Option<String>,
-    /// For a `TriggerFired` event, what the trigger reacts to (a watch
-    /// firing, a failure, a signal), from the pinned definition.
-    pub trigger_on: Option<crate::plan::TriggerSource>,
-}
-
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
-
-/// What a persisted change answers, once durable.
-pub(crate) enum Answer {
-    None,
-    Started(Reply<String>, String),
-    Operated(Reply<u64>, u64),
-    Decided(Reply<super::DecisionOutcome>, super::DecisionOutcome),
-    Advanced(Reply<super::AdvanceReport>, usize),
-}
-
-impl Answer {
-    fn fail(self, error: Error) {
-        match self {
-            Answer::None => {}
-            Answer::Started(reply, _) => drop(reply.send(Err(error))),
-            Answer::Operated(reply, _) => drop(reply.send(Err(error))),
-            Answer::Decided(reply, _) => drop(reply.send(Err(error))),
-            Answer::Advanced(reply, _) => drop(reply.send(Err(error))),
-        }
-    }
-
-    /// Answers once the change is durable (or there was nothing to write).
-    fn succeed(self, cell: Option<&Cell>, appended: usize, now: Timestamp) {
-        match self {
-            Answer::None => {}
-            Answer::Started(reply, id) => drop(reply.send(Ok(id))),
-            Answer::Operated(reply, seq) => drop(reply.send(Ok(seq))),
-            Answer::Decided(reply, mut outcome) => {
-                if let Some(cell) = cell {
-                    outcome.seq = cell.instance.seq;
-                    outcome.instance_status = Some(cell.instance.effective_status());
-                    outcome.gate_status = gate_status(&cell.instance, &outcome.phase, &outcome.gate);
-                }
-                drop(reply.send(Ok(outcome)));
-            }
-            Answer::Advanced(reply, before) => {
-                let report = match cell {
-                    Some(cell) => super::AdvanceReport {
-                        appended: before + appended,
-                        status: Some(cell.instance.effective_status()),
-                        blockers: crate::machine::blockers(&cell.instance, &cell.workflow, now),
-                    },
-                    None => super::AdvanceReport { appended: before + appended, status: None, blockers: Vec::new() },
-                };
-                drop(reply.send(Ok(report)));
-            }
-        }
-    }
-}
-
-/// How an attempt ended.
-pub(crate) enum Outcome {
-    Succeeded { output: Value, duration_ms: u64 },
-    Failed { error: String, retryable: bool },
-    Cancelled { reason: String },
-}
-
-pub(crate) enum Message {
-    Start {
-        id: String,
-        workflow: Arc<Workflow>,
-        hash: String,
-        vars: Map<String, Value>,
-        started_by: String,
-        baselines: BTreeMap<String, crate::machine::Baseline>,
-        reply: Reply<String>,
-    },
-    Operate {
-        id: String,
-        event: Event,
-        reply: Reply<u64>,
-    },
-    Finished {
-        id: String,
-        phase: usize,
-        task: usize,
-        attempt: u32,
-        key: String,
-        outcome: Outcome,
-    },
-    Compensated {
-        id: String,
-        step: usize,
-        attempt: u32,
-        key: String,
-        outcome: Outcome,
-    },
-    Sampled {
-        id: String,
-        phase: usize,
-        watch: usize,
-        result: Result<Value, String>,
-    },
-    Persisted {
-        id: String,
-        result: phasegate_store::Result<()>,
-        effects: Vec<Effect>,
-        records: Vec<Record>,
-        notices: Vec<super::notices::Notice>,
-        answer: Answer,
-    },
-    /// A notification was delivered, or failed for good: its outbox entry goes.
-    Notified {
-        id: String,
-        key: String,
-    },
-    Decide {
-        id: String,
-        gate: Option<String>,
-        request: super::DecisionRequest,
-        reply: Reply<super::DecisionOutcome>,
-    },
-    Advance {
-        id: String,
-        reply: Reply<super::AdvanceReport>,
-    },
-    Barrier {
-        reply: Reply<()>,
-    },
-    /// Fire what is due by the clock now (a manual clock moved).
-    Wake {
-        reply: Reply<()>,
-    },
-    Shutdown {
-        reply: Reply<()>,
-    },
-}
 
 struct Cell {
     instance: Instance,

@@ -7,12 +7,16 @@
 //! are halted, waiting for people or finished are not kept in memory; they are
 //! loaded from the store when a command or a timer needs them.
 
+mod answers;
+mod builder;
 pub mod clock;
 pub(crate) mod codec;
 mod driver;
+mod error;
 mod load;
 mod notices;
 mod requests;
+mod vars;
 
 use crate::machine::payload;
 use std::collections::HashMap;
@@ -24,306 +28,21 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+pub use answers::{AdvanceReport, DecisionOutcome, DecisionRequest};
+pub use builder::{Builder, Mode};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{DecodeError, PendingApproval, Summary};
 use driver::Message;
 pub use driver::Notification;
+pub use error::Error;
+use vars::generated_id;
+pub use vars::resolve_vars;
 
 use crate::machine::{Event, Instance, Record, Rejected, TaskStatus};
 use crate::model::{Diagnostics, Source, VarType};
 use crate::plan::{self, AgentNames, Workflow};
 use phasegate_agents::Registry;
 use phasegate_store::{SledStore, Store};
-
-/// Errors of the engine's API.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The store failed or refused.
-    #[error(transparent)]
-    Store(#[from] phasegate_store::Error),
-    /// No instance has this id.
-    #[error("no instance `{0}` in this store; `phasegate list` shows the instances")]
-    UnknownInstance(String),
-    /// The command does not fit the instance's state.
-    #[error(transparent)]
-    Rejected(#[from] Rejected),
-    /// The definition is invalid.
-    #[error("{0}")]
-    Definition(Diagnostics),
-    /// A start option (a variable, an id) is wrong.
-    #[error("{0}")]
-    Invalid(String),
-    /// The instance was set apart because its stored records do not decode.
-    #[error("instance {id} is quarantined: {reason}")]
-    Quarantined {
-        /// The instance.
-        id: String,
-        /// Why.
-        reason: String,
-    },
-    /// Stored data that does not make sense (the instance gets quarantined).
-    #[error("corrupt store data: {0}")]
-    Corrupt(String),
-    /// The principal may not take this decision.
-    #[error("{0}")]
-    Forbidden(String),
-    /// The request conflicts with one already recorded (a request id reused
-    /// for a different decision).
-    #[error("{0}")]
-    Conflict(String),
-    /// The engine has shut down.
-    #[error("the engine has shut down")]
-    ShutDown,
-    /// What a server answered a client with: its kind and message, as the
-    /// same kind of error a local command gives.
-    #[error("{message}")]
-    Remote {
-        /// The error's kind, as [`Error::kind`] names it.
-        kind: &'static str,
-        /// The server's message.
-        message: String,
-    },
-}
-
-impl Error {
-    /// A stable name for the kind of error, for scripts: the `kind` of the
-    /// CLI's JSON errors and of the control API's error bodies.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Error::Store(phasegate_store::Error::NoStore { .. }) => "no_store",
-            Error::Store(phasegate_store::Error::LostData { .. }) => "lost_data",
-            Error::Store(phasegate_store::Error::InUse { .. }) => "in_use",
-            Error::Store(_) => "store",
-            Error::UnknownInstance(_) => "not_found",
-            Error::Rejected(rejected) => rejected.kind.name(),
-            Error::Definition(_) | Error::Invalid(_) => "invalid",
-            Error::Quarantined { .. } | Error::Corrupt(_) => "quarantined",
-            Error::Forbidden(_) => "forbidden",
-            Error::Conflict(_) => "conflict",
-            Error::ShutDown => "shut_down",
-            Error::Remote { kind, .. } => kind,
-        }
-    }
-}
-
-/// A human decision at a gate, as a client asks for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecisionRequest {
-    /// Approve, reject, hold or escalate.
-    pub kind: crate::machine::DecisionKind,
-    /// Who decides (authorized against the gate's current level).
-    pub principal: String,
-    /// Why (required when the gate says so).
-    pub comment: String,
-    /// The client's request id: repeating the request returns the original
-    /// outcome and changes nothing. Empty for none.
-    pub request_id: String,
-}
-
-/// What a decision led to.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct DecisionOutcome {
-    /// The instance.
-    pub instance: String,
-    /// The phase.
-    pub phase: String,
-    /// The gate, or the trigger for a trigger's halt.
-    pub gate: String,
-    /// Whether the decision was on a gate or on a trigger's halt.
-    pub subject: crate::machine::Subject,
-    /// The decision.
-    pub kind: crate::machine::DecisionKind,
-    /// Who took it.
-    pub principal: String,
-    /// When (of the original decision, for a repeated request).
-    pub at: crate::machine::Timestamp,
-    /// The instance's last event after it.
-    pub seq: u64,
-    /// The gate's status after it.
-    pub gate_status: String,
-    /// The instance's status after it (none until the decision is durable).
-    pub instance_status: Option<crate::machine::EffectiveStatus>,
-    /// True when this answers a repeated request id (nothing was appended).
-    pub replayed: bool,
-}
-
-impl DecisionOutcome {
-    /// The outcome of a decision just submitted on `target`; `seq` and the
-    /// statuses are filled in once it is durable.
-    pub(crate) fn submitted(
-        instance: &str,
-        target: &crate::machine::Target<'_>,
-        request: &DecisionRequest,
-        at: crate::machine::Timestamp,
-    ) -> Self {
-        Self {
-            instance: instance.to_owned(),
-            phase: target.phase.to_owned(),
-            gate: target.id.to_owned(),
-            subject: target.subject,
-            kind: request.kind,
-            principal: request.principal.clone(),
-            at,
-            seq: 0,
-            gate_status: String::new(),
-            instance_status: None,
-            replayed: false,
-        }
-    }
-}
-
-/// What `advance` did and what still blocks the instance.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct AdvanceReport {
-    /// Events appended by advancing.
-    pub appended: usize,
-    /// The instance's status after it (none if it could not be read back).
-    pub status: Option<crate::machine::EffectiveStatus>,
-    /// What keeps it from moving on.
-    pub blockers: Vec<crate::machine::Blocker>,
-}
-
-/// Whether the engine runs instances or only records commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Recover at start, decide and dispatch: a process that runs workflows.
-    Drive,
-    /// Apply commands (start, halt, resume, ...) and nothing else: what a
-    /// short CLI command does when no runner holds the store.
-    Passive,
-}
-
-/// Builds an [`Engine`].
-pub struct Builder {
-    path: Option<PathBuf>,
-    store: Option<Arc<dyn Store>>,
-    registry: Registry,
-    mode: Mode,
-    max_concurrent_tasks: usize,
-    agent_limits: HashMap<String, usize>,
-    roles: crate::machine::Roles,
-    open_mode: phasegate_store::OpenMode,
-    clock: Arc<dyn Clock>,
-}
-
-impl Builder {
-    /// Where the engine reads the time (default: the system clock). Tests
-    /// pass a [`ManualClock`] and move it, then [`Engine::wake`] the engine.
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Whether a missing store is created (the default) or refused with
-    /// "no store at PATH": commands that only read, or act on instances that
-    /// must exist, never create one.
-    pub fn create_store(mut self, create: bool) -> Self {
-        self.open_mode = if create { phasegate_store::OpenMode::Create } else { phasegate_store::OpenMode::Existing };
-        self
-    }
-
-    /// Role membership (role → principals) used to authorize decisions.
-    pub fn roles(mut self, roles: crate::machine::Roles) -> Self {
-        self.roles = roles;
-        self
-    }
-
-    /// The data directory of the sled store (created if missing).
-    pub fn store_path(mut self, path: impl Into<PathBuf>) -> Self {
-        self.path = Some(path.into());
-        self
-    }
-
-    /// An already opened store (the in-memory one in tests, say).
-    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
-        self.store = Some(store);
-        self
-    }
-
-    /// The agents instances may use (default: the built-ins).
-    pub fn agents(mut self, registry: Registry) -> Self {
-        self.registry = registry;
-        self
-    }
-
-    /// Drive instances (default) or only record commands.
-    pub fn mode(mut self, mode: Mode) -> Self {
-        self.mode = mode;
-        self
-    }
-
-    /// Most task attempts running at once, across all instances (default 64).
-    pub fn max_concurrent_tasks(mut self, limit: usize) -> Self {
-        self.max_concurrent_tasks = limit.max(1);
-        self
-    }
-
-    /// Most attempts of one agent running at once.
-    pub fn agent_limit(mut self, agent: impl Into<String>, limit: usize) -> Self {
-        self.agent_limits.insert(agent.into(), limit.max(1));
-        self
-    }
-
-    /// Opens the store, recovers (in [`Mode::Drive`]) and starts the runtime.
-    /// Must be called inside a tokio runtime.
-    pub async fn build(self) -> Result<Engine, Error> {
-        let store: Arc<dyn Store> = match (self.store, &self.path) {
-            (Some(store), _) => store,
-            (None, Some(path)) => Arc::new(SledStore::open_with(path, self.open_mode)?),
-            (None, None) => Arc::new(SledStore::open_with(std::path::Path::new(".phasegate"), self.open_mode)?),
-        };
-        let agent_names = self.registry.names().fold(AgentNames::builtin(), |names, name| names.with(name));
-        // The first subscriber sees everything since the engine started,
-        // recovery included (a receiver made now buffers it).
-        let (events, from_start) = broadcast::channel(4096);
-        let shared = Arc::new(driver::Shared {
-            store,
-            registry: self.registry,
-            agent_names,
-            definitions: load::Definitions::default(),
-            roles: self.roles,
-            events,
-            failure: watch::channel(None).0,
-            clock: self.clock,
-            global_permits: Arc::new(tokio::sync::Semaphore::new(self.max_concurrent_tasks)),
-            agent_permits: self
-                .agent_limits
-                .into_iter()
-                .map(|(name, limit)| (name, Arc::new(tokio::sync::Semaphore::new(limit))))
-                .collect(),
-        });
-        let (sender, receiver) = mpsc::unbounded_channel();
-        let (active_sender, active) = watch::channel(0usize);
-        let mut driver = driver::Driver::new(Arc::clone(&shared), self.mode, sender.clone(), receiver, active_sender);
-        if self.mode == Mode::Drive {
-            driver.recover();
-        }
-        // A driver task that dies (a panic is a bug, but must not leave a
-        // server answering as if healthy) marks the engine failed.
-        let driver_task = tokio::spawn(driver.run());
-        let watcher = Arc::clone(&shared);
-        let handle = tokio::spawn(async move {
-            if let Err(error) = driver_task.await {
-                let why = match error.try_into_panic() {
-                    Ok(panic) => panic
-                        .downcast_ref::<&str>()
-                        .map(|s| (*s).to_owned())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "a panic".to_owned()),
-                    Err(_) => "it was cancelled".to_owned(),
-                };
-                watcher.fail(format!("the engine's driver task stopped: {why}"));
-            }
-        });
-        Ok(Engine {
-            shared,
-            sender,
-            active,
-            driver: tokio::sync::Mutex::new(Some(handle)),
-            from_start: std::sync::Mutex::new(Some(from_start)),
-        })
-    }
-}
 
 /// Options of [`Engine::start`].
 #[derive(Debug, Clone, Default)]
@@ -360,17 +79,7 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// A builder with the built-in agents, driving, 64 concurrent tasks.
     pub fn builder() -> Builder {
-        Builder {
-            path: None,
-            store: None,
-            registry: Registry::with_builtins(),
-            mode: Mode::Drive,
-            max_concurrent_tasks: 64,
-            agent_limits: HashMap::new(),
-            roles: crate::machine::Roles::default(),
-            open_mode: phasegate_store::OpenMode::Create,
-            clock: Arc::new(SystemClock),
-        }
+        Builder::new()
     }
 
     /// The store this engine writes to.
@@ -708,85 +417,6 @@ impl Engine {
             let _ = handle.await;
         }
     }
-}
-
-/// Applies `name=value` overrides over the declared defaults, typing each
-/// value by its declaration; every variable must end up with a value.
-pub fn resolve_vars(workflow: &Workflow, overrides: &[(String, String)]) -> Result<Map<String, Value>, Error> {
-    let mut vars = Map::new();
-    for (name, var) in &workflow.vars {
-        if let Some(default) = &var.default {
-            vars.insert(name.clone(), default.clone());
-        }
-    }
-    for (name, text) in overrides {
-        let Some(var) = workflow.vars.get(name) else {
-            let known: Vec<&str> = workflow.vars.keys().map(String::as_str).collect();
-            return Err(Error::Invalid(format!(
-                "--var {name}: workflow `{}` has no variable `{name}` (it has: {})",
-                workflow.name,
-                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
-            )));
-        };
-        let value = parse_var(var, text).map_err(|problem| Error::Invalid(format!("--var {name}={text}: {problem}")))?;
-        vars.insert(name.clone(), value);
-    }
-    let missing: Vec<&str> = workflow.vars.keys().filter(|name| !vars.contains_key(*name)).map(String::as_str).collect();
-    if !missing.is_empty() {
-        return Err(Error::Invalid(format!(
-            "variables without a default must be given at start: {}",
-            missing.iter().map(|m| format!("--var {m}=...")).collect::<Vec<_>>().join(" ")
-        )));
-    }
-    Ok(vars)
-}
-
-fn parse_var(var: &crate::plan::Var, text: &str) -> Result<Value, String> {
-    let value = match var.ty {
-        VarType::String => Value::String(text.to_owned()),
-        VarType::Duration => {
-            let duration = humantime::parse_duration(text.trim()).map_err(|e| format!("expected a duration such as 90s or 2m ({e})"))?;
-            // The same rules as the default: the bound of every duration and
-            // the tightest one the variable's uses need.
-            let (min, used_by) = var.min_duration.clone().unwrap_or((Duration::ZERO, String::new()));
-            crate::plan::check_duration(duration, min).map_err(|problem| {
-                if used_by.is_empty() {
-                    problem
-                } else {
-                    format!("{problem} (it is used as {used_by})")
-                }
-            })?;
-            Value::String(text.trim().to_owned())
-        }
-        VarType::Number => serde_json::Number::from_f64(text.trim().parse::<f64>().map_err(|_| "expected a number".to_owned())?)
-            .map(Value::Number)
-            .ok_or_else(|| "expected a finite number".to_owned())?,
-        VarType::Integer => Value::from(text.trim().parse::<i64>().map_err(|_| "expected an integer".to_owned())?),
-        VarType::Boolean => match text.trim() {
-            "true" => Value::Bool(true),
-            "false" => Value::Bool(false),
-            _ => return Err("expected true or false".to_owned()),
-        },
-        VarType::List => match serde_json::from_str::<Value>(text) {
-            Ok(value @ Value::Array(_)) => value,
-            _ => return Err("expected a JSON list such as [1, 2]".to_owned()),
-        },
-        VarType::Object => match serde_json::from_str::<Value>(text) {
-            Ok(value @ Value::Object(_)) => value,
-            _ => return Err("expected a JSON object such as {\"k\": 1}".to_owned()),
-        },
-    };
-    Ok(value)
-}
-
-/// A new instance id: the workflow's name (as an id: letters, digits, `-`
-/// and `_`, starting with a letter or digit) and a UUIDv7, so ids are unique
-/// and sort by creation time.
-fn generated_id(workflow: &str) -> String {
-    let stem: String = workflow.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).take(64).collect();
-    let stem = stem.trim_matches(|c: char| c == '-' || c == '_');
-    let stem = if stem.is_empty() { "instance" } else { stem };
-    format!("{stem}-{}", uuid::Uuid::now_v7().simple())
 }
 
 /// How long [`Engine::shutdown`] waits for writes in progress.

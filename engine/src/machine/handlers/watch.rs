@@ -1,11 +1,47 @@
 //! Watches: samples, the breach clock, consecutive failures, and missing data.
 
+use serde_json::Value;
+
 use super::super::guards::{require, watch_index, Cx, Handled};
-use super::super::{payload, InstanceStatus, Rejected, Sample, SampleVerdict, WATCH_WINDOW};
+use super::super::{payload, Event, Instance, InstanceStatus, Rejected, Sample, SampleVerdict, WATCH_WINDOW};
 use super::trigger;
 use crate::machine::state::phase_active;
 use crate::model::NoDataPolicy;
 use crate::plan::TriggerOn;
+use crate::plan::Workflow;
+
+/// The `WatchSampled` event for what watch `w` of phase `p` returned: its
+/// value and what that means for the breach condition. A missing or
+/// non-numeric value, an agent error, or a condition that cannot be applied
+/// is "no data", with the reason kept verbatim (the `no_data` policy then
+/// decides what it counts as).
+pub fn sample_event(instance: &Instance, workflow: &Workflow, p: usize, w: usize, result: Result<&Value, &str>) -> Event {
+    let (phase, watch) = (&workflow.phases[p], &workflow.phases[p].watches[w]);
+    let number = |value: &Value| value.as_f64().filter(|v| v.is_finite());
+    let (value, detail) = match result {
+        Err(error) => (None, error.to_owned()),
+        Ok(output) => match output.get("value").or(Some(output)).and_then(number) {
+            Some(value) => (Some(value), String::new()),
+            None if output.get("value").is_some_and(Value::is_null) => (None, "the query returned no data".to_owned()),
+            None => (None, "the agent's output has no numeric `value`".to_owned()),
+        },
+    };
+    let (verdict, detail) = match value {
+        None => (SampleVerdict::NoData, detail),
+        Some(value) => {
+            let mut evidence = super::super::evidence(instance);
+            evidence.insert("value".to_owned(), Value::from(value));
+            match watch.condition.evaluate(&evidence) {
+                crate::expr::Outcome::True => (SampleVerdict::Breach, String::new()),
+                crate::expr::Outcome::False => (SampleVerdict::Ok, String::new()),
+                crate::expr::Outcome::Missing(why) | crate::expr::Outcome::Error(why) => {
+                    (SampleVerdict::NoData, format!("`{}` could not be evaluated: {why}", watch.condition.source()))
+                }
+            }
+        }
+    };
+    Event::WatchSampled(payload::WatchSampled { phase: phase.id.clone(), watch: watch.id.clone(), value, verdict, detail })
+}
 
 /// `WatchSampled`: a sample moves the breach clock; a breach held for the
 /// watch's `for` (or its run of consecutive failures) queues its triggers;

@@ -3,7 +3,6 @@
 //! with a message.
 
 use super::*;
-use crate::machine::payload;
 
 impl Driver {
     /// Runs a compensation attempt on its agent, like a task attempt.
@@ -93,34 +92,10 @@ impl Driver {
         let Some(cell) = self.cells.get(id) else {
             return;
         };
-        let plan = &cell.workflow.phases[p];
-        let Some(watch) = plan.watches.get(w) else {
+        if cell.workflow.phases[p].watches.get(w).is_none() {
             return;
-        };
-        let number = |value: &Value| value.as_f64().filter(|v| v.is_finite());
-        let (value, detail) = match &result {
-            Err(error) => (None, error.clone()),
-            Ok(output) => match output.get("value").or(Some(output)).and_then(number) {
-                Some(value) => (Some(value), String::new()),
-                None if output.get("value").is_some_and(Value::is_null) => (None, "the query returned no data".to_owned()),
-                None => (None, "the agent's output has no numeric `value`".to_owned()),
-            },
-        };
-        let (verdict, detail) = match value {
-            None => (machine::SampleVerdict::NoData, detail),
-            Some(value) => {
-                let mut evidence = machine::evidence(&cell.instance);
-                evidence.insert("value".to_owned(), json!(value));
-                match watch.condition.evaluate(&evidence) {
-                    crate::expr::Outcome::True => (machine::SampleVerdict::Breach, String::new()),
-                    crate::expr::Outcome::False => (machine::SampleVerdict::Ok, String::new()),
-                    crate::expr::Outcome::Missing(why) | crate::expr::Outcome::Error(why) => {
-                        (machine::SampleVerdict::NoData, format!("`{}` could not be evaluated: {why}", watch.condition.source()))
-                    }
-                }
-            }
-        };
-        let event = Event::WatchSampled(payload::WatchSampled { phase: plan.id.clone(), watch: watch.id.clone(), value, verdict, detail });
+        }
+        let event = machine::sample_event(&cell.instance, &cell.workflow, p, w, result.as_ref().map_err(String::as_str));
         self.apply_and_drive(id, vec![event], Vec::new(), Vec::new(), Answer::None);
     }
 

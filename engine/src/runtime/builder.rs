@@ -1,0 +1,160 @@
+//! Building an engine: its store, agents, roles, limits, clock and mode.
+
+use super::*;
+
+/// Whether the engine runs instances or only records commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Recover at start, decide and dispatch: a process that runs workflows.
+    Drive,
+    /// Apply commands (start, halt, resume, ...) and nothing else: what a
+    /// short CLI command does when no runner holds the store.
+    Passive,
+}
+
+/// Builds an [`Engine`].
+pub struct Builder {
+    path: Option<PathBuf>,
+    store: Option<Arc<dyn Store>>,
+    registry: Registry,
+    mode: Mode,
+    max_concurrent_tasks: usize,
+    agent_limits: HashMap<String, usize>,
+    roles: crate::machine::Roles,
+    open_mode: phasegate_store::OpenMode,
+    clock: Arc<dyn Clock>,
+}
+
+impl Builder {
+    /// The built-in agents, driving, 64 concurrent tasks.
+    pub(super) fn new() -> Self {
+        Builder {
+            path: None,
+            store: None,
+            registry: Registry::with_builtins(),
+            mode: Mode::Drive,
+            max_concurrent_tasks: 64,
+            agent_limits: HashMap::new(),
+            roles: crate::machine::Roles::default(),
+            open_mode: phasegate_store::OpenMode::Create,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Where the engine reads the time (default: the system clock). Tests
+    /// pass a [`ManualClock`] and move it, then [`Engine::wake`] the engine.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Whether a missing store is created (the default) or refused with
+    /// "no store at PATH": commands that only read, or act on instances that
+    /// must exist, never create one.
+    pub fn create_store(mut self, create: bool) -> Self {
+        self.open_mode = if create { phasegate_store::OpenMode::Create } else { phasegate_store::OpenMode::Existing };
+        self
+    }
+
+    /// Role membership (role → principals) used to authorize decisions.
+    pub fn roles(mut self, roles: crate::machine::Roles) -> Self {
+        self.roles = roles;
+        self
+    }
+
+    /// The data directory of the sled store (created if missing).
+    pub fn store_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// An already opened store (the in-memory one in tests, say).
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The agents instances may use (default: the built-ins).
+    pub fn agents(mut self, registry: Registry) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// Drive instances (default) or only record commands.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Most task attempts running at once, across all instances (default 64).
+    pub fn max_concurrent_tasks(mut self, limit: usize) -> Self {
+        self.max_concurrent_tasks = limit.max(1);
+        self
+    }
+
+    /// Most attempts of one agent running at once.
+    pub fn agent_limit(mut self, agent: impl Into<String>, limit: usize) -> Self {
+        self.agent_limits.insert(agent.into(), limit.max(1));
+        self
+    }
+
+    /// Opens the store, recovers (in [`Mode::Drive`]) and starts the runtime.
+    /// Must be called inside a tokio runtime.
+    pub async fn build(self) -> Result<Engine, Error> {
+        let store: Arc<dyn Store> = match (self.store, &self.path) {
+            (Some(store), _) => store,
+            (None, Some(path)) => Arc::new(SledStore::open_with(path, self.open_mode)?),
+            (None, None) => Arc::new(SledStore::open_with(std::path::Path::new(".phasegate"), self.open_mode)?),
+        };
+        let agent_names = self.registry.names().fold(AgentNames::builtin(), |names, name| names.with(name));
+        // The first subscriber sees everything since the engine started,
+        // recovery included (a receiver made now buffers it).
+        let (events, from_start) = broadcast::channel(4096);
+        let shared = Arc::new(driver::Shared {
+            store,
+            registry: self.registry,
+            agent_names,
+            definitions: load::Definitions::default(),
+            roles: self.roles,
+            events,
+            failure: watch::channel(None).0,
+            clock: self.clock,
+            global_permits: Arc::new(tokio::sync::Semaphore::new(self.max_concurrent_tasks)),
+            agent_permits: self
+                .agent_limits
+                .into_iter()
+                .map(|(name, limit)| (name, Arc::new(tokio::sync::Semaphore::new(limit))))
+                .collect(),
+        });
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let (active_sender, active) = watch::channel(0usize);
+        let mut driver = driver::Driver::new(Arc::clone(&shared), self.mode, sender.clone(), receiver, active_sender);
+        if self.mode == Mode::Drive {
+            driver.recover();
+        }
+        // A driver task that dies (a panic is a bug, but must not leave a
+        // server answering as if healthy) marks the engine failed.
+        let driver_task = tokio::spawn(driver.run());
+        let watcher = Arc::clone(&shared);
+        let handle = tokio::spawn(async move {
+            if let Err(error) = driver_task.await {
+                let why = match error.try_into_panic() {
+                    Ok(panic) => panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".to_owned()),
+                    Err(_) => "it was cancelled".to_owned(),
+                };
+                watcher.fail(format!("the engine's driver task stopped: {why}"));
+            }
+        });
+        Ok(Engine {
+            shared,
+            sender,
+            active,
+            driver: tokio::sync::Mutex::new(Some(handle)),
+            from_start: std::sync::Mutex::new(Some(from_start)),
+        })
+    }
+}

@@ -118,11 +118,16 @@ async fn a_sustained_breach_halts_for_approval_and_the_approved_rollback_runs_in
     let workflow = engine.load_definition(&Source::from_text(LAUNCH, Format::Toml)).expect("valid");
     let id = engine.start(workflow, StartOptions { id: Some("rel-1".into()), ..StartOptions::default() }).await.expect("starts");
 
-    // Healthy samples accumulate; nothing fires.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Healthy samples accumulate (as events); nothing fires.
+    let healthy = || kinds(&engine, &id).iter().filter(|k| k.starts_with("WatchSampled(error-rate=0.01")).count();
+    for _ in 0..400 {
+        if healthy() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(healthy() >= 3, "samples are recorded as events: {:?}", kinds(&engine, &id));
     assert_eq!(engine.instance(&id).expect("loads").0.effective_status(), phasegate_engine::machine::EffectiveStatus::Running);
-    let healthy = kinds(&engine, &id).iter().filter(|k| k.starts_with("WatchSampled(error-rate=0.01")).count();
-    assert!(healthy >= 3, "samples are recorded as events: {:?}", kinds(&engine, &id));
 
     metric.set(Some(0.25));
     wait_for(&engine, &id, phasegate_engine::machine::EffectiveStatus::AwaitingApproval).await;
@@ -167,7 +172,13 @@ async fn a_restart_in_the_middle_of_a_rollback_resumes_without_repeating_finishe
         let engine = engine_with(&metric, store).await;
         let workflow = engine.load_definition(&Source::from_text(LAUNCH, Format::Toml)).expect("valid");
         let id = engine.start(workflow, StartOptions { id: Some("rel-2".into()), ..StartOptions::default() }).await.expect("starts");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Deploy done and the watch phase (whose rollback is page-out) started.
+        for _ in 0..400 {
+            if kinds(&engine, &id).iter().any(|k| k == "PhaseStarted(watch#1)") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
         engine.rollback(&id, "op", "bad build", None).await.expect("rollback starts");
         // page-out is quick; restore-dns sleeps 400 ms: stop while it runs.
         for _ in 0..200 {
@@ -250,8 +261,19 @@ schedule = { every = "1500ms" }
 id = "audit"
 agent = "noop"
 "#;
+    // Time is the test's: the cycle falls due because the clock says so.
+    let clock = Arc::new(phasegate_engine::runtime::ManualClock::at(phasegate_engine::runtime::clock::system_now()));
+    let open = |clock: &Arc<phasegate_engine::runtime::ManualClock>| {
+        let mut registry = Registry::with_builtins();
+        registry.register(Arc::new(metric.clone()));
+        Engine::builder()
+            .store(Arc::new(SledStore::open(&path).expect("store")))
+            .agents(registry)
+            .clock(Arc::clone(clock) as Arc<dyn phasegate_engine::runtime::Clock>)
+            .build()
+    };
     let id = {
-        let engine = engine_with(&metric, Arc::new(SledStore::open(&path).expect("store"))).await;
+        let engine = open(&clock).await.expect("engine");
         let workflow = engine.load_definition(&Source::from_text(toml, Format::Toml)).expect("valid");
         let id = engine.start(workflow, StartOptions { id: Some("q".into()), ..StartOptions::default() }).await.expect("starts");
         engine.run_until_idle().await;
@@ -266,8 +288,8 @@ agent = "noop"
         id
     };
     // The process is gone when the cycle falls due; a new engine picks it up.
-    tokio::time::sleep(Duration::from_millis(1600)).await;
-    let engine = engine_with(&metric, Arc::new(SledStore::open(&path).expect("store"))).await;
+    clock.advance(Duration::from_millis(1600));
+    let engine = open(&clock).await.expect("engine");
     for _ in 0..200 {
         let (instance, _) = engine.instance(&id).expect("loads");
         if instance.phases[1].attempt >= 2 && instance.effective_status() == phasegate_engine::machine::EffectiveStatus::Scheduled {

@@ -55,7 +55,10 @@ fn the_control_api_authenticates_authorizes_and_answers_in_json() {
 
     // No token, a wrong token: 401, nothing changes.
     let history_len = |server: &Server| call(server, "GET", "/v1/instances/s1/history", token, None, b"").1.as_array().map_or(0, Vec::len);
-    std::thread::sleep(Duration::from_millis(500));
+    // It settles at its gate, then nothing more is written.
+    eventually("s1 waits at its gate", || {
+        call(&server, "GET", "/v1/approvals", token, None, b"").1.as_array().is_some_and(|a| a.len() == 1)
+    });
     let before = history_len(&server);
     let halt = json_body(json!({"reason": "no"}));
     assert_eq!(call(&server, "POST", "/v1/instances/s1/halt", None, Some("ops"), &halt).0, 401);
@@ -158,15 +161,14 @@ fn cli_commands_go_through_a_running_server_and_ignore_a_stale_address_file() {
     let server = serve(dir.path());
     // The server holds the store; without it these commands would fail with "in use".
     assert_eq!(ok(&["start", "flow.toml", "--id", "c1"]).trim(), "c1");
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(ok(&["approvals"]).contains("c1 build/review"));
+    eventually("c1 waits at its gate", || ok(&["approvals"]).contains("c1 build/review"));
     let refused = pg(&["--as", "mallory", "approve", "c1", "--comment", "x"]);
     assert!(
         !refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("mallory may not decide"),
         "authorized as from the CLI"
     );
     assert!(ok(&["--as", "rita", "approve", "c1", "--comment", "fine"]).contains("approved by rita"));
-    std::thread::sleep(Duration::from_millis(500));
+    eventually("c1 runs on past the gate", || ok(&["status", "c1"]).contains("status    running"));
     assert!(ok(&["halt", "c1", "--reason", "window closed"]).contains("c1: halted"));
     assert!(ok(&["status", "c1"]).contains("status    halted"));
     assert!(ok(&["resume", "c1"]).contains("c1: running"));
@@ -181,4 +183,16 @@ fn cli_commands_go_through_a_running_server_and_ignore_a_stale_address_file() {
     let _ = server.child.wait();
     assert!(dir.path().join("db/control.addr").exists(), "a killed server leaves its address file behind");
     assert!(ok(&["status", "c1"]).contains("instance  c1"), "the stale address file is ignored");
+}
+
+/// Waits (bounded) until `done` holds.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if done() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("timed out waiting until {what}");
 }

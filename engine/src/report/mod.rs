@@ -1,0 +1,235 @@
+//! Reports rendered from an instance's state and event log: the documents
+//! the seeds ask for, built from what actually happened, never typed by hand.
+//!
+//! Each report is a struct ([`Readiness`], [`GateReport`], [`Checklist`],
+//! [`Certificate`], [`Ops`]) that serializes to the JSON `--format json`
+//! prints and renders the Markdown of `--format md` from the same value, so
+//! the two never disagree and a misspelt field is a compile error, not a
+//! blank cell. Values whose key looks like a secret (token, password, ...)
+//! and passwords inside URLs are redacted before anything is rendered: the
+//! struct goes to JSON, is redacted there, and comes back before Markdown is
+//! written.
+
+mod certificate;
+mod checklist;
+mod common;
+mod gates;
+mod ops;
+mod readiness;
+#[cfg(test)]
+mod tests;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use certificate::Certificate;
+pub use checklist::Checklist;
+pub use common::{CriterionEntry, DecisionEntry, GateEntry, GateStatusEntry, PhaseStatusEntry, TaskEntry};
+pub use gates::GateReport;
+pub use ops::Ops;
+pub use readiness::Readiness;
+
+use crate::machine::{EffectiveStatus, Instance, Record, Timestamp};
+use crate::plan::Workflow;
+
+/// The reports phasegate renders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The Production Readiness Report: what hardening found and whether the release is ready.
+    Readiness,
+    /// The gate validation report: every criterion, its values and verdict, every decision.
+    Gate,
+    /// The compliance checklist: Must Pass and Should Pass items with their evidence.
+    Checklist,
+    /// A phase completion certificate.
+    Certificate,
+    /// The ops report: SLIs, budgets, incidents, rollbacks, loop-backs.
+    Ops,
+}
+
+impl Kind {
+    /// Every kind, as the CLI spells it.
+    pub const ALL: [(&'static str, Kind); 5] = [
+        ("readiness", Kind::Readiness),
+        ("gate", Kind::Gate),
+        ("checklist", Kind::Checklist),
+        ("certificate", Kind::Certificate),
+        ("ops", Kind::Ops),
+    ];
+
+    /// Parses a kind name; the error lists the known ones.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        Self::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, k)| *k)
+            .ok_or_else(|| format!("unknown report kind `{name}`; choose one of {}", Self::ALL.map(|(n, _)| n).join(", ")))
+    }
+
+    /// The name the CLI and the JSON use.
+    pub fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(_, k)| *k == self).map_or("report", |(n, _)| n)
+    }
+}
+
+/// A rendered report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// Structured content (`--format json`).
+    pub data: Value,
+    /// The same content as Markdown (`--format md`).
+    pub markdown: String,
+}
+
+/// What a report is built from.
+pub struct Input<'a> {
+    /// The instance's current state.
+    pub instance: &'a Instance,
+    /// Its pinned workflow.
+    pub workflow: &'a Workflow,
+    /// Its whole event log.
+    pub history: &'a [Record],
+    /// When the report is generated.
+    pub now: Timestamp,
+    /// For `certificate`, the phase (default: the last phase that passed);
+    /// for `readiness`, the last phase covered (default: every phase started).
+    pub phase: Option<&'a str>,
+}
+
+/// What every report says about itself: which instance, definition and
+/// status it describes, and when and from how many events it was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// The report's kind.
+    pub kind: String,
+    /// The instance.
+    pub instance: String,
+    /// The workflow's name.
+    pub workflow: String,
+    /// The workflow's version.
+    pub workflow_version: u32,
+    /// The pinned definition's content hash.
+    pub definition: String,
+    /// The instance's status when the report was made.
+    pub status: EffectiveStatus,
+    /// Who started it.
+    pub started_by: String,
+    /// When.
+    pub started_at: String,
+    /// When the report was made.
+    pub generated_at: String,
+    /// How many events it was made from.
+    pub events: usize,
+}
+
+impl Header {
+    fn of(kind: Kind, input: &Input<'_>) -> Self {
+        Header {
+            kind: kind.name().to_owned(),
+            instance: input.instance.id.clone(),
+            workflow: input.workflow.name.clone(),
+            workflow_version: input.workflow.version,
+            definition: input.instance.definition_hash.clone(),
+            status: input.instance.effective_status(),
+            started_by: input.instance.started_by.clone(),
+            started_at: input.instance.started_at.to_string(),
+            generated_at: input.now.to_string(),
+            events: input.history.len(),
+        }
+    }
+
+    /// The title and the table that open every report.
+    fn markdown(&self, out: &mut String, title: &str) {
+        use std::fmt::Write as _;
+        let _ = writeln!(out, "# {title}\n");
+        let _ = writeln!(
+            out,
+            "| | |\n|---|---|\n| Instance | `{}` |\n| Workflow | {} v{} (definition `{}`) |\n| Status | {} |\n| Started | {} by {} |\n| Generated | {} from {} events |\n",
+            self.instance,
+            self.workflow,
+            self.workflow_version,
+            self.definition.chars().take(12).collect::<String>(),
+            self.status,
+            self.started_at,
+            self.started_by,
+            self.generated_at,
+            self.events,
+        );
+    }
+}
+
+/// A report: its JSON form is the struct, its Markdown is written from it.
+trait Document: Serialize + DeserializeOwned {
+    /// The Markdown document.
+    fn markdown(&self) -> String;
+}
+
+/// Renders one report; the error says why it cannot be (a certificate for a
+/// phase that has not passed, say).
+pub fn render(kind: Kind, input: &Input<'_>) -> Result<Report, String> {
+    let header = Header::of(kind, input);
+    match kind {
+        Kind::Readiness => finish(&Readiness::build(input, header)?),
+        Kind::Gate => finish(&GateReport::build(input, header)),
+        Kind::Checklist => finish(&Checklist::build(input, header)),
+        Kind::Certificate => finish(&Certificate::build(input, header)?),
+        Kind::Ops => finish(&Ops::build(input, header)),
+    }
+}
+
+/// The JSON of a report with secrets redacted, and its Markdown written from
+/// the redacted content.
+fn finish<D: Document>(document: &D) -> Result<Report, String> {
+    let mut data = serde_json::to_value(document).map_err(|e| format!("the report does not serialize: {e}"))?;
+    redact(&mut data);
+    let redacted: D = serde_json::from_value(data.clone()).map_err(|e| format!("the redacted report does not read back: {e}"))?;
+    Ok(Report { markdown: redacted.markdown(), data })
+}
+
+/// Keys whose values never appear in a report.
+fn secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["token", "secret", "password", "passwd", "api_key", "apikey", "authorization", "credential", "private_key"]
+        .iter()
+        .any(|s| key.contains(s))
+}
+
+/// Redacts secret-looking keys and passwords in URLs, in place.
+pub fn redact(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                if secret_key(key) {
+                    *item = Value::String("[redacted]".to_owned());
+                } else {
+                    redact(item);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact),
+        Value::String(text) => {
+            if let Some(scheme) = text.find("://") {
+                let rest = &text[scheme + 3..];
+                let host_end = rest.find('/').unwrap_or(rest.len());
+                if let Some(at) = rest[..host_end].rfind('@') {
+                    let userinfo = &rest[..at];
+                    let user = userinfo.split(':').next().unwrap_or_default();
+                    *text = format!("{}{user}:[redacted]{}", &text[..scheme + 3], &rest[at..]);
+                }
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// The index of phase `id`, or an error listing the phases.
+fn phase_named(workflow: &Workflow, id: &str) -> Result<usize, String> {
+    workflow.phase_index(id).ok_or_else(|| {
+        format!(
+            "workflow `{}` has no phase `{id}`; phases: {}",
+            workflow.name,
+            workflow.phases.iter().map(|p| p.id.as_str()).collect::<Vec<_>>().join(", ")
+        )
+    })
+}

@@ -1,9 +1,12 @@
 //! # phasegate-engine
 //!
-//! The workflow engine: it owns the definition format ([`model`]), validated
-//! workflows and their graphs ([`plan`]), conditions ([`expr`]), and — as
-//! later layers land — the pure state machine, the async runtime, gates and
-//! the `phasegate` CLI.
+//! The workflow engine: the definition format ([`model`]), validated
+//! workflows and their graphs ([`plan`]), conditions ([`expr`]), the pure
+//! state machine with its gates and approvals ([`machine`]), the async
+//! runtime that persists and carries out what the machine says ([`runtime`],
+//! embedded through [`Engine`]), the reports ([`report`]), the control API
+//! and its wire types ([`api`]; the server behind the `server` feature) and
+//! the `phasegate` CLI (feature `cli`). docs/ARCHITECTURE.md is the map.
 //!
 //! Architecture invariants:
 //! - `engine` depends on `phasegate-store` and `phasegate-agents`; neither of

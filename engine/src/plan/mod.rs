@@ -1,6 +1,6 @@
 //! Validated workflows: the only form the runtime ever sees.
 //!
-//! [`validate`] turns a raw [`WorkflowDef`](crate::model::WorkflowDef) into a
+//! [`validate`] turns a raw [`WorkflowDef`] into a
 //! [`Workflow`] whose phase and task graphs are acyclic, whose references are
 //! resolved to indexes, whose durations are parsed and whose conditions are
 //! compiled. A `Workflow` cannot be built any other way, so code that holds one

@@ -63,7 +63,7 @@ pub struct Stats {
     pub flush_micros: AtomicU64,
 }
 
-/// The [`Store`] implementation over any [`Backend`].
+/// The [`Store`] implementation over any backend (sled, or a B-tree in memory).
 pub struct LogStore<B: Backend> {
     backend: Arc<B>,
     stats: Arc<Stats>,

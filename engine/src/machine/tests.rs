@@ -715,3 +715,114 @@ fn tidy_catch_all_finds_the_arms_it_must() {
     assert!(!catch_all("        other @ (TaskStatus::Pending | TaskStatus::Failed { .. }) => {}"));
     assert!(!catch_all("        let x = y;"));
 }
+
+/// Whether `code` holds `path` as a path of its own (`super::gate::` is not
+/// in `super::super::gate::`).
+fn mentions(code: &str, path: &str) -> bool {
+    code.match_indices(path).any(|(at, _)| !code[..at].ends_with(|c: char| c == ':' || c == '_' || c.is_ascii_alphanumeric()))
+}
+
+/// No module imports a sibling that imports it back, anywhere in the engine:
+/// the graph of `super::x` and `crate::path::x` references between the
+/// modules of one directory (a subdirectory counts as its module) has no
+/// cycle. The module tree itself (a parent re-exporting its children) is not
+/// an import.
+#[test]
+fn tidy_no_module_imports_one_that_imports_it_back() {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::{Path, PathBuf};
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    // Every non-test source below `dir`, with the module path it has.
+    fn sources(dir: &Path, module: &str, out: &mut Vec<(PathBuf, String)>) {
+        for entry in std::fs::read_dir(dir).expect("read src").flatten() {
+            let path = entry.path();
+            let name = path.file_stem().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+            if path.is_dir() {
+                sources(&path, &format!("{module}::{name}"), out);
+            } else if path.extension().is_some_and(|e| e == "rs") && !name.ends_with("tests") {
+                let module = if name == "mod" { module.to_owned() } else { format!("{module}::{name}") };
+                out.push((path, module));
+            }
+        }
+    }
+    let mut files = Vec::new();
+    sources(&src, "crate", &mut files);
+    files.retain(|(path, _)| !path.ends_with("lib.rs") && !path.ends_with("main.rs"));
+    let modules: BTreeSet<String> = files.iter().map(|(_, m)| m.clone()).collect();
+    // Edges between siblings: the child of directory module P on the way to a
+    // file uses another child S of P, by `super::...::S` or `crate::...::S`.
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let children = |parent: &str| -> BTreeSet<String> {
+        modules
+            .iter()
+            .filter_map(|m| m.strip_prefix(&format!("{parent}::")))
+            .map(|rest| rest.split("::").next().unwrap_or_default().to_owned())
+            .collect()
+    };
+    for (path, module) in &files {
+        let text = std::fs::read_to_string(path).expect("source");
+        // Code only: not the test module, not comments (docs link to modules freely).
+        let code: String = text
+            .split("#[cfg(test)]\nmod ")
+            .next()
+            .unwrap_or_default()
+            .lines()
+            .map(|line| line.split("//").next().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let segments: Vec<&str> = module.split("::").collect();
+        for keep in 1..segments.len() {
+            let parent = segments[..keep].join("::");
+            let me = segments[keep];
+            let supers = vec!["super"; segments.len() - keep].join("::");
+            for sibling in children(&parent).into_iter().filter(|s| s != me) {
+                let target = format!("{parent}::{sibling}");
+                let relative = format!("{supers}::{sibling}");
+                let used = [format!("{relative}::"), format!("{relative};"), format!("{target}::"), format!("{target};")]
+                    .iter()
+                    .any(|needle| mentions(&code, needle))
+                    || mentions(&code, &format!("{supers}::{{"))
+                        && code.split(&format!("{supers}::{{")).skip(1).any(|list| {
+                            list.split('}')
+                                .next()
+                                .unwrap_or_default()
+                                .split(',')
+                                .any(|item| item.trim().split("::").next() == Some(sibling.as_str()))
+                        });
+                if used {
+                    edges.entry(format!("{parent}::{me}")).or_default().insert(target);
+                }
+            }
+        }
+    }
+    // Any cycle among siblings.
+    fn visit(
+        node: &str,
+        edges: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(start) = path.iter().position(|n| n == node) {
+            return Some(path[start..].to_vec());
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_owned());
+        for next in edges.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(next, edges, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(node.to_owned());
+        None
+    }
+    let mut done = BTreeSet::new();
+    for node in edges.keys() {
+        if let Some(cycle) = visit(node, &edges, &mut Vec::new(), &mut done) {
+            panic!("import cycle: {} -> {}", cycle.join(" -> "), cycle[0]);
+        }
+    }
+    assert!(edges.len() > 20, "the graph was read: {edges:?}");
+}

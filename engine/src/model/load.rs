@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::def::{PhaseDef, WorkflowDef};
 use super::diagnostic::{Diagnostic, Diagnostics, Kind};
+use super::format::Format;
 use super::locate::{line_column, Locator};
 use super::path::FieldPath;
 use super::schema;
@@ -16,26 +17,6 @@ use super::schema;
 /// is written by people, and a bound keeps a stray binary file from costing
 /// memory and time.
 pub const MAX_DEFINITION_BYTES: usize = 4 * 1024 * 1024;
-
-/// The text formats a definition can be written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// TOML (`.toml`).
-    Toml,
-    /// JSON (`.json`).
-    Json,
-}
-
-impl Format {
-    /// The format a file's extension names, if any.
-    pub fn from_path(path: &Path) -> Option<Self> {
-        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-            "toml" => Some(Format::Toml),
-            "json" => Some(Format::Json),
-            _ => None,
-        }
-    }
-}
 
 /// A definition's text together with where it came from.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@
 
 use std::ops::Range;
 
-use super::load::Format;
+use super::format::Format;
 use super::path::{FieldPath, Segment};
 
 /// A 1-based line and column.

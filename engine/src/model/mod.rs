@@ -7,6 +7,7 @@
 
 mod def;
 mod diagnostic;
+mod format;
 mod load;
 mod locate;
 mod path;
@@ -15,6 +16,7 @@ mod strict_json;
 
 pub use def::*;
 pub use diagnostic::{Diagnostic, Diagnostics, Kind};
-pub use load::{Format, Source, MAX_DEFINITION_BYTES};
+pub use format::Format;
+pub use load::{Source, MAX_DEFINITION_BYTES};
 pub use path::{FieldPath, Segment};
 pub use schema::{json_schema, json_schema_text};

@@ -727,7 +727,9 @@ fn step_accepts_exactly_the_declared_instance_transitions() {
                 continue;
             }
             match step(&mut h.instance, &h.workflow, &event, h.now) {
-                Ok(_) if declared.contains(&h.instance.status.kind()) => {}
+                Ok(_) if declared.contains(&h.instance.status.kind()) => {
+                    mark_taken(Level::Instance, status, name, h.instance.status.kind());
+                }
                 Ok(_) => panic!("{status} accepted {name} (→ {}) but the table declares {declared:?}", h.instance.status.kind()),
                 Err(rejected) if !declared.is_empty() => {
                     panic!("the table declares {status} --{name}--> {declared:?} but step refused: {rejected}")
@@ -735,6 +737,16 @@ fn step_accepts_exactly_the_declared_instance_transitions() {
                 Err(_) => assert_eq!(h.instance, before, "a rejected {name} changed the state"),
             }
         }
+    }
+}
+
+/// Marks a row a conformance test saw taken (self-loops included, which the
+/// table check in `step` does not see).
+pub(super) fn mark_taken(level: super::table::Level, from: &str, event: &str, to: &str) {
+    use super::table::{mark, state_named};
+    let kind = <super::event::EventKind as strum::VariantArray>::VARIANTS.iter().copied().find(|k| k.name() == event);
+    if let (Some(from), Some(kind), Some(to)) = (state_named(level, from), kind, state_named(level, to)) {
+        mark(level, from, kind, to);
     }
 }
 
@@ -1126,4 +1138,253 @@ fn stored_records_and_snapshots_keep_their_version_1_form() {
     let instance = codec::decode_snapshot("golden", &bytes).unwrap_or_else(|e| panic!("a version-1 snapshot no longer decodes: {e}"));
     let again: Value = serde_json::from_slice(&codec::encode_snapshot(&instance)).expect("json");
     assert_eq!(again, golden["snapshot"], "a version-1 snapshot encodes differently now");
+}
+
+/// Every row the table declares is taken by some test of the machine: the
+/// two conformance tests (every event against every state, at each level),
+/// the scenarios, and the random mixes, run here with the table's recorder
+/// on. A row nothing takes is either dead or untested; both are bugs.
+#[test]
+fn every_declared_transition_is_taken_by_some_test() {
+    let taken = super::table::recording(|| {
+        step_accepts_exactly_the_declared_instance_transitions();
+        super::tests::step_accepts_exactly_the_declared_transitions();
+        a_sustained_breach_fires_the_watch_halts_and_approval_rolls_back_in_reverse_order();
+        missing_data_for_the_sustain_period_halts_for_a_person();
+        the_incident_decision_tree_p0_p1_p2();
+        a_failed_deploy_loops_back_with_its_code_until_max_loops();
+        a_scheduled_phase_runs_again_as_a_new_cycle();
+        a_failing_compensation_halts_and_resume_goes_on_without_repeating_finished_ones();
+        rollback_to_a_phase_compensates_from_it_and_runs_it_again();
+        a_rejected_gate_fires_gate_failed_triggers();
+        weighted_scores_fall_into_bands_and_a_failed_must_overrides_them();
+        a_second_cycle_compares_with_the_first_and_a_missing_baseline_is_inconclusive();
+        baselines_loaded_at_start_are_used_by_the_first_cycle();
+        regression_a_loop_back_with_an_attempt_in_flight_leaves_no_stale_outbox_entry();
+        super::tests::scenarios();
+        gate_quorum_escalation_deadlines_and_loop_backs_over_a_waiting_gate();
+        a_trigger_halt_meets_other_triggers_and_each_deadline_answer();
+        rollback_to_a_gated_phase_resets_its_passed_gate();
+        random_reactions_keep_invariants_and_replay();
+    });
+    let missing: Vec<String> = super::table::TRANSITIONS
+        .iter()
+        .enumerate()
+        .filter(|(row, _)| !taken.contains(row))
+        .map(|(_, t)| format!("{:?}: {} --{}--> {} ({})", t.level, t.from.name(), t.event.name(), t.to.name(), t.guard))
+        .collect();
+    assert!(missing.is_empty(), "{} declared row(s) no test takes:\n{}", missing.len(), missing.join("\n"));
+}
+
+/// A gate's quorum, escalation and each deadline answer, and loop-backs
+/// that re-enter a phase waiting at its gate or holding it.
+#[test]
+fn gate_quorum_escalation_deadlines_and_loop_backs_over_a_waiting_gate() {
+    let gated = |on_timeout: &str| {
+        format!(
+            r#"
+name = "approvals"
+[signals.incident]
+description = "an incident"
+[[phases]]
+id = "build"
+[[phases.tasks]]
+id = "compile"
+agent = "noop"
+[[phases.gates]]
+id = "two-keys"
+[phases.gates.approval]
+approvers = ["alice", "dana", "erin"]
+required = 2
+timeout = "1h"
+on_timeout = "{on_timeout}"
+[[phases.gates.approval.escalation]]
+approvers = ["cto"]
+[[phases.triggers]]
+id = "restart"
+on = "signal:incident"
+action = "goto"
+phase = "build"
+max_loops = 5
+"#
+        )
+    };
+    let decide_gate = |h: &mut Harness, who: &str, kind: DecisionKind, level: usize| {
+        let decision = Decision {
+            kind,
+            principal: who.into(),
+            via: who.into(),
+            comment: String::new(),
+            request_id: String::new(),
+            level,
+            seen: Default::default(),
+        };
+        h.apply(Event::DecisionRecorded(payload::DecisionRecorded { phase: "build".into(), gate: "two-keys".into(), decision }))
+    };
+    let gate = |h: &Harness| h.instance.phases[0].gates[0].status.kind();
+    let restart = |h: &mut Harness| {
+        h.apply(Event::SignalReceived(payload::SignalReceived { name: "incident".into(), data: json!({}), by: "pager".into() }))
+            .expect("signal");
+        h.settle(0);
+    };
+
+    // One approval of two: both the gate and its phase keep waiting.
+    let mut h = harness_for(&gated("escalate"));
+    h.settle(0);
+    decide_gate(&mut h, "alice", DecisionKind::Approve, 0).expect("first key");
+    assert_eq!((gate(&h), h.instance.phases[0].status.kind()), ("awaiting_decision", "awaiting_approval"));
+    // The deadline escalates; the CTO's level has no deadline.
+    h.now = Timestamp(h.now.0 + 3_600_000);
+    h.settle(0);
+    assert!(matches!(h.instance.phases[0].gates[0].status, GateStatus::AwaitingDecision { level: 1, .. }), "{:?}", h.kinds());
+    // A loop-back re-enters the waiting phase.
+    restart(&mut h);
+    assert_eq!(h.instance.phases[0].attempt, 2, "{:?}", h.kinds());
+    h.assert_replays();
+
+    // on_timeout = hold: the gate holds; a loop-back re-enters the held phase.
+    let mut h = harness_for(&gated("hold"));
+    h.settle(0);
+    h.now = Timestamp(h.now.0 + 3_600_000);
+    h.settle(0);
+    assert_eq!((gate(&h), h.instance.phases[0].status.kind()), ("on_hold", "on_hold"));
+    restart(&mut h);
+    assert_eq!(h.instance.phases[0].attempt, 2, "{:?}", h.kinds());
+
+    // on_timeout = approve: the deadline's answer passes it.
+    let mut h = harness_for(&gated("approve"));
+    h.settle(0);
+    h.now = Timestamp(h.now.0 + 3_600_000);
+    h.settle(0);
+    assert_eq!(h.instance.status.kind(), "completed", "{:?}", h.kinds());
+    h.assert_replays();
+}
+
+/// A trigger's halt: other triggers act while it waits (a loop-back ends
+/// it, a `run` does not), and each deadline answer.
+#[test]
+fn a_trigger_halt_meets_other_triggers_and_each_deadline_answer() {
+    let halting = |on_timeout: &str| {
+        format!(
+            r#"
+name = "halts"
+[signals.incident]
+description = "an incident with a severity"
+[[phases]]
+id = "ship"
+[[phases.tasks]]
+id = "soak"
+agent = "noop"
+[[phases.tasks]]
+id = "hotfix"
+agent = "noop"
+on_demand = true
+[[phases.triggers]]
+id = "p1"
+on = "signal:incident"
+when = "signals.incident.severity == 'P1'"
+action = "halt_for_approval"
+approval = {{ approvers = ["sre"], timeout = "10m", on_timeout = "{on_timeout}", escalation = [{{ approvers = ["cto"] }}] }}
+then = "rollback"
+[[phases.triggers]]
+id = "p2"
+on = "signal:incident"
+when = "signals.incident.severity == 'P2'"
+action = "run"
+task = "hotfix"
+[[phases.triggers]]
+id = "p3"
+on = "signal:incident"
+when = "signals.incident.severity == 'P3'"
+action = "goto"
+phase = "ship"
+"#
+        )
+    };
+    let signal = |h: &mut Harness, severity: &str| {
+        h.apply(Event::SignalReceived(payload::SignalReceived {
+            name: "incident".into(),
+            data: json!({ "severity": severity }),
+            by: "pager".into(),
+        }))
+        .expect("signal");
+        h.settle(0);
+    };
+    let halted = |on_timeout: &str| {
+        let mut h = harness_for(&halting(on_timeout));
+        h.hold.push("soak".into());
+        h.settle(0);
+        signal(&mut h, "P1");
+        assert_eq!(h.instance.status.kind(), "awaiting_decision", "{:?}", h.kinds());
+        h
+    };
+
+    // A `run` while the halt waits: the hotfix is requested, the halt still
+    // waits, and nothing is dispatched until it is decided.
+    let mut h = halted("reject");
+    signal(&mut h, "P2");
+    assert_eq!(h.instance.status.kind(), "awaiting_decision");
+    assert!(h.instance.phases[0].tasks[1].requested && !h.kinds().iter().any(|k| k.starts_with("TaskDispatched(hotfix")));
+    // The deadline rejects: the instance runs on without the rollback, and the hotfix runs.
+    h.now = Timestamp(h.now.0 + 600_000);
+    h.settle(0);
+    assert_eq!(h.instance.status.kind(), "running", "{:?}", h.kinds());
+    assert!(h.kinds().iter().any(|k| k.starts_with("TaskSucceeded(hotfix")), "{:?}", h.kinds());
+    h.assert_replays();
+
+    // A loop-back makes the halt moot.
+    let mut h = halted("reject");
+    signal(&mut h, "P3");
+    assert_eq!(h.instance.status.kind(), "running", "{:?}", h.kinds());
+
+    // Deadline answers that keep it waiting: hold (no deadline any more), escalate.
+    let mut h = halted("hold");
+    h.now = Timestamp(h.now.0 + 600_000);
+    h.settle(0);
+    assert!(matches!(&h.instance.status, InstanceStatus::AwaitingDecision { approval, .. }
+        if matches!(approval.status, GateStatus::AwaitingDecision { deadline: None, .. })));
+    let mut h = halted("escalate");
+    h.now = Timestamp(h.now.0 + 600_000);
+    h.settle(0);
+    assert!(matches!(&h.instance.status, InstanceStatus::AwaitingDecision { approval, .. }
+        if matches!(approval.status, GateStatus::AwaitingDecision { level: 1, .. })));
+    h.assert_replays();
+}
+
+/// A rollback to a phase whose gate had passed evaluates the gate again.
+#[test]
+fn rollback_to_a_gated_phase_resets_its_passed_gate() {
+    let mut h = harness_for(
+        r#"
+name = "again"
+[[phases]]
+id = "build"
+[[phases.tasks]]
+id = "compile"
+agent = "noop"
+rollback = { id = "uncompile", agent = "noop" }
+[[phases.gates]]
+id = "built"
+[[phases.gates.criteria]]
+id = "ok"
+label = "compiled"
+must = "tasks.compile.status == 'succeeded'"
+[[phases]]
+id = "ship"
+after = ["build"]
+[[phases.tasks]]
+id = "soak"
+agent = "noop"
+"#,
+    );
+    h.hold.push("soak".into());
+    h.settle(0);
+    assert_eq!(h.instance.phases[0].gates[0].status.kind(), "passed", "{:?}", h.kinds());
+    h.apply(Event::RollbackStarted(payload::RollbackStarted { by: "op".into(), reason: "bad build".into(), to: Some("build".into()) }))
+        .expect("rollback");
+    h.hold.clear();
+    h.settle(0);
+    assert!(h.kinds().iter().any(|k| k == "RollbackCompleted"), "{:?}", h.kinds());
+    assert_eq!(h.instance.phases[0].attempt, 2, "the gated phase ran again: {:?}", h.kinds());
+    h.assert_replays();
 }

@@ -68,11 +68,51 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
     };
     instance.updated_at = at;
     if let Some(before) = before {
-        if let Err(undeclared) = table::check(&before, &table::Kinds::of(instance), EventKind::from(event)) {
+        if let Err(undeclared) = table::check(&before, &table::Kinds::of(instance), EventKind::from(event), Some(subject(event))) {
             panic!("step accepted {}, but {undeclared}", event.describe());
         }
     }
     Ok(effects)
+}
+
+/// The phase and gate (or trigger) an event names, for the table check.
+fn subject(event: &Event) -> (Option<&str>, Option<&str>) {
+    match event {
+        Event::GateEvaluated(e) => (Some(&e.phase), Some(&e.gate)),
+        Event::DecisionRecorded(e) => (Some(&e.phase), Some(&e.gate)),
+        Event::GateTimedOut(e) => (Some(&e.phase), Some(&e.gate)),
+        Event::PhaseStarted(e) => (Some(&e.phase), None),
+        Event::PhaseCompleted(e) => (Some(&e.phase), None),
+        Event::PhaseFailed(e) => (Some(&e.phase), None),
+        Event::TaskDispatched(e) => (Some(&e.phase), None),
+        Event::TaskSucceeded(e) => (Some(&e.phase), None),
+        Event::TaskFailed(e) => (Some(&e.phase), None),
+        Event::TaskCancelled(e) => (Some(&e.phase), None),
+        Event::RetryScheduled(e) => (Some(&e.phase), None),
+        Event::TaskSkipped(e) => (Some(&e.phase), None),
+        Event::WatchSampled(e) => (Some(&e.phase), None),
+        Event::WatchInconclusive(e) => (Some(&e.phase), None),
+        Event::TriggerFired(e) => (Some(&e.phase), None),
+        Event::TriggerSkipped(e) => (Some(&e.phase), None),
+        Event::TriggerDecided(e) => (Some(&e.phase), None),
+        Event::TriggerTimedOut(e) => (Some(&e.phase), None),
+        Event::ScheduleFired(e) => (Some(&e.phase), None),
+        Event::InstanceStarted(_)
+        | Event::InstanceCompleted
+        | Event::InstanceFailed(_)
+        | Event::Halted(_)
+        | Event::Resumed(_)
+        | Event::Cancelled(_)
+        | Event::Redriven(_)
+        | Event::SignalReceived(_)
+        | Event::RollbackStarted(_)
+        | Event::CompensationDispatched(_)
+        | Event::CompensationSucceeded(_)
+        | Event::CompensationFailed(_)
+        | Event::CompensationRetryScheduled(_)
+        | Event::RollbackCompleted
+        | Event::BaselinesLoaded(_) => (None, None),
+    }
 }
 
 /// Rebuilds an instance from its whole log (the first record must be
@@ -109,6 +149,13 @@ pub(crate) fn start(id: &str, workflow: &Workflow, event: &Event, at: Timestamp)
                     format!("the event names workflow `{name}`"),
                 ));
             }
+            #[cfg(test)]
+            table::mark(
+                table::Level::Instance,
+                table::State::Start,
+                EventKind::InstanceStarted,
+                table::State::Instance(super::state::InstanceKind::Running),
+            );
             Ok(Instance::new(id, workflow, definition_hash, vars.clone(), started_by, at))
         }
         other => Err(Rejected::new(other, format!("instance {id} has not started"), "a log starts with InstanceStarted")),

@@ -186,7 +186,6 @@ pub const TRANSITIONS: &[Transition] = &[
     k(T::Succeeded, E::TriggerFired, T::Pending, "run: an on-demand task runs again"),
     k(T::Failed, E::TriggerFired, T::Pending, "run: an on-demand task runs again"),
     reset(Level::Phase, E::RollbackCompleted, State::Phase(P::Pending), "rollback --to: the target and the phases after it run again"),
-    reset(Level::Gate, E::PhaseStarted, State::Gate(G::Pending), "a new attempt of the phase starts clean"),
     reset(Level::Gate, E::TriggerFired, State::Gate(G::Pending), "goto: the phase is entered again"),
     reset(Level::Gate, E::ScheduleFired, State::Gate(G::Pending), "the next cycle starts clean"),
     reset(Level::Gate, E::RollbackCompleted, State::Gate(G::Pending), "rollback --to: the phase is entered again"),
@@ -242,6 +241,12 @@ pub(crate) struct Kinds {
     phases: Vec<P>,
     gates: Vec<G>,
     tasks: Vec<T>,
+    /// Phase ids, in order (for naming what an event concerns).
+    phase_ids: Vec<String>,
+    /// (phase, gate) ids, in the order of `gates`.
+    gate_ids: Vec<(String, String)>,
+    /// How many of `tasks` each phase has.
+    tasks_per_phase: Vec<usize>,
 }
 
 impl Kinds {
@@ -252,6 +257,9 @@ impl Kinds {
             phases: instance.phases.iter().map(|p| P::from(&p.status)).collect(),
             gates: instance.phases.iter().flat_map(|p| p.gates.iter().map(|g| G::from(&g.status))).collect(),
             tasks: instance.phases.iter().flat_map(|p| p.tasks.iter().map(|t| T::from(&t.status))).collect(),
+            phase_ids: instance.phases.iter().map(|p| p.id.clone()).collect(),
+            gate_ids: instance.phases.iter().flat_map(|p| p.gates.iter().map(|g| (p.id.clone(), g.id.clone()))).collect(),
+            tasks_per_phase: instance.phases.iter().map(|p| p.tasks.len()).collect(),
         }
     }
 }
@@ -260,7 +268,8 @@ impl Kinds {
 /// moved along a declared transition; returns the first that did not. `step`
 /// calls it on every event in debug builds, so every test that drives the
 /// machine (the property tests most of all) also checks the table.
-pub(crate) fn check(before: &Kinds, after: &Kinds, event: E) -> Result<(), String> {
+pub(crate) fn check(before: &Kinds, after: &Kinds, event: E, subject: Option<(Option<&str>, Option<&str>)>) -> Result<(), String> {
+    let _ = &subject;
     let declared = |level: Level, from: State, to: State| {
         TRANSITIONS.iter().any(|t| t.level == level && t.event == event && (t.from == from || t.from == State::Any) && t.to == to)
     };
@@ -277,10 +286,83 @@ pub(crate) fn check(before: &Kinds, after: &Kinds, event: E) -> Result<(), Strin
     moved.extend(
         before.tasks.iter().zip(&after.tasks).filter(|(a, b)| a != b).map(|(a, b)| (Level::Task, State::Task(*a), State::Task(*b))),
     );
+    #[cfg(test)]
+    for &(level, from, to) in &moved {
+        mark(level, from, event, to);
+    }
+    #[cfg(test)]
+    if let Some(subject) = subject {
+        // Self-loops: the instance, and the phase and gate the event names,
+        // took the event and stayed where they were.
+        if before.instance == after.instance {
+            mark(Level::Instance, State::Instance(before.instance), event, State::Instance(after.instance));
+        }
+        for (p, id) in before.phase_ids.iter().enumerate() {
+            if subject.0 == Some(id.as_str()) && before.phases[p] == after.phases[p] {
+                mark(Level::Phase, State::Phase(before.phases[p]), event, State::Phase(after.phases[p]));
+            }
+        }
+        // Tasks of the phase the event names that stayed where they were
+        // (a `run` trigger requesting a pending on-demand task).
+        let mut task = 0;
+        for (p, id) in before.phase_ids.iter().enumerate() {
+            for _ in 0..before.tasks_per_phase[p] {
+                if subject.0 == Some(id.as_str()) && before.tasks[task] == after.tasks[task] {
+                    mark(Level::Task, State::Task(before.tasks[task]), event, State::Task(after.tasks[task]));
+                }
+                task += 1;
+            }
+        }
+        for (g, id) in before.gate_ids.iter().enumerate() {
+            if subject.0 == Some(id.0.as_str()) && subject.1 == Some(id.1.as_str()) && before.gates[g] == after.gates[g] {
+                mark(Level::Gate, State::Gate(before.gates[g]), event, State::Gate(after.gates[g]));
+            }
+        }
+    }
     match moved.into_iter().find(|&(level, from, to)| !declared(level, from, to)) {
         Some((level, from, to)) => {
             Err(format!("{level:?}: {} --{}--> {} is not in the transition table", from.name(), event.name(), to.name()))
         }
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The rows taken on this thread while [`recording`] runs.
+    static TAKEN: std::cell::RefCell<Option<std::collections::BTreeSet<usize>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Marks the row that `from --event--> to` at `level` takes, if recording.
+#[cfg(test)]
+pub(crate) fn mark(level: Level, from: State, event: E, to: State) {
+    let row = TRANSITIONS
+        .iter()
+        .position(|t| t.level == level && t.event == event && t.from == from && t.to == to)
+        .or_else(|| TRANSITIONS.iter().position(|t| t.level == level && t.event == event && t.from == State::Any && t.to == to));
+    TAKEN.with(|taken| {
+        if let (Some(taken), Some(row)) = (taken.borrow_mut().as_mut(), row) {
+            taken.insert(row);
+        }
+    });
+}
+
+/// Runs `body` and returns the rows of the table it took on this thread.
+#[cfg(test)]
+pub(crate) fn recording(body: impl FnOnce()) -> std::collections::BTreeSet<usize> {
+    TAKEN.with(|taken| *taken.borrow_mut() = Some(Default::default()));
+    body();
+    TAKEN.with(|taken| taken.borrow_mut().take().unwrap_or_default())
+}
+
+/// The state of `name` at `level` (for tests that name states as text).
+#[cfg(test)]
+pub(crate) fn state_named(level: Level, name: &str) -> Option<State> {
+    use strum::VariantArray as _;
+    match level {
+        Level::Instance => I::VARIANTS.iter().find(|k| <&str>::from(**k) == name).map(|k| State::Instance(*k)),
+        Level::Phase => P::VARIANTS.iter().find(|k| <&str>::from(**k) == name).map(|k| State::Phase(*k)),
+        Level::Task => T::VARIANTS.iter().find(|k| <&str>::from(**k) == name).map(|k| State::Task(*k)),
+        Level::Gate => G::VARIANTS.iter().find(|k| <&str>::from(**k) == name).map(|k| State::Gate(*k)),
     }
 }

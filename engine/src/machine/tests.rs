@@ -270,7 +270,7 @@ fn concerns(level: Level, event: &str) -> bool {
 }
 
 #[test]
-fn step_accepts_exactly_the_declared_transitions() {
+pub(super) fn step_accepts_exactly_the_declared_transitions() {
     for (level, states) in [
         (Level::Instance, &["running", "halted", "completed", "failed", "cancelled"][..]),
         (Level::Phase, &["pending", "running", "awaiting_approval", "on_hold", "passed", "failed"][..]),
@@ -297,7 +297,9 @@ fn step_accepts_exactly_the_declared_transitions() {
                 let declared: Vec<&str> =
                     table::of(level).filter(|t| t.from.name() == from && t.event.name() == name).map(|t| t.to.name()).collect();
                 match step(&mut instance, &workflow, &event, Timestamp(3)) {
-                    Ok(_) if declared.contains(&kind_of(&instance, level)) => {}
+                    Ok(_) if declared.contains(&kind_of(&instance, level)) => {
+                        super::react_tests::mark_taken(level, from, name, kind_of(&instance, level));
+                    }
                     // Redriven is an instance-level event; what it does not name keeps its state.
                     Ok(_) if name == "Redriven" && declared.is_empty() && kind_of(&instance, level) == from => {}
                     Ok(_) => {
@@ -825,4 +827,14 @@ fn tidy_no_module_imports_one_that_imports_it_back() {
         }
     }
     assert!(edges.len() > 20, "the graph was read: {edges:?}");
+}
+
+/// The scenario tests of this module, for the transition-coverage test.
+pub(super) fn scenarios() {
+    a_workflow_runs_to_completion_with_retries_and_replays_identically();
+    a_gate_stops_the_phase_awaiting_a_decision();
+    a_permanent_failure_fails_the_instance_and_retry_redrives_only_what_failed();
+    regression_redrive_on_hold_reruns_downstream_tasks();
+    a_false_condition_skips_the_task();
+    random_event_sequences_keep_invariants_and_replay();
 }

@@ -43,6 +43,20 @@ pub enum Effect {
         /// The attempt's idempotency key, as it was dispatched.
         key: String,
     },
+    /// Index a decision's request id with the batch, so reusing the id is
+    /// recognised once the instance has moved on (or from another instance).
+    WriteRequest {
+        /// The client's request id.
+        request_id: String,
+        /// A gate or a trigger's halt.
+        subject: super::Subject,
+        /// The phase.
+        phase: String,
+        /// The gate's or trigger's id.
+        id: String,
+        /// The decision.
+        decision: super::Decision,
+    },
     /// Index a passed gate's baseline with the batch, for later cycles and
     /// later instances of the workflow.
     WriteBaseline {
@@ -100,6 +114,17 @@ pub enum Effect {
     },
 }
 
+/// The write of a decision's request id, if it has one.
+pub(crate) fn request_write(subject: super::Subject, phase: &str, id: &str, decision: &super::Decision) -> Option<Effect> {
+    (!decision.request_id.is_empty()).then(|| Effect::WriteRequest {
+        request_id: decision.request_id.clone(),
+        subject,
+        phase: phase.to_owned(),
+        id: id.to_owned(),
+        decision: decision.clone(),
+    })
+}
+
 /// What an outbox entry says is in flight (stored as JSON:
 /// `{"dispatch": {...}}` or `{"compensate": {...}}`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -129,7 +154,7 @@ impl Effect {
     /// True for what is written with the event's batch rather than done after it.
     pub fn is_write(&self) -> bool {
         match self {
-            Effect::WriteOutbox { .. } | Effect::DeleteOutbox { .. } | Effect::WriteBaseline { .. } => true,
+            Effect::WriteOutbox { .. } | Effect::DeleteOutbox { .. } | Effect::WriteRequest { .. } | Effect::WriteBaseline { .. } => true,
             Effect::Dispatch { .. }
             | Effect::Cancel { .. }
             | Effect::Notify { .. }

@@ -226,7 +226,7 @@ impl Harness {
                 }
             }
             Effect::Notify { .. } | Effect::TriggerNotify { .. } => {}
-            Effect::WriteOutbox { .. } | Effect::DeleteOutbox { .. } | Effect::WriteBaseline { .. } => {}
+            Effect::WriteOutbox { .. } | Effect::DeleteOutbox { .. } | Effect::WriteRequest { .. } | Effect::WriteBaseline { .. } => {}
         }
     }
 
@@ -1387,4 +1387,36 @@ agent = "noop"
     assert!(h.kinds().iter().any(|k| k == "RollbackCompleted"), "{:?}", h.kinds());
     assert_eq!(h.instance.phases[0].attempt, 2, "the gated phase ran again: {:?}", h.kinds());
     h.assert_replays();
+}
+
+/// A decision with a request id asks for its index entry with the event,
+/// for a gate and for a trigger's halt alike; one without asks for none.
+#[test]
+fn a_decisions_request_id_is_a_write_of_the_machine() {
+    let mut h = shipping();
+    h.apply(Event::SignalReceived(payload::SignalReceived {
+        name: "incident".into(),
+        data: json!({"severity": "P1"}),
+        by: "pager".into(),
+    }))
+    .expect("signal");
+    h.settle(0);
+    let decision = Decision {
+        kind: DecisionKind::Hold,
+        principal: "carol".into(),
+        via: "role:sre".into(),
+        comment: String::new(),
+        request_id: "req-1".into(),
+        level: 0,
+        seen: Default::default(),
+    };
+    let event = Event::TriggerDecided(payload::TriggerDecided { phase: "ship".into(), trigger: "p1".into(), decision });
+    let effects = step(&mut h.instance, &h.workflow, &event, h.now).expect("held");
+    let writes: Vec<&Effect> = effects.iter().filter(|e| matches!(e, Effect::WriteRequest { .. })).collect();
+    assert!(
+        matches!(writes.as_slice(), [Effect::WriteRequest { request_id, subject: super::Subject::Trigger, id, .. }] if request_id == "req-1" && id == "p1"),
+        "{effects:?}"
+    );
+    h.decide_as("carol", DecisionKind::Reject, "p1").expect("no request id");
+    assert!(!h.effects.iter().any(|e| matches!(e, Effect::WriteRequest { .. })), "none without a request id");
 }

@@ -114,6 +114,7 @@ impl History {
                 | Effect::TriggerNotify { .. }
                 | Effect::WriteOutbox { .. }
                 | Effect::DeleteOutbox { .. }
+                | Effect::WriteRequest { .. }
                 | Effect::WriteBaseline { .. } => {}
             }
         }

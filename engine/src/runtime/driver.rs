@@ -481,8 +481,10 @@ impl Driver {
         if let Some(cell) = self.cells.get_mut(id) {
             cell.pending_writes = cell.pending_writes.saturating_sub(1);
         }
-        for (request_id, _) in super::requests::RequestUse::of_records(id, &records) {
-            self.requests_in_flight.remove(&request_id);
+        for effect in &effects {
+            if let Effect::WriteRequest { request_id, .. } = effect {
+                self.requests_in_flight.remove(request_id);
+            }
         }
         if let Err(error) = result {
             if let Some(why) = self.shared.store.failure() {
@@ -545,7 +547,7 @@ impl Driver {
                 // Sent as notices once their batch is durable (see drive_and_persist).
                 Effect::Notify { .. } | Effect::TriggerNotify { .. } => {}
                 // Written with the batch (see batch.rs).
-                Effect::WriteOutbox { .. } | Effect::DeleteOutbox { .. } | Effect::WriteBaseline { .. } => {}
+                Effect::WriteOutbox { .. } | Effect::DeleteOutbox { .. } | Effect::WriteRequest { .. } | Effect::WriteBaseline { .. } => {}
                 Effect::Compensate { step, attempt, key } => {
                     if self.mode == Mode::Drive && self.shutdown.is_none() {
                         self.compensate(id, step, attempt, key);

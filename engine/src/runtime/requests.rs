@@ -8,11 +8,10 @@
 //! halt that has since moved on, or another instance, still finds it; uses
 //! whose batch is not yet durable are kept by the driver in memory.
 
-use crate::machine::payload;
 use serde::{Deserialize, Serialize};
 
 use super::{DecisionOutcome, DecisionRequest, Error};
-use crate::machine::{DecisionKind, Event, Record, Subject, Timestamp};
+use crate::machine::{DecisionKind, Effect, Subject, Timestamp};
 use phasegate_store::Store;
 
 /// The store index of request ids: key the request id, value a [`RequestUse`].
@@ -42,35 +41,22 @@ pub(crate) struct RequestUse {
 }
 
 impl RequestUse {
-    /// The request ids used by the decisions in `records`.
-    pub(crate) fn of_records(instance: &str, records: &[Record]) -> Vec<(String, RequestUse)> {
-        records
-            .iter()
-            .filter_map(|record| {
-                let (subject, phase, gate, decision) = match record.event() {
-                    Event::DecisionRecorded(payload::DecisionRecorded { phase, gate, decision }) => (Subject::Gate, phase, gate, decision),
-                    Event::TriggerDecided(payload::TriggerDecided { phase, trigger, decision }) => {
-                        (Subject::Trigger, phase, trigger, decision)
-                    }
-                    _ => return None,
-                };
-                (!decision.request_id.is_empty()).then(|| {
-                    (
-                        decision.request_id.clone(),
-                        RequestUse {
-                            instance: instance.to_owned(),
-                            phase: phase.clone(),
-                            gate: gate.clone(),
-                            subject,
-                            kind: decision.kind,
-                            principal: decision.principal.clone(),
-                            comment: decision.comment.clone(),
-                            at: record.at(),
-                        },
-                    )
-                })
-            })
-            .collect()
+    /// The use a decision's request id write effect records, at `at`.
+    pub(crate) fn of_effect(instance: &str, effect: &Effect, at: Timestamp) -> Option<(String, RequestUse)> {
+        let Effect::WriteRequest { request_id, subject, phase, id, decision } = effect else {
+            return None;
+        };
+        let used = RequestUse {
+            instance: instance.to_owned(),
+            phase: phase.clone(),
+            gate: id.clone(),
+            subject: *subject,
+            kind: decision.kind,
+            principal: decision.principal.clone(),
+            comment: decision.comment.clone(),
+            at,
+        };
+        Some((request_id.clone(), used))
     }
 
     /// True if `request` on `instance` (naming `gate`, or none) is the

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::super::approval::{Outcome, Target};
+use super::super::approval::{Outcome, Subject, Target};
 use super::super::gate::{Band, DecisionKind, GateStatus};
 use super::super::guards::{
-    gate_index, phase_index, phase_tasks_done, require, require_phase_running, require_running, settle_phase, Cx, Effect, Handled,
+    gate_index, phase_index, phase_tasks_done, request_write, require, require_phase_running, require_running, settle_phase, Cx, Effect,
+    Handled,
 };
 use super::super::{payload, Baseline, Instance, InstanceStatus, Rejected, Timestamp};
 use super::trigger;
@@ -143,7 +144,8 @@ pub(crate) fn decided(cx: Cx<'_>, e: &payload::DecisionRecorded) -> Handled {
     let g = gate_index(workflow, event, p, &e.gate)?;
     let outcome = Target::gate(workflow, p, g).decide(event, instance, &instance.phases[p].gates[g], &e.decision, at)?;
     let status = status_of(outcome, at);
-    let effects = if e.decision.kind == DecisionKind::Escalate { notify(workflow, p, g, "escalated", &status) } else { Vec::new() };
+    let mut effects = if e.decision.kind == DecisionKind::Escalate { notify(workflow, p, g, "escalated", &status) } else { Vec::new() };
+    effects.extend(request_write(Subject::Gate, &e.phase, &e.gate, &e.decision));
     let state = &mut instance.phases[p].gates[g];
     state.decisions.push((at, e.decision.clone()));
     state.status = status;

@@ -1,9 +1,9 @@
 //! Triggers: queueing them when their event happens, firing or skipping
 //! them, their actions, and decisions and deadlines on a halt for approval.
 
-use super::super::approval::{Outcome, Target};
+use super::super::approval::{Outcome, Subject, Target};
 use super::super::gate::{DecisionKind, GateState, GateStatus};
-use super::super::guards::{cancel_in_flight, trigger_index, Cx, Effect, Handled};
+use super::super::guards::{cancel_in_flight, request_write, trigger_index, Cx, Effect, Handled};
 use super::super::{payload, Event, Instance, InstanceStatus, PendingTrigger, PhaseStatus, Rejected, TaskStatus, Timestamp};
 use super::rollback;
 use crate::machine::state::phase_active;
@@ -265,7 +265,9 @@ pub(crate) fn decided(cx: Cx<'_>, e: &payload::TriggerDecided) -> Handled {
     let (p, k, target, then, state) = halt(instance, workflow, event, &e.phase, &e.trigger)?;
     let outcome = target.decide(event, instance, state, &e.decision, at)?;
     let answer = Answer { halt: (p, k), then, decision: e.decision.clone(), timed_out: false };
-    Ok(settle(instance, workflow, answer, outcome, at))
+    let mut effects = settle(instance, workflow, answer, outcome, at);
+    effects.extend(request_write(Subject::Trigger, &e.phase, &e.trigger, &e.decision));
+    Ok(effects)
 }
 
 /// `TriggerTimedOut`: the halt's deadline passed; the declared `on_timeout`

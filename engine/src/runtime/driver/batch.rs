@@ -35,7 +35,9 @@ impl Driver {
                         value,
                     });
                 }
-                Effect::Dispatch { .. }
+                // Request ids are indexed below, with what the driver keeps in memory.
+                Effect::WriteRequest { .. }
+                | Effect::Dispatch { .. }
                 | Effect::Cancel { .. }
                 | Effect::Notify { .. }
                 | Effect::Compensate { .. }
@@ -68,7 +70,8 @@ impl Driver {
         }
         // Request ids of the decisions in this batch, so a reuse is found
         // once the instance has moved on (or from another instance).
-        for (request_id, used) in crate::runtime::requests::RequestUse::of_records(id, records) {
+        let at = records.last().map_or(Timestamp(0), Record::at);
+        for (request_id, used) in effects.iter().filter_map(|effect| crate::runtime::requests::RequestUse::of_effect(id, effect, at)) {
             index.push(IndexOp::Put {
                 index: crate::runtime::requests::REQUEST_INDEX.to_owned(),
                 key: request_id.clone().into_bytes(),

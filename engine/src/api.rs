@@ -113,6 +113,9 @@ pub struct OperationBody {
     /// retry: only this task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
+    /// retry: this whole phase (every task, then its gates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
     /// rollback: re-enter this phase afterwards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,

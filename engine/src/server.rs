@@ -311,7 +311,13 @@ async fn operate(State(api): State<Arc<Api>>, UrlPath((id, operation)): UrlPath<
         "halt" => engine.halt(&id, &by, &op.reason, op.cancel_running).await?,
         "resume" => engine.resume(&id, &by).await?,
         "cancel" => engine.cancel(&id, &by, &op.reason).await?,
-        "retry" => engine.retry(&id, &by, op.task.as_deref()).await?,
+        "retry" => match (&op.phase, &op.task) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError(StatusCode::BAD_REQUEST, "retry takes `task` or `phase`, not both".to_owned(), "invalid"));
+            }
+            (Some(phase), None) => engine.retry_phase(&id, &by, phase).await?,
+            (None, task) => engine.retry(&id, &by, task.as_deref()).await?,
+        },
         "rollback" => engine.rollback(&id, &by, &op.reason, op.to.as_deref()).await?,
         "signal" => {
             let name = op.name.ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "a signal needs `name`".to_owned(), "invalid"))?;

@@ -243,8 +243,12 @@ pub struct RetryArgs {
     #[arg(value_name = "ID")]
     pub id: String,
     /// Only this task (default: every failed or cancelled task).
-    #[arg(value_name = "TASK")]
+    #[arg(value_name = "TASK", conflicts_with = "phase")]
     pub task: Option<String>,
+    /// Run this whole phase again instead (every task, then its gates): after
+    /// a gate failed, or while it is on hold for remediation.
+    #[arg(long, value_name = "PHASE")]
+    pub phase: Option<String>,
 }
 
 /// Arguments of `phasegate signal`.

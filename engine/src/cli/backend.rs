@@ -242,6 +242,7 @@ impl Backend {
                 Operation::Resume { by } => engine.resume(id, by).await,
                 Operation::Cancel { by, reason } => engine.cancel(id, by, reason).await,
                 Operation::Retry { by, task } => engine.retry(id, by, task).await,
+                Operation::RetryPhase { by, phase } => engine.retry_phase(id, by, phase).await,
                 Operation::Rollback { by, reason, to } => engine.rollback(id, by, reason, to).await,
                 Operation::Signal { by, name, data } => engine.signal(id, name, data, by).await,
             },
@@ -254,6 +255,7 @@ impl Backend {
                     Operation::Resume { .. } => ("resume", none),
                     Operation::Cancel { reason, .. } => ("cancel", api::OperationBody { reason: reason.to_owned(), ..none }),
                     Operation::Retry { task, .. } => ("retry", api::OperationBody { task: task.map(str::to_owned), ..none }),
+                    Operation::RetryPhase { phase, .. } => ("retry", api::OperationBody { phase: Some(phase.to_owned()), ..none }),
                     Operation::Rollback { reason, to, .. } => {
                         ("rollback", api::OperationBody { reason: reason.to_owned(), to: to.map(str::to_owned), ..none })
                     }
@@ -292,6 +294,7 @@ pub(super) enum Operation<'a> {
     Resume { by: &'a str },
     Cancel { by: &'a str, reason: &'a str },
     Retry { by: &'a str, task: Option<&'a str> },
+    RetryPhase { by: &'a str, phase: &'a str },
     Rollback { by: &'a str, reason: &'a str, to: Option<&'a str> },
     Signal { by: &'a str, name: &'a str, data: Value },
 }

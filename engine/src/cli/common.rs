@@ -158,7 +158,8 @@ pub(super) fn describe(event: &Event) -> String {
         Event::Cancelled(payload::Cancelled { by, reason }) => {
             format!("cancelled by {by}{}", if reason.is_empty() { String::new() } else { format!(": {reason}") })
         }
-        Event::Redriven(payload::Redriven { by, tasks }) => format!("redriven by {by}: {}", tasks.join(", ")),
+        Event::Redriven(payload::Redriven { by, tasks, phase: None }) => format!("redriven by {by}: {}", tasks.join(", ")),
+        Event::Redriven(payload::Redriven { by, phase: Some(phase), .. }) => format!("redriven by {by}: phase {phase} runs again"),
         Event::SignalReceived(payload::SignalReceived { name, data, by }) => format!("signal {name} from {by}: {data}"),
         Event::WatchSampled(payload::WatchSampled { phase, watch, value, verdict, detail }) => {
             let value = value.map_or_else(|| "no data".to_owned(), |v| v.to_string());

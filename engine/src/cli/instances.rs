@@ -51,6 +51,7 @@ pub(super) fn operate(cli: &Cli, id: &str, what: Operation<'_>) -> u8 {
             Operation::Resume => super::backend::Operation::Resume { by },
             Operation::Cancel { reason } => super::backend::Operation::Cancel { by, reason },
             Operation::Retry { task } => super::backend::Operation::Retry { by, task },
+            Operation::RetryPhase { phase } => super::backend::Operation::RetryPhase { by, phase },
         };
         let seq = engine.operate(id, operation).await?;
         let status = engine.instance(id).await.map(|(instance, _)| instance.effective_status().as_str()).unwrap_or("unknown");
@@ -89,6 +90,7 @@ pub(super) enum Operation<'a> {
     Resume,
     Cancel { reason: &'a str },
     Retry { task: Option<&'a str> },
+    RetryPhase { phase: &'a str },
 }
 
 /// `phasegate report`: a document rendered from the instance's state and log.

@@ -57,7 +57,10 @@ pub fn main() -> ExitCode {
         }
 
         Command::Cancel(args) => instances::operate(&cli, &args.id, instances::Operation::Cancel { reason: &args.reason }),
-        Command::Retry(args) => instances::operate(&cli, &args.id, instances::Operation::Retry { task: args.task.as_deref() }),
+        Command::Retry(args) => match &args.phase {
+            Some(phase) => instances::operate(&cli, &args.id, instances::Operation::RetryPhase { phase }),
+            None => instances::operate(&cli, &args.id, instances::Operation::Retry { task: args.task.as_deref() }),
+        },
         Command::Approve(args) => gates::decide(&cli, crate::machine::DecisionKind::Approve, args),
         Command::Reject(args) => gates::decide(&cli, crate::machine::DecisionKind::Reject, args),
         Command::Hold(args) => gates::decide(&cli, crate::machine::DecisionKind::Hold, args),

@@ -203,6 +203,10 @@ pub struct Redriven {
     pub by: String,
     /// The tasks to run again (ids).
     pub tasks: Vec<String>,
+    /// Run this whole phase again instead: every task, then its gates
+    /// (`retry --phase`), after a gate failed or while it is on hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
 }
 
 /// An external event arrived (an incident with its severity, say);

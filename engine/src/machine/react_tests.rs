@@ -1165,6 +1165,7 @@ fn every_declared_transition_is_taken_by_some_test() {
         gate_quorum_escalation_deadlines_and_loop_backs_over_a_waiting_gate();
         a_trigger_halt_meets_other_triggers_and_each_deadline_answer();
         rollback_to_a_gated_phase_resets_its_passed_gate();
+        a_failed_gate_is_held_for_remediation_and_its_phase_runs_again();
         random_reactions_keep_invariants_and_replay();
     });
     let missing: Vec<String> = super::table::TRANSITIONS
@@ -1419,4 +1420,73 @@ fn a_decisions_request_id_is_a_write_of_the_machine() {
     );
     h.decide_as("carol", DecisionKind::Reject, "p1").expect("no request id");
     assert!(!h.effects.iter().any(|e| matches!(e, Effect::WriteRequest { .. })), "none without a request id");
+}
+
+/// The way back from a failed gate: its owner holds it (the failed release
+/// runs again, and the attempt its failure cancelled elsewhere starts over),
+/// the phase runs again with the fix, and the gate passes; the first
+/// evaluation and the hold stay in the history.
+#[test]
+fn a_failed_gate_is_held_for_remediation_and_its_phase_runs_again() {
+    let mut h = harness_for(
+        r#"
+name = "remediate"
+[[phases]]
+id = "perf"
+owner = "olga"
+[[phases.tasks]]
+id = "load"
+agent = "noop"
+[[phases.gates]]
+id = "latency"
+[[phases.gates.criteria]]
+id = "p95"
+label = "p95 under 200 ms"
+must = "tasks.load.output.p95_ms < 200"
+[[phases]]
+id = "docs"
+[[phases.tasks]]
+id = "write"
+agent = "noop"
+"#,
+    );
+    h.outputs.insert("load".into(), json!({"p95_ms": 350}));
+    h.hold.push("write".into());
+    h.settle(0);
+    assert_eq!(h.instance.status.kind(), "failed", "{:?}", h.kinds());
+    assert!(matches!(h.instance.phases[1].tasks[0].status, TaskStatus::Cancelled { .. }), "the failure cancelled docs/write");
+    let hold = |who: &str| Decision {
+        kind: DecisionKind::Hold,
+        principal: who.into(),
+        via: who.into(),
+        comment: "tuning the cache".into(),
+        request_id: String::new(),
+        level: 0,
+        seen: Default::default(),
+    };
+    h.apply(Event::DecisionRecorded(payload::DecisionRecorded { phase: "perf".into(), gate: "latency".into(), decision: hold("olga") }))
+        .expect("the owner holds the failed gate");
+    assert_eq!((h.instance.status.kind(), h.instance.phases[0].status.kind()), ("running", "on_hold"));
+    assert!(matches!(h.instance.phases[1].tasks[0].status, TaskStatus::Pending), "the cancelled attempt starts over");
+    h.settle(0);
+    assert!(h.kinds().iter().any(|k| k == "TaskDispatched(write#2)"), "{:?}", h.kinds());
+    // The fix is in: the whole phase runs again and its gate is evaluated again.
+    h.outputs.insert("load".into(), json!({"p95_ms": 150}));
+    h.apply(Event::Redriven(payload::Redriven { by: "olga".into(), tasks: Vec::new(), phase: Some("perf".into()) })).expect("runs again");
+    h.hold.clear();
+    h.settle(0);
+    h.apply(Event::TaskSucceeded(payload::TaskSucceeded {
+        phase: "docs".into(),
+        task: "write".into(),
+        attempt: 2,
+        output: json!({}),
+        duration_ms: 1,
+    }))
+    .expect("the held attempt finishes");
+    h.settle(0);
+    assert_eq!(h.instance.status.kind(), "completed", "{:?}", h.kinds());
+    let gate = &h.instance.phases[0].gates[0];
+    assert_eq!(gate.decisions.len(), 1, "the hold stays on the record");
+    assert_eq!(h.kinds().iter().filter(|k| k.starts_with("GateEvaluated(latency")).count(), 2, "{:?}", h.kinds());
+    h.assert_replays();
 }

@@ -144,6 +144,10 @@ fn state_at(workflow: &Workflow, level: Level, kind: &str, for_event: &str) -> I
                     _ => GateStatus::Pending,
                 };
             }
+            if kind == "failed" && for_event == "DecisionRecorded" {
+                instance.phases[0].gates[0].status = gate_status("failed", at);
+                instance.status = InstanceStatus::Failed { reason: "r".into(), at };
+            }
             if for_event == "Redriven" && kind != "on_hold" {
                 instance.phases[0].tasks[0].status = TaskStatus::Failed { attempt: 1, error: "e".into(), retryable: false, at };
                 instance.status = InstanceStatus::Failed { reason: "r".into(), at };
@@ -157,6 +161,11 @@ fn state_at(workflow: &Workflow, level: Level, kind: &str, for_event: &str) -> I
                 "on_hold" => PhaseStatus::OnHold { since: at },
                 _ => PhaseStatus::Running { since: at },
             };
+            // A failed gate fails its phase and the instance (decide would).
+            if kind == "failed" {
+                instance.phases[0].status = PhaseStatus::Failed { reason: "r".into(), at };
+                instance.status = InstanceStatus::Failed { reason: "r".into(), at };
+            }
         }
         Level::Instance => {
             instance.phases[0].attempt = 0;
@@ -223,7 +232,7 @@ pub(super) fn event_named(name: &str) -> Event {
         "Halted" => Event::Halted(payload::Halted { by: "x".into(), reason: String::new(), cancel_running: false }),
         "Resumed" => Event::Resumed(payload::Resumed { by: "x".into() }),
         "Cancelled" => Event::Cancelled(payload::Cancelled { by: "x".into(), reason: String::new() }),
-        "Redriven" => Event::Redriven(payload::Redriven { by: "x".into(), tasks: vec!["a".into()] }),
+        "Redriven" => Event::Redriven(payload::Redriven { by: "x".into(), tasks: vec!["a".into()], phase: None }),
         "SignalReceived" => {
             Event::SignalReceived(payload::SignalReceived { name: "incident".into(), data: json!({"severity": "P1"}), by: "pager".into() })
         }
@@ -291,7 +300,16 @@ pub(super) fn step_accepts_exactly_the_declared_transitions() {
                     *attempt = instance.phases[0].tasks[0].attempts + 1;
                 }
                 if name == "Redriven" && matches!(level, Level::Phase | Level::Gate) && from == "on_hold" {
-                    event = Event::Redriven(payload::Redriven { by: "x".into(), tasks: Vec::new() });
+                    event = Event::Redriven(payload::Redriven { by: "x".into(), tasks: Vec::new(), phase: None });
+                }
+                // After a gate failed: its owner holds it, or the whole phase runs again.
+                if from == "failed" && matches!(level, Level::Phase | Level::Gate) && name == "DecisionRecorded" {
+                    if let Event::DecisionRecorded(e) = &mut event {
+                        e.decision.kind = DecisionKind::Hold;
+                    }
+                }
+                if from == "failed" && level == Level::Gate && name == "Redriven" {
+                    event = Event::Redriven(payload::Redriven { by: "x".into(), tasks: Vec::new(), phase: Some("build".into()) });
                 }
                 let before = instance.clone();
                 let declared: Vec<&str> =
@@ -446,16 +464,17 @@ fn a_permanent_failure_fails_the_instance_and_retry_redrives_only_what_failed() 
     let a_before = instance.phases[0].tasks[0].status.clone();
     // Redriving a succeeded task is refused and changes nothing.
     let before = instance.clone();
-    let refused = step(&mut instance, &workflow, &Event::Redriven(payload::Redriven { by: "op".into(), tasks: vec!["a".into()] }), now)
-        .expect_err("a succeeded");
+    let refused =
+        step(&mut instance, &workflow, &Event::Redriven(payload::Redriven { by: "op".into(), tasks: vec!["a".into()], phase: None }), now)
+            .expect_err("a succeeded");
     assert!(refused.to_string().contains("task a is succeeded"), "{refused}");
     assert_eq!(instance, before);
-    step(&mut instance, &workflow, &Event::Redriven(payload::Redriven { by: "op".into(), tasks: vec!["b".into()] }), now)
+    step(&mut instance, &workflow, &Event::Redriven(payload::Redriven { by: "op".into(), tasks: vec!["b".into()], phase: None }), now)
         .expect("b failed");
     records.push(Record::new(
         records.len() as u64 + 1,
         now,
-        Event::Redriven(payload::Redriven { by: "op".into(), tasks: vec!["b".into()] }),
+        Event::Redriven(payload::Redriven { by: "op".into(), tasks: vec!["b".into()], phase: None }),
     ));
     instance.seq = records.len() as u64;
     drive(&workflow, &mut instance, &mut records, &mut now, &mut |_, _| Ok(()));
@@ -489,7 +508,7 @@ fn regression_redrive_on_hold_reruns_downstream_tasks() {
     });
     step(&mut instance, &workflow, &hold, now).expect("alice holds the gate");
     assert_eq!(instance.phases[0].status.kind(), "on_hold");
-    step(&mut instance, &workflow, &Event::Redriven(payload::Redriven { by: "op".into(), tasks: vec!["a".into()] }), now)
+    step(&mut instance, &workflow, &Event::Redriven(payload::Redriven { by: "op".into(), tasks: vec!["a".into()], phase: None }), now)
         .expect("a re-runs");
     assert_eq!(instance.phases[0].tasks[0].status.kind(), "pending");
     assert_eq!(instance.phases[0].tasks[1].status.kind(), "pending", "b depends on a and runs again");
@@ -598,7 +617,11 @@ fn random_event(workflow: &Workflow, choice: u8, task: usize, attempt: u32) -> E
         12 => Event::Halted(payload::Halted { by: "x".into(), reason: String::new(), cancel_running: attempt.is_multiple_of(2) }),
         13 => Event::Resumed(payload::Resumed { by: "x".into() }),
         14 => Event::Cancelled(payload::Cancelled { by: "x".into(), reason: String::new() }),
-        _ => Event::Redriven(payload::Redriven { by: "x".into(), tasks: if choice.is_multiple_of(3) { Vec::new() } else { vec![task] } }),
+        _ => Event::Redriven(payload::Redriven {
+            by: "x".into(),
+            tasks: if choice.is_multiple_of(3) { Vec::new() } else { vec![task] },
+            phase: None,
+        }),
     }
 }
 

@@ -169,15 +169,21 @@ impl GateReport {
                 _ => {}
             }
         }
-        // The outcome each evaluation led to, from the current state for the latest attempt.
-        for entry in &mut evaluations {
+        // The outcome each evaluation led to: the gate's current state for its
+        // latest evaluation; earlier ones were superseded by a later attempt
+        // of the phase, or, within one attempt, by a re-evaluation after
+        // remediation.
+        for i in 0..evaluations.len() {
+            let later = evaluations[i + 1..].iter().find(|e| e.phase == evaluations[i].phase && e.gate == evaluations[i].gate);
+            let entry = &evaluations[i];
             let phase = input.instance.phases.iter().find(|p| p.id == entry.phase);
-            let state = phase.and_then(|p| p.gates.iter().find(|g| g.id == entry.gate));
-            entry.outcome = if entry.phase_attempt == phase.map(|p| p.attempt) {
-                state.map(|g| g.status.kind().to_owned())
-            } else {
-                Some("superseded by a later attempt".to_owned())
+            let outcome = match later {
+                Some(next) if next.phase_attempt == entry.phase_attempt => Some("superseded by a later evaluation".to_owned()),
+                Some(_) => Some("superseded by a later attempt".to_owned()),
+                None if entry.phase_attempt != phase.map(|p| p.attempt) => Some("superseded by a later attempt".to_owned()),
+                None => phase.and_then(|p| p.gates.iter().find(|g| g.id == entry.gate)).map(|g| g.status.kind().to_owned()),
             };
+            evaluations[i].outcome = outcome;
         }
         GateReport { evaluations, trigger_decisions: halts, report }
     }

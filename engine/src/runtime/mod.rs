@@ -230,7 +230,14 @@ impl Engine {
                     .collect()
             }
         };
-        self.operate(id, Event::Redriven(payload::Redriven { by: by.to_owned(), tasks })).await
+        self.operate(id, Event::Redriven(payload::Redriven { by: by.to_owned(), tasks, phase: None })).await
+    }
+
+    /// Runs a whole phase again (`retry ID --phase P`): every task, then its
+    /// gates, after the phase failed (a must criterion, a rejection) or while
+    /// it is on hold. What was decided and measured so far stays in the history.
+    pub async fn retry_phase(&self, id: &str, by: &str, phase: &str) -> Result<u64, Error> {
+        self.operate(id, Event::Redriven(payload::Redriven { by: by.to_owned(), tasks: Vec::new(), phase: Some(phase.to_owned()) })).await
     }
 
     /// Delivers an external event (`data` is any JSON, e.g. `{"severity": "P1"}`);

@@ -144,7 +144,7 @@ params = { argv = ["sh", "-c", "test -e \"$MARKER\""], env = { MARKER = "MARKER_
     assert_eq!(instance.effective_status(), phasegate_engine::machine::EffectiveStatus::Completed);
     assert_eq!(instance.phases[0].tasks[0].status, ok_before, "the succeeded task did not run again");
     let redriven = engine.history(&id).expect("history").into_iter().find(|r| r.event().kind() == "Redriven").expect("recorded");
-    assert_eq!(redriven.event(), &Event::Redriven(payload::Redriven { by: "op".into(), tasks: vec!["bad".into()] }));
+    assert_eq!(redriven.event(), &Event::Redriven(payload::Redriven { by: "op".into(), tasks: vec!["bad".into()], phase: None }));
     engine.shutdown().await;
 }
 

@@ -77,3 +77,60 @@ fn decisions_from_the_cli_are_authorized_idempotent_and_explained() {
         "{status}"
     );
 }
+
+/// The way back from a failed gate, through the CLI: the release fails on a
+/// must criterion; a stranger may not hold it; its owner holds it for
+/// remediation; once fixed, `retry --phase` runs the phase again and the gate
+/// passes, with the first evaluation and the hold in the report.
+#[test]
+fn a_failed_gate_is_held_by_its_owner_and_retry_phase_runs_it_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path();
+    let result = path.join("result.json");
+    let flow = format!(
+        r#"
+name = "perf"
+[[phases]]
+id = "perf"
+owner = "role:perf"
+[[phases.tasks]]
+id = "load"
+agent = "exec"
+params = {{ argv = ["cat", "{}"] }}
+[[phases.gates]]
+id = "latency"
+criteria = [{{ must = "tasks.load.output.p95_ms < 200", label = "p95 under 200 ms" }}]
+"#,
+        result.display()
+    );
+    std::fs::write(path.join("perf.toml"), flow).expect("write");
+    std::fs::write(path.join("phasegate.toml"), "[roles]\nperf = [\"olga\"]\n").expect("config");
+    std::fs::write(&result, r#"{"p95_ms": 350}"#).expect("result");
+    assert!(run(path, &["start", "perf.toml", "--id", "p1"]).status.success());
+    let failed = run(path, &["run", "--until-idle"]);
+    assert_eq!(failed.status.code(), Some(1), "a failed release fails the run: {}", stderr(&failed));
+    assert!(stdout(&run(path, &["status", "p1"])).contains("status    failed"));
+
+    let stranger = run(path, &["--as", "mallory", "hold", "p1", "perf/latency", "--comment", "mine now"]);
+    assert_eq!(stranger.status.code(), Some(1), "{}", stderr(&stranger));
+    assert!(stderr(&stranger).contains("mallory may not decide gate perf/latency"), "{}", stderr(&stranger));
+    let held = run(path, &["--as", "olga", "hold", "p1", "perf/latency", "--comment", "tuning the cache"]);
+    assert!(held.status.success(), "{}", stderr(&held));
+    assert!(stdout(&held).contains("gate perf/latency held by olga"), "{}", stdout(&held));
+    assert!(stdout(&run(path, &["status", "p1"])).contains("status    on_hold"));
+
+    let both = run(path, &["retry", "p1", "load", "--phase", "perf"]);
+    assert_eq!(both.status.code(), Some(2), "a task or a phase, not both: {}", stderr(&both));
+    std::fs::write(&result, r#"{"p95_ms": 150}"#).expect("the fix");
+    let again = run(path, &["--as", "olga", "retry", "p1", "--phase", "perf"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(run(path, &["run", "--until-idle"]).status.success());
+    assert!(stdout(&run(path, &["status", "p1"])).contains("status    completed"));
+    let report = run(path, &["--output", "json", "report", "p1", "--kind", "gate", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).expect("json");
+    let evaluations = report["evaluations"].as_array().expect("evaluations");
+    assert_eq!(evaluations.len(), 2, "both evaluations are in the history: {report}");
+    assert_eq!(evaluations[0]["outcome"], "superseded by a later evaluation", "{report}");
+    assert_eq!(evaluations[0]["decisions"][0]["decision"], "hold", "{report}");
+    assert_eq!(evaluations[1]["outcome"], "passed", "{report}");
+}

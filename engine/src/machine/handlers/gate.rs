@@ -11,7 +11,7 @@ use super::super::guards::{
     gate_index, phase_index, phase_tasks_done, request_write, require, require_phase_running, require_running, settle_phase, Cx, Effect,
     Handled,
 };
-use super::super::{payload, Baseline, Instance, InstanceStatus, Rejected, Timestamp};
+use super::super::{payload, Baseline, Instance, InstanceStatus, PhaseStatus, Rejected, TaskStatus, Timestamp};
 use super::trigger;
 use crate::plan::{TriggerOn, Workflow};
 
@@ -126,6 +126,15 @@ pub(crate) fn evaluated(cx: Cx<'_>, e: &payload::GateEvaluated) -> Handled {
 /// `DecisionRecorded`: a person's decision at a gate, by the one approval rule.
 pub(crate) fn decided(cx: Cx<'_>, e: &payload::DecisionRecorded) -> Handled {
     let Cx { instance, workflow, event, at } = cx;
+    // Holding a failed gate is the way back from a failure, so it is taken
+    // on a failed instance too (hold_failed checks it).
+    if e.decision.kind == DecisionKind::Hold {
+        if let Ok((p, g)) = phase_index(workflow, event, &e.phase).and_then(|p| gate_index(workflow, event, p, &e.gate).map(|g| (p, g))) {
+            if matches!(instance.phases[p].gates[g].status, GateStatus::Failed { .. }) {
+                return hold_failed(Cx { instance, workflow, event, at }, p, g, e);
+            }
+        }
+    }
     match &instance.status {
         InstanceStatus::Running | InstanceStatus::Halted { .. } | InstanceStatus::AwaitingDecision { .. } => {}
         InstanceStatus::Completed { .. }
@@ -152,6 +161,72 @@ pub(crate) fn decided(cx: Cx<'_>, e: &payload::DecisionRecorded) -> Handled {
     let mut effects = effects;
     effects.extend(settled(instance, workflow, p, g, at));
     Ok(effects)
+}
+
+/// `hold` on a gate whose must criterion failed (or that was rejected): its
+/// owner parks it for remediation instead of leaving the release failed. The
+/// phase goes on hold and the instance runs again (attempts the failure
+/// cancelled elsewhere start over); `retry ID TASK` or `retry ID --phase P`
+/// re-runs the work and the gate is evaluated again.
+fn hold_failed(cx: Cx<'_>, p: usize, g: usize, e: &payload::DecisionRecorded) -> Handled {
+    let Cx { instance, event, at, .. } = cx;
+    let gate = &instance.phases[p].gates[g];
+    if e.decision.level != 0 {
+        return Err(Rejected::new(
+            event,
+            format!("gate {} failed at level 0", gate.id),
+            "a failed gate is held at level 0, by its own approvers or owner",
+        ));
+    }
+    if !matches!(instance.phases[p].status, PhaseStatus::Failed { .. }) {
+        return Err(Rejected::new(
+            event,
+            format!("phase {} is {}", instance.phases[p].id, instance.phases[p].status.kind()),
+            "a failed gate is held while its phase has failed",
+        ));
+    }
+    if let Some(other) = instance.phases.iter().enumerate().find(|(q, phase)| *q != p && matches!(phase.status, PhaseStatus::Failed { .. }))
+    {
+        return Err(Rejected::new(
+            event,
+            format!("phase {} failed too", other.1.id),
+            "hold or retry one failed phase at a time: the instance cannot run while another phase has failed",
+        ));
+    }
+    match &instance.status {
+        InstanceStatus::Failed { .. } | InstanceStatus::Running | InstanceStatus::Halted { .. } => {}
+        InstanceStatus::Completed { .. }
+        | InstanceStatus::Cancelled { .. }
+        | InstanceStatus::AwaitingDecision { .. }
+        | InstanceStatus::RollingBack { .. }
+        | InstanceStatus::RolledBack { .. } => {
+            return Err(Rejected::new(
+                event,
+                format!("instance {} is {}", instance.id, instance.status.kind()),
+                "a failed gate is held while the release can still go on",
+            ));
+        }
+    }
+    let state = &mut instance.phases[p].gates[g];
+    state.decisions.push((at, e.decision.clone()));
+    state.status = GateStatus::OnHold { since: at, by: e.decision.principal.clone() };
+    instance.phases[p].status = PhaseStatus::OnHold { since: at };
+    if matches!(instance.status, InstanceStatus::Failed { .. }) {
+        revive(instance);
+    }
+    Ok(request_write(Subject::Gate, &e.phase, &e.gate, &e.decision).into_iter().collect())
+}
+
+/// A failed instance runs again: the attempts its failure cancelled in
+/// phases still running start over.
+pub(crate) fn revive(instance: &mut Instance) {
+    for phase in instance.phases.iter_mut().filter(|phase| matches!(phase.status, PhaseStatus::Running { .. })) {
+        for task in phase.tasks.iter_mut().filter(|task| matches!(task.status, TaskStatus::Cancelled { .. })) {
+            task.budget_from = task.attempts;
+            task.status = TaskStatus::Pending;
+        }
+    }
+    instance.status = InstanceStatus::Running;
 }
 
 /// `GateTimedOut`: the level's deadline passed; the declared `on_timeout`

@@ -102,6 +102,9 @@ pub(crate) fn cancelled(cx: Cx<'_>, e: &payload::Cancelled) -> Handled {
 /// hold re-runs tasks for remediation; what depends on a re-run task runs
 /// again too.
 pub(crate) fn redriven(cx: Cx<'_>, e: &payload::Redriven) -> Handled {
+    if let Some(phase) = &e.phase {
+        return redrive_phase(cx, phase);
+    }
     let Cx { instance, workflow, event, at } = cx;
     let tasks = &e.tasks;
     let held: Vec<usize> =
@@ -202,6 +205,68 @@ pub(crate) fn redriven(cx: Cx<'_>, e: &payload::Redriven) -> Handled {
     }
     if !remediation {
         instance.status = InstanceStatus::Running;
+    }
+    Ok(Vec::new())
+}
+
+/// `Redriven` with a phase (`retry ID --phase P`): the whole phase runs
+/// again, every task and then its gates, after it failed (a gate's must
+/// criterion, say) or while it is on hold. Decisions, evaluations and
+/// baselines so far stay in the history.
+fn redrive_phase(cx: Cx<'_>, phase: &str) -> Handled {
+    let Cx { instance, workflow, event, at } = cx;
+    let p = super::super::guards::phase_index(workflow, event, phase)?;
+    let state = &instance.phases[p];
+    let allowed = match (&instance.status, &state.status) {
+        (InstanceStatus::Failed { .. }, PhaseStatus::Failed { .. }) => true,
+        (InstanceStatus::Running | InstanceStatus::Halted { .. }, PhaseStatus::OnHold { .. }) => true,
+        (
+            InstanceStatus::Running
+            | InstanceStatus::Halted { .. }
+            | InstanceStatus::Failed { .. }
+            | InstanceStatus::Completed { .. }
+            | InstanceStatus::Cancelled { .. }
+            | InstanceStatus::AwaitingDecision { .. }
+            | InstanceStatus::RollingBack { .. }
+            | InstanceStatus::RolledBack { .. },
+            PhaseStatus::Pending
+            | PhaseStatus::Running { .. }
+            | PhaseStatus::AwaitingApproval { .. }
+            | PhaseStatus::OnHold { .. }
+            | PhaseStatus::Passed { .. }
+            | PhaseStatus::Failed { .. },
+        ) => false,
+    };
+    if !allowed {
+        return Err(Rejected::new(
+            event,
+            format!("phase {phase} is {} and instance {} is {}", state.status.kind(), instance.id, instance.effective_status()),
+            "a phase runs again after it failed, or while it is on hold for remediation",
+        ));
+    }
+    if let Some(other) = instance.phases.iter().enumerate().find(|(q, phase)| *q != p && matches!(phase.status, PhaseStatus::Failed { .. }))
+    {
+        return Err(Rejected::new(event, format!("phase {} failed too", other.1.id), "retry one failed phase at a time"));
+    }
+    if let Some(running) = state.tasks.iter().find(|t| matches!(t.status, TaskStatus::Dispatched { .. })) {
+        return Err(Rejected::new(event, format!("task {} is running in phase {phase}", running.id), "wait for it to finish"));
+    }
+    let revived = matches!(instance.status, InstanceStatus::Failed { .. });
+    let state = &mut instance.phases[p];
+    for (task, plan) in state.tasks.iter_mut().zip(&workflow.phases[p].tasks) {
+        // An on-demand task nobody asked for stays as it is.
+        if plan.on_demand && !task.requested && matches!(task.status, TaskStatus::Pending) {
+            continue;
+        }
+        task.budget_from = task.attempts;
+        task.status = TaskStatus::Pending;
+    }
+    for gate in &mut state.gates {
+        gate.status = GateStatus::Pending;
+    }
+    state.status = PhaseStatus::Running { since: at };
+    if revived {
+        super::gate::revive(instance);
     }
     Ok(Vec::new())
 }

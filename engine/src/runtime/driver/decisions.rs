@@ -128,6 +128,10 @@ impl Driver {
             GateStatus::AwaitingDecision { level, .. } => {
                 (*level, target.authorize(*level, &self.shared.roles, &request.principal, &request.comment).map_err(refused)?)
             }
+            // Holding a failed gate for remediation is its level-0 deciders' call.
+            GateStatus::Failed { .. } if request.kind == crate::machine::DecisionKind::Hold => {
+                (0, target.authorize(0, &self.shared.roles, &request.principal, &request.comment).map_err(refused)?)
+            }
             GateStatus::Pending | GateStatus::OnHold { .. } | GateStatus::Passed { .. } | GateStatus::Failed { .. } => (0, String::new()),
         };
         let seen = state.evaluation.as_ref().map(|e| e.criteria.iter().map(|c| (c.id.clone(), c.verdict)).collect()).unwrap_or_default();

@@ -134,3 +134,51 @@ criteria = [{{ must = "tasks.load.output.p95_ms < 200", label = "p95 under 200 m
     assert_eq!(evaluations[0]["decisions"][0]["decision"], "hold", "{report}");
     assert_eq!(evaluations[1]["outcome"], "passed", "{report}");
 }
+
+/// A gate that fails on its evidence loops back with its code, as a failed
+/// task does, until `max_loops`; then the release fails, and `retry --phase`
+/// can still take it from there.
+#[test]
+fn a_failed_gate_loops_back_with_its_code_until_max_loops() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path();
+    let flow = r#"
+name = "loop"
+[[phases]]
+id = "staging"
+[[phases.tasks]]
+id = "build"
+agent = "noop"
+[[phases]]
+id = "launch"
+after = ["staging"]
+[[phases.tasks]]
+id = "smoke"
+agent = "noop"
+params = { output = { errors = 3 } }
+[[phases.gates]]
+id = "smoke-ok"
+criteria = [{ must = "tasks.smoke.output.errors == 0", label = "Smoke tests clean" }]
+[[phases.triggers]]
+id = "back-to-staging"
+on = "gate_failed:smoke-ok"
+action = "goto"
+phase = "staging"
+code = "LAUNCH-002"
+reason = "Smoke tests failed: reproduce in staging."
+max_loops = 1
+"#;
+    std::fs::write(path.join("loop.toml"), flow).expect("write");
+    assert!(run(path, &["start", "loop.toml", "--id", "l1"]).status.success());
+    let failed = run(path, &["run", "--until-idle"]);
+    assert_eq!(failed.status.code(), Some(1), "after max_loops the release fails: {}", stderr(&failed));
+    let history = stdout(&run(path, &["history", "l1"]));
+    assert_eq!(history.matches("trigger launch/back-to-staging fired: gate smoke-ok failed").count(), 2, "it fired twice: {history}");
+    assert!(history.contains("phase staging started (attempt 2)") && !history.contains("phase staging started (attempt 3)"), "{history}");
+    let status = stdout(&run(path, &["status", "l1"]));
+    assert!(status.contains("status    failed") && status.contains("LAUNCH-002"), "{status}");
+    // The failed release is redriven from its failed gate's phase.
+    let again = run(path, &["retry", "l1", "--phase", "launch"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stdout(&run(path, &["history", "l1"])).contains("phase launch runs again"));
+}

@@ -1490,3 +1490,76 @@ agent = "noop"
     assert_eq!(h.kinds().iter().filter(|k| k.starts_with("GateEvaluated(latency")).count(), 2, "{:?}", h.kinds());
     h.assert_replays();
 }
+
+/// The sampling rules, one by one: a run of `consecutive_failures` breaching
+/// samples fires before the `for` window is up, a healthy sample resets the
+/// run, `no_data = "breach"` counts missing data as a breach, `no_data =
+/// "ok"` as healthy, and `for` alone fires once the breach has lasted it.
+#[test]
+fn consecutive_failures_no_data_policies_and_the_for_window() {
+    let watching = |rule: &str| {
+        harness_for(&format!(
+            r#"
+name = "watching"
+[[phases]]
+id = "ship"
+[[phases.tasks]]
+id = "soak"
+agent = "noop"
+[[phases.watches]]
+id = "errors"
+agent = "noop"
+interval = "15s"
+condition = "value > 0.1"
+{rule}
+[[phases.triggers]]
+id = "page"
+on = "errors"
+action = "notify"
+notify = {{ agent = "noop" }}
+"#
+        ))
+    };
+    let fired = |h: &Harness| h.kinds().iter().filter(|k| *k == "TriggerFired(page)").count();
+    let start = |mut h: Harness| {
+        h.hold.push("soak".into());
+        h.settle(0);
+        h
+    };
+
+    // Three breaching samples in a row fire, long before ten minutes.
+    let mut h = start(watching("for = \"10m\"\nconsecutive_failures = 3"));
+    h.sample(15, Some(0.5)).expect("sample");
+    h.sample(15, Some(0.5)).expect("sample");
+    assert_eq!(fired(&h), 0, "two are not enough");
+    h.sample(15, Some(0.01)).expect("a healthy sample resets the run");
+    h.sample(15, Some(0.5)).expect("sample");
+    h.sample(15, Some(0.5)).expect("sample");
+    assert_eq!(fired(&h), 0, "the run started again: {:?}", h.kinds());
+    h.sample(15, Some(0.5)).expect("sample");
+    assert_eq!(fired(&h), 1, "three in a row fire: {:?}", h.kinds());
+    h.sample(15, Some(0.5)).expect("sample");
+    assert_eq!(fired(&h), 1, "a firing watch fires once until it recovers");
+
+    // no_data = "breach": missing data is a breach, so it fires by count too.
+    let mut h = start(watching("for = \"10m\"\nconsecutive_failures = 2\nno_data = \"breach\""));
+    h.sample(15, None).expect("sample");
+    h.sample(15, None).expect("sample");
+    assert_eq!(fired(&h), 1, "{:?}", h.kinds());
+
+    // no_data = "ok": missing data never fires.
+    let mut h = start(watching("for = \"30s\"\nno_data = \"ok\""));
+    for _ in 0..6 {
+        h.sample(15, None).expect("sample");
+    }
+    assert_eq!(fired(&h), 0, "{:?}", h.kinds());
+
+    // `for` alone: the breach must last it.
+    let mut h = start(watching("for = \"30s\""));
+    h.sample(15, Some(0.5)).expect("sample");
+    h.sample(15, Some(0.5)).expect("sample");
+    assert_eq!(fired(&h), 0, "15 s of breach is not 30 s");
+    h.sample(15, Some(0.5)).expect("sample");
+    assert_eq!(fired(&h), 1, "30 s of breach fires: {:?}", h.kinds());
+    h.assert_replays();
+}

@@ -161,7 +161,7 @@ pub(super) fn describe(event: &Event) -> String {
         Event::Redriven(payload::Redriven { by, tasks, phase: None }) => format!("redriven by {by}: {}", tasks.join(", ")),
         Event::Redriven(payload::Redriven { by, phase: Some(phase), .. }) => format!("redriven by {by}: phase {phase} runs again"),
         Event::SignalReceived(payload::SignalReceived { name, data, by }) => format!("signal {name} from {by}: {data}"),
-        Event::WatchSampled(payload::WatchSampled { phase, watch, value, verdict, detail }) => {
+        Event::WatchSampled(payload::WatchSampled { phase, watch, value, verdict, detail, .. }) => {
             let value = value.map_or_else(|| "no data".to_owned(), |v| v.to_string());
             let detail = if detail.is_empty() { String::new() } else { format!(" ({detail})") };
             format!("watch {phase}/{watch} sampled {value}: {}{detail}", verdict.name())

@@ -265,6 +265,7 @@ impl Harness {
             value,
             verdict,
             detail: String::new(),
+            reached: true,
         }))?;
         self.settle(0);
         Ok(())
@@ -601,6 +602,7 @@ fn ready_for(event: &str, status: &str) -> (Harness, Event) {
             value: Some(0.01),
             verdict: SampleVerdict::Ok,
             detail: String::new(),
+            reached: true,
         }),
         "WatchInconclusive" => {
             h.instance.phases[1].watches[0].no_data_reason = Some("no data".into());
@@ -815,7 +817,7 @@ proptest::proptest! {
                 0..=2 => {
                     let value = [Some(0.5), Some(0.01), None, Some(0.2)][which as usize];
                     let verdict = match value { Some(v) if v > 0.1 => SampleVerdict::Breach, Some(_) => SampleVerdict::Ok, None => SampleVerdict::NoData };
-                    Event::WatchSampled(payload::WatchSampled { phase: "ship".into(), watch: "errors".into(), value, verdict, detail: String::new() })
+                    Event::WatchSampled(payload::WatchSampled { phase: "ship".into(), watch: "errors".into(), value, verdict, detail: String::new(), reached: true })
                 }
                 3 => {
                     let severity = ["P0", "P1", "P2", "P3"][which as usize];
@@ -1494,7 +1496,9 @@ agent = "noop"
 /// The sampling rules, one by one: a run of `consecutive_failures` breaching
 /// samples fires before the `for` window is up, a healthy sample resets the
 /// run, `no_data = "breach"` counts missing data as a breach, `no_data =
-/// "ok"` as healthy, and `for` alone fires once the breach has lasted it.
+/// "ok"` as healthy, `no_data = "breach_if_unreachable"` breaches only when
+/// the target could not be reached, and `for` alone fires once the breach
+/// has lasted it.
 #[test]
 fn consecutive_failures_no_data_policies_and_the_for_window() {
     let watching = |rule: &str| {
@@ -1553,6 +1557,24 @@ notify = {{ agent = "noop" }}
         h.sample(15, None).expect("sample");
     }
     assert_eq!(fired(&h), 0, "{:?}", h.kinds());
+
+    // no_data = "breach_if_unreachable": an agent that cannot reach its
+    // target breaches; an answer without data is inconclusive (a person decides).
+    let sampled = |h: &mut Harness, result: Result<Value, String>| {
+        h.now = Timestamp(h.now.0 + 15_000);
+        let event = super::sample_event(&h.instance, &h.workflow, 0, 0, result.as_ref().map_err(String::as_str));
+        h.apply(event).expect("sample");
+        h.settle(0);
+    };
+    let mut h = start(watching("for = \"10m\"\nconsecutive_failures = 2\nno_data = \"breach_if_unreachable\""));
+    sampled(&mut h, Err("connection refused".into()));
+    sampled(&mut h, Err("timed out after 5s".into()));
+    assert_eq!(fired(&h), 1, "unreachable twice: {:?}", h.kinds());
+    let mut h = start(watching("for = \"10m\"\nconsecutive_failures = 2\nno_data = \"breach_if_unreachable\""));
+    sampled(&mut h, Ok(json!({"value": null})));
+    sampled(&mut h, Ok(json!({"value": null})));
+    assert_eq!(fired(&h), 0, "an empty answer is no breach: {:?}", h.kinds());
+    assert_eq!(h.instance.status.kind(), "halted", "missing data for the count halts for a person: {:?}", h.kinds());
 
     // `for` alone: the breach must last it.
     let mut h = start(watching("for = \"30s\""));

@@ -431,6 +431,10 @@ pub struct WatchDef {
 pub enum NoDataPolicy {
     /// Count it as a breach.
     Breach,
+    /// Count it as a breach only when the target could not be reached (the
+    /// agent failed or timed out); data that is merely absent (the query
+    /// answered with nothing) is inconclusive.
+    BreachIfUnreachable,
     /// Count it as healthy.
     Ok,
     /// Halt for a human: nobody can tell.

@@ -18,6 +18,7 @@ use crate::plan::Workflow;
 pub fn sample_event(instance: &Instance, workflow: &Workflow, p: usize, w: usize, result: Result<&Value, &str>) -> Event {
     let (phase, watch) = (&workflow.phases[p], &workflow.phases[p].watches[w]);
     let number = |value: &Value| value.as_f64().filter(|v| v.is_finite());
+    let reached = result.is_ok();
     let (value, detail) = match result {
         Err(error) => (None, error.to_owned()),
         Ok(output) => match output.get("value").or(Some(output)).and_then(number) {
@@ -40,7 +41,7 @@ pub fn sample_event(instance: &Instance, workflow: &Workflow, p: usize, w: usize
             }
         }
     };
-    Event::WatchSampled(payload::WatchSampled { phase: phase.id.clone(), watch: watch.id.clone(), value, verdict, detail })
+    Event::WatchSampled(payload::WatchSampled { phase: phase.id.clone(), watch: watch.id.clone(), value, verdict, detail, reached })
 }
 
 /// `WatchSampled`: a sample moves the breach clock; a breach held for the
@@ -62,6 +63,7 @@ pub(crate) fn sampled(cx: Cx<'_>, e: &payload::WatchSampled) -> Handled {
     let plan = &workflow.phases[p].watches[w];
     let effective = match (e.verdict, plan.no_data) {
         (SampleVerdict::NoData, NoDataPolicy::Breach) => SampleVerdict::Breach,
+        (SampleVerdict::NoData, NoDataPolicy::BreachIfUnreachable) if !e.reached => SampleVerdict::Breach,
         (SampleVerdict::NoData, NoDataPolicy::Ok) => SampleVerdict::Ok,
         (other, _) => other,
     };

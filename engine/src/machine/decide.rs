@@ -258,7 +258,9 @@ fn decide_rollback(instance: &Instance, workflow: &Workflow, now: Timestamp, nex
 /// every watch of an active phase of a running instance. The runtime takes
 /// samples through agents and records them as `WatchSampled`.
 pub fn watches_due(instance: &Instance, workflow: &Workflow) -> Vec<(usize, usize, Timestamp)> {
-    if !matches!(instance.status, InstanceStatus::Running) {
+    // Watches keep sampling while a trigger's halt waits for people: a
+    // breach during the wait (a P0 while a P1 is decided) is still acted on.
+    if !matches!(instance.status, InstanceStatus::Running | InstanceStatus::AwaitingDecision { .. }) {
         return Vec::new();
     }
     let mut out = Vec::new();

@@ -1168,6 +1168,7 @@ fn every_declared_transition_is_taken_by_some_test() {
         a_trigger_halt_meets_other_triggers_and_each_deadline_answer();
         rollback_to_a_gated_phase_resets_its_passed_gate();
         a_failed_gate_is_held_for_remediation_and_its_phase_runs_again();
+        regression_watches_keep_sampling_while_a_trigger_halt_waits();
         random_reactions_keep_invariants_and_replay();
     });
     let missing: Vec<String> = super::table::TRANSITIONS
@@ -1583,5 +1584,40 @@ notify = {{ agent = "noop" }}
     assert_eq!(fired(&h), 0, "15 s of breach is not 30 s");
     h.sample(15, Some(0.5)).expect("sample");
     assert_eq!(fired(&h), 1, "30 s of breach fires: {:?}", h.kinds());
+    h.assert_replays();
+}
+
+/// Regression (issue 16, item 4): watches stopped sampling while a trigger's
+/// halt waited for people, so an error-rate breach during a P1 decision was
+/// never seen. They keep sampling, and a breach's rollback acts at once.
+#[test]
+fn regression_watches_keep_sampling_while_a_trigger_halt_waits() {
+    let mut h = shipping();
+    h.apply(Event::SignalReceived(payload::SignalReceived {
+        name: "incident".into(),
+        data: json!({"severity": "P1"}),
+        by: "pager".into(),
+    }))
+    .expect("signal");
+    h.settle(0);
+    assert_eq!(h.instance.status.kind(), "awaiting_decision");
+    let due = super::watches_due(&h.instance, &h.workflow);
+    assert!(!due.is_empty(), "the watch is still due while the halt waits");
+    // A sustained breach during the wait: the error-rate trigger cannot open a
+    // second halt, so it is skipped and recorded, while the samples count.
+    for _ in 0..10 {
+        h.sample(15, Some(0.5)).expect("samples are taken while the halt waits");
+    }
+    assert!(h.kinds().iter().any(|k| k.starts_with("TriggerSkipped(error-rate-rollback")), "{:?}", h.kinds());
+    assert!(h.instance.phases[1].watches[0].firing, "the breach was seen");
+    // A P0 meanwhile rolls back at once.
+    h.apply(Event::SignalReceived(payload::SignalReceived {
+        name: "incident".into(),
+        data: json!({"severity": "P0"}),
+        by: "pager".into(),
+    }))
+    .expect("signal");
+    h.settle(60_000);
+    assert_eq!(h.instance.status.kind(), "rolled_back", "{:?}", h.kinds());
     h.assert_replays();
 }

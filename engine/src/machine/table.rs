@@ -107,6 +107,7 @@ pub const TRANSITIONS: &[Transition] = &[
     i(I::AwaitingDecision, E::SignalReceived, I::AwaitingDecision, "a declared signal; its triggers may act"),
     i(I::RollingBack, E::SignalReceived, I::RollingBack, "a declared signal (recorded; triggers do not act while rolling back)"),
     i(I::Running, E::WatchSampled, I::Running, "the watch's phase is active"),
+    i(I::AwaitingDecision, E::WatchSampled, I::AwaitingDecision, "watches keep sampling while a trigger's halt waits for a decision"),
     i(I::Running, E::WatchInconclusive, I::Halted, "no data for the watch's `for` and no_data = inconclusive: a person decides"),
     i(I::Running, E::TriggerFired, I::AwaitingDecision, "action halt_for_approval"),
     i(I::Running, E::TriggerFired, I::RollingBack, "action rollback"),

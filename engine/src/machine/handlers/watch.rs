@@ -51,7 +51,12 @@ pub fn sample_event(instance: &Instance, workflow: &Workflow, p: usize, w: usize
 pub(crate) fn sampled(cx: Cx<'_>, e: &payload::WatchSampled) -> Handled {
     let Cx { instance, workflow, event, at } = cx;
     let (phase, watch, value) = (&e.phase, &e.watch, e.value);
-    require(instance, event, matches!(instance.status, InstanceStatus::Running), "watches sample while the instance runs")?;
+    require(
+        instance,
+        event,
+        matches!(instance.status, InstanceStatus::Running | InstanceStatus::AwaitingDecision { .. }),
+        "watches sample while the instance runs or a trigger's halt waits for a decision",
+    )?;
     let (p, w) = watch_index(workflow, event, phase, watch)?;
     if !phase_active(&instance.phases[p].status) {
         return Err(Rejected::new(

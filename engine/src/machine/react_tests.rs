@@ -271,6 +271,17 @@ impl Harness {
         Ok(())
     }
 
+    /// Signals an incident of `severity` from the pager and settles.
+    fn incident(&mut self, severity: &str) {
+        self.apply(Event::SignalReceived(payload::SignalReceived {
+            name: "incident".into(),
+            data: json!({ "severity": severity }),
+            by: "pager".into(),
+        }))
+        .expect("signal");
+        self.settle(0);
+    }
+
     fn kinds(&self) -> Vec<String> {
         self.records.iter().map(|r| r.event().describe()).collect()
     }
@@ -365,13 +376,7 @@ fn missing_data_for_the_sustain_period_halts_for_a_person() {
 fn the_incident_decision_tree_p0_p1_p2() {
     // P2: a hotfix task runs; no rollback.
     let mut h = shipping();
-    h.apply(Event::SignalReceived(payload::SignalReceived {
-        name: "incident".into(),
-        data: json!({"severity": "P2"}),
-        by: "pager".into(),
-    }))
-    .expect("signal");
-    h.settle(0);
+    h.incident("P2");
     assert!(matches!(h.instance.phases[1].tasks[2].status, TaskStatus::Succeeded { .. }), "{:?}", h.kinds());
     assert_eq!(h.instance.status.kind(), "running");
     let skipped = h.kinds().iter().filter(|k| k.starts_with("TriggerSkipped")).count();
@@ -379,13 +384,7 @@ fn the_incident_decision_tree_p0_p1_p2() {
 
     // P1: halts; with no decision, the 15-minute deadline approves the rollback.
     let mut h = shipping();
-    h.apply(Event::SignalReceived(payload::SignalReceived {
-        name: "incident".into(),
-        data: json!({"severity": "P1"}),
-        by: "pager".into(),
-    }))
-    .expect("signal");
-    h.settle(0);
+    h.incident("P1");
     assert_eq!(h.instance.status.kind(), "awaiting_decision");
     h.now = Timestamp(h.now.0 + 14 * 60_000);
     h.settle(0);
@@ -397,13 +396,7 @@ fn the_incident_decision_tree_p0_p1_p2() {
 
     // P1 held by a person: the deadline no longer applies, nothing rolls back.
     let mut h = shipping();
-    h.apply(Event::SignalReceived(payload::SignalReceived {
-        name: "incident".into(),
-        data: json!({"severity": "P1"}),
-        by: "pager".into(),
-    }))
-    .expect("signal");
-    h.settle(0);
+    h.incident("P1");
     // Only a principal holding the role decides; that is the runtime's
     // check (tested with the engine); the machine records who decided.
     h.decide_as("carol", DecisionKind::Hold, "p1").expect("hold");
@@ -1305,20 +1298,11 @@ phase = "ship"
 "#
         )
     };
-    let signal = |h: &mut Harness, severity: &str| {
-        h.apply(Event::SignalReceived(payload::SignalReceived {
-            name: "incident".into(),
-            data: json!({ "severity": severity }),
-            by: "pager".into(),
-        }))
-        .expect("signal");
-        h.settle(0);
-    };
     let halted = |on_timeout: &str| {
         let mut h = harness_for(&halting(on_timeout));
         h.hold.push("soak".into());
         h.settle(0);
-        signal(&mut h, "P1");
+        h.incident("P1");
         assert_eq!(h.instance.status.kind(), "awaiting_decision", "{:?}", h.kinds());
         h
     };
@@ -1326,7 +1310,7 @@ phase = "ship"
     // A `run` while the halt waits: the hotfix is requested, the halt still
     // waits, and nothing is dispatched until it is decided.
     let mut h = halted("reject");
-    signal(&mut h, "P2");
+    h.incident("P2");
     assert_eq!(h.instance.status.kind(), "awaiting_decision");
     assert!(h.instance.phases[0].tasks[1].requested && !h.kinds().iter().any(|k| k.starts_with("TaskDispatched(hotfix")));
     // The deadline rejects: the instance runs on without the rollback, and the hotfix runs.
@@ -1338,7 +1322,7 @@ phase = "ship"
 
     // A loop-back makes the halt moot.
     let mut h = halted("reject");
-    signal(&mut h, "P3");
+    h.incident("P3");
     assert_eq!(h.instance.status.kind(), "running", "{:?}", h.kinds());
 
     // Deadline answers that keep it waiting: hold (no deadline any more), escalate.
@@ -1398,13 +1382,7 @@ agent = "noop"
 #[test]
 fn a_decisions_request_id_is_a_write_of_the_machine() {
     let mut h = shipping();
-    h.apply(Event::SignalReceived(payload::SignalReceived {
-        name: "incident".into(),
-        data: json!({"severity": "P1"}),
-        by: "pager".into(),
-    }))
-    .expect("signal");
-    h.settle(0);
+    h.incident("P1");
     let decision = Decision {
         kind: DecisionKind::Hold,
         principal: "carol".into(),
@@ -1593,13 +1571,7 @@ notify = {{ agent = "noop" }}
 #[test]
 fn regression_watches_keep_sampling_while_a_trigger_halt_waits() {
     let mut h = shipping();
-    h.apply(Event::SignalReceived(payload::SignalReceived {
-        name: "incident".into(),
-        data: json!({"severity": "P1"}),
-        by: "pager".into(),
-    }))
-    .expect("signal");
-    h.settle(0);
+    h.incident("P1");
     assert_eq!(h.instance.status.kind(), "awaiting_decision");
     let due = super::watches_due(&h.instance, &h.workflow);
     assert!(!due.is_empty(), "the watch is still due while the halt waits");

@@ -35,7 +35,7 @@ pub use approval::{Authority, Subject, Target};
 pub use blockers::{blockers, Blocker};
 pub use decide::{compensation_key, decide, idempotency_key, watches_due, Next};
 pub use handlers::rollback::{compensation_step, rollback_plan};
-pub use handlers::watch::sample_event;
+pub use handlers::watch::{sample_event, SampleResult};
 
 pub use event::{Event, Record, RECORD_VERSION};
 pub use gate::{CriterionResult, Decision, DecisionKind, Evaluation, GateState, GateStatus, Roles, Verdict};

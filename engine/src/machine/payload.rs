@@ -236,11 +236,11 @@ pub struct WatchSampled {
     /// The agent's error or why the condition could not be applied, verbatim.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
-    /// False when the agent could not reach the target (it failed or timed
-    /// out), as opposed to an answer without data; absent in records written
-    /// before the field existed, which read as reached.
-    #[serde(default = "reached", skip_serializing_if = "is_reached")]
-    pub reached: bool,
+    /// True when the agent failed to reach the target (as opposed to an
+    /// answer without data, or a sample that timed out: slow evidence is
+    /// missing evidence); absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unreachable: bool,
 }
 
 /// A watch had no data for as long as its `for` and its `no_data` is
@@ -382,13 +382,4 @@ pub struct ScheduleFired {
 pub struct BaselinesLoaded {
     /// `phase/gate` → baseline.
     pub baselines: BTreeMap<String, Baseline>,
-}
-
-fn reached() -> bool {
-    true
-}
-
-#[allow(clippy::trivially_copy_pass_by_ref)]
-fn is_reached(reached: &bool) -> bool {
-    *reached
 }

@@ -265,7 +265,7 @@ impl Harness {
             value,
             verdict,
             detail: String::new(),
-            reached: true,
+            unreachable: false,
         }))?;
         self.settle(0);
         Ok(())
@@ -595,7 +595,7 @@ fn ready_for(event: &str, status: &str) -> (Harness, Event) {
             value: Some(0.01),
             verdict: SampleVerdict::Ok,
             detail: String::new(),
-            reached: true,
+            unreachable: false,
         }),
         "WatchInconclusive" => {
             h.instance.phases[1].watches[0].no_data_reason = Some("no data".into());
@@ -810,7 +810,7 @@ proptest::proptest! {
                 0..=2 => {
                     let value = [Some(0.5), Some(0.01), None, Some(0.2)][which as usize];
                     let verdict = match value { Some(v) if v > 0.1 => SampleVerdict::Breach, Some(_) => SampleVerdict::Ok, None => SampleVerdict::NoData };
-                    Event::WatchSampled(payload::WatchSampled { phase: "ship".into(), watch: "errors".into(), value, verdict, detail: String::new(), reached: true })
+                    Event::WatchSampled(payload::WatchSampled { phase: "ship".into(), watch: "errors".into(), value, verdict, detail: String::new(), unreachable: false })
                 }
                 3 => {
                     let severity = ["P0", "P1", "P2", "P3"][which as usize];
@@ -1539,19 +1539,25 @@ notify = {{ agent = "noop" }}
 
     // no_data = "breach_if_unreachable": an agent that cannot reach its
     // target breaches; an answer without data is inconclusive (a person decides).
-    let sampled = |h: &mut Harness, result: Result<Value, String>| {
+    let sampled = |h: &mut Harness, result: super::SampleResult| {
         h.now = Timestamp(h.now.0 + 15_000);
-        let event = super::sample_event(&h.instance, &h.workflow, 0, 0, result.as_ref().map_err(String::as_str));
+        let event = super::sample_event(&h.instance, &h.workflow, 0, 0, &result);
         h.apply(event).expect("sample");
         h.settle(0);
     };
     let mut h = start(watching("for = \"10m\"\nconsecutive_failures = 2\nno_data = \"breach_if_unreachable\""));
-    sampled(&mut h, Err("connection refused".into()));
-    sampled(&mut h, Err("timed out after 5s".into()));
+    sampled(&mut h, super::SampleResult::Failed("connection refused".into()));
+    sampled(&mut h, super::SampleResult::Failed("exit status 7".into()));
     assert_eq!(fired(&h), 1, "unreachable twice: {:?}", h.kinds());
+    // Regression (issue 16, item 5): a sample that timed out on a loaded
+    // machine is slow evidence, not a target that is down: no breach.
     let mut h = start(watching("for = \"10m\"\nconsecutive_failures = 2\nno_data = \"breach_if_unreachable\""));
-    sampled(&mut h, Ok(json!({"value": null})));
-    sampled(&mut h, Ok(json!({"value": null})));
+    sampled(&mut h, super::SampleResult::TimedOut("timed out after 1s".into()));
+    sampled(&mut h, super::SampleResult::TimedOut("timed out after 1s".into()));
+    assert_eq!(fired(&h), 0, "a timeout is not unreachable: {:?}", h.kinds());
+    let mut h = start(watching("for = \"10m\"\nconsecutive_failures = 2\nno_data = \"breach_if_unreachable\""));
+    sampled(&mut h, super::SampleResult::Answered(json!({"value": null})));
+    sampled(&mut h, super::SampleResult::Answered(json!({"value": null})));
     assert_eq!(fired(&h), 0, "an empty answer is no breach: {:?}", h.kinds());
     assert_eq!(h.instance.status.kind(), "halted", "missing data for the count halts for a person: {:?}", h.kinds());
 

@@ -432,8 +432,8 @@ pub enum NoDataPolicy {
     /// Count it as a breach.
     Breach,
     /// Count it as a breach only when the target could not be reached (the
-    /// agent failed or timed out); data that is merely absent (the query
-    /// answered with nothing) is inconclusive.
+    /// agent failed); an answer without data, or a sample that timed out, is
+    /// inconclusive.
     BreachIfUnreachable,
     /// Count it as healthy.
     Ok,

@@ -270,7 +270,7 @@ impl Driver {
                     Outcome::Succeeded { output, duration_ms } => {
                         Event::TaskSucceeded(payload::TaskSucceeded { phase: phase_id, task: task_id, attempt, output, duration_ms })
                     }
-                    Outcome::Failed { error, retryable } => {
+                    Outcome::Failed { error, retryable, .. } => {
                         Event::TaskFailed(payload::TaskFailed { phase: phase_id, task: task_id, attempt, error, retryable })
                     }
                     Outcome::Cancelled { reason } => {
@@ -295,7 +295,7 @@ impl Driver {
                     Outcome::Succeeded { output, duration_ms } => {
                         Event::CompensationSucceeded(payload::CompensationSucceeded { step, id: step_id, attempt, output, duration_ms })
                     }
-                    Outcome::Failed { error, retryable } => {
+                    Outcome::Failed { error, retryable, .. } => {
                         Event::CompensationFailed(payload::CompensationFailed { step, id: step_id, attempt, error, retryable })
                     }
                     Outcome::Cancelled { reason } => Event::CompensationFailed(payload::CompensationFailed {

@@ -10,18 +10,30 @@ use crate::model::NoDataPolicy;
 use crate::plan::TriggerOn;
 use crate::plan::Workflow;
 
+/// What a watch's agent answered for one sample.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SampleResult {
+    /// It answered (the value is `value`, or the output itself).
+    Answered(Value),
+    /// It failed: the target could not be reached or refused (its message).
+    Failed(String),
+    /// It did not answer within the sample's timeout, or was stopped: slow
+    /// evidence, which is missing evidence, not a target that is down.
+    TimedOut(String),
+}
+
 /// The `WatchSampled` event for what watch `w` of phase `p` returned: its
 /// value and what that means for the breach condition. A missing or
 /// non-numeric value, an agent error, or a condition that cannot be applied
 /// is "no data", with the reason kept verbatim (the `no_data` policy then
 /// decides what it counts as).
-pub fn sample_event(instance: &Instance, workflow: &Workflow, p: usize, w: usize, result: Result<&Value, &str>) -> Event {
+pub fn sample_event(instance: &Instance, workflow: &Workflow, p: usize, w: usize, result: &SampleResult) -> Event {
     let (phase, watch) = (&workflow.phases[p], &workflow.phases[p].watches[w]);
     let number = |value: &Value| value.as_f64().filter(|v| v.is_finite());
-    let reached = result.is_ok();
+    let unreachable = matches!(result, SampleResult::Failed(_));
     let (value, detail) = match result {
-        Err(error) => (None, error.to_owned()),
-        Ok(output) => match output.get("value").or(Some(output)).and_then(number) {
+        SampleResult::Failed(error) | SampleResult::TimedOut(error) => (None, error.clone()),
+        SampleResult::Answered(output) => match output.get("value").or(Some(output)).and_then(number) {
             Some(value) => (Some(value), String::new()),
             None if output.get("value").is_some_and(Value::is_null) => (None, "the query returned no data".to_owned()),
             None => (None, "the agent's output has no numeric `value`".to_owned()),
@@ -41,7 +53,7 @@ pub fn sample_event(instance: &Instance, workflow: &Workflow, p: usize, w: usize
             }
         }
     };
-    Event::WatchSampled(payload::WatchSampled { phase: phase.id.clone(), watch: watch.id.clone(), value, verdict, detail, reached })
+    Event::WatchSampled(payload::WatchSampled { phase: phase.id.clone(), watch: watch.id.clone(), value, verdict, detail, unreachable })
 }
 
 /// `WatchSampled`: a sample moves the breach clock; a breach held for the
@@ -68,7 +80,7 @@ pub(crate) fn sampled(cx: Cx<'_>, e: &payload::WatchSampled) -> Handled {
     let plan = &workflow.phases[p].watches[w];
     let effective = match (e.verdict, plan.no_data) {
         (SampleVerdict::NoData, NoDataPolicy::Breach) => SampleVerdict::Breach,
-        (SampleVerdict::NoData, NoDataPolicy::BreachIfUnreachable) if !e.reached => SampleVerdict::Breach,
+        (SampleVerdict::NoData, NoDataPolicy::BreachIfUnreachable) if e.unreachable => SampleVerdict::Breach,
         (SampleVerdict::NoData, NoDataPolicy::Ok) => SampleVerdict::Ok,
         (other, _) => other,
     };

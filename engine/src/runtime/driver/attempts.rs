@@ -73,9 +73,10 @@ impl Driver {
         // A sample is tracked by `sampling`, not by `running`: nothing cancels it.
         let _ = self.spawn_attempt(&agent, request, None, span, move |outcome| {
             let result = match outcome {
-                Outcome::Succeeded { output, .. } => Ok(output),
-                Outcome::Failed { error, .. } => Err(error),
-                Outcome::Cancelled { reason } => Err(reason),
+                Outcome::Succeeded { output, .. } => machine::SampleResult::Answered(output),
+                Outcome::Failed { error, timed_out: true, .. } => machine::SampleResult::TimedOut(error),
+                Outcome::Failed { error, .. } => machine::SampleResult::Failed(error),
+                Outcome::Cancelled { reason } => machine::SampleResult::TimedOut(reason),
             };
             Message::Sampled { id: id_owned, phase: p, watch: w, result }
         });
@@ -84,7 +85,7 @@ impl Driver {
     /// Records a sample: its value and what it means for the watch's
     /// condition. Missing values and agent errors are "no data", with the
     /// agent's message kept verbatim.
-    pub(super) fn sampled(&mut self, id: &str, p: usize, w: usize, result: Result<Value, String>) {
+    pub(super) fn sampled(&mut self, id: &str, p: usize, w: usize, result: machine::SampleResult) {
         self.sampling.remove(&sampling_key(id, p, w));
         if !self.ensure_loaded(id) {
             return;
@@ -95,7 +96,7 @@ impl Driver {
         if cell.workflow.phases[p].watches.get(w).is_none() {
             return;
         }
-        let event = machine::sample_event(&cell.instance, &cell.workflow, p, w, result.as_ref().map_err(String::as_str));
+        let event = machine::sample_event(&cell.instance, &cell.workflow, p, w, &result);
         self.apply_and_drive(id, vec![event], Vec::new(), Vec::new(), Answer::None);
     }
 
@@ -205,7 +206,7 @@ impl Driver {
             async move {
                 let Some(agent) = agent else {
                     let error = format!("agent `{agent_name}` is not registered in this engine");
-                    let _ = sender.send(report(Outcome::Failed { error, retryable: false }));
+                    let _ = sender.send(report(Outcome::Failed { error, retryable: false, timed_out: false }));
                     return;
                 };
                 let attempts = retry.as_ref().map_or(1, |r| r.max_attempts.max(1));
@@ -221,7 +222,7 @@ impl Driver {
                         run_attempt(Arc::clone(&agent), request.clone(), cancel.clone()).await
                     };
                     match (&outcome, &retry) {
-                        (Outcome::Failed { retryable: true, error }, Some(policy)) if attempt < attempts => {
+                        (Outcome::Failed { retryable: true, error, .. }, Some(policy)) if attempt < attempts => {
                             debug!(attempt, %error, "retrying");
                             tokio::time::sleep(policy.delay(attempt + 1, 0.5)).await;
                             attempt += 1;
@@ -261,7 +262,7 @@ pub(super) async fn run_attempt(agent: Arc<dyn phasegate_agents::Agent>, request
         result = run => result,
         () = limit => {
             let timeout = timeout.map(crate::plan::format_duration).unwrap_or_default();
-            return Outcome::Failed { error: format!("timed out after {timeout}"), retryable: true };
+            return Outcome::Failed { error: format!("timed out after {timeout}"), retryable: true, timed_out: true };
         }
     };
     if cancel.is_cancelled() {
@@ -272,12 +273,16 @@ pub(super) async fn run_attempt(agent: Arc<dyn phasegate_agents::Agent>, request
         Ok(output) => {
             let size = serde_json::to_vec(&output.0).map(|b| b.len()).unwrap_or(usize::MAX);
             if size > MAX_OUTPUT_BYTES {
-                Outcome::Failed { error: format!("the output is {size} bytes; the limit is {MAX_OUTPUT_BYTES}"), retryable: false }
+                Outcome::Failed {
+                    error: format!("the output is {size} bytes; the limit is {MAX_OUTPUT_BYTES}"),
+                    retryable: false,
+                    timed_out: false,
+                }
             } else {
                 Outcome::Succeeded { output: output.0, duration_ms }
             }
         }
-        Err(error) => Outcome::Failed { error: error.message().to_owned(), retryable: error.is_retryable() },
+        Err(error) => Outcome::Failed { error: error.message().to_owned(), retryable: error.is_retryable(), timed_out: false },
     }
 }
 

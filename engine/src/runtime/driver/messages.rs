@@ -71,9 +71,20 @@ impl Answer {
 
 /// How an attempt ended.
 pub(crate) enum Outcome {
-    Succeeded { output: Value, duration_ms: u64 },
-    Failed { error: String, retryable: bool },
-    Cancelled { reason: String },
+    Succeeded {
+        output: Value,
+        duration_ms: u64,
+    },
+    /// `timed_out`: the attempt hit its timeout (slow, which for a watch
+    /// sample is missing evidence, not an unreachable target).
+    Failed {
+        error: String,
+        retryable: bool,
+        timed_out: bool,
+    },
+    Cancelled {
+        reason: String,
+    },
 }
 
 pub(crate) enum Message {
@@ -110,7 +121,7 @@ pub(crate) enum Message {
         id: String,
         phase: usize,
         watch: usize,
-        result: Result<Value, String>,
+        result: crate::machine::SampleResult,
     },
     Persisted {
         id: String,

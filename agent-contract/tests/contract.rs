@@ -2,7 +2,6 @@
 //! conformance checks; one that breaks the contract is told how.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use phasegate_agent_contract::conformance::{check, Case};
 use phasegate_agent_contract::{Agent, Error, TaskContext, TaskOutput, TaskRequest};
@@ -33,10 +32,9 @@ impl Agent for Greeter {
             return Err(if self.broken { Error::Retryable("no name".into()) } else { Error::Permanent("`name` must be a string".into()) });
         };
         if request.params.get("slow") == Some(&json!(true)) {
-            tokio::select! {
-                () = context.cancel.cancelled() => return Err(Error::Retryable("cancelled".into())),
-                () = tokio::time::sleep(Duration::from_secs(60)) => {}
-            }
+            // Slow means it only ends when cancelled.
+            context.cancel.cancelled().await;
+            return Err(Error::Retryable("cancelled".into()));
         }
         Ok(TaskOutput(json!({"greeting": format!("hello, {name}"), "key": request.idempotency_key})))
     }

@@ -89,14 +89,24 @@ fn kinds(engine: &Engine, id: &str) -> Vec<String> {
     engine.history(id).expect("history").iter().map(|r| r.event().describe()).collect()
 }
 
-async fn wait_for(engine: &Engine, id: &str, status: phasegate_engine::machine::EffectiveStatus) {
-    for _ in 0..400 {
-        if engine.instance(id).map(|(i, _)| i.effective_status() == status).unwrap_or(false) {
-            return;
+/// Waits until `done` holds, looking again after each event the engine
+/// makes durable (nothing polls); fails after 10 s saying what it waited for.
+async fn until(engine: &Engine, what: impl FnOnce() -> String, mut done: impl FnMut() -> bool) {
+    use tokio::sync::broadcast::error::RecvError;
+    // Subscribed before the first look, so no event falls between the two.
+    let mut events = engine.subscribe();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(_) | Err(RecvError::Lagged(_))) => {}
+            Ok(Err(RecvError::Closed)) | Err(_) => panic!("never saw {}", what()),
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("{id} never became {status}: {:?}", kinds(engine, id));
+}
+
+async fn wait_for(engine: &Engine, id: &str, status: phasegate_engine::machine::EffectiveStatus) {
+    let became = || engine.instance(id).map(|(i, _)| i.effective_status() == status).unwrap_or(false);
+    until(engine, || format!("{id} become {status}: {:?}", kinds(engine, id)), became).await;
 }
 
 fn approve(principal: &str) -> DecisionRequest {
@@ -120,12 +130,7 @@ async fn a_sustained_breach_halts_for_approval_and_the_approved_rollback_runs_in
 
     // Healthy samples accumulate (as events); nothing fires.
     let healthy = || kinds(&engine, &id).iter().filter(|k| k.starts_with("WatchSampled(error-rate=0.01")).count();
-    for _ in 0..400 {
-        if healthy() >= 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    until(&engine, || "three healthy samples".to_owned(), || healthy() >= 3).await;
     assert!(healthy() >= 3, "samples are recorded as events: {:?}", kinds(&engine, &id));
     assert_eq!(engine.instance(&id).expect("loads").0.effective_status(), phasegate_engine::machine::EffectiveStatus::Running);
 
@@ -173,20 +178,15 @@ async fn a_restart_in_the_middle_of_a_rollback_resumes_without_repeating_finishe
         let workflow = engine.load_definition(&Source::from_text(LAUNCH, Format::Toml)).expect("valid");
         let id = engine.start(workflow, StartOptions { id: Some("rel-2".into()), ..StartOptions::default() }).await.expect("starts");
         // Deploy done and the watch phase (whose rollback is page-out) started.
-        for _ in 0..400 {
-            if kinds(&engine, &id).iter().any(|k| k == "PhaseStarted(watch#1)") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        until(&engine, || "the watch phase to start".to_owned(), || kinds(&engine, &id).iter().any(|k| k == "PhaseStarted(watch#1)")).await;
         engine.rollback(&id, "op", "bad build", None).await.expect("rollback starts");
         // page-out is quick; restore-dns sleeps 400 ms: stop while it runs.
-        for _ in 0..200 {
-            if kinds(&engine, &id).iter().any(|k| k == "CompensationDispatched(restore-dns#1)") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        until(
+            &engine,
+            || "restore-dns to be dispatched".to_owned(),
+            || kinds(&engine, &id).iter().any(|k| k == "CompensationDispatched(restore-dns#1)"),
+        )
+        .await;
         engine.shutdown().await;
         id
     };
@@ -290,21 +290,20 @@ agent = "noop"
     // The process is gone when the cycle falls due; a new engine picks it up.
     clock.advance(Duration::from_millis(1600));
     let engine = open(&clock).await.expect("engine");
-    for _ in 0..200 {
-        let (instance, _) = engine.instance(&id).expect("loads");
-        if instance.phases[1].attempt >= 2 && instance.effective_status() == phasegate_engine::machine::EffectiveStatus::Scheduled {
-            assert_eq!(instance.phases[0].attempt, 1, "only the scheduled phase runs again");
-            assert_eq!(instance.phases[1].entered.as_deref(), Some("scheduled cycle 2"));
-            let history = kinds(&engine, &id);
-            assert_eq!(history.iter().filter(|k| *k == "ScheduleFired(revalidate)").count(), 1, "{history:?}");
-            assert_eq!(history.iter().filter(|k| k.starts_with("TaskSucceeded(audit")).count(), 2, "{history:?}");
-            engine.cancel(&id, "op", "end of the schedule").await.expect("cancel ends it");
-            engine.shutdown().await;
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the next cycle did not run after the restart: {:?}", kinds(&engine, &id));
+    let cycled = || {
+        engine.instance(&id).is_ok_and(|(instance, _)| {
+            instance.phases[1].attempt >= 2 && instance.effective_status() == phasegate_engine::machine::EffectiveStatus::Scheduled
+        })
+    };
+    until(&engine, || format!("the next cycle to run after the restart: {:?}", kinds(&engine, &id)), cycled).await;
+    let (instance, _) = engine.instance(&id).expect("loads");
+    assert_eq!(instance.phases[0].attempt, 1, "only the scheduled phase runs again");
+    assert_eq!(instance.phases[1].entered.as_deref(), Some("scheduled cycle 2"));
+    let history = kinds(&engine, &id);
+    assert_eq!(history.iter().filter(|k| *k == "ScheduleFired(revalidate)").count(), 1, "{history:?}");
+    assert_eq!(history.iter().filter(|k| k.starts_with("TaskSucceeded(audit")).count(), 2, "{history:?}");
+    engine.cancel(&id, "op", "end of the schedule").await.expect("cancel ends it");
+    engine.shutdown().await;
 }
 
 /// Records what it is asked to send.

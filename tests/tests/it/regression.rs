@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::support::served::{call, call_at, raw, serve};
-use crate::support::{run, stderr, stdout};
+use crate::support::{run, stderr, stdout, wait_until};
 use serde_json::{json, Value};
 
 const GATED: &str = r#"
@@ -36,17 +36,6 @@ fn json_out(dir: &Path, args: &[&str]) -> Value {
     let output = run(dir, &all);
     assert!(output.status.success(), "{args:?}: {}", stderr(&output));
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {}", stdout(&output)))
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if done() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[test]

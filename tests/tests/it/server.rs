@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::phasegate;
 use crate::support::served::{call, serve, Server};
+use crate::support::{phasegate, wait_until};
 use serde_json::{json, Value};
 
 const FLOW: &str = r#"
@@ -56,7 +56,7 @@ fn the_control_api_authenticates_authorizes_and_answers_in_json() {
     // No token, a wrong token: 401, nothing changes.
     let history_len = |server: &Server| call(server, "GET", "/v1/instances/s1/history", token, None, b"").1.as_array().map_or(0, Vec::len);
     // It settles at its gate, then nothing more is written.
-    eventually("s1 waits at its gate", || {
+    wait_until("s1 waits at its gate", || {
         call(&server, "GET", "/v1/approvals", token, None, b"").1.as_array().is_some_and(|a| a.len() == 1)
     });
     let before = history_len(&server);
@@ -92,17 +92,10 @@ fn the_control_api_authenticates_authorizes_and_answers_in_json() {
     assert_eq!((status, &pending[0]["gate"]), (200, &json!("review")), "{pending}");
     let (status, body) = call(&server, "POST", "/v1/instances/s1/decisions", token, Some("rita"), &approve);
     assert_eq!((status, &body["gate_status"]), (200, &json!("passed")), "{body}");
-    // The server drives the instance on: wait for it, bounded.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut shown = json!(null);
-    while Instant::now() < deadline {
-        shown = call(&server, "GET", "/v1/instances/s1", token, None, b"").1;
-        if shown["phases"][1]["status"]["status"] == "running" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    assert_eq!(shown["phases"][1]["status"]["status"], "running", "the server drives the instance: {shown}");
+    // The server drives the instance on.
+    wait_until("the server to run s1 past its gate", || {
+        call(&server, "GET", "/v1/instances/s1", token, None, b"").1["phases"][1]["status"]["status"] == "running"
+    });
     let (status, body) = call(&server, "POST", "/v1/instances/s1/halt", token, Some("ops"), &json_body(json!({"reason": "maintenance"})));
     assert_eq!((status, &body["status"]), (200, &json!("halted")), "{body}");
     let (status, body) = call(&server, "POST", "/v1/instances/s1/halt", token, Some("ops"), &halt);
@@ -161,14 +154,14 @@ fn cli_commands_go_through_a_running_server_and_ignore_a_stale_address_file() {
     let server = serve(dir.path());
     // The server holds the store; without it these commands would fail with "in use".
     assert_eq!(ok(&["start", "flow.toml", "--id", "c1"]).trim(), "c1");
-    eventually("c1 waits at its gate", || ok(&["approvals"]).contains("c1 build/review"));
+    wait_until("c1 waits at its gate", || ok(&["approvals"]).contains("c1 build/review"));
     let refused = pg(&["--as", "mallory", "approve", "c1", "--comment", "x"]);
     assert!(
         !refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("mallory may not decide"),
         "authorized as from the CLI"
     );
     assert!(ok(&["--as", "rita", "approve", "c1", "--comment", "fine"]).contains("approved by rita"));
-    eventually("c1 runs on past the gate", || ok(&["status", "c1"]).contains("status    running"));
+    wait_until("c1 runs on past the gate", || ok(&["status", "c1"]).contains("status    running"));
     assert!(ok(&["halt", "c1", "--reason", "window closed"]).contains("c1: halted"));
     assert!(ok(&["status", "c1"]).contains("status    halted"));
     assert!(ok(&["resume", "c1"]).contains("c1: running"));
@@ -183,16 +176,4 @@ fn cli_commands_go_through_a_running_server_and_ignore_a_stale_address_file() {
     let _ = server.child.wait();
     assert!(dir.path().join("db/control.addr").exists(), "a killed server leaves its address file behind");
     assert!(ok(&["status", "c1"]).contains("instance  c1"), "the stale address file is ignored");
-}
-
-/// Waits (bounded) until `done` holds.
-fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if done() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("timed out waiting until {what}");
 }

@@ -9,6 +9,20 @@ use std::process::{Command, Output};
 
 pub(crate) mod served;
 
+/// Waits until `done` holds, asking again every 50 ms for at most 30 s, then
+/// fails naming `what`: how a test waits on a process it does not drive
+/// (a server, the binary), instead of sleeping and asserting.
+pub(crate) fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
 /// The repository root (where `Cargo.toml`, `workflows/` and `docs/` live).
 pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()

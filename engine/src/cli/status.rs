@@ -19,6 +19,7 @@ pub(super) fn status(cli: &Cli, args: &StatusArgs) -> u8 {
             OutputFormat::Json => {
                 let mut value = serde_json::to_value(&instance).unwrap_or_default();
                 value["effective_status"] = json!(instance.effective_status());
+                value["watches"] = json!(crate::machine::watch_liveness(&instance, &workflow));
                 print_json(&value);
             }
             OutputFormat::Text => {
@@ -34,6 +35,7 @@ pub(super) fn status(cli: &Cli, args: &StatusArgs) -> u8 {
                     "started   {} by {}\nupdated   {} (event {})\n",
                     instance.started_at, instance.started_by, instance.updated_at, instance.seq
                 ));
+                let liveness = crate::machine::watch_liveness(&instance, &workflow);
                 for (p, phase) in instance.phases.iter().enumerate() {
                     let plan = &workflow.phases[p];
                     out.push_str(&format!(
@@ -64,6 +66,9 @@ pub(super) fn status(cli: &Cli, args: &StatusArgs) -> u8 {
                             "ok"
                         };
                         out.push_str(&format!("  watch {:<18} {state:<14} {} samples, latest {latest}\n", watch.id, watch.taken));
+                        if let Some(live) = liveness.iter().find(|l| l.phase == phase.id && l.watch == watch.id) {
+                            out.push_str(&format!("        {}\n", live.why));
+                        }
                     }
                     for task in &phase.tasks {
                         let detail = match &task.status {

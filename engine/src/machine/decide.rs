@@ -2,7 +2,7 @@
 
 use super::handlers::rollback::compensation_step;
 use super::payload;
-use super::state::phase_active;
+use super::state::reaction_live;
 use super::{evidence, Evaluation, Event, GateStatus, Instance, InstanceStatus, PendingTrigger, PhaseStatus, TaskStatus, Timestamp};
 use crate::expr::Outcome;
 use crate::plan::{Action, Workflow};
@@ -66,8 +66,10 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
         return next;
     }
     if matches!(instance.status, InstanceStatus::Running) {
-        for phase in instance.phases.iter().filter(|p| phase_active(&p.status)) {
-            if let Some(watch) = phase.watches.iter().find(|w| w.no_data_reason.is_some()) {
+        for (p, phase) in instance.phases.iter().enumerate() {
+            let live = |w: usize| reaction_live(instance, p, workflow.phases[p].watches.get(w).and_then(|plan| plan.span.as_ref()));
+            let halting = phase.watches.iter().enumerate().find(|(w, watch)| watch.no_data_reason.is_some() && live(*w));
+            if let Some((_, watch)) = halting {
                 next.events.push(Event::WatchInconclusive(payload::WatchInconclusive {
                     phase: phase.id.clone(),
                     watch: watch.id.clone(),
@@ -265,12 +267,12 @@ pub fn watches_due(instance: &Instance, workflow: &Workflow) -> Vec<(usize, usiz
     }
     let mut out = Vec::new();
     for (p, phase) in instance.phases.iter().enumerate() {
-        if !phase_active(&phase.status) {
-            continue;
-        }
         for (w, watch) in phase.watches.iter().enumerate() {
-            let interval =
-                workflow.phases[p].watches.get(w).map_or(std::time::Duration::from_secs(60), |plan| plan.interval_for(&instance.vars));
+            let Some(plan) = workflow.phases[p].watches.get(w) else { continue };
+            if !reaction_live(instance, p, plan.span.as_ref()) {
+                continue;
+            }
+            let interval = plan.interval_for(&instance.vars);
             out.push((p, w, watch.last_at().map_or(Timestamp(0), |last| last.after(interval))));
         }
     }

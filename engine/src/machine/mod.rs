@@ -20,6 +20,7 @@ mod evidence;
 pub mod gate;
 mod guards;
 mod handlers;
+mod live;
 pub mod payload;
 mod state;
 mod status;
@@ -42,6 +43,7 @@ pub use gate::{CriterionResult, Decision, DecisionKind, Evaluation, GateState, G
 
 pub use evidence::evidence;
 pub use guards::{Effect, OutboxEntry};
+pub use live::{watch_liveness, WatchLiveness};
 pub use state::{
     Baseline, Compensation, Done, Instance, InstanceStatus, PendingTrigger, PhaseState, PhaseStatus, Rollback, TaskState, TaskStatus,
 };

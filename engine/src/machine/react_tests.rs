@@ -447,7 +447,7 @@ fn a_scheduled_phase_runs_again_as_a_new_cycle() {
     let mut h = Harness::new();
     h.settle(0);
     assert_eq!(h.instance.effective_status(), EffectiveStatus::Scheduled);
-    assert!(!h.instance.is_active());
+    assert!(!h.instance.is_active(&h.workflow));
     let due = h.instance.phases[2].next_cycle.expect("next cycle");
     assert_eq!(due.since(h.now), 90 * 24 * 3_600_000);
     assert_eq!(decide(&h.instance, &h.workflow, h.now).wake_at, Some(due));
@@ -1000,18 +1000,7 @@ criteria = [
 "#;
 
 fn decide_gate(h: &mut Harness, kind: DecisionKind) {
-    let decision = Decision {
-        kind,
-        principal: "olga".into(),
-        via: "olga".into(),
-        comment: String::new(),
-        request_id: String::new(),
-        level: 0,
-        seen: Default::default(),
-    };
-    h.apply(Event::DecisionRecorded(payload::DecisionRecorded { phase: "tune".into(), gate: "no-regression".into(), decision }))
-        .expect("decision");
-    h.settle(0);
+    decide_gate_of(h, "tune", "no-regression", kind);
 }
 
 fn next_cycle(h: &mut Harness, p95: u64) {
@@ -1598,4 +1587,171 @@ fn regression_watches_keep_sampling_while_a_trigger_halt_waits() {
     h.settle(60_000);
     assert_eq!(h.instance.status.kind(), "rolled_back", "{:?}", h.kinds());
     h.assert_replays();
+}
+
+const SPANNED: &str = r#"
+name = "spanned"
+[signals.incident]
+[[phases]]
+id = "hardening"
+[[phases.tasks]]
+id = "harden"
+agent = "noop"
+[[phases]]
+id = "launch"
+after = ["hardening"]
+[[phases.tasks]]
+id = "deploy"
+agent = "noop"
+rollback = { id = "undeploy", agent = "noop" }
+[[phases]]
+id = "post-launch"
+after = ["launch"]
+[[phases.gates]]
+id = "stable"
+approval = { approvers = ["olga"] }
+[[phases]]
+id = "optimization"
+after = ["post-launch"]
+schedule = { every = "90d" }
+[[phases.tasks]]
+id = "tune"
+agent = "noop"
+
+[[watches]]
+id = "uptime"
+from = "launch"
+agent = "noop"
+interval = "30s"
+condition = "value < 99.9"
+for = "10m"
+consecutive_failures = 2
+[[triggers]]
+id = "uptime-breach"
+on = "uptime"
+action = "rollback"
+[[triggers]]
+id = "p0"
+from = "launch"
+on = "signal:incident"
+when = "signals.incident.severity == 'P0'"
+action = "rollback"
+"#;
+
+fn uptime(h: &mut Harness, value: f64) -> Result<(), Rejected> {
+    h.now = Timestamp(h.now.0 + 30_000);
+    let verdict = if value < 99.9 { SampleVerdict::Breach } else { SampleVerdict::Ok };
+    h.apply(Event::WatchSampled(payload::WatchSampled {
+        phase: "launch".into(),
+        watch: "uptime".into(),
+        value: Some(value),
+        verdict,
+        detail: String::new(),
+        unreachable: false,
+    }))?;
+    h.settle(0);
+    Ok(())
+}
+
+fn live(h: &Harness) -> bool {
+    let liveness = watch_liveness(&h.instance, &h.workflow);
+    assert_eq!(liveness.len(), 1, "{liveness:?}");
+    !super::watches_due(&h.instance, &h.workflow).is_empty() && liveness[0].live
+}
+
+#[test]
+fn regression_reactions_outlive_their_phase() {
+    // Before its `from` phase starts, a workflow-level watch does not sample
+    // and a workflow-level trigger does not act.
+    let mut h = harness_for(SPANNED);
+    h.hold.push("harden".into());
+    h.settle(0);
+    assert!(!live(&h), "uptime is not live during hardening");
+    assert!(watch_liveness(&h.instance, &h.workflow)[0].why.contains("from phase launch until the end"));
+    assert!(uptime(&mut h, 50.0).is_err(), "a sample before the span is refused");
+    h.incident("P0");
+    assert_eq!(h.instance.status.kind(), "running", "the P0 trigger is not live before launch");
+
+    // Launch passed, the instance waits at the post-launch gate: the watch
+    // still samples and a sustained breach rolls back.
+    let mut h = harness_for(SPANNED);
+    h.settle(0);
+    assert_eq!(h.instance.phases[2].status.kind(), "awaiting_approval");
+    assert_eq!(h.instance.phases[1].status.kind(), "passed");
+    assert!(live(&h), "uptime samples while the release waits at a later gate");
+    uptime(&mut h, 100.0).expect("sample");
+    uptime(&mut h, 90.0).expect("sample");
+    assert_eq!(h.instance.status.kind(), "running", "one breaching sample is not two");
+    uptime(&mut h, 90.0).expect("sample");
+    assert_eq!(h.instance.status.kind(), "rolled_back", "{:?}", h.kinds());
+    assert!(h.kinds().iter().any(|k| k.contains("uptime-breach")), "{:?}", h.kinds());
+    h.assert_replays();
+
+    // A P0 while the instance waits at the later gate rolls back.
+    let mut h = harness_for(SPANNED);
+    h.settle(0);
+    h.incident("P0");
+    assert_eq!(h.instance.status.kind(), "rolled_back", "{:?}", h.kinds());
+
+    // Between scheduled cycles of the last phase the release is live: the
+    // watch samples, the P0 trigger acts.
+    let mut h = harness_for(SPANNED);
+    h.settle(0);
+    decide_gate_of(&mut h, "post-launch", "stable", DecisionKind::Approve);
+    assert_eq!(h.instance.effective_status(), EffectiveStatus::Scheduled);
+    assert!(live(&h), "uptime samples between scheduled cycles");
+    assert!(h.instance.is_active(&h.workflow), "an instance with a live watch stays in memory");
+    h.incident("P0");
+    assert_eq!(h.instance.status.kind(), "rolled_back", "{:?}", h.kinds());
+    assert!(!live(&h), "nothing samples once the instance rolled back");
+    h.assert_replays();
+}
+
+fn decide_gate_of(h: &mut Harness, phase: &str, gate: &str, kind: DecisionKind) {
+    let decision = Decision {
+        kind,
+        principal: "olga".into(),
+        via: "olga".into(),
+        comment: String::new(),
+        request_id: String::new(),
+        level: 0,
+        seen: Default::default(),
+    };
+    h.apply(Event::DecisionRecorded(payload::DecisionRecorded { phase: phase.into(), gate: gate.into(), decision })).expect("decision");
+    h.settle(0);
+}
+
+#[test]
+fn workflow_level_reactions_are_checked_at_validate() {
+    let refused = |toml: &str| match plan::load_source(&Source::from_text(toml, Format::Toml), &AgentNames::builtin()) {
+        Ok(_) => panic!("accepted:\n{toml}"),
+        Err(diagnostics) => diagnostics.to_string(),
+    };
+    let base = SPANNED.split("[[watches]]").next().unwrap_or_default();
+    let errors = refused(&format!(
+        "{base}[[watches]]\nid = \"w\"\nfrom = \"lunch\"\nagent = \"noop\"\ninterval = \"1m\"\ncondition = \"value > 1\"\n"
+    ));
+    assert!(errors.contains("unknown phase `lunch`") && errors.contains("did you mean `launch`"), "{errors}");
+    let errors = refused(&format!(
+        "{base}[[watches]]\nid = \"w\"\nfrom = \"launch\"\nuntil = \"hardening\"\nagent = \"noop\"\ninterval = \"1m\"\ncondition = \"value > 1\"\n"
+    ));
+    assert!(errors.contains("does not run after phase `launch`"), "{errors}");
+    let errors = refused(&format!("{base}[[triggers]]\non = \"task_failed:deploy\"\naction = \"rollback\"\n"));
+    assert!(errors.contains("reacts to any task failed"), "{errors}");
+    let errors = refused(&format!("{base}[[triggers]]\non = \"signal:incident\"\naction = \"halt_for_approval\"\n"));
+    assert!(errors.contains("needs to know who decides"), "{errors}");
+    let errors =
+        refused(&SPANNED.replace("id = \"deploy\"\nagent = \"noop\"", "id = \"deploy\"\nagent = \"noop\"\non_demand = true").replace(
+            "id = \"p0\"\nfrom = \"launch\"\non = \"signal:incident\"\nwhen = \"signals.incident.severity == 'P0'\"\naction = \"rollback\"",
+            "id = \"p0\"\non = \"signal:incident\"\naction = \"run\"\ntask = \"deploy\"",
+        ));
+    assert!(errors.contains("cannot `run` a task"), "{errors}");
+    let errors = refused(
+        &SPANNED.replace("id = \"uptime-breach\"\non = \"uptime\"", "id = \"uptime-breach\"\non = \"uptime\"\nfrom = \"hardening\""),
+    );
+    assert!(errors.contains("is live exactly when its watch is"), "{errors}");
+    let errors = refused(&SPANNED.replace("schedule = { every = \"90d\" }", "schedule = { every = \"90d\" }\n[[phases.watches]]\nid = \"x\"\nfrom = \"launch\"\nagent = \"noop\"\ninterval = \"1m\"\ncondition = \"value > 1\""));
+    assert!(errors.contains("`from` does not apply to a phase's watch"), "{errors}");
+    let errors = refused(&format!("{base}[[phases.triggers]]\non = \"uptime\"\naction = \"rollback\"\n[[watches]]\nid = \"uptime\"\nagent = \"noop\"\ninterval = \"1m\"\ncondition = \"value > 1\"\n"));
+    assert!(errors.contains("not a watch of phase"), "{errors}");
 }

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::{EffectiveStatus, GateState, Timestamp, WatchState};
 
-use crate::plan::Workflow;
+use crate::plan::{Span, Workflow};
 
 /// One running (or finished) workflow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -305,6 +305,21 @@ pub(crate) fn phase_active(status: &PhaseStatus) -> bool {
     }
 }
 
+/// Whether a watch or trigger kept under phase `home` is live: a phase's own
+/// (no span) while its phase is active; a workflow-level one from its `from`
+/// phase's start (or the instance's) until its `until` phase passes (or the
+/// instance ends). The instance's own status is the caller's to check.
+pub(crate) fn reaction_live(instance: &Instance, home: usize, span: Option<&Span>) -> bool {
+    match span {
+        None => instance.phases.get(home).is_some_and(|phase| phase_active(&phase.status)),
+        Some(span) => {
+            let started = span.from.is_none_or(|f| instance.phases.get(f).is_some_and(|p| !matches!(p.status, PhaseStatus::Pending)));
+            let ended = span.until.is_some_and(|u| instance.phases.get(u).is_some_and(|p| matches!(p.status, PhaseStatus::Passed { .. })));
+            started && !ended
+        }
+    }
+}
+
 /// A task within a phase.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskState {
@@ -550,13 +565,17 @@ impl Instance {
     /// Whether the runtime needs to keep this instance in memory: it has
     /// work to start or in flight. Halted, waiting, scheduled and finished
     /// instances with nothing in flight are loaded on demand instead.
-    pub fn is_active(&self) -> bool {
+    pub fn is_active(&self, workflow: &Workflow) -> bool {
         // Called for every instance in memory on every driver turn: no allocation.
         let in_flight = self.phases.iter().flat_map(|p| &p.tasks).any(|t| matches!(t.status, TaskStatus::Dispatched { .. }))
             || self.rollback.as_ref().is_some_and(|r| r.steps.iter().any(|s| matches!(s.state.status, TaskStatus::Dispatched { .. })));
         match &self.status {
             InstanceStatus::Running => {
-                let watching = self.phases.iter().any(|p| !p.watches.is_empty() && phase_active(&p.status));
+                let watching = workflow
+                    .phases
+                    .iter()
+                    .enumerate()
+                    .any(|(p, plan)| plan.watches.iter().any(|w| reaction_live(self, p, w.span.as_ref())));
                 in_flight || watching || self.effective_status() == EffectiveStatus::Running
             }
             InstanceStatus::RollingBack { .. } => true,

@@ -449,7 +449,7 @@ fn a_gate_stops_the_phase_awaiting_a_decision() {
     let mut now = Timestamp(1);
     drive(&workflow, &mut instance, &mut records, &mut now, &mut |_, _| Ok(()));
     assert_eq!(instance.effective_status(), EffectiveStatus::AwaitingApproval);
-    assert!(!instance.is_active());
+    assert!(!instance.is_active(&workflow));
     assert_eq!(instance.phases[0].status.kind(), "awaiting_approval");
     assert_eq!(instance.phases[1].status.kind(), "pending", "ship waits for build's gate");
 }

@@ -35,6 +35,15 @@ pub struct WorkflowDef {
     pub signals: BTreeMap<String, SignalDef>,
     /// The phases; `after` edges between them form a DAG.
     pub phases: Vec<PhaseDef>,
+    /// Watches that outlive one phase: live for the whole instance, or for
+    /// the span of phases their `from` and `until` name (an uptime or
+    /// error-rate watch from launch until the end, say).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watches: Vec<WatchDef>,
+    /// Triggers that outlive one phase (an incident signal acted on whenever
+    /// the release is live), live for the span their `from` and `until` name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<TriggerDef>,
 }
 
 fn default_version() -> u32 {
@@ -423,6 +432,14 @@ pub struct WatchDef {
     /// evidence, so this is the watch's own setting, not its interval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// Workflow-level watches only: the phase whose start makes the watch
+    /// live (default: the instance's start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Workflow-level watches only: the phase whose passing ends the watch
+    /// (default: the end of the instance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
 }
 
 /// What a watch does with a missing sample.
@@ -483,6 +500,15 @@ pub struct TriggerDef {
     /// For `notify`: the step to run (usually a `webhook`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<StepDef>,
+    /// Workflow-level triggers only: the phase whose start makes the trigger
+    /// live (default: the instance's start; a trigger on a workflow-level
+    /// watch lives with its watch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Workflow-level triggers only: the phase whose passing ends it
+    /// (default: the end of the instance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
 }
 
 /// The actions a trigger can take.

@@ -372,6 +372,35 @@ pub struct Watch {
     pub no_data: NoDataPolicy,
     /// Longest time one sample may take, if the definition sets it.
     pub timeout: Option<Duration>,
+    /// For a workflow-level watch, the span of phases it is live for; a
+    /// phase's own watch (`None`) is live while its phase is active.
+    pub span: Option<Span>,
+}
+
+/// When a workflow-level watch or trigger is live: from the start of phase
+/// `from` (or of the instance) until phase `until` passes (or the instance
+/// ends). Its state is kept with its home phase ([`Span::home`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// The phase whose start makes it live; `None`: the instance's start.
+    pub from: Option<usize>,
+    /// The phase whose passing ends it; `None`: the end of the instance.
+    pub until: Option<usize>,
+}
+
+impl Span {
+    /// The phase a workflow-level reaction's state and events are kept
+    /// under: its `from` phase, or the first phase of the workflow.
+    pub fn home(&self, phase_order: &[usize]) -> usize {
+        self.from.or_else(|| phase_order.first().copied()).unwrap_or(0)
+    }
+
+    /// The span in words, for `status` and reports.
+    pub fn describe(&self, workflow: &Workflow) -> String {
+        let from = self.from.map_or_else(|| "the start".to_owned(), |f| format!("phase {}", workflow.phases[f].id));
+        let until = self.until.map_or_else(|| "the end".to_owned(), |u| format!("phase {} passes", workflow.phases[u].id));
+        format!("workflow-level, from {from} until {until}")
+    }
 }
 
 /// The sample timeout of a watch that sets none: its interval, and at least this.
@@ -388,6 +417,9 @@ pub struct Trigger {
     pub when: Option<Expr>,
     /// What it does.
     pub action: Action,
+    /// For a workflow-level trigger, the span of phases it is live for; a
+    /// phase's own trigger (`None`) is live while its phase is active.
+    pub span: Option<Span>,
 }
 
 /// The events a trigger reacts to.

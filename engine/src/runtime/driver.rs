@@ -186,8 +186,8 @@ impl Driver {
 
     fn publish_activity(&self) {
         let passive = self.mode == Mode::Passive;
-        let active =
-            self.cells.values().filter(|c| c.pending_writes > 0 || (!passive && c.instance.is_active())).count() + self.running.len();
+        let active = self.cells.values().filter(|c| c.pending_writes > 0 || (!passive && c.instance.is_active(&c.workflow))).count()
+            + self.running.len();
         self.active.send_replace(active);
     }
 
@@ -560,7 +560,8 @@ impl Driver {
     fn maybe_evict(&mut self, id: &str) {
         // A passive engine runs nothing, so it keeps nothing in memory.
         let passive = self.mode == Mode::Passive;
-        let evict = self.cells.get(id).is_some_and(|cell| cell.pending_writes == 0 && (passive || !cell.instance.is_active()));
+        let evict =
+            self.cells.get(id).is_some_and(|cell| cell.pending_writes == 0 && (passive || !cell.instance.is_active(&cell.workflow)));
         if evict {
             if let Some(cell) = self.cells.remove(id) {
                 if let Some(wake) = cell.wake {

@@ -140,3 +140,93 @@ fn a_rollback_with_nothing_to_compensate_is_refused() {
     assert!(stderr(&refused).contains("nothing to compensate"), "{}", stderr(&refused));
     assert_eq!(history(dir.path(), "p").len(), before);
 }
+
+/// The release of [`FLOW`] with reactions that outlive one phase: an
+/// incident trigger and an uptime watch live from launch until the end.
+fn spanned(uptime: &str) -> String {
+    let flow = FLOW.split("[[phases.triggers]]").next().unwrap_or_default();
+    format!(
+        r#"{flow}
+[[phases]]
+id = "post-launch"
+after = ["launch"]
+[[phases.gates]]
+id = "stable"
+approval = {{ approvers = ["olga"] }}
+
+[[triggers]]
+id = "p0"
+from = "launch"
+on = "signal:incident"
+when = "signals.incident.severity == 'P0'"
+action = "rollback"
+{uptime}"#
+    )
+}
+
+const UPTIME_WATCH: &str = r#"
+[[watches]]
+id = "uptime"
+from = "launch"
+agent = "exec"
+params = { argv = ["echo", "{\"value\": 97.5}"] }
+interval = "200ms"
+timeout = "30s"
+condition = "value < 99.9"
+consecutive_failures = 2
+for = "1h"
+[[triggers]]
+id = "uptime-breach"
+on = "uptime"
+action = "rollback"
+"#;
+
+#[test]
+fn regression_a_p0_while_the_release_waits_at_a_later_gate_rolls_it_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("release.toml"), spanned("")).expect("write");
+    let validated = run(dir.path(), &["validate", "release.toml"]);
+    assert!(validated.status.success(), "{}", stderr(&validated));
+    assert!(run(dir.path(), &["start", "release.toml", "--id", "r"]).status.success());
+    assert!(run(dir.path(), &["--as", "alice", "approve", "r", "go-live"]).status.code() != Some(0), "nothing waits yet");
+    assert!(run(dir.path(), &["run", "--until-idle"]).status.success());
+    let approved = run(dir.path(), &["--as", "alice", "approve", "r", "go-live"]);
+    assert!(approved.status.success(), "{}", stderr(&approved));
+    assert!(run(dir.path(), &["run", "--until-idle"]).status.success());
+    let shown = stdout(&run(dir.path(), &["status", "r"]));
+    assert!(shown.contains("phase launch  passed") && shown.contains("gate stable  awaiting_decision"), "{shown}");
+
+    let signalled = run(dir.path(), &["signal", "r", "incident", "--data", r#"{"severity": "P0"}"#]);
+    assert!(signalled.status.success(), "{}", stderr(&signalled));
+    assert_eq!(run(dir.path(), &["run", "--until-idle"]).status.code(), Some(1), "a rolled-back release is not a success");
+    assert_eq!(status(dir.path(), "r"), "rolled_back");
+    let fired: Vec<String> = history(dir.path(), "r")
+        .iter()
+        .filter(|r| r["event"]["type"] == "TriggerFired")
+        .filter_map(|r| r["event"]["trigger"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(fired, ["p0"], "the workflow-level trigger acted after its phase passed");
+}
+
+#[test]
+fn a_workflow_level_watch_lives_from_its_from_phase_and_status_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("release.toml"), spanned(UPTIME_WATCH)).expect("write");
+    assert!(run(dir.path(), &["start", "release.toml", "--id", "w"]).status.success());
+    let shown = stdout(&run(dir.path(), &["status", "w"]));
+    assert!(shown.contains("watch uptime") && shown.contains("workflow-level, from phase launch until the end: not live now"), "{shown}");
+    let json: serde_json::Value = serde_json::from_slice(&run(dir.path(), &["--output", "json", "status", "w"]).stdout).expect("json");
+    assert_eq!(json["watches"][0]["watch"], "uptime");
+    assert_eq!(json["watches"][0]["live"], false);
+
+    // Stage runs, then launch waits at go-live with the watch live; two
+    // breaching samples roll the release back.
+    assert_eq!(run(dir.path(), &["run", "--until-idle"]).status.code(), Some(1), "a rolled-back release is not a success");
+    assert_eq!(status(dir.path(), "w"), "rolled_back");
+    let records = history(dir.path(), "w");
+    let samples = records.iter().filter(|r| r["event"]["type"] == "WatchSampled").count();
+    assert_eq!(samples, 2, "consecutive_failures = 2 fires on the second breach");
+    assert!(records.iter().any(|r| r["event"]["type"] == "TriggerFired" && r["event"]["trigger"] == "uptime-breach"));
+    let shown = stdout(&run(dir.path(), &["status", "w"]));
+    assert!(shown.contains("the instance is rolled_back"), "{shown}");
+}

@@ -53,7 +53,7 @@ fn settled(instance: &mut Instance, workflow: &Workflow, p: usize, g: usize, at:
         trigger::queue(
             instance,
             workflow,
-            Some(p),
+            trigger::Scope::Phase(p),
             |on| matches!(on, TriggerOn::GateFailed(which) if which.is_none_or(|w| w == g)),
             &cause,
         );

@@ -304,6 +304,6 @@ pub(crate) fn signal(cx: Cx<'_>, e: &payload::SignalReceived) -> Handled {
     let count = instance.signal_counts.entry(name.clone()).or_insert(0);
     *count += 1;
     let cause = format!("signal {name} #{count}: {data}");
-    trigger::queue(instance, workflow, None, |on| matches!(on, TriggerOn::Signal(signal) if signal == name), &cause);
+    trigger::queue(instance, workflow, trigger::Scope::Any, |on| matches!(on, TriggerOn::Signal(signal) if signal == name), &cause);
     Ok(Vec::new())
 }

@@ -94,7 +94,7 @@ pub(crate) fn ended(cx: Cx<'_>, ended: Ended<'_>) -> Handled {
             trigger::queue(
                 instance,
                 workflow,
-                Some(p),
+                trigger::Scope::Phase(p),
                 |on| matches!(on, TriggerOn::TaskFailed(which) if which.is_none_or(|w| w == t)),
                 &cause,
             );

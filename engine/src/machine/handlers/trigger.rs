@@ -6,13 +6,27 @@ use super::super::gate::{DecisionKind, GateState, GateStatus};
 use super::super::guards::{cancel_in_flight, request_write, trigger_index, Cx, Effect, Handled};
 use super::super::{payload, Event, Instance, InstanceStatus, PendingTrigger, PhaseStatus, Rejected, TaskStatus, Timestamp};
 use super::rollback;
-use crate::machine::state::phase_active;
+use crate::machine::state::reaction_live;
 use crate::plan::{Action, TriggerOn, Workflow};
 
-/// Queues the triggers that react to an event: those of phase `only` (or of
-/// every active phase) whose `on` matches. Nothing is queued once the
+/// Where an event happened, which decides the triggers that may react to it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Scope {
+    /// A watch kept under this phase fired: only triggers kept under the
+    /// same phase name it (watch indexes are per phase).
+    Watch(usize),
+    /// A task or gate of this phase failed: the phase's own triggers and
+    /// every live workflow-level trigger.
+    Phase(usize),
+    /// A signal: every active phase's triggers and every live workflow-level one.
+    Any,
+}
+
+/// Queues the triggers that react to an event: those in scope whose `on`
+/// matches and that are live (a phase's own while its phase is active, a
+/// workflow-level one during its span). Nothing is queued once the
 /// instance is finished, failed or rolling back.
-pub(crate) fn queue(instance: &mut Instance, workflow: &Workflow, only: Option<usize>, on: impl Fn(&TriggerOn) -> bool, cause: &str) {
+pub(crate) fn queue(instance: &mut Instance, workflow: &Workflow, scope: Scope, on: impl Fn(&TriggerOn) -> bool, cause: &str) {
     match &instance.status {
         InstanceStatus::Running | InstanceStatus::Halted { .. } | InstanceStatus::AwaitingDecision { .. } => {}
         InstanceStatus::Completed { .. }
@@ -22,12 +36,18 @@ pub(crate) fn queue(instance: &mut Instance, workflow: &Workflow, only: Option<u
         | InstanceStatus::RolledBack { .. } => return,
     }
     for (p, plan) in workflow.phases.iter().enumerate() {
-        if only.is_some_and(|o| o != p) || !phase_active(&instance.phases[p].status) {
-            continue;
-        }
-        for trigger in plan.triggers.iter().filter(|t| on(&t.on)) {
-            instance.pending_triggers.push(PendingTrigger { phase: plan.id.clone(), trigger: trigger.id.clone(), cause: cause.to_owned() });
-        }
+        let in_scope = |trigger: &crate::plan::Trigger| match (scope, trigger.span) {
+            (Scope::Watch(home), _) => home == p,
+            (Scope::Phase(phase), None) => phase == p,
+            (Scope::Phase(_), Some(_)) | (Scope::Any, _) => true,
+        };
+        let listening: Vec<PendingTrigger> = plan
+            .triggers
+            .iter()
+            .filter(|t| in_scope(t) && on(&t.on) && reaction_live(instance, p, t.span.as_ref()))
+            .map(|t| PendingTrigger { phase: plan.id.clone(), trigger: t.id.clone(), cause: cause.to_owned() })
+            .collect();
+        instance.pending_triggers.extend(listening);
     }
 }
 

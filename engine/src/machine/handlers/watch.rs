@@ -5,7 +5,7 @@ use serde_json::Value;
 use super::super::guards::{require, watch_index, Cx, Handled};
 use super::super::{payload, Event, Instance, InstanceStatus, Rejected, Sample, SampleVerdict, WATCH_WINDOW};
 use super::trigger;
-use crate::machine::state::phase_active;
+use crate::machine::state::reaction_live;
 use crate::model::NoDataPolicy;
 use crate::plan::TriggerOn;
 use crate::plan::Workflow;
@@ -70,11 +70,11 @@ pub(crate) fn sampled(cx: Cx<'_>, e: &payload::WatchSampled) -> Handled {
         "watches sample while the instance runs or a trigger's halt waits for a decision",
     )?;
     let (p, w) = watch_index(workflow, event, phase, watch)?;
-    if !phase_active(&instance.phases[p].status) {
+    if !reaction_live(instance, p, workflow.phases[p].watches[w].span.as_ref()) {
         return Err(Rejected::new(
             event,
             format!("phase {phase} is {}", instance.phases[p].status.kind()),
-            "watches sample while their phase is active",
+            "a phase's watches sample while their phase is active, a workflow-level watch during its span",
         ));
     }
     let plan = &workflow.phases[p].watches[w];
@@ -141,7 +141,7 @@ pub(crate) fn sampled(cx: Cx<'_>, e: &payload::WatchSampled) -> Handled {
         }
     }
     if let Some(cause) = fired {
-        trigger::queue(instance, workflow, Some(p), |on| *on == TriggerOn::Watch(w), &cause);
+        trigger::queue(instance, workflow, trigger::Scope::Watch(p), |on| *on == TriggerOn::Watch(w), &cause);
     }
     if let Some(reason) = inconclusive {
         instance.phases[p].watches[w].no_data_reason = Some(reason);

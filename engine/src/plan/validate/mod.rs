@@ -142,11 +142,12 @@ impl<'d> Validator<'d> {
         if definition.phases.is_empty() {
             self.error(Kind::MissingField, &phases_path, "the workflow has no phases", "add at least one [[phases]] table");
         }
-        let phases: Vec<Option<Phase>> =
+        let mut phases: Vec<Option<Phase>> =
             definition.phases.iter().enumerate().map(|(index, phase)| self.phase(index, phase, &phases_path.index(index))).collect();
         let phase_order = self.phase_order();
         if let Some(order) = &phase_order {
             let edges: Vec<Vec<usize>> = phases.iter().map(|phase| phase.as_ref().map(|p| p.after.clone()).unwrap_or_default()).collect();
+            self.workflow_reactions(&mut phases, &edges, order);
             for (target, from, path) in std::mem::take(&mut self.upstream_checks) {
                 if !reaches(&edges, target, from) {
                     let target_id = &definition.phases[target].id;
@@ -266,6 +267,31 @@ impl<'d> Validator<'d> {
     fn collect_ids(&mut self) {
         let definition = self.definition;
         let mut watch_seen: HashMap<&str, FieldPath> = HashMap::new();
+        let workflow_watches = definition.watches.iter().enumerate().map(|(w, watch)| (FieldPath::root().key("watches").index(w), watch));
+        let phase_watches = definition.phases.iter().enumerate().flat_map(|(p, phase)| {
+            phase
+                .watches
+                .iter()
+                .enumerate()
+                .map(move |(w, watch)| (FieldPath::root().key("phases").index(p).key("watches").index(w), watch))
+        });
+        for (path, watch) in phase_watches.chain(workflow_watches) {
+            let watch_path = path.key("id");
+            if !self.check_id(&watch.id, &watch_path, "watch") {
+                continue;
+            }
+            if watch_seen.contains_key(watch.id.as_str()) {
+                self.error(
+                    Kind::DuplicateId,
+                    &watch_path,
+                    format!("duplicate watch id `{}`", watch.id),
+                    "watch ids are unique across the workflow because conditions read them as metrics.<id>",
+                );
+            } else {
+                watch_seen.insert(&watch.id, watch_path);
+                self.names.watches.insert(watch.id.clone());
+            }
+        }
         for (p, phase) in definition.phases.iter().enumerate() {
             let path = FieldPath::root().key("phases").index(p);
             if self.check_id(&phase.id, &path.key("id"), "phase") {
@@ -300,23 +326,6 @@ impl<'d> Validator<'d> {
                         self.task_index.insert(&task.id, (p, t));
                         self.names.tasks.insert(task.id.clone());
                     }
-                }
-            }
-            for (w, watch) in phase.watches.iter().enumerate() {
-                let watch_path = path.key("watches").index(w).key("id");
-                if !self.check_id(&watch.id, &watch_path, "watch") {
-                    continue;
-                }
-                if watch_seen.contains_key(watch.id.as_str()) {
-                    self.error(
-                        Kind::DuplicateId,
-                        &watch_path,
-                        format!("duplicate watch id `{}`", watch.id),
-                        "watch ids are unique across the workflow because conditions read them as metrics.<id>",
-                    );
-                } else {
-                    watch_seen.insert(&watch.id, watch_path);
-                    self.names.watches.insert(watch.id.clone());
                 }
             }
         }

@@ -42,8 +42,16 @@ impl<'d> Validator<'d> {
                 self.gate(gate, &gate_path)
             })
             .collect();
-        let watches: Vec<Option<Watch>> =
-            def.watches.iter().enumerate().map(|(w, watch)| self.watch(watch, &path.key("watches").index(w))).collect();
+        let watches: Vec<Option<Watch>> = def
+            .watches
+            .iter()
+            .enumerate()
+            .map(|(w, watch)| {
+                let watch_path = path.key("watches").index(w);
+                self.no_span_in_phase(watch.from.as_ref(), watch.until.as_ref(), &watch_path, "watch", "watches");
+                self.watch(watch, &watch_path)
+            })
+            .collect();
         let mut trigger_ids = BTreeSet::new();
         let triggers: Vec<Option<Trigger>> = def
             .triggers
@@ -51,6 +59,7 @@ impl<'d> Validator<'d> {
             .enumerate()
             .map(|(i, trigger)| {
                 let trigger_path = path.key("triggers").index(i);
+                self.no_span_in_phase(trigger.from.as_ref(), trigger.until.as_ref(), &trigger_path, "trigger", "triggers");
                 if let Some(id) = &trigger.id {
                     if self.check_id(id, &trigger_path.key("id"), "trigger") && !trigger_ids.insert(id.as_str()) {
                         self.error(

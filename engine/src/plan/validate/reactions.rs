@@ -31,6 +31,7 @@ impl<'d> Validator<'d> {
             consecutive_failures: def.consecutive_failures,
             no_data: def.no_data,
             timeout: timeout.checked()?,
+            span: None,
         })
     }
 
@@ -50,7 +51,202 @@ impl<'d> Validator<'d> {
             on: on?,
             when: when.checked()?,
             action: action?,
+            span: None,
         })
+    }
+
+    /// Refuses `from` and `until` on a phase's own watch or trigger: it lives
+    /// with its phase; a span belongs to workflow-level reactions.
+    pub(super) fn no_span_in_phase(&mut self, from: Option<&String>, until: Option<&String>, path: &FieldPath, what: &str, list: &str) {
+        for (field, set) in [("from", from.is_some()), ("until", until.is_some())] {
+            if set {
+                self.error(
+                    Kind::InvalidValue,
+                    &path.key(field),
+                    format!("`{field}` does not apply to a phase's {what}: it is live while its phase is active"),
+                    format!("move the {what} to the workflow's top-level [[{list}]] to give it a span"),
+                );
+            }
+        }
+    }
+
+    /// Checks the workflow-level watches and triggers and adds each to its
+    /// home phase ([`Span::home`]) with its span. `edges` are the phases'
+    /// `after` lists, `order` their topological order.
+    pub(super) fn workflow_reactions(&mut self, phases: &mut [Option<Phase>], edges: &[Vec<usize>], order: &[usize]) {
+        let definition = self.definition;
+        let root = FieldPath::root();
+        // Workflow-level watches by id: their span, and index within the home phase.
+        let mut spans: HashMap<&str, (Span, usize)> = HashMap::new();
+        for (w, def) in definition.watches.iter().enumerate() {
+            let path = root.key("watches").index(w);
+            let span = self.span(def.from.as_deref(), def.until.as_deref(), &path, edges);
+            let watch = self.watch(def, &path);
+            let (Some(span), Some(mut watch)) = (span, watch) else { continue };
+            let Some(phase) = phases.get_mut(span.home(order)).and_then(Option::as_mut) else { continue };
+            watch.span = Some(span);
+            spans.insert(&def.id, (span, phase.watches.len()));
+            phase.watches.push(watch);
+        }
+        let mut ids = BTreeSet::new();
+        for (i, def) in definition.triggers.iter().enumerate() {
+            let path = root.key("triggers").index(i);
+            let id = def.id.clone().unwrap_or_else(|| format!("workflow-trigger-{}", i + 1));
+            if self.check_id(&id, &path.key("id"), "trigger") && !ids.insert(id.clone()) {
+                self.error(
+                    Kind::DuplicateId,
+                    &path.key("id"),
+                    format!("duplicate trigger id `{id}`"),
+                    "workflow-level trigger ids must be unique",
+                );
+            }
+            let own = self.span(def.from.as_deref(), def.until.as_deref(), &path, edges);
+            let Some((on, span)) = self.workflow_trigger_on(def, &path, &spans, own) else { continue };
+            let home = span.home(order);
+            let runs = def.action == ActionKind::Run || (def.action == ActionKind::HaltForApproval && def.then == Some(ActionKind::Run));
+            if runs {
+                self.error(
+                    Kind::InvalidValue,
+                    &path.key("action"),
+                    "a workflow-level trigger cannot `run` a task: `run` starts an on-demand task of the trigger's own phase",
+                    "declare the trigger in the phase that holds the task",
+                );
+                continue;
+            }
+            if def.action == ActionKind::HaltForApproval && def.approval.is_none() {
+                self.error(
+                    Kind::MissingField,
+                    &path.key("approval"),
+                    "a workflow-level halt_for_approval needs to know who decides: there is no phase owner to default to",
+                    "add approval = { approvers = [\"role:incident-commander\"] }",
+                );
+                continue;
+            }
+            let when = def.when.as_deref().map(|source| self.expr(source, &path.key("when"), Scope::Condition));
+            let action = self.action(home, &definition.phases[home], def, def.action, &path, true);
+            let (Some(when), Some(action)) = (when.checked(), action) else { continue };
+            let Some(phase) = phases.get_mut(home).and_then(Option::as_mut) else { continue };
+            if phase.triggers.iter().any(|t| t.id == id) {
+                self.error(
+                    Kind::DuplicateId,
+                    &path.key("id"),
+                    format!("trigger id `{id}` is also a trigger of phase `{}`", phase.id),
+                    "give the workflow-level trigger an id no phase uses",
+                );
+                continue;
+            }
+            phase.triggers.push(Trigger { id, on, when, action, span: Some(span) });
+        }
+    }
+
+    /// A workflow-level trigger's event, and the span it is live for: a
+    /// workflow-level watch (whose span it takes), a signal, or any task's or
+    /// gate's failure.
+    fn workflow_trigger_on(
+        &mut self,
+        def: &TriggerDef,
+        path: &FieldPath,
+        watches: &HashMap<&str, (Span, usize)>,
+        own: Option<Span>,
+    ) -> Option<(TriggerOn, Span)> {
+        let on_path = path.key("on");
+        let forms = "write the id of a workflow-level watch, task_failed, gate_failed or signal:<name>";
+        let (kind, name) = match def.on.split_once(':') {
+            Some((kind, name)) => (kind, Some(name)),
+            None => (def.on.as_str(), None),
+        };
+        let event = match (kind, name) {
+            ("task_failed", None) => TriggerOn::TaskFailed(None),
+            ("gate_failed", None) => TriggerOn::GateFailed(None),
+            ("task_failed" | "gate_failed", Some(_)) => {
+                self.error(
+                    Kind::InvalidValue,
+                    &on_path,
+                    format!("a workflow-level trigger reacts to any {}, not to one by name", kind.replace('_', " ")),
+                    "write the bare event, or declare the trigger in the phase that holds the task or gate",
+                );
+                return None;
+            }
+            ("signal", Some(_)) => {
+                let home = definition_home(self.definition)?;
+                self.trigger_on(home, &def.on, &on_path)?
+            }
+            ("watch", Some(watch)) | (watch, None) => {
+                let Some(&(span, index)) = watches.get(watch) else {
+                    let phase = self.definition.phases.iter().find(|p| p.watches.iter().any(|w| w.id == watch));
+                    match phase {
+                        Some(phase) => self.error(
+                            Kind::InvalidValue,
+                            &on_path,
+                            format!("watch `{watch}` belongs to phase `{}`", phase.id),
+                            "react to it with a trigger of that phase, or move the watch to the workflow's [[watches]]",
+                        ),
+                        None => {
+                            let known: Vec<&String> = self.definition.watches.iter().map(|w| &w.id).collect();
+                            let hint = match crate::suggest::closest(watch, known.iter().copied()) {
+                                Some(close) => format!("did you mean `{close}`?"),
+                                None => forms.to_owned(),
+                            };
+                            self.error(
+                                Kind::UnknownReference,
+                                &on_path,
+                                format!("`{}` is not a workflow-level watch nor an event", def.on),
+                                hint,
+                            );
+                        }
+                    }
+                    return None;
+                };
+                let given = def.from.is_some() || def.until.is_some();
+                if given && own != Some(span) {
+                    self.error(
+                        Kind::InvalidValue,
+                        &path.key(if def.from.is_some() { "from" } else { "until" }),
+                        format!("a trigger on watch `{watch}` is live exactly when its watch is"),
+                        "remove `from` and `until` from the trigger; the watch's span applies",
+                    );
+                    return None;
+                }
+                return Some((TriggerOn::Watch(index), span));
+            }
+            (_, Some(_)) => {
+                self.error(Kind::UnknownReference, &on_path, format!("unknown event `{}`", def.on), forms);
+                return None;
+            }
+        };
+        Some((event, own?))
+    }
+
+    /// Resolves `from` and `until` of a workflow-level reaction; `until`
+    /// must be `from` or a phase that runs after it.
+    fn span(&mut self, from: Option<&str>, until: Option<&str>, path: &FieldPath, edges: &[Vec<usize>]) -> Option<Span> {
+        let resolve = |this: &mut Self, id: Option<&str>, field: &str| -> Option<Option<usize>> {
+            let Some(id) = id else { return Some(None) };
+            match this.phase_index.get(id) {
+                Some(&index) => Some(Some(index)),
+                None => {
+                    let hint = this.suggest(id, this.names.phases.iter(), "phases");
+                    this.error(Kind::UnknownReference, &path.key(field), format!("unknown phase `{id}`"), hint);
+                    None
+                }
+            }
+        };
+        let from_index = resolve(self, from, "from");
+        let until_index = resolve(self, until, "until");
+        let span = Span { from: from_index?, until: until_index? };
+        if let (Some(f), Some(u)) = (span.from, span.until) {
+            if !super::phases::reaches(edges, f, u) {
+                let (from, until) = (&self.definition.phases[f].id, &self.definition.phases[u].id);
+                self.error(
+                    Kind::InvalidValue,
+                    &path.key("until"),
+                    format!("phase `{until}` does not run after phase `{from}`, so the span from `{from}` until `{until}` is empty"),
+                    format!("name `{from}` itself or a phase downstream of it"),
+                );
+                return None;
+            }
+        }
+        Some(span)
     }
 
     pub(super) fn trigger_on(&mut self, def: &PhaseDef, on: &str, path: &FieldPath) -> Option<TriggerOn> {
@@ -320,4 +516,9 @@ pub(super) fn action_name(kind: ActionKind) -> &'static str {
         ActionKind::Notify => "notify",
         ActionKind::Run => "run",
     }
+}
+
+/// Any phase's definition, for resolving events that do not depend on one (signals).
+fn definition_home(definition: &WorkflowDef) -> Option<&PhaseDef> {
+    definition.phases.first()
 }

@@ -83,8 +83,8 @@ impl Driver {
             return Batch::default();
         };
         let instance = &cell.instance;
-        let snapshot =
-            (!instance.is_active() || instance.seq - cell.snapshot_seq >= SNAPSHOT_EVERY).then(|| codec::encode_snapshot(instance));
+        let snapshot = (!instance.is_active(&cell.workflow) || instance.seq - cell.snapshot_seq >= SNAPSHOT_EVERY)
+            .then(|| codec::encode_snapshot(instance));
         let batch = Batch {
             instance: id.to_owned(),
             expected_seq: cell.written_seq,

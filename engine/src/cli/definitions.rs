@@ -64,9 +64,28 @@ pub(super) fn validate(cli: &Cli, args: &ValidateArgs) -> u8 {
     let agents = agent_names(&args.agents);
     let mut status = EXIT_OK;
     let mut reports = Vec::new();
+    // With a roles configuration, a `required_from` role nobody holds is an
+    // error now rather than a gate that can never pass.
+    let roles = cli.config().map(|c| c.roles()).unwrap_or_default();
     for file in &args.files {
         let report = match plan::load(file, &agents) {
-            Ok(workflow) => FileReport { file, valid: true, workflow: Some(Summary::of(&workflow)), diagnostics: Diagnostics::default() },
+            Ok(workflow) => {
+                let staffed = |role: &str| roles.0.get(role).is_some_and(|members| !members.is_empty());
+                let problems = if roles.0.is_empty() { Vec::new() } else { workflow.unstaffed_roles(staffed) };
+                if problems.is_empty() {
+                    FileReport { file, valid: true, workflow: Some(Summary::of(&workflow)), diagnostics: Diagnostics::default() }
+                } else {
+                    let root = crate::model::FieldPath::root();
+                    let diagnostics = Diagnostics(
+                        problems
+                            .into_iter()
+                            .map(|m| crate::model::Diagnostic::new(crate::model::Kind::UnknownReference, &root, m))
+                            .collect(),
+                    );
+                    status = status.max(failure_status(&diagnostics));
+                    FileReport { file, valid: false, workflow: None, diagnostics }
+                }
+            }
             Err(diagnostics) => {
                 status = status.max(failure_status(&diagnostics));
                 FileReport { file, valid: false, workflow: None, diagnostics }

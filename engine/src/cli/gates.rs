@@ -79,15 +79,13 @@ pub(super) fn approvals(cli: &Cli, args: &ApprovalsArgs) -> u8 {
                         ),
                         None => String::new(),
                     };
+                    let needs = format!("approvals: {}", p.still_needed());
                     outln!(
-                        "{} {}/{}  level {}, {}/{} approvals from {}; waiting {waiting}{deadline}{score}{notes}{warnings}",
+                        "{} {}/{}  level {}, {needs}; waiting {waiting}{deadline}{score}{notes}{warnings}",
                         p.instance,
                         p.phase,
                         p.gate,
                         p.level,
-                        p.approvals.len(),
-                        p.required,
-                        p.approvers.join(", ")
                     );
                 }
             }

@@ -185,11 +185,10 @@ impl Progress {
                     }
                     for (approval, command) in pending.iter().filter(|p| &p.instance == id).zip(&next) {
                         outln!(
-                            "  {}/{} waits for {} more approval(s) from {}; to approve:\n    {command}",
+                            "  {}/{} waits for approvals: {}; to approve:\n    {command}",
                             approval.phase,
                             approval.gate,
-                            (approval.required as usize).saturating_sub(approval.approvals.len()),
-                            approval.approvers.join(", ")
+                            approval.still_needed()
                         );
                     }
                 }
@@ -214,8 +213,10 @@ fn approve_command(cli: &Cli, roles: &crate::machine::Roles, pending: &crate::ru
     if let Some(config) = &cli.config {
         command.push(format!("--config {}", config.display()));
     }
-    let principal = pending
-        .approvers
+    // Someone from a group that still needs an approval, when the wait counts per role.
+    let short: Vec<String> = pending.needs.iter().flatten().filter(|g| g.missing() > 0).flat_map(|g| g.approvers.iter().cloned()).collect();
+    let candidates = if short.is_empty() { &pending.approvers } else { &short };
+    let principal = candidates
         .iter()
         .filter(|approver| !pending.approvals.contains(approver))
         .find_map(|approver| match approver.strip_prefix("role:") {

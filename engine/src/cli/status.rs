@@ -168,13 +168,11 @@ fn gate_lines(instance: &Instance, plan: &crate::plan::Phase, g: usize, gate: &c
     }
     if let GateStatus::AwaitingDecision { level, deadline, approvals, .. } = &gate.status {
         if let Some(authority) = crate::machine::Target::gate_of(plan, g).authority(*level) {
-            let who: Vec<String> = authority.approvers.iter().map(ToString::to_string).collect();
             let deadline = deadline.map(|d| format!(", deadline {d}")).unwrap_or_default();
+            let have = if approvals.is_empty() { String::new() } else { format!("; approved so far by {}", approvals.join(", ")) };
             out.push_str(&format!(
-                "    waits for {} of {} approval(s) from {} (level {level}{deadline}); `phasegate approve {} {}/{} --as NAME`\n",
-                authority.required as usize - approvals.len().min(authority.required as usize),
-                authority.required,
-                who.join(", "),
+                "    waits for {} (level {level}{deadline}{have}); `phasegate approve {} {}/{} --as NAME`\n",
+                authority.still_needed(&gate.approvals_via()),
                 instance.id,
                 plan.id,
                 gate.id

@@ -56,9 +56,9 @@ pub fn blockers(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Vec
                 (workflow.trigger(phase, trigger), &approval.status)
             {
                 if let crate::plan::Action::HaltForApproval { then, .. } = &plan.action {
-                    let who: Vec<String> = super::Target::halt_named(workflow, phase, trigger)
+                    let needed = super::Target::halt_named(workflow, phase, trigger)
                         .and_then(|t| t.authority(*level))
-                        .map(|a| a.approvers.iter().map(ToString::to_string).collect())
+                        .map(|a| a.still_needed(&approval.approvals_via()))
                         .unwrap_or_default();
                     let until = match deadline {
                         Some(deadline) => format!(" until {deadline} (then on_timeout applies)"),
@@ -70,9 +70,8 @@ pub fn blockers(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Vec
                         Some(trigger),
                         format!(
                             "trigger {trigger} halted the instance: {cause}; approving runs its `{}` action, rejecting goes on without it; \
-                             decided by {} at level {level}{until}{have}",
+                             needs {needed} at level {level}{until}{have}",
                             then.name(),
-                            who.join(", ")
                         ),
                     ));
                 }
@@ -149,8 +148,7 @@ pub fn blockers(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Vec
                     match &gate.status {
                         GateStatus::AwaitingDecision { level, deadline, approvals, .. } => {
                             let Some(authority) = super::Target::gate_of(plan, g).authority(*level) else { continue };
-                            let who: Vec<String> = authority.approvers.iter().map(ToString::to_string).collect();
-                            let missing = (authority.required as usize).saturating_sub(approvals.len());
+                            let needed = authority.still_needed(&gate.approvals_via());
                             let until = match deadline {
                                 Some(deadline) if *deadline > now => format!(" until {deadline}"),
                                 Some(deadline) => format!(" (deadline {deadline} passed)"),
@@ -160,7 +158,7 @@ pub fn blockers(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Vec
                             out.push(blocker(
                                 Some(id),
                                 Some(&gate.id),
-                                format!("gate {id}/{} waits for {missing} more approval(s) from {} at level {level}{until}{have}{criteria}", gate.id, who.join(", ")),
+                                format!("gate {id}/{} waits for approvals: {needed} at level {level}{until}{have}{criteria}", gate.id),
                             ));
                         }
                         GateStatus::OnHold { by, since } => out.push(blocker(

@@ -311,6 +311,27 @@ impl GateState {
         Self { id: id.to_owned(), status: GateStatus::Pending, evaluation: None, decisions: Vec::new() }
     }
 
+    /// The approvals of the open wait with the approver entry each was
+    /// given through (`role:sre`), from the latest approval by that
+    /// principal: what per-role counting needs. Empty unless awaiting a decision.
+    pub fn approvals_via(&self) -> Vec<(String, String)> {
+        let GateStatus::AwaitingDecision { approvals, .. } = &self.status else {
+            return Vec::new();
+        };
+        approvals
+            .iter()
+            .map(|principal| {
+                let via = self
+                    .decisions
+                    .iter()
+                    .rev()
+                    .find(|(_, d)| d.kind == DecisionKind::Approve && &d.principal == principal)
+                    .map_or_else(|| principal.clone(), |(_, d)| d.via.clone());
+                (principal.clone(), via)
+            })
+            .collect()
+    }
+
     /// The decision recorded under a client's request id, if any.
     pub fn decision_with_request(&self, request_id: &str) -> Option<&(Timestamp, Decision)> {
         if request_id.is_empty() {

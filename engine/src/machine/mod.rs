@@ -32,7 +32,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use approval::{Authority, Subject, Target};
+pub use approval::{Authority, Group, GroupProgress, Subject, Target};
 pub use blockers::{blockers, Blocker};
 pub use decide::{compensation_key, decide, idempotency_key, watches_due, Next};
 pub use handlers::rollback::{compensation_step, rollback_plan};

@@ -338,10 +338,18 @@ pub struct CriterionDef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ApprovalDef {
     /// Principals (`alice`) or roles (`role:qa-director`) allowed to decide.
+    /// May be empty when `required_from` says who decides.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvers: Vec<String>,
-    /// Approvals needed (N of M); different principals each count once.
+    /// Approvals needed (N of M) from `approvers`; different principals each count once.
     #[serde(default = "default_required")]
     pub required: u32,
+    /// Approvals needed from each of several roles (or principals) at once,
+    /// each counted separately, one principal counting once:
+    /// `{ "role:human-command-group" = 1, "role:business-stakeholder" = 1 }`.
+    /// With `approvers` as well, both are needed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub required_from: BTreeMap<String, u32>,
     /// Whether the person who started the instance may approve it.
     #[serde(default)]
     pub self_approval: bool,
@@ -392,13 +400,38 @@ impl OnTimeout {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EscalationLevelDef {
     /// Principals or roles allowed to decide at this level.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvers: Vec<String>,
     /// Approvals needed at this level.
     #[serde(default = "default_required")]
     pub required: u32,
+    /// Approvals needed from each of several roles at this level, as for the approval.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub required_from: BTreeMap<String, u32>,
+    /// How this level's approvers join the decision: `replace` (they decide
+    /// instead of the level before), `must` (their approvals are needed as
+    /// well as the level before's), or `may` (they can pass the wait on
+    /// their own, and the level before still can). Approvals given so far
+    /// keep counting under `must` and `may`.
+    #[serde(default)]
+    pub join: EscalationJoin,
     /// Deadline of this level; `on_timeout` of the approval applies again at it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+}
+
+/// How an escalation level's approvers join the decision.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EscalationJoin {
+    /// The level's approvers decide instead of the level before's.
+    #[default]
+    Replace,
+    /// The level's approvals are needed as well as the level before's.
+    Must,
+    /// The level's approvers may pass the wait on their own; the level
+    /// before's still can.
+    May,
 }
 
 /// Samples a metric while its phase is active and fires when a condition holds.

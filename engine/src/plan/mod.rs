@@ -61,6 +61,40 @@ impl Workflow {
         self.task_index.get(id).copied()
     }
 
+    /// Why each `required_from` role that nobody holds makes its wait
+    /// impossible to pass: such a gate could never be approved, so starting
+    /// (and `validate` with a configuration) refuses it. `has_members` says
+    /// whether the configuration gives a role members.
+    pub fn unstaffed_roles(&self, has_members: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut check = |what: String, required_from: &[(Principal, u32)]| {
+            for (who, _) in required_from {
+                if let Principal::Role(role) = who {
+                    if !has_members(role) {
+                        out.push(format!(
+                            "{what} requires approvals from role:{role} (required_from), but the roles configuration gives it no members; \
+                             add them under [roles] in phasegate.toml"
+                        ));
+                    }
+                }
+            }
+        };
+        for phase in &self.phases {
+            let gates = phase.gates.iter().filter_map(|g| g.approval.as_ref().map(|a| (format!("gate {}/{}", phase.id, g.id), a)));
+            let halts = phase.triggers.iter().filter_map(|t| match &t.action {
+                Action::HaltForApproval { approval, .. } => Some((format!("trigger {}/{}", phase.id, t.id), approval)),
+                Action::Rollback { .. } | Action::Goto { .. } | Action::Notify(_) | Action::Run { .. } => None,
+            });
+            for (what, approval) in gates.chain(halts) {
+                check(what.clone(), &approval.required_from);
+                for (l, level) in approval.escalation.iter().enumerate() {
+                    check(format!("{what} (escalation level {})", l + 1), &level.required_from);
+                }
+            }
+        }
+        out
+    }
+
     /// True if `ancestor` is `phase` itself or a phase `phase` transitively runs after.
     pub fn is_upstream(&self, ancestor: usize, phase: usize) -> bool {
         let mut stack = vec![phase];
@@ -316,10 +350,12 @@ pub struct Criterion {
 /// A validated approval requirement.
 #[derive(Debug, Clone)]
 pub struct Approval {
-    /// Who may decide at the first level.
+    /// Who may decide at the first level (may be empty with `required_from`).
     pub approvers: Vec<Principal>,
-    /// Approvals needed at the first level.
+    /// Approvals needed from `approvers`.
     pub required: u32,
+    /// Approvals needed from each of these at once, counted separately.
+    pub required_from: Vec<(Principal, u32)>,
     /// Whether the starter may approve.
     pub self_approval: bool,
     /// Deadline of the first level.
@@ -341,6 +377,10 @@ pub struct EscalationLevel {
     pub approvers: Vec<Principal>,
     /// Approvals needed.
     pub required: u32,
+    /// Approvals needed from each of these at once.
+    pub required_from: Vec<(Principal, u32)>,
+    /// How the level joins the decision.
+    pub join: crate::model::EscalationJoin,
     /// Deadline of the level.
     pub timeout: Option<Duration>,
 }

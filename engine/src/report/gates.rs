@@ -181,11 +181,25 @@ impl GateReport {
                 Some(next) if next.phase_attempt == entry.phase_attempt => Some("superseded by a later evaluation".to_owned()),
                 Some(_) => Some("superseded by a later attempt".to_owned()),
                 None if entry.phase_attempt != phase.map(|p| p.attempt) => Some("superseded by a later attempt".to_owned()),
-                None => phase.and_then(|p| p.gates.iter().find(|g| g.id == entry.gate)).map(|g| g.status.kind().to_owned()),
+                None => phase.and_then(|p| p.gates.iter().find(|g| g.id == entry.gate)).map(|g| waiting_for(input, &entry.phase, g)),
             };
             evaluations[i].outcome = outcome;
         }
         GateReport { evaluations, trigger_decisions: halts, report }
+    }
+}
+
+/// A gate's state for its latest evaluation; while it awaits a decision,
+/// who has approved per role and who is still needed.
+fn waiting_for(input: &Input<'_>, phase: &str, gate: &crate::machine::GateState) -> String {
+    let crate::machine::GateStatus::AwaitingDecision { level, .. } = &gate.status else {
+        return gate.status.kind().to_owned();
+    };
+    let p = input.workflow.phase_index(phase);
+    let g = p.and_then(|p| input.workflow.phases[p].gates.iter().position(|x| x.id == gate.id));
+    match p.zip(g).and_then(|(p, g)| crate::machine::Target::gate(input.workflow, p, g).authority(*level)) {
+        Some(authority) => format!("awaiting_decision at level {level}: {}", authority.still_needed(&gate.approvals_via())),
+        None => gate.status.kind().to_owned(),
     }
 }
 

@@ -148,6 +148,10 @@ pub struct PendingApproval {
     pub approvers: Vec<String>,
     /// Approvals needed at this level.
     pub required: u32,
+    /// Per role (or approver set): who approved through it and how many it
+    /// needs; one list per way to pass the wait (a `may` escalation adds one).
+    #[serde(default)]
+    pub needs: Vec<Vec<crate::machine::GroupProgress>>,
     /// Approvals so far.
     pub approvals: Vec<String>,
     /// Criteria that could not be judged (evidence missing).
@@ -161,6 +165,22 @@ pub struct PendingApproval {
     /// Each criterion's contribution to the score: (label, points, weight).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub breakdown: Vec<(String, f64, f64)>,
+}
+
+impl PendingApproval {
+    /// Who has approved and who is still needed, per role: `role:qa 0 of 1
+    /// and role:sre 1 of 1 (sam)`; ways to pass joined by "or".
+    pub fn still_needed(&self) -> String {
+        if self.needs.is_empty() {
+            return format!("{} of {} from {}", self.approvals.len(), self.required, self.approvers.join(", "));
+        }
+        let ways: Vec<String> = self
+            .needs
+            .iter()
+            .map(|groups| groups.iter().map(crate::machine::GroupProgress::describe).collect::<Vec<_>>().join(" and "))
+            .collect();
+        ways.join(", or ")
+    }
 }
 
 /// The approvals index entries an instance should have in this state.
@@ -194,8 +214,9 @@ pub(crate) fn pending_approvals(instance: &Instance, workflow: &crate::plan::Wor
                 level: *level,
                 since: *since,
                 deadline: *deadline,
-                approvers: authority.as_ref().map(|a| a.approvers.iter().map(ToString::to_string).collect()).unwrap_or_default(),
-                required: authority.as_ref().map_or(1, |a| a.required),
+                approvers: authority.as_ref().map(|a| a.approvers().iter().map(ToString::to_string).collect()).unwrap_or_default(),
+                required: authority.as_ref().map_or(1, |a| a.required()),
+                needs: authority.as_ref().map(|a| a.progress(&gate.approvals_via())).unwrap_or_default(),
                 approvals: approvals.clone(),
                 inconclusive: evaluation
                     .map(|e| e.criteria.iter().filter(|c| c.verdict == Verdict::Inconclusive).map(|c| c.label.clone()).collect())
@@ -230,8 +251,9 @@ pub(crate) fn pending_approvals(instance: &Instance, workflow: &crate::plan::Wor
                     level: *level,
                     since: *since,
                     deadline: *deadline,
-                    approvers: authority.as_ref().map(|a| a.approvers.iter().map(ToString::to_string).collect()).unwrap_or_default(),
-                    required: authority.as_ref().map_or(1, |a| a.required),
+                    approvers: authority.as_ref().map(|a| a.approvers().iter().map(ToString::to_string).collect()).unwrap_or_default(),
+                    required: authority.as_ref().map_or(1, |a| a.required()),
+                    needs: authority.as_ref().map(|a| a.progress(&approval.approvals_via())).unwrap_or_default(),
                     approvals: approvals.clone(),
                     inconclusive: Vec::new(),
                     warnings: vec![format!("{cause}; approving runs `{}`", then.name())],

@@ -107,6 +107,10 @@ impl Engine {
     /// records `InstanceStarted` durably and returns the instance id.
     pub async fn start(&self, workflow: Workflow, options: StartOptions) -> Result<String, Error> {
         let vars = resolve_vars(&workflow, &options.vars)?;
+        let unstaffed = workflow.unstaffed_roles(|role| self.shared.roles.0.get(role).is_some_and(|members| !members.is_empty()));
+        if !unstaffed.is_empty() {
+            return Err(Error::Invalid(unstaffed.join("; ")));
+        }
         for phase in &workflow.phases {
             for task in &phase.tasks {
                 let agent = self.shared.registry.get(&task.agent).ok_or_else(|| {

@@ -88,7 +88,7 @@ pub(crate) fn gate(instance: &Instance, workflow: &Workflow, p: usize, g: usize,
         _ => (None, None),
     };
     let authority = level.and_then(|l| crate::machine::Target::gate(workflow, p, g).authority(l));
-    let approvers: Vec<String> = authority.map(|a| a.approvers.iter().map(ToString::to_string).collect()).unwrap_or_default();
+    let approvers: Vec<String> = authority.map(|a| a.approvers().iter().map(ToString::to_string).collect()).unwrap_or_default();
     let key = format!(
         "notify/{}/{}/{}/{}/{}/level-{}/event-{}",
         instance.id,

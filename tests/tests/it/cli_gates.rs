@@ -36,7 +36,7 @@ fn decisions_from_the_cli_are_authorized_idempotent_and_explained() {
     assert!(run(path, &["run", "--until-idle"]).status.success());
 
     let pending = run(path, &["approvals", "--for", "quinn"]);
-    assert!(stdout(&pending).contains("r1 hardening/qa-signoff  level 0, 0/1 approvals from role:qa"), "{}", stdout(&pending));
+    assert!(stdout(&pending).contains("r1 hardening/qa-signoff  level 0, approvals: role:qa 0 of 1"), "{}", stdout(&pending));
     assert!(stdout(&run(path, &["approvals", "--for", "mallory"])).is_empty());
 
     let history = |path: &std::path::Path| {
@@ -181,4 +181,78 @@ max_loops = 1
     let again = run(path, &["retry", "l1", "--phase", "launch"]);
     assert!(again.status.success(), "{}", stderr(&again));
     assert!(stdout(&run(path, &["history", "l1"])).contains("phase launch runs again"));
+}
+
+const BY_ROLE: &str = r#"
+name = "by-role"
+[[phases]]
+id = "post-launch"
+[[phases.tasks]]
+id = "soak"
+agent = "noop"
+[[phases.gates]]
+id = "qg-phase8"
+[phases.gates.approval]
+required_from = { "role:command" = 1, "role:business" = 1 }
+[[phases.gates.approval.escalation]]
+approvers = ["role:board"]
+join = "must"
+"#;
+
+#[test]
+fn a_gate_needs_an_approval_from_each_role_and_escalation_adds_the_board() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path();
+    std::fs::write(path.join("release.toml"), BY_ROLE).expect("write");
+
+    // A role nobody holds is refused at validate (with a configuration) and at start.
+    std::fs::write(path.join("phasegate.toml"), "[roles]\ncommand = [\"cara\", \"cole\"]\n").expect("write config");
+    let refused = run(path, &["validate", "release.toml"]);
+    assert!(!refused.status.success(), "{}", stdout(&refused));
+    assert!(
+        stderr(&refused).contains("requires approvals from role:business (required_from), but the roles configuration gives it no members")
+    );
+    let refused = run(path, &["start", "release.toml", "--id", "r"]);
+    assert!(!refused.status.success() && stderr(&refused).contains("role:business"), "{}", stderr(&refused));
+    assert!(run(path, &["status", "r"]).status.code() != Some(0), "nothing was started");
+
+    std::fs::write(path.join("phasegate.toml"), "[roles]\ncommand = [\"cara\", \"cole\"]\nbusiness = [\"bea\"]\nboard = [\"bo\"]\n")
+        .expect("write config");
+    assert!(run(path, &["validate", "release.toml"]).status.success());
+    assert!(run(path, &["--as", "sam", "start", "release.toml", "--id", "r"]).status.success());
+    assert!(run(path, &["run", "--until-idle"]).status.success());
+    let pending = stdout(&run(path, &["approvals"]));
+    assert!(pending.contains("approvals: role:business 0 of 1 and role:command 0 of 1"), "{pending}");
+
+    // Two members of one role do not pass it.
+    for who in ["cara", "cole"] {
+        let approved = run(path, &["--as", who, "approve", "r", "qg-phase8"]);
+        assert!(approved.status.success(), "{}", stderr(&approved));
+    }
+    let shown = stdout(&run(path, &["status", "r"]));
+    assert!(shown.contains("waits for role:business 0 of 1 and role:command 1 of 1 (cara, cole)"), "{shown}");
+    let again = run(path, &["--as", "cara", "approve", "r", "qg-phase8"]);
+    assert!(!again.status.success() && stderr(&again).contains("counts once"), "{}", stderr(&again));
+
+    // Escalating adds the board; what was approved still counts.
+    let escalated = run(path, &["--as", "cole", "escalate", "r", "qg-phase8", "--comment", "needs the board"]);
+    assert!(escalated.status.success(), "{}", stderr(&escalated));
+    let pending = stdout(&run(path, &["approvals", "--for", "bo"]));
+    assert!(
+        pending.contains("level 1, approvals: role:business 0 of 1 and role:command 1 of 1 (cara, cole) and role:board 0 of 1"),
+        "{pending}"
+    );
+    assert!(run(path, &["--as", "bo", "approve", "r", "qg-phase8"]).status.success());
+    let report = stdout(&run(path, &["report", "r", "--kind", "gate"]));
+    assert!(
+        report
+            .contains("awaiting_decision at level 1: role:business 0 of 1 and role:command 1 of 1 (cara, cole) and role:board 1 of 1 (bo)"),
+        "{report}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&run(path, &["--output", "json", "status", "r"]).stdout).expect("json");
+    assert_eq!(json["effective_status"], "awaiting_approval", "the business stakeholder is still needed");
+    assert!(run(path, &["--as", "bea", "approve", "r", "qg-phase8"]).status.success());
+    let json: serde_json::Value = serde_json::from_slice(&run(path, &["--output", "json", "status", "r"]).stdout).expect("json");
+    assert_eq!(json["effective_status"], "running", "every role approved");
+    assert!(run(path, &["run", "--until-idle"]).status.success());
 }

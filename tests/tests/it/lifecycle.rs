@@ -267,7 +267,7 @@ fn a_readiness_score_under_70_percent_halts_for_management_with_the_breakdown() 
     lab.ok(&["run", "--until-idle"]);
     lab.approve("low", "quinn", "hardening/qa-sign-off");
     let ran = lab.ok(&["run", "--until-idle"]);
-    assert!(ran.contains("go-no-go/readiness-score waits for 1 more approval(s) from role:management"), "{ran}");
+    assert!(ran.contains("go-no-go/readiness-score waits for approvals: role:management 0 of 1"), "{ran}");
     let approvals = lab.ok(&["approvals"]);
     assert!(approvals.contains("score 64.3% (warning band: pass ≥ 70%, warning ≥ 0%)"), "{approvals}");
     assert!(approvals.contains("Staging uptime 0/3") && approvals.contains("Test results 3/3"), "the factor breakdown: {approvals}");

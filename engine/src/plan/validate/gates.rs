@@ -125,13 +125,16 @@ impl<'d> Validator<'d> {
         })
     }
 
-    pub(super) fn quorum(&mut self, approvers: &[String], required: u32, path: &FieldPath) -> bool {
+    pub(super) fn quorum(&mut self, approvers: &[String], required: u32, path: &FieldPath, by_role: bool) -> bool {
         if approvers.is_empty() {
+            if by_role {
+                return true;
+            }
             self.error(
                 Kind::MissingField,
                 &path.key("approvers"),
                 "no approvers are listed",
-                "list principals (`alice`) or roles (`role:sre`) allowed to decide",
+                "list principals (`alice`) or roles (`role:sre`) allowed to decide, or the approvals needed per role in required_from",
             );
             return false;
         }
@@ -159,8 +162,40 @@ impl<'d> Validator<'d> {
         true
     }
 
+    /// `required_from`: approvals needed per role or principal, each at
+    /// least 1, a named principal at most 1 (a principal counts once).
+    pub(super) fn required_from(&mut self, def: &BTreeMap<String, u32>, path: &FieldPath) -> Option<Vec<(Principal, u32)>> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (who, &count) in def {
+            let entry = path.key(who);
+            let Some(principal) = self.principal(who, &entry) else {
+                ok = false;
+                continue;
+            };
+            match (&principal, count) {
+                (_, 0) => {
+                    self.error(Kind::InvalidValue, &entry, format!("`{who}` = 0 needs no approval"), "use at least 1, or remove the entry");
+                    ok = false;
+                }
+                (Principal::User(_), n) if n > 1 => {
+                    self.error(
+                        Kind::QuorumTooLarge,
+                        &entry,
+                        format!("`{who}` = {n}, but a named principal counts once"),
+                        "use 1, or name a role whose members can give several approvals",
+                    );
+                    ok = false;
+                }
+                _ => out.push((principal, count)),
+            }
+        }
+        ok.then_some(out)
+    }
+
     pub(super) fn approval(&mut self, def: &ApprovalDef, path: &FieldPath) -> Option<Approval> {
-        let mut ok = self.quorum(&def.approvers, def.required, path);
+        let mut ok = self.quorum(&def.approvers, def.required, path, !def.required_from.is_empty());
+        let required_from = self.required_from(&def.required_from, &path.key("required_from"));
         let approvers = self.principals(&def.approvers, &path.key("approvers"));
         let timeout = def.timeout.as_deref().map(|text| self.duration(text, &path.key("timeout"), true));
         let on_timeout = match (def.timeout.is_some(), def.on_timeout) {
@@ -203,13 +238,20 @@ impl<'d> Validator<'d> {
             .enumerate()
             .map(|(l, level)| {
                 let level_path = path.key("escalation").index(l);
-                let quorum_ok = self.quorum(&level.approvers, level.required, &level_path);
+                let quorum_ok = self.quorum(&level.approvers, level.required, &level_path, !level.required_from.is_empty());
                 let approvers = self.principals(&level.approvers, &level_path.key("approvers"));
+                let required_from = self.required_from(&level.required_from, &level_path.key("required_from"));
                 let timeout = level.timeout.as_deref().map(|text| self.duration(text, &level_path.key("timeout"), true));
                 if !quorum_ok {
                     return None;
                 }
-                Some(EscalationLevel { approvers: approvers?, required: level.required, timeout: timeout.checked()? })
+                Some(EscalationLevel {
+                    approvers: approvers?,
+                    required: level.required,
+                    required_from: required_from?,
+                    join: level.join,
+                    timeout: timeout.checked()?,
+                })
             })
             .collect();
         let notify = def.notify.as_ref().map(|step| self.step(step, &path.key("notify"), "notify"));
@@ -219,6 +261,7 @@ impl<'d> Validator<'d> {
         Some(Approval {
             approvers: approvers?,
             required: def.required,
+            required_from: required_from?,
             self_approval: def.self_approval,
             timeout: timeout.checked()?,
             on_timeout,

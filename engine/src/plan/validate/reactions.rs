@@ -370,6 +370,7 @@ impl<'d> Validator<'d> {
                         Some(owner) => Some(Approval {
                             approvers: vec![owner],
                             required: 1,
+                            required_from: Vec::new(),
                             self_approval: true,
                             timeout: None,
                             on_timeout: None,

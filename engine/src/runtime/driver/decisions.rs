@@ -125,12 +125,15 @@ impl Driver {
         request: &crate::runtime::DecisionRequest,
     ) -> Result<(Event, crate::runtime::DecisionOutcome), Error> {
         let (level, via) = match &state.status {
-            GateStatus::AwaitingDecision { level, .. } => {
-                (*level, target.authorize(*level, &self.shared.roles, &request.principal, &request.comment).map_err(refused)?)
-            }
+            GateStatus::AwaitingDecision { level, .. } => (
+                *level,
+                target
+                    .authorize(*level, &self.shared.roles, &request.principal, &request.comment, &state.approvals_via())
+                    .map_err(refused)?,
+            ),
             // Holding a failed gate for remediation is its level-0 deciders' call.
             GateStatus::Failed { .. } if request.kind == crate::machine::DecisionKind::Hold => {
-                (0, target.authorize(0, &self.shared.roles, &request.principal, &request.comment).map_err(refused)?)
+                (0, target.authorize(0, &self.shared.roles, &request.principal, &request.comment, &[]).map_err(refused)?)
             }
             GateStatus::Pending | GateStatus::OnHold { .. } | GateStatus::Passed { .. } | GateStatus::Failed { .. } => (0, String::new()),
         };

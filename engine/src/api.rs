@@ -98,6 +98,10 @@ pub struct DecisionBody {
     /// The client's idempotency key.
     #[serde(default)]
     pub request_id: String,
+    /// The inputs the gate declares, with an approval: JSON values (text is
+    /// parsed by the input's type).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub inputs: serde_json::Map<String, serde_json::Value>,
 }
 
 /// `POST /v1/instances/{id}/{operation}`: the fields an operation reads.

@@ -37,12 +37,14 @@ pub const MAX_COMPREHENSION_DEPTH: usize = 2;
 pub const MAX_PARSE_DEPTH: u16 = 48;
 
 /// The names every condition may start with.
-pub const ROOTS: [&str; 5] = ["vars", "tasks", "metrics", "signals", "phases"];
+pub const ROOTS: [&str; 6] = ["vars", "tasks", "metrics", "signals", "phases", "decisions"];
 
 /// Fields of `tasks.<id>` an expression may read.
 pub const TASK_FIELDS: [&str; 5] = ["output", "status", "attempts", "error", "duration_ms"];
 /// Fields of `metrics.<watch>` an expression may read.
 pub const METRIC_FIELDS: [&str; 4] = ["value", "firing", "samples", "breaching_since"];
+/// Fields of `decisions.<gate>` an expression may read.
+pub const DECISION_FIELDS: [&str; 3] = ["decision", "by", "inputs"];
 /// Fields of `phases.<id>` an expression may read.
 pub const PHASE_FIELDS: [&str; 3] = ["status", "attempt", "loops"];
 
@@ -59,6 +61,8 @@ pub struct Names {
     pub signals: BTreeSet<String>,
     /// Phase ids.
     pub phases: BTreeSet<String>,
+    /// Ids of gates with an approval (readable as `decisions.<gate>`).
+    pub decisions: BTreeSet<String>,
 }
 
 /// Extra names one kind of expression may read besides [`ROOTS`].
@@ -308,6 +312,7 @@ mod tests {
             watches: ["error-rate".to_owned()].into(),
             signals: ["incident".to_owned()].into(),
             phases: ["launch".to_owned()].into(),
+            decisions: Default::default(),
         }
     }
 

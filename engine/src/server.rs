@@ -297,7 +297,7 @@ async fn decide(State(api): State<Arc<Api>>, UrlPath(id): UrlPath<String>, reque
         .decide(
             &id,
             decision.gate.as_deref(),
-            DecisionRequest { kind, principal: by, comment: decision.comment, request_id: decision.request_id },
+            DecisionRequest { kind, principal: by, comment: decision.comment, request_id: decision.request_id, inputs: decision.inputs },
         )
         .await?;
     Ok(Json(serde_json::to_value(outcome).unwrap_or_default()).into_response())

@@ -19,6 +19,16 @@ pub enum Placeholder {
     VarJson(String),
     /// `{{ instance.id }}`.
     InstanceId,
+    /// `{{ decisions.GATE.inputs.NAME }}` (with `| json`: as JSON text): an
+    /// input of the approval that passed gate GATE, for task parameters.
+    Input {
+        /// The gate's id.
+        gate: String,
+        /// The input's name.
+        name: String,
+        /// Whether `| json` asks for JSON text.
+        json: bool,
+    },
     /// Anything else between `{{` and `}}`, as written.
     Unknown(String),
 }
@@ -40,8 +50,15 @@ fn parse(inner: &str) -> Placeholder {
     if let Some(var) = inner.strip_suffix("| json").map(str::trim_end) {
         return match parse(var) {
             Placeholder::Var(name) => Placeholder::VarJson(name),
+            Placeholder::Input { gate, name, .. } => Placeholder::Input { gate, name, json: true },
             _ => Placeholder::Unknown(inner.to_owned()),
         };
+    }
+    let id = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if let Some((gate, name)) = inner.strip_prefix("decisions.").and_then(|rest| rest.split_once(".inputs.")) {
+        if id(gate) && id(name) {
+            return Placeholder::Input { gate: gate.to_owned(), name: name.to_owned(), json: false };
+        }
     }
     match inner.strip_prefix("vars.") {
         Some(name) if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => Placeholder::Var(name.to_owned()),
@@ -90,38 +107,60 @@ fn walk(value: &Value, path: &mut Vec<PathStep>, out: &mut Vec<(Vec<PathStep>, P
     }
 }
 
-/// `params` with every placeholder replaced by the instance's values.
-/// Unknown placeholders are left as written (validation refuses them).
-pub fn render(params: &Map<String, Value>, vars: &Map<String, Value>, instance: &str) -> Map<String, Value> {
-    params.iter().map(|(k, v)| (k.clone(), render_value(v, vars, instance))).collect()
+/// What placeholders are replaced with: the instance's variables and id,
+/// and the inputs of the approvals that passed its gates.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// The instance's variables.
+    pub vars: &'a Map<String, Value>,
+    /// Gate id → the inputs its latest approval carried.
+    pub decisions: &'a Map<String, Value>,
+    /// The instance's id.
+    pub instance: &'a str,
 }
 
-fn render_value(value: &Value, vars: &Map<String, Value>, instance: &str) -> Value {
+/// `params` with every `{{ vars.* }}` and `{{ instance.id }}` placeholder
+/// replaced by the instance's values. Unknown placeholders are left as
+/// written (validation refuses them).
+pub fn render(params: &Map<String, Value>, vars: &Map<String, Value>, instance: &str) -> Map<String, Value> {
+    render_in(params, Context { vars, decisions: &Map::new(), instance })
+}
+
+/// `params` with every placeholder replaced from `context`, decision inputs included.
+pub fn render_in(params: &Map<String, Value>, context: Context<'_>) -> Map<String, Value> {
+    params.iter().map(|(k, v)| (k.clone(), render_value(v, context))).collect()
+}
+
+fn render_value(value: &Value, context: Context<'_>) -> Value {
     match value {
-        Value::String(text) => render_string(text, vars, instance),
-        Value::Array(items) => Value::Array(items.iter().map(|v| render_value(v, vars, instance)).collect()),
-        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), render_value(v, vars, instance))).collect()),
+        Value::String(text) => render_string(text, context),
+        Value::Array(items) => Value::Array(items.iter().map(|v| render_value(v, context)).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), render_value(v, context))).collect()),
         other => other.clone(),
     }
 }
 
-fn lookup(placeholder: &Placeholder, vars: &Map<String, Value>, instance: &str) -> Option<Value> {
+fn lookup(placeholder: &Placeholder, context: Context<'_>) -> Option<Value> {
     match placeholder {
-        Placeholder::Var(name) => vars.get(name).cloned(),
-        Placeholder::VarJson(name) => vars.get(name).map(|v| Value::String(v.to_string())),
-        Placeholder::InstanceId => Some(Value::String(instance.to_owned())),
+        Placeholder::Var(name) => context.vars.get(name).cloned(),
+        Placeholder::VarJson(name) => context.vars.get(name).map(|v| Value::String(v.to_string())),
+        Placeholder::InstanceId => Some(Value::String(context.instance.to_owned())),
+        Placeholder::Input { gate, name, json } => {
+            let value = context.decisions.get(gate)?.get(name)?;
+            Some(if *json { Value::String(value.to_string()) } else { value.clone() })
+        }
         Placeholder::Unknown(_) => None,
     }
 }
 
-fn render_string(text: &str, vars: &Map<String, Value>, instance: &str) -> Value {
+fn render_string(text: &str, context: Context<'_>) -> Value {
     if !text.contains("{{") {
         return Value::String(text.to_owned());
     }
     // Exactly one placeholder: keep the value's JSON type.
     let trimmed = text.trim();
     if trimmed.starts_with("{{") && trimmed.ends_with("}}") && trimmed[2..].find("{{").is_none() {
-        if let Some(value) = lookup(&parse(trimmed[2..trimmed.len() - 2].trim()), vars, instance) {
+        if let Some(value) = lookup(&parse(trimmed[2..trimmed.len() - 2].trim()), context) {
             return value;
         }
     }
@@ -131,7 +170,7 @@ fn render_string(text: &str, vars: &Map<String, Value>, instance: &str) -> Value
         let after = &rest[start + 2..];
         let Some(end) = after.find("}}") else { break };
         out.push_str(&rest[..start]);
-        match lookup(&parse(after[..end].trim()), vars, instance) {
+        match lookup(&parse(after[..end].trim()), context) {
             Some(Value::String(s)) => out.push_str(&s),
             Some(other) => out.push_str(&other.to_string()),
             None => out.push_str(&rest[start..start + 2 + end + 2]),
@@ -166,5 +205,21 @@ mod tests {
         let found = placeholders_in(params.as_object().unwrap());
         assert!(found.contains(&(vec![PathStep::Key("left".into())], Placeholder::Unknown("other".into()))));
         assert!(found.contains(&(vec![PathStep::Key("argv".into()), PathStep::Index(2)], Placeholder::Var("target_url".into()))));
+    }
+
+    #[test]
+    fn decision_inputs_render_from_the_approval_that_passed_the_gate() {
+        let params =
+            json!({"regions": "{{ decisions.go-live.inputs.regions }}", "arg": "--regions={{ decisions.go-live.inputs.regions | json }}"});
+        let decisions = json!({"go-live": {"regions": ["eu", "us"]}});
+        let vars = Map::new();
+        let context = Context { vars: &vars, decisions: decisions.as_object().unwrap(), instance: "i" };
+        let rendered = render_in(params.as_object().unwrap(), context);
+        assert_eq!(rendered["regions"], json!(["eu", "us"]), "one placeholder keeps the JSON type");
+        assert_eq!(rendered["arg"], "--regions=[\"eu\",\"us\"]");
+        assert_eq!(
+            placeholders("{{ decisions.go-live.inputs.regions }}"),
+            [Placeholder::Input { gate: "go-live".into(), name: "regions".into(), json: false }]
+        );
     }
 }

@@ -301,6 +301,10 @@ pub struct DecisionArgs {
     /// the original outcome and changes nothing.
     #[arg(long)]
     pub request_id: Option<String>,
+    /// An input the gate declares: `--input name=value` (typed by its
+    /// declaration; lists and objects as JSON); repeatable, with `approve`.
+    #[arg(long = "input", value_name = "NAME=VALUE")]
+    pub inputs: Vec<String>,
 }
 
 /// Arguments of `phasegate approvals`.

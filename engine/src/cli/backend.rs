@@ -219,6 +219,7 @@ impl Backend {
                     gate: gate.map(str::to_owned),
                     comment: request.comment,
                     request_id: request.request_id,
+                    inputs: request.inputs,
                 };
                 remote.post(&format!("/v1/instances/{}/decisions", encode(id)), &body).await
             }

@@ -12,9 +12,25 @@ pub(super) fn decide(cli: &Cli, kind: DecisionKind, args: &DecisionArgs) -> u8 {
     let Some(principal) = cli.principal.clone().filter(|p| !p.trim().is_empty()) else {
         return fail!("usage", EXIT_USAGE, "{} needs to know who decides: pass --as PRINCIPAL or set PHASEGATE_USER", kind.verb());
     };
+    let mut inputs = serde_json::Map::new();
+    for pair in &args.inputs {
+        match pair.split_once('=') {
+            Some((name, value)) if !name.trim().is_empty() => {
+                if inputs.insert(name.trim().to_owned(), serde_json::Value::String(value.to_owned())).is_some() {
+                    return fail!("usage", EXIT_USAGE, "--input {}: given twice", name.trim());
+                }
+            }
+            _ => return fail!("usage", EXIT_USAGE, "--input {pair}: write it as name=value"),
+        }
+    }
     command(cli, async |engine| {
-        let request =
-            DecisionRequest { kind, principal, comment: args.comment.clone(), request_id: args.request_id.clone().unwrap_or_default() };
+        let request = DecisionRequest {
+            kind,
+            principal,
+            comment: args.comment.clone(),
+            request_id: args.request_id.clone().unwrap_or_default(),
+            inputs: inputs.clone(),
+        };
         let outcome = engine.decide(&args.id, args.gate.as_deref(), request).await?;
         match cli.output {
             OutputFormat::Json => print_json(&serde_json::to_value(&outcome).unwrap_or_default()),
@@ -80,6 +96,7 @@ pub(super) fn approvals(cli: &Cli, args: &ApprovalsArgs) -> u8 {
                         None => String::new(),
                     };
                     let needs = format!("approvals: {}", p.still_needed());
+                    let needs = if p.inputs.is_empty() { needs } else { format!("{needs}; inputs: {}", p.inputs.join("; ")) };
                     outln!(
                         "{} {}/{}  level {}, {needs}; waiting {waiting}{deadline}{score}{notes}{warnings}",
                         p.instance,

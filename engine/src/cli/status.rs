@@ -177,6 +177,9 @@ fn gate_lines(instance: &Instance, plan: &crate::plan::Phase, g: usize, gate: &c
                 plan.id,
                 gate.id
             ));
+            for (name, input) in plan.gates[g].approval.iter().flat_map(|a| &a.inputs) {
+                out.push_str(&format!("    input {}; give it with --input {name}=VALUE\n", input.describe(name)));
+            }
         }
     }
     out

@@ -135,6 +135,7 @@ impl Checker<'_> {
             "metrics" => (&self.names.watches, &METRIC_FIELDS, "watch"),
             "signals" => (&self.names.signals, &[], "signal"),
             "phases" => (&self.names.phases, &PHASE_FIELDS, "phase"),
+            "decisions" => (&self.names.decisions, &DECISION_FIELDS, "gate with an approval"),
             _ => {
                 let allowed = match self.scope {
                     Scope::Condition => ROOTS.join(", "),

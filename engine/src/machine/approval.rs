@@ -11,6 +11,7 @@
 //! principal once, escalation, deadlines and their answers) is this module.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::gate::{Decision, DecisionKind, GateState, GateStatus, Roles};
 use super::{Event, Instance, RejectKind, Rejected, Timestamp};
@@ -320,6 +321,41 @@ impl<'w> Target<'w> {
         Ok(via)
     }
 
+    /// The inputs a decision records: for an approval, each declared input
+    /// from `given` (typed and checked against its options) or its default;
+    /// other decisions carry none. Refuses an unknown input, a missing
+    /// required one, and inputs on anything but an approval.
+    pub fn inputs_for(&self, kind: DecisionKind, given: &Map<String, Value>) -> Result<Map<String, Value>, String> {
+        let declared = self.approval.map(|a| &a.inputs);
+        if kind != DecisionKind::Approve {
+            return match given.keys().next() {
+                Some(name) => Err(format!("input `{name}`: inputs go with an approval; {} carries only a comment", kind.verb())),
+                None => Ok(Map::new()),
+            };
+        }
+        let names = || {
+            declared
+                .map(|d| d.keys().cloned().collect::<Vec<_>>().join(", "))
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "none".to_owned())
+        };
+        if let Some(unknown) = given.keys().find(|k| declared.is_none_or(|d| !d.contains_key(*k))) {
+            return Err(format!("{} declares no input `{unknown}` (it has: {})", self.name(), names()));
+        }
+        let mut out = Map::new();
+        for (name, input) in declared.into_iter().flatten() {
+            let value = match (given.get(name), &input.var.default) {
+                (Some(value), _) => input.accept(name, value)?,
+                (None, Some(default)) => default.clone(),
+                (None, None) => {
+                    return Err(format!("{} needs input {} with an approval: --input {name}=VALUE", self.name(), input.describe(name)))
+                }
+            };
+            out.insert(name.clone(), value);
+        }
+        Ok(out)
+    }
+
     /// Applies a person's decision to a wait. Checks what the log alone can
     /// prove: the level matches, an approver is not the starter when
     /// self-approval is off and counts once, and an escalation has somewhere
@@ -346,6 +382,13 @@ impl<'w> Target<'w> {
         };
         let next_level = self.authority(level + 1);
         let mut approvals = approvals.to_vec();
+        match self.inputs_for(decision.kind, &decision.inputs) {
+            Ok(inputs) if inputs == decision.inputs => {}
+            Ok(_) => {
+                return Err(Rejected::new(event, format!("{subject} declares other inputs"), "a decision records every declared input"))
+            }
+            Err(problem) => return Err(Rejected::new(event, problem, "a decision carries the inputs its gate declares")),
+        }
         Ok(match decision.kind {
             DecisionKind::Approve => {
                 let self_approval = self.approval.is_none_or(|a| a.self_approval);
@@ -438,6 +481,12 @@ impl<'w> Target<'w> {
             request_id: String::new(),
             level,
             seen: Default::default(),
+            // A deadline that approves takes every input's default (validation
+            // refuses on_timeout = "approve" with a required input).
+            inputs: match kind {
+                DecisionKind::Approve => self.inputs_for(kind, &Map::new()).unwrap_or_default(),
+                DecisionKind::Reject | DecisionKind::Hold | DecisionKind::Escalate => Map::new(),
+            },
         };
         Ok((outcome, answer))
     }
@@ -578,6 +627,7 @@ action = "rollback"
             request_id: String::new(),
             level,
             seen: Default::default(),
+            inputs: Default::default(),
         };
         let held = gate.decide(&event, &instance, &state, &decision(DecisionKind::Hold, 0), Timestamp(9));
         assert_eq!(held, Ok(Outcome::Held("quinn".into())));
@@ -639,6 +689,7 @@ join = "may"
             request_id: String::new(),
             level,
             seen: Default::default(),
+            inputs: Default::default(),
         };
         let outcome = target.decide(&Event::InstanceCompleted, instance, state, &decision, Timestamp(10)).map_err(|r| r.to_string())?;
         state.decisions.push((Timestamp(10), decision));

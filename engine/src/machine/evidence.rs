@@ -4,15 +4,35 @@ use serde_json::{json, Map, Value};
 
 use super::{Instance, TaskStatus};
 
+/// Each gate of a phase with its latest approval (by a person, or by a
+/// deadline's `on_timeout = "approve"` with the inputs' defaults).
+fn latest_approvals(phase: &super::PhaseState) -> impl Iterator<Item = (&str, &super::Decision)> {
+    phase.gates.iter().filter_map(|gate| {
+        gate.decisions.iter().rev().find(|(_, d)| d.kind == super::DecisionKind::Approve).map(|(_, d)| (gate.id.as_str(), d))
+    })
+}
+
+/// Gate id → the inputs of its latest approval: what task parameters read
+/// as `{{ decisions.GATE.inputs.NAME }}`.
+pub fn decision_inputs(instance: &Instance) -> Map<String, Value> {
+    instance.phases.iter().flat_map(latest_approvals).map(|(gate, d)| (gate.to_owned(), Value::Object(d.inputs.clone()))).collect()
+}
+
 /// The evidence object: `vars`, `tasks`, `phases`, `metrics` (watches of
-/// the current phase attempts) and `signals`. A task that has not produced anything has only
+/// the current phase attempts), `signals` and `decisions` (each gate's
+/// latest approval by a person: who, and the inputs it carried). A task that has not produced anything has only
 /// its `status` and `attempts`, so conditions reading its output are
 /// inconclusive rather than false.
 pub fn evidence(instance: &Instance) -> Map<String, Value> {
     let mut tasks = Map::new();
     let mut phases = Map::new();
     let mut metrics = Map::new();
+    let mut decisions = Map::new();
     for phase in &instance.phases {
+        for (gate, decision) in latest_approvals(phase) {
+            let entry = json!({"decision": decision.kind.verb(), "by": decision.principal, "inputs": decision.inputs});
+            decisions.insert(gate.to_owned(), entry);
+        }
         let status = phase.status.kind();
         phases.insert(phase.id.clone(), json!({"status": status, "attempt": phase.attempt, "loops": phase.loops}));
         for watch in &phase.watches {
@@ -51,6 +71,7 @@ pub fn evidence(instance: &Instance) -> Map<String, Value> {
     evidence.insert("tasks".to_owned(), Value::Object(tasks));
     evidence.insert("phases".to_owned(), Value::Object(phases));
     evidence.insert("metrics".to_owned(), Value::Object(metrics));
+    evidence.insert("decisions".to_owned(), Value::Object(decisions));
     evidence.insert("signals".to_owned(), Value::Object(instance.signals.iter().map(|(k, v)| (k.clone(), v.clone())).collect()));
     evidence
 }

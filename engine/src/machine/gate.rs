@@ -236,6 +236,10 @@ pub struct Decision {
     /// The criteria results the decider saw (id → verdict).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub seen: BTreeMap<String, Verdict>,
+    /// The inputs an approval carried (declared by the gate's `inputs`),
+    /// defaults filled in: what conditions read as `decisions.<gate>.inputs`.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub inputs: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Where a gate stands.

@@ -41,7 +41,7 @@ pub use handlers::watch::{sample_event, SampleResult};
 pub use event::{Event, Record, RECORD_VERSION};
 pub use gate::{CriterionResult, Decision, DecisionKind, Evaluation, GateState, GateStatus, Roles, Verdict};
 
-pub use evidence::evidence;
+pub use evidence::{decision_inputs, evidence};
 pub use guards::{Effect, OutboxEntry};
 pub use live::{watch_liveness, WatchLiveness};
 pub use state::{

@@ -302,6 +302,7 @@ impl Harness {
             request_id: String::new(),
             level,
             seen: Default::default(),
+            inputs: Default::default(),
         };
         self.apply(Event::TriggerDecided(payload::TriggerDecided { phase: "ship".into(), trigger: trigger.into(), decision }))
     }
@@ -621,6 +622,7 @@ fn ready_for(event: &str, status: &str) -> (Harness, Event) {
                 request_id: String::new(),
                 level: 0,
                 seen: Default::default(),
+                inputs: Default::default(),
             },
         }),
         "TriggerTimedOut" => Event::TriggerTimedOut(payload::TriggerTimedOut {
@@ -823,7 +825,7 @@ proptest::proptest! {
                 7 => {
                     let trigger = match &h.instance.status { InstanceStatus::AwaitingDecision { trigger, .. } => trigger.clone(), _ => "p1".to_owned() };
                     let kind = [DecisionKind::Approve, DecisionKind::Reject, DecisionKind::Hold, DecisionKind::Escalate][which as usize];
-                    Event::TriggerDecided(payload::TriggerDecided { phase: "ship".into(), trigger, decision: Decision { kind, principal: "alice".into(), via: String::new(), comment: String::new(), request_id: String::new(), level: 0, seen: Default::default() } })
+                    Event::TriggerDecided(payload::TriggerDecided { phase: "ship".into(), trigger, decision: Decision { kind, principal: "alice".into(), via: String::new(), comment: String::new(), request_id: String::new(), level: 0, seen: Default::default(), inputs: Default::default() } })
                 }
                 8 => Event::Cancelled(payload::Cancelled { by: "op".into(), reason: String::new() }),
                 _ => {
@@ -893,6 +895,7 @@ reason = "Smoke tests failed: reproduce in staging."
         request_id: String::new(),
         level: 0,
         seen: Default::default(),
+        inputs: Default::default(),
     };
     h.apply(Event::DecisionRecorded(payload::DecisionRecorded { phase: "launch".into(), gate: "smoke-ok".into(), decision }))
         .expect("reject");
@@ -1204,6 +1207,7 @@ max_loops = 5
             request_id: String::new(),
             level,
             seen: Default::default(),
+            inputs: Default::default(),
         };
         h.apply(Event::DecisionRecorded(payload::DecisionRecorded { phase: "build".into(), gate: "two-keys".into(), decision }))
     };
@@ -1380,6 +1384,7 @@ fn a_decisions_request_id_is_a_write_of_the_machine() {
         request_id: "req-1".into(),
         level: 0,
         seen: Default::default(),
+        inputs: Default::default(),
     };
     let event = Event::TriggerDecided(payload::TriggerDecided { phase: "ship".into(), trigger: "p1".into(), decision });
     let effects = step(&mut h.instance, &h.workflow, &event, h.now).expect("held");
@@ -1433,6 +1438,7 @@ agent = "noop"
         request_id: String::new(),
         level: 0,
         seen: Default::default(),
+        inputs: Default::default(),
     };
     h.apply(Event::DecisionRecorded(payload::DecisionRecorded { phase: "perf".into(), gate: "latency".into(), decision: hold("olga") }))
         .expect("the owner holds the failed gate");
@@ -1716,6 +1722,7 @@ fn decide_gate_of(h: &mut Harness, phase: &str, gate: &str, kind: DecisionKind) 
         request_id: String::new(),
         level: 0,
         seen: Default::default(),
+        inputs: Default::default(),
     };
     h.apply(Event::DecisionRecorded(payload::DecisionRecorded { phase: phase.into(), gate: gate.into(), decision })).expect("decision");
     h.settle(0);
@@ -1754,4 +1761,35 @@ fn workflow_level_reactions_are_checked_at_validate() {
     assert!(errors.contains("`from` does not apply to a phase's watch"), "{errors}");
     let errors = refused(&format!("{base}[[phases.triggers]]\non = \"uptime\"\naction = \"rollback\"\n[[watches]]\nid = \"uptime\"\nagent = \"noop\"\ninterval = \"1m\"\ncondition = \"value > 1\"\n"));
     assert!(errors.contains("not a watch of phase"), "{errors}");
+}
+
+#[test]
+fn decision_inputs_are_checked_at_validate() {
+    let gate = |inputs: &str, approval_extra: &str, task_params: &str, task_phase_after_gate: bool| {
+        let after = if task_phase_after_gate { "after = [\"decide\"]" } else { "" };
+        format!(
+            "name = \"x\"\n[[phases]]\nid = \"decide\"\n[[phases.tasks]]\nid = \"prep\"\nagent = \"noop\"\n{}\n[[phases.gates]]\nid = \"go\"\n\
+             [phases.gates.approval]\napprovers = [\"olga\"]\n{approval_extra}\n[phases.gates.approval.inputs]\n{inputs}\n\
+             [[phases]]\nid = \"launch\"\n{after}\n[[phases.tasks]]\nid = \"ship\"\nagent = \"noop\"\nparams = {{ {task_params} }}\n",
+            if task_phase_after_gate { "" } else { "params = { region = \"{{ decisions.go.inputs.region }}\" }" }
+        )
+    };
+    let check = |toml: String| {
+        plan::load_source(&Source::from_text(&toml, Format::Toml), &AgentNames::builtin()).map(|_| ()).map_err(|d| d.to_string())
+    };
+    let fine = gate("region = { type = \"string\" }", "", "region = \"{{ decisions.go.inputs.region }}\"", true);
+    assert_eq!(check(fine), Ok(()));
+    let cases = [
+        (gate("region = {}", "", "", true), "has neither a type, a default nor options"),
+        (gate("region = { type = \"integer\", default = \"eu\" }", "", "", true), "input `region`: its default is \"eu\""),
+        (gate("region = { options = [\"eu\", \"us\"], default = \"ap\" }", "", "", true), "is not one of its options"),
+        (gate("region = { type = \"string\" }", "timeout = \"1h\"\non_timeout = \"approve\"", "", true), "cannot choose input `region`"),
+        (gate("region = { type = \"string\" }", "", "r = \"{{ decisions.go.inputs.zone }}\"", true), "gate `go` declares no input `zone`"),
+        (gate("region = { type = \"string\" }", "", "r = \"{{ decisions.og.inputs.region }}\"", true), "unknown gate `og`"),
+        (gate("region = { type = \"string\" }", "", "", false), "does not run after phase `decide`"),
+    ];
+    for (toml, expected) in cases {
+        let errors = check(toml.clone()).expect_err(&toml);
+        assert!(errors.contains(expected), "{expected}:\n{errors}");
+    }
 }

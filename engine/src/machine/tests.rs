@@ -211,6 +211,7 @@ pub(super) fn event_named(name: &str) -> Event {
         request_id: String::new(),
         level: 0,
         seen: Default::default(),
+        inputs: Default::default(),
     };
     match name {
         "PhaseStarted" => Event::PhaseStarted(payload::PhaseStarted { phase, attempt: 1 }),
@@ -504,6 +505,7 @@ fn regression_redrive_on_hold_reruns_downstream_tasks() {
             request_id: String::new(),
             level: 0,
             seen: Default::default(),
+            inputs: Default::default(),
         },
     });
     step(&mut instance, &workflow, &hold, now).expect("alice holds the gate");
@@ -607,6 +609,7 @@ fn random_event(workflow: &Workflow, choice: u8, task: usize, attempt: u32) -> E
                     request_id: String::new(),
                     level: 0,
                     seen: Default::default(),
+                    inputs: Default::default(),
                 },
             }),
         },

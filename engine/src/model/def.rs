@@ -368,6 +368,30 @@ pub struct ApprovalDef {
     /// A step (usually a `webhook`) run when the gate starts waiting, escalates or times out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<StepDef>,
+    /// Data an approval must carry (a launch window, a region list, a chosen
+    /// variant), typed like variables: `phasegate approve ... --input
+    /// window=2026-12-03T09:00Z`. Conditions and task parameters read the
+    /// approved values as `decisions.<gate>.inputs.<name>`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<String, InputDef>,
+}
+
+/// One input a decision carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct InputDef {
+    /// The value's type; inferred from `default` or `options` when omitted.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub ty: Option<VarType>,
+    /// The value used when an approval does not give one; without it the input is required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Value>,
+    /// The only values allowed (a choice, such as the rollout variant); a
+    /// gate "branches" when later tasks' `when` read the chosen one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<Value>,
+    /// What the input means, shown to the people who decide.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
 }
 
 fn default_required() -> u32 {

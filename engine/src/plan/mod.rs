@@ -368,6 +368,94 @@ pub struct Approval {
     pub comment_required: bool,
     /// Run when the gate starts waiting, escalates or times out.
     pub notify: Option<Step>,
+    /// The inputs an approval carries, by name.
+    pub inputs: BTreeMap<String, Input>,
+}
+
+impl Var {
+    /// Parses a value given as text (`--var`, `--input`) by the variable's
+    /// type: a duration within the bounds its uses need, a number, JSON for
+    /// lists and objects.
+    pub fn parse(&self, text: &str) -> Result<Value, String> {
+        let var = self;
+        let value = match var.ty {
+            VarType::String => Value::String(text.to_owned()),
+            VarType::Duration => {
+                let duration =
+                    humantime::parse_duration(text.trim()).map_err(|e| format!("expected a duration such as 90s or 2m ({e})"))?;
+                // The same rules as the default: the bound of every duration and
+                // the tightest one the variable's uses need.
+                let (min, used_by) = var.min_duration.clone().unwrap_or((Duration::ZERO, String::new()));
+                check_duration(duration, min).map_err(|problem| {
+                    if used_by.is_empty() {
+                        problem
+                    } else {
+                        format!("{problem} (it is used as {used_by})")
+                    }
+                })?;
+                Value::String(text.trim().to_owned())
+            }
+            VarType::Number => serde_json::Number::from_f64(text.trim().parse::<f64>().map_err(|_| "expected a number".to_owned())?)
+                .map(Value::Number)
+                .ok_or_else(|| "expected a finite number".to_owned())?,
+            VarType::Integer => Value::from(text.trim().parse::<i64>().map_err(|_| "expected an integer".to_owned())?),
+            VarType::Boolean => match text.trim() {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                _ => return Err("expected true or false".to_owned()),
+            },
+            VarType::List => match serde_json::from_str::<Value>(text) {
+                Ok(value @ Value::Array(_)) => value,
+                _ => return Err("expected a JSON list such as [1, 2]".to_owned()),
+            },
+            VarType::Object => match serde_json::from_str::<Value>(text) {
+                Ok(value @ Value::Object(_)) => value,
+                _ => return Err("expected a JSON object such as {\"k\": 1}".to_owned()),
+            },
+        };
+        Ok(value)
+    }
+}
+
+/// A validated decision input: typed like a variable, optionally one of a
+/// list of options.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// Its type, default and description (the same rules as a variable's).
+    pub var: Var,
+    /// The values allowed; empty for any value of the type.
+    pub options: Vec<Value>,
+}
+
+impl Input {
+    /// Checks a value given for input `name`: its type (a string is parsed
+    /// as the type, as `--var` is) and its options. Returns the value to record.
+    pub fn accept(&self, name: &str, value: &Value) -> Result<Value, String> {
+        let value = match value {
+            Value::String(text) if self.var.ty != VarType::String => {
+                self.var.parse(text).map_err(|problem| format!("input `{name}`: {problem}"))?
+            }
+            other => other.clone(),
+        };
+        validate::check_var_value(self.var.ty, &value).map_err(|problem| format!("input `{name}` {problem}"))?;
+        if !self.options.is_empty() && !self.options.contains(&value) {
+            let options: Vec<String> = self.options.iter().map(ToString::to_string).collect();
+            return Err(format!("input `{name}` is {value}, not one of its options: {}", options.join(", ")));
+        }
+        Ok(value)
+    }
+
+    /// `window (string, required)` or `variant (one of "a", "b"; default "a")`, for people.
+    pub fn describe(&self, name: &str) -> String {
+        let kind = if self.options.is_empty() {
+            format!("{:?}", self.var.ty).to_lowercase()
+        } else {
+            format!("one of {}", self.options.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+        };
+        let default = self.var.default.as_ref().map_or_else(|| "required".to_owned(), |d| format!("default {d}"));
+        let about = if self.var.description.is_empty() { String::new() } else { format!(": {}", self.var.description) };
+        format!("{name} ({kind}, {default}){about}")
+    }
 }
 
 /// One level of an escalation chain.

@@ -144,6 +144,9 @@ pub struct DecisionEntry {
     /// Their comment.
     #[serde(default)]
     pub comment: String,
+    /// The inputs an approval carried.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub inputs: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A gate's status, with who passed it, why it failed, or who holds it.
@@ -285,7 +288,21 @@ impl DecisionEntry {
             level: d.level,
             at: at.to_string(),
             comment: d.comment.clone(),
+            inputs: d.inputs.clone(),
         }
+    }
+
+    /// ` as role:sre` when a role allowed it, and ` with inputs window="…"`, for Markdown.
+    pub(crate) fn qualifiers(&self) -> String {
+        let mut out = String::new();
+        if !self.via.is_empty() && self.via != self.by {
+            out.push_str(&format!(" as {}", self.via));
+        }
+        if !self.inputs.is_empty() {
+            let inputs: Vec<String> = self.inputs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            out.push_str(&format!(" with inputs {}", inputs.join(", ")));
+        }
+        out
     }
 }
 

@@ -145,6 +145,7 @@ impl GateReport {
                             level: *level,
                             at,
                             comment: "no decision before the deadline".to_owned(),
+                            inputs: Default::default(),
                         });
                     }
                 }
@@ -247,7 +248,7 @@ impl Document for GateReport {
             }
             out.push('\n');
             for d in &e.decisions {
-                let _ = writeln!(out, "- {} by **{}** at {} (level {}): {}", d.decision, d.by, d.at, d.level, d.comment);
+                let _ = writeln!(out, "- {} by **{}**{} at {} (level {}): {}", d.decision, d.by, d.qualifiers(), d.at, d.level, d.comment);
             }
             out.push('\n');
         }

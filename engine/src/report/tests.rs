@@ -159,6 +159,7 @@ fn history() -> History {
         request_id: String::new(),
         level: 0,
         seen: Default::default(),
+        inputs: Default::default(),
     };
     h.apply(Event::DecisionRecorded(payload::DecisionRecorded { phase: "harden".into(), gate: "quality".into(), decision }));
     h.settle();

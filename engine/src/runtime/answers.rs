@@ -12,6 +12,9 @@ pub struct DecisionRequest {
     /// The client's request id: repeating the request returns the original
     /// outcome and changes nothing. Empty for none.
     pub request_id: String,
+    /// The inputs the gate declares, by name: JSON values, or text parsed by
+    /// the input's type (as `--input name=value` gives them).
+    pub inputs: serde_json::Map<String, serde_json::Value>,
 }
 
 /// What a decision led to.

@@ -152,6 +152,10 @@ pub struct PendingApproval {
     /// needs; one list per way to pass the wait (a `may` escalation adds one).
     #[serde(default)]
     pub needs: Vec<Vec<crate::machine::GroupProgress>>,
+    /// The inputs an approval must (or may) carry, described for people:
+    /// `window (string, required): the launch window`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<String>,
     /// Approvals so far.
     pub approvals: Vec<String>,
     /// Criteria that could not be judged (evidence missing).
@@ -181,6 +185,11 @@ impl PendingApproval {
             .collect();
         ways.join(", or ")
     }
+}
+
+/// The inputs an approval carries, described for people.
+fn described_inputs(approval: Option<&crate::plan::Approval>) -> Vec<String> {
+    approval.map(|a| a.inputs.iter().map(|(name, input)| input.describe(name)).collect()).unwrap_or_default()
 }
 
 /// The approvals index entries an instance should have in this state.
@@ -217,6 +226,7 @@ pub(crate) fn pending_approvals(instance: &Instance, workflow: &crate::plan::Wor
                 approvers: authority.as_ref().map(|a| a.approvers().iter().map(ToString::to_string).collect()).unwrap_or_default(),
                 required: authority.as_ref().map_or(1, |a| a.required()),
                 needs: authority.as_ref().map(|a| a.progress(&gate.approvals_via())).unwrap_or_default(),
+                inputs: described_inputs(workflow.phases[p].gates[g].approval.as_ref()),
                 approvals: approvals.clone(),
                 inconclusive: evaluation
                     .map(|e| e.criteria.iter().filter(|c| c.verdict == Verdict::Inconclusive).map(|c| c.label.clone()).collect())
@@ -254,6 +264,10 @@ pub(crate) fn pending_approvals(instance: &Instance, workflow: &crate::plan::Wor
                     approvers: authority.as_ref().map(|a| a.approvers().iter().map(ToString::to_string).collect()).unwrap_or_default(),
                     required: authority.as_ref().map_or(1, |a| a.required()),
                     needs: authority.as_ref().map(|a| a.progress(&approval.approvals_via())).unwrap_or_default(),
+                    inputs: match &plan.action {
+                        crate::plan::Action::HaltForApproval { approval, .. } => described_inputs(Some(approval)),
+                        _ => Vec::new(),
+                    },
                     approvals: approvals.clone(),
                     inconclusive: Vec::new(),
                     warnings: vec![format!("{cause}; approving runs `{}`", then.name())],

@@ -39,7 +39,7 @@ use vars::generated_id;
 pub use vars::resolve_vars;
 
 use crate::machine::{Event, Instance, Record, Rejected, TaskStatus};
-use crate::model::{Diagnostics, Source, VarType};
+use crate::model::{Diagnostics, Source};
 use crate::plan::{self, AgentNames, Workflow};
 use phasegate_agents::Registry;
 use phasegate_store::{SledStore, Store};

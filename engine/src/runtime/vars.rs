@@ -20,7 +20,7 @@ pub fn resolve_vars(workflow: &Workflow, overrides: &[(String, String)]) -> Resu
                 if known.is_empty() { "none".to_owned() } else { known.join(", ") }
             )));
         };
-        let value = parse_var(var, text).map_err(|problem| Error::Invalid(format!("--var {name}={text}: {problem}")))?;
+        let value = var.parse(text).map_err(|problem| Error::Invalid(format!("--var {name}={text}: {problem}")))?;
         vars.insert(name.clone(), value);
     }
     let missing: Vec<&str> = workflow.vars.keys().filter(|name| !vars.contains_key(*name)).map(String::as_str).collect();
@@ -31,44 +31,6 @@ pub fn resolve_vars(workflow: &Workflow, overrides: &[(String, String)]) -> Resu
         )));
     }
     Ok(vars)
-}
-
-fn parse_var(var: &crate::plan::Var, text: &str) -> Result<Value, String> {
-    let value = match var.ty {
-        VarType::String => Value::String(text.to_owned()),
-        VarType::Duration => {
-            let duration = humantime::parse_duration(text.trim()).map_err(|e| format!("expected a duration such as 90s or 2m ({e})"))?;
-            // The same rules as the default: the bound of every duration and
-            // the tightest one the variable's uses need.
-            let (min, used_by) = var.min_duration.clone().unwrap_or((Duration::ZERO, String::new()));
-            crate::plan::check_duration(duration, min).map_err(|problem| {
-                if used_by.is_empty() {
-                    problem
-                } else {
-                    format!("{problem} (it is used as {used_by})")
-                }
-            })?;
-            Value::String(text.trim().to_owned())
-        }
-        VarType::Number => serde_json::Number::from_f64(text.trim().parse::<f64>().map_err(|_| "expected a number".to_owned())?)
-            .map(Value::Number)
-            .ok_or_else(|| "expected a finite number".to_owned())?,
-        VarType::Integer => Value::from(text.trim().parse::<i64>().map_err(|_| "expected an integer".to_owned())?),
-        VarType::Boolean => match text.trim() {
-            "true" => Value::Bool(true),
-            "false" => Value::Bool(false),
-            _ => return Err("expected true or false".to_owned()),
-        },
-        VarType::List => match serde_json::from_str::<Value>(text) {
-            Ok(value @ Value::Array(_)) => value,
-            _ => return Err("expected a JSON list such as [1, 2]".to_owned()),
-        },
-        VarType::Object => match serde_json::from_str::<Value>(text) {
-            Ok(value @ Value::Object(_)) => value,
-            _ => return Err("expected a JSON object such as {\"k\": 1}".to_owned()),
-        },
-    };
-    Ok(value)
 }
 
 /// A new instance id: the workflow's name (as an id: letters, digits, `-`

@@ -115,6 +115,7 @@ fn approve(principal: &str) -> DecisionRequest {
         principal: principal.into(),
         comment: "error budget burnt".into(),
         request_id: String::new(),
+        inputs: Default::default(),
     }
 }
 

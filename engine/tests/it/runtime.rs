@@ -395,6 +395,7 @@ when = "has(signals.incident) && signals.incident.severity == 'P2'"
             principal: "op".into(),
             comment: String::new(),
             request_id: String::new(),
+            inputs: Default::default(),
         };
         engine.decide(id, None, request).await.expect("approves");
     }

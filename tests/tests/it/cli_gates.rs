@@ -256,3 +256,87 @@ fn a_gate_needs_an_approval_from_each_role_and_escalation_adds_the_board() {
     assert_eq!(json["effective_status"], "running", "every role approved");
     assert!(run(path, &["run", "--until-idle"]).status.success());
 }
+
+const WITH_INPUTS: &str = r#"
+name = "with-inputs"
+[[phases]]
+id = "go-no-go"
+[[phases.tasks]]
+id = "rehearse"
+agent = "noop"
+[[phases.gates]]
+id = "go-live"
+[phases.gates.approval]
+approvers = ["olga"]
+[phases.gates.approval.inputs]
+window = { type = "string", description = "the launch window" }
+variant = { options = ["canary", "full"], default = "canary" }
+regions = { type = "list" }
+[[phases]]
+id = "launch"
+after = ["go-no-go"]
+[[phases.tasks]]
+id = "canary"
+agent = "exec"
+when = "decisions['go-live'].inputs.variant == 'canary'"
+params = { argv = ["echo", "{\"regions\": {{ decisions.go-live.inputs.regions | json }}, \"window\": \"{{ decisions.go-live.inputs.window }}\"}"] }
+[[phases.tasks]]
+id = "full"
+agent = "noop"
+when = "decisions['go-live'].inputs.variant == 'full'"
+"#;
+
+#[test]
+fn an_approval_carries_typed_inputs_that_later_tasks_read_and_branch_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path();
+    std::fs::write(path.join("release.toml"), WITH_INPUTS).expect("write");
+    assert!(run(path, &["start", "release.toml", "--id", "r"]).status.success());
+    assert!(run(path, &["run", "--until-idle"]).status.success());
+    let pending = stdout(&run(path, &["approvals"]));
+    assert!(pending.contains("inputs: regions (list, required); variant (one of \"canary\", \"full\", default \"canary\")"), "{pending}");
+    let shown = stdout(&run(path, &["status", "r"]));
+    assert!(shown.contains("input window (string, required): the launch window; give it with --input window=VALUE"), "{shown}");
+
+    // Bad inputs are refused with the field named, and nothing is recorded.
+    let records = |path: &std::path::Path| {
+        serde_json::from_slice::<Vec<serde_json::Value>>(&run(path, &["--output", "json", "history", "r"]).stdout).expect("json").len()
+    };
+    let before = records(path);
+    let refusals = [
+        (vec!["--input", "regions=[\"eu\"]"], "needs input window (string, required)"),
+        (vec!["--input", "window=tue", "--input", "regions=eu"], "input `regions`: expected a JSON list"),
+        (vec!["--input", "window=tue", "--input", "regions=[]", "--input", "variant=blue"], "not one of its options: \"canary\", \"full\""),
+        (
+            vec!["--input", "window=tue", "--input", "regions=[]", "--input", "size=3"],
+            "declares no input `size` (it has: regions, variant, window)",
+        ),
+        (vec!["--input", "window"], "--input window: write it as name=value"),
+    ];
+    for (inputs, expected) in refusals {
+        let mut args = vec!["--as", "olga", "approve", "r", "go-live"];
+        args.extend(inputs);
+        let refused = run(path, &args);
+        assert!(!refused.status.success() && stderr(&refused).contains(expected), "{args:?}: {}", stderr(&refused));
+    }
+    let refused = run(path, &["--as", "olga", "reject", "r", "go-live", "--input", "window=tue"]);
+    assert!(!refused.status.success() && stderr(&refused).contains("inputs go with an approval"), "{}", stderr(&refused));
+    assert_eq!(records(path), before, "refused decisions append nothing");
+
+    let approved = run(
+        path,
+        &["--as", "olga", "approve", "r", "go-live", "--input", "window=2026-12-03T09:00Z", "--input", r#"regions=["eu-west", "us-east"]"#],
+    );
+    assert!(approved.status.success(), "{}", stderr(&approved));
+    assert!(run(path, &["run", "--until-idle"]).status.success());
+    let state: serde_json::Value = serde_json::from_slice(&run(path, &["--output", "json", "status", "r"]).stdout).expect("json");
+    assert_eq!(state["effective_status"], "completed");
+    let launch = &state["phases"][1]["tasks"];
+    assert_eq!(launch[0]["status"]["status"], "succeeded", "{launch}");
+    assert_eq!(launch[0]["status"]["output"], serde_json::json!({"regions": ["eu-west", "us-east"], "window": "2026-12-03T09:00Z"}));
+    assert_eq!(launch[1]["status"]["status"], "skipped", "the default variant is canary: the full rollout is skipped");
+    let decision = &state["phases"][0]["gates"][0]["decisions"][0][1];
+    assert_eq!(decision["inputs"]["variant"], "canary", "the default is recorded with the decision: {decision}");
+    let report = stdout(&run(path, &["report", "r", "--kind", "gate"]));
+    assert!(report.contains("with inputs regions=[\"eu-west\",\"us-east\"], variant=\"canary\", window=\"2026-12-03T09:00Z\""), "{report}");
+}

@@ -177,3 +177,54 @@ fn cli_commands_go_through_a_running_server_and_ignore_a_stale_address_file() {
     assert!(dir.path().join("db/control.addr").exists(), "a killed server leaves its address file behind");
     assert!(ok(&["status", "c1"]).contains("instance  c1"), "the stale address file is ignored");
 }
+
+#[test]
+fn decision_inputs_travel_as_json_through_the_api_and_from_the_cli() {
+    let flow = r#"
+name = "inputs"
+[[phases]]
+id = "go"
+[[phases.tasks]]
+id = "rehearse"
+agent = "noop"
+[[phases.gates]]
+id = "go-live"
+[phases.gates.approval]
+approvers = ["olga"]
+inputs = { regions = { type = "list" }, canary_percent = { type = "integer", default = 5 } }
+"#;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = serve(dir.path());
+    let token = server.token.clone();
+    let token = Some(token.as_str());
+    for id in ["api", "cli"] {
+        let start = json_body(json!({"definition": flow, "id": id}));
+        assert_eq!(call(&server, "POST", "/v1/instances", token, Some("ci"), &start).0, 201);
+    }
+    wait_until("both wait at their gate", || {
+        call(&server, "GET", "/v1/approvals", token, None, b"").1.as_array().is_some_and(|a| a.len() == 2)
+    });
+    let decision = |id: &str| call(&server, "GET", &format!("/v1/instances/{id}"), token, None, b"").1;
+
+    // A JSON list for a list input; a wrong type is refused with the input named and nothing recorded.
+    let wrong = json_body(json!({"decision": "approve", "gate": "go-live", "inputs": {"regions": "eu"}}));
+    let (status, body) = call(&server, "POST", "/v1/instances/api/decisions", token, Some("olga"), &wrong);
+    assert_eq!((status, body["kind"].as_str()), (422, Some("invalid")), "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("input `regions`: expected a JSON list")), "{body}");
+    let approve = json_body(json!({"decision": "approve", "gate": "go-live", "inputs": {"regions": ["eu", "us"], "canary_percent": 10}}));
+    let (status, body) = call(&server, "POST", "/v1/instances/api/decisions", token, Some("olga"), &approve);
+    assert_eq!(status, 200, "{body}");
+    let state = decision("api");
+    let recorded = &state["phases"][0]["gates"][0]["decisions"][0][1]["inputs"];
+    assert_eq!(recorded, &json!({"regions": ["eu", "us"], "canary_percent": 10}), "{state}");
+
+    // The CLI, through the server, sends text that the input's type parses.
+    let output = phasegate(dir.path())
+        .args(["--db", "db", "--as", "olga", "approve", "cli", "go-live", "--input", "regions=[\"ap\"]"])
+        .output()
+        .expect("phasegate runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let state = decision("cli");
+    let recorded = &state["phases"][0]["gates"][0]["decisions"][0][1]["inputs"];
+    assert_eq!(recorded, &json!({"regions": ["ap"], "canary_percent": 5}), "the default is filled in: {state}");
+}

@@ -193,7 +193,76 @@ impl<'d> Validator<'d> {
         ok.then_some(out)
     }
 
+    /// The inputs an approval carries: identifiers, typed (declared, or
+    /// inferred from the default or the options), defaults and options of
+    /// that type, a default among the options.
+    pub(super) fn inputs(&mut self, def: &BTreeMap<String, crate::model::InputDef>, path: &FieldPath) -> Option<BTreeMap<String, Input>> {
+        let mut out = BTreeMap::new();
+        let mut ok = true;
+        for (name, input) in def {
+            let entry = path.key(name);
+            if !is_identifier(name) {
+                self.error(
+                    Kind::BadId,
+                    &entry,
+                    format!("input name `{name}` is not an identifier"),
+                    "use letters, digits and `_`, so conditions can read `decisions.<gate>.inputs.<name>`",
+                );
+                ok = false;
+                continue;
+            }
+            let inferred = input.default.as_ref().or(input.options.first()).and_then(infer_type);
+            let Some(ty) = input.ty.or(inferred) else {
+                self.error(
+                    Kind::MissingField,
+                    &entry.key("type"),
+                    format!("input `{name}` has neither a type, a default nor options"),
+                    "add type = \"string\" (or number, integer, boolean, list, object, duration)",
+                );
+                ok = false;
+                continue;
+            };
+            let given = input.default.iter().map(|v| ("default", v)).chain(input.options.iter().map(|v| ("options", v)));
+            for (field, value) in given {
+                let field = if field == "options" { "option" } else { field };
+                if let Err(problem) = check_var_value(ty, value) {
+                    self.error(
+                        Kind::Type,
+                        &entry.key(field),
+                        format!("input `{name}`: its {field} {problem}"),
+                        "make it match the input's type",
+                    );
+                    ok = false;
+                }
+            }
+            if let Some(default) = &input.default {
+                if !input.options.is_empty() && !input.options.contains(default) {
+                    self.error(
+                        Kind::InvalidValue,
+                        &entry.key("default"),
+                        format!("the default of input `{name}` is not one of its options"),
+                        "choose one of the options as the default",
+                    );
+                    ok = false;
+                }
+            }
+            let var = Var { ty, default: input.default.clone(), description: input.description.clone(), min_duration: None };
+            out.insert(name.clone(), Input { var, options: input.options.clone() });
+        }
+        ok.then_some(out)
+    }
+
     pub(super) fn approval(&mut self, def: &ApprovalDef, path: &FieldPath) -> Option<Approval> {
+        let inputs = self.inputs(&def.inputs, &path.key("inputs"));
+        let required_input = def.inputs.iter().find(|(_, input)| input.default.is_none()).map(|(name, _)| name);
+        if let (Some(crate::model::OnTimeout::Approve), Some(name)) = (def.on_timeout, required_input) {
+            self.error(
+                Kind::InvalidValue,
+                &path.key("on_timeout"),
+                format!("on_timeout = \"approve\" cannot choose input `{name}`, which has no default"),
+                "give the input a default, or choose another on_timeout",
+            );
+        }
         let mut ok = self.quorum(&def.approvers, def.required, path, !def.required_from.is_empty());
         let required_from = self.required_from(&def.required_from, &path.key("required_from"));
         let approvers = self.principals(&def.approvers, &path.key("approvers"));
@@ -262,6 +331,7 @@ impl<'d> Validator<'d> {
             approvers: approvers?,
             required: def.required,
             required_from: required_from?,
+            inputs: inputs?,
             self_approval: def.self_approval,
             timeout: timeout.checked()?,
             on_timeout,

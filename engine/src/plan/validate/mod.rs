@@ -106,6 +106,11 @@ struct Validator<'d> {
     upstream_checks: Vec<(usize, usize, FieldPath)>,
     /// The checked variables (for durations written as `{{ vars.NAME }}`).
     checked_vars: BTreeMap<String, Var>,
+    /// The phase of the task whose parameters are being checked, if any.
+    task_phase: Option<usize>,
+    /// Decision inputs read by task parameters, to check once the phase
+    /// graph is known: (the gate's phase, the task's phase, path).
+    input_checks: Vec<(usize, usize, FieldPath)>,
 }
 
 impl<'d> Validator<'d> {
@@ -119,6 +124,8 @@ impl<'d> Validator<'d> {
             task_index: HashMap::new(),
             upstream_checks: Vec::new(),
             checked_vars: BTreeMap::new(),
+            task_phase: None,
+            input_checks: Vec::new(),
         }
     }
 
@@ -148,6 +155,19 @@ impl<'d> Validator<'d> {
         if let Some(order) = &phase_order {
             let edges: Vec<Vec<usize>> = phases.iter().map(|phase| phase.as_ref().map(|p| p.after.clone()).unwrap_or_default()).collect();
             self.workflow_reactions(&mut phases, &edges, order);
+            for (gate_phase, task_phase, path) in std::mem::take(&mut self.input_checks) {
+                if gate_phase == task_phase || !reaches(&edges, gate_phase, task_phase) {
+                    let (gate_id, task_id) = (&definition.phases[gate_phase].id, &definition.phases[task_phase].id);
+                    self.error(
+                        Kind::InvalidValue,
+                        &path,
+                        format!(
+                            "phase `{task_id}` does not run after phase `{gate_id}`, so its gate has not been decided when the task runs"
+                        ),
+                        format!("read the input in a task of a phase that runs after `{gate_id}`"),
+                    );
+                }
+            }
             for (target, from, path) in std::mem::take(&mut self.upstream_checks) {
                 if !reaches(&edges, target, from) {
                     let target_id = &definition.phases[target].id;
@@ -306,6 +326,9 @@ impl<'d> Validator<'d> {
                     self.phase_index.insert(&phase.id, p);
                     self.names.phases.insert(phase.id.clone());
                 }
+            }
+            for gate in phase.gates.iter().filter(|g| g.approval.is_some()) {
+                self.names.decisions.insert(gate.id.clone());
             }
             for (t, task) in phase.tasks.iter().enumerate() {
                 let task_path = path.key("tasks").index(t).key("id");

@@ -173,15 +173,54 @@ impl<'d> Validator<'d> {
                     let hint = self.suggest(&name, self.definition.vars.keys(), "variables");
                     self.error(Kind::UnknownReference, &at, format!("unknown variable `{name}` in `{{{{ vars.{name} }}}}`"), hint);
                 }
+                crate::template::Placeholder::Input { gate, name, .. } => self.input_placeholder(&gate, &name, &at),
                 crate::template::Placeholder::Unknown(inner) => self.error(
                     Kind::UnknownReference,
                     &at,
                     format!("unknown placeholder `{{{{ {inner} }}}}`"),
-                    "parameters may use {{ vars.NAME }}, {{ vars.NAME | json }} and {{ instance.id }}",
+                    "parameters may use {{ vars.NAME }}, {{ vars.NAME | json }}, {{ instance.id }} and, in tasks, \
+                     {{ decisions.GATE.inputs.NAME }}",
                 ),
             }
         }
         params.clone()
+    }
+
+    /// `{{ decisions.GATE.inputs.NAME }}`: only in a task's parameters, naming
+    /// an input a gate declares in a phase upstream of the task's, so the
+    /// approval that passed it exists when the task runs.
+    fn input_placeholder(&mut self, gate: &str, name: &str, at: &FieldPath) {
+        let Some(task_phase) = self.task_phase else {
+            self.error(
+                Kind::InvalidValue,
+                at,
+                format!("`{{{{ decisions.{gate}.inputs.{name} }}}}` is read only by task parameters"),
+                "pass the value to a task of a phase after the gate",
+            );
+            return;
+        };
+        let found = self.definition.phases.iter().enumerate().find_map(|(p, phase)| {
+            phase.gates.iter().find(|g| g.id == gate).map(|g| (p, g.approval.as_ref().is_some_and(|a| a.inputs.contains_key(name))))
+        });
+        match found {
+            Some((gate_phase, true)) => self.input_checks.push((gate_phase, task_phase, at.clone())),
+            Some((_, false)) => self.error(
+                Kind::UnknownReference,
+                at,
+                format!("gate `{gate}` declares no input `{name}`"),
+                format!("declare it under the gate's approval: inputs = {{ {name} = {{ type = \"string\" }} }}"),
+            ),
+            None => {
+                let gates: Vec<String> = self.definition.phases.iter().flat_map(|p| p.gates.iter().map(|g| g.id.clone())).collect();
+                let hint = self.suggest(gate, gates.iter(), "gates");
+                self.error(
+                    Kind::UnknownReference,
+                    at,
+                    format!("unknown gate `{gate}` in `{{{{ decisions.{gate}.inputs.{name} }}}}`"),
+                    hint,
+                );
+            }
+        }
     }
 
     pub(super) fn task(&mut self, phase: &PhaseDef, def: &TaskDef, ids: &HashMap<&str, usize>, path: &FieldPath) -> Option<Task> {
@@ -221,7 +260,12 @@ impl<'d> Validator<'d> {
             id: def.id.clone(),
             title: if def.title.is_empty() { def.id.clone() } else { def.title.clone() },
             agent: agent?,
-            params: self.params(&def.params, &path.key("params")),
+            params: {
+                self.task_phase = self.phase_index.get(phase.id.as_str()).copied();
+                let params = self.params(&def.params, &path.key("params"));
+                self.task_phase = None;
+                params
+            },
             depends_on,
             timeout: timeout.checked()?,
             retry: retry?,

@@ -371,6 +371,7 @@ impl<'d> Validator<'d> {
                             approvers: vec![owner],
                             required: 1,
                             required_from: Vec::new(),
+                            inputs: BTreeMap::new(),
                             self_approval: true,
                             timeout: None,
                             on_timeout: None,

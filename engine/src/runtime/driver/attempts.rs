@@ -119,7 +119,10 @@ impl Driver {
             task: task.id.clone(),
             attempt,
             idempotency_key: key.clone(),
-            params: crate::template::render(&task.params, &cell.instance.vars, id),
+            params: crate::template::render_in(
+                &task.params,
+                crate::template::Context { vars: &cell.instance.vars, decisions: &machine::decision_inputs(&cell.instance), instance: id },
+            ),
             timeout: task.timeout,
         };
         let span = info_span!("task", instance = id, phase = %plan.id, task = %task.id, attempt);

@@ -138,6 +138,7 @@ impl Driver {
             GateStatus::Pending | GateStatus::OnHold { .. } | GateStatus::Passed { .. } | GateStatus::Failed { .. } => (0, String::new()),
         };
         let seen = state.evaluation.as_ref().map(|e| e.criteria.iter().map(|c| (c.id.clone(), c.verdict)).collect()).unwrap_or_default();
+        let inputs = target.inputs_for(request.kind, &request.inputs).map_err(Error::Invalid)?;
         let decision = crate::machine::Decision {
             kind: request.kind,
             principal: request.principal.clone(),
@@ -146,6 +147,7 @@ impl Driver {
             request_id: request.request_id.clone(),
             level,
             seen,
+            inputs,
         };
         let outcome = crate::runtime::DecisionOutcome::submitted(&instance.id, &target, request, self.shared.clock.now());
         let (phase, id) = (target.phase.to_owned(), target.id.to_owned());

@@ -167,10 +167,8 @@ impl<'d> Validator<'d> {
                 );
                 return None;
             }
-            ("signal", Some(_)) => {
-                let home = definition_home(self.definition)?;
-                self.trigger_on(home, &def.on, &on_path)?
-            }
+            // A signal does not depend on a phase; any phase's definition resolves it.
+            ("signal", Some(_)) => self.trigger_on(self.definition.phases.first()?, &def.on, &on_path)?,
             ("watch", Some(watch)) | (watch, None) => {
                 let Some(&(span, index)) = watches.get(watch) else {
                     let phase = self.definition.phases.iter().find(|p| p.watches.iter().any(|w| w.id == watch));
@@ -518,9 +516,4 @@ pub(super) fn action_name(kind: ActionKind) -> &'static str {
         ActionKind::Notify => "notify",
         ActionKind::Run => "run",
     }
-}
-
-/// Any phase's definition, for resolving events that do not depend on one (signals).
-fn definition_home(definition: &WorkflowDef) -> Option<&PhaseDef> {
-    definition.phases.first()
 }

@@ -118,6 +118,9 @@ pub(super) fn describe(event: &Event) -> String {
             format!("task {task} will retry (attempt {attempt}) at {due}")
         }
         Event::TaskSkipped(payload::TaskSkipped { task, reason, .. }) => format!("task {task} skipped: {reason}"),
+        Event::WaitStarted(payload::WaitStarted { task, attempt, due, .. }) => format!("task {task} waits until {due} (attempt {attempt})"),
+        Event::WaitElapsed(payload::WaitElapsed { task, attempt, .. }) => format!("task {task}: its wait is over (attempt {attempt})"),
+        Event::DeadlinePassed(payload::DeadlinePassed { outcome, reason, .. }) => format!("deadline passed ({}): {reason}", outcome.name()),
         Event::TaskCancelled(payload::TaskCancelled { task, attempt, reason, .. }) => {
             format!("task {task} cancelled (attempt {attempt}): {reason}")
         }

@@ -8,6 +8,28 @@ use super::common::{band_name, command, describe, print_json};
 use crate::machine::{Instance, PhaseStatus, TaskStatus};
 use crate::runtime::Summary;
 
+/// Time left as a person reads it: the two largest units (`13d 23h`,
+/// `4m 10s`), which is as precise as a redrawn status needs.
+fn left_text(left: std::time::Duration) -> String {
+    let secs = left.as_secs();
+    let units = [(secs / 86_400, "d"), (secs / 3_600 % 24, "h"), (secs / 60 % 60, "m"), (secs % 60, "s")];
+    let Some(first) = units.iter().position(|(n, _)| *n > 0) else { return "0s".to_owned() };
+    units[first..].iter().take(2).filter(|(n, _)| *n > 0).map(|(n, unit)| format!("{n}{unit}")).collect::<Vec<_>>().join(" ")
+}
+
+/// A deadline in one line: how long, its outcome, and when it passes (and
+/// how much time is left), or that it acted.
+fn deadline_text(deadline: &crate::machine::DeadlineState, now: crate::machine::Timestamp) -> String {
+    let after = crate::plan::format_duration(std::time::Duration::from_millis(deadline.after_ms));
+    let outcome = deadline.outcome.name();
+    match (deadline.acted, deadline.due) {
+        (true, _) => format!("{after}, outcome {outcome}: passed, and its outcome was applied"),
+        (false, Some(due)) if due <= now => format!("{after}, outcome {outcome}: passed at {due}"),
+        (false, Some(due)) => format!("{after}, outcome {outcome}: {} left, at {due}", left_text(due.left(now))),
+        (false, None) => format!("{after}, outcome {outcome}: counts while the phase runs"),
+    }
+}
+
 /// `phasegate status`.
 pub(super) fn status(cli: &Cli, args: &StatusArgs) -> u8 {
     let Some(id) = &args.id else {
@@ -20,6 +42,7 @@ pub(super) fn status(cli: &Cli, args: &StatusArgs) -> u8 {
                 let mut value = serde_json::to_value(&instance).unwrap_or_default();
                 value["effective_status"] = json!(instance.effective_status());
                 value["watches"] = json!(crate::machine::watch_liveness(&instance, &workflow));
+                value["deadlines"] = json!(crate::machine::deadlines(&instance, &workflow));
                 print_json(&value);
             }
             OutputFormat::Text => {
@@ -36,6 +59,11 @@ pub(super) fn status(cli: &Cli, args: &StatusArgs) -> u8 {
                     instance.started_at, instance.started_by, instance.updated_at, instance.seq
                 ));
                 let liveness = crate::machine::watch_liveness(&instance, &workflow);
+                let now = crate::runtime::clock::system_now();
+                let deadlines = crate::machine::deadlines(&instance, &workflow);
+                if let Some(own) = deadlines.iter().find(|d| d.phase.is_none()) {
+                    out.push_str(&format!("deadline  {}\n", deadline_text(own, now)));
+                }
                 for (p, phase) in instance.phases.iter().enumerate() {
                     let plan = &workflow.phases[p];
                     out.push_str(&format!(
@@ -52,6 +80,9 @@ pub(super) fn status(cli: &Cli, args: &StatusArgs) -> u8 {
                     }
                     if let Some(next) = phase.next_cycle {
                         out.push_str(&format!("  next cycle: {next}\n"));
+                    }
+                    if let Some(deadline) = deadlines.iter().find(|d| d.phase.as_deref() == Some(phase.id.as_str())) {
+                        out.push_str(&format!("  deadline: {}\n", deadline_text(deadline, now)));
                     }
                     for watch in &phase.watches {
                         let latest = watch.samples.last().map_or_else(
@@ -79,6 +110,9 @@ pub(super) fn status(cli: &Cli, args: &StatusArgs) -> u8 {
                             TaskStatus::RetryWaiting { attempt, due, error } => format!("attempt {attempt} due {due}; last error: {error}"),
                             TaskStatus::Dispatched { attempt, at, .. } => {
                                 format!("attempt {attempt} since {at}")
+                            }
+                            TaskStatus::Waiting { attempt, since, due } => {
+                                format!("attempt {attempt}: {} left, until {due} (since {since})", left_text(due.left(now)))
                             }
                             TaskStatus::Skipped { reason } => reason.clone(),
                             TaskStatus::Cancelled { attempt, .. } => format!("attempt {attempt}"),
@@ -220,4 +254,17 @@ pub(super) fn history(cli: &Cli, args: &InstanceArgs) -> u8 {
         }
         Ok(EXIT_OK)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn time_left_shows_its_two_largest_units() {
+        let left = |secs| super::left_text(std::time::Duration::from_secs(secs));
+        assert_eq!(left(14 * 86_400 - 2), "13d 23h");
+        assert_eq!(left(86_400 + 30), "1d");
+        assert_eq!(left(250), "4m 10s");
+        assert_eq!(left(3_600), "1h");
+        assert_eq!(left(0), "0s");
+    }
 }

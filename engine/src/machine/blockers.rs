@@ -106,6 +106,7 @@ pub fn blockers(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Vec
                     .filter_map(|t| match &t.status {
                         TaskStatus::Dispatched { attempt, .. } => Some(format!("{} (attempt {attempt} running)", t.id)),
                         TaskStatus::RetryWaiting { attempt, due, .. } => Some(format!("{} (attempt {attempt} due {due})", t.id)),
+                        TaskStatus::Waiting { due, .. } => Some(format!("{} (waiting until {due})", t.id)),
                         TaskStatus::Pending | TaskStatus::Cancelled { .. } | TaskStatus::Failed { .. } => {
                             Some(format!("{} ({})", t.id, t.status.kind()))
                         }

@@ -1,11 +1,13 @@
 //! `decide`: what should happen next to an instance, as events.
 
 use super::handlers::rollback::compensation_step;
+use super::live::deadlines;
 use super::payload;
 use super::state::reaction_live;
 use super::{evidence, Evaluation, Event, GateStatus, Instance, InstanceStatus, PendingTrigger, PhaseStatus, TaskStatus, Timestamp};
 use crate::expr::Outcome;
-use crate::plan::{Action, Workflow};
+use crate::model::DeadlineOutcome;
+use crate::plan::{format_duration, Action, Workflow};
 
 /// The events that should happen now, and when to look again.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -77,6 +79,12 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
                 }));
                 return next;
             }
+        }
+    }
+    if matches!(instance.status, InstanceStatus::Running) {
+        if let Some(passed) = deadline_due(instance, workflow, now, &mut next.wake_at) {
+            next.events.push(passed);
+            return next;
         }
     }
     if let InstanceStatus::AwaitingDecision { phase, trigger, approval, .. } = &instance.status {
@@ -164,6 +172,29 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
     next
 }
 
+/// The first deadline that has passed (the instance's, then each active
+/// phase's, in order) as the event that applies its outcome; otherwise the
+/// earliest one still ahead is folded into `wake_at`.
+fn deadline_due(instance: &Instance, workflow: &Workflow, now: Timestamp, wake_at: &mut Option<Timestamp>) -> Option<Event> {
+    for deadline in deadlines(instance, workflow) {
+        let Some(due) = deadline.due.filter(|_| !deadline.acted) else { continue };
+        if due > now {
+            *wake_at = Some(wake_at.map_or(due, |w| w.min(due)));
+            continue;
+        }
+        let then = match deadline.outcome {
+            DeadlineOutcome::Fail => String::new(),
+            DeadlineOutcome::Rollback => "; rolling back".to_owned(),
+            DeadlineOutcome::Halt => format!("; `phasegate resume {}` lets it go on", instance.id),
+        };
+        let since = Timestamp(due.0.saturating_sub(deadline.after_ms));
+        let after = format_duration(std::time::Duration::from_millis(deadline.after_ms));
+        let reason = format!("{}'s deadline of {after} passed (started {since}){then}", deadline.whose());
+        return Some(Event::DeadlinePassed(payload::DeadlinePassed { phase: deadline.phase, outcome: deadline.outcome, reason }));
+    }
+    None
+}
+
 /// Acts on, or skips, the oldest pending trigger occurrence.
 fn decide_trigger(instance: &Instance, workflow: &Workflow, pending: &PendingTrigger) -> Event {
     let skipped = |reason: String| {
@@ -217,7 +248,8 @@ fn decide_rollback(instance: &Instance, workflow: &Workflow, now: Timestamp, nex
         match &state.status {
             TaskStatus::Succeeded { .. } | TaskStatus::Skipped { .. } => continue,
             TaskStatus::Pending | TaskStatus::Cancelled { .. } => next.events.push(dispatch(state.attempts + 1)),
-            TaskStatus::Dispatched { .. } => {}
+            // A compensation is a step an agent runs: it never waits.
+            TaskStatus::Dispatched { .. } | TaskStatus::Waiting { .. } => {}
             TaskStatus::RetryWaiting { attempt, due, .. } => {
                 if *due <= now {
                     next.events.push(dispatch(*attempt));
@@ -300,13 +332,20 @@ fn decide_tasks(
             continue;
         }
         let next_attempt = task.attempts + 1;
-        let dispatch = |attempt: u32| {
-            Event::TaskDispatched(payload::TaskDispatched {
+        // A wait begins its timer; any other task goes to its agent.
+        let dispatch = |attempt: u32| match &task_plan.wait {
+            Some(wait) => Event::WaitStarted(payload::WaitStarted {
+                phase: phase.id.clone(),
+                task: task.id.clone(),
+                attempt,
+                due: now.after(wait.duration_for(&instance.vars)),
+            }),
+            None => Event::TaskDispatched(payload::TaskDispatched {
                 phase: phase.id.clone(),
                 task: task.id.clone(),
                 attempt,
                 key: idempotency_key(&instance.id, &phase.id, phase.attempt, &task.id, attempt),
-            })
+            }),
         };
         match &task.status {
             TaskStatus::Succeeded { .. } | TaskStatus::Skipped { .. } => {}
@@ -337,6 +376,18 @@ fn decide_tasks(
                 }
             }
             TaskStatus::Dispatched { .. } => all_done = false,
+            TaskStatus::Waiting { attempt, due, .. } => {
+                all_done = false;
+                if *due <= now {
+                    next.events.push(Event::WaitElapsed(payload::WaitElapsed {
+                        phase: phase.id.clone(),
+                        task: task.id.clone(),
+                        attempt: *attempt,
+                    }));
+                } else {
+                    next.wake_at = Some(next.wake_at.map_or(*due, |w| w.min(*due)));
+                }
+            }
             TaskStatus::Cancelled { .. } => {
                 all_done = false;
                 next.events.push(dispatch(next_attempt));

@@ -25,6 +25,13 @@ pub enum Event {
     RetryScheduled(payload::RetryScheduled),
     /// A task was not run because its `when` condition did not hold.
     TaskSkipped(payload::TaskSkipped),
+    /// A `wait` task began: the engine's timer ends it at `due`.
+    WaitStarted(payload::WaitStarted),
+    /// A `wait` task's time is up: it succeeded.
+    WaitElapsed(payload::WaitElapsed),
+    /// A phase's or the instance's deadline passed before it was done;
+    /// its `outcome` was applied.
+    DeadlinePassed(payload::DeadlinePassed),
     /// An in-flight attempt was cancelled.
     TaskCancelled(payload::TaskCancelled),
     /// A gate's criteria were evaluated against the evidence.
@@ -134,6 +141,11 @@ impl Event {
                 format!("{}({task}#{attempt})", self.kind())
             }
             Event::TaskSkipped(payload::TaskSkipped { task, .. }) => format!("TaskSkipped({task})"),
+            Event::WaitStarted(payload::WaitStarted { task, attempt, due, .. }) => format!("WaitStarted({task}#{attempt} until {due})"),
+            Event::WaitElapsed(payload::WaitElapsed { task, attempt, .. }) => format!("WaitElapsed({task}#{attempt})"),
+            Event::DeadlinePassed(payload::DeadlinePassed { phase, outcome, .. }) => {
+                format!("DeadlinePassed({}: {})", phase.as_deref().unwrap_or("instance"), outcome.name())
+            }
             Event::GateEvaluated(payload::GateEvaluated { gate, .. }) | Event::GateTimedOut(payload::GateTimedOut { gate, .. }) => {
                 format!("{}({gate})", self.kind())
             }

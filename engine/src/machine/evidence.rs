@@ -61,6 +61,9 @@ pub fn evidence(instance: &Instance) -> Map<String, Value> {
                 TaskStatus::Failed { error, .. } | TaskStatus::RetryWaiting { error, .. } => {
                     entry.insert("error".to_owned(), Value::from(error.as_str()));
                 }
+                TaskStatus::Waiting { due, .. } => {
+                    entry.insert("due".to_owned(), Value::from(due.0));
+                }
                 TaskStatus::Pending | TaskStatus::Dispatched { .. } | TaskStatus::Skipped { .. } | TaskStatus::Cancelled { .. } => {}
             }
             tasks.insert(task.id.clone(), Value::Object(entry));

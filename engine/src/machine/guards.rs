@@ -170,8 +170,20 @@ pub(crate) fn phase_index(workflow: &Workflow, event: &Event, id: &str) -> Resul
     })
 }
 
-/// Cancel effects for every in-flight attempt (of one phase, or all).
-pub(crate) fn cancel_in_flight(instance: &Instance, phase: Option<usize>, reason: &str) -> Vec<Effect> {
+/// Stops the work in progress (of one phase, or all): cancel effects for
+/// every attempt an agent runs (its result is recorded when it stops), and
+/// every wait is cancelled here and now, since no agent reports on it.
+pub(crate) fn cancel_in_flight(instance: &mut Instance, phase: Option<usize>, reason: &str, at: Timestamp) -> Vec<Effect> {
+    for (p, state) in instance.phases.iter_mut().enumerate() {
+        if phase.is_some_and(|only| only != p) {
+            continue;
+        }
+        for task in &mut state.tasks {
+            if let TaskStatus::Waiting { attempt, .. } = task.status {
+                task.status = TaskStatus::Cancelled { attempt, at };
+            }
+        }
+    }
     instance
         .in_flight()
         .into_iter()

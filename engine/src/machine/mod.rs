@@ -43,7 +43,7 @@ pub use gate::{CriterionResult, Decision, DecisionKind, Evaluation, GateState, G
 
 pub use evidence::{decision_inputs, evidence};
 pub use guards::{Effect, OutboxEntry};
-pub use live::{watch_liveness, WatchLiveness};
+pub use live::{deadlines, watch_liveness, DeadlineState, WatchLiveness};
 pub use state::{
     Baseline, Compensation, Done, Instance, InstanceStatus, PendingTrigger, PhaseState, PhaseStatus, Rollback, TaskState, TaskStatus,
 };
@@ -67,6 +67,12 @@ impl Timestamp {
     /// Milliseconds from `earlier` to this time (0 if earlier is later).
     pub fn since(self, earlier: Timestamp) -> u64 {
         self.0.saturating_sub(earlier.0)
+    }
+
+    /// The time from `now` until this time, rounded up to whole seconds
+    /// (zero once it has passed): what status shows as "time left".
+    pub fn left(self, now: Timestamp) -> std::time::Duration {
+        std::time::Duration::from_secs(self.since(now).div_ceil(1000))
     }
 }
 

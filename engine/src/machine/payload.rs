@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{Baseline, Decision, Evaluation, SampleVerdict, Timestamp};
-use crate::model::OnTimeout;
+use crate::model::{DeadlineOutcome, OnTimeout};
 
 /// The instance was created from a pinned definition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +72,42 @@ pub struct TaskFailed {
     pub error: String,
     /// Whether retrying could help.
     pub retryable: bool,
+}
+
+/// A `wait` task began.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WaitStarted {
+    /// The phase.
+    pub phase: String,
+    /// The task.
+    pub task: String,
+    /// The attempt.
+    pub attempt: u32,
+    /// When the wait ends: fixed here, so a restart resumes it with the time left.
+    pub due: Timestamp,
+}
+
+/// A `wait` task's time is up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WaitElapsed {
+    /// The phase.
+    pub phase: String,
+    /// The task.
+    pub task: String,
+    /// The attempt.
+    pub attempt: u32,
+}
+
+/// A deadline passed before its phase (or the instance) was done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadlinePassed {
+    /// The phase whose deadline it is; `None` for the instance's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// What was done, as the definition declares.
+    pub outcome: DeadlineOutcome,
+    /// What passed, in words (`phase launch's deadline of 2h passed`).
+    pub reason: String,
 }
 
 /// A failed task will be dispatched again at `due`.

@@ -553,6 +553,9 @@ const INSTANCE_EVENTS: &[&str] = &[
     "InstanceCompleted",
     "InstanceFailed",
     "BaselinesLoaded",
+    "WaitStarted",
+    "WaitElapsed",
+    "DeadlinePassed",
 ];
 
 fn status_named(kind: &str, at: Timestamp) -> InstanceStatus {
@@ -576,6 +579,9 @@ fn status_named(kind: &str, at: Timestamp) -> InstanceStatus {
 /// A state where only the instance's status decides whether `event` is
 /// accepted: everything else the event needs is in place.
 fn ready_for(event: &str, status: &str) -> (Harness, Event) {
+    if matches!(event, "WaitStarted" | "WaitElapsed" | "DeadlinePassed") {
+        return waits::ready_for(event, status);
+    }
     let mut h = if event == "BaselinesLoaded" { Harness::new() } else { shipping() };
     let at = h.now;
     // No attempt in flight: compensations wait for those.
@@ -1155,6 +1161,9 @@ fn every_declared_transition_is_taken_by_some_test() {
         a_failed_gate_is_held_for_remediation_and_its_phase_runs_again();
         regression_watches_keep_sampling_while_a_trigger_halt_waits();
         random_reactions_keep_invariants_and_replay();
+        waits::a_wait_is_a_timer_in_the_state_that_replay_resumes_and_its_end_is_recorded();
+        waits::whatever_stops_the_work_of_a_phase_cancels_its_waits();
+        waits::a_deadline_acts_once_with_its_declared_outcome();
     });
     let missing: Vec<String> = super::table::TRANSITIONS
         .iter()
@@ -1793,3 +1802,5 @@ fn decision_inputs_are_checked_at_validate() {
         assert!(errors.contains(expected), "{expected}:\n{errors}");
     }
 }
+
+mod waits;

@@ -61,6 +61,9 @@ pub struct Instance {
     /// start from an earlier instance.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub baselines: BTreeMap<String, Baseline>,
+    /// The instance's deadline acted (it acts once).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deadline_passed: bool,
 }
 
 /// The evidence a gate read when it passed, kept to compare later cycles with.
@@ -248,6 +251,13 @@ pub struct PhaseState {
     /// When a scheduled phase that passed runs its next cycle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cycle: Option<Timestamp>,
+    /// When the current attempt started, or was last redriven: what the
+    /// phase's deadline counts from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    /// The phase's deadline acted in this attempt (it acts once).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deadline_passed: bool,
 }
 
 /// Where a phase stands.
@@ -390,6 +400,15 @@ pub enum TaskStatus {
         /// The previous attempt's error.
         error: String,
     },
+    /// A `wait` task: the engine's timer runs until `due`; no agent is involved.
+    Waiting {
+        /// Which attempt.
+        attempt: u32,
+        /// When the wait began.
+        since: Timestamp,
+        /// When it ends.
+        due: Timestamp,
+    },
     /// Not run: its `when` condition did not hold.
     Skipped {
         /// Why.
@@ -418,8 +437,17 @@ impl TaskStatus {
             | TaskStatus::Dispatched { .. }
             | TaskStatus::Failed { .. }
             | TaskStatus::RetryWaiting { .. }
+            | TaskStatus::Waiting { .. }
             | TaskStatus::Cancelled { .. } => false,
         }
+    }
+}
+
+impl PhaseState {
+    /// The phase (re)starts now: its deadline counts from here and may act again.
+    pub(crate) fn restart_clock(&mut self, at: Timestamp) {
+        self.started_at = Some(at);
+        self.deadline_passed = false;
     }
 }
 
@@ -471,6 +499,8 @@ impl Instance {
                 loops: 0,
                 entered: None,
                 next_cycle: None,
+                started_at: None,
+                deadline_passed: false,
             })
             .collect();
         Self {
@@ -492,6 +522,7 @@ impl Instance {
             rollback: None,
             rollbacks: 0,
             baselines: BTreeMap::new(),
+            deadline_passed: false,
         }
     }
 
@@ -556,6 +587,7 @@ impl Instance {
                 | TaskStatus::Succeeded { .. }
                 | TaskStatus::Failed { .. }
                 | TaskStatus::RetryWaiting { .. }
+                | TaskStatus::Waiting { .. }
                 | TaskStatus::Skipped { .. }
                 | TaskStatus::Cancelled { .. } => None,
             })

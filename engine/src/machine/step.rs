@@ -11,7 +11,7 @@
 
 use super::event::EventKind;
 use super::guards::{Cx, Effect};
-use super::handlers::{gate, operator, phase, rollback, schedule, task, trigger, watch};
+use super::handlers::{deadline, gate, operator, phase, rollback, schedule, task, trigger, watch};
 use super::table;
 use super::{payload, Event, Instance, Record, RejectKind, Rejected, Timestamp};
 use crate::plan::Workflow;
@@ -37,6 +37,9 @@ pub fn step(instance: &mut Instance, workflow: &Workflow, event: &Event, at: Tim
         Event::TaskCancelled(e) => task::ended(cx, task::Ended::Cancelled(e))?,
         Event::RetryScheduled(e) => task::retry_scheduled(cx, e)?,
         Event::TaskSkipped(e) => task::skipped(cx, e)?,
+        Event::WaitStarted(e) => task::wait_started(cx, e)?,
+        Event::WaitElapsed(e) => task::wait_elapsed(cx, e)?,
+        Event::DeadlinePassed(e) => deadline::passed(cx, e)?,
 
         Event::GateEvaluated(e) => gate::evaluated(cx, e)?,
         Event::DecisionRecorded(e) => gate::decided(cx, e)?,
@@ -90,6 +93,9 @@ fn subject(event: &Event) -> (Option<&str>, Option<&str>) {
         Event::TaskCancelled(e) => (Some(&e.phase), None),
         Event::RetryScheduled(e) => (Some(&e.phase), None),
         Event::TaskSkipped(e) => (Some(&e.phase), None),
+        Event::WaitStarted(e) => (Some(&e.phase), None),
+        Event::WaitElapsed(e) => (Some(&e.phase), None),
+        Event::DeadlinePassed(e) => (e.phase.as_deref(), None),
         Event::WatchSampled(e) => (Some(&e.phase), None),
         Event::WatchInconclusive(e) => (Some(&e.phase), None),
         Event::TriggerFired(e) => (Some(&e.phase), None),

@@ -556,6 +556,7 @@ fn check_invariants(instance: &Instance, workflow: &Workflow) -> Result<(), Stri
             let attempt = match &task.status {
                 TaskStatus::Pending | TaskStatus::Skipped { .. } => None,
                 TaskStatus::Dispatched { attempt, .. }
+                | TaskStatus::Waiting { attempt, .. }
                 | TaskStatus::Succeeded { attempt, .. }
                 | TaskStatus::Failed { attempt, .. }
                 | TaskStatus::Cancelled { attempt, .. } => Some(*attempt),
@@ -567,7 +568,7 @@ fn check_invariants(instance: &Instance, workflow: &Workflow) -> Result<(), Stri
             if attempt.is_some_and(|a| a > task.attempts || a == 0) {
                 return Err(format!("task {} attempt {attempt:?} beyond its count {}", task.id, task.attempts));
             }
-            if matches!(task.status, TaskStatus::Dispatched { .. } | TaskStatus::Succeeded { .. })
+            if matches!(task.status, TaskStatus::Dispatched { .. } | TaskStatus::Waiting { .. } | TaskStatus::Succeeded { .. })
                 && !workflow.phases[p].tasks[t].depends_on.iter().all(|&d| phase.tasks[d].status.is_done())
             {
                 return Err(format!("task {} ran before its dependencies", task.id));

@@ -44,6 +44,42 @@ pub struct WorkflowDef {
     /// the release is live), live for the span their `from` and `until` name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub triggers: Vec<TriggerDef>,
+    /// The longest the whole instance may take, from its start, and what
+    /// happens when that time passes (like Argo's `activeDeadlineSeconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<DeadlineDef>,
+}
+
+/// An overall deadline: once `after` has passed since the phase (or the
+/// instance) started and it is still not done, `outcome` happens, once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeadlineDef {
+    /// How long, e.g. `"4h"`, or `"{{ vars.NAME }}"` naming a duration variable.
+    pub after: String,
+    /// What happens when it passes: `fail` (the default), `rollback` or `halt`.
+    #[serde(default)]
+    pub outcome: DeadlineOutcome,
+}
+
+/// What a deadline does when it passes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, strum::IntoStaticStr)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum DeadlineOutcome {
+    /// The phase (or every active phase) fails; `retry` redrives it.
+    #[default]
+    Fail,
+    /// The instance rolls back its completed work and ends rolled back.
+    Rollback,
+    /// The instance halts for a person; `resume` lets it go on.
+    Halt,
+}
+
+impl DeadlineOutcome {
+    /// The name the definition writes (`fail`, `rollback`, `halt`).
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
 }
 
 fn default_version() -> u32 {
@@ -170,6 +206,10 @@ pub struct PhaseDef {
     /// Run the phase again as a new cycle after it passes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<ScheduleDef>,
+    /// The longest one attempt of the phase may take, from its start (or
+    /// its redrive), and what happens when that time passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<DeadlineDef>,
 }
 
 /// A unit of work dispatched to an agent.
@@ -180,7 +220,10 @@ pub struct TaskDef {
     /// Human title.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub title: String,
-    /// The agent that runs the task, e.g. `exec`, `http`, `prometheus`.
+    /// The agent that runs the task, e.g. `exec`, `http`, `prometheus`; or
+    /// `wait`, the engine's durable timer (`params = { duration = "2w" }`):
+    /// no agent runs, the time it ends is recorded, and a restart resumes
+    /// it with the time left.
     pub agent: String,
     /// Parameters for the agent (a table; its shape is the agent's contract).
     #[serde(default, skip_serializing_if = "Map::is_empty")]

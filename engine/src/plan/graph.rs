@@ -111,7 +111,13 @@ fn cluster(p: usize, phase: &Phase, edges: &mut Vec<Edge>) -> Cluster {
     let gate_node = |g: usize| format!("p{p}_g{g}");
     for &t in &phase.task_order {
         let task = &phase.tasks[t];
-        let mut label = format!("{}\n({})", task.id, task.agent);
+        let mut label = match &task.wait {
+            Some(wait) => match &wait.duration_var {
+                Some(var) => format!("{}\n(wait vars.{var})", task.id),
+                None => format!("{}\n(wait {})", task.id, super::format_duration(wait.duration)),
+            },
+            None => format!("{}\n({})", task.id, task.agent),
+        };
         if task.when.is_some() {
             label.push_str("\nconditional");
         }

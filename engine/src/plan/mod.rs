@@ -19,7 +19,11 @@ pub use graph::{to_dot, to_mermaid};
 pub use validate::{load, load_source, validate, AgentNames};
 
 use crate::expr::Expr;
-use crate::model::{NoDataPolicy, OnTimeout, SignalDef, VarType, WorkflowDef};
+use crate::model::{DeadlineOutcome, NoDataPolicy, OnTimeout, SignalDef, VarType, WorkflowDef};
+
+/// The agent name a task writes to be a durable wait (`agent = "wait"`):
+/// the engine's own timer, not a registered agent.
+pub const WAIT_AGENT: &str = "wait";
 
 /// A checked workflow, ready to run.
 #[derive(Debug, Clone)]
@@ -42,6 +46,8 @@ pub struct Workflow {
     pub definition: WorkflowDef,
     /// Task id → (phase index, task index within the phase).
     pub(crate) task_index: std::collections::HashMap<String, (usize, usize)>,
+    /// The instance's overall deadline.
+    pub deadline: Option<Deadline>,
 }
 
 impl Workflow {
@@ -89,6 +95,42 @@ impl Workflow {
                 check(what.clone(), &approval.required_from);
                 for (l, level) in approval.escalation.iter().enumerate() {
                     check(format!("{what} (escalation level {})", l + 1), &level.required_from);
+                }
+            }
+        }
+        out
+    }
+
+    /// Each wait that, with these variables, lasts longer than a deadline
+    /// containing it (its phase's or the instance's): (phase index, task
+    /// index, why). Such a wait could never end before its deadline acts,
+    /// so `validate` (with the defaults) and start (with the values given)
+    /// refuse it.
+    pub fn waits_beyond_deadlines(&self, vars: &Map<String, Value>) -> Vec<(usize, usize, String)> {
+        let mut out = Vec::new();
+        for (p, phase) in self.phases.iter().enumerate() {
+            for (t, task) in phase.tasks.iter().enumerate() {
+                let Some(wait) = &task.wait else { continue };
+                let waits = wait.duration_for(vars);
+                let containing =
+                    [(phase.deadline.as_ref(), format!("phase `{}`", phase.id)), (self.deadline.as_ref(), "the instance".to_owned())];
+                for (deadline, whose) in containing {
+                    let Some(deadline) = deadline else { continue };
+                    let after = deadline.after_for(vars);
+                    if waits > after {
+                        out.push((
+                            p,
+                            t,
+                            format!(
+                                "task `{}` waits {}, longer than {whose}'s deadline of {}: the deadline would act ({}) before the wait ends; \
+                                 shorten the wait or lengthen the deadline",
+                                task.id,
+                                format_duration(waits),
+                                format_duration(after),
+                                deadline.outcome.name()
+                            ),
+                        ));
+                    }
                 }
             }
         }
@@ -182,6 +224,42 @@ pub struct Phase {
     pub schedule: Option<Schedule>,
     /// The schedule applies only if this holds when the phase passes.
     pub schedule_when: Option<Expr>,
+    /// The longest one attempt of the phase may take.
+    pub deadline: Option<Deadline>,
+}
+
+/// An overall deadline (a phase's or the instance's), checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deadline {
+    /// How long (the default when `after_var` names a variable).
+    pub after: Duration,
+    /// The duration variable that sets it per instance, if any.
+    pub after_var: Option<String>,
+    /// What happens when it passes.
+    pub outcome: DeadlineOutcome,
+}
+
+impl Deadline {
+    /// How long, for an instance with these variables.
+    pub fn after_for(&self, vars: &Map<String, Value>) -> Duration {
+        var_duration(self.after_var.as_deref(), vars).unwrap_or(self.after)
+    }
+}
+
+/// How long a `wait` task waits, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Wait {
+    /// How long (the default when `duration_var` names a variable).
+    pub duration: Duration,
+    /// The duration variable that sets it per instance, if any.
+    pub duration_var: Option<String>,
+}
+
+impl Wait {
+    /// How long, for an instance with these variables.
+    pub fn duration_for(&self, vars: &Map<String, Value>) -> Duration {
+        var_duration(self.duration_var.as_deref(), vars).unwrap_or(self.duration)
+    }
 }
 
 /// A validated task.
@@ -209,6 +287,9 @@ pub struct Task {
     pub on_demand: bool,
     /// Its compensation.
     pub rollback: Option<Step>,
+    /// For a `wait` task (`agent = "wait"`): how long it waits. No agent
+    /// runs; the engine records when it ends and fires it from its timers.
+    pub wait: Option<Wait>,
 }
 
 /// Exponential backoff with jitter.

@@ -34,7 +34,7 @@ pub struct TaskEntry {
     /// The latest error, when it failed or waits to retry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Why it was skipped.
+    /// Why it was skipped, or since and until when it waits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -62,6 +62,7 @@ impl TaskEntry {
             }
             TaskStatus::Failed { error, .. } | TaskStatus::RetryWaiting { error, .. } => entry.error = Some(error.clone()),
             TaskStatus::Skipped { reason } => entry.reason = Some(reason.clone()),
+            TaskStatus::Waiting { since, due, .. } => entry.reason = Some(format!("waiting since {since}, until {due}")),
             TaskStatus::Pending | TaskStatus::Dispatched { .. } | TaskStatus::Cancelled { .. } => {}
         }
         entry

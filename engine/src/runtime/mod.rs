@@ -111,8 +111,13 @@ impl Engine {
         if !unstaffed.is_empty() {
             return Err(Error::Invalid(unstaffed.join("; ")));
         }
+        let beyond: Vec<String> = workflow.waits_beyond_deadlines(&vars).into_iter().map(|(_, _, why)| why).collect();
+        if !beyond.is_empty() {
+            return Err(Error::Invalid(beyond.join("; ")));
+        }
         for phase in &workflow.phases {
-            for task in &phase.tasks {
+            // A wait is the engine's own timer: no agent to find or check.
+            for task in phase.tasks.iter().filter(|task| task.wait.is_none()) {
                 let agent = self.shared.registry.get(&task.agent).ok_or_else(|| {
                     Error::Invalid(format!(
                         "task `{}` uses agent `{}`, which this engine does not provide (it has: {})",

@@ -443,3 +443,91 @@ async fn regression_a_slow_sample_is_not_missing_evidence() {
     let short_samples = samples(&short);
     assert!(short_samples.iter().any(|(v, d)| v.is_none() && d.contains("timed out after 300ms")), "{short_samples:?}");
 }
+
+/// Issue 16 (durable waits): a two-hour soak is a timer in the state, not a
+/// sleep in a process. The engine stops an hour into it; a new engine
+/// resumes it with the hour left, and a deadline that fell due while no
+/// engine ran acts as soon as one does.
+#[tokio::test]
+async fn a_wait_resumes_after_a_restart_with_the_time_left_and_a_deadline_acts_once_an_engine_runs() {
+    use phasegate_engine::machine::{EffectiveStatus, InstanceStatus, TaskStatus, Timestamp};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let toml = r#"
+name = "stabilise"
+[vars]
+soak = { type = "duration", default = "2h" }
+[[phases]]
+id = "launch"
+deadline = { after = "3h", outcome = "halt" }
+[[phases.tasks]]
+id = "deploy"
+agent = "noop"
+[[phases.tasks]]
+id = "soak"
+agent = "wait"
+params = { duration = "{{ vars.soak }}" }
+depends_on = ["deploy"]
+"#;
+    let gated = r#"
+name = "signoff"
+[[phases]]
+id = "review"
+deadline = { after = "90m", outcome = "halt" }
+[[phases.gates]]
+id = "go"
+criteria = [{ must = "vars.ready", label = "ready" }]
+approval = { approvers = ["alice"] }
+[vars]
+ready = true
+"#;
+    let clock = Arc::new(phasegate_engine::runtime::ManualClock::at(phasegate_engine::runtime::clock::system_now()));
+    let open = |clock: &Arc<phasegate_engine::runtime::ManualClock>| {
+        Engine::builder()
+            .store(Arc::new(SledStore::open(&path).expect("store")))
+            .clock(Arc::clone(clock) as Arc<dyn phasegate_engine::runtime::Clock>)
+            .build()
+    };
+    let soak_of = |engine: &Engine, id: &str| engine.instance(id).map(|(i, _)| i.phases[0].tasks[1].status.clone()).ok();
+    let (soaking, reviewing, due) = {
+        let engine = open(&clock).await.expect("engine");
+        let start = |toml: &str, id: &str| {
+            let workflow = engine.load_definition(&Source::from_text(toml, Format::Toml)).expect("valid");
+            engine.start(workflow, StartOptions { id: Some(id.into()), ..StartOptions::default() })
+        };
+        let soaking = start(toml, "soaking").await.expect("starts");
+        let reviewing = start(gated, "reviewing").await.expect("starts");
+        let waiting = || matches!(soak_of(&engine, &soaking), Some(TaskStatus::Waiting { .. }));
+        until(&engine, || format!("the soak to begin: {:?}", kinds(&engine, &soaking)), waiting).await;
+        wait_for(&engine, &reviewing, EffectiveStatus::AwaitingApproval).await;
+        let Some(TaskStatus::Waiting { since, due, .. }) = soak_of(&engine, &soaking) else { unreachable!() };
+        assert_eq!(due.since(since), 2 * 3_600_000, "the default of vars.soak");
+        clock.advance(Duration::from_secs(3600));
+        assert_eq!(due.left(engine.now()), Duration::from_secs(3600));
+        engine.shutdown().await;
+        (soaking, reviewing, due)
+    };
+    // The engine is gone; a new one reads the same end from the store.
+    let engine = open(&clock).await.expect("engine");
+    assert_eq!(
+        soak_of(&engine, &soaking),
+        Some(TaskStatus::Waiting { attempt: 1, since: Timestamp(due.0 - 2 * 3_600_000), due }),
+        "the wait resumes where it was"
+    );
+    // The review's 90-minute deadline passed while no engine ran: it acts now.
+    clock.advance(Duration::from_secs(31 * 60));
+    engine.wake().await;
+    wait_for(&engine, &reviewing, EffectiveStatus::Halted).await;
+    let (review, _) = engine.instance(&reviewing).expect("loads");
+    let InstanceStatus::Halted { reason, .. } = &review.status else { unreachable!() };
+    assert!(reason.contains("phase review's deadline of 1h30m passed"), "{reason}");
+    assert!(matches!(soak_of(&engine, &soaking), Some(TaskStatus::Waiting { .. })), "29 minutes left");
+    clock.advance(Duration::from_secs(29 * 60));
+    engine.wake().await;
+    wait_for(&engine, &soaking, EffectiveStatus::Completed).await;
+    let history = kinds(&engine, &soaking);
+    assert_eq!(history.iter().filter(|k| k.starts_with("WaitStarted(soak#1")).count(), 1, "started once: {history:?}");
+    let elapsed = engine.history(&soaking).expect("history").into_iter().find(|r| r.event().kind() == "WaitElapsed").expect("elapsed");
+    assert!(elapsed.at() >= due, "the wait ended at {} before its end {due}", elapsed.at());
+    engine.shutdown().await;
+}

@@ -169,3 +169,125 @@ fn a_reader_that_goes_away_ends_the_output_quietly_instead_of_panicking() {
         assert!(stderr(&output).is_empty(), "{args:?}: nothing on stderr, no panic: {}", stderr(&output));
     }
 }
+
+const SOAKED: &str = r#"
+name = "soaked"
+deadline = { after = "1d", outcome = "fail" }
+[vars]
+soak = { type = "duration", default = "1h" }
+[[phases]]
+id = "launch"
+deadline = { after = "2h", outcome = "halt" }
+[[phases.tasks]]
+id = "deploy"
+agent = "noop"
+[[phases.tasks]]
+id = "soak"
+agent = "wait"
+params = { duration = "{{ vars.soak }}" }
+depends_on = ["deploy"]
+"#;
+
+fn json_status(dir: &std::path::Path, id: &str) -> serde_json::Value {
+    let output = run(dir, &["--db", "db", "--output", "json", "status", id]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    serde_json::from_slice(&output.stdout).expect("json")
+}
+
+/// Issue 16 (durable waits): a soak is a timer in the stored state. The
+/// server driving it is killed with SIGKILL an instant into an hour-long
+/// soak; the store still holds when it ends, a new server resumes it with
+/// the time left instead of starting it again, and `status` says how long
+/// is left. A short soak run to its end shows the other half.
+#[test]
+fn a_soak_is_a_durable_timer_that_survives_kill_9_and_status_shows_the_time_left() {
+    use crate::support::served::serve;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path();
+    std::fs::write(path.join("soaked.toml"), SOAKED).expect("write");
+
+    // Bad input first: a wait longer than its phase's deadline, from the file or from --var.
+    let longer = SOAKED.replace("default = \"1h\"", "default = \"3h\"");
+    std::fs::write(path.join("longer.toml"), &longer).expect("write");
+    let refused = run(path, &["validate", "longer.toml"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("task `soak` waits 3h, longer than phase `launch`'s deadline of 2h"), "{}", stderr(&refused));
+    let refused = run(path, &["--db", "db", "start", "soaked.toml", "--id", "too-long", "--var", "soak=5h"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("task `soak` waits 5h, longer than phase `launch`'s deadline of 2h"), "{}", stderr(&refused));
+
+    let server = serve(path);
+    let started = run(path, &["--db", "db", "start", "soaked.toml", "--id", "s1"]);
+    assert!(started.status.success(), "{}", stderr(&started));
+    let waiting = |status: &serde_json::Value| status["phases"][0]["tasks"][1]["status"]["status"] == "waiting";
+    crate::support::wait_until("the soak to begin", || waiting(&json_status(path, "s1")));
+    let due = json_status(path, "s1")["phases"][0]["tasks"][1]["status"]["due"].as_u64().expect("due");
+    let shown = stdout(&run(path, &["--db", "db", "status", "s1"]));
+    assert!(shown.contains(" left, until ") && shown.contains("soak") && shown.contains("waiting"), "{shown}");
+    assert!(shown.contains("deadline: 2h, outcome halt: ") && shown.contains("deadline  1day, outcome fail: 1day left, at "), "{shown}");
+    drop(server); // SIGKILL
+
+    // The process is gone; the end of the wait is in the store.
+    let status = json_status(path, "s1");
+    assert!(waiting(&status), "{status}");
+    assert_eq!(status["phases"][0]["tasks"][1]["status"]["due"].as_u64(), Some(due));
+    assert_eq!(status["deadlines"][1]["phase"], "launch", "{status}");
+    assert_eq!(status["deadlines"][1]["outcome"], "halt");
+
+    // A new server resumes the same wait: not started over, the same end.
+    let server = serve(path);
+    let history = stdout(&run(path, &["--db", "db", "history", "s1"]));
+    assert_eq!(history.matches("task soak waits until").count(), 1, "{history}");
+    let status = json_status(path, "s1");
+    assert!(waiting(&status) && status["phases"][0]["tasks"][1]["status"]["due"].as_u64() == Some(due), "{status}");
+    assert!(run(path, &["--db", "db", "cancel", "s1"]).status.success());
+    drop(server);
+
+    // A short soak runs to its end: its record says when it began and ended.
+    let started = run(path, &["--db", "db", "start", "soaked.toml", "--id", "s2", "--var", "soak=1s"]);
+    assert!(started.status.success(), "{}", stderr(&started));
+    let ran = run(path, &["--db", "db", "run", "--until-idle"]);
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    let status = json_status(path, "s2");
+    assert_eq!(status["effective_status"], "completed", "{status}");
+    let output = &status["phases"][0]["tasks"][1]["status"]["output"];
+    assert!(output["waited_ms"].as_u64().is_some_and(|ms| ms >= 1000), "{output}");
+    let history = stdout(&run(path, &["--db", "db", "history", "s2"]));
+    assert!(history.contains("task soak: its wait is over (attempt 1)"), "{history}");
+}
+
+/// Issue 16 (deadlines): a phase's deadline passes while its gate waits;
+/// the declared outcome (halt) is applied once and `status` says so.
+#[test]
+fn a_phase_deadline_halts_the_release_once_and_status_says_so() {
+    use crate::support::served::serve;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path();
+    let flow = r#"
+name = "timed"
+[[phases]]
+id = "review"
+deadline = { after = "1s", outcome = "halt" }
+[[phases.tasks]]
+id = "prepare"
+agent = "noop"
+[[phases.gates]]
+id = "go"
+approval = { approvers = ["alice"] }
+"#;
+    std::fs::write(path.join("timed.toml"), flow).expect("write");
+    let _server = serve(path);
+    assert!(run(path, &["--db", "db", "start", "timed.toml", "--id", "t1"]).status.success());
+    crate::support::wait_until("the deadline to halt t1", || json_status(path, "t1")["effective_status"] == "halted");
+    let shown = stdout(&run(path, &["--db", "db", "status", "t1"]));
+    assert!(shown.contains("deadline: 1s, outcome halt: passed, and its outcome was applied"), "{shown}");
+    let history = stdout(&run(path, &["--db", "db", "history", "t1"]));
+    assert!(history.contains("deadline passed (halt): phase review's deadline of 1s passed"), "{history}");
+    assert!(history.contains("`phasegate resume t1` lets it go on"), "{history}");
+    assert!(run(path, &["--db", "db", "resume", "t1"]).status.success());
+    let approved = run(path, &["--db", "db", "approve", "t1", "review/go", "--as", "alice"]);
+    assert!(approved.status.success(), "{}", stderr(&approved));
+    crate::support::wait_until("t1 to complete", || json_status(path, "t1")["effective_status"] == "completed");
+    let history = stdout(&run(path, &["--db", "db", "history", "t1"]));
+    assert_eq!(history.matches("deadline passed").count(), 1, "it acts once: {history}");
+}

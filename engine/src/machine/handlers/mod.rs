@@ -4,8 +4,9 @@
 //!
 //! Imports run one way: `gate`, `task`, `watch` and `operator` queue
 //! triggers (`trigger`); `trigger` and `schedule` re-enter phases
-//! (`rollback`); `rollback` imports only the shared guards.
+//! and `deadline` starts rollbacks (`rollback`); `rollback` imports only the shared guards.
 
+pub(crate) mod deadline;
 pub(crate) mod gate;
 pub(crate) mod operator;
 pub(crate) mod phase;

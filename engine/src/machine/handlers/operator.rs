@@ -31,7 +31,7 @@ pub(crate) fn halted(cx: Cx<'_>, e: &payload::Halted) -> Handled {
             ));
         }
     }
-    let effects = if e.cancel_running { cancel_in_flight(instance, None, &format!("halted by {}", e.by)) } else { Vec::new() };
+    let effects = if e.cancel_running { cancel_in_flight(instance, None, &format!("halted by {}", e.by), at) } else { Vec::new() };
     instance.status = InstanceStatus::Halted { by: e.by.clone(), reason: e.reason.clone(), cancel_running: e.cancel_running, at };
     Ok(effects)
 }
@@ -90,7 +90,7 @@ pub(crate) fn cancelled(cx: Cx<'_>, e: &payload::Cancelled) -> Handled {
             return Err(Rejected::new(event, format!("instance {} is {}", instance.id, instance.status.kind()), "it is already finished"));
         }
     }
-    let mut effects = cancel_in_flight(instance, None, &format!("cancelled by {}", e.by));
+    let mut effects = cancel_in_flight(instance, None, &format!("cancelled by {}", e.by), at);
     if let Some((_, _, key)) = instance.compensation_in_flight() {
         effects.push(Effect::Cancel { key, reason: format!("cancelled by {}", e.by) });
     }
@@ -141,7 +141,7 @@ pub(crate) fn redriven(cx: Cx<'_>, e: &payload::Redriven) -> Handled {
         };
         let state = &instance.phases[p].tasks[t];
         let allowed = if remediation {
-            held.contains(&p) && !matches!(state.status, TaskStatus::Dispatched { .. })
+            held.contains(&p) && !matches!(state.status, TaskStatus::Dispatched { .. } | TaskStatus::Waiting { .. })
         } else {
             matches!(state.status, TaskStatus::Failed { .. } | TaskStatus::Cancelled { .. })
         };
@@ -166,7 +166,7 @@ pub(crate) fn redriven(cx: Cx<'_>, e: &payload::Redriven) -> Handled {
         let (p, t) = positions[index];
         for (d, def) in workflow.phases[p].tasks.iter().enumerate() {
             if def.depends_on.contains(&t) && !positions.contains(&(p, d)) {
-                if matches!(instance.phases[p].tasks[d].status, TaskStatus::Dispatched { .. }) {
+                if matches!(instance.phases[p].tasks[d].status, TaskStatus::Dispatched { .. } | TaskStatus::Waiting { .. }) {
                     return Err(Rejected::new(
                         event,
                         format!("task {} is running in phase {}", instance.phases[p].tasks[d].id, instance.phases[p].id),
@@ -187,13 +187,17 @@ pub(crate) fn redriven(cx: Cx<'_>, e: &payload::Redriven) -> Handled {
     }
     for phase in &mut instance.phases {
         match phase.status {
-            PhaseStatus::Failed { .. } if !remediation => phase.status = PhaseStatus::Running { since: at },
+            PhaseStatus::Failed { .. } if !remediation => {
+                phase.status = PhaseStatus::Running { since: at };
+                phase.restart_clock(at);
+            }
             PhaseStatus::OnHold { .. } if remediation => {
                 // The gates are evaluated again once the re-run tasks are done.
                 for gate in &mut phase.gates {
                     gate.status = GateStatus::Pending;
                 }
                 phase.status = PhaseStatus::Running { since: at };
+                phase.restart_clock(at);
             }
             PhaseStatus::Failed { .. }
             | PhaseStatus::OnHold { .. }
@@ -248,7 +252,7 @@ fn redrive_phase(cx: Cx<'_>, phase: &str) -> Handled {
     {
         return Err(Rejected::new(event, format!("phase {} failed too", other.1.id), "retry one failed phase at a time"));
     }
-    if let Some(running) = state.tasks.iter().find(|t| matches!(t.status, TaskStatus::Dispatched { .. })) {
+    if let Some(running) = state.tasks.iter().find(|t| matches!(t.status, TaskStatus::Dispatched { .. } | TaskStatus::Waiting { .. })) {
         return Err(Rejected::new(event, format!("task {} is running in phase {phase}", running.id), "wait for it to finish"));
     }
     let revived = matches!(instance.status, InstanceStatus::Failed { .. });
@@ -265,6 +269,7 @@ fn redrive_phase(cx: Cx<'_>, phase: &str) -> Handled {
         gate.status = GateStatus::Pending;
     }
     state.status = PhaseStatus::Running { since: at };
+    state.restart_clock(at);
     if revived {
         super::gate::revive(instance);
     }

@@ -35,6 +35,7 @@ pub(crate) fn started(cx: Cx<'_>, e: &payload::PhaseStarted) -> Handled {
     let state = &mut instance.phases[p];
     state.attempt = e.attempt;
     state.status = PhaseStatus::Running { since: at };
+    state.restart_clock(at);
     for task in &mut state.tasks {
         task.status = TaskStatus::Pending;
         task.attempts = 0;
@@ -85,7 +86,7 @@ pub(crate) fn failed(cx: Cx<'_>, e: &payload::PhaseFailed) -> Handled {
     require_running(instance, event)?;
     let p = phase_index(workflow, event, &e.phase)?;
     require_phase_running(instance, event, p)?;
-    let effects = cancel_in_flight(instance, Some(p), &format!("phase {} failed", e.phase));
+    let effects = cancel_in_flight(instance, Some(p), &format!("phase {} failed", e.phase), at);
     instance.phases[p].status = PhaseStatus::Failed { reason: e.reason.clone(), at };
     Ok(effects)
 }
@@ -119,7 +120,7 @@ pub(crate) fn instance_failed(cx: Cx<'_>, e: &payload::InstanceFailed) -> Handle
     if !instance.phases.iter().any(|p| matches!(p.status, PhaseStatus::Failed { .. })) {
         return Err(Rejected::new(event, "no phase has failed", "an instance fails when a phase failed"));
     }
-    let effects = cancel_in_flight(instance, None, "the instance failed");
+    let effects = cancel_in_flight(instance, None, "the instance failed", at);
     instance.status = InstanceStatus::Failed { reason: e.reason.clone(), at };
     Ok(effects)
 }

@@ -13,6 +13,8 @@ use crate::plan::Workflow;
 pub(crate) fn reset_phase(state: &mut PhaseState) {
     state.status = PhaseStatus::Pending;
     state.next_cycle = None;
+    state.started_at = None;
+    state.deadline_passed = false;
     for task in &mut state.tasks {
         task.status = TaskStatus::Pending;
         task.attempts = 0;
@@ -29,13 +31,20 @@ pub(crate) fn reset_phase(state: &mut PhaseState) {
 
 /// Resets `target` and every phase downstream of it; returns the cancel
 /// effects for their attempts in flight.
-pub(crate) fn reenter(instance: &mut Instance, workflow: &Workflow, target: usize, entered: String, reason: &str) -> Vec<Effect> {
+pub(crate) fn reenter(
+    instance: &mut Instance,
+    workflow: &Workflow,
+    target: usize,
+    entered: String,
+    reason: &str,
+    at: Timestamp,
+) -> Vec<Effect> {
     let scope: Vec<usize> = (0..workflow.phases.len()).filter(|&p| workflow.is_upstream(target, p)).collect();
     let mut effects = Vec::new();
     for &p in &scope {
         // The attempts in flight are cancelled, and their outbox entries go
         // with the reset: their results will no longer apply.
-        for cancel in cancel_in_flight(instance, Some(p), reason) {
+        for cancel in cancel_in_flight(instance, Some(p), reason, at) {
             if let Effect::Cancel { key, .. } = &cancel {
                 effects.push(Effect::DeleteOutbox { key: key.clone() });
             }
@@ -131,7 +140,7 @@ pub fn compensation_step<'w>(workflow: &'w Workflow, compensation: &Compensation
 /// Starts a rollback: cancels attempts in flight and plans the compensations.
 pub(crate) fn start(instance: &mut Instance, workflow: &Workflow, by: &str, reason: &str, to: Option<usize>, at: Timestamp) -> Vec<Effect> {
     let steps = rollback_plan(instance, workflow, to);
-    let effects = cancel_in_flight(instance, None, &format!("rolling back: {reason}"));
+    let effects = cancel_in_flight(instance, None, &format!("rolling back: {reason}"), at);
     instance.journal.retain(|done| workflow.phase_index(&done.phase).is_some_and(|p| to.is_some_and(|t| !workflow.is_upstream(t, p))));
     instance.rollbacks += 1;
     instance.pending_triggers.clear();
@@ -222,7 +231,11 @@ pub(crate) fn dispatched(cx: Cx<'_>, e: &payload::CompensationDispatched) -> Han
     let allowed = match &state.status {
         TaskStatus::Pending | TaskStatus::Cancelled { .. } => fresh,
         TaskStatus::RetryWaiting { attempt: due, .. } => *due == attempt && fresh,
-        TaskStatus::Dispatched { .. } | TaskStatus::Succeeded { .. } | TaskStatus::Failed { .. } | TaskStatus::Skipped { .. } => false,
+        TaskStatus::Dispatched { .. }
+        | TaskStatus::Waiting { .. }
+        | TaskStatus::Succeeded { .. }
+        | TaskStatus::Failed { .. }
+        | TaskStatus::Skipped { .. } => false,
     };
     let earlier_open = instance.rollback.as_ref().is_some_and(|r| r.steps[..step].iter().any(|s| !s.state.status.is_done()));
     if !allowed || earlier_open || !instance.in_flight().is_empty() {
@@ -264,6 +277,7 @@ pub(crate) fn ended(cx: Cx<'_>, ended: Ended<'_>) -> Handled {
         | TaskStatus::Succeeded { .. }
         | TaskStatus::Failed { .. }
         | TaskStatus::RetryWaiting { .. }
+        | TaskStatus::Waiting { .. }
         | TaskStatus::Skipped { .. }
         | TaskStatus::Cancelled { .. }) => {
             return Err(Rejected::new(
@@ -303,6 +317,7 @@ pub(crate) fn retry_scheduled(cx: Cx<'_>, e: &payload::CompensationRetrySchedule
         | TaskStatus::Dispatched { .. }
         | TaskStatus::Succeeded { .. }
         | TaskStatus::RetryWaiting { .. }
+        | TaskStatus::Waiting { .. }
         | TaskStatus::Skipped { .. }
         | TaskStatus::Cancelled { .. }) => {
             return Err(Rejected::new(
@@ -343,7 +358,7 @@ pub(crate) fn completed(cx: Cx<'_>) -> Handled {
         Some(target) => {
             instance.rollback = None;
             instance.status = InstanceStatus::Running;
-            Ok(reenter(instance, workflow, target, format!("rollback by {by}: {reason}"), "rolled back"))
+            Ok(reenter(instance, workflow, target, format!("rollback by {by}: {reason}"), "rolled back", at))
         }
         None => {
             instance.status = InstanceStatus::RolledBack { reason, at };

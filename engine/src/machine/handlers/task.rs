@@ -1,37 +1,59 @@
 //! Task attempts: dispatch, results, retries and skips.
 
 use super::super::guards::{require_phase_running, require_running, task_index, Cx, Effect, Handled, OutboxEntry};
-use super::super::{payload, Rejected, TaskStatus};
+use super::super::{payload, Event, Instance, Rejected, TaskStatus};
 use super::{rollback, trigger};
 use crate::machine::state::phase_active;
-use crate::plan::TriggerOn;
+use crate::plan::{TriggerOn, Workflow};
 
-/// `TaskDispatched`: a ready, due or cancelled task's next attempt goes to its agent.
-pub(crate) fn dispatched(cx: Cx<'_>, e: &payload::TaskDispatched) -> Handled {
-    let Cx { instance, workflow, event, at } = cx;
+/// Checks that task `task` of `phase` may begin attempt `attempt` now: the
+/// instance runs, the phase runs (or it is an on-demand task a trigger asked
+/// for beside a gate), and it is ready, due for retry or was cancelled.
+fn may_begin(
+    instance: &Instance,
+    workflow: &Workflow,
+    event: &Event,
+    phase: &str,
+    task: &str,
+    attempt: u32,
+) -> Result<(usize, usize), Rejected> {
     require_running(instance, event)?;
-    let (p, t) = task_index(workflow, event, &e.phase, &e.task)?;
+    let (p, t) = task_index(workflow, event, phase, task)?;
     // An on-demand task a trigger asked for also runs beside a gate awaiting a decision.
     let on_demand = instance.phases[p].tasks[t].requested && phase_active(&instance.phases[p].status);
     if !on_demand {
         require_phase_running(instance, event, p)?;
     }
     let state = &instance.phases[p].tasks[t];
-    let fresh = e.attempt == state.attempts + 1;
+    let fresh = attempt == state.attempts + 1;
     let allowed = match &state.status {
         TaskStatus::Pending => {
             fresh && workflow.phases[p].tasks[t].depends_on.iter().all(|&d| instance.phases[p].tasks[d].status.is_done())
         }
-        TaskStatus::RetryWaiting { attempt: due_attempt, .. } => *due_attempt == e.attempt && fresh,
+        TaskStatus::RetryWaiting { attempt: due_attempt, .. } => *due_attempt == attempt && fresh,
         TaskStatus::Cancelled { .. } => fresh,
-        TaskStatus::Dispatched { .. } | TaskStatus::Succeeded { .. } | TaskStatus::Failed { .. } | TaskStatus::Skipped { .. } => false,
+        TaskStatus::Dispatched { .. }
+        | TaskStatus::Waiting { .. }
+        | TaskStatus::Succeeded { .. }
+        | TaskStatus::Failed { .. }
+        | TaskStatus::Skipped { .. } => false,
     };
     if !allowed {
         return Err(Rejected::new(
             event,
-            format!("task {} is {} after {} attempt(s)", e.task, state.status.kind(), state.attempts),
-            "a task is dispatched when it is ready, due for retry or was cancelled, with the next attempt number",
+            format!("task {task} is {} after {} attempt(s)", state.status.kind(), state.attempts),
+            "a task begins when it is ready, due for retry or was cancelled, with the next attempt number",
         ));
+    }
+    Ok((p, t))
+}
+
+/// `TaskDispatched`: a ready, due or cancelled task's next attempt goes to its agent.
+pub(crate) fn dispatched(cx: Cx<'_>, e: &payload::TaskDispatched) -> Handled {
+    let Cx { instance, workflow, event, at } = cx;
+    let (p, t) = may_begin(instance, workflow, event, &e.phase, &e.task, e.attempt)?;
+    if workflow.phases[p].tasks[t].wait.is_some() {
+        return Err(Rejected::new(event, format!("task {} is a wait", e.task), "a wait runs on the engine's timer, not an agent"));
     }
     let state = &mut instance.phases[p].tasks[t];
     state.attempts = e.attempt;
@@ -41,6 +63,64 @@ pub(crate) fn dispatched(cx: Cx<'_>, e: &payload::TaskDispatched) -> Handled {
         Effect::WriteOutbox { key: e.key.clone(), entry },
         Effect::Dispatch { phase: p, task: t, attempt: e.attempt, key: e.key.clone() },
     ])
+}
+
+/// `WaitStarted`: a ready (or cancelled) `wait` task begins; the time it
+/// ends is fixed in the event, so a restart resumes it with the time left.
+pub(crate) fn wait_started(cx: Cx<'_>, e: &payload::WaitStarted) -> Handled {
+    let Cx { instance, workflow, event, at } = cx;
+    let (p, t) = may_begin(instance, workflow, event, &e.phase, &e.task, e.attempt)?;
+    if workflow.phases[p].tasks[t].wait.is_none() {
+        return Err(Rejected::new(
+            event,
+            format!("task {} runs agent {}", e.task, workflow.phases[p].tasks[t].agent),
+            "only a task with agent = \"wait\" waits",
+        ));
+    }
+    if e.due < at {
+        return Err(Rejected::new(
+            event,
+            format!("the wait would end at {}, before it begins ({at})", e.due),
+            "a wait ends after it begins",
+        ));
+    }
+    let state = &mut instance.phases[p].tasks[t];
+    state.attempts = e.attempt;
+    state.status = TaskStatus::Waiting { attempt: e.attempt, since: at, due: e.due };
+    Ok(Vec::new())
+}
+
+/// `WaitElapsed`: a wait whose time is up succeeds; its output says how
+/// long it waited, from when to when.
+pub(crate) fn wait_elapsed(cx: Cx<'_>, e: &payload::WaitElapsed) -> Handled {
+    let Cx { instance, workflow, event, at } = cx;
+    require_running(instance, event)?;
+    let (p, t) = task_index(workflow, event, &e.phase, &e.task)?;
+    let state = &instance.phases[p].tasks[t];
+    let (since, due) = match &state.status {
+        TaskStatus::Waiting { attempt, since, due } if *attempt == e.attempt && *due <= at => (*since, *due),
+        TaskStatus::Waiting { attempt, due, .. } if *attempt == e.attempt => {
+            return Err(Rejected::new(event, format!("task {} waits until {due}", e.task), format!("it is {at}: the wait is not over")));
+        }
+        TaskStatus::Waiting { .. }
+        | TaskStatus::Pending
+        | TaskStatus::Dispatched { .. }
+        | TaskStatus::Succeeded { .. }
+        | TaskStatus::Failed { .. }
+        | TaskStatus::RetryWaiting { .. }
+        | TaskStatus::Skipped { .. }
+        | TaskStatus::Cancelled { .. } => {
+            return Err(Rejected::new(
+                event,
+                format!("task {} is {} (attempt {})", e.task, state.status.kind(), state.attempts),
+                format!("no wait attempt {} of it is running", e.attempt),
+            ));
+        }
+    };
+    let waited_ms = at.since(since);
+    let output = serde_json::json!({ "waited_ms": waited_ms, "since": since.to_string(), "until": due.to_string() });
+    instance.phases[p].tasks[t].status = TaskStatus::Succeeded { attempt: e.attempt, output, duration_ms: waited_ms, at };
+    Ok(Vec::new())
 }
 
 /// How an attempt in flight ended.
@@ -72,6 +152,7 @@ pub(crate) fn ended(cx: Cx<'_>, ended: Ended<'_>) -> Handled {
         | TaskStatus::Succeeded { .. }
         | TaskStatus::Failed { .. }
         | TaskStatus::RetryWaiting { .. }
+        | TaskStatus::Waiting { .. }
         | TaskStatus::Skipped { .. }
         | TaskStatus::Cancelled { .. } => {
             return Err(Rejected::new(
@@ -120,6 +201,7 @@ pub(crate) fn retry_scheduled(cx: Cx<'_>, e: &payload::RetryScheduled) -> Handle
         | TaskStatus::Dispatched { .. }
         | TaskStatus::Succeeded { .. }
         | TaskStatus::RetryWaiting { .. }
+        | TaskStatus::Waiting { .. }
         | TaskStatus::Skipped { .. }
         | TaskStatus::Cancelled { .. } => {
             return Err(Rejected::new(
@@ -146,6 +228,7 @@ pub(crate) fn skipped(cx: Cx<'_>, e: &payload::TaskSkipped) -> Handled {
         | TaskStatus::Succeeded { .. }
         | TaskStatus::Failed { .. }
         | TaskStatus::RetryWaiting { .. }
+        | TaskStatus::Waiting { .. }
         | TaskStatus::Skipped { .. }
         | TaskStatus::Cancelled { .. } => {
             return Err(Rejected::new(event, format!("task {} is {}", e.task, state.status.kind()), "only a pending task is skipped"));

@@ -81,7 +81,7 @@ fn act(instance: &mut Instance, workflow: &Workflow, p: usize, k: usize, action:
                     "loop-back {code}to {} was taken {taken} time(s); max_loops = {max_loops} ({cause})",
                     workflow.phases[*target].id
                 );
-                let effects = cancel_in_flight(instance, Some(p), &why);
+                let effects = cancel_in_flight(instance, Some(p), &why, at);
                 instance.phases[p].status = PhaseStatus::Failed { reason: why, at };
                 instance.pending_triggers.retain(|t| t.phase != *source);
                 return effects;
@@ -89,13 +89,13 @@ fn act(instance: &mut Instance, workflow: &Workflow, p: usize, k: usize, action:
             instance.loops.insert(trigger.id.clone(), taken + 1);
             let entered = format!("loop-back {code}from {} ({}): {reason}", workflow.phases[p].id, trigger.id);
             instance.phases[*target].loops += 1;
-            rollback::reenter(instance, workflow, *target, entered, &format!("loop-back to {}", workflow.phases[*target].id))
+            rollback::reenter(instance, workflow, *target, entered, &format!("loop-back to {}", workflow.phases[*target].id), at)
         }
         Action::Notify(_) => notify(true, p, k, cause),
         Action::Run { task } => {
             let state = &mut instance.phases[p].tasks[*task];
             match &state.status {
-                TaskStatus::Dispatched { .. } | TaskStatus::RetryWaiting { .. } => {}
+                TaskStatus::Dispatched { .. } | TaskStatus::RetryWaiting { .. } | TaskStatus::Waiting { .. } => {}
                 TaskStatus::Pending => state.requested = true,
                 TaskStatus::Succeeded { .. } | TaskStatus::Failed { .. } | TaskStatus::Skipped { .. } | TaskStatus::Cancelled { .. } => {
                     state.budget_from = state.attempts;

@@ -17,8 +17,8 @@ use phases::{reaches, upstream_list};
 use super::*;
 use crate::expr::{Expr, Names, Scope};
 use crate::model::{
-    ActionKind, ApprovalDef, Diagnostic, Diagnostics, FieldPath, GateDef, Kind, PhaseDef, RetryDef, ScheduleDef, Source, StepDef, TaskDef,
-    TriggerDef, VarDef, WatchDef, WorkflowDef,
+    ActionKind, ApprovalDef, DeadlineDef, Diagnostic, Diagnostics, FieldPath, GateDef, Kind, PhaseDef, RetryDef, ScheduleDef, Source,
+    StepDef, TaskDef, TriggerDef, VarDef, WatchDef, WorkflowDef,
 };
 
 /// The agent names a definition may use: the built-ins plus any the embedding
@@ -184,6 +184,7 @@ impl<'d> Validator<'d> {
                 }
             }
         }
+        let deadline = definition.deadline.as_ref().map(|deadline| self.deadline(deadline, &root.key("deadline")));
         let phases = phases.into_iter().collect::<Option<Vec<_>>>()?;
         let task_index = phases
             .iter()
@@ -203,7 +204,22 @@ impl<'d> Validator<'d> {
             phases,
             phase_order: phase_order?,
             definition: definition.clone(),
+            deadline: deadline.checked()?,
         })
+        .and_then(|workflow| self.waits_within_deadlines(workflow))
+    }
+
+    /// Refuses a wait longer than a deadline containing it, with the
+    /// variables' defaults (start checks the values given).
+    fn waits_within_deadlines(&mut self, workflow: Workflow) -> Option<Workflow> {
+        let defaults: Map<String, Value> =
+            workflow.vars.iter().filter_map(|(name, var)| var.default.clone().map(|value| (name.clone(), value))).collect();
+        let beyond = workflow.waits_beyond_deadlines(&defaults);
+        for (p, t, why) in &beyond {
+            let path = FieldPath::root().key("phases").index(*p).key("tasks").index(*t).key("params").key("duration");
+            self.error(Kind::InvalidValue, &path, why.clone(), "a deadline contains every wait of its phase (or instance)");
+        }
+        beyond.is_empty().then_some(workflow)
     }
 
     fn vars(&mut self) -> Option<BTreeMap<String, Var>> {

@@ -102,6 +102,7 @@ impl<'d> Validator<'d> {
             })
             .collect();
         let schedule = def.schedule.as_ref().map(|schedule| self.schedule(schedule, &path.key("schedule")));
+        let deadline = def.deadline.as_ref().map(|deadline| self.deadline(deadline, &path.key("deadline")));
         let schedule_when = def
             .schedule
             .as_ref()
@@ -122,6 +123,7 @@ impl<'d> Validator<'d> {
             rollback: rollback.into_iter().collect::<Option<Vec<_>>>()?,
             schedule: schedule.flatten(),
             schedule_when: schedule_when.checked()?,
+            deadline: deadline.checked()?,
         })
     }
 
@@ -224,7 +226,8 @@ impl<'d> Validator<'d> {
     }
 
     pub(super) fn task(&mut self, phase: &PhaseDef, def: &TaskDef, ids: &HashMap<&str, usize>, path: &FieldPath) -> Option<Task> {
-        let agent = self.agent(&def.agent, &path.key("agent"));
+        let wait = (def.agent == WAIT_AGENT).then(|| self.wait(def, path));
+        let agent = if wait.is_some() { Some(WAIT_AGENT.to_owned()) } else { self.agent(&def.agent, &path.key("agent")) };
         let mut depends_on = Vec::new();
         let mut deps_ok = true;
         for (i, dep) in def.depends_on.iter().enumerate() {
@@ -273,7 +276,64 @@ impl<'d> Validator<'d> {
             when: when.checked()?,
             on_demand: def.on_demand,
             rollback: rollback.checked()?,
+            wait: wait.checked()?,
         })
+    }
+
+    /// A `wait` task: `params = { duration = "…" }` and nothing an agent's
+    /// attempt would need (a wait cannot fail, time out or be undone).
+    fn wait(&mut self, def: &TaskDef, path: &FieldPath) -> Option<Wait> {
+        let params = path.key("params");
+        let mut ok = true;
+        for (field, set) in [("timeout", def.timeout.is_some()), ("retry", def.retry.is_some()), ("rollback", def.rollback.is_some())] {
+            if set {
+                self.error(
+                    Kind::InvalidValue,
+                    &path.key(field),
+                    format!("a wait task has no `{field}`: no agent runs, so nothing can time out, fail or need undoing"),
+                    "remove it, or bound the wait with the phase's `deadline`",
+                );
+                ok = false;
+            }
+        }
+        for key in def.params.keys().filter(|k| k.as_str() != "duration") {
+            self.error(
+                Kind::InvalidValue,
+                &params.key(key),
+                format!("a wait task takes only `duration`, not `{key}`"),
+                "write params = { duration = \"30m\" }",
+            );
+            ok = false;
+        }
+        let duration = match def.params.get("duration") {
+            Some(Value::String(text)) => self.duration_or_var(text, &params.key("duration"), Duration::from_millis(1)),
+            Some(_) => {
+                self.error(
+                    Kind::Type,
+                    &params.key("duration"),
+                    "a wait's duration is not a string",
+                    "write a duration such as \"30m\" or \"{{ vars.soak }}\"",
+                );
+                None
+            }
+            None => {
+                self.error(
+                    Kind::MissingField,
+                    &params.key("duration"),
+                    format!("wait task `{}` does not say how long it waits", def.id),
+                    "write params = { duration = \"30m\" } (or \"{{ vars.NAME }}\" for a duration variable)",
+                );
+                None
+            }
+        };
+        let (duration, duration_var) = duration?;
+        ok.then_some(Wait { duration, duration_var })
+    }
+
+    /// A phase's or the instance's overall deadline.
+    pub(super) fn deadline(&mut self, def: &DeadlineDef, path: &FieldPath) -> Option<Deadline> {
+        let (after, after_var) = self.duration_or_var(&def.after, &path.key("after"), Duration::from_millis(1))?;
+        Some(Deadline { after, after_var, outcome: def.outcome })
     }
 
     pub(super) fn task_order(&mut self, def: &PhaseDef, tasks: &[Option<Task>], path: &FieldPath) -> Option<Vec<usize>> {

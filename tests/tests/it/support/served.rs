@@ -32,6 +32,8 @@ impl Drop for Server {
 /// stderr in `dir/serve.log`) and waits (bounded) until it has written its
 /// address.
 pub(crate) fn serve(dir: &Path) -> Server {
+    // A server killed earlier left its address behind: wait for the new one's.
+    let _ = std::fs::remove_file(dir.join("db/control.addr"));
     let child = phasegate(dir)
         .args(["--db", "db", "serve", "--listen", "127.0.0.1:0"])
         .stdin(Stdio::null())

@@ -348,11 +348,16 @@ impl Driver {
     /// Applies events to an instance (a rejected one answers the caller and
     /// changes nothing), lets `decide` add what follows, and persists it all
     /// as one batch.
-    fn apply_and_drive(&mut self, id: &str, events: Vec<Event>, effects: Vec<Effect>, stale_outbox: Vec<Vec<u8>>, answer: Answer) {
+    fn apply_and_drive(&mut self, id: &str, events: Vec<Event>, effects: Vec<Effect>, stale_outbox: Vec<Vec<u8>>, mut answer: Answer) {
         let Some(cell) = self.cells.get_mut(id) else {
             return;
         };
         let now = self.shared.clock.now();
+        // A decision's outcome carries the time its event is recorded with,
+        // which a repeated request id answers again.
+        if let Answer::Decided(_, outcome) = &mut answer {
+            outcome.at = now;
+        }
         let mut records = Vec::new();
         let mut effects = effects;
         for event in events {

@@ -222,9 +222,31 @@ async fn deadlines_escalate_through_two_levels_then_fail_closed() {
     engine.shutdown().await;
 }
 
+/// A clock that moves on a millisecond every time it is read: whatever
+/// reads the time twice for one decision sees two times.
+#[derive(Debug)]
+struct Ticking(std::sync::atomic::AtomicU64);
+
+impl phasegate_engine::runtime::Clock for Ticking {
+    fn now(&self) -> phasegate_engine::machine::Timestamp {
+        phasegate_engine::machine::Timestamp(self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+/// Regression (CI flake): the outcome of a decision carried the time the
+/// request was read, a millisecond before its event was recorded, so a
+/// repeated request id answered with a different time on a busy machine.
+/// With a clock that ticks on every read, the two times always differed.
 #[tokio::test]
 async fn a_repeated_request_id_returns_the_original_outcome() {
-    let engine = engine().await;
+    let clock = Arc::new(Ticking(std::sync::atomic::AtomicU64::new(1_800_000_000_000)));
+    let engine = Engine::builder()
+        .store(Arc::new(MemoryStore::in_memory()))
+        .roles(roles())
+        .clock(clock as Arc<dyn phasegate_engine::runtime::Clock>)
+        .build()
+        .await
+        .expect("engine");
     let approval = "[phases.gates.approval]\napprovers = [\"role:qa\"]";
     let id = start(&engine, workflow(&engine, GREEN, approval), "sam").await;
     let mut first = request(DecisionKind::Approve, "quinn", "ship it");
@@ -235,6 +257,8 @@ async fn a_repeated_request_id_returns_the_original_outcome() {
     let before = events(&engine, &id);
     let again = engine.decide(&id, None, first.clone()).await.expect("same request");
     assert!(again.replayed);
+    let recorded = engine.history(&id).expect("history").into_iter().find(|r| r.event().kind() == "DecisionRecorded").expect("decided");
+    assert_eq!(original.at, recorded.at(), "the outcome's time is the record's");
     assert_eq!((again.kind, again.principal.as_str(), again.at), (original.kind, original.principal.as_str(), original.at));
     assert_eq!(events(&engine, &id), before, "nothing appended");
     let mut other = first;

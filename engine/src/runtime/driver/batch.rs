@@ -70,8 +70,24 @@ impl Driver {
         }
         // Request ids of the decisions in this batch, so a reuse is found
         // once the instance has moved on (or from another instance).
-        let at = records.last().map_or(Timestamp(0), Record::at);
-        for (request_id, used) in effects.iter().filter_map(|effect| crate::runtime::requests::RequestUse::of_effect(id, effect, at)) {
+        // Each is kept with the time of the record that decided (later events
+        // of the same batch may carry a later time).
+        let decided_at = |request: &str| {
+            records
+                .iter()
+                .find(|record| match record.event() {
+                    Event::DecisionRecorded(payload::DecisionRecorded { decision, .. })
+                    | Event::TriggerDecided(payload::TriggerDecided { decision, .. }) => decision.request_id == request,
+                    _ => false,
+                })
+                .or(records.last())
+                .map_or(Timestamp(0), Record::at)
+        };
+        let uses = effects.iter().filter_map(|effect| match effect {
+            Effect::WriteRequest { request_id, .. } => crate::runtime::requests::RequestUse::of_effect(id, effect, decided_at(request_id)),
+            _ => None,
+        });
+        for (request_id, used) in uses {
             index.push(IndexOp::Put {
                 index: crate::runtime::requests::REQUEST_INDEX.to_owned(),
                 key: request_id.clone().into_bytes(),

@@ -82,6 +82,9 @@ pub struct Expr {
     references: Arc<Vec<Vec<String>>>,
     /// Whether it has a macro, whose cost is bounded before it runs.
     iterates: bool,
+    /// Whether it names `null` itself (`x == null`): then a null value is
+    /// something it tests, not missing evidence.
+    tests_null: bool,
 }
 
 impl Expr {
@@ -168,7 +171,8 @@ impl Expr {
         references.sort();
         references.dedup();
         let iterates = cost::has_comprehension(program.expression());
-        Ok(Self { source: source.to_owned(), program: Arc::new(program), references: Arc::new(references), iterates })
+        let tests_null = source.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').any(|word| word == "null");
+        Ok(Self { source: source.to_owned(), program: Arc::new(program), references: Arc::new(references), iterates, tests_null })
     }
 
     /// The expression as written.
@@ -201,6 +205,20 @@ impl Expr {
     /// Evaluates the expression over `evidence`, a JSON object whose keys are
     /// the roots (`vars`, `tasks`, ... and `value` for watches).
     pub fn evaluate(&self, evidence: &serde_json::Map<String, serde_json::Value>) -> Outcome {
+        // A check that had nothing to measure reports null: that is no
+        // evidence (a person decides), never a value to compare.
+        if !self.tests_null {
+            let null = |path: &Vec<String>| {
+                let mut current = evidence.get(&path[0]);
+                for segment in &path[1..] {
+                    current = current.and_then(|value| value.get(segment));
+                }
+                current.is_some_and(serde_json::Value::is_null)
+            };
+            if let Some(path) = self.references.iter().find(|path| null(path)) {
+                return Outcome::Missing(format!("no evidence for `{}`: it is null", path.join(".")));
+            }
+        }
         if self.iterates {
             let steps = cost::estimate(self.program.expression(), evidence);
             if steps > MAX_EVALUATION_STEPS {
@@ -397,5 +415,26 @@ mod tests {
         let not_bool = Expr::compile("vars.error_rate_max", &names(), Scope::Condition).expect("compiles");
         let vars = evidence(serde_json::json!({"vars": {"error_rate_max": 0.1}}));
         assert!(matches!(not_bool.evaluate(&vars), Outcome::Error(_)));
+    }
+
+    /// Issue 17: a script that had nothing to measure reports `null`; a
+    /// criterion over it is inconclusive (a person decides), never a pass
+    /// because `null < 15` happened to hold or a fail because it errored.
+    #[test]
+    fn regression_a_null_measurement_is_no_evidence_not_a_pass() {
+        let mut names = names();
+        names.vars.insert("p1_response_minutes_max".to_owned());
+        names.tasks.insert("sm".to_owned());
+        let expr = Expr::compile("tasks.sm.output.p1_response_minutes < vars.p1_response_minutes_max", &names, Scope::Condition)
+            .expect("compiles");
+        let none = evidence(
+            serde_json::json!({"tasks": {"sm": {"output": {"p1_response_minutes": null}}}, "vars": {"p1_response_minutes_max": 15}}),
+        );
+        assert_eq!(expr.evaluate(&none), Outcome::Missing("no evidence for `tasks.sm.output.p1_response_minutes`: it is null".to_owned()));
+        let flag = Expr::compile("tasks.sm.output.ok", &names, Scope::Condition).expect("compiles");
+        assert!(matches!(flag.evaluate(&evidence(serde_json::json!({"tasks": {"sm": {"output": {"ok": null}}}}))), Outcome::Missing(_)));
+        // A condition that tests for null itself still can.
+        let tests = Expr::compile("tasks.sm.output.ok == null", &names, Scope::Condition).expect("compiles");
+        assert_eq!(tests.evaluate(&evidence(serde_json::json!({"tasks": {"sm": {"output": {"ok": null}}}}))), Outcome::True);
     }
 }

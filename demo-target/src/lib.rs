@@ -53,6 +53,20 @@ pub struct DemoTargetArgs {
 /// How far back the ratios in `/metrics` look.
 const WINDOW: Duration = Duration::from_secs(10);
 
+/// How far back `/sli` can look: a little over the seeds' longest window
+/// (7 days of staging uptime), a second per entry.
+const HISTORY_SECONDS: usize = 8 * 24 * 3600;
+
+/// One second of service: traffic ticks seen and how many were up, and the
+/// requests served and failed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Second {
+    ticks: u8,
+    up_ticks: u8,
+    requests: u32,
+    errors: u32,
+}
+
 struct Demo {
     version: String,
     previous: Option<String>,
@@ -68,6 +82,18 @@ struct Demo {
     carry: f64,
     items: Vec<Value>,
     events: Vec<Value>,
+    /// When it started: `/sli` counts seconds from here.
+    started: Instant,
+    /// Per second since `started` (the last [`HISTORY_SECONDS`] of them):
+    /// what `/sli` measures a window over.
+    history: VecDeque<(u64, Second)>,
+    /// The release candidate the pipeline deployed to staging.
+    staging_version: Option<String>,
+    /// A gradual rollout in progress: (version, share of traffic).
+    canary: Option<(String, f64)>,
+    /// An injected flaw: `/search` reflects its query unescaped (for the
+    /// security scan's negative test).
+    reflect: bool,
 }
 
 impl Demo {
@@ -86,6 +112,51 @@ impl Demo {
         let error_ratio = if requests == 0 { 0.0 } else { errors as f64 / requests as f64 };
         let availability = if ticks == 0 { 1.0 } else { up as f64 / ticks as f64 };
         (error_ratio, availability)
+    }
+
+    /// Counts traffic into the current second's entry of the history.
+    fn count(&mut self, requests: u64, errors: u64, tick_up: Option<bool>) {
+        let second = self.started.elapsed().as_secs();
+        if self.history.back().is_none_or(|(s, _)| *s != second) {
+            self.history.push_back((second, Second::default()));
+            while self.history.len() > HISTORY_SECONDS {
+                self.history.pop_front();
+            }
+        }
+        if let Some((_, entry)) = self.history.back_mut() {
+            entry.requests = entry.requests.saturating_add(u32::try_from(requests).unwrap_or(u32::MAX));
+            entry.errors = entry.errors.saturating_add(u32::try_from(errors).unwrap_or(u32::MAX));
+            if let Some(up) = tick_up {
+                entry.ticks = entry.ticks.saturating_add(1);
+                entry.up_ticks = entry.up_ticks.saturating_add(u8::from(up));
+            }
+        }
+    }
+
+    /// Availability and error ratio over the last `window` seconds, and how
+    /// much of that window was observed (less while it has run for less).
+    fn sli(&self, window: f64) -> Value {
+        let now = self.started.elapsed().as_secs_f64();
+        let from = now - window;
+        let (mut ticks, mut up, mut requests, mut errors) = (0u64, 0u64, 0u64, 0u64);
+        for (second, entry) in self.history.iter().rev() {
+            if (*second as f64) + 1.0 <= from {
+                break;
+            }
+            ticks += u64::from(entry.ticks);
+            up += u64::from(entry.up_ticks);
+            requests += u64::from(entry.requests);
+            errors += u64::from(entry.errors);
+        }
+        // A traffic tick is 100 ms of service.
+        let observed = (ticks as f64 / 10.0).min(window);
+        json!({
+            "window_seconds": window,
+            "observed_seconds": observed,
+            "availability": (ticks > 0).then(|| up as f64 / ticks as f64),
+            "error_ratio": (requests > 0).then(|| errors as f64 / requests as f64),
+            "requests": requests,
+        })
     }
 
     fn record(&mut self, what: &str, detail: Value) {
@@ -162,6 +233,11 @@ async fn serve(args: &DemoTargetArgs) -> u8 {
         carry: 0.0,
         items: vec![json!({"id": 1, "name": "first item"})],
         events: Vec::new(),
+        started: Instant::now(),
+        history: VecDeque::new(),
+        staging_version: None,
+        canary: None,
+        reflect: false,
     }));
     tokio::spawn(traffic(Arc::clone(&demo), args.traffic));
     let app = Router::new()
@@ -170,6 +246,11 @@ async fn serve(args: &DemoTargetArgs) -> u8 {
         .route("/version", get(version))
         .route("/metrics", get(metrics))
         .route("/api/items", get(list_items).post(create_item))
+        .route("/search", get(search))
+        .route("/sli", get(sli))
+        .route("/staging/version", get(staging_version))
+        .route("/admin/staging/deploy", post(staging_deploy))
+        .route("/admin/rollout", post(rollout))
         .route("/admin/state", get(state))
         .route("/admin/inject", post(inject))
         .route("/admin/deploy", post(deploy))
@@ -212,6 +293,7 @@ async fn traffic(demo: Shared, per_second: u32) {
         };
         demo.requests += requests;
         demo.errors += errors;
+        demo.count(requests, errors, Some(!down));
         let now = Instant::now();
         demo.ticks.push_back((now, requests, errors, !down));
         while demo.ticks.front().is_some_and(|(at, ..)| now.duration_since(*at) > WINDOW) {
@@ -226,6 +308,7 @@ fn served(demo: &Shared) -> Option<Response> {
     let mut demo = lock(demo);
     demo.requests += 1;
     let fail = demo.down() || (demo.error_rate > 0.0 && rand_unit(demo.requests) < demo.error_rate);
+    demo.count(1, u64::from(fail), None);
     if fail {
         demo.errors += 1;
         let status = if demo.down() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
@@ -275,7 +358,84 @@ async fn healthz(State(demo): State<Shared>) -> Response {
 
 async fn version(State(demo): State<Shared>) -> Response {
     let demo = lock(&demo);
-    (secure_headers(), Json(json!({"version": demo.version, "previous": demo.previous, "dns": demo.dns}))).into_response()
+    let canary = demo.canary.as_ref().map(|(version, weight)| json!({"version": version, "weight": weight}));
+    (secure_headers(), Json(json!({"version": demo.version, "previous": demo.previous, "dns": demo.dns, "canary": canary}))).into_response()
+}
+
+#[derive(Deserialize)]
+struct Window {
+    window_seconds: f64,
+}
+
+/// Service level indicators over a window: availability (share of traffic
+/// ticks up) and error ratio, with how much of the window it has observed.
+async fn sli(State(demo): State<Shared>, Query(window): Query<Window>) -> Response {
+    if !(window.window_seconds.is_finite() && window.window_seconds > 0.0) {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": "window_seconds is a positive number of seconds"}))).into_response();
+    }
+    Json(lock(&demo).sli(window.window_seconds)).into_response()
+}
+
+#[derive(Deserialize)]
+struct Search {
+    #[serde(default)]
+    q: String,
+}
+
+/// A search page that shows the query back, escaped (or, with the injected
+/// flaw, as it came: a reflected XSS for the security scan to find).
+async fn search(State(demo): State<Shared>, Query(search): Query<Search>) -> Response {
+    if let Some(failure) = served(&demo) {
+        return failure;
+    }
+    let shown = if lock(&demo).reflect { search.q.clone() } else { escape_html(&search.q) };
+    let body = format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Search</title></head>\n<body><main><h1>Results for {shown}</h1></main></body>\n</html>\n"
+    );
+    (secure_headers(), Html(body)).into_response()
+}
+
+fn escape_html(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '&' => "&amp;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            '\'' => "&#39;".to_owned(),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+async fn staging_version(State(demo): State<Shared>) -> Json<Value> {
+    Json(json!({"version": lock(&demo).staging_version}))
+}
+
+/// The pipeline deploys a release candidate to staging.
+async fn staging_deploy(State(demo): State<Shared>, Query(deploy): Query<Deploy>) -> Json<Value> {
+    let mut demo = lock(&demo);
+    demo.staging_version = Some(deploy.version.clone());
+    demo.record("staging-deploy", json!({"version": deploy.version}));
+    Json(json!({"version": demo.staging_version}))
+}
+
+#[derive(Deserialize)]
+struct Rollout {
+    version: String,
+    weight: f64,
+}
+
+/// A gradual rollout: `weight` of the traffic to `version` (0 ends it).
+async fn rollout(State(demo): State<Shared>, Query(rollout): Query<Rollout>) -> Response {
+    if !(0.0..=1.0).contains(&rollout.weight) {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": "weight is a share between 0 and 1"}))).into_response();
+    }
+    let mut demo = lock(&demo);
+    demo.canary = (rollout.weight > 0.0).then(|| (rollout.version.clone(), rollout.weight));
+    demo.record("rollout", json!({"version": rollout.version, "weight": rollout.weight}));
+    let canary = demo.canary.as_ref().map(|(version, weight)| json!({"version": version, "weight": weight}));
+    Json(json!({"canary": canary})).into_response()
 }
 
 async fn list_items(State(demo): State<Shared>) -> Response {
@@ -349,6 +509,7 @@ async fn state(State(demo): State<Shared>) -> Json<Value> {
         "version": demo.version, "previous": demo.previous, "dns": demo.dns, "migrations": demo.migrations,
         "cache_entries": demo.cache_entries, "error_rate": demo.error_rate, "down": demo.down(),
         "error_ratio": error_ratio, "availability": availability, "events": demo.events,
+        "staging_version": demo.staging_version,
     }))
 }
 
@@ -356,6 +517,8 @@ async fn state(State(demo): State<Shared>) -> Json<Value> {
 struct Inject {
     error_rate: Option<f64>,
     down_seconds: Option<u64>,
+    /// `true` makes `/search` reflect its query unescaped.
+    reflect: Option<bool>,
 }
 
 async fn inject(State(demo): State<Shared>, Query(inject): Query<Inject>) -> Response {
@@ -369,7 +532,10 @@ async fn inject(State(demo): State<Shared>, Query(inject): Query<Inject>) -> Res
     if let Some(seconds) = inject.down_seconds {
         demo.down_until = (seconds > 0).then(|| Instant::now() + Duration::from_secs(seconds));
     }
-    let detail = json!({"error_rate": demo.error_rate, "down": demo.down()});
+    if let Some(reflect) = inject.reflect {
+        demo.reflect = reflect;
+    }
+    let detail = json!({"error_rate": demo.error_rate, "down": demo.down(), "reflect": demo.reflect});
     demo.record("inject", detail.clone());
     Json(detail).into_response()
 }

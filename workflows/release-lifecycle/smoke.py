@@ -1,4 +1,8 @@
-"""Phase 3: post-deployment smoke tests in production."""
+"""Phase 3: post-deployment smoke tests in production. A failed smoke test
+fails the task (exit 1, listing what failed), so the task's retries and then
+the LAUNCH-002 loop-back act on it."""
+import sys
+
 from _lib import emit, get, target_arg
 
 target = target_arg()
@@ -8,4 +12,7 @@ checks = {
     "api": get(target + "/api/items")[0] == 200,
 }
 failed = [name for name, ok in checks.items() if not ok]
-emit({"passed": len(checks) - len(failed), "failed": len(failed), "failures": failed})
+if failed:
+    print(f"smoke tests failed against {target}: {', '.join(failed)}", file=sys.stderr)
+    sys.exit(1)
+emit({"passed": len(checks), "failed": 0, "failures": [], "sources": {"passed": f"GET /healthz, /, /api/items on {target}"}})

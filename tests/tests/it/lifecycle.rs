@@ -62,7 +62,13 @@ impl Lab {
         std::fs::copy(workspace_root().join("workflows/release-lifecycle/phasegate.toml"), dir.path().join("phasegate.toml"))
             .expect("copy the roles");
         let target = start_target(dir.path());
-        Self { dir, target }
+        let lab = Self { dir, target };
+        // Availability is measured over a window (shortened to 1 s here):
+        // wait until the target has that much history, so the checks have evidence.
+        crate::support::wait_until("the demo target to have a second of availability history", || {
+            lab.get_json("/sli?window_seconds=1")["observed_seconds"].as_f64().is_some_and(|s| s >= 1.0)
+        });
+        lab
     }
 
     fn db(&self) -> PathBuf {
@@ -103,6 +109,9 @@ impl Lab {
             "uptime_window=1500ms",
             "perf_requests=40",
             "revalidate_quarterly=false",
+            // The windows availability is measured over, shortened like the rest.
+            "staging_uptime_window=1s",
+            "uptime_slo_window=1s",
         ] {
             args.extend(["--var", pair]);
         }
@@ -132,15 +141,20 @@ impl Lab {
     }
 
     fn target_state(&self) -> serde_json::Value {
+        self.get_json("/admin/state")
+    }
+
+    /// `GET path` on the demo target, as JSON.
+    fn get_json(&self, path: &str) -> serde_json::Value {
         let output = Command::new("python3")
             .args([
                 "-c",
                 "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())",
-                &format!("{}/admin/state", self.target.url),
+                &format!("{}{path}", self.target.url),
             ])
             .output()
             .expect("python3 runs");
-        serde_json::from_slice(&output.stdout).expect("state JSON")
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("GET {path}: {}", stderr(&output)))
     }
 
     fn report(&self, id: &str, kind: &str, extra: &[&str]) -> serde_json::Value {
@@ -409,4 +423,165 @@ fn reports_never_show_secrets() {
         let md = lab.ok(&["report", "s", "--kind", kind]);
         assert!(!json.contains("hunter2") && !md.contains("hunter2"), "{kind} leaks the URL password");
     }
+}
+
+/// A target that answers, but measures almost nothing: `/metrics` without
+/// cost, latency or availability history, and no staging, rollout or SLI
+/// API (what a service without the demo's instrumentation looks like).
+const BARE_TARGET: &str = r#"
+import http.server, sys
+class Bare(http.server.BaseHTTPRequestHandler):
+    def answer(self, status, body):
+        self.send_response(status)
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        pages = {"/metrics": b"demo_http_requests_total 5\n", "/healthz": b"{}", "/version": b'{"version": "1.1.0"}'}
+        self.answer(200 if self.path in pages else 404, pages.get(self.path, b"{}"))
+    def do_POST(self):
+        self.answer(404, b"{}")
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Bare)
+open(sys.argv[1], "w").write(str(server.server_port))
+server.serve_forever()
+"#;
+
+/// Runs a shipped check script as the workflow does; (exit code, output JSON or null, stderr).
+fn check(script: &str, args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let output = Command::new("python3")
+        .arg(workspace_root().join("workflows/release-lifecycle").join(script))
+        .args(args)
+        .env_remove("PROMETHEUS_URL")
+        .output()
+        .expect("python3 runs");
+    (output.status.code(), serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null), stderr(&output))
+}
+
+/// Issue 17 (no evidence, no pass): each shipped check, run as the workflow
+/// runs it, against empty team records, a target that measures nothing, a
+/// window longer than the history, a wrong version, a failing target and
+/// an injected vulnerability. What it cannot measure is null with the
+/// reason in `sources` (the criterion is then inconclusive: a person
+/// decides), or the task fails; never a pass. The shipped records still
+/// measure, and say where each value came from.
+#[test]
+fn the_shipped_checks_report_no_evidence_instead_of_passing() {
+    let lab = Lab::new();
+    let target = lab.target.url.clone();
+    let scripts = workspace_root().join("workflows/release-lifecycle");
+    let shipped = scripts.to_string_lossy().into_owned();
+    let empty = lab.dir.path().join("empty");
+    std::fs::create_dir_all(empty.join("data")).expect("mkdir");
+    for file in ["incidents.json", "alerts.json", "feedback.json", "optimization-backlog.json"] {
+        std::fs::write(empty.join("data").join(file), "[]").expect("write");
+    }
+    let empty = empty.to_string_lossy().into_owned();
+    let null = |output: &serde_json::Value, field: &str, why: &str| {
+        assert!(output[field].is_null(), "{field} must be null: {output:#}");
+        let source = output["sources"][field].as_str().unwrap_or_default();
+        assert!(source.starts_with("no evidence: ") && source.contains(why), "{field}: {source:?} should say {why:?}");
+    };
+
+    // Success metrics: no incidents or alerts in the records is no evidence, not 0.0.
+    let (code, out, err) = check("success_metrics.py", &[&target, &empty, "1s"]);
+    assert_eq!(code, Some(0), "{err}");
+    null(&out, "p1_response_minutes", "no P0/P1 incident with a response time in data/incidents.json (0 incident(s))");
+    null(&out, "mttr_hours", "no resolved P0/P1 incident");
+    null(&out, "alert_false_positive_rate", "no alert fired in data/alerts.json");
+    null(&out, "postmortems_done", "no resolved incident");
+    null(&out, "all_resolved", "holds no incident");
+    assert!(out["uptime"].as_f64().is_some_and(|u| u > 0.99), "the target was up for the last second: {out:#}");
+    // A window longer than the target's history is no evidence either.
+    let (_, out, _) = check("success_metrics.py", &[&target, &shipped, "30d"]);
+    null(&out, "uptime", "the criterion asks for 30d");
+    // The shipped records measure, and say where from.
+    assert_eq!(out["p1_response_minutes"], 8.0, "{out:#}");
+    assert!(
+        out["sources"]["mttr_hours"].as_str().is_some_and(|s| s.contains("data/incidents.json (2 incident(s) from 2026-11-02")),
+        "{out:#}"
+    );
+    let (_, out, _) = check("uptime.py", &[&target, "7d"]);
+    null(&out, "value", "the criterion asks for 7d");
+    let (_, out, _) = check("slo_policy.py", &[&target, &empty, r#"{"availability": 0.999, "error_rate": 0.01, "p95_ms": 300.0}"#, "30d"]);
+    null(&out, "error_budget_remaining", "the criterion asks for 30d");
+    null(&out, "error_rate_within_budget", "the criterion asks for 30d");
+    null(&out, "postmortems_done", "no resolved incident");
+
+    // Optimization readiness: missing records are no evidence.
+    let (code, out, err) = check("optimization_readiness.py", &[&target, &empty, "1.1.0"]);
+    assert_eq!(code, Some(0), "{err}");
+    null(&out, "target_improvement", "documents no improvement target for p95_ms");
+    null(&out, "experimentation_ready", "data/experiments.json does not exist");
+    null(&out, "backlog_prioritized", "holds no backlog item");
+    assert_eq!(out["actionable_feedback"], 0, "an empty feedback export is a measurement: {out:#}");
+    assert_eq!(out["gradual_rollouts"], true, "the demo target performed a 10 % rollout: {out:#}");
+    assert!(lab.get_json("/version")["canary"].is_null(), "and ended it");
+    let (_, out, _) = check("business_tracking.py", &[&target, &shipped]);
+    null(&out, "kpis_correlated", "set PROMETHEUS_URL");
+
+    // A target that measures nothing: no cost is not $0, no rollout API is not gradual rollouts.
+    let port_file = lab.dir.path().join("bare.port");
+    let bare = Command::new("python3").args(["-c", BARE_TARGET]).arg(&port_file).stdin(Stdio::null()).spawn().expect("bare target");
+    let mut bare = Target { child: bare, url: String::new() };
+    crate::support::wait_until("the bare target to listen", || std::fs::read_to_string(&port_file).is_ok_and(|p| !p.is_empty()));
+    bare.url = format!("http://127.0.0.1:{}", std::fs::read_to_string(&port_file).expect("port"));
+    let budgets = r#"{"availability": 0.999, "error_rate": 0.01, "p95_ms": 300.0}"#;
+    let (code, out, err) = check("cost_perf.py", &[&bare.url, r#"{"monthly_usd_max": 5000.0, "reduction_per_cycle": 0.05}"#, budgets]);
+    assert_eq!(code, Some(0), "{err}");
+    null(&out, "monthly_cost_usd", "has no demo_infra_cost_per_hour");
+    null(&out, "within_cost_target", "no cost measured");
+    null(&out, "hotspots", "no latency measured");
+    let (_, out, _) = check("uptime.py", &[&bare.url, "1s"]);
+    null(&out, "value", "has no /sli");
+    let (_, out, _) = check("optimization_readiness.py", &[&bare.url, &shipped, "1.1.0"]);
+    assert_eq!(out["gradual_rollouts"], false, "{out:#}");
+    null(&out, "baseline_p95_ms", "has no demo_latency_p95_seconds");
+    let (_, out, _) = check("staging.py", &[&bare.url, "1.1.0"]);
+    assert_eq!(out["version_served"], false, "no staging version is not the release candidate: {out:#}");
+    drop(bare);
+
+    // A wrong version: staging has not been given the candidate, production serves another.
+    let (_, out, _) = check("staging.py", &[&target, "1.1.0"]);
+    assert_eq!((out["healthy"].as_bool(), out["version_served"].as_bool()), (Some(true), Some(false)), "{out:#}");
+    assert!(check("staging_deploy.py", &[&target, "1.1.0"]).0 == Some(0));
+    assert_eq!(check("staging.py", &[&target, "1.1.0"]).1["version_served"], true);
+    let (code, _, err) = check("verify.py", &[&target, "9.9.9", "5"]);
+    assert_eq!(code, Some(1), "a wrong version fails the task (LAUNCH-003)");
+    assert!(err.contains("serves version '1.0.0'") && err.contains("not the released '9.9.9'"), "{err}");
+
+    // A failing target fails the smoke tests (LAUNCH-002), and a dead one every check.
+    let inject = |query: &str| {
+        let url = format!("{}/admin/inject?{query}", lab.target.url);
+        let script = "import sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1], method='POST'), timeout=5)";
+        assert!(Command::new("python3").args(["-c", script, &url]).status().expect("python3").success());
+    };
+    inject("down_seconds=60");
+    let (code, _, err) = check("smoke.py", &[&target]);
+    assert_eq!(code, Some(1), "smoke tests against a down target fail the task");
+    assert!(err.contains("smoke tests failed") && err.contains("health"), "{err}");
+    inject("down_seconds=0");
+    assert_eq!(check("smoke.py", &[&target]).1["failed"], 0);
+    let dead = "http://127.0.0.1:9";
+    for (script, args) in [
+        ("staging.py", vec![dead, "1.1.0"]),
+        ("security.py", vec![dead]),
+        ("cost_perf.py", vec![dead, "{}", "{}"]),
+        ("success_metrics.py", vec![dead, shipped.as_str(), "1s"]),
+        ("optimization_readiness.py", vec![dead, shipped.as_str(), "1.1.0"]),
+        ("verify.py", vec![dead, "1.1.0"]),
+    ] {
+        let (code, out, err) = check(script, &args);
+        assert_ne!(code, Some(0), "{script} against a dead target must fail, not report: {out}");
+        assert!(!err.is_empty(), "{script} says why");
+    }
+
+    // Security: the high-severity probes run on loopback too, and find an injected flaw.
+    let (_, clean, _) = check("security.py", &[&target]);
+    assert_eq!(clean["high"], 0, "{clean:#}");
+    inject("reflect=true");
+    let (_, flawed, _) = check("security.py", &[&target]);
+    inject("reflect=false");
+    assert_eq!(flawed["high"], 1, "{flawed:#}");
+    assert!(flawed["findings"].to_string().contains("reflected XSS"), "{flawed:#}");
 }

@@ -585,3 +585,89 @@ fn the_shipped_checks_report_no_evidence_instead_of_passing() {
     assert_eq!(flawed["high"], 1, "{flawed:#}");
     assert!(flawed["findings"].to_string().contains("reflected XSS"), "{flawed:#}");
 }
+
+/// Issue 17 (remediation as the seeds describe it, on the shipped
+/// definition): "fix critical defects, redeploy to staging, re-test". A
+/// faulty build fails the hardening gate's must criteria; the QA director
+/// holds the failed gate for remediation, the fault is fixed, `retry
+/// --phase hardening` re-tests, and the release goes on to the go/no-go.
+#[test]
+fn a_failed_hardening_gate_is_held_fixed_and_retested_on_the_shipped_definition() {
+    let lab = Lab::new();
+    lab.inject(0.3);
+    lab.start("fix", &[]);
+    lab.exits(1, &["run", "--until-idle"]);
+    let status = lab.status("fix");
+    assert_eq!(status["effective_status"], "failed", "{status:#}");
+    let readiness = lab.report("fix", "readiness", &["--phase", "hardening"]);
+    assert_eq!(readiness["ready"], false);
+    assert!(readiness["must_failed"].to_string().contains("error rate under load"), "{readiness:#}");
+    // Someone who does not own the gate cannot hold it.
+    let refused = lab.pg(&["--as", "uma", "hold", "fix", "hardening/qa-sign-off", "--comment", "not mine"]);
+    assert!(!refused.status.success() && stderr(&refused).contains("may not decide"), "{}", stderr(&refused));
+    lab.ok(&["--as", "quinn", "hold", "fix", "hardening/qa-sign-off", "--comment", "error rate under load: fixing the handler"]);
+    assert_eq!(lab.status("fix")["effective_status"], "on_hold");
+    // The fix is deployed to staging; the whole phase is tested again.
+    lab.inject(0.0);
+    lab.ok(&["retry", "fix", "--phase", "hardening"]);
+    let ran = lab.ok(&["run", "--until-idle"]);
+    assert!(ran.contains("hardening/qa-sign-off waits for approvals"), "{ran}");
+    let status = lab.status("fix");
+    let gate = &status["phases"][1]["gates"][0];
+    let failed: Vec<&serde_json::Value> = gate["evaluation"]["criteria"]
+        .as_array()
+        .expect("criteria")
+        .iter()
+        .filter(|c| c["level"] == "must" && c["verdict"] != "pass")
+        .collect();
+    assert!(failed.is_empty(), "every must criterion passes after the fix: {failed:?}");
+    lab.approve("fix", "quinn", "hardening/qa-sign-off");
+    let ran = lab.ok(&["run", "--until-idle"]);
+    assert!(ran.contains("go-no-go/user-go-no-go waits"), "{ran}");
+    let history = lab.ok(&["history", "fix"]);
+    assert!(history.contains("gate hardening/qa-sign-off held by quinn") && history.contains("phase hardening runs again"), "{history}");
+}
+
+/// Issue 17 (the authority the seeds name, and QG-PHASE8's "hold for
+/// remediation" and "escalate for review"): one approval from each of the
+/// Human Command Group and the Business Stakeholders, so two of the command
+/// group do not pass it; a hold re-runs the phase; escalating for review
+/// adds the review board to who must approve instead of replacing anyone.
+#[test]
+fn qg_phase8_needs_each_group_holds_for_remediation_and_escalation_adds_the_board() {
+    let lab = Lab::new();
+    lab.start("qg", &[]);
+    through_go_no_go(&lab, "qg");
+    lab.ok(&["run", "--until-idle"]);
+    let gate = "post-launch/qg-phase8";
+    lab.approve("qg", "hana", gate);
+    lab.approve("qg", "hugo", gate);
+    let approvals = lab.ok(&["approvals"]);
+    assert!(
+        approvals.contains("role:business-stakeholder 0 of 1") && approvals.contains("role:human-command-group 1 of 1 (hana, hugo)"),
+        "two of one group count once for it: {approvals}"
+    );
+    assert_eq!(lab.status("qg")["effective_status"], "awaiting_approval");
+
+    // Hold for remediation: the phase's checks run again, then the gate decides afresh.
+    lab.ok(&["--as", "bea", "hold", "qg", gate, "--comment", "incident playbooks incomplete"]);
+    assert_eq!(lab.status("qg")["effective_status"], "on_hold");
+    lab.ok(&["retry", "qg", "--phase", "post-launch"]);
+    lab.ok(&["run", "--until-idle"]);
+    assert_eq!(lab.status("qg")["effective_status"], "awaiting_approval");
+
+    // Escalate for review: the board must approve as well.
+    lab.ok(&["--as", "hana", "escalate", "qg", gate, "--comment", "architecture review of the new cache"]);
+    lab.approve("qg", "hana", gate);
+    lab.approve("qg", "bea", gate);
+    let approvals = lab.ok(&["approvals"]);
+    assert!(approvals.contains("role:review-board 0 of 1"), "{approvals}");
+    assert_eq!(lab.status("qg")["effective_status"], "awaiting_approval", "the board has not approved");
+    lab.approve("qg", "rhea", gate);
+    let ran = lab.ok(&["run", "--until-idle"]);
+    assert!(ran.contains("patch-cadence/maintenance-schedule-approved waits"), "QG-PHASE8 passed: {ran}");
+    let gates = lab.report("qg", "gate", &[]);
+    let decided = gates["evaluations"].as_array().and_then(|e| e.iter().rev().find(|e| e["gate"] == "qg-phase8")).expect("qg-phase8");
+    let by: Vec<&str> = decided["decisions"].as_array().expect("decisions").iter().filter_map(|d| d["by"].as_str()).collect();
+    assert!(by.contains(&"rhea") && by.contains(&"bea") && by.contains(&"hana"), "{decided:#}");
+}

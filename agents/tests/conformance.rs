@@ -132,6 +132,16 @@ async fn exec_failures_carry_stderr_and_their_kind() {
         .await
         .expect_err("missing program");
     assert!(matches!(&error, Error::Permanent(m) if m.starts_with("cannot run `/nonexistent/program`")), "{error:?}");
+    // A status the task names as a verdict ("the check ran and the answer is no") is not retried.
+    let verdict = params(json!({"argv": ["sh", "-c", "echo 'smoke test failed' >&2; exit 3"], "permanent_exit_codes": [3]}));
+    let error = ExecAgent.run(request(verdict), TaskContext::detached()).await.expect_err("exit 3 fails");
+    assert_eq!(error, Error::Permanent("`sh` exited with status 3; stderr: smoke test failed".to_owned()));
+    let other = params(json!({"argv": ["sh", "-c", "exit 1"], "permanent_exit_codes": [3]}));
+    assert!(matches!(ExecAgent.run(request(other), TaskContext::detached()).await, Err(Error::Retryable(_))), "other statuses retry");
+    for bad in [json!("3"), json!([0]), json!([256]), json!(["x"])] {
+        let refused = ExecAgent.check_params(&params(json!({"argv": ["true"], "permanent_exit_codes": bad})));
+        assert!(refused.as_ref().is_err_and(|e| e.contains("permanent_exit_codes")), "{bad}: {refused:?}");
+    }
 }
 
 #[tokio::test]

@@ -94,6 +94,13 @@ struct Demo {
     /// An injected flaw: `/search` reflects its query unescaped (for the
     /// security scan's negative test).
     reflect: bool,
+    /// Injected launch faults, each used up as it happens: deploys the
+    /// pipeline refuses (LAUNCH-001), deploys that report success but leave
+    /// traffic on the old version (LAUNCH-003), page loads that fail
+    /// (a failed smoke test, LAUNCH-002).
+    deploy_failures: u32,
+    stale_deploys: u32,
+    page_failures: u32,
 }
 
 impl Demo {
@@ -238,6 +245,9 @@ async fn serve(args: &DemoTargetArgs) -> u8 {
         staging_version: None,
         canary: None,
         reflect: false,
+        deploy_failures: 0,
+        stale_deploys: 0,
+        page_failures: 0,
     }));
     tokio::spawn(traffic(Arc::clone(&demo), args.traffic));
     let app = Router::new()
@@ -336,6 +346,13 @@ fn secure_headers() -> HeaderMap {
 async fn page(State(demo): State<Shared>) -> Response {
     if let Some(failure) = served(&demo) {
         return failure;
+    }
+    {
+        let mut demo = lock(&demo);
+        if demo.page_failures > 0 {
+            demo.page_failures -= 1;
+            return (StatusCode::INTERNAL_SERVER_ERROR, Html("<!doctype html><title>Error</title><p>template error</p>\n")).into_response();
+        }
     }
     let version = lock(&demo).version.clone();
     let body = format!(
@@ -519,6 +536,12 @@ struct Inject {
     down_seconds: Option<u64>,
     /// `true` makes `/search` reflect its query unescaped.
     reflect: Option<bool>,
+    /// The next N deploys are refused.
+    deploy_failures: Option<u32>,
+    /// The next N deploys answer success but change nothing.
+    stale_deploys: Option<u32>,
+    /// The next N loads of the home page fail.
+    page_failures: Option<u32>,
 }
 
 async fn inject(State(demo): State<Shared>, Query(inject): Query<Inject>) -> Response {
@@ -535,7 +558,13 @@ async fn inject(State(demo): State<Shared>, Query(inject): Query<Inject>) -> Res
     if let Some(reflect) = inject.reflect {
         demo.reflect = reflect;
     }
-    let detail = json!({"error_rate": demo.error_rate, "down": demo.down(), "reflect": demo.reflect});
+    demo.deploy_failures = inject.deploy_failures.unwrap_or(demo.deploy_failures);
+    demo.stale_deploys = inject.stale_deploys.unwrap_or(demo.stale_deploys);
+    demo.page_failures = inject.page_failures.unwrap_or(demo.page_failures);
+    let detail = json!({
+        "error_rate": demo.error_rate, "down": demo.down(), "reflect": demo.reflect,
+        "deploy_failures": demo.deploy_failures, "stale_deploys": demo.stale_deploys, "page_failures": demo.page_failures,
+    });
     demo.record("inject", detail.clone());
     Json(detail).into_response()
 }
@@ -545,14 +574,24 @@ struct Deploy {
     version: String,
 }
 
-async fn deploy(State(demo): State<Shared>, Query(deploy): Query<Deploy>) -> Json<Value> {
+async fn deploy(State(demo): State<Shared>, Query(deploy): Query<Deploy>) -> Response {
     let mut demo = lock(&demo);
+    if demo.deploy_failures > 0 {
+        demo.deploy_failures -= 1;
+        demo.record("deploy-refused", json!({"version": deploy.version}));
+        return (StatusCode::CONFLICT, Json(json!({"error": "deploy refused: the image failed its pipeline checks"}))).into_response();
+    }
+    if demo.stale_deploys > 0 {
+        demo.stale_deploys -= 1;
+        demo.record("deploy-stale", json!({"version": deploy.version}));
+        return Json(json!({"version": deploy.version, "previous": demo.version, "dns": demo.dns})).into_response();
+    }
     let previous = std::mem::replace(&mut demo.version, deploy.version.clone());
     demo.previous = Some(previous.clone());
     demo.dns = if demo.dns == "blue" { "green".to_owned() } else { "blue".to_owned() };
     demo.cache_entries += 64;
     demo.record("deploy", json!({"version": deploy.version, "previous": previous}));
-    Json(json!({"version": demo.version, "previous": demo.previous, "dns": demo.dns}))
+    Json(json!({"version": demo.version, "previous": demo.previous, "dns": demo.dns})).into_response()
 }
 
 #[derive(Deserialize)]

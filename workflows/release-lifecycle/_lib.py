@@ -85,6 +85,17 @@ def unreachable(message):
     sys.exit(1)
 
 
+VERDICT = 3
+
+
+def verdict(message):
+    """The check ran and the answer is no (a failed smoke test, a refused
+    deploy): exit 3, which the workflow declares a permanent failure
+    (`permanent_exit_codes = [3]`), so its loop-back acts at once."""
+    print(message, file=sys.stderr)
+    sys.exit(VERDICT)
+
+
 def target_arg():
     if len(sys.argv) < 2:
         print(f"usage: {sys.argv[0]} TARGET_URL [...]", file=sys.stderr)

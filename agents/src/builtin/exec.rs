@@ -21,13 +21,18 @@ const STDERR_TAIL_BYTES: usize = 2048;
 ///   inherits the engine's environment, which is where secrets belong.
 /// - `cwd`: the working directory.
 /// - `stdin`: text (or any JSON value, written as JSON) for standard input.
+/// - `permanent_exit_codes`: exit statuses that mean "the check ran and the
+///   answer is no" (a failed smoke test, a refused deploy) rather than "it
+///   could not run": such a failure is permanent, not retried, so the
+///   task's failure triggers act at once.
 ///
 /// The child also gets `PHASEGATE_INSTANCE`, `PHASEGATE_TASK`,
 /// `PHASEGATE_ATTEMPT` and `PHASEGATE_IDEMPOTENCY_KEY`. If standard output is
 /// a JSON value, it is the task's output; otherwise the output is
 /// `{"stdout": "...", "exit_code": 0}`. A non-zero exit is a retryable failure
-/// carrying the tail of standard error; a program that cannot be started is a
-/// permanent failure. The child is killed when the attempt is cancelled or
+/// carrying the tail of standard error (permanent for the statuses in
+/// `permanent_exit_codes`); a program that cannot be started is a permanent
+/// failure. The child is killed when the attempt is cancelled or
 /// times out.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ExecAgent;
@@ -37,6 +42,7 @@ struct ExecParams {
     env: Vec<(String, String)>,
     cwd: Option<String>,
     stdin: Option<String>,
+    permanent_exit_codes: Vec<i32>,
 }
 
 fn parse(params: &Map<String, Value>) -> Result<ExecParams, String> {
@@ -63,11 +69,25 @@ fn parse(params: &Map<String, Value>) -> Result<ExecParams, String> {
         Some(Value::String(text)) => Some(text.clone()),
         Some(other) => Some(other.to_string()),
     };
+    let permanent_exit_codes = match params.get("permanent_exit_codes") {
+        None => Vec::new(),
+        Some(Value::Array(codes)) => codes
+            .iter()
+            .map(|code| {
+                code.as_i64()
+                    .and_then(|c| i32::try_from(c).ok())
+                    .filter(|c| (1..=255).contains(c))
+                    .ok_or_else(|| format!("parameter `permanent_exit_codes` holds {code}; give exit statuses from 1 to 255, such as [3]"))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(other) => return Err(format!("parameter `permanent_exit_codes` must be a list of exit statuses such as [3], found {other}")),
+    };
     Ok(ExecParams {
         argv,
         env: params::string_table(params, "env")?,
         cwd: params::optional_string(params, "cwd")?.map(str::to_owned),
         stdin,
+        permanent_exit_codes,
     })
 }
 
@@ -113,11 +133,13 @@ impl Agent for ExecAgent {
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             let status = code.map_or_else(|| "a signal".to_owned(), |c| format!("status {c}"));
-            return Err(Error::Retryable(format!(
-                "`{}` exited with {status}; stderr: {}",
-                spec.argv[0],
-                params::tail(stderr.trim_end(), STDERR_TAIL_BYTES)
-            )));
+            let message =
+                format!("`{}` exited with {status}; stderr: {}", spec.argv[0], params::tail(stderr.trim_end(), STDERR_TAIL_BYTES));
+            return Err(if code.is_some_and(|c| spec.permanent_exit_codes.contains(&c)) {
+                Error::Permanent(message)
+            } else {
+                Error::Retryable(message)
+            });
         }
         let trimmed = stdout.trim();
         let value = match serde_json::from_str::<Value>(trimmed) {

@@ -128,7 +128,12 @@ impl Lab {
     }
 
     fn inject(&self, share: f64) {
-        let url = format!("{}/admin/inject?error_rate={share}", self.target.url);
+        self.inject_fault(&format!("error_rate={share}"));
+    }
+
+    /// `POST /admin/inject?QUERY` on the demo target (a fault to inject).
+    fn inject_fault(&self, query: &str) {
+        let url = format!("{}/admin/inject?{query}", self.target.url);
         let status = Command::new("python3")
             .args([
                 "-c",
@@ -547,7 +552,7 @@ fn the_shipped_checks_report_no_evidence_instead_of_passing() {
     assert!(check("staging_deploy.py", &[&target, "1.1.0"]).0 == Some(0));
     assert_eq!(check("staging.py", &[&target, "1.1.0"]).1["version_served"], true);
     let (code, _, err) = check("verify.py", &[&target, "9.9.9", "5"]);
-    assert_eq!(code, Some(1), "a wrong version fails the task (LAUNCH-003)");
+    assert_eq!(code, Some(3), "a wrong version is a verdict: the task fails for good (LAUNCH-003)");
     assert!(err.contains("serves version '1.0.0'") && err.contains("not the released '9.9.9'"), "{err}");
 
     // A failing target fails the smoke tests (LAUNCH-002), and a dead one every check.
@@ -558,7 +563,7 @@ fn the_shipped_checks_report_no_evidence_instead_of_passing() {
     };
     inject("down_seconds=60");
     let (code, _, err) = check("smoke.py", &[&target]);
-    assert_eq!(code, Some(1), "smoke tests against a down target fail the task");
+    assert_eq!(code, Some(3), "smoke tests against a down target are a failing verdict");
     assert!(err.contains("smoke tests failed") && err.contains("health"), "{err}");
     inject("down_seconds=0");
     assert_eq!(check("smoke.py", &[&target]).1["failed"], 0);
@@ -670,4 +675,189 @@ fn qg_phase8_needs_each_group_holds_for_remediation_and_escalation_adds_the_boar
     let decided = gates["evaluations"].as_array().and_then(|e| e.iter().rev().find(|e| e["gate"] == "qg-phase8")).expect("qg-phase8");
     let by: Vec<&str> = decided["decisions"].as_array().expect("decisions").iter().filter_map(|d| d["by"].as_str()).collect();
     assert!(by.contains(&"rhea") && by.contains(&"bea") && by.contains(&"hana"), "{decided:#}");
+}
+
+/// `phasegate serve` on the lab's store (killed when dropped): while it
+/// drives, every CLI command goes through it, as in the demo.
+struct Served(Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Lab {
+    fn serve(&self) -> Served {
+        let _ = std::fs::remove_file(self.db().join("control.addr"));
+        let log = std::fs::File::create(self.dir.path().join("serve.log")).expect("log");
+        let child = self
+            .command()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("serve");
+        let served = Served(child);
+        crate::support::wait_until("the server to write its address", || self.db().join("control.addr").exists());
+        served
+    }
+
+    /// Waits (bounded) until the instance's JSON status satisfies `done`.
+    fn wait_for(&self, id: &str, what: &str, done: impl Fn(&serde_json::Value) -> bool) {
+        crate::support::wait_until(what, || done(&self.status(id)));
+    }
+
+    fn history(&self, id: &str) -> String {
+        self.ok(&["history", id])
+    }
+
+    fn signal(&self, id: &str, severity: &str) {
+        self.ok(&[
+            "--as",
+            "pager",
+            "signal",
+            id,
+            "incident",
+            "--data",
+            &format!(r#"{{"severity": "{severity}", "id": "INC-{severity}"}}"#),
+        ]);
+    }
+}
+
+fn phase_status<'a>(status: &'a serde_json::Value, phase: &str) -> &'a str {
+    status["phases"].as_array().and_then(|p| p.iter().find(|p| p["id"] == phase)).and_then(|p| p["status"]["status"].as_str()).unwrap_or("")
+}
+
+/// Issue 17 (every trigger can fire, on the shipped definition): a refused
+/// deploy loops back to staging (LAUNCH-001), a deploy that leaves the old
+/// version live loops back to hardening (LAUNCH-003), a failed smoke test
+/// loops back to hardening (LAUNCH-002); each time the release is
+/// re-hardened and decided again, and the fourth launch goes live.
+#[test]
+fn the_launch_loop_backs_fire_on_the_shipped_definition() {
+    let lab = Lab::new();
+    lab.start("loops", &[]);
+    let decide_again = || {
+        lab.approve("loops", "quinn", "hardening/qa-sign-off");
+        lab.ok(&["run", "--until-idle"]);
+        lab.approve("loops", "uma", "go-no-go/user-go-no-go");
+    };
+    lab.ok(&["run", "--until-idle"]);
+    for (fault, code, to) in [
+        ("deploy_failures=1", "LAUNCH-001", "staging"),
+        ("stale_deploys=1", "LAUNCH-003", "hardening"),
+        ("page_failures=1", "LAUNCH-002", "hardening"),
+    ] {
+        decide_again();
+        lab.inject_fault(fault);
+        let ran = lab.ok(&["run", "--until-idle"]);
+        assert!(ran.contains("hardening/qa-sign-off waits"), "{code}: the release is re-hardened and waits for QA again:\n{ran}");
+        let history = lab.history("loops");
+        assert!(history.contains(&format!("trigger launch/{} fired", code.to_lowercase())), "{code}:\n{history}");
+        let status = lab.status("loops");
+        let entered = status["phases"].as_array().and_then(|p| p.iter().find(|p| p["id"] == to)).map(|p| p["entered"].clone());
+        assert!(entered.is_some_and(|e| e.as_str().is_some_and(|e| e.contains(code))), "{code}: {status:#}");
+    }
+    // The fourth launch goes live, and the target serves the release.
+    decide_again();
+    lab.ok(&["run", "--until-idle"]);
+    let status = lab.status("loops");
+    assert_eq!(phase_status(&status, "launch"), "passed", "{status:#}");
+    assert_eq!(lab.target_state()["version"], "1.1.0");
+    let loops = &status["loops"];
+    assert_eq!(
+        (loops["launch-001"].as_u64(), loops["launch-002"].as_u64(), loops["launch-003"].as_u64()),
+        (Some(1), Some(1), Some(1)),
+        "{loops}"
+    );
+}
+
+/// Issue 17: the launch success criteria not met (LAUNCH-004) go back to the
+/// go/no-go with the evidence, and a no-go there ends the release.
+#[test]
+fn launch_004_returns_to_the_go_no_go_and_a_no_go_ends_the_release() {
+    let lab = Lab::new();
+    // A success rate no launch can reach.
+    lab.start("l4", &["--var", "launch_success_rate_min=1.01"]);
+    through_go_no_go(&lab, "l4");
+    let ran = lab.ok(&["run", "--until-idle"]);
+    assert!(ran.contains("go-no-go/user-go-no-go waits"), "{ran}");
+    assert!(lab.history("l4").contains("trigger launch/launch-004 fired"), "{}", lab.history("l4"));
+    let status = lab.status("l4");
+    let entered = status["phases"][2]["entered"].as_str().unwrap_or_default().to_owned();
+    assert!(entered.contains("LAUNCH-004"), "the go/no-go says why it is decided again: {entered:?}");
+    lab.ok(&["--as", "uma", "reject", "l4", "go-no-go/user-go-no-go", "--comment", "launch success rate below the bar: no-go"]);
+    lab.exits(1, &["run", "--until-idle"]);
+    assert_eq!(lab.status("l4")["effective_status"], "failed");
+}
+
+/// Issue 17: the incident decision tree and the uptime breach on the
+/// shipped definition, during the launch and after it: P2 runs a hotfix and
+/// nothing rolls back, P1 halts for the on-call (a 15-minute clock) and the
+/// approved rollback restores the target, P0 rolls back at once, and an
+/// uptime breach halts for a rollback decision.
+#[test]
+fn the_incident_tree_and_the_uptime_breach_act_during_and_after_the_launch() {
+    // During the launch: P2 then P1, with a server driving.
+    let lab = Lab::new();
+    lab.start("during", &["--var", "launch_soak=10m"]);
+    through_go_no_go(&lab, "during");
+    let server = lab.serve();
+    lab.wait_for("during", "the launch soak to begin", |s| {
+        s["phases"][3]["tasks"].as_array().is_some_and(|t| t.iter().any(|t| t["id"] == "soak" && t["status"]["status"] == "waiting"))
+    });
+    lab.signal("during", "P2");
+    lab.wait_for("during", "the P2 hotfix to run", |s| {
+        s["phases"][3]["tasks"].as_array().is_some_and(|t| t.iter().any(|t| t["id"] == "hotfix" && t["status"]["status"] == "succeeded"))
+    });
+    assert_eq!(lab.status("during")["effective_status"], "running", "a P2 does not roll back");
+    lab.signal("during", "P1");
+    lab.wait_for("during", "the P1 halt", |s| s["effective_status"] == "awaiting_approval");
+    let approvals = lab.ok(&["approvals"]);
+    assert!(approvals.contains("p1-rollback-in-15-minutes"), "{approvals}");
+    lab.approve("during", "oscar", "launch/p1-rollback-in-15-minutes");
+    lab.wait_for("during", "the P1 rollback", |s| s["effective_status"] == "rolled_back");
+    assert_eq!(lab.target_state()["version"], "1.0.0", "the approved rollback restored the previous release");
+    drop(server);
+
+    // After the launch, while QG-PHASE8 waits: P2 hotfixes, P1 and P0 roll back.
+    let after = Lab::new();
+    for id in ["p1-after", "p0-after"] {
+        after.start(id, &[]);
+        through_go_no_go(&after, id);
+        after.ok(&["run", "--until-idle"]);
+        assert_eq!(phase_status(&after.status(id), "post-launch"), "awaiting_approval");
+    }
+    after.signal("p1-after", "P2");
+    after.ok(&["run", "--until-idle"]);
+    assert!(after.history("p1-after").contains("task post-launch-hotfix succeeded"), "{}", after.history("p1-after"));
+    after.signal("p1-after", "P1");
+    after.ok(&["run", "--until-idle"]);
+    assert!(after.ok(&["approvals"]).contains("launch/p1-rollback-in-15-minutes"), "the P1 halt is awaited after the launch");
+    after.approve("p1-after", "lee", "launch/p1-rollback-in-15-minutes");
+    after.exits(1, &["run", "--until-idle"]);
+    assert_eq!(after.status("p1-after")["effective_status"], "rolled_back");
+    after.signal("p0-after", "P0");
+    after.exits(1, &["run", "--until-idle"]);
+    let status = after.status("p0-after");
+    assert_eq!(status["effective_status"], "rolled_back", "a P0 rolls back at once, no decision: {status:#}");
+    assert!(after.history("p0-after").contains("trigger launch/p0-rollback-now fired"), "{}", after.history("p0-after"));
+
+    // The uptime breach: the target goes down during the launch soak.
+    let down = Lab::new();
+    // An outage breaches both watches; a long error-rate window lets the uptime one speak first.
+    down.start("down", &["--var", "launch_soak=10m", "--var", "error_rate_window=1h"]);
+    through_go_no_go(&down, "down");
+    let _server = down.serve();
+    down.wait_for("down", "the launch soak to begin", |s| {
+        s["phases"][3]["tasks"].as_array().is_some_and(|t| t.iter().any(|t| t["id"] == "soak" && t["status"]["status"] == "waiting"))
+    });
+    down.inject_fault("down_seconds=600");
+    down.wait_for("down", "the uptime rollback halt", |s| s["effective_status"] == "awaiting_approval");
+    assert!(down.history("down").contains("trigger launch/uptime-rollback fired"), "{}", down.history("down"));
+    down.approve("down", "oscar", "launch/uptime-rollback");
+    down.wait_for("down", "the uptime rollback", |s| s["effective_status"] == "rolled_back");
 }

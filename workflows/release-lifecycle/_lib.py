@@ -162,6 +162,16 @@ def records(base, name):
         sys.exit(2)
 
 
+def count(record, field, where):
+    """A whole, non-negative count from a record; a missing or malformed one
+    stops the check (a record that does not say is not a zero)."""
+    value = record.get(field)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        print(f"{where}: `{field}` is {value!r}; give a count such as 0 or 14", file=sys.stderr)
+        sys.exit(2)
+    return value
+
+
 def when(text, where):
     """An ISO 8601 time from a record; a malformed one stops the check."""
     try:
@@ -194,7 +204,9 @@ def sli(target, window_text):
     if status != 200:
         unreachable(f"GET {target}/sli answered {status or 'nothing'}: {body[:200]}")
     measured = json.loads(body)
-    observed = measured.get("observed_seconds") or 0.0
+    observed = measured.get("observed_seconds")
+    if not isinstance(observed, (int, float)):
+        return None, None, f"{target}/sli does not say how much of {window_text} it observed"
     if observed < window * 0.99:
         why = f"the target has {observed:.1f}s of history; the criterion asks for {window_text}"
         return None, None, why

@@ -8,7 +8,7 @@ null: no evidence, so its criterion is inconclusive and a person decides.
 Arguments: TARGET_URL DIRECTORY [UPTIME_WINDOW, default 30d]."""
 import sys
 
-from _lib import Evidence, records, sli, target_arg, when
+from _lib import Evidence, count, records, sli, target_arg, when
 
 target = target_arg()
 base = sys.argv[2]
@@ -58,13 +58,13 @@ else:
     ev.measured("uptime", round(availability, 6), note)
 
 alerts, alerts_file = records(base, "alerts.json")
-fired = sum(a.get("fired", 0) for a in alerts or [])
+fired = sum(count(a, "fired", f"{alerts_file} rule {a.get('rule', '?')}") for a in alerts or [])
 if alerts is None:
     ev.missing("alert_false_positive_rate", f"{alerts_file} does not exist: export the alert history there")
 elif fired == 0:
     ev.missing("alert_false_positive_rate", f"no alert fired in {alerts_file}")
 else:
-    false_positives = sum(a.get("false_positive", 0) for a in alerts)
+    false_positives = sum(count(a, "false_positive", f"{alerts_file} rule {a.get('rule', '?')}") for a in alerts)
     ev.measured("alert_false_positive_rate", round(false_positives / fired, 4), f"{false_positives} false positive(s) of {fired} alert(s) in {alerts_file}")
 
 ev.emit(incidents=len(incidents))

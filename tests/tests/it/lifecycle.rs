@@ -497,6 +497,14 @@ fn the_shipped_checks_report_no_evidence_instead_of_passing() {
     null(&out, "postmortems_done", "no resolved incident");
     null(&out, "all_resolved", "holds no incident");
     assert!(out["uptime"].as_f64().is_some_and(|u| u > 0.99), "the target was up for the last second: {out:#}");
+    // A record that does not say is not a zero: the check stops and names the field.
+    let malformed = lab.dir.path().join("malformed");
+    std::fs::create_dir_all(malformed.join("data")).expect("mkdir");
+    std::fs::write(malformed.join("data/incidents.json"), "[]").expect("write");
+    std::fs::write(malformed.join("data/alerts.json"), r#"[{"rule": "error-rate"}]"#).expect("write");
+    let (code, _, err) = check("success_metrics.py", &[&target, &malformed.to_string_lossy(), "1s"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("data/alerts.json rule error-rate: `fired` is None"), "{err}");
     // A window longer than the target's history is no evidence either.
     let (_, out, _) = check("success_metrics.py", &[&target, &shipped, "30d"]);
     null(&out, "uptime", "the criterion asks for 30d");
@@ -677,32 +685,11 @@ fn qg_phase8_needs_each_group_holds_for_remediation_and_escalation_adds_the_boar
     assert!(by.contains(&"rhea") && by.contains(&"bea") && by.contains(&"hana"), "{decided:#}");
 }
 
-/// `phasegate serve` on the lab's store (killed when dropped): while it
-/// drives, every CLI command goes through it, as in the demo.
-struct Served(Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 impl Lab {
-    fn serve(&self) -> Served {
-        let _ = std::fs::remove_file(self.db().join("control.addr"));
-        let log = std::fs::File::create(self.dir.path().join("serve.log")).expect("log");
-        let child = self
-            .command()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("serve");
-        let served = Served(child);
-        crate::support::wait_until("the server to write its address", || self.db().join("control.addr").exists());
-        served
+    /// `phasegate serve` on the lab's store (killed when dropped): while it
+    /// drives, every CLI command goes through it, as in the demo.
+    fn serve(&self) -> crate::support::served::Server {
+        crate::support::served::serve_with(self.command(), &self.db(), &self.dir.path().join("serve.log"))
     }
 
     /// Waits (bounded) until the instance's JSON status satisfies `done`.

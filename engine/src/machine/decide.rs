@@ -18,6 +18,13 @@ pub struct Next {
     pub wake_at: Option<Timestamp>,
 }
 
+impl Next {
+    /// Something falls due at `due`: look again then at the latest.
+    fn wake_no_later_than(&mut self, due: Timestamp) {
+        self.wake_at = Some(self.wake_at.map_or(due, |w| w.min(due)));
+    }
+}
+
 /// The idempotency key of a task attempt: stable across re-dispatch after a
 /// crash, different for every attempt and every phase attempt.
 pub fn idempotency_key(instance: &str, phase: &str, phase_attempt: u32, task: &str, attempt: u32) -> String {
@@ -82,7 +89,7 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
         }
     }
     if matches!(instance.status, InstanceStatus::Running) {
-        if let Some(passed) = deadline_due(instance, workflow, now, &mut next.wake_at) {
+        if let Some(passed) = deadline_due(instance, workflow, now, &mut next) {
             next.events.push(passed);
             return next;
         }
@@ -152,7 +159,7 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
                                 level: *level,
                                 action,
                             })),
-                            Some(_) => next.wake_at = Some(next.wake_at.map_or(*deadline, |w| w.min(*deadline))),
+                            Some(_) => next.wake_no_later_than(*deadline),
                             None => {}
                         }
                     }
@@ -163,7 +170,7 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
             }
             PhaseStatus::Passed { .. } => match phase.next_cycle {
                 Some(due) if due <= now => next.events.push(Event::ScheduleFired(payload::ScheduleFired { phase: phase.id.clone() })),
-                Some(due) => next.wake_at = Some(next.wake_at.map_or(due, |w| w.min(due))),
+                Some(due) => next.wake_no_later_than(due),
                 None => {}
             },
             PhaseStatus::Failed { .. } => {}
@@ -175,11 +182,11 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
 /// The first deadline that has passed (the instance's, then each active
 /// phase's, in order) as the event that applies its outcome; otherwise the
 /// earliest one still ahead is folded into `wake_at`.
-fn deadline_due(instance: &Instance, workflow: &Workflow, now: Timestamp, wake_at: &mut Option<Timestamp>) -> Option<Event> {
+fn deadline_due(instance: &Instance, workflow: &Workflow, now: Timestamp, next: &mut Next) -> Option<Event> {
     for deadline in deadlines(instance, workflow) {
         let Some(due) = deadline.due.filter(|_| !deadline.acted) else { continue };
         if due > now {
-            *wake_at = Some(wake_at.map_or(due, |w| w.min(due)));
+            next.wake_no_later_than(due);
             continue;
         }
         let then = match deadline.outcome {
@@ -385,7 +392,7 @@ fn decide_tasks(
                         attempt: *attempt,
                     }));
                 } else {
-                    next.wake_at = Some(next.wake_at.map_or(*due, |w| w.min(*due)));
+                    next.wake_no_later_than(*due);
                 }
             }
             TaskStatus::Cancelled { .. } => {
@@ -397,7 +404,7 @@ fn decide_tasks(
                 if *due <= now {
                     next.events.push(dispatch(*attempt));
                 } else {
-                    next.wake_at = Some(next.wake_at.map_or(*due, |w| w.min(*due)));
+                    next.wake_no_later_than(*due);
                 }
             }
             TaskStatus::Failed { attempt, error, retryable, .. } => {

@@ -32,22 +32,31 @@ impl Drop for Server {
 /// stderr in `dir/serve.log`) and waits (bounded) until it has written its
 /// address.
 pub(crate) fn serve(dir: &Path) -> Server {
+    let mut command = phasegate(dir);
+    command.args(["--db", "db"]);
+    serve_with(command, &dir.join("db"), &dir.join("serve.log"))
+}
+
+/// Starts `command serve` on a free loopback port, `command` naming the data
+/// directory `db` (and anything else, such as `--config`); its stderr goes
+/// to `log`. Waits (bounded) until it has written its address.
+pub(crate) fn serve_with(mut command: std::process::Command, db: &Path, log: &Path) -> Server {
     // A server killed earlier left its address behind: wait for the new one's.
-    let _ = std::fs::remove_file(dir.join("db/control.addr"));
-    let child = phasegate(dir)
-        .args(["--db", "db", "serve", "--listen", "127.0.0.1:0"])
+    let _ = std::fs::remove_file(db.join("control.addr"));
+    let child = command
+        .args(["serve", "--listen", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("serve.log")).map(Stdio::from).unwrap_or_else(|_| Stdio::null()))
+        .stderr(std::fs::File::create(log).map(Stdio::from).unwrap_or_else(|_| Stdio::null()))
         .spawn()
         .expect("serve starts");
     let mut server = Server { child, address: String::new(), token: String::new() };
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if let Ok(text) = std::fs::read_to_string(dir.join("db/control.addr")) {
+        if let Ok(text) = std::fs::read_to_string(db.join("control.addr")) {
             if let Some(url) = text.lines().next() {
                 server.address = url.trim_start_matches("http://").to_owned();
-                server.token = std::fs::read_to_string(dir.join("db/control.token")).expect("token").trim().to_owned();
+                server.token = std::fs::read_to_string(db.join("control.token")).expect("token").trim().to_owned();
                 return server;
             }
         }

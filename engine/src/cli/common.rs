@@ -87,15 +87,6 @@ pub(super) fn command_with(cli: &Cli, create: bool, body: impl AsyncFnOnce(&Back
     })
 }
 
-/// A score band's name.
-pub(super) fn band_name(band: crate::machine::gate::Band) -> &'static str {
-    match band {
-        crate::machine::gate::Band::Pass => "pass",
-        crate::machine::gate::Band::Warning => "warning",
-        crate::machine::gate::Band::Fail => "fail",
-    }
-}
-
 /// One line for an event, for people.
 pub(super) fn describe(event: &Event) -> String {
     match event {

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::args::*;
-use super::common::{band_name, command, print_json};
+use super::common::{command, print_json};
 use crate::machine::DecisionKind;
 use crate::runtime::DecisionRequest;
 
@@ -84,7 +84,7 @@ pub(super) fn approvals(cli: &Cli, args: &ApprovalsArgs) -> u8 {
                         Some(score) => format!(
                             "; score {}% ({} band: pass ≥ {}%, warning ≥ {}%): {}",
                             score.percent,
-                            band_name(score.band),
+                            score.band.name(),
                             score.bands.pass,
                             score.bands.warning,
                             p.breakdown

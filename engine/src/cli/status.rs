@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::args::*;
-use super::common::{band_name, command, describe, print_json};
+use super::common::{command, describe, print_json};
 use crate::machine::{Instance, PhaseStatus, TaskStatus};
 use crate::runtime::Summary;
 
@@ -190,7 +190,7 @@ fn gate_lines(instance: &Instance, plan: &crate::plan::Phase, g: usize, gate: &c
                 score.percent,
                 score.points,
                 score.total,
-                band_name(score.band),
+                score.band.name(),
                 score.bands.pass,
                 score.bands.warning
             ));

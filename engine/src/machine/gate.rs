@@ -88,6 +88,17 @@ pub enum Band {
     Fail,
 }
 
+impl Band {
+    /// The band's name, as definitions, output and reports write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Band::Pass => "pass",
+            Band::Warning => "warning",
+            Band::Fail => "fail",
+        }
+    }
+}
+
 /// A gate's criteria, evaluated at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {

@@ -23,18 +23,24 @@ pub struct Readiness {
     pub target: Option<Value>,
     /// In words: ready, not ready (and why), or not assessed.
     pub assessment: String,
-    /// True only when every must criterion evaluated so far passed, no gate
-    /// failed or was rejected, and the run did not fail, roll back or end cancelled.
+    /// True only when every must criterion evaluated so far passed, every
+    /// sign-off the covered gates ask for was given, no gate failed or was
+    /// rejected, and the run did not fail, roll back or end cancelled.
     pub ready: bool,
     /// What keeps the release from being ready beyond its criteria: a gate
-    /// that failed or was rejected, a run that failed, rolled back or was cancelled.
+    /// that failed or was rejected, a sign-off not (yet) given, a run that
+    /// failed, rolled back or was cancelled.
     pub blocked_by: Vec<String>,
     /// Criteria that passed.
     pub criteria_passed: usize,
     /// Criteria evaluated.
     pub criteria_evaluated: usize,
-    /// `passed / evaluated` in percent (null before any evaluation).
-    pub readiness_score: Option<f64>,
+    /// `passed / evaluated` in percent, every criterion counting the same
+    /// (null before any evaluation): a share, not the weighted score.
+    pub criteria_passed_percent: Option<f64>,
+    /// The weighted readiness score a scored gate judged the release by
+    /// (the latest one covered), as that gate computed it.
+    pub readiness_score: Option<ScoreEntry>,
     /// Must criteria that failed (blocking defects).
     pub must_failed: Vec<String>,
     /// Should criteria that failed, and criteria in their warning band.
@@ -47,6 +53,21 @@ pub struct Readiness {
     pub phases: Vec<PhaseEntry>,
     /// What the report describes.
     pub report: Header,
+}
+
+/// A scored gate's weighted score, as it judged the release.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreEntry {
+    /// `phase/gate`.
+    pub gate: String,
+    /// Points earned of `total`, and the percentage.
+    pub points: f64,
+    /// Points possible (the sum of the weights).
+    pub total: f64,
+    /// `points / total`, in percent.
+    pub percent: f64,
+    /// The band it fell in: `pass`, `warning` or `fail`.
+    pub band: String,
 }
 
 /// A gate people approved.
@@ -89,13 +110,33 @@ impl Readiness {
         let (mut must_failed, mut warnings, mut inconclusive) = (Vec::new(), Vec::new(), Vec::new());
         let mut must_inconclusive = 0usize;
         let (mut passed, mut total) = (0usize, 0usize);
+        let mut readiness_score = None;
+        let mut sign_offs_missing = Vec::new();
         for &p in &workflow.phase_order {
             let state = &instance.phases[p];
             let plan = &workflow.phases[p];
             if (matches!(state.status, PhaseStatus::Pending) && state.attempt == 0) || limit.is_some_and(|l| !workflow.is_upstream(p, l)) {
                 continue;
             }
-            for gate in &state.gates {
+            for (gate, gate_plan) in state.gates.iter().zip(&plan.gates) {
+                if let Some(score) = gate.evaluation.as_ref().and_then(|e| e.score.as_ref()) {
+                    readiness_score = Some(ScoreEntry {
+                        gate: format!("{}/{}", plan.id, gate.id),
+                        points: score.points,
+                        total: score.total,
+                        percent: score.percent,
+                        band: score.band.name().to_owned(),
+                    });
+                }
+                let name = format!("{}/{}", plan.id, gate.id);
+                match &gate.status {
+                    GateStatus::AwaitingDecision { .. } => sign_offs_missing.push(format!("sign-off missing: {name} awaits a decision")),
+                    GateStatus::OnHold { by, .. } => sign_offs_missing.push(format!("{name} is on hold for remediation (held by {by})")),
+                    GateStatus::Pending if gate_plan.approval.is_some() => {
+                        sign_offs_missing.push(format!("sign-off missing: {name} has not been evaluated yet"))
+                    }
+                    GateStatus::Pending | GateStatus::Passed { .. } | GateStatus::Failed { .. } => {}
+                }
                 for c in gate.evaluation.iter().flat_map(|e| &e.criteria) {
                     total += 1;
                     let item = format!("{}/{}: {}", plan.id, gate.id, c.label);
@@ -160,9 +201,14 @@ impl Readiness {
         // Missing evidence for a should criterion (a first release has no
         // baseline, say) is shown, and a person judged it at the gate; of the
         // criteria, only musts decide readiness.
-        let ready = must_failed.is_empty() && must_inconclusive == 0 && total > 0 && blocked_by.is_empty();
+        let criteria_ok = must_failed.is_empty() && must_inconclusive == 0 && total > 0;
+        let awaiting_only = criteria_ok && blocked_by.is_empty() && !sign_offs_missing.is_empty();
+        blocked_by.extend(sign_offs_missing);
+        let ready = criteria_ok && blocked_by.is_empty();
         let assessment = if ready {
-            "ready: every must criterion evaluated so far passed".to_owned()
+            "ready: every must criterion evaluated so far passed and every sign-off was given".to_owned()
+        } else if awaiting_only {
+            format!("not ready until signed off: every must criterion evaluated so far passed; {}", blocked_by.join("; "))
         } else if !blocked_by.is_empty() {
             format!("not ready: {}", blocked_by.join("; "))
         } else if total == 0 {
@@ -179,7 +225,8 @@ impl Readiness {
             blocked_by,
             criteria_passed: passed,
             criteria_evaluated: total,
-            readiness_score: (total > 0).then(|| ((passed as f64 / total as f64) * 1000.0).round() / 10.0),
+            criteria_passed_percent: (total > 0).then(|| ((passed as f64 / total as f64) * 1000.0).round() / 10.0),
+            readiness_score,
             must_failed,
             should_failed: warnings,
             inconclusive,
@@ -199,11 +246,27 @@ impl Document for Readiness {
         let _ = writeln!(out, "- Release: {} on {}", shown(&self.release), shown(&self.target));
         let _ = writeln!(
             out,
-            "- Criteria passed: {} of {} (readiness score {} %)\n",
+            "- Criteria passed: {} of {} ({} %, each counting the same)",
             self.criteria_passed,
             self.criteria_evaluated,
-            self.readiness_score.map_or_else(|| "—".to_owned(), |score| text(&Value::from(score)))
+            self.criteria_passed_percent.map_or_else(|| "—".to_owned(), |share| text(&Value::from(share)))
         );
+        match &self.readiness_score {
+            Some(score) => {
+                let _ = writeln!(
+                    out,
+                    "- Readiness score (weighted, as `{}` judged it): {} % ({} of {} points, {} band)\n",
+                    score.gate,
+                    text(&Value::from(score.percent)),
+                    text(&Value::from(score.points)),
+                    text(&Value::from(score.total)),
+                    score.band
+                );
+            }
+            None => {
+                let _ = writeln!(out, "- Readiness score: no scored gate has been evaluated\n");
+            }
+        }
         list_markdown(&mut out, "Blocked by", &self.blocked_by);
         list_markdown(&mut out, "Must criteria failed (blocking defects)", &self.must_failed);
         list_markdown(&mut out, "Should criteria failed (warnings)", &self.should_failed);

@@ -242,9 +242,13 @@ fn a_full_run_with_scripted_approvals_completes_and_its_reports_hold_the_real_va
     let markdown = lab.ok(&["report", "full", "--kind", "ops"]);
     assert!(markdown.starts_with("# Ops report") && markdown.contains("SLO_BUDGETS"), "{markdown}");
 
-    // The readiness score passed on its own (every factor met).
+    // The readiness score passed on its own (every factor met), and the
+    // readiness report shows that weighted score, not a share under its name.
     let go = status["phases"][2]["gates"][0]["evaluation"]["score"].clone();
     assert_eq!((go["percent"].as_f64(), go["band"].as_str()), (Some(100.0), Some("pass")), "{go}");
+    let whole = lab.report("full", "readiness", &[]);
+    assert_eq!(whole["readiness_score"]["gate"], "go-no-go/readiness-score", "{whole:#}");
+    assert_eq!((whole["readiness_score"]["percent"].as_f64(), whole["readiness_score"]["band"].as_str()), (Some(100.0), Some("pass")));
 
     // A second release compares its load test with the first one's, through
     // the baseline index (no history scan), and shows the delta.
@@ -295,6 +299,9 @@ fn a_readiness_score_under_70_percent_halts_for_management_with_the_breakdown() 
     let gates = lab.report("low", "gate", &[]);
     let readiness = gates["evaluations"].as_array().and_then(|e| e.iter().find(|e| e["gate"] == "readiness-score")).expect("evaluated");
     assert_eq!(readiness["score"]["percent"], 64.3);
+    let report = lab.report("low", "readiness", &[]);
+    assert_eq!((report["readiness_score"]["percent"].as_f64(), report["readiness_score"]["band"].as_str()), (Some(64.3), Some("warning")));
+    assert_eq!(report["ready"], false, "management has not decided: {report:#}");
     // Management accepts the risk; the user's go/no-go comes next.
     lab.approve("low", "morgan", "go-no-go/readiness-score");
     let ran = lab.ok(&["run", "--until-idle"]);
@@ -634,7 +641,16 @@ fn a_failed_hardening_gate_is_held_fixed_and_retested_on_the_shipped_definition(
         .filter(|c| c["level"] == "must" && c["verdict"] != "pass")
         .collect();
     assert!(failed.is_empty(), "every must criterion passes after the fix: {failed:?}");
+    // What the approver reads before deciding: not ready until signed off.
+    let readiness = lab.report("fix", "readiness", &["--phase", "hardening"]);
+    assert_eq!(readiness["ready"], false, "{readiness:#}");
+    let assessment = readiness["assessment"].as_str().unwrap_or_default();
+    assert!(
+        assessment.starts_with("not ready until signed off: every must criterion evaluated so far passed; sign-off missing: hardening/qa-sign-off awaits a decision"),
+        "{assessment}"
+    );
     lab.approve("fix", "quinn", "hardening/qa-sign-off");
+    assert_eq!(lab.report("fix", "readiness", &["--phase", "hardening"])["ready"], true, "signed off");
     let ran = lab.ok(&["run", "--until-idle"]);
     assert!(ran.contains("go-no-go/user-go-no-go waits"), "{ran}");
     let history = lab.ok(&["history", "fix"]);
@@ -779,6 +795,10 @@ fn launch_004_returns_to_the_go_no_go_and_a_no_go_ends_the_release() {
     lab.ok(&["--as", "uma", "reject", "l4", "go-no-go/user-go-no-go", "--comment", "launch success rate below the bar: no-go"]);
     lab.exits(1, &["run", "--until-idle"]);
     assert_eq!(lab.status("l4")["effective_status"], "failed");
+    // A release the user said no to is not ready, whatever its criteria said.
+    let readiness = lab.report("l4", "readiness", &[]);
+    assert_eq!(readiness["ready"], false, "{readiness:#}");
+    assert!(readiness["blocked_by"].to_string().contains("gate go-no-go/user-go-no-go failed"), "{readiness:#}");
 }
 
 /// Issue 17: the incident decision tree and the uptime breach on the

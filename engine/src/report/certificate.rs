@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{list_markdown, or_dash, tasks_markdown, GateEntry, TaskEntry};
 use super::{phase_named, Document, Header, Input};
-use crate::machine::{DecisionKind, PhaseStatus};
+use crate::machine::{DecisionKind, InstanceStatus, PhaseStatus};
 
 /// A phase completion certificate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,8 +31,13 @@ pub struct Certificate {
     pub should_warnings: Vec<String>,
     /// The work performed.
     pub tasks: Vec<TaskEntry>,
-    /// The phases that may start now.
+    /// The phases that may start now (none once the certificate is void).
     pub authorizes: Vec<String>,
+    /// Why the certificate no longer authorizes anything: the release was
+    /// rolled back or cancelled after the phase passed. A release that
+    /// failed later is noted here too, though a retry may still go on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub void: Option<String>,
     /// What the report describes.
     pub report: Header,
 }
@@ -89,6 +94,19 @@ impl Certificate {
                 })
             })
             .collect();
+        // What happened to the release after the phase passed.
+        let rollback = || instance.rollback.as_ref().map(|r| format!(" by {}: {}", r.by, r.reason)).unwrap_or_default();
+        let (void, in_force) = match &instance.status {
+            InstanceStatus::RollingBack { .. } | InstanceStatus::RolledBack { .. } => {
+                (Some(format!("the release was rolled back after this phase passed{}", rollback())), false)
+            }
+            InstanceStatus::Cancelled { by, reason, .. } => (Some(format!("the release was cancelled by {by}: {reason}")), false),
+            InstanceStatus::Failed { reason, .. } => (Some(format!("the release failed after this phase passed: {reason}")), true),
+            InstanceStatus::Running
+            | InstanceStatus::Halted { .. }
+            | InstanceStatus::AwaitingDecision { .. }
+            | InstanceStatus::Completed { .. } => (None, true),
+        };
         Ok(Certificate {
             phase: plan.id.clone(),
             title: plan.title.clone(),
@@ -104,7 +122,12 @@ impl Certificate {
                 .flat_map(|e| e.warnings().map(|c| c.label.clone()))
                 .collect(),
             tasks: TaskEntry::of_phase(&state.tasks, &plan.tasks),
-            authorizes: workflow.phases.iter().filter(|candidate| candidate.after.contains(&p)).map(|c| c.id.clone()).collect(),
+            authorizes: if in_force {
+                workflow.phases.iter().filter(|candidate| candidate.after.contains(&p)).map(|c| c.id.clone()).collect()
+            } else {
+                Vec::new()
+            },
+            void,
             report,
         })
     }
@@ -133,8 +156,18 @@ impl Document for Certificate {
         list_markdown(&mut out, "Should criteria not met (accepted by the approvers)", &self.should_warnings);
         let _ = writeln!(out, "## Work performed\n");
         tasks_markdown(&mut out, &self.tasks);
-        let next = if self.authorizes.is_empty() { "this is the last phase".to_owned() } else { self.authorizes.join(", ") };
-        let _ = writeln!(out, "**Authorization to proceed:** {next}\n");
+        match (&self.void, self.authorizes.is_empty()) {
+            (Some(why), true) => {
+                let _ = writeln!(out, "**Void: this certificate authorizes nothing:** {why}\n");
+            }
+            (void, _) => {
+                let next = if self.authorizes.is_empty() { "this is the last phase".to_owned() } else { self.authorizes.join(", ") };
+                let _ = writeln!(out, "**Authorization to proceed:** {next}\n");
+                if let Some(why) = void {
+                    let _ = writeln!(out, "**Note:** {why}\n");
+                }
+            }
+        }
         out
     }
 }

@@ -190,6 +190,12 @@ fn every_report_over_a_fixed_history() {
             assert_eq!(report.data["ready"], false, "a rolled-back release is not ready");
             assert!(report.data["assessment"].as_str().is_some_and(|a| a.starts_with("not ready: the release was rolled back")));
         }
+        if kind == Kind::Certificate {
+            // Regression (issue 17): the certificate of a phase that passed
+            // before the release rolled back granted "authorization to proceed".
+            assert_eq!(report.data["authorizes"], serde_json::json!([]), "a rolled-back release authorizes nothing");
+            assert!(report.data["void"].as_str().is_some_and(|v| v.starts_with("the release was rolled back after this phase passed")));
+        }
         let json = serde_json::to_string_pretty(&report.data).expect("json");
         assert!(!json.contains("tok-123") && !json.contains("hunter2"), "{name}: a secret reached the JSON");
         assert!(!report.markdown.contains("tok-123") && !report.markdown.contains("hunter2"), "{name}: a secret reached the Markdown");

@@ -828,6 +828,18 @@ fn the_incident_tree_and_the_uptime_breach_act_during_and_after_the_launch() {
     lab.approve("during", "oscar", "launch/p1-rollback-in-15-minutes");
     lab.wait_for("during", "the P1 rollback", |s| s["effective_status"] == "rolled_back");
     assert_eq!(lab.target_state()["version"], "1.0.0", "the approved rollback restored the previous release");
+    // The go/no-go's certificate no longer authorizes the launch it allowed.
+    let certificate = lab.report("during", "certificate", &["--phase", "go-no-go"]);
+    assert_eq!(certificate["authorizes"], serde_json::json!([]), "{certificate:#}");
+    assert!(
+        certificate["void"].as_str().is_some_and(|v| v.starts_with("the release was rolled back after this phase passed")),
+        "{certificate:#}"
+    );
+    let markdown = lab.ok(&["report", "during", "--kind", "certificate", "--phase", "go-no-go"]);
+    assert!(
+        markdown.contains("**Void: this certificate authorizes nothing:**") && !markdown.contains("Authorization to proceed"),
+        "{markdown}"
+    );
     drop(server);
 
     // After the launch, while QG-PHASE8 waits: P2 hotfixes, P1 and P0 roll back.

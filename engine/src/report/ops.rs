@@ -98,7 +98,8 @@ pub struct Incident {
     pub by: String,
     /// When.
     pub at: String,
-    /// Triggers that did not act, and why.
+    /// What each trigger listening for it did: acted (and how), did not
+    /// act (and why), and how a halt it caused was decided.
     pub reactions: Vec<String>,
 }
 
@@ -184,6 +185,13 @@ impl Ops {
         let mut loop_backs = Vec::new();
         let mut decisions = Vec::new();
         let mut last_halt: Option<String> = None;
+        // Loop-backs fired per trigger: one past `max_loops` fails its phase instead of looping back.
+        let mut fired_gotos: BTreeMap<String, u32> = BTreeMap::new();
+        // The incident a trigger's cause names (`signal incident #2: ...`).
+        let incident_of = |incidents: &[Incident], cause: &str| -> Option<usize> {
+            let signal = cause.strip_prefix("signal ")?.split(" #").next()?;
+            incidents.iter().rposition(|i| i.signal == signal)
+        };
         let open = |rollbacks: &Vec<RollbackEntry>| rollbacks.last().is_some_and(|r| r.outcome == "in progress");
         let started = |at: &str, by: String, reason: String, to: Option<String>| RollbackEntry {
             started_at: at.to_owned(),
@@ -208,15 +216,25 @@ impl Ops {
                 }
                 Event::TriggerFired(payload::TriggerFired { phase, trigger, cause }) => {
                     let declared = workflow.trigger(phase, trigger);
+                    if let (Some(i), Some((_, t))) = (incident_of(&incidents, cause), declared) {
+                        incidents[i].reactions.push(format!("{trigger}: acted ({})", t.action.name()));
+                    }
                     match declared.map(|(_, t)| &t.action) {
-                        Some(Action::Goto { phase: target, code, reason, .. }) => loop_backs.push(LoopBack {
-                            code: code.clone(),
-                            from: phase.clone(),
-                            to: workflow.phases[*target].id.clone(),
-                            reason: reason.clone(),
-                            cause: cause.clone(),
-                            at: at.clone(),
-                        }),
+                        Some(Action::Goto { phase: target, code, reason, max_loops }) => {
+                            let fired = fired_gotos.entry(trigger.clone()).or_insert(0);
+                            *fired += 1;
+                            // Past its max_loops the trigger failed its phase: no loop-back was taken.
+                            if *fired <= *max_loops {
+                                loop_backs.push(LoopBack {
+                                    code: code.clone(),
+                                    from: phase.clone(),
+                                    to: workflow.phases[*target].id.clone(),
+                                    reason: reason.clone(),
+                                    cause: cause.clone(),
+                                    at: at.clone(),
+                                });
+                            }
+                        }
                         Some(Action::Rollback { to }) => rollbacks.push(started(
                             &at,
                             format!("trigger:{trigger}"),
@@ -267,13 +285,20 @@ impl Ops {
                     at,
                     comment: decision.comment.clone(),
                 }),
-                Event::TriggerDecided(payload::TriggerDecided { phase, trigger, decision }) => decisions.push(OpsDecision {
-                    what: format!("trigger {phase}/{trigger}"),
-                    decision: decision.kind.verb().to_owned(),
-                    by: decision.principal.clone(),
-                    at,
-                    comment: decision.comment.clone(),
-                }),
+                Event::TriggerDecided(payload::TriggerDecided { phase, trigger, decision }) => {
+                    if let Some(i) =
+                        last_halt.as_deref().and_then(|halt| halt.split_once(" (")).and_then(|(_, cause)| incident_of(&incidents, cause))
+                    {
+                        incidents[i].reactions.push(format!("{trigger}: {} by {}", decision.kind.past(), decision.principal));
+                    }
+                    decisions.push(OpsDecision {
+                        what: format!("trigger {phase}/{trigger}"),
+                        decision: decision.kind.verb().to_owned(),
+                        by: decision.principal.clone(),
+                        at,
+                        comment: decision.comment.clone(),
+                    })
+                }
                 _ => {}
             }
         }
@@ -390,9 +415,9 @@ impl Document for Ops {
         for m in &self.measurements {
             let _ = writeln!(out, "| {} | {} | {} | {} |", m.phase, m.task, m.at, values(Some(&m.values)));
         }
-        let _ = writeln!(out, "\n## Incidents\n");
+        let _ = writeln!(out, "\n## Incidents signalled to this release\n");
         if self.incidents.is_empty() {
-            let _ = writeln!(out, "None recorded.");
+            let _ = writeln!(out, "None was signalled to this release (the incident records the checks read are under Measurements).");
         }
         for i in &self.incidents {
             let _ = writeln!(out, "- {} at {} from {}: {}", i.signal, i.at, i.by, text(&i.data));

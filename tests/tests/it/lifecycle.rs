@@ -799,6 +799,23 @@ fn launch_004_returns_to_the_go_no_go_and_a_no_go_ends_the_release() {
     let readiness = lab.report("l4", "readiness", &[]);
     assert_eq!(readiness["ready"], false, "{readiness:#}");
     assert!(readiness["blocked_by"].to_string().contains("gate go-no-go/user-go-no-go failed"), "{readiness:#}");
+
+    // Decided "go" each time, the loop-back is taken max_loops (2) times; the
+    // third shortfall fails the launch, and the ops report counts the two taken.
+    lab.start("l4-again", &["--var", "launch_success_rate_min=1.01"]);
+    through_go_no_go(&lab, "l4-again");
+    for _ in 0..2 {
+        let ran = lab.ok(&["run", "--until-idle"]);
+        assert!(ran.contains("go-no-go/user-go-no-go waits"), "{ran}");
+        lab.approve("l4-again", "uma", "go-no-go/user-go-no-go");
+    }
+    lab.exits(1, &["run", "--until-idle"]);
+    let status = lab.status("l4-again");
+    assert_eq!(status["effective_status"], "failed", "{status:#}");
+    assert!(status["phases"][3]["status"]["reason"].as_str().is_some_and(|r| r.contains("max_loops = 2")), "{status:#}");
+    let ops = lab.report("l4-again", "ops", &[]);
+    let codes: Vec<&str> = ops["loop_backs"].as_array().expect("loop-backs").iter().filter_map(|l| l["code"].as_str()).collect();
+    assert_eq!(codes, ["LAUNCH-004", "LAUNCH-004"], "only the loop-backs taken: {ops:#}");
 }
 
 /// Issue 17: the incident decision tree and the uptime breach on the
@@ -828,6 +845,11 @@ fn the_incident_tree_and_the_uptime_breach_act_during_and_after_the_launch() {
     lab.approve("during", "oscar", "launch/p1-rollback-in-15-minutes");
     lab.wait_for("during", "the P1 rollback", |s| s["effective_status"] == "rolled_back");
     assert_eq!(lab.target_state()["version"], "1.0.0", "the approved rollback restored the previous release");
+    // The ops report says what each trigger did about each incident.
+    let ops = lab.report("during", "ops", &[]);
+    let reactions = ops["incidents"].to_string();
+    assert!(reactions.contains("p2-hotfix: acted (run)") && reactions.contains("p1-rollback-in-15-minutes: acted (halt_for_approval)"), "{ops:#}");
+    assert!(reactions.contains("p1-rollback-in-15-minutes: approved by oscar"), "{ops:#}");
     // The go/no-go's certificate no longer authorizes the launch it allowed.
     let certificate = lab.report("during", "certificate", &["--phase", "go-no-go"]);
     assert_eq!(certificate["authorizes"], serde_json::json!([]), "{certificate:#}");

@@ -140,6 +140,17 @@ pub struct TypedVarDef {
     /// What the variable means, shown in `phasegate status` and reports.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// For a number or integer: the smallest value accepted (a share is
+    /// `min = 0.0, max = 1.0`, so `10` for 10 % is refused, not a threshold
+    /// that never breaches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// For a number or integer: the largest value accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// For a string: the fewest characters accepted (1: not empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_length: Option<usize>,
 }
 
 /// The types a variable can have.

@@ -168,6 +168,44 @@ pub struct Var {
     /// with the field that needs it. Every value, from any source, is
     /// checked against it as the default was.
     pub min_duration: Option<(Duration, String)>,
+    /// The bounds the definition declares for its values.
+    pub bounds: Bounds,
+}
+
+/// Bounds a variable's values must keep, from any source (its default,
+/// `--var`, the API).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Bounds {
+    /// The smallest number accepted.
+    pub min: Option<f64>,
+    /// The largest number accepted.
+    pub max: Option<f64>,
+    /// The fewest characters a string may have.
+    pub min_length: Option<usize>,
+}
+
+impl Bounds {
+    /// Why `value` is out of bounds, if it is.
+    pub fn check(&self, value: &Value) -> Result<(), String> {
+        if let Some(number) = value.as_f64() {
+            if let Some(min) = self.min.filter(|min| number < *min) {
+                return Err(format!("{number} is below the variable's min {min}"));
+            }
+            if let Some(max) = self.max.filter(|max| number > *max) {
+                return Err(format!("{number} is above the variable's max {max}"));
+            }
+        }
+        if let (Some(text), Some(min_length)) = (value.as_str(), self.min_length) {
+            if text.chars().count() < min_length {
+                return Err(if text.is_empty() {
+                    "it is empty; give a value".to_owned()
+                } else {
+                    format!("{text:?} is shorter than the variable's min_length {min_length}")
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The longest duration a definition or a variable may give (about 100
@@ -494,6 +532,7 @@ impl Var {
                 _ => return Err("expected a JSON object such as {\"k\": 1}".to_owned()),
             },
         };
+        var.bounds.check(&value)?;
         Ok(value)
     }
 }

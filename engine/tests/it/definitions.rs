@@ -184,6 +184,54 @@ fn contradictory_fields_are_invalid_values() {
     check(&toml, Kind::Type, "vars.n.default", 3, "is \"five\", not a integer");
 }
 
+/// Issue 17: variables declare bounds, so `--var error_rate_max=10` (meant
+/// as 10 %) or an empty target is refused rather than a threshold that
+/// never breaches; a default out of its bounds, and a bound that does not
+/// fit the type, are refused at validate.
+#[test]
+fn variables_keep_their_declared_bounds() {
+    let task = "[[phases]]\nid = \"p\"\n[[phases.tasks]]\nid = \"t\"\nagent = \"noop\"\n";
+    let with = |vars: &str| format!("{HEADER}[vars]\n{vars}\n{task}");
+    let workflow = load(
+        &with("share = { type = \"number\", default = 0.1, min = 0.0, max = 1.0 }\nurl = { type = \"string\", default = \"http://x\", min_length = 1 }"),
+        Format::Toml,
+    )
+    .expect("valid");
+    let share = &workflow.vars["share"];
+    assert_eq!(share.parse("0.25"), Ok(serde_json::json!(0.25)));
+    assert_eq!(share.parse("10"), Err("10 is above the variable's max 1".to_owned()));
+    assert_eq!(share.parse("-3"), Err("-3 is below the variable's min 0".to_owned()));
+    assert_eq!(workflow.vars["url"].parse(""), Err("it is empty; give a value".to_owned()));
+    check(
+        &with("share = { type = \"number\", default = 5.0, max = 1.0 }"),
+        Kind::InvalidValue,
+        "vars.share.default",
+        3,
+        "5 is above the variable's max 1",
+    );
+    check(
+        &with("share = { type = \"number\", default = 0.5, min = 1.0, max = 0.0 }"),
+        Kind::InvalidValue,
+        "vars.share.max",
+        3,
+        "max 0 is below min 1",
+    );
+    check(
+        &with("name = { type = \"string\", default = \"x\", max = 3.0 }"),
+        Kind::InvalidValue,
+        "vars.name.max",
+        3,
+        "`max` does not apply to `name`, a string variable",
+    );
+    check(
+        &with("n = { type = \"integer\", default = 1, min_length = 1 }"),
+        Kind::InvalidValue,
+        "vars.n.min_length",
+        3,
+        "`min_length` does not apply",
+    );
+}
+
 #[test]
 fn every_problem_is_reported_in_one_run() {
     let toml = format!(

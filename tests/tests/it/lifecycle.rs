@@ -400,6 +400,15 @@ fn a_failed_must_criterion_cannot_be_advanced_and_bad_input_is_refused() {
     let target = format!("target_url={}", lab.target.url);
     let wrong = lab.pg(&["start", "workflows/release-lifecycle.toml", "--var", &target, "--var", "perf_requests=lots"]);
     assert!(!wrong.status.success() && stderr(&wrong).contains("--var perf_requests=lots: expected an integer"), "{}", stderr(&wrong));
+    // A share typed as a percentage would never breach: refused, as is an empty target.
+    let percent = lab.pg(&["start", "workflows/release-lifecycle.toml", "--var", &target, "--var", "error_rate_max=10"]);
+    assert!(
+        !percent.status.success() && stderr(&percent).contains("--var error_rate_max=10: 10 is above the variable's max 1"),
+        "{}",
+        stderr(&percent)
+    );
+    let empty = lab.pg(&["start", "workflows/release-lifecycle.toml", "--var", "target_url="]);
+    assert!(!empty.status.success() && stderr(&empty).contains("--var target_url=: it is empty"), "{}", stderr(&empty));
     let unknown = lab.pg(&["report", "nobody", "--kind", "readiness"]);
     assert!(!unknown.status.success() && stderr(&unknown).contains("no instance `nobody`"), "{}", stderr(&unknown));
     let kind = lab.pg(&["report", "strict", "--kind", "summary"]);
@@ -848,7 +857,10 @@ fn the_incident_tree_and_the_uptime_breach_act_during_and_after_the_launch() {
     // The ops report says what each trigger did about each incident.
     let ops = lab.report("during", "ops", &[]);
     let reactions = ops["incidents"].to_string();
-    assert!(reactions.contains("p2-hotfix: acted (run)") && reactions.contains("p1-rollback-in-15-minutes: acted (halt_for_approval)"), "{ops:#}");
+    assert!(
+        reactions.contains("p2-hotfix: acted (run)") && reactions.contains("p1-rollback-in-15-minutes: acted (halt_for_approval)"),
+        "{ops:#}"
+    );
     assert!(reactions.contains("p1-rollback-in-15-minutes: approved by oscar"), "{ops:#}");
     // The go/no-go's certificate no longer authorizes the launch it allowed.
     let certificate = lab.report("during", "certificate", &["--phase", "go-no-go"]);

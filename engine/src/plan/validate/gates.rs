@@ -246,7 +246,13 @@ impl<'d> Validator<'d> {
                     ok = false;
                 }
             }
-            let var = Var { ty, default: input.default.clone(), description: input.description.clone(), min_duration: None };
+            let var = Var {
+                ty,
+                default: input.default.clone(),
+                description: input.description.clone(),
+                min_duration: None,
+                bounds: Bounds::default(),
+            };
             out.insert(name.clone(), Input { var, options: input.options.clone() });
         }
         ok.then_some(out)

@@ -238,9 +238,9 @@ impl<'d> Validator<'d> {
                 continue;
             }
             self.names.vars.insert(name.clone());
-            let (ty, default, description) = match var {
+            let (ty, default, description, bounds) = match var {
                 VarDef::Plain(value) => match infer_type(value) {
-                    Some(ty) => (ty, Some(value.clone()), String::new()),
+                    Some(ty) => (ty, Some(value.clone()), String::new(), Bounds::default()),
                     None => {
                         self.error(
                             Kind::Type,
@@ -275,10 +275,49 @@ impl<'d> Validator<'d> {
                             ok = false;
                         }
                     }
-                    (ty, typed.default.clone(), typed.description.clone())
+                    let bounds = Bounds { min: typed.min, max: typed.max, min_length: typed.min_length };
+                    let numeric = matches!(ty, VarType::Number | VarType::Integer);
+                    for (field, set, applies) in [
+                        ("min", typed.min.is_some(), numeric),
+                        ("max", typed.max.is_some(), numeric),
+                        ("min_length", typed.min_length.is_some(), ty == VarType::String),
+                    ] {
+                        if set && !applies {
+                            self.error(
+                                Kind::InvalidValue,
+                                &path.key(field),
+                                format!("`{field}` does not apply to `{name}`, a {} variable", var_type_name(ty)),
+                                "min and max bound numbers and integers; min_length bounds strings",
+                            );
+                            ok = false;
+                        }
+                    }
+                    if let (Some(min), Some(max)) = (typed.min, typed.max) {
+                        if min > max {
+                            self.error(
+                                Kind::InvalidValue,
+                                &path.key("max"),
+                                format!("max {max} is below min {min}"),
+                                "raise max or lower min",
+                            );
+                            ok = false;
+                        }
+                    }
+                    // Bounds that contradict each other say nothing about the default.
+                    let contradictory = typed.min.zip(typed.max).is_some_and(|(min, max)| min > max);
+                    if let Some(Err(problem)) = typed.default.as_ref().filter(|_| !contradictory).map(|default| bounds.check(default)) {
+                        self.error(
+                            Kind::InvalidValue,
+                            &path.key("default"),
+                            format!("the default of `{name}`: {problem}"),
+                            "give a default within the bounds",
+                        );
+                        ok = false;
+                    }
+                    (ty, typed.default.clone(), typed.description.clone(), bounds)
                 }
             };
-            out.insert(name.clone(), Var { ty, default, description, min_duration: None });
+            out.insert(name.clone(), Var { ty, default, description, min_duration: None, bounds });
         }
         ok.then_some(out)
     }

@@ -285,8 +285,9 @@ fn a_full_run_with_scripted_approvals_completes_and_its_reports_hold_the_real_va
 #[test]
 fn a_readiness_score_under_70_percent_halts_for_management_with_the_breakdown() {
     let lab = Lab::new();
-    // Two factors miss: staging uptime (3 of 14 points) and support readiness (2 of 14): 9 / 14 = 64.3 %.
-    lab.start("low", &["--var", "readiness_uptime_min=1.5", "--var", "readiness_min_playbooks=10"]);
+    // Two factors earn nothing: staging uptime has no evidence (30 days asked of a target with
+    // seconds of history: 3 of 14 points) and support readiness misses (2 of 14): 9 / 14 = 64.3 %.
+    lab.start("low", &["--var", "staging_uptime_window=30d", "--var", "readiness_min_playbooks=10"]);
     lab.ok(&["run", "--until-idle"]);
     lab.approve("low", "quinn", "hardening/qa-sign-off");
     let ran = lab.ok(&["run", "--until-idle"]);

@@ -456,7 +456,7 @@ impl<'w> Target<'w> {
                 "the deadline has not passed at that level",
             ));
         }
-        let declared = self.approval.and_then(|a| a.on_timeout);
+        let declared = self.approval.and_then(|a| a.on_timeout_at(level));
         if declared != Some(action) {
             return Err(Rejected::new(event, format!("{subject} declares on_timeout {declared:?}"), "the action must be the declared one"));
         }

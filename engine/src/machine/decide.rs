@@ -97,7 +97,7 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
     if let InstanceStatus::AwaitingDecision { phase, trigger, approval, .. } = &instance.status {
         if let GateStatus::AwaitingDecision { level, deadline: Some(deadline), .. } = &approval.status {
             let on_timeout = workflow.trigger(phase, trigger).and_then(|(_, t)| match &t.action {
-                Action::HaltForApproval { approval, .. } => approval.on_timeout,
+                Action::HaltForApproval { approval, .. } => approval.on_timeout_at(*level),
                 _ => None,
             });
             match on_timeout {
@@ -151,7 +151,7 @@ pub fn decide(instance: &Instance, workflow: &Workflow, now: Timestamp) -> Next 
                 decide_tasks(instance, true, plan, phase, now, &mut next, &mut evidence_cache);
                 for (g, gate) in phase.gates.iter().enumerate() {
                     if let GateStatus::AwaitingDecision { level, deadline: Some(deadline), .. } = &gate.status {
-                        let action = plan.gates[g].approval.as_ref().and_then(|a| a.on_timeout);
+                        let action = plan.gates[g].approval.as_ref().and_then(|a| a.on_timeout_at(*level));
                         match action {
                             Some(action) if *deadline <= now => next.events.push(Event::GateTimedOut(payload::GateTimedOut {
                                 phase: phase.id.clone(),

@@ -1803,4 +1803,5 @@ fn decision_inputs_are_checked_at_validate() {
     }
 }
 
+mod notify;
 mod waits;

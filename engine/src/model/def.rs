@@ -48,6 +48,13 @@ pub struct WorkflowDef {
     /// happens when that time passes (like Argo's `activeDeadlineSeconds`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<DeadlineDef>,
+    /// The workflow's notification step (usually a `webhook`), so people
+    /// hear of everything that needs them: it is sent when a gate or a
+    /// trigger's halt starts waiting for a person, escalates or times out
+    /// (unless that approval names its own `notify`), and when a trigger
+    /// acts (an auto-rollback, a loop-back, a task it starts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<StepDef>,
 }
 
 /// An overall deadline: once `after` has passed since the phase (or the
@@ -493,9 +500,15 @@ pub struct EscalationLevelDef {
     /// keep counting under `must` and `may`.
     #[serde(default)]
     pub join: EscalationJoin,
-    /// Deadline of this level; `on_timeout` of the approval applies again at it.
+    /// Deadline of this level; `on_timeout` applies again at it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// What happens at this level's deadline (default: the approval's
+    /// `on_timeout`), so a chain can escalate and, if nobody at the last
+    /// level decides either, approve: a rollback decision that rolls back
+    /// when nobody answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_timeout: Option<OnTimeout>,
 }
 
 /// How an escalation level's approvers join the decision.

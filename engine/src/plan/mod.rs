@@ -48,6 +48,9 @@ pub struct Workflow {
     pub(crate) task_index: std::collections::HashMap<String, (usize, usize)>,
     /// The instance's overall deadline.
     pub deadline: Option<Deadline>,
+    /// The workflow's notification step: for every halt, escalation and
+    /// timeout whose approval names none, and every trigger that acts.
+    pub notify: Option<Step>,
 }
 
 impl Workflow {
@@ -260,6 +263,9 @@ pub struct Phase {
     pub rollback: Vec<Step>,
     /// When the phase repeats after passing.
     pub schedule: Option<Schedule>,
+    /// The variable an `every` schedule reads (`every = "{{ vars.NAME }}"`),
+    /// so each instance repeats at its own period.
+    pub schedule_var: Option<String>,
     /// The schedule applies only if this holds when the phase passes.
     pub schedule_when: Option<Expr>,
     /// The longest one attempt of the phase may take.
@@ -491,6 +497,17 @@ pub struct Approval {
     pub inputs: BTreeMap<String, Input>,
 }
 
+impl Approval {
+    /// What happens when the deadline of escalation `level` (0: the
+    /// approval's own) passes: the level's `on_timeout`, else the approval's.
+    pub fn on_timeout_at(&self, level: usize) -> Option<crate::model::OnTimeout> {
+        match level {
+            0 => self.on_timeout,
+            n => self.escalation.get(n - 1).and_then(|l| l.on_timeout).or(self.on_timeout),
+        }
+    }
+}
+
 impl Var {
     /// Parses a value given as text (`--var`, `--input`) by the variable's
     /// type: a duration within the bounds its uses need, a number, JSON for
@@ -591,6 +608,8 @@ pub struct EscalationLevel {
     pub join: crate::model::EscalationJoin,
     /// Deadline of the level.
     pub timeout: Option<Duration>,
+    /// What happens at the level's deadline, if it differs from the approval's.
+    pub on_timeout: Option<crate::model::OnTimeout>,
 }
 
 /// A validated watch.
@@ -787,6 +806,17 @@ impl Schedule {
                 let next = cron.find_next_occurrence(&start, false).ok()?;
                 u64::try_from(next.timestamp_millis()).ok()
             }
+        }
+    }
+}
+
+impl Phase {
+    /// When the phase's next cycle is due after it passed at `passed_ms`,
+    /// with the instance's variables (a period given at start).
+    pub fn next_cycle_after(&self, passed_ms: u64, vars: &Map<String, Value>) -> Option<u64> {
+        match (self.schedule.as_ref()?, var_duration(self.schedule_var.as_deref(), vars)) {
+            (Schedule::Every(_), Some(every)) => Schedule::Every(every).next_after(passed_ms),
+            (schedule, _) => schedule.next_after(passed_ms),
         }
     }
 }

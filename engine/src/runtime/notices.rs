@@ -56,21 +56,23 @@ impl Notice {
         serde_json::from_slice::<Stored>(bytes).ok().map(|stored| stored.notify)
     }
 
-    /// The step that delivers it, from the pinned definition.
+    /// The step that delivers it, from the pinned definition: the gate's
+    /// or halt's own `notify`, else the workflow's.
     pub(crate) fn step(&self, workflow: &Workflow) -> Option<Step> {
         let phase = workflow.phases.get(self.phase)?;
-        match self.source {
+        let own = match self.source {
             Source::Gate(g) => phase.gates.get(g)?.approval.as_ref()?.notify.clone(),
             Source::Trigger(k) => match &phase.triggers.get(k)?.action {
-                Action::Notify(step) => Some(step.clone()),
+                Action::Notify(step) => return Some(step.clone()),
                 Action::HaltForApproval { approval, then } => match (approval.notify.as_ref(), then.as_ref()) {
                     (Some(step), _) => Some(step.clone()),
                     (None, Action::Notify(step)) => Some(step.clone()),
                     (None, _) => None,
                 },
-                _ => None,
+                Action::Rollback { .. } | Action::Goto { .. } | Action::Run { .. } => None,
             },
-        }
+        };
+        own.or_else(|| workflow.notify.clone())
     }
 }
 
@@ -81,7 +83,7 @@ fn slug(text: &str) -> String {
 /// The notice of gate `g` of phase `p`: `what` happened to it.
 pub(crate) fn gate(instance: &Instance, workflow: &Workflow, p: usize, g: usize, what: &str) -> Option<Notice> {
     let plan = &workflow.phases[p];
-    plan.gates[g].approval.as_ref()?.notify.as_ref()?;
+    plan.gates[g].approval.as_ref()?.notify.as_ref().or(workflow.notify.as_ref())?;
     let state = &instance.phases[p].gates[g];
     let (level, deadline) = match &state.status {
         GateStatus::AwaitingDecision { level, deadline, .. } => (Some(*level), *deadline),
@@ -130,22 +132,37 @@ pub(crate) fn trigger(instance: &Instance, workflow: &Workflow, p: usize, k: usi
         slug(what),
         instance.seq
     );
-    let notice = Notice {
-        key: key.clone(),
-        phase: p,
-        source: Source::Trigger(k),
-        payload: json!({
-            "key": key,
-            "instance": instance.id,
-            "workflow": instance.workflow,
-            "phase": plan.id,
-            "trigger": trigger.id,
-            "what": what,
-            "status": instance.effective_status(),
-            "decide": format!("phasegate approve {} {}/{} --comment TEXT", instance.id, plan.id, trigger.id),
-            "text": format!("phasegate: {} trigger {}/{}: {what}", instance.id, plan.id, trigger.id),
-        }),
+    // A halt waiting for a person says who may decide and how; an action taken says what it did.
+    let waiting = match &instance.status {
+        crate::machine::InstanceStatus::AwaitingDecision { phase, trigger: id, approval, .. } if *phase == plan.id && *id == trigger.id => {
+            match &approval.status {
+                GateStatus::AwaitingDecision { level, deadline, .. } => Some((*level, *deadline)),
+                _ => None,
+            }
+        }
+        _ => None,
     };
+    let approvers: Vec<String> = waiting
+        .and_then(|(level, _)| crate::machine::Target::halt(workflow, p, k)?.authority(level))
+        .map(|a| a.approvers().iter().map(ToString::to_string).collect())
+        .unwrap_or_default();
+    let mut payload = json!({
+        "key": key,
+        "instance": instance.id,
+        "workflow": instance.workflow,
+        "phase": plan.id,
+        "trigger": trigger.id,
+        "what": what,
+        "status": instance.effective_status(),
+        "text": format!("phasegate: {} trigger {}/{}: {what}", instance.id, plan.id, trigger.id),
+    });
+    if let Some((level, deadline)) = waiting {
+        payload["level"] = json!(level);
+        payload["deadline"] = json!(deadline.map(|d| d.to_string()));
+        payload["approvers"] = json!(approvers);
+        payload["decide"] = json!(format!("phasegate approve {} {}/{} --comment TEXT", instance.id, plan.id, trigger.id));
+    }
+    let notice = Notice { key: key.clone(), phase: p, source: Source::Trigger(k), payload };
     notice.step(workflow).map(|_| notice)
 }
 

@@ -15,13 +15,14 @@ use super::super::{payload, Baseline, Instance, InstanceStatus, PhaseStatus, Rej
 use super::trigger;
 use crate::plan::{TriggerOn, Workflow};
 
-/// A notification effect when the gate's approval asks for one.
+/// A notification effect when the gate's approval (or the workflow) asks for one.
 fn notify(workflow: &Workflow, p: usize, g: usize, what: &str, status: &GateStatus) -> Vec<Effect> {
     let relevant = matches!(
         status,
         GateStatus::AwaitingDecision { .. } | GateStatus::OnHold { .. } | GateStatus::Failed { .. } | GateStatus::Passed { .. }
     );
-    if Target::gate(workflow, p, g).notifies() && relevant {
+    let target = Target::gate(workflow, p, g);
+    if target.approval.is_some() && (target.notifies() || workflow.notify.is_some()) && relevant {
         vec![Effect::Notify { phase: p, gate: g, what: what.to_owned() }]
     } else {
         Vec::new()

@@ -75,8 +75,7 @@ pub(crate) fn completed(cx: Cx<'_>, e: &payload::PhaseCompleted) -> Handled {
         .schedule_when
         .as_ref()
         .is_none_or(|when| when.evaluate(&super::super::evidence(instance)) == crate::expr::Outcome::True);
-    instance.phases[p].next_cycle =
-        workflow.phases[p].schedule.as_ref().filter(|_| repeat).and_then(|schedule| schedule.next_after(at.0)).map(Timestamp);
+    instance.phases[p].next_cycle = if repeat { workflow.phases[p].next_cycle_after(at.0, &instance.vars).map(Timestamp) } else { None };
     Ok(Vec::new())
 }
 

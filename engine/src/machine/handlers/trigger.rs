@@ -68,9 +68,13 @@ fn act(instance: &mut Instance, workflow: &Workflow, p: usize, k: usize, action:
                 since: at,
                 approval: state,
             };
-            notify(approval.notify.is_some(), p, k, "awaiting_decision")
+            notify(approval.notify.is_some() || workflow.notify.is_some(), p, k, "awaiting_decision")
         }
-        Action::Rollback { to } => rollback::start(instance, workflow, &by, cause, *to, at),
+        Action::Rollback { to } => {
+            let mut effects = notify(workflow.notify.is_some(), p, k, &format!("acted: rollback ({cause})"));
+            effects.extend(rollback::start(instance, workflow, &by, cause, *to, at));
+            effects
+        }
         Action::Goto { phase: target, code, reason, max_loops } => {
             resume_running(instance);
             let taken = instance.loops.get(&trigger.id).copied().unwrap_or(0);
@@ -81,7 +85,8 @@ fn act(instance: &mut Instance, workflow: &Workflow, p: usize, k: usize, action:
                     "loop-back {code}to {} was taken {taken} time(s); max_loops = {max_loops} ({cause})",
                     workflow.phases[*target].id
                 );
-                let effects = cancel_in_flight(instance, Some(p), &why, at);
+                let mut effects = notify(workflow.notify.is_some(), p, k, &format!("failed the phase: {why}"));
+                effects.extend(cancel_in_flight(instance, Some(p), &why, at));
                 instance.phases[p].status = PhaseStatus::Failed { reason: why, at };
                 instance.pending_triggers.retain(|t| t.phase != *source);
                 return effects;
@@ -89,7 +94,16 @@ fn act(instance: &mut Instance, workflow: &Workflow, p: usize, k: usize, action:
             instance.loops.insert(trigger.id.clone(), taken + 1);
             let entered = format!("loop-back {code}from {} ({}): {reason}", workflow.phases[p].id, trigger.id);
             instance.phases[*target].loops += 1;
-            rollback::reenter(instance, workflow, *target, entered, &format!("loop-back to {}", workflow.phases[*target].id), at)
+            let mut effects = notify(workflow.notify.is_some(), p, k, &format!("acted: {entered} ({cause})"));
+            effects.extend(rollback::reenter(
+                instance,
+                workflow,
+                *target,
+                entered,
+                &format!("loop-back to {}", workflow.phases[*target].id),
+                at,
+            ));
+            effects
         }
         Action::Notify(_) => notify(true, p, k, cause),
         Action::Run { task } => {
@@ -103,7 +117,8 @@ fn act(instance: &mut Instance, workflow: &Workflow, p: usize, k: usize, action:
                     state.requested = true;
                 }
             }
-            Vec::new()
+            let task = &workflow.phases[p].tasks[*task].id;
+            notify(workflow.notify.is_some(), p, k, &format!("acted: runs task {task} ({cause})"))
         }
     }
 }
@@ -255,7 +270,8 @@ fn settle(instance: &mut Instance, workflow: &Workflow, answer: Answer<'_>, outc
         // Rejected: the action is not taken; the decision, with its comment, is the record.
         Outcome::Rejected(_) => {
             instance.status = InstanceStatus::Running;
-            return Vec::new();
+            let wanted = Target::halt(workflow, p, k).is_some_and(|t| t.notifies()) || workflow.notify.is_some();
+            return if timed_out { notify(wanted, p, k, "timed_out: rejected") } else { Vec::new() };
         }
         // Held: the deadline no longer applies; someone decides later.
         Outcome::Held(_) => match waiting {
@@ -271,9 +287,10 @@ fn settle(instance: &mut Instance, workflow: &Workflow, answer: Answer<'_>, outc
         state.decisions.push((at, decision));
         state.status = status;
     }
-    let wanted = Target::halt(workflow, p, k).is_some_and(|t| t.notifies());
+    let wanted = Target::halt(workflow, p, k).is_some_and(|t| t.notifies()) || workflow.notify.is_some();
     match (timed_out, escalated) {
-        (true, _) => notify(wanted, p, k, "timed_out"),
+        (true, true) => notify(wanted, p, k, "timed_out: escalated"),
+        (true, false) => notify(wanted, p, k, "timed_out"),
         (false, true) => notify(wanted, p, k, "escalated"),
         (false, false) => Vec::new(),
     }

@@ -258,17 +258,30 @@ impl<'d> Validator<'d> {
         ok.then_some(out)
     }
 
+    /// Refuses `on_timeout = "approve"` when an input has no default (a
+    /// deadline cannot choose it); true when the answer can be given.
+    fn approve_has_inputs(
+        &mut self,
+        on_timeout: Option<crate::model::OnTimeout>,
+        required_input: Option<&String>,
+        path: &FieldPath,
+    ) -> bool {
+        let (Some(crate::model::OnTimeout::Approve), Some(name)) = (on_timeout, required_input) else {
+            return true;
+        };
+        self.error(
+            Kind::InvalidValue,
+            path,
+            format!("on_timeout = \"approve\" cannot choose input `{name}`, which has no default"),
+            "give the input a default, or choose another on_timeout",
+        );
+        false
+    }
+
     pub(super) fn approval(&mut self, def: &ApprovalDef, path: &FieldPath) -> Option<Approval> {
         let inputs = self.inputs(&def.inputs, &path.key("inputs"));
         let required_input = def.inputs.iter().find(|(_, input)| input.default.is_none()).map(|(name, _)| name);
-        if let (Some(crate::model::OnTimeout::Approve), Some(name)) = (def.on_timeout, required_input) {
-            self.error(
-                Kind::InvalidValue,
-                &path.key("on_timeout"),
-                format!("on_timeout = \"approve\" cannot choose input `{name}`, which has no default"),
-                "give the input a default, or choose another on_timeout",
-            );
-        }
+        self.approve_has_inputs(def.on_timeout, required_input, &path.key("on_timeout"));
         let mut ok = self.quorum(&def.approvers, def.required, path, !def.required_from.is_empty());
         let required_from = self.required_from(&def.required_from, &path.key("required_from"));
         let approvers = self.principals(&def.approvers, &path.key("approvers"));
@@ -317,7 +330,18 @@ impl<'d> Validator<'d> {
                 let approvers = self.principals(&level.approvers, &level_path.key("approvers"));
                 let required_from = self.required_from(&level.required_from, &level_path.key("required_from"));
                 let timeout = level.timeout.as_deref().map(|text| self.duration(text, &level_path.key("timeout"), true));
-                if !quorum_ok {
+                let mut level_ok = quorum_ok;
+                if level.on_timeout.is_some() && level.timeout.is_none() {
+                    self.error(
+                        Kind::InvalidValue,
+                        &level_path.key("on_timeout"),
+                        "on_timeout is set but this level has no timeout",
+                        "add timeout = \"15m\" to the level or remove its on_timeout",
+                    );
+                    level_ok = false;
+                }
+                level_ok &= self.approve_has_inputs(level.on_timeout, required_input, &level_path.key("on_timeout"));
+                if !level_ok {
                     return None;
                 }
                 Some(EscalationLevel {
@@ -326,6 +350,7 @@ impl<'d> Validator<'d> {
                     required_from: required_from?,
                     join: level.join,
                     timeout: timeout.checked()?,
+                    on_timeout: level.on_timeout,
                 })
             })
             .collect();

@@ -185,6 +185,7 @@ impl<'d> Validator<'d> {
             }
         }
         let deadline = definition.deadline.as_ref().map(|deadline| self.deadline(deadline, &root.key("deadline")));
+        let notify = definition.notify.as_ref().map(|step| self.step(step, &root.key("notify"), "notify"));
         let phases = phases.into_iter().collect::<Option<Vec<_>>>()?;
         let task_index = phases
             .iter()
@@ -205,6 +206,7 @@ impl<'d> Validator<'d> {
             phase_order: phase_order?,
             definition: definition.clone(),
             deadline: deadline.checked()?,
+            notify: notify.checked()?,
         })
         .and_then(|workflow| self.waits_within_deadlines(workflow))
     }

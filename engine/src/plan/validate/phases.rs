@@ -121,7 +121,8 @@ impl<'d> Validator<'d> {
             watches: watches.into_iter().collect::<Option<Vec<_>>>()?,
             triggers: triggers.into_iter().collect::<Option<Vec<_>>>()?,
             rollback: rollback.into_iter().collect::<Option<Vec<_>>>()?,
-            schedule: schedule.flatten(),
+            schedule_var: schedule.clone().flatten().and_then(|(_, var)| var),
+            schedule: schedule.flatten().map(|(schedule, _)| schedule),
             schedule_when: schedule_when.checked()?,
             deadline: deadline.checked()?,
         })

@@ -481,11 +481,14 @@ impl<'d> Validator<'d> {
         }
     }
 
-    pub(super) fn schedule(&mut self, def: &ScheduleDef, path: &FieldPath) -> Option<Schedule> {
+    /// The schedule, and the variable its `every` reads, if any.
+    pub(super) fn schedule(&mut self, def: &ScheduleDef, path: &FieldPath) -> Option<(Schedule, Option<String>)> {
         match (&def.every, &def.cron) {
-            (Some(every), None) => self.bounded_duration(every, &path.key("every"), super::MIN_WATCH_INTERVAL).map(Schedule::Every),
+            (Some(every), None) => {
+                self.duration_or_var(every, &path.key("every"), super::MIN_WATCH_INTERVAL).map(|(d, var)| (Schedule::Every(d), var))
+            }
             (None, Some(source)) => match source.parse::<croner::Cron>() {
-                Ok(cron) => Some(Schedule::Cron { source: source.clone(), cron: Box::new(cron) }),
+                Ok(cron) => Some((Schedule::Cron { source: source.clone(), cron: Box::new(cron) }, None)),
                 Err(error) => {
                     self.error(
                         Kind::BadSchedule,

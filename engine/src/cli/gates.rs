@@ -57,6 +57,8 @@ pub(super) fn decide(cli: &Cli, kind: DecisionKind, args: &DecisionArgs) -> u8 {
 pub(super) fn approvals(cli: &Cli, args: &ApprovalsArgs) -> u8 {
     command(cli, async |engine| {
         let pending = engine.approvals(args.principal.as_deref()).await?;
+        // Who holds each role, from the configuration this command reads (the server's, when it shares the file).
+        let roles = cli.config().map(|config| config.roles()).unwrap_or_default();
         let now = crate::runtime::clock::system_now();
         match cli.output {
             OutputFormat::Json => {
@@ -95,7 +97,7 @@ pub(super) fn approvals(cli: &Cli, args: &ApprovalsArgs) -> u8 {
                         ),
                         None => String::new(),
                     };
-                    let needs = format!("approvals: {}", p.still_needed());
+                    let needs = format!("approvals: {}", p.still_needed_among(&roles));
                     let needs = if p.inputs.is_empty() { needs } else { format!("{needs}; inputs: {}", p.inputs.join("; ")) };
                     outln!(
                         "{} {}/{}  level {}, {needs}; waiting {waiting}{deadline}{score}{notes}{warnings}",

@@ -33,7 +33,10 @@ pub(super) fn start(cli: &Cli, args: &StartArgs) -> u8 {
             OutputFormat::Json => print_json(&json!({"id": id})),
             OutputFormat::Text => {
                 outln!("{id}");
-                eprintln!("started {id}; `phasegate run --until-idle` drives it");
+                match engine {
+                    super::backend::Backend::Remote(_) => eprintln!("started {id}; the server drives it (`phasegate status {id}`)"),
+                    super::backend::Backend::Local(_) => eprintln!("started {id}; `phasegate run --until-idle` drives it"),
+                }
             }
         }
         Ok(EXIT_OK)

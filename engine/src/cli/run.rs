@@ -168,9 +168,11 @@ impl Progress {
         let mut summary = Vec::new();
         for id in &self.touched {
             if let Ok((instance, _)) = engine.instance(id) {
-                let next: Vec<String> =
-                    pending.iter().filter(|p| &p.instance == id).map(|p| approve_command(cli, engine.roles(), p)).collect();
-                summary.push(json!({"id": id, "status": instance.effective_status(), "waiting": waiting(&instance), "approve": next}));
+                let next: Vec<Vec<String>> =
+                    pending.iter().filter(|p| &p.instance == id).map(|p| approve_commands(cli, engine.roles(), p)).collect();
+                summary.push(
+                    json!({"id": id, "status": instance.effective_status(), "waiting": waiting(&instance), "approve": next.concat()}),
+                );
                 if matches!(
                     instance.status,
                     crate::machine::InstanceStatus::Failed { .. } | crate::machine::InstanceStatus::RolledBack { .. }
@@ -183,12 +185,14 @@ impl Progress {
                         [] => outln!("{id}: {status}"),
                         phases => outln!("{id}: {status} (phase {} waits for a decision)", phases.join(", ")),
                     }
-                    for (approval, command) in pending.iter().filter(|p| &p.instance == id).zip(&next) {
+                    for (approval, commands) in pending.iter().filter(|p| &p.instance == id).zip(&next) {
+                        let each = if commands.len() > 1 { " (each of these)" } else { "" };
                         outln!(
-                            "  {}/{} waits for approvals: {}; to approve:\n    {command}",
+                            "  {}/{} waits for approvals: {}; to approve{each}:\n    {}",
                             approval.phase,
                             approval.gate,
-                            approval.still_needed()
+                            approval.still_needed_among(engine.roles()),
+                            commands.join("\n    ")
                         );
                     }
                 }
@@ -204,28 +208,49 @@ impl Progress {
 /// The exact command that approves a pending decision: this binary, this
 /// store and configuration, and a principal the configuration allows (or a
 /// placeholder when no one is named yet).
-fn approve_command(cli: &Cli, roles: &crate::machine::Roles, pending: &crate::runtime::PendingApproval) -> String {
+/// The exact commands that move a wait on: one per group that still needs
+/// an approval (each approval of a per-role wait counts for one group), each
+/// as someone who may decide: a member of that group who has not approved
+/// and did not start the instance (four-eyes), with the comment it needs.
+fn approve_commands(cli: &Cli, roles: &crate::machine::Roles, pending: &crate::runtime::PendingApproval) -> Vec<String> {
     let binary = std::env::args().next().unwrap_or_else(|| "phasegate".to_owned());
-    let mut command = vec![binary];
+    let mut prefix = vec![binary];
     if cli.db != std::path::Path::new(".phasegate") {
-        command.push(format!("--db {}", cli.db.display()));
+        prefix.push(format!("--db {}", cli.db.display()));
     }
     if let Some(config) = &cli.config {
-        command.push(format!("--config {}", config.display()));
+        prefix.push(format!("--config {}", config.display()));
     }
-    // Someone from a group that still needs an approval, when the wait counts per role.
-    let short: Vec<String> = pending.needs.iter().flatten().filter(|g| g.missing() > 0).flat_map(|g| g.approvers.iter().cloned()).collect();
-    let candidates = if short.is_empty() { &pending.approvers } else { &short };
-    let principal = candidates
-        .iter()
-        .filter(|approver| !pending.approvals.contains(approver))
-        .find_map(|approver| match approver.strip_prefix("role:") {
-            Some(role) => roles.0.get(role).and_then(|members| members.iter().find(|m| !pending.approvals.contains(m)).cloned()),
-            None => Some(approver.clone()),
+    let groups: Vec<Vec<String>> = {
+        let short: Vec<Vec<String>> =
+            pending.needs.first().into_iter().flatten().filter(|g| g.missing() > 0).map(|g| g.approvers.clone()).collect();
+        if short.is_empty() {
+            vec![pending.approvers.clone()]
+        } else {
+            short
+        }
+    };
+    let mut chosen: Vec<String> = Vec::new();
+    for group in groups {
+        let principal = group
+            .iter()
+            .flat_map(|approver| match approver.strip_prefix("role:") {
+                Some(role) => roles.0.get(role).map(|members| members.iter().cloned().collect()).unwrap_or_default(),
+                None => vec![approver.clone()],
+            })
+            .find(|who| !pending.approvals.contains(who) && *who != pending.started_by && !chosen.contains(who))
+            .unwrap_or_else(|| "NAME".to_owned());
+        chosen.push(principal);
+    }
+    chosen.dedup();
+    chosen
+        .into_iter()
+        .map(|principal| {
+            let mut command = prefix.clone();
+            command.push(format!("--as {principal} approve {} {}/{} --comment \"...\"", pending.instance, pending.phase, pending.gate));
+            command.join(" ")
         })
-        .unwrap_or_else(|| "NAME".to_owned());
-    command.push(format!("--as {principal} approve {} {}/{} --comment \"...\"", pending.instance, pending.phase, pending.gate));
-    command.join(" ")
+        .collect()
 }
 
 fn waiting(instance: &Instance) -> Vec<String> {

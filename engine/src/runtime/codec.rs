@@ -175,13 +175,47 @@ impl PendingApproval {
     /// Who has approved and who is still needed, per role: `role:qa 0 of 1
     /// and role:sre 1 of 1 (sam)`; ways to pass joined by "or".
     pub fn still_needed(&self) -> String {
+        self.still_needed_among(&crate::machine::Roles::default())
+    }
+
+    /// [`Self::still_needed`], with the people each role maps to:
+    /// `role:qa 1 of 2 (quinn) (held by quinn, quentin)`; a group that has
+    /// its approvals names nobody more.
+    pub fn still_needed_among(&self, roles: &crate::machine::Roles) -> String {
+        let held = |approvers: &[String]| -> String {
+            let held: Vec<(&str, String)> = approvers
+                .iter()
+                .filter_map(|approver| approver.strip_prefix("role:"))
+                .filter_map(|role| roles.0.get(role).map(|members| (role, members)))
+                .map(|(role, members)| match members.is_empty() {
+                    true => (role, "nobody".to_owned()),
+                    false => (role, members.iter().cloned().collect::<Vec<_>>().join(", ")),
+                })
+                .collect();
+            let roles: Vec<String> = match held.as_slice() {
+                [(_, members)] => vec![format!("held by {members}")],
+                many => many.iter().map(|(role, members)| format!("role:{role}: {members}")).collect(),
+            };
+            if roles.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", roles.join("; "))
+            }
+        };
         if self.needs.is_empty() {
-            return format!("{} of {} from {}", self.approvals.len(), self.required, self.approvers.join(", "));
+            return format!("{} of {} from {}{}", self.approvals.len(), self.required, self.approvers.join(", "), held(&self.approvers));
         }
         let ways: Vec<String> = self
             .needs
             .iter()
-            .map(|groups| groups.iter().map(crate::machine::GroupProgress::describe).collect::<Vec<_>>().join(" and "))
+            .map(|groups| {
+                groups
+                    .iter()
+                    // Only a group still short of approvals needs its people named.
+                    .map(|g| format!("{}{}", g.describe(), if g.missing() > 0 { held(&g.approvers) } else { String::new() }))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            })
             .collect();
         ways.join(", or ")
     }

@@ -222,7 +222,8 @@ fn a_gate_needs_an_approval_from_each_role_and_escalation_adds_the_board() {
     assert!(run(path, &["--as", "sam", "start", "release.toml", "--id", "r"]).status.success());
     assert!(run(path, &["run", "--until-idle"]).status.success());
     let pending = stdout(&run(path, &["approvals"]));
-    assert!(pending.contains("approvals: role:business 0 of 1 and role:command 0 of 1"), "{pending}");
+    // Each role with the people it maps to, so the reader knows whom to ask.
+    assert!(pending.contains("approvals: role:business 0 of 1 (held by bea) and role:command 0 of 1 (held by cara, cole)"), "{pending}");
 
     // Two members of one role do not pass it.
     for who in ["cara", "cole"] {
@@ -239,7 +240,9 @@ fn a_gate_needs_an_approval_from_each_role_and_escalation_adds_the_board() {
     assert!(escalated.status.success(), "{}", stderr(&escalated));
     let pending = stdout(&run(path, &["approvals", "--for", "bo"]));
     assert!(
-        pending.contains("level 1, approvals: role:business 0 of 1 and role:command 1 of 1 (cara, cole) and role:board 0 of 1"),
+        pending.contains(
+            "level 1, approvals: role:business 0 of 1 (held by bea) and role:command 1 of 1 (cara, cole) and role:board 0 of 1 (held by bo)"
+        ),
         "{pending}"
     );
     assert!(run(path, &["--as", "bo", "approve", "r", "qg-phase8"]).status.success());

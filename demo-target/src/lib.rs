@@ -48,6 +48,10 @@ pub struct DemoTargetArgs {
     /// Simulated requests per second of background traffic.
     #[arg(long, default_value_t = 50)]
     pub traffic: u32,
+    /// Append every notification POSTed to `/notify` to this file, one JSON
+    /// line each (the demo's inbox: what a Slack channel or pager would get).
+    #[arg(long, value_name = "FILE")]
+    pub inbox: Option<PathBuf>,
 }
 
 /// How far back the ratios in `/metrics` look.
@@ -101,6 +105,12 @@ struct Demo {
     deploy_failures: u32,
     stale_deploys: u32,
     page_failures: u32,
+    /// Notifications received at `/notify`, first delivery of each key only.
+    notifications: Vec<Value>,
+    /// Deliveries of a key already received (a sender retrying after a crash).
+    duplicate_notifications: u64,
+    /// Where notifications are appended, one JSON line each.
+    inbox: Option<PathBuf>,
 }
 
 impl Demo {
@@ -248,6 +258,9 @@ async fn serve(args: &DemoTargetArgs) -> u8 {
         deploy_failures: 0,
         stale_deploys: 0,
         page_failures: 0,
+        notifications: Vec::new(),
+        duplicate_notifications: 0,
+        inbox: args.inbox.clone(),
     }));
     tokio::spawn(traffic(Arc::clone(&demo), args.traffic));
     let app = Router::new()
@@ -268,6 +281,8 @@ async fn serve(args: &DemoTargetArgs) -> u8 {
         .route("/admin/migrations/apply", post(migrate))
         .route("/admin/migrations/rollback", post(unmigrate))
         .route("/admin/cache/purge", post(purge))
+        .route("/notify", post(notify))
+        .route("/admin/notifications", get(notifications))
         .with_state(demo);
     eprintln!(
         "demo target serving {url} (metrics at {url}/metrics; inject errors with: curl -X POST '{url}/admin/inject?error_rate=0.25')"
@@ -528,6 +543,42 @@ async fn state(State(demo): State<Shared>) -> Json<Value> {
         "error_ratio": error_ratio, "availability": availability, "events": demo.events,
         "staging_version": demo.staging_version,
     }))
+}
+
+/// A webhook receiver: keeps each notification once per `Idempotency-Key`
+/// (a sender that retries after a crash delivers the same key again) and
+/// appends it to the inbox file.
+async fn notify(State(demo): State<Shared>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let mut demo = lock(&demo);
+    let seen = key
+        .as_ref()
+        .is_some_and(|key| demo.notifications.iter().any(|n| n.get("idempotency_key").and_then(Value::as_str) == Some(key.as_str())));
+    if seen {
+        demo.duplicate_notifications += 1;
+        return (StatusCode::OK, Json(json!({"received": false, "duplicate": true}))).into_response();
+    }
+    let entry = json!({"received_ms": now_ms(), "idempotency_key": key, "notification": body});
+    if let Some(path) = demo.inbox.clone() {
+        use std::io::Write;
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| writeln!(file, "{entry}").and_then(|()| file.sync_data()));
+        if let Err(error) = written {
+            // Not kept, so the sender retries it.
+            return (StatusCode::SERVICE_UNAVAILABLE, format!("cannot append to the inbox {}: {error}", path.display())).into_response();
+        }
+    }
+    demo.notifications.push(entry);
+    (StatusCode::OK, Json(json!({"received": true}))).into_response()
+}
+
+/// The notifications received, oldest first, and how many were duplicates.
+async fn notifications(State(demo): State<Shared>) -> Json<Value> {
+    let demo = lock(&demo);
+    Json(json!({"notifications": demo.notifications, "duplicates": demo.duplicate_notifications}))
 }
 
 #[derive(Deserialize)]

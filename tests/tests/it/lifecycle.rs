@@ -29,6 +29,8 @@ fn start_target(dir: &Path) -> Target {
     let child = Command::new(env!("CARGO_BIN_EXE_phasegate-demo-target-under-test"))
         .args(["--listen", "127.0.0.1:0", "--url-file"])
         .arg(&url_file)
+        .arg("--inbox")
+        .arg(dir.join("inbox.jsonl"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -78,7 +80,24 @@ impl Lab {
     fn command(&self) -> Command {
         let mut command = phasegate(&workspace_root());
         command.arg("--db").arg(self.db()).arg("--config").arg(self.dir.path().join("phasegate.toml"));
+        // The shipped lifecycle's notifications go to the demo target's inbox, as in the demo.
+        command.env("PHASEGATE_NOTIFY_URL", format!("{}/notify", self.target.url));
         command
+    }
+
+    /// The notifications the demo target received, oldest first (each once).
+    fn inbox(&self) -> Vec<serde_json::Value> {
+        let received = self.get_json("/admin/notifications");
+        received["notifications"].as_array().map(|n| n.iter().map(|n| n["notification"].clone()).collect()).unwrap_or_default()
+    }
+
+    /// The first notification of `instance` about `about` (a gate or trigger id) that says `what`.
+    fn told(&self, instance: &str, about: &str, what: &str) -> Option<serde_json::Value> {
+        self.inbox().into_iter().find(|n| {
+            n["instance"] == instance
+                && (n["gate"] == about || n["trigger"] == about)
+                && n["what"].as_str().is_some_and(|w| w.starts_with(what))
+        })
     }
 
     fn pg(&self, args: &[&str]) -> Output {
@@ -914,4 +933,72 @@ fn the_incident_tree_and_the_uptime_breach_act_during_and_after_the_launch() {
     assert!(down.history("down").contains("trigger launch/uptime-rollback fired"), "{}", down.history("down"));
     down.approve("down", "oscar", "launch/uptime-rollback");
     down.wait_for("down", "the uptime rollback", |s| s["effective_status"] == "rolled_back");
+}
+
+/// Issue 17 item 5 (people are told), on the shipped definition: each halt
+/// that waits for a person reaches the inbox with the command that decides
+/// it and who may; the P1 clock carries its 15-minute deadline; an
+/// auto-rollback is announced when it acts; the inbox file holds them all.
+#[test]
+fn people_are_told_of_every_halt_and_rollback_through_the_notification_inbox() {
+    let lab = Lab::new();
+    lab.start("told", &[]);
+    through_go_no_go(&lab, "told");
+    for (gate, decide) in [
+        ("qa-sign-off", "phasegate approve told hardening/qa-sign-off"),
+        ("user-go-no-go", "phasegate approve told go-no-go/user-go-no-go"),
+    ] {
+        let told = lab.told("told", gate, "awaiting_decision").unwrap_or_else(|| panic!("{gate} announced: {:#?}", lab.inbox()));
+        assert!(told["decide"].as_str().is_some_and(|d| d.starts_with(decide)), "{told:#}");
+        assert!(told["approvers"].as_array().is_some_and(|a| !a.is_empty()), "who may decide: {told:#}");
+    }
+    lab.ok(&["run", "--until-idle"]);
+    assert!(lab.told("told", "qg-phase8", "awaiting_decision").is_some(), "QG-PHASE8 is announced: {:#?}", lab.inbox());
+
+    // The P1 clock: the halt is announced with its deadline and the people who decide.
+    lab.signal("told", "P1");
+    lab.ok(&["run", "--until-idle"]);
+    let p1 = lab.told("told", "p1-rollback-in-15-minutes", "awaiting_decision").unwrap_or_else(|| panic!("{:#?}", lab.inbox()));
+    assert_eq!(p1["approvers"], serde_json::json!(["role:devops-oncall", "role:lead"]), "{p1:#}");
+    assert!(p1["deadline"].is_string(), "the 15-minute clock: {p1:#}");
+    assert!(p1["decide"].as_str().is_some_and(|d| d.starts_with("phasegate approve told launch/p1-rollback-in-15-minutes")), "{p1:#}");
+    lab.approve("told", "oscar", "launch/p1-rollback-in-15-minutes");
+    lab.exits(1, &["run", "--until-idle"]);
+    let acted = lab.told("told", "p1-rollback-in-15-minutes", "acted: rollback").unwrap_or_else(|| panic!("{:#?}", lab.inbox()));
+    assert!(acted["text"].as_str().is_some_and(|t| t.contains("approved by oscar")), "{acted:#}");
+    assert!(acted.get("decide").is_none(), "nothing left to decide: {acted:#}");
+
+    // The inbox file is what the walk-through shows: one line per notification, each once.
+    let file = std::fs::read_to_string(lab.dir.path().join("inbox.jsonl")).expect("the inbox file");
+    assert_eq!(file.lines().count(), lab.inbox().len(), "{file}");
+    assert_eq!(lab.get_json("/admin/notifications")["duplicates"], 0, "each notification delivered once");
+}
+
+/// Issue 17 item 6 (time as the seeds say): with re-validation on, QG-PHASE8
+/// itself runs again after `revalidation_period` (every criterion, decided
+/// again by its authority), not a shorter review; the instance is then
+/// `scheduled`, never `completed`.
+#[test]
+fn quarterly_revalidation_runs_all_of_qg_phase8_again() {
+    let lab = Lab::new();
+    lab.start("quarterly", &["--var", "revalidate_quarterly=true", "--var", "revalidation_period=2s"]);
+    through_go_no_go(&lab, "quarterly");
+    lab.ok(&["run", "--until-idle"]);
+    lab.approve("quarterly", "hana", "post-launch/qg-phase8");
+    lab.approve("quarterly", "bea", "post-launch/qg-phase8");
+    let _server = lab.serve();
+    lab.wait_for("quarterly", "QG-PHASE8's second cycle to wait for its authority", |s| {
+        let post = s["phases"].as_array().and_then(|p| p.iter().find(|p| p["id"] == "post-launch")).cloned().unwrap_or_default();
+        post["attempt"] == 2 && post["status"]["status"] == "awaiting_approval"
+    });
+    let gates = lab.report("quarterly", "gate", &[]);
+    let cycles: Vec<&serde_json::Value> =
+        gates["evaluations"].as_array().expect("evaluations").iter().filter(|e| e["gate"] == "qg-phase8").collect();
+    assert_eq!(cycles.len(), 2, "{gates:#}");
+    let criteria = |e: &serde_json::Value| e["criteria"].as_array().map_or(0, Vec::len);
+    assert!(criteria(cycles[0]) >= 20, "QG-PHASE8 has every Must/Should line: {:#}", cycles[0]);
+    assert_eq!(criteria(cycles[1]), criteria(cycles[0]), "the re-validation judges every criterion again");
+    assert!(lab.history("quarterly").contains("phase post-launch: scheduled cycle due"), "{}", lab.history("quarterly"));
+    let approvals = lab.ok(&["approvals"]);
+    assert!(approvals.contains("post-launch/qg-phase8") && approvals.contains("role:human-command-group 0 of 1"), "{approvals}");
 }

@@ -123,6 +123,11 @@ fn act(instance: &mut Instance, workflow: &Workflow, p: usize, k: usize, action:
     }
 }
 
+/// Whether trigger `k`'s halt is announced: by its approval's own step or the workflow's.
+fn halt_notifies(workflow: &Workflow, p: usize, k: usize) -> bool {
+    workflow.notify.is_some() || Target::halt(workflow, p, k).is_some_and(|t| t.notifies())
+}
+
 fn notify(wanted: bool, phase: usize, trigger: usize, what: &str) -> Vec<Effect> {
     if wanted {
         vec![Effect::TriggerNotify { phase, trigger, what: what.to_owned() }]
@@ -270,8 +275,7 @@ fn settle(instance: &mut Instance, workflow: &Workflow, answer: Answer<'_>, outc
         // Rejected: the action is not taken; the decision, with its comment, is the record.
         Outcome::Rejected(_) => {
             instance.status = InstanceStatus::Running;
-            let wanted = Target::halt(workflow, p, k).is_some_and(|t| t.notifies()) || workflow.notify.is_some();
-            return if timed_out { notify(wanted, p, k, "timed_out: rejected") } else { Vec::new() };
+            return if timed_out { notify(halt_notifies(workflow, p, k), p, k, "timed_out: rejected") } else { Vec::new() };
         }
         // Held: the deadline no longer applies; someone decides later.
         Outcome::Held(_) => match waiting {
@@ -287,7 +291,7 @@ fn settle(instance: &mut Instance, workflow: &Workflow, answer: Answer<'_>, outc
         state.decisions.push((at, decision));
         state.status = status;
     }
-    let wanted = Target::halt(workflow, p, k).is_some_and(|t| t.notifies()) || workflow.notify.is_some();
+    let wanted = halt_notifies(workflow, p, k);
     match (timed_out, escalated) {
         (true, true) => notify(wanted, p, k, "timed_out: escalated"),
         (true, false) => notify(wanted, p, k, "timed_out"),

@@ -202,6 +202,26 @@ impl Expr {
         (self.evaluate(evidence), values)
     }
 
+    /// Where each value the expression reads came from, when the evidence
+    /// says so: a task output that carries a `sources` object beside its
+    /// values (`{"p95_ms": 212, "sources": {"p95_ms": "k6 over 5 minutes"}}`)
+    /// gives `tasks.perf.output.p95_ms` → `k6 over 5 minutes`.
+    pub fn sources(&self, evidence: &serde_json::Map<String, serde_json::Value>) -> std::collections::BTreeMap<String, String> {
+        let mut out = std::collections::BTreeMap::new();
+        for path in self.references.iter() {
+            let Some((leaf, parent)) = path.split_last() else { continue };
+            let Some((root, rest)) = parent.split_first() else { continue };
+            let mut current = evidence.get(root);
+            for segment in rest {
+                current = current.and_then(|value| value.get(segment));
+            }
+            if let Some(source) = current.and_then(|p| p.get("sources")).and_then(|s| s.get(leaf)).and_then(|s| s.as_str()) {
+                out.insert(path.join("."), source.to_owned());
+            }
+        }
+        out
+    }
+
     /// Evaluates the expression over `evidence`, a JSON object whose keys are
     /// the roots (`vars`, `tasks`, ... and `value` for watches).
     pub fn evaluate(&self, evidence: &serde_json::Map<String, serde_json::Value>) -> Outcome {

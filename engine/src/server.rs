@@ -268,10 +268,19 @@ struct ReportQuery {
     kind: String,
     phase: Option<String>,
     format: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
 }
 
 async fn report(State(api): State<Arc<Api>>, UrlPath(id): UrlPath<String>, Query(query): Query<ReportQuery>) -> ApiResult {
     let kind = crate::report::Kind::parse(&query.kind).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e, "invalid"))?;
+    let instant = |field: &str, text: &Option<String>| {
+        text.as_deref()
+            .map(crate::report::parse_instant)
+            .transpose()
+            .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("{field}: {e}"), "invalid"))
+    };
+    let (since, until) = (instant("since", &query.since)?, instant("until", &query.until)?);
     let (instance, workflow) = api.engine.instance(&id)?;
     let history = api.engine.history(&id)?;
     let input = crate::report::Input {
@@ -280,6 +289,8 @@ async fn report(State(api): State<Arc<Api>>, UrlPath(id): UrlPath<String>, Query
         history: &history,
         now: api.engine.now(),
         phase: query.phase.as_deref(),
+        since,
+        until,
     };
     let rendered = crate::report::render(kind, &input).map_err(|e| ApiError(StatusCode::CONFLICT, e, "rejected"))?;
     Ok(match query.format.as_deref() {

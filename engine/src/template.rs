@@ -131,6 +131,12 @@ pub fn render_in(params: &Map<String, Value>, context: Context<'_>) -> Map<Strin
     params.iter().map(|(k, v)| (k.clone(), render_value(v, context))).collect()
 }
 
+/// One string with its placeholders replaced from `context` (a string that
+/// is exactly one placeholder takes the value's JSON type).
+pub fn render_text(text: &str, context: Context<'_>) -> Value {
+    render_string(text, context)
+}
+
 fn render_value(value: &Value, context: Context<'_>) -> Value {
     match value {
         Value::String(text) => render_string(text, context),

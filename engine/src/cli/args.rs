@@ -271,15 +271,22 @@ pub struct ReportArgs {
     /// The instance id.
     #[arg(value_name = "ID")]
     pub id: String,
-    /// Which report: readiness, gate, checklist, certificate, ops.
+    /// Which report: readiness, gate, checklist, certificate, deployment, ops.
     #[arg(long)]
     pub kind: String,
     /// md (Markdown, default) or json.
     #[arg(long, default_value = "md")]
     pub format: String,
-    /// certificate: the phase (default: the last that passed); readiness: the last phase covered (default: all started).
+    /// certificate: the phase, or `all` for every phase that passed (default: the last that passed); readiness: the last phase
+    /// covered (default: all started); deployment: the phase that deployed (default: the latest started phase whose tasks declare a rollback).
     #[arg(long, value_name = "PHASE")]
     pub phase: Option<String>,
+    /// ops: the period's start, inclusive (2026-11-01, 2026-11 or RFC 3339; default: the last calendar month).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// ops: the period's end, exclusive (default: the end of the last calendar month, or now when only --since is given).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
     /// Write the report to this file instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub out: Option<std::path::PathBuf>,

@@ -111,6 +111,16 @@ pub(super) fn report_command(cli: &Cli, args: &ReportArgs) -> u8 {
             return fail!("usage", EXIT_USAGE, "--format {other}: choose md or json");
         }
     };
+    let mut window = [None, None];
+    for (slot, (flag, text)) in window.iter_mut().zip([("--since", &args.since), ("--until", &args.until)]) {
+        if let Some(text) = text {
+            match crate::report::parse_instant(text) {
+                Ok(at) => *slot = Some(at),
+                Err(problem) => return fail!("usage", EXIT_USAGE, "{flag}: {problem}"),
+            }
+        }
+    }
+    let [since, until] = window;
     command(cli, async |engine| {
         let (instance, workflow) = engine.instance(&args.id).await?;
         let history = engine.history(&args.id).await?;
@@ -120,6 +130,8 @@ pub(super) fn report_command(cli: &Cli, args: &ReportArgs) -> u8 {
             history: &history,
             now: crate::runtime::clock::system_now(),
             phase: args.phase.as_deref(),
+            since,
+            until,
         };
         let rendered = crate::report::render(kind, &input).map_err(Error::Invalid)?;
         let text = if json { serde_json::to_string_pretty(&rendered.data).unwrap_or_default() + "\n" } else { rendered.markdown };

@@ -30,7 +30,8 @@ pub enum Verdict {
 pub struct CriterionResult {
     /// The criterion's id.
     pub id: String,
-    /// Its label.
+    /// Its label, with any `{{ vars.NAME }}` in it replaced by the value in
+    /// force when it was evaluated.
     pub label: String,
     /// Must or should.
     pub level: Level,
@@ -44,6 +45,11 @@ pub struct CriterionResult {
     /// The values of the evidence the condition reads (absent ones are missing).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub values: BTreeMap<String, Value>,
+    /// Where those values came from, as the task that reported them said
+    /// (its output's `sources`): a measurement over which window, a team
+    /// record from which file. Values without a stated source are absent.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sources: BTreeMap<String, String>,
     /// Its weight in the gate's score.
     #[serde(default = "one")]
     pub weight: f64,
@@ -99,6 +105,22 @@ impl Band {
     }
 }
 
+/// A criterion's label with each `{{ vars.NAME }}` replaced by the variable's
+/// value in the evidence, so a `--var` override shows in the label as well
+/// as in the check.
+pub fn label_in_force(label: &str, evidence: &serde_json::Map<String, Value>) -> String {
+    if !label.contains("{{") {
+        return label.to_owned();
+    }
+    let empty = serde_json::Map::new();
+    let vars = evidence.get("vars").and_then(Value::as_object).unwrap_or(&empty);
+    let context = crate::template::Context { vars, decisions: &empty, instance: "" };
+    match crate::template::render_text(label, context) {
+        Value::String(text) => text,
+        other => other.to_string(),
+    }
+}
+
 /// A gate's criteria, evaluated at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
@@ -117,6 +139,7 @@ impl Evaluation {
             .iter()
             .map(|criterion| {
                 let (outcome, mut values) = criterion.expr.evaluate_with_values(evidence);
+                let mut sources = criterion.expr.sources(evidence);
                 let (mut verdict, mut detail) = match outcome {
                     Outcome::True => (Verdict::Pass, String::new()),
                     Outcome::False => (Verdict::Fail, "the condition is false".to_owned()),
@@ -126,6 +149,7 @@ impl Evaluation {
                 if let (Verdict::Fail, Some(warning)) = (verdict, &criterion.warning) {
                     let (outcome, more) = warning.evaluate_with_values(evidence);
                     values.extend(more);
+                    sources.extend(warning.sources(evidence));
                     if outcome == Outcome::True {
                         verdict = Verdict::Warning;
                         detail = format!("within the warning condition `{}`", warning.source());
@@ -146,12 +170,13 @@ impl Evaluation {
                     .collect();
                 CriterionResult {
                     id: criterion.id.clone(),
-                    label: criterion.label.clone(),
+                    label: label_in_force(&criterion.label, evidence),
                     level: criterion.level,
                     condition: criterion.expr.source().to_owned(),
                     verdict,
                     detail,
                     values,
+                    sources,
                     weight: criterion.weight,
                     points,
                     deltas,

@@ -113,7 +113,7 @@ impl Certificate {
             owner: plan.owner.as_ref().map(ToString::to_string),
             attempt: state.attempt,
             passed_at: at.to_string(),
-            gates: state.gates.iter().zip(&plan.gates).map(|(g, gp)| GateEntry::of(&plan.id, g, gp)).collect(),
+            gates: state.gates.iter().zip(&plan.gates).map(|(g, gp)| GateEntry::of(&plan.id, g, gp, &instance.vars)).collect(),
             approvals,
             should_warnings: state
                 .gates
@@ -169,5 +169,41 @@ impl Document for Certificate {
             }
         }
         out
+    }
+}
+
+/// `--phase all`: a certificate for every phase that passed, in the
+/// workflow's order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Certificates {
+    /// One per passed phase.
+    pub certificates: Vec<Certificate>,
+    /// What the report describes.
+    pub report: Header,
+}
+
+impl Certificates {
+    pub(super) fn build(input: &Input<'_>, report: Header) -> Result<Self, String> {
+        let passed: Vec<&str> = input
+            .workflow
+            .phase_order
+            .iter()
+            .filter(|&&p| matches!(input.instance.phases[p].status, PhaseStatus::Passed { .. }))
+            .map(|&p| input.workflow.phases[p].id.as_str())
+            .collect();
+        if passed.is_empty() {
+            return Err(format!("instance {} has no phase that passed yet; there is nothing to certify", input.instance.id));
+        }
+        let certificates = passed
+            .into_iter()
+            .map(|phase| Certificate::build(&Input { phase: Some(phase), ..*input }, report.clone()))
+            .collect::<Result<_, _>>()?;
+        Ok(Certificates { certificates, report })
+    }
+}
+
+impl Document for Certificates {
+    fn markdown(&self) -> String {
+        self.certificates.iter().map(Document::markdown).collect::<Vec<_>>().join("\n---\n\n")
     }
 }

@@ -6,8 +6,9 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::common::{level, values, verdict};
+use super::common::{level, sourced_values, verdict};
 use super::{Document, Header, Input};
+use crate::machine::gate::label_in_force;
 use crate::machine::Verdict;
 
 /// The compliance checklist.
@@ -53,11 +54,15 @@ pub struct ChecklistItem {
     pub evidence: Option<Map<String, Value>>,
     /// The condition as written.
     pub condition: String,
+    /// Where each value came from, as the task that reported it said.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sources: std::collections::BTreeMap<String, String>,
 }
 
 impl Checklist {
     pub(super) fn build(input: &Input<'_>, report: Header) -> Self {
         let mut gates = Vec::new();
+        let vars: Map<String, Value> = [("vars".to_owned(), Value::Object(input.instance.vars.clone()))].into_iter().collect();
         for &p in &input.workflow.phase_order {
             let plan = &input.workflow.phases[p];
             let state = &input.instance.phases[p];
@@ -70,12 +75,13 @@ impl Checklist {
                         let result = gate.evaluation.as_ref().and_then(|e| e.criteria.iter().find(|c| c.id == criterion.id));
                         ChecklistItem {
                             id: criterion.id.clone(),
-                            label: criterion.label.clone(),
+                            label: result.map_or_else(|| label_in_force(&criterion.label, &vars), |r| r.label.clone()),
                             level: level(criterion.level).to_owned(),
                             checked: result.is_some_and(|r| r.verdict == Verdict::Pass),
                             verdict: result.map_or("not evaluated", |r| verdict(r.verdict)).to_owned(),
                             evidence: result.map(|r| r.values.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
                             condition: criterion.expr.source().to_owned(),
+                            sources: result.map(|r| r.sources.clone()).unwrap_or_default(),
                         }
                     })
                     .collect();
@@ -112,7 +118,13 @@ impl Document for Checklist {
                 let _ = writeln!(out, "### {title}\n");
                 for item in rows {
                     let mark = if item.checked { "x" } else { " " };
-                    let _ = writeln!(out, "- [{mark}] {} ({}); evidence: {}", item.label, item.verdict, values(item.evidence.as_ref()));
+                    let _ = writeln!(
+                        out,
+                        "- [{mark}] {} ({}); evidence: {}",
+                        item.label,
+                        item.verdict,
+                        sourced_values(item.evidence.as_ref(), &item.sources)
+                    );
                 }
                 out.push('\n');
             }

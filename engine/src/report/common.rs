@@ -126,6 +126,9 @@ pub struct CriterionEntry {
     /// Why, when it did not pass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Where each value came from, as the task that reported it said.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sources: std::collections::BTreeMap<String, String>,
 }
 
 /// A recorded decision, as reports list it.
@@ -199,8 +202,10 @@ pub struct GateEntry {
 }
 
 impl GateEntry {
-    /// The entry of gate `gate` (of `plan`) in phase `phase`.
-    pub(crate) fn of(phase: &str, gate: &GateState, plan: &plan::Gate) -> Self {
+    /// The entry of gate `gate` (of `plan`) in phase `phase`; `vars` (the
+    /// instance's) fill the labels of criteria not evaluated yet.
+    pub(crate) fn of(phase: &str, gate: &GateState, plan: &plan::Gate, vars: &Map<String, Value>) -> Self {
+        let evidence: Map<String, Value> = [("vars".to_owned(), Value::Object(vars.clone()))].into_iter().collect();
         let criteria = match &gate.evaluation {
             Some(evaluation) => evaluation
                 .criteria
@@ -213,6 +218,7 @@ impl GateEntry {
                     verdict: verdict(c.verdict).to_owned(),
                     values: Some(c.values.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
                     detail: Some(c.detail.clone()),
+                    sources: c.sources.clone(),
                 })
                 .collect(),
             None => plan
@@ -220,12 +226,13 @@ impl GateEntry {
                 .iter()
                 .map(|c| CriterionEntry {
                     id: c.id.clone(),
-                    label: c.label.clone(),
+                    label: crate::machine::gate::label_in_force(&c.label, &evidence),
                     level: level(c.level).to_owned(),
                     condition: c.expr.source().to_owned(),
                     verdict: "not evaluated".to_owned(),
                     values: None,
                     detail: None,
+                    sources: Default::default(),
                 })
                 .collect(),
         };
@@ -267,7 +274,14 @@ impl GateEntry {
         if !self.criteria.is_empty() {
             let _ = writeln!(out, "| criterion | level | verdict | evidence |\n|---|---|---|---|");
             for c in &self.criteria {
-                let _ = writeln!(out, "| {} | {} | {} | {} |", cell(&c.label), c.level, c.verdict, values(c.values.as_ref()));
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} |",
+                    cell(&c.label),
+                    c.level,
+                    c.verdict,
+                    sourced_values(c.values.as_ref(), &c.sources)
+                );
             }
             out.push('\n');
         }
@@ -353,6 +367,22 @@ pub(crate) fn value_cell(value: &Value) -> String {
 pub(crate) fn values(map: Option<&Map<String, Value>>) -> String {
     match map {
         Some(map) if !map.is_empty() => map.iter().map(|(k, v)| format!("`{k}` = {}", value_cell(v))).collect::<Vec<_>>().join("; "),
+        _ => "—".to_owned(),
+    }
+}
+
+/// Evidence values as `key` = value pairs, each followed by where it came
+/// from when its task said so (`—` for none).
+pub(crate) fn sourced_values(map: Option<&Map<String, Value>>, sources: &std::collections::BTreeMap<String, String>) -> String {
+    match map {
+        Some(map) if !map.is_empty() => map
+            .iter()
+            .map(|(k, v)| match sources.get(k) {
+                Some(source) => format!("`{k}` = {} ({})", value_cell(v), cell(source)),
+                None => format!("`{k}` = {}", value_cell(v)),
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
         _ => "—".to_owned(),
     }
 }

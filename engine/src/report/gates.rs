@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::common::{cell, level, or_dash, text, values, verdict, DecisionEntry};
+use super::common::{cell, level, or_dash, sourced_values, text, verdict, DecisionEntry};
 use super::{Document, Header, Input};
 use crate::machine::{gate::Score, payload, Event};
 
@@ -67,6 +67,9 @@ pub struct EvaluatedCriterion {
     pub points: f64,
     /// Relative change from the baseline, by evidence path.
     pub deltas: BTreeMap<String, f64>,
+    /// Where each value came from, as the task that reported it said.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sources: BTreeMap<String, String>,
 }
 
 /// A decision at a trigger's halt for approval, or its deadline's answer.
@@ -125,6 +128,7 @@ impl GateReport {
                             weight: c.weight,
                             points: c.points,
                             deltas: c.deltas.clone(),
+                            sources: c.sources.clone(),
                         })
                         .collect(),
                     score: evaluation.score,
@@ -241,7 +245,7 @@ impl Document for GateReport {
                     cell(&c.label),
                     c.level,
                     cell(&c.condition),
-                    values(Some(&c.values)),
+                    sourced_values(Some(&c.values), &c.sources),
                     text(&Value::from(c.points)),
                     text(&Value::from(c.weight)),
                 );

@@ -13,6 +13,7 @@
 mod certificate;
 mod checklist;
 mod common;
+mod deployment;
 mod gates;
 mod ops;
 mod readiness;
@@ -23,9 +24,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use certificate::Certificate;
+pub use certificate::{Certificate, Certificates};
 pub use checklist::Checklist;
 pub use common::{CriterionEntry, DecisionEntry, GateEntry, GateStatusEntry, PhaseStatusEntry, TaskEntry};
+pub use deployment::Deployment;
 pub use gates::GateReport;
 pub use ops::Ops;
 pub use readiness::Readiness;
@@ -46,16 +48,20 @@ pub enum Kind {
     Certificate,
     /// The ops report: SLIs, budgets, incidents, rollbacks, loop-backs.
     Ops,
+    /// The deployment confirmation: what was deployed where, verified how,
+    /// and whether it stands.
+    Deployment,
 }
 
 impl Kind {
     /// Every kind, as the CLI spells it.
-    pub const ALL: [(&'static str, Kind); 5] = [
+    pub const ALL: [(&'static str, Kind); 6] = [
         ("readiness", Kind::Readiness),
         ("gate", Kind::Gate),
         ("checklist", Kind::Checklist),
         ("certificate", Kind::Certificate),
         ("ops", Kind::Ops),
+        ("deployment", Kind::Deployment),
     ];
 
     /// Parses a kind name; the error lists the known ones.
@@ -83,6 +89,7 @@ pub struct Report {
 }
 
 /// What a report is built from.
+#[derive(Clone, Copy)]
 pub struct Input<'a> {
     /// The instance's current state.
     pub instance: &'a Instance,
@@ -93,8 +100,50 @@ pub struct Input<'a> {
     /// When the report is generated.
     pub now: Timestamp,
     /// For `certificate`, the phase (default: the last phase that passed);
-    /// for `readiness`, the last phase covered (default: every phase started).
+    /// for `readiness`, the last phase covered (default: every phase started);
+    /// for `deployment`, the phase that deployed (default: the latest
+    /// started phase whose tasks declare a rollback step).
     pub phase: Option<&'a str>,
+    /// For `ops`, the period covered: from `since` (inclusive) to `until`
+    /// (exclusive); each defaults to the bound of the last calendar month.
+    pub since: Option<Timestamp>,
+    /// See `since`.
+    pub until: Option<Timestamp>,
+}
+
+/// A time as `--since` and `--until` take it: `2026-11-01` (midnight UTC),
+/// `2026-11` (the month's first day), or RFC 3339 (`2026-11-01T09:00:00Z`).
+pub fn parse_instant(text: &str) -> Result<Timestamp, String> {
+    use chrono::{DateTime, NaiveDate};
+    let text = text.trim();
+    let midnight = |date: NaiveDate| date.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_millis());
+    let millis = if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        Some(time.timestamp_millis())
+    } else if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        midnight(date)
+    } else if let Ok(date) = NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d") {
+        midnight(date)
+    } else {
+        None
+    };
+    millis
+        .and_then(|ms| u64::try_from(ms).ok())
+        .map(Timestamp)
+        .ok_or_else(|| format!("`{text}` is not a time: write 2026-11-01, 2026-11 or 2026-11-01T09:00:00Z (UTC or with an offset)"))
+}
+
+/// The last calendar month before `now` (UTC): its first instant and the
+/// first instant of the month `now` falls in.
+pub fn last_calendar_month(now: Timestamp) -> (Timestamp, Timestamp) {
+    use chrono::{Datelike, NaiveDate, TimeZone, Utc};
+    let today = Utc.timestamp_millis_opt(i64::try_from(now.0).unwrap_or(i64::MAX)).single().map(|t| t.date_naive());
+    let bounds = today.and_then(|today| {
+        let this_month = NaiveDate::from_ymd_opt(today.year(), today.month(), 1)?;
+        let last_month = this_month.checked_sub_months(chrono::Months::new(1))?;
+        let at = |date: NaiveDate| u64::try_from(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis()).ok().map(Timestamp);
+        Some((at(last_month)?, at(this_month)?))
+    });
+    bounds.unwrap_or((Timestamp(0), now))
 }
 
 /// What every report says about itself: which instance, definition and
@@ -168,13 +217,20 @@ trait Document: Serialize + DeserializeOwned {
 /// Renders one report; the error says why it cannot be (a certificate for a
 /// phase that has not passed, say).
 pub fn render(kind: Kind, input: &Input<'_>) -> Result<Report, String> {
+    if let (Some(since), Some(until)) = (input.since, input.until) {
+        if since >= until {
+            return Err(format!("the period is empty: --since {since} is not before --until {until}"));
+        }
+    }
     let header = Header::of(kind, input);
     match kind {
         Kind::Readiness => finish(&Readiness::build(input, header)?),
         Kind::Gate => finish(&GateReport::build(input, header)),
         Kind::Checklist => finish(&Checklist::build(input, header)),
+        Kind::Certificate if input.phase == Some("all") => finish(&Certificates::build(input, header)?),
         Kind::Certificate => finish(&Certificate::build(input, header)?),
         Kind::Ops => finish(&Ops::build(input, header)),
+        Kind::Deployment => finish(&Deployment::build(input, header)?),
     }
 }
 

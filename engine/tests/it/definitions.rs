@@ -479,6 +479,25 @@ mod never_panics {
 }
 
 #[test]
+fn criterion_labels_may_show_only_declared_variables() {
+    let gate = |label: &str| {
+        format!(
+            "{HEADER}[vars]\nerror_rate_max = 0.1\n[[phases]]\nid = \"p\"\n[[phases.gates]]\nid = \"g\"\n[[phases.gates.criteria]]\nid = \"c\"\nlabel = \"{label}\"\nmust = \"vars.error_rate_max < 1\"\n"
+        )
+    };
+    assert!(load(&gate("Error rate under {{ vars.error_rate_max }}"), Format::Toml).is_ok());
+    let problem = check(
+        &gate("Error rate under {{ vars.error_rate }}"),
+        Kind::UnknownReference,
+        "phases[0].gates[0].criteria[0].label",
+        10,
+        "unknown variable `error_rate`",
+    );
+    assert_eq!(problem.hint.as_deref(), Some("did you mean `error_rate_max`?"));
+    check(&gate("run {{ instance.id }}"), Kind::UnknownReference, "phases[0].gates[0].criteria[0].label", 10, "cannot be shown in a label");
+}
+
+#[test]
 fn placeholders_name_declared_variables() {
     let task = |params: &str| {
         format!("{HEADER}[vars]\ntarget_url = \"http://127.0.0.1:8080\"\n[[phases]]\nid = \"p\"\n[[phases.tasks]]\nid = \"t\"\nagent = \"exec\"\nparams = {params}\n")

@@ -133,6 +133,14 @@ criteria = [{{ must = "tasks.load.output.p95_ms < 200", label = "p95 under 200 m
     assert_eq!(evaluations[0]["outcome"], "superseded by a later evaluation", "{report}");
     assert_eq!(evaluations[0]["decisions"][0]["decision"], "hold", "{report}");
     assert_eq!(evaluations[1]["outcome"], "passed", "{report}");
+    let bad = run(path, &["report", "p1", "--kind", "ops", "--since", "last tuesday"]);
+    assert!(!bad.status.success() && stderr(&bad).contains("--since: `last tuesday` is not a time"), "{}", stderr(&bad));
+    let empty = run(path, &["report", "p1", "--kind", "ops", "--since", "2026-02", "--until", "2026-01"]);
+    assert!(!empty.status.success() && stderr(&empty).contains("the period is empty"), "{}", stderr(&empty));
+    let ops = run(path, &["report", "p1", "--kind", "ops", "--format", "json", "--since", "2000-01-01"]);
+    let ops: serde_json::Value = serde_json::from_slice(&ops.stdout).expect("json");
+    assert_eq!(ops["period"]["from"], "2000-01-01T00:00:00.000Z", "{ops}");
+    assert!(!ops["measurements"].as_array().expect("measurements").is_empty(), "the run is in the period: {ops}");
 }
 
 /// A gate that fails on its evidence loops back with its code, as a failed

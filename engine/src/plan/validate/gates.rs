@@ -37,6 +37,7 @@ impl<'d> Validator<'d> {
                         "say in words what the criterion checks; reports show it",
                     );
                 }
+                self.label_placeholders(&criterion.label, &criterion_path.key("label"));
                 let (level, source) = match (&criterion.must, &criterion.should) {
                     (Some(source), None) => (Level::Must, source),
                     (None, Some(source)) => (Level::Should, source),

@@ -189,6 +189,26 @@ impl<'d> Validator<'d> {
         params.clone()
     }
 
+    /// A criterion label may show the threshold in force as
+    /// `{{ vars.NAME }}`; nothing else is replaced in it.
+    pub(super) fn label_placeholders(&mut self, label: &str, at: &FieldPath) {
+        for placeholder in crate::template::placeholders(label) {
+            match placeholder {
+                crate::template::Placeholder::Var(name) if self.definition.vars.contains_key(&name) => {}
+                crate::template::Placeholder::Var(name) => {
+                    let hint = self.suggest(&name, self.definition.vars.keys(), "variables");
+                    self.error(Kind::UnknownReference, at, format!("unknown variable `{name}` in `{{{{ vars.{name} }}}}`"), hint);
+                }
+                other => self.error(
+                    Kind::UnknownReference,
+                    at,
+                    format!("`{}` cannot be shown in a label", describe(&other)),
+                    "a label may show a variable's value in force as {{ vars.NAME }}",
+                ),
+            }
+        }
+    }
+
     /// `{{ decisions.GATE.inputs.NAME }}`: only in a task's parameters, naming
     /// an input a gate declares in a phase upstream of the task's, so the
     /// approval that passed it exists when the task runs.
@@ -586,4 +606,18 @@ pub(super) fn reaches(after: &[Vec<usize>], target: usize, from: usize) -> bool 
 pub(super) fn upstream_list(after: &[Vec<usize>], from: usize, definition: &WorkflowDef, order: &[usize]) -> String {
     let names: Vec<&str> = order.iter().filter(|&&p| reaches(after, p, from)).map(|&p| definition.phases[p].id.as_str()).collect();
     names.join(", ")
+}
+
+/// A placeholder as written, for messages.
+fn describe(placeholder: &crate::template::Placeholder) -> String {
+    use crate::template::Placeholder;
+    match placeholder {
+        Placeholder::Var(name) => format!("{{{{ vars.{name} }}}}"),
+        Placeholder::VarJson(name) => format!("{{{{ vars.{name} | json }}}}"),
+        Placeholder::InstanceId => "{{ instance.id }}".to_owned(),
+        Placeholder::Input { gate, name, json } => {
+            format!("{{{{ decisions.{gate}.inputs.{name}{} }}}}", if *json { " | json" } else { "" })
+        }
+        Placeholder::Unknown(inner) => format!("{{{{ {inner} }}}}"),
+    }
 }

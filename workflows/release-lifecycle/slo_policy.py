@@ -31,6 +31,9 @@ else:
     ev.measured("error_ratio", round(error_ratio, 6), note)
     ev.measured("error_rate_within_budget", error_ratio <= budgets["error_rate"], f"{error_ratio:.6f} against SLO_BUDGETS.error_rate {budgets['error_rate']}")
 incidents, incidents_file = records(base, "incidents.json")
+if incidents is not None:
+    # The records themselves, for the ops report's incident list with postmortems.
+    ev.measured("incident_records", incidents, incidents_file)
 closed = [i for i in incidents or [] if i.get("resolved_at")]
 if closed:
     ev.measured("postmortems_done", all(i.get("postmortem") for i in closed), f"postmortems of the {len(closed)} resolved incident(s) in {incidents_file}")

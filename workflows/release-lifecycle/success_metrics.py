@@ -50,6 +50,8 @@ else:
         ev.measured("all_resolved", all(i.get("resolved_at") for i in incidents), described)
     else:
         ev.missing("all_resolved", f"{incidents_file} holds no incident")
+    # The records themselves, for the ops report's incident list with postmortems.
+    ev.measured("incident_records", incidents, described)
 
 availability, _, note = sli(target, window)
 if availability is None:

@@ -281,7 +281,8 @@ pub struct ReportArgs {
     /// covered (default: all started); deployment: the phase that deployed (default: the latest started phase whose tasks declare a rollback).
     #[arg(long, value_name = "PHASE")]
     pub phase: Option<String>,
-    /// ops: the period's start, inclusive (2026-11-01, 2026-11 or RFC 3339; default: the last calendar month).
+    /// ops: the period's start, inclusive (2026-11-01, 2026-11 or RFC 3339; default: the last calendar month, or the month so
+    /// far for an instance started since).
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
     /// ops: the period's end, exclusive (default: the end of the last calendar month, or now when only --since is given).

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 pub use graph::{to_dot, to_mermaid};
-pub use validate::{load, load_source, validate, AgentNames};
+pub use validate::{load, load_source, validate, AgentNames, REPORT_AGENT};
 
 use crate::expr::Expr;
 use crate::model::{DeadlineOutcome, NoDataPolicy, OnTimeout, SignalDef, VarType, WorkflowDef};

@@ -113,7 +113,7 @@ impl Certificate {
             owner: plan.owner.as_ref().map(ToString::to_string),
             attempt: state.attempt,
             passed_at: at.to_string(),
-            gates: state.gates.iter().zip(&plan.gates).map(|(g, gp)| GateEntry::of(&plan.id, g, gp, &instance.vars)).collect(),
+            gates: state.gates.iter().zip(&plan.gates).map(|(g, gp)| GateEntry::of(&plan.id, g, gp, input)).collect(),
             approvals,
             should_warnings: state
                 .gates

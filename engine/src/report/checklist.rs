@@ -81,7 +81,7 @@ impl Checklist {
                             verdict: result.map_or("not evaluated", |r| verdict(r.verdict)).to_owned(),
                             evidence: result.map(|r| r.values.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
                             condition: criterion.expr.source().to_owned(),
-                            sources: result.map(|r| r.sources.clone()).unwrap_or_default(),
+                            sources: result.map(|r| super::common::with_origins(&r.values, &r.sources, input)).unwrap_or_default(),
                         }
                     })
                     .collect();

@@ -202,10 +202,10 @@ pub struct GateEntry {
 }
 
 impl GateEntry {
-    /// The entry of gate `gate` (of `plan`) in phase `phase`; `vars` (the
-    /// instance's) fill the labels of criteria not evaluated yet.
-    pub(crate) fn of(phase: &str, gate: &GateState, plan: &plan::Gate, vars: &Map<String, Value>) -> Self {
-        let evidence: Map<String, Value> = [("vars".to_owned(), Value::Object(vars.clone()))].into_iter().collect();
+    /// The entry of gate `gate` (of `plan`) in phase `phase` of the input's
+    /// instance, whose variables fill the labels of criteria not evaluated yet.
+    pub(crate) fn of(phase: &str, gate: &GateState, plan: &plan::Gate, input: &super::Input<'_>) -> Self {
+        let evidence: Map<String, Value> = [("vars".to_owned(), Value::Object(input.instance.vars.clone()))].into_iter().collect();
         let criteria = match &gate.evaluation {
             Some(evaluation) => evaluation
                 .criteria
@@ -218,7 +218,7 @@ impl GateEntry {
                     verdict: verdict(c.verdict).to_owned(),
                     values: Some(c.values.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
                     detail: Some(c.detail.clone()),
-                    sources: c.sources.clone(),
+                    sources: with_origins(&c.values, &c.sources, input),
                 })
                 .collect(),
             None => plan
@@ -369,6 +369,35 @@ pub(crate) fn values(map: Option<&Map<String, Value>>) -> String {
         Some(map) if !map.is_empty() => map.iter().map(|(k, v)| format!("`{k}` = {}", value_cell(v))).collect::<Vec<_>>().join("; "),
         _ => "—".to_owned(),
     }
+}
+
+/// Where each value of a criterion came from: what the task that measured
+/// it said, and for the values the engine supplies, which variable (its
+/// default, or set at start) or which baseline.
+pub(crate) fn with_origins(
+    values: &std::collections::BTreeMap<String, Value>,
+    recorded: &std::collections::BTreeMap<String, String>,
+    input: &super::Input<'_>,
+) -> std::collections::BTreeMap<String, String> {
+    let mut out = recorded.clone();
+    for key in values.keys().filter(|k| !recorded.contains_key(*k)) {
+        let mut parts = key.splitn(3, '.');
+        let origin = match (parts.next(), parts.next()) {
+            (Some("vars"), Some(name)) => {
+                let default = input.workflow.vars.get(name).and_then(|v| v.default.as_ref());
+                match (input.instance.vars.get(name), default) {
+                    (Some(value), Some(default)) if value == default => format!("variable {name}, its default"),
+                    (Some(_), _) => format!("variable {name}, set at start"),
+                    (None, _) => continue,
+                }
+            }
+            (Some("baseline"), _) => "the baseline: the evidence this gate passed with in an earlier cycle or release".to_owned(),
+            (Some("signals"), Some(name)) => format!("signal {name}, as received"),
+            _ => continue,
+        };
+        out.insert(key.clone(), origin);
+    }
+    out
 }
 
 /// Evidence values as `key` = value pairs, each followed by where it came

@@ -155,7 +155,7 @@ impl Deployment {
             passed_at,
             deploys: deploy_tasks,
             checks,
-            gates: state.gates.iter().zip(&plan.gates).map(|(g, gp)| GateEntry::of(&plan.id, g, gp, &instance.vars)).collect(),
+            gates: state.gates.iter().zip(&plan.gates).map(|(g, gp)| GateEntry::of(&plan.id, g, gp, input)).collect(),
             watches: samples.into_values().collect(),
             rollback,
             report,

@@ -128,7 +128,7 @@ impl GateReport {
                             weight: c.weight,
                             points: c.points,
                             deltas: c.deltas.clone(),
-                            sources: c.sources.clone(),
+                            sources: super::common::with_origins(&c.values, &c.sources, input),
                         })
                         .collect(),
                     score: evaluation.score,

@@ -244,13 +244,19 @@ fn is_budget(name: &str) -> bool {
 /// The period a report covers, and how it was chosen.
 fn period(input: &Input<'_>) -> (Timestamp, Timestamp, String) {
     match (input.since, input.until) {
-        (None, None) => {
-            let (from, to) = last_calendar_month(input.now);
-            (from, to, "the last calendar month (the default; choose another with --since and --until)".to_owned())
-        }
-        (Some(from), None) => (from, input.now, "--since, to now".to_owned()),
-        (None, Some(to)) => (input.instance.started_at, to, "--until, from the instance's start".to_owned()),
-        (Some(from), Some(to)) => (from, to, "--since and --until".to_owned()),
+        (None, None) => match last_calendar_month(input.now) {
+            // A release that did not exist last month: the month so far.
+            (_, to) if input.instance.started_at >= to => (
+                input.instance.started_at,
+                input.now,
+                "the month so far (the default: the instance started after the last calendar month; choose another with --since and --until)"
+                    .to_owned(),
+            ),
+            (from, to) => (from, to, "the last calendar month (the default; choose another with --since and --until)".to_owned()),
+        },
+        (Some(from), None) => (from, input.now, "from the start given (--since) to now".to_owned()),
+        (None, Some(to)) => (input.instance.started_at, to, "from the instance's start to the end given (--until)".to_owned()),
+        (Some(from), Some(to)) => (from, to, "as given (--since and --until)".to_owned()),
     }
 }
 

@@ -161,7 +161,7 @@ impl Readiness {
                 status: PhaseStatusEntry::of(&state.status),
                 entered: state.entered.clone(),
                 tasks: TaskEntry::of_phase(&state.tasks, &plan.tasks),
-                gates: state.gates.iter().zip(&plan.gates).map(|(g, gp)| GateEntry::of(&plan.id, g, gp, &instance.vars)).collect(),
+                gates: state.gates.iter().zip(&plan.gates).map(|(g, gp)| GateEntry::of(&plan.id, g, gp, input)).collect(),
             });
         }
         let sign_offs = instance

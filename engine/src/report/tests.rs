@@ -317,12 +317,18 @@ fn the_ops_report_covers_only_its_period_and_defaults_to_the_last_calendar_month
     assert!(later["objectives"].as_array().is_some_and(|all| all.iter().all(|o| o["verdict"] == "not measured")), "{later:#}");
     assert_eq!(later["recorded_incidents"], json!([]));
     assert_eq!(later["measurements"], json!([]));
-    // Without --since/--until: the calendar month before `now` (2026-01-01),
-    // December 2025, which the run is not in either.
-    let default = ops(&h, None, None);
-    assert_eq!(default["period"]["from"], "2025-12-01T00:00:00.000Z");
-    assert_eq!(default["period"]["to"], "2026-01-01T00:00:00.000Z");
+    // Without --since/--until, on 2026-03-15: February, which the run
+    // (in January) is not in.
+    let march = Input { since: None, until: None, now: Timestamp(1_773_532_800_000), ..h.input(None) };
+    let default = render(Kind::Ops, &march).unwrap_or_else(|e| panic!("{e}")).data;
+    assert_eq!(default["period"]["from"], "2026-02-01T00:00:00.000Z");
+    assert_eq!(default["period"]["to"], "2026-03-01T00:00:00.000Z");
     assert_eq!(default["measurements"], json!([]));
+    // On the day it started, last month had no release: the month so far.
+    let today = ops(&h, None, None);
+    assert_eq!(today["period"]["from"], "2026-01-01T00:00:00.000Z");
+    assert!(today["period"]["chosen"].as_str().is_some_and(|c| c.starts_with("the month so far")), "{today:#}");
+    assert_eq!(today["recorded_incidents"].as_array().map(Vec::len), Some(2));
     // --until alone starts at the instance's start and so sees it all.
     let until = ops(&h, None, Some(Timestamp(1_767_312_000_000)));
     assert_eq!(until["recorded_incidents"].as_array().map(Vec::len), Some(2));
@@ -335,6 +341,14 @@ fn a_label_shows_the_threshold_in_force_after_a_var_override() {
     assert!(report.markdown.contains("Error ratio within 0.05"), "{}", report.markdown);
     assert!(!report.markdown.contains("{{"), "no placeholder is left in a label");
     assert!(report.markdown.contains("(prometheus, 30 days)"), "a value shows its source: {}", report.markdown);
+    let criterion = &report.data["evaluations"][0]["criteria"][0];
+    assert_eq!(criterion["sources"]["vars.SLO_BUDGETS.error_rate"], "variable SLO_BUDGETS, its default", "{criterion:#}");
+    let set = started(MONTHLY, vec![], &[("SLO_BUDGETS", json!({"error_rate": 0.05, "p95_ms": 300}))]);
+    let report = render(Kind::Gate, &set.input(None)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        report.data["evaluations"][0]["criteria"][0]["sources"]["vars.SLO_BUDGETS.error_rate"],
+        "variable SLO_BUDGETS, set at start"
+    );
     let fresh = started(MONTHLY, vec!["metrics"], &[("error_budget", json!(0.05))]);
     let checklist = render(Kind::Checklist, &fresh.input(None)).unwrap_or_else(|e| panic!("{e}"));
     assert!(checklist.markdown.contains("Error ratio within 0.05"), "a criterion not evaluated yet shows it too: {}", checklist.markdown);

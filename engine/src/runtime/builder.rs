@@ -106,13 +106,20 @@ impl Builder {
             (None, Some(path)) => Arc::new(SledStore::open_with(path, self.open_mode)?),
             (None, None) => Arc::new(SledStore::open_with(std::path::Path::new(".phasegate"), self.open_mode)?),
         };
-        let agent_names = self.registry.names().fold(AgentNames::builtin(), |names, name| names.with(name));
+        let mut registry = self.registry;
+        let agent_names = registry.names().fold(AgentNames::builtin(), |names, name| names.with(name));
+        // The engine's own `report` agent, unless the embedding program
+        // registered one of that name.
+        if registry.get(super::report_agent::REPORT_AGENT).is_none() {
+            let agent = super::report_agent::ReportAgent::new(Arc::clone(&store), agent_names.clone(), Arc::clone(&self.clock));
+            registry.register(Arc::new(agent));
+        }
         // The first subscriber sees everything since the engine started,
         // recovery included (a receiver made now buffers it).
         let (events, from_start) = broadcast::channel(4096);
         let shared = Arc::new(driver::Shared {
             store,
-            registry: self.registry,
+            registry,
             agent_names,
             definitions: load::Definitions::default(),
             roles: self.roles,

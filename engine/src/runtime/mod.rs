@@ -15,6 +15,7 @@ mod driver;
 mod error;
 mod load;
 mod notices;
+mod report_agent;
 mod requests;
 mod vars;
 
@@ -35,6 +36,7 @@ pub use codec::{DecodeError, PendingApproval, Summary};
 use driver::Message;
 pub use driver::Notification;
 pub use error::Error;
+pub use report_agent::{ReportAgent, REPORT_AGENT};
 use vars::generated_id;
 pub use vars::resolve_vars;
 

@@ -520,3 +520,50 @@ async fn regression_a_dead_driver_task_makes_the_engine_unhealthy() {
     assert!(why.contains("driver task stopped") && why.contains("sabotaged store"), "{why}");
     assert!(engine.health().is_err_and(|h| h.contains("driver task stopped")));
 }
+
+#[tokio::test]
+async fn the_report_agent_renders_the_instance_report_to_a_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("reports/ops/MONTHLY.md");
+    let toml = format!(
+        r#"
+name = "monthly"
+[[phases]]
+id = "measure"
+[[phases.tasks]]
+id = "metrics"
+agent = "noop"
+params = {{ output = {{ error_ratio = 0.004, sources = {{ error_ratio = "prometheus, 30 days" }} }} }}
+[[phases]]
+id = "publish"
+after = ["measure"]
+[[phases.tasks]]
+id = "ops-report"
+agent = "report"
+params = {{ kind = "ops", path = "{}", since = "2000-01" }}
+"#,
+        path.display()
+    );
+    let engine = memory_engine().await;
+    let workflow = engine.load_definition(&definition(&toml)).expect("the report agent is built in");
+    let id = engine.start(workflow, StartOptions { id: Some("m-1".into()), ..StartOptions::default() }).await.expect("starts");
+    engine.run_until_idle().await;
+    let (instance, _) = engine.instance(&id).expect("loads");
+    assert_eq!(instance.effective_status(), phasegate_engine::machine::EffectiveStatus::Completed);
+    let written = std::fs::read_to_string(&path).expect("the report was written");
+    assert!(written.contains("Ops report") || written.contains("ops report"), "{written}");
+    assert!(written.contains("0.004") && written.contains("prometheus, 30 days"), "the measurement and its source: {written}");
+    let TaskStatus::Succeeded { output, .. } = &instance.phases[1].tasks[0].status else {
+        panic!("the report task succeeded: {:?}", instance.phases[1].tasks[0].status)
+    };
+    assert_eq!(output["kind"], "ops");
+    assert_eq!(output["bytes"].as_u64(), Some(written.len() as u64));
+    assert_eq!(output["period"]["from"], "2000-01-01T00:00:00.000Z");
+
+    // Bad parameters are refused at start, naming the parameter; nothing is stored.
+    let bad = toml.replace("kind = \"ops\"", "kind = \"weekly\"");
+    let workflow = engine.load_definition(&definition(&bad)).expect("parses");
+    let refused = engine.start(workflow, StartOptions { id: Some("m-2".into()), ..StartOptions::default() }).await.expect_err("bad kind");
+    assert!(refused.to_string().contains("parameter `kind`"), "{refused}");
+    assert!(engine.instance("m-2").is_err(), "nothing was stored");
+}

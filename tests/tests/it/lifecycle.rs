@@ -120,7 +120,8 @@ impl Lab {
 
     fn start(&self, id: &str, extra: &[&str]) {
         let target = format!("target_url={}", self.target.url);
-        let mut args = vec!["start", "workflows/release-lifecycle.toml", "--id", id, "--var", &target];
+        let reports = format!("reports_dir={}", self.dir.path().join("reports").display());
+        let mut args = vec!["start", "workflows/release-lifecycle.toml", "--id", id, "--var", &target, "--var", &reports];
         for pair in [
             "launch_soak=2s",
             "watch_interval=250ms",
@@ -128,6 +129,7 @@ impl Lab {
             "uptime_window=1500ms",
             "perf_requests=40",
             "revalidate_quarterly=false",
+            "monthly_ops_report=false",
             // The windows availability is measured over, shortened like the rest.
             "staging_uptime_window=1s",
             "uptime_slo_window=1s",
@@ -260,6 +262,24 @@ fn a_full_run_with_scripted_approvals_completes_and_its_reports_hold_the_real_va
     assert_eq!(ops["budgets"]["SLO_BUDGETS"]["availability"], 0.999);
     let markdown = lab.ok(&["report", "full", "--kind", "ops"]);
     assert!(markdown.starts_with("# Ops report") && markdown.contains("SLO_BUDGETS"), "{markdown}");
+    // Each budget and target against what measured it: availability by the
+    // ongoing gate, the monthly cost by the cost review; never a bare pass.
+    let objective = |name: &str| ops["objectives"].as_array().and_then(|o| o.iter().find(|o| o["objective"] == name)).cloned();
+    let availability = objective("SLO_BUDGETS.availability").expect("availability");
+    assert_eq!(availability["verdict"], "pass", "{availability:#}");
+    assert!(availability["measured"].as_object().is_some_and(|m| !m.is_empty()), "{availability:#}");
+    let cost = objective("COST_TARGETS.monthly_usd_max").expect("cost");
+    assert_ne!(cost["verdict"], "not measured", "the cost review reads the target: {cost:#}");
+    // The team's incident records, with their postmortems.
+    assert!(!ops["recorded_incidents"].as_array().expect("recorded incidents").is_empty(), "{ops:#}");
+    // The scheduled phase rendered the same report to a file.
+    let monthly = std::fs::read_to_string(lab.dir.path().join("reports/ops/MONTHLY_OPS_REPORT.md")).expect("the monthly ops report");
+    assert!(monthly.starts_with("# Ops report") && monthly.contains("Budgets and targets against what was measured"), "{monthly}");
+    // The launch's deployment confirmation, and a certificate per phase.
+    let deployment = lab.report("full", "deployment", &[]);
+    assert_eq!((deployment["phase"].as_str(), deployment["confirmed"].as_bool()), (Some("launch"), Some(true)), "{deployment:#}");
+    let all = lab.report("full", "certificate", &["--phase", "all"]);
+    assert_eq!(all["certificates"].as_array().map(Vec::len), Some(status["phases"].as_array().map_or(0, Vec::len)), "every phase passed");
 
     // The readiness score passed on its own (every factor met), and the
     // readiness report shows that weighted score, not a share under its name.

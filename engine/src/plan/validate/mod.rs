@@ -21,15 +21,20 @@ use crate::model::{
     StepDef, TaskDef, TriggerDef, VarDef, WatchDef, WorkflowDef,
 };
 
+/// The engine's own agent that renders an instance's report to a file.
+pub const REPORT_AGENT: &str = "report";
+
 /// The agent names a definition may use: the built-ins plus any the embedding
 /// program or configuration registers.
 #[derive(Debug, Clone)]
 pub struct AgentNames(BTreeSet<String>);
 
 impl AgentNames {
-    /// The built-in agents of `phasegate-agents`.
+    /// The built-in agents of `phasegate-agents`, and the engine's own
+    /// `report` agent.
     pub fn builtin() -> Self {
-        Self(phasegate_agents::BUILTIN_AGENTS.iter().map(|name| (*name).to_owned()).collect())
+        let names = phasegate_agents::BUILTIN_AGENTS.iter().copied().chain([REPORT_AGENT]);
+        Self(names.map(str::to_owned).collect())
     }
 
     /// These names plus `name`.

@@ -409,6 +409,10 @@ fn strip<'k>(key: &'k [u8], prefix: &[u8]) -> &'k [u8] {
     key.strip_prefix(prefix).unwrap_or(key)
 }
 
+/// How often [`Store::load`] reads an instance again when a batch landed
+/// between its reads before it gives up.
+const LOAD_ATTEMPTS: usize = 64;
+
 impl<B: Backend> Store for LogStore<B> {
     fn stats(&self) -> Option<&Stats> {
         Some(&self.stats)
@@ -439,18 +443,34 @@ impl<B: Backend> Store for LogStore<B> {
     }
 
     fn load(&self, instance: &str) -> Result<Option<Loaded>> {
-        let Some(head) = self.read_head(instance)? else {
-            return Ok(None);
-        };
-        let snapshot_key = keys::snapshot(instance);
-        let snapshot = match self.backend.get(&snapshot_key)? {
-            Some(bytes) => Some(keys::split_seq(&snapshot_key, &bytes)?),
-            None => None,
-        };
-        let from = snapshot.as_ref().map_or(1, |(seq, _)| seq + 1);
-        let events = self.events(instance, from)?;
-        let summary = self.backend.get(&keys::summary(instance))?;
-        Ok(Some(Loaded { head, summary, snapshot, events }))
+        // The reads below are separate, and a batch may commit between them:
+        // a head read before it with a snapshot read after it is a view no
+        // batch ever made. Every batch that touches the snapshot or the
+        // events moves the head, so a head that reads the same before and
+        // after is one consistent state; otherwise read again.
+        let mut last = None;
+        for _ in 0..LOAD_ATTEMPTS {
+            let Some(head) = self.read_head(instance)? else {
+                return Ok(None);
+            };
+            let snapshot_key = keys::snapshot(instance);
+            let snapshot = match self.backend.get(&snapshot_key)? {
+                Some(bytes) => Some(keys::split_seq(&snapshot_key, &bytes)?),
+                None => None,
+            };
+            let from = snapshot.as_ref().map_or(1, |(seq, _)| seq + 1);
+            let events = self.events(instance, from)?;
+            let summary = self.backend.get(&keys::summary(instance))?;
+            let after = self.read_head(instance)?;
+            if after.as_ref() == Some(&head) {
+                return Ok(Some(Loaded { head, summary, snapshot, events }));
+            }
+            last = after;
+        }
+        Err(Error::Io(format!(
+            "instance {instance} changed under {LOAD_ATTEMPTS} reads in a row (now at event {}); read it again",
+            last.map_or(0, |h| h.seq)
+        )))
     }
 
     fn events(&self, instance: &str, from: u64) -> Result<Vec<(u64, Vec<u8>)>> {

@@ -420,3 +420,47 @@ fn a_store_is_created_only_when_asked_and_never_over_lost_data() {
     }
     assert!(!path.join("db").exists(), "nothing was re-created");
 }
+
+/// Regression (issue 17 CI run): `status` through a running server read an
+/// instance's head, then a batch landed, then its snapshot: "state at event
+/// 63 but the log ends at 61", reported as corrupt. A load racing a writer
+/// must see one batch's state: the snapshot and events end at the head.
+#[test]
+fn regression_a_load_racing_a_writer_sees_one_consistent_state() {
+    for (store, _dir) in stores() {
+        store
+            .append(Batch {
+                instance: "r".into(),
+                expected_seq: 0,
+                events: events(1, "e"),
+                status: Some("running".into()),
+                ..Batch::default()
+            })
+            .expect("first batch");
+        let writer = {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                for seq in 1..400u64 {
+                    let snapshot = Some(format!("state@{}", seq + 1).into_bytes());
+                    let batch = Batch { instance: "r".into(), expected_seq: seq, events: events(1, "e"), snapshot, ..Batch::default() };
+                    store.append(batch).expect("append");
+                }
+            })
+        };
+        let mut loads = 0;
+        while !writer.is_finished() || loads == 0 {
+            let loaded = store.load("r").expect("a load never fails for a busy instance").expect("exists");
+            let state_at = match &loaded.snapshot {
+                Some((seq, bytes)) => {
+                    assert_eq!(bytes, format!("state@{seq}").as_bytes(), "the snapshot is the one written at its seq");
+                    *seq
+                }
+                None => 0,
+            };
+            let last = loaded.events.last().map_or(state_at, |(seq, _)| *seq);
+            assert_eq!(last, loaded.head.seq, "snapshot at {state_at}, events to {last}, head at {}", loaded.head.seq);
+            loads += 1;
+        }
+        writer.join().expect("writer");
+    }
+}

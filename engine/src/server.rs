@@ -151,6 +151,7 @@ pub fn router(engine: Arc<Engine>, token: String) -> Result<Router, Error> {
         .route("/v1/instances/{id}/history", get(history))
         .route("/v1/instances/{id}/definition", get(definition))
         .route("/v1/instances/{id}/report", get(report))
+        .route("/v1/instances/{id}/audit", get(audit))
         .route("/v1/instances/{id}/decisions", post(decide))
         .route("/v1/instances/{id}/{operation}", post(operate))
         .route("/v1/approvals", get(approvals))
@@ -256,6 +257,22 @@ async fn status(State(api): State<Arc<Api>>, UrlPath(id): UrlPath<String>) -> Ap
 
 async fn history(State(api): State<Arc<Api>>, UrlPath(id): UrlPath<String>) -> ApiResult {
     Ok(Json(serde_json::to_value(api.engine.history(&id)?).unwrap_or_default()).into_response())
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    head: Option<String>,
+}
+
+/// `GET /v1/instances/{id}/audit[?head=SEQ:HASH]`: the audit chain checked.
+async fn audit(State(api): State<Arc<Api>>, UrlPath(id): UrlPath<String>, Query(query): Query<AuditQuery>) -> ApiResult {
+    let head = query
+        .head
+        .as_deref()
+        .map(crate::runtime::audit::ChainHead::parse)
+        .transpose()
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("head: {e}"), "invalid"))?;
+    Ok(Json(serde_json::to_value(api.engine.audit(&id, head.as_ref())?).unwrap_or_default()).into_response())
 }
 
 async fn definition(State(api): State<Arc<Api>>, UrlPath(id): UrlPath<String>) -> ApiResult {

@@ -105,6 +105,9 @@ pub enum Command {
     Report(ReportArgs),
     /// Drive instances like `run` and serve the control API (HTTP JSON, token-authenticated) for the CLI and tools.
     Serve(ServeArgs),
+    /// Check the tamper-evident audit chain of instances (exit 1 naming the first record that does not match).
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Write a consistent copy of the store (live, through a running server) into a new directory.
     Backup(BackupArgs),
     /// Copy a backup into a new data directory (--db), never over an existing store.
@@ -355,6 +358,26 @@ pub enum GraphFormat {
     Dot,
     /// A Mermaid flowchart, for Markdown pages.
     Mermaid,
+}
+
+/// `phasegate audit ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Check each stored record's link to the one before it, the log's end
+    /// against its head and snapshot, and optionally a head a certificate or
+    /// report carried (`--head SEQ:HASH`).
+    Verify(AuditVerifyArgs),
+}
+
+/// Arguments of `phasegate audit verify`.
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// The instance (default: every instance).
+    #[arg(value_name = "ID")]
+    pub id: Option<String>,
+    /// A chain head from a certificate or report (`SEQ:HASH`): the store must still hold that record.
+    #[arg(long, value_name = "SEQ:HASH", requires = "id")]
+    pub head: Option<String>,
 }
 
 /// Arguments of `phasegate backup`.

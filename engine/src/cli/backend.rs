@@ -270,6 +270,21 @@ impl Backend {
         }
     }
 
+    /// The audit chain of instance `id`, checked (against `head` too, when given).
+    pub(super) async fn audit(
+        &self,
+        id: &str,
+        head: Option<&crate::runtime::audit::ChainHead>,
+    ) -> Result<crate::runtime::audit::Audit, Error> {
+        match self {
+            Backend::Local(engine) => engine.audit(id, head),
+            Backend::Remote(remote) => {
+                let query = head.map_or_else(String::new, |h| format!("?head={}", encode(&h.to_string())));
+                remote.get(&format!("/v1/instances/{}/audit{query}", encode(id))).await
+            }
+        }
+    }
+
     /// A consistent copy of the store into a new directory `dest`.
     pub(super) async fn backup(&self, dest: &std::path::Path) -> Result<phasegate_store::BackupReport, Error> {
         match self {

@@ -1,6 +1,7 @@
 //! `phasegate backup` and `phasegate restore`: a consistent copy of a store
 //! (live, through a running server, or opened here) and a copy back into a
-//! new data directory.
+//! new data directory; and `phasegate audit verify`, which checks that the
+//! stored logs are the ones written.
 
 use std::path::PathBuf;
 
@@ -80,4 +81,45 @@ pub(super) fn restore(cli: &Cli, args: &RestoreArgs) -> u8 {
             EXIT_USAGE
         }
     }
+}
+
+/// `phasegate audit verify [ID] [--head SEQ:HASH]`: exit 0 when every chain
+/// holds, 1 naming the first record that does not match.
+pub(super) fn audit_verify(cli: &Cli, args: &AuditVerifyArgs) -> u8 {
+    let head = match args.head.as_deref().map(crate::runtime::audit::ChainHead::parse).transpose() {
+        Ok(head) => head,
+        Err(problem) => return fail!("usage", EXIT_USAGE, "--head: {problem}"),
+    };
+    command(cli, async |backend: &Backend| {
+        let ids = match &args.id {
+            Some(id) => vec![id.clone()],
+            None => backend.list(None).await?.into_iter().map(|(id, _)| id).collect(),
+        };
+        let mut audits = Vec::with_capacity(ids.len());
+        for id in &ids {
+            audits.push(backend.audit(id, head.as_ref()).await?);
+        }
+        let broken = audits.iter().filter(|a| !a.ok()).count();
+        match cli.output {
+            OutputFormat::Json => print_json(&json!({"ok": broken == 0, "instances": audits})),
+            OutputFormat::Text => {
+                for audit in &audits {
+                    let head = audit.head.as_ref().map_or_else(|| "no records".to_owned(), ToString::to_string);
+                    let older = if audit.unlinked > 0 {
+                        format!(" ({} written before the chain, committed to by the rest)", audit.unlinked)
+                    } else {
+                        String::new()
+                    };
+                    match &audit.broken {
+                        None => outln!("ok      {}: {} records{older}, head {head}", audit.instance, audit.events),
+                        Some(why) => outln!("BROKEN  {}: {why}", audit.instance),
+                    }
+                }
+                if broken > 0 {
+                    outln!("{broken} of {} instance(s) do not match their audit chain", audits.len());
+                }
+            }
+        }
+        Ok(if broken == 0 { EXIT_OK } else { EXIT_INVALID })
+    })
 }

@@ -70,6 +70,7 @@ pub fn main() -> ExitCode {
         Command::Signal(args) => instances::signal(&cli, args),
         Command::Serve(args) => serve::serve(&cli, args),
         Command::Report(args) => instances::report_command(&cli, args),
+        Command::Audit(AuditCommand::Verify(args)) => backup::audit_verify(&cli, args),
         Command::Backup(args) => backup::backup(&cli, args),
         Command::Restore(args) => backup::restore(&cli, args),
     };

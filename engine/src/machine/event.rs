@@ -208,13 +208,26 @@ pub enum Record {
         at: Timestamp,
         /// What happened.
         event: Event,
+        /// Its link in the instance's audit chain: the hash of the record
+        /// before it (for event 1, of the instance's id). The runtime sets
+        /// it as it writes the record; records written before the chain
+        /// existed have none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prev: Option<String>,
     },
 }
 
 impl Record {
-    /// A version-1 record.
+    /// A version-1 record, not linked yet.
     pub fn new(seq: u64, at: Timestamp, event: Event) -> Self {
-        Record::V1 { seq, at, event }
+        Record::V1 { seq, at, event, prev: None }
+    }
+
+    /// Its link in the audit chain, if it has one.
+    pub fn prev(&self) -> Option<&str> {
+        match self {
+            Record::V1 { prev, .. } => prev.as_deref(),
+        }
     }
 
     /// Its sequence number.

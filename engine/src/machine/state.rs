@@ -64,6 +64,11 @@ pub struct Instance {
     /// The instance's deadline acted (it acts once).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deadline_passed: bool,
+    /// The end of the instance's audit chain: the SHA-256 (hex) of its
+    /// last stored record, which links to every record before it (see
+    /// `runtime::audit`). The runtime keeps it; no transition reads it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub chain: String,
 }
 
 /// The evidence a gate read when it passed, kept to compare later cycles with.
@@ -523,6 +528,7 @@ impl Instance {
             rollbacks: 0,
             baselines: BTreeMap::new(),
             deadline_passed: false,
+            chain: String::new(),
         }
     }
 

@@ -170,6 +170,11 @@ pub struct Header {
     pub generated_at: String,
     /// How many events it was made from.
     pub events: usize,
+    /// The end of the instance's audit chain when the report was made, as
+    /// `SEQ:HASH`: `phasegate audit verify ID --head SEQ:HASH` later proves
+    /// the store still holds the log this report was made from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_head: Option<String>,
 }
 
 impl Header {
@@ -185,6 +190,7 @@ impl Header {
             started_at: input.instance.started_at.to_string(),
             generated_at: input.now.to_string(),
             events: input.history.len(),
+            chain_head: (!input.instance.chain.is_empty()).then(|| format!("{}:{}", input.instance.seq, input.instance.chain)),
         }
     }
 
@@ -194,7 +200,7 @@ impl Header {
         let _ = writeln!(out, "# {title}\n");
         let _ = writeln!(
             out,
-            "| | |\n|---|---|\n| Instance | `{}` |\n| Workflow | {} v{} (definition `{}`) |\n| Status | {} |\n| Started | {} by {} |\n| Generated | {} from {} events |\n",
+            "| | |\n|---|---|\n| Instance | `{}` |\n| Workflow | {} v{} (definition `{}`) |\n| Status | {} |\n| Started | {} by {} |\n| Generated | {} from {} events |",
             self.instance,
             self.workflow,
             self.workflow_version,
@@ -205,6 +211,10 @@ impl Header {
             self.generated_at,
             self.events,
         );
+        if let Some(head) = &self.chain_head {
+            let _ = writeln!(out, "| Audit chain head | `{head}` (check: `phasegate audit verify {} --head {head}`) |", self.instance);
+        }
+        out.push('\n');
     }
 }
 

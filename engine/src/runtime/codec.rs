@@ -19,10 +19,25 @@ pub struct DecodeError {
     pub detail: String,
 }
 
-/// Encodes an event record.
+/// Encodes an event record without a link (tests; the driver writes
+/// [`encode_linked`]).
+#[cfg(test)]
 pub(crate) fn encode_record(record: &Record) -> Vec<u8> {
     // Serialising plain data to JSON cannot fail.
     serde_json::to_vec(record).unwrap_or_default()
+}
+
+/// Encodes an event record with its link in the audit chain: `prev`, the
+/// hash of the record before it. The JSON is the stored form of [`Record`].
+pub(crate) fn encode_linked(record: &Record, prev: &str) -> Vec<u8> {
+    #[derive(Serialize)]
+    #[serde(tag = "v")]
+    enum Linked<'a> {
+        #[serde(rename = "1")]
+        V1 { seq: u64, at: Timestamp, event: &'a crate::machine::Event, prev: &'a str },
+    }
+    // Serialising plain data to JSON cannot fail.
+    serde_json::to_vec(&Linked::V1 { seq: record.seq(), at: record.at(), event: record.event(), prev }).unwrap_or_default()
 }
 
 /// Decodes an event record.

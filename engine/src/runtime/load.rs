@@ -104,6 +104,12 @@ pub(crate) fn instance(
     if instance.seq != loaded.head.seq {
         return Err(Error::Corrupt(format!("instance {id}: state at event {} but the log ends at {}", instance.seq, loaded.head.seq)));
     }
+    // The end of the audit chain: the hash of the last record as stored.
+    let last = match loaded.events.last() {
+        Some((_, bytes)) => Some(super::audit::hash(bytes)),
+        None => store.events(id, instance.seq)?.first().map(|(_, bytes)| super::audit::hash(bytes)),
+    };
+    instance.chain = last.unwrap_or_default();
     Ok((instance, workflow))
 }
 

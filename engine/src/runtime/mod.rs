@@ -8,6 +8,7 @@
 //! loaded from the store when a command or a timer needs them.
 
 mod answers;
+pub mod audit;
 mod builder;
 pub mod clock;
 pub(crate) mod codec;
@@ -314,6 +315,13 @@ impl Engine {
     /// Every event of an instance, in order.
     pub fn history(&self, id: &str) -> Result<Vec<Record>, Error> {
         load::history(&*self.shared.store, id)
+    }
+
+    /// Checks the audit chain of instance `id` (and, when given, that it
+    /// still holds the record `expect` names), naming the first record that
+    /// does not match.
+    pub fn audit(&self, id: &str, expect: Option<&audit::ChainHead>) -> Result<audit::Audit, Error> {
+        audit::verify(&*self.shared.store, id, expect)
     }
 
     /// Instances with their summaries, optionally only those with `status`.

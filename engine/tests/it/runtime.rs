@@ -567,3 +567,71 @@ params = {{ kind = "ops", path = "{}", since = "2000-01" }}
     assert!(refused.to_string().contains("parameter `kind`"), "{refused}");
     assert!(engine.instance("m-2").is_err(), "nothing was stored");
 }
+
+/// Issue 18 item 4: each stored record links to the one before it, so an
+/// edited, deleted or replaced event is found and named, and a head taken
+/// from a report proves the log it was made from is still there.
+#[tokio::test]
+async fn an_edited_or_deleted_event_breaks_the_audit_chain_and_is_named() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let open = || async { Engine::builder().store_path(dir.path()).mode(Mode::Passive).build().await.expect("engine") };
+    let engine = Engine::builder().store_path(dir.path()).build().await.expect("engine");
+    let workflow = engine.load_definition(&definition(CHAIN)).expect("valid");
+    engine.start(workflow, StartOptions { id: Some("a".into()), ..StartOptions::default() }).await.expect("starts");
+    engine.run_until_idle().await;
+    let audit = engine.audit("a", None).expect("audit");
+    assert!(audit.ok() && audit.unlinked == 0, "{audit:?}");
+    let head = audit.head.clone().expect("a head");
+    assert_eq!(head.seq, engine.history("a").expect("history").len() as u64);
+    let (instance, _) = engine.instance("a").expect("loads");
+    assert_eq!(instance.chain, head.hash, "the state carries the chain's end");
+    engine.shutdown().await;
+    drop(engine);
+
+    let key = |seq: u64| {
+        let mut key = b"e:a\0".to_vec();
+        key.extend_from_slice(&seq.to_be_bytes());
+        key
+    };
+    let tamper = |change: &dyn Fn(&sled::Db)| {
+        let db = sled::Config::new().path(dir.path()).open().expect("sled");
+        change(&db);
+        db.flush().expect("flush");
+    };
+    // Event 2 edited (its time moved by a millisecond): event 3's link no longer fits.
+    let original = {
+        let db = sled::Config::new().path(dir.path()).open().expect("sled");
+        db.get(key(2)).expect("read").expect("event 2").to_vec()
+    };
+    tamper(&|db| {
+        let mut record: serde_json::Value = serde_json::from_slice(&original).expect("json");
+        record["at"] = serde_json::json!(record["at"].as_u64().expect("at") + 1);
+        db.insert(key(2), serde_json::to_vec(&record).expect("json")).expect("write");
+    });
+    let engine = open().await;
+    let broken = engine.audit("a", None).expect("audit");
+    assert!(broken.broken.as_deref().is_some_and(|b| b.starts_with("event 3 does not match the chain")), "{broken:?}");
+    engine.shutdown().await;
+    drop(engine);
+
+    // Put back, it holds again; a head that names another hash does not.
+    tamper(&|db| {
+        db.insert(key(2), original.clone()).expect("write");
+    });
+    let engine = open().await;
+    assert!(engine.audit("a", Some(&head)).expect("audit").ok(), "the original log matches the head it had");
+    let forged = phasegate_engine::runtime::audit::ChainHead { seq: head.seq, hash: "0".repeat(64) };
+    let mismatch = engine.audit("a", Some(&forged)).expect("audit");
+    assert!(mismatch.broken.as_deref().is_some_and(|b| b.contains("does not match the head given")), "{mismatch:?}");
+    engine.shutdown().await;
+    drop(engine);
+
+    // The last event deleted: the log no longer reaches the head.
+    tamper(&|db| {
+        db.remove(key(head.seq)).expect("remove");
+    });
+    let engine = open().await;
+    let deleted = engine.audit("a", None).expect("audit");
+    assert!(deleted.broken.as_deref().is_some_and(|b| b.contains(&format!("the log ends at event {}", head.seq - 1))), "{deleted:?}");
+    engine.shutdown().await;
+}

@@ -291,3 +291,34 @@ approval = { approvers = ["alice"] }
     let history = stdout(&run(path, &["--db", "db", "history", "t1"]));
     assert_eq!(history.matches("deadline passed").count(), 1, "it acts once: {history}");
 }
+
+/// Issue 18 item 4 from the CLI: `audit verify` passes a log as written and,
+/// once a stored event is edited, exits 1 naming the first record that no
+/// longer fits; a malformed `--head` is a usage error.
+#[test]
+fn audit_verify_names_the_first_record_that_does_not_match() {
+    let dir = setup();
+    let path = dir.path();
+    std::fs::write(path.join("fixed"), "").expect("the flaky task passes");
+    assert!(run(path, &["start", "flow.toml", "--id", "f1"]).status.success());
+    let ran = run(path, &["run", "--until-idle"]);
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    let ok = run(path, &["audit", "verify"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    assert!(stdout(&ok).starts_with("ok      f1: "), "{}", stdout(&ok));
+    let usage = run(path, &["audit", "verify", "f1", "--head", "nonsense"]);
+    assert_eq!(usage.status.code(), Some(2), "{}", stderr(&usage));
+    assert!(stderr(&usage).contains("--head: `nonsense` is not SEQ:HASH"), "{}", stderr(&usage));
+    {
+        let db = sled::Config::new().path(path.join(".phasegate")).open().expect("sled");
+        let mut key = b"e:f1\0".to_vec();
+        key.extend_from_slice(&2u64.to_be_bytes());
+        let mut record: serde_json::Value = serde_json::from_slice(&db.get(&key).expect("read").expect("event 2")).expect("json");
+        record["at"] = serde_json::json!(record["at"].as_u64().expect("at") + 1);
+        db.insert(key, serde_json::to_vec(&record).expect("json")).expect("write");
+        db.flush().expect("flush");
+    }
+    let broken = run(path, &["audit", "verify"]);
+    assert_eq!(broken.status.code(), Some(1), "{}", stderr(&broken));
+    assert!(stdout(&broken).contains("BROKEN  f1: event 3 does not match the chain"), "{}", stdout(&broken));
+}

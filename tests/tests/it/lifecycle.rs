@@ -255,6 +255,11 @@ fn a_full_run_with_scripted_approvals_completes_and_its_reports_hold_the_real_va
     let approvers: Vec<&str> = certificate["approvals"].as_array().expect("approvals").iter().filter_map(|a| a["by"].as_str()).collect();
     assert_eq!(approvers, ["hana", "bea"]);
     assert_eq!(certificate["authorizes"][0], "patch-cadence");
+    // The certificate carries the audit chain's head: the store still holds
+    // the log it was made from (issue 18 item 4).
+    let head = certificate["report"]["chain_head"].as_str().expect("the certificate carries the chain head").to_owned();
+    let verified = lab.ok(&["audit", "verify", "full", "--head", &head]);
+    assert!(verified.starts_with("ok      full: "), "{verified}");
 
     let ops = lab.report("full", "ops", &[]);
     let error_rate = ops["slis"].as_array().and_then(|s| s.iter().find(|s| s["watch"] == "error-rate")).expect("error-rate SLI");

@@ -98,13 +98,25 @@ impl Driver {
         let Some(cell) = self.cells.get_mut(id) else {
             return Batch::default();
         };
+        // Each record links to the hash of the one before it (the audit
+        // chain); the state, and so the snapshot, keeps the new end.
+        let mut chain = if cell.written_seq == 0 { crate::runtime::audit::genesis(id) } else { std::mem::take(&mut cell.instance.chain) };
+        let events: Vec<Vec<u8>> = records
+            .iter()
+            .map(|record| {
+                let bytes = codec::encode_linked(record, &chain);
+                chain = crate::runtime::audit::hash(&bytes);
+                bytes
+            })
+            .collect();
+        cell.instance.chain = chain;
         let instance = &cell.instance;
         let snapshot = (!instance.is_active(&cell.workflow) || instance.seq - cell.snapshot_seq >= SNAPSHOT_EVERY)
             .then(|| codec::encode_snapshot(instance));
         let batch = Batch {
             instance: id.to_owned(),
             expected_seq: cell.written_seq,
-            events: records.iter().map(codec::encode_record).collect(),
+            events,
             status: (cell.written_status != Some(status)).then(|| status.as_str().to_owned()),
             summary: Some(Summary::of(instance, wake).encode()),
             snapshot,

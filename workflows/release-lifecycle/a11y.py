@@ -48,4 +48,4 @@ if not audit.title:
 for input_id in audit.inputs:
     if input_id not in audit.labels:
         audit.violations.append(f"WCAG 1.3.1: input {input_id or '(no id)'} has no label")
-emit({"violations": len(audit.violations), "findings": audit.violations})
+emit({"violations": len(audit.violations), "findings": audit.violations, "sources": {"violations": f"WCAG checks of {target}/ (title, input labels), now"}})

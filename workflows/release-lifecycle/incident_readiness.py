@@ -20,4 +20,11 @@ emit({
     "communication_templates": all(f"## {sev}" in templates for sev in ("P0", "P1", "P2", "P3")),
     "post_incident_review": os.path.isfile(os.path.join(runbooks, "post-incident-review.md")),
     "escalation_tested": any(d.get("outcome") == "passed" for d in drills),
+    "sources": {
+        "oncall_24x7": "data/oncall.json shifts, hour by hour over a week",
+        "playbooks": "runbooks/playbook-*.md",
+        "communication_templates": "runbooks/communication-templates.md (a section per severity P0-P3)",
+        "post_incident_review": "runbooks/post-incident-review.md",
+        "escalation_tested": "data/escalation-drills.json (a drill that passed)",
+    },
 })

@@ -13,4 +13,8 @@ emit({
     "infrastructure_monitoring": has("demo_cpu_utilization", "demo_memory_bytes", "demo_disk_free_ratio", "demo_network_bytes_total"),
     "security_logging": has("demo_auth_failures_total", "demo_log_lines_total"),
     "series": len(m),
+    "sources": {
+        name: f"the series {target}/metrics exposes now (collected, not alert rules)"
+        for name in ("apm", "error_tracking", "uptime_monitoring", "database_monitoring", "infrastructure_monitoring", "security_logging", "series")
+    },
 })

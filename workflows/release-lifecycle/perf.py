@@ -35,4 +35,8 @@ emit({
     "p95_ms": percentile(0.95),
     "p99_ms": percentile(0.99),
     "rps": round(total / (elapsed_ms / 1000.0), 1),
+    "sources": {
+        name: f"{total} GET {target}/api/items, {workers} at a time, measured now"
+        for name in ("requests", "error_rate", "p50_ms", "p95_ms", "p99_ms", "rps")
+    },
 })

@@ -12,4 +12,5 @@ emit({
     "experiments": len(roadmap["experiments"]),
     "ux_debt_items": len(roadmap["ux_debt"]),
     "success_metrics_defined": all(i.get("success_metric") for i in roadmap["initiatives"]),
+    "sources": {name: "data/roadmap.json" for name in ("initiatives", "experiments", "ux_debt_items", "success_metrics_defined")},
 })

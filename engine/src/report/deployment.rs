@@ -1,5 +1,6 @@
 //! The deployment confirmation (seed 002's launch deliverable): which
-//! release went where, the deploy steps and the checks that verified them,
+//! release went where, the deploy and the checks that verified it, what
+//! would undo it,
 //! the launch's live watches, who approved, and whether the deployment
 //! stands. It is confirmed only when the phase passed and the release was
 //! not rolled back or cancelled afterwards; otherwise it says why not.
@@ -10,7 +11,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::common::{or_dash, tasks_markdown, value_cell, GateEntry, TaskEntry};
+use super::common::{list_markdown, or_dash, tasks_markdown, value_cell, GateEntry, TaskEntry};
 use super::{phase_named, Document, Header, Input};
 use crate::machine::{payload, Event, InstanceStatus, PhaseStatus, SampleVerdict};
 
@@ -34,10 +35,11 @@ pub struct Deployment {
     pub assessment: String,
     /// When the phase passed.
     pub passed_at: Option<String>,
-    /// Tasks that change the target (they declare a rollback step).
-    pub deploys: Vec<TaskEntry>,
-    /// The phase's other tasks: the checks that verified the deployment.
-    pub checks: Vec<TaskEntry>,
+    /// The phase's work: the deployment and the checks that verified it.
+    pub tasks: Vec<TaskEntry>,
+    /// What undoes it, in the order it would run: each task's rollback step
+    /// (latest task first), then the phase's own rollback steps.
+    pub rollback_procedure: Vec<String>,
     /// Its gates, with each criterion's evidence and the decisions.
     pub gates: Vec<GateEntry>,
     /// The phase's live watches over its attempts.
@@ -112,9 +114,15 @@ impl Deployment {
                 | InstanceStatus::Completed { .. },
             ) => (true, format!("confirmed: phase {} passed at {at} and the release stands", plan.id)),
         };
-        let tasks = TaskEntry::of_phase(&state.tasks, &plan.tasks);
-        let (deploy_tasks, checks): (Vec<TaskEntry>, Vec<TaskEntry>) =
-            tasks.into_iter().partition(|t| plan.tasks.iter().any(|pt| pt.id == t.id && pt.rollback.is_some()));
+        let step =
+            |s: &crate::plan::Step| if s.title.is_empty() || s.title == s.id { s.id.clone() } else { format!("{} ({})", s.id, s.title) };
+        let rollback_procedure = plan
+            .tasks
+            .iter()
+            .rev()
+            .filter_map(|t| t.rollback.as_ref().map(|r| format!("{} (undoes task {})", step(r), t.id)))
+            .chain(plan.rollback.iter().map(step))
+            .collect();
         let mut samples: BTreeMap<&str, WatchSummary> = plan
             .watches
             .iter()
@@ -153,8 +161,8 @@ impl Deployment {
             confirmed,
             assessment,
             passed_at,
-            deploys: deploy_tasks,
-            checks,
+            tasks: TaskEntry::of_phase(&state.tasks, &plan.tasks),
+            rollback_procedure,
             gates: state.gates.iter().zip(&plan.gates).map(|(g, gp)| GateEntry::of(&plan.id, g, gp, input)).collect(),
             watches: samples.into_values().collect(),
             rollback,
@@ -177,13 +185,8 @@ impl Document for Deployment {
         );
         let _ = writeln!(out, "**{}**\n", if self.confirmed { "Confirmed" } else { "Not confirmed" });
         let _ = writeln!(out, "{}\n", self.assessment);
-        let _ = writeln!(out, "## Deployment steps\n");
-        if self.deploys.is_empty() {
-            let _ = writeln!(out, "No task of this phase declares a rollback step.\n");
-        }
-        tasks_markdown(&mut out, &self.deploys);
-        let _ = writeln!(out, "## Verification\n");
-        tasks_markdown(&mut out, &self.checks);
+        let _ = writeln!(out, "## Deployment and verification\n");
+        tasks_markdown(&mut out, &self.tasks);
         for gate in &self.gates {
             gate.markdown(&mut out);
         }
@@ -206,6 +209,7 @@ impl Document for Deployment {
             }
             out.push('\n');
         }
+        list_markdown(&mut out, "Rollback procedure (what undoes this deployment, in order)", &self.rollback_procedure);
         let _ = writeln!(out, "Rollback: {}\n", self.rollback.as_deref().unwrap_or("none"));
         out
     }

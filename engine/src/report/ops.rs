@@ -249,7 +249,7 @@ fn period(input: &Input<'_>) -> (Timestamp, Timestamp, String) {
             (_, to) if input.instance.started_at >= to => (
                 input.instance.started_at,
                 input.now,
-                "the month so far (the default: the instance started after the last calendar month; choose another with --since and --until)"
+                "the month so far: the default, since the instance started after the last calendar month; choose another with --since and --until"
                     .to_owned(),
             ),
             (from, to) => (from, to, "the last calendar month (the default; choose another with --since and --until)".to_owned()),

@@ -362,8 +362,8 @@ fn a_deployment_is_confirmed_only_when_its_phase_passed_and_the_release_stands()
     let report = render(Kind::Deployment, &h.input(None)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(report.data["confirmed"], true, "{:#}", report.data);
     assert_eq!(report.data["release"], "2.4.0");
-    assert_eq!(report.data["deploys"][0]["id"], "deploy", "the task with a rollback step is the deployment");
-    assert_eq!(report.data["checks"][0]["id"], "soak");
+    assert_eq!(report.data["tasks"][0]["id"], "deploy");
+    assert_eq!(report.data["rollback_procedure"], json!(["undeploy (undoes task deploy)"]), "what would undo it");
     assert!(report.markdown.contains("**Confirmed**"), "{}", report.markdown);
     assert!(!report.markdown.contains("hunter2"), "the target's password is redacted");
     let early = started(RELEASE, vec![], &[]);

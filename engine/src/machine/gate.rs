@@ -105,15 +105,14 @@ impl Band {
     }
 }
 
-/// A criterion's label with each `{{ vars.NAME }}` replaced by the variable's
-/// value in the evidence, so a `--var` override shows in the label as well
-/// as in the check.
-pub fn label_in_force(label: &str, evidence: &serde_json::Map<String, Value>) -> String {
+/// A criterion's label with each `{{ vars.NAME }}` replaced by the
+/// instance's value (`vars`), so a `--var` override shows in the label as
+/// well as in the check.
+pub fn label_in_force(label: &str, vars: &serde_json::Map<String, Value>) -> String {
     if !label.contains("{{") {
         return label.to_owned();
     }
     let empty = serde_json::Map::new();
-    let vars = evidence.get("vars").and_then(Value::as_object).unwrap_or(&empty);
     let context = crate::template::Context { vars, decisions: &empty, instance: "" };
     match crate::template::render_text(label, context) {
         Value::String(text) => text,
@@ -170,7 +169,10 @@ impl Evaluation {
                     .collect();
                 CriterionResult {
                     id: criterion.id.clone(),
-                    label: label_in_force(&criterion.label, evidence),
+                    label: label_in_force(
+                        &criterion.label,
+                        evidence.get("vars").and_then(Value::as_object).unwrap_or(&serde_json::Map::new()),
+                    ),
                     level: criterion.level,
                     condition: criterion.expr.source().to_owned(),
                     verdict,

@@ -62,7 +62,6 @@ pub struct ChecklistItem {
 impl Checklist {
     pub(super) fn build(input: &Input<'_>, report: Header) -> Self {
         let mut gates = Vec::new();
-        let vars: Map<String, Value> = [("vars".to_owned(), Value::Object(input.instance.vars.clone()))].into_iter().collect();
         for &p in &input.workflow.phase_order {
             let plan = &input.workflow.phases[p];
             let state = &input.instance.phases[p];
@@ -75,7 +74,7 @@ impl Checklist {
                         let result = gate.evaluation.as_ref().and_then(|e| e.criteria.iter().find(|c| c.id == criterion.id));
                         ChecklistItem {
                             id: criterion.id.clone(),
-                            label: result.map_or_else(|| label_in_force(&criterion.label, &vars), |r| r.label.clone()),
+                            label: result.map_or_else(|| label_in_force(&criterion.label, &input.instance.vars), |r| r.label.clone()),
                             level: level(criterion.level).to_owned(),
                             checked: result.is_some_and(|r| r.verdict == Verdict::Pass),
                             verdict: result.map_or("not evaluated", |r| verdict(r.verdict)).to_owned(),

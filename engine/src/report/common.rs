@@ -205,7 +205,6 @@ impl GateEntry {
     /// The entry of gate `gate` (of `plan`) in phase `phase` of the input's
     /// instance, whose variables fill the labels of criteria not evaluated yet.
     pub(crate) fn of(phase: &str, gate: &GateState, plan: &plan::Gate, input: &super::Input<'_>) -> Self {
-        let evidence: Map<String, Value> = [("vars".to_owned(), Value::Object(input.instance.vars.clone()))].into_iter().collect();
         let criteria = match &gate.evaluation {
             Some(evaluation) => evaluation
                 .criteria
@@ -226,7 +225,7 @@ impl GateEntry {
                 .iter()
                 .map(|c| CriterionEntry {
                     id: c.id.clone(),
-                    label: crate::machine::gate::label_in_force(&c.label, &evidence),
+                    label: crate::machine::gate::label_in_force(&c.label, &input.instance.vars),
                     level: level(c.level).to_owned(),
                     condition: c.expr.source().to_owned(),
                     verdict: "not evaluated".to_owned(),

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::common::{cell, list_markdown, or_dash, text, value_cell, values, verdict};
+use super::common::{cell, list_markdown, or_dash, sourced_values, text, value_cell, values, verdict};
 use super::{last_calendar_month, Document, Header, Input};
 use crate::machine::{payload, Event, SampleVerdict, Timestamp, Verdict};
 use crate::plan::{Action, TriggerOn};
@@ -78,7 +78,7 @@ pub struct Objective {
     /// The measured values it read (variables left out).
     pub measured: Map<String, Value>,
     /// Where each measured value came from.
-    pub sources: Map<String, Value>,
+    pub sources: BTreeMap<String, String>,
     /// pass, fail, warning, inconclusive, or `not measured`.
     pub verdict: String,
     /// When it was evaluated.
@@ -530,7 +530,7 @@ fn objectives(
                     label: String::new(),
                     condition: String::new(),
                     measured: Map::new(),
-                    sources: Map::new(),
+                    sources: BTreeMap::new(),
                     verdict: "not measured".to_owned(),
                     evaluated_at: None,
                     actions: vec!["none: no criterion read it in this period".to_owned()],
@@ -548,7 +548,6 @@ fn objectives(
                 }
                 let measured: Map<String, Value> =
                     c.values.iter().filter(|(k, _)| !k.starts_with("vars.")).map(|(k, v)| (k.clone(), v.clone())).collect();
-                let sources = c.sources.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
                 out.push(Objective {
                     objective: format!("{name}.{key}"),
                     target: target.clone(),
@@ -556,7 +555,7 @@ fn objectives(
                     label: c.label.clone(),
                     condition: c.condition.clone(),
                     measured,
-                    sources,
+                    sources: c.sources.clone(),
                     verdict: verdict(c.verdict).to_owned(),
                     evaluated_at: Some(at.to_string()),
                     actions,
@@ -604,14 +603,6 @@ impl Document for Ops {
             );
         }
         for o in &self.objectives {
-            let measured: Vec<String> = o
-                .measured
-                .iter()
-                .map(|(k, v)| match o.sources.get(k) {
-                    Some(source) => format!("`{k}` = {} ({})", value_cell(v), value_cell(source)),
-                    None => format!("`{k}` = {}", value_cell(v)),
-                })
-                .collect();
             let criterion = match (&o.criterion, &o.evaluated_at) {
                 (Some(c), Some(at)) => format!("{} (`{c}`, {at})", cell(&o.label)),
                 _ => "—".to_owned(),
@@ -621,7 +612,7 @@ impl Document for Ops {
                 "| `{}` | {} | {criterion} | {} | **{}** | {} |",
                 o.objective,
                 value_cell(&o.target),
-                if measured.is_empty() { "—".to_owned() } else { measured.join("; ") },
+                sourced_values(Some(&o.measured), &o.sources),
                 o.verdict,
                 cell(&o.actions.join("; "))
             );

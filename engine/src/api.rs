@@ -206,3 +206,27 @@ mod tests {
         assert_eq!(operated, serde_json::json!({"instance": "i", "seq": 3, "status": "halted"}));
     }
 }
+
+/// `POST /v1/users` (admin): issue a user an API token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddUser {
+    /// The user's name: the principal their requests act as.
+    pub name: String,
+    /// Roles granted on top of phasegate.toml's.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// The answer to `GET /v1/whoami`: who the credential says the caller is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhoAmI {
+    /// The principal requests act as.
+    pub principal: String,
+    /// True for the admin credential: operator commands, users, backups; never decisions.
+    pub admin: bool,
+    /// How the server established it (`token …`, `proxy …`, `admin token`).
+    pub authentication: String,
+    /// The roles the principal holds (phasegate.toml's and the store's).
+    pub roles: Vec<String>,
+}

@@ -2,19 +2,29 @@
 //! that owns the store (sled lets one process open it) can take commands
 //! from the CLI, scripts and tools.
 //!
-//! Deny by default: every route but `/healthz` needs `Authorization: Bearer
-//! <token>`, the token generated into the data directory with mode 0600.
-//! The acting principal is named by `X-Phasegate-Principal` and authorized
-//! by the engine exactly as for the CLI (roles from the configuration).
-//! Every error is JSON: `{"error": "...", "kind": "..."}`. docs/api.md lists
-//! the routes.
+//! Deny by default: every route but `/healthz` needs a credential, and the
+//! principal a request acts as is the credential's, never a name it sends:
+//! - a user's API token (`Authorization: Bearer pgt_…`, issued by `phasegate
+//!   users add`): decisions and, as permitted, operator commands;
+//! - the configured proxy header (`[auth]` in phasegate.toml), believed only
+//!   from the configured proxy addresses;
+//! - the data directory's admin token (mode 0600): operator commands, users
+//!   and backups, never decisions.
+//!
+//! Operator commands are authorized by `[permissions]` (default: the admin
+//! credential and the workflow's `owners`), decisions by the gate as for
+//! the CLI. Every refusal is 401 or 403, records nothing, and is logged
+//! without the credential. Every error is JSON: `{"error": "...", "kind":
+//! "..."}`. docs/api.md lists the routes; docs/trust.md says what each
+//! credential can do.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::extract::{ConnectInfo, Extension, Path as UrlPath, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +35,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::api;
+use crate::config::{Config, Operation};
+use crate::machine::Authentication;
+use crate::runtime::identity::{TokenRefusal, ADMIN};
 use crate::runtime::{DecisionRequest, Error, StartOptions};
 use crate::Engine;
 
@@ -94,8 +107,32 @@ pub fn ensure_token(data_dir: &Path) -> std::io::Result<String> {
 
 struct Api {
     engine: Arc<Engine>,
+    /// The admin credential.
     token: String,
+    /// `[permissions]` and `[auth]`.
+    config: Config,
     metrics: crate::metrics::Metrics,
+}
+
+/// Who a request comes from, as its credential proves.
+#[derive(Debug, Clone)]
+struct Caller {
+    /// The principal it acts as.
+    principal: String,
+    /// How that was established (recorded with decisions).
+    auth: Authentication,
+    /// The admin credential: operates, never decides.
+    admin: bool,
+}
+
+impl Caller {
+    fn describe(&self) -> String {
+        if self.admin {
+            "admin token".to_owned()
+        } else {
+            self.auth.to_string()
+        }
+    }
 }
 
 /// An API error: its status and a JSON body naming what went wrong.
@@ -128,13 +165,16 @@ impl From<Error> for ApiError {
 
 type ApiResult = Result<Response, ApiError>;
 
-/// The API's routes over `engine`, authenticated by `token`. Fails only if
-/// the instances cannot be listed to start the metrics from.
-pub fn router(engine: Arc<Engine>, token: String) -> Result<Router, Error> {
+/// The API's routes over `engine`: `token` is the admin credential, and
+/// `config` says who may operate and which proxy is trusted. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()`, so a proxy's
+/// address can be checked (without it, no proxy header is believed). Fails
+/// only if the instances cannot be listed to start the metrics from.
+pub fn router(engine: Arc<Engine>, token: String, config: Config) -> Result<Router, Error> {
     // Subscribe before listing, so no event falls between the two.
     let mut events = engine.subscribe();
     let metrics = crate::metrics::Metrics::new(Arc::clone(&engine))?;
-    let api = Arc::new(Api { engine: Arc::clone(&engine), token, metrics });
+    let api = Arc::new(Api { engine: Arc::clone(&engine), token, config, metrics });
     let counting = Arc::clone(&api);
     tokio::spawn(async move {
         loop {
@@ -155,6 +195,10 @@ pub fn router(engine: Arc<Engine>, token: String) -> Result<Router, Error> {
         .route("/v1/instances/{id}/decisions", post(decide))
         .route("/v1/instances/{id}/{operation}", post(operate))
         .route("/v1/approvals", get(approvals))
+        .route("/v1/whoami", get(whoami))
+        .route("/v1/users", get(users).post(add_user))
+        .route("/v1/users/{name}/revoke", post(revoke_user))
+        .route("/v1/policy", get(policy).put(set_policy))
         .route("/v1/backup", post(backup))
         .route("/metrics", get(scrape))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&api), authenticate));
@@ -187,37 +231,133 @@ fn bearer(value: &str) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-async fn authenticate(State(api): State<Arc<Api>>, request: Request, next: Next) -> Response {
-    let presented = request.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(bearer);
-    match presented {
-        Some(token) if same(token, &api.token) => {
-            // A failed engine acknowledges nothing: writes are refused.
-            if request.method() != axum::http::Method::GET {
-                if let Err(reason) = api.engine.health() {
-                    return ApiError(StatusCode::SERVICE_UNAVAILABLE, format!("the server refuses writes: {reason}"), "unavailable")
-                        .into_response();
-                }
-            }
-            next.run(request).await
+/// A refusal of a request's credential or authority: answered with
+/// `status`, logged with who and what (never the credential).
+fn refuse(status: StatusCode, message: String, route: &str, who: &str) -> ApiError {
+    tracing::warn!(status = status.as_u16(), %route, %who, reason = %message, "refused a request");
+    let kind = if status == StatusCode::UNAUTHORIZED { "unauthorized" } else { "forbidden" };
+    ApiError(status, message, kind)
+}
+
+async fn authenticate(State(api): State<Arc<Api>>, mut request: Request, next: Next) -> Response {
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+    let route = format!("{} {}", request.method(), request.uri().path());
+    let caller = match identify(&api, request.headers(), peer) {
+        Ok(caller) => caller,
+        Err((message, who)) => return refuse(StatusCode::UNAUTHORIZED, message, &route, &who).into_response(),
+    };
+    // A request cannot name someone other than its credential's principal.
+    let named = request.headers().get("x-phasegate-principal").map(|v| v.to_str().map(str::trim));
+    match named {
+        None => {}
+        Some(Ok(named)) if named == caller.principal => {}
+        Some(named) => {
+            let named = named.unwrap_or("(not text)");
+            let message = format!(
+                "the credential is {}'s ({}); a request cannot act as {named}: drop --as (or X-Phasegate-Principal), or use {named}'s own token",
+                caller.principal,
+                caller.describe()
+            );
+            return refuse(StatusCode::FORBIDDEN, message, &route, &caller.principal).into_response();
         }
-        Some(_) => ApiError(StatusCode::UNAUTHORIZED, "the bearer token is wrong".to_owned(), "unauthorized").into_response(),
-        None => ApiError(
-            StatusCode::UNAUTHORIZED,
-            format!("send Authorization: Bearer <token>; the token is in the data directory's {TOKEN_FILE}"),
-            "unauthorized",
-        )
-        .into_response(),
+    }
+    // A failed engine acknowledges nothing: writes are refused.
+    if request.method() != axum::http::Method::GET {
+        if let Err(reason) = api.engine.health() {
+            return ApiError(StatusCode::SERVICE_UNAVAILABLE, format!("the server refuses writes: {reason}"), "unavailable")
+                .into_response();
+        }
+    }
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+/// The caller a request's credential proves, or why there is none (the
+/// message, and who it claimed to be, for the log).
+fn identify(api: &Api, headers: &HeaderMap, peer: Option<IpAddr>) -> Result<Caller, (String, String)> {
+    let peer_text = peer.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
+    if let Some(header) = &api.config.auth.proxy_header {
+        if let Some(value) = headers.get(header.as_str()) {
+            let trusted = peer.is_some_and(|ip| api.config.auth.trusted_proxies.contains(&ip));
+            if !trusted {
+                return Err((
+                    format!("the {header} header is believed only from the configured proxy; this request came from {peer_text}"),
+                    format!("{header} from {peer_text}"),
+                ));
+            }
+            let name = value.to_str().unwrap_or_default().trim();
+            crate::runtime::identity::check_user_name(name)
+                .map_err(|why| (format!("the proxy's {header} header does not name a user: {why}"), format!("proxy {peer_text}")))?;
+            return Ok(Caller {
+                principal: name.to_owned(),
+                auth: Authentication::Proxy { header: header.clone(), proxy: peer_text },
+                admin: false,
+            });
+        }
+    }
+    let presented = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(bearer);
+    let Some(token) = presented else {
+        return Err((
+            format!(
+                "send Authorization: Bearer <token>: your own token (an admin issues it with `phasegate users add NAME`), or the admin token in the data directory's {TOKEN_FILE}"
+            ),
+            "no credential".to_owned(),
+        ));
+    };
+    if same(token, &api.token) {
+        return Ok(Caller { principal: ADMIN.to_owned(), auth: Authentication::Unrecorded, admin: true });
+    }
+    match api.engine.authenticate(token) {
+        Ok(user) => Ok(Caller { principal: user.name, auth: Authentication::Token { token: user.token_id }, admin: false }),
+        Err(TokenRefusal::Revoked { user }) => Err((
+            format!("this token was revoked; ask an admin for a new one (`phasegate users add {user}`)"),
+            format!("{user} (revoked token)"),
+        )),
+        Err(TokenRefusal::Unknown) => Err(("the bearer token is not one this server issued".to_owned(), "an unknown token".to_owned())),
     }
 }
 
-fn principal(headers: &HeaderMap) -> Result<String, ApiError> {
-    headers
-        .get("x-phasegate-principal")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(str::to_owned)
-        .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "name who acts with the X-Phasegate-Principal header".to_owned(), "invalid"))
+/// Refuses anyone but the admin credential.
+fn admin_only(caller: &Caller, what: &str) -> Result<(), ApiError> {
+    if caller.admin {
+        Ok(())
+    } else {
+        Err(refuse(
+            StatusCode::FORBIDDEN,
+            format!("{what} needs the admin credential (the data directory's {TOKEN_FILE}); {} is not it", caller.principal),
+            what,
+            &caller.principal,
+        ))
+    }
+}
+
+/// Authorizes an operator command: the admin credential, those
+/// `[permissions]` names for it, or (when it names none) the workflow's owners.
+fn may_operate(api: &Api, caller: &Caller, operation: Operation, owners: &[crate::plan::Principal], what: &str) -> Result<(), ApiError> {
+    if caller.admin {
+        return Ok(());
+    }
+    let (allowed, source) = match api.config.permitted(operation) {
+        Some(entries) => (entries, "phasegate.toml's [permissions]"),
+        None => (owners.to_vec(), "the workflow's owners"),
+    };
+    let roles = api.engine.roles();
+    if roles.allows(&allowed, &caller.principal).is_some() {
+        return Ok(());
+    }
+    let list =
+        if allowed.is_empty() { "nobody".to_owned() } else { allowed.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ") };
+    Err(refuse(
+        StatusCode::FORBIDDEN,
+        format!(
+            "{} may not {} {what}: {} is allowed to the admin credential and {list} ({source})",
+            caller.principal,
+            operation.name(),
+            operation.name()
+        ),
+        what,
+        &caller.principal,
+    ))
 }
 
 async fn body<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
@@ -229,11 +369,12 @@ async fn body<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
         .map_err(|error| ApiError(StatusCode::BAD_REQUEST, format!("the body is not valid JSON for this route: {error}"), "bad_json"))
 }
 
-async fn start(State(api): State<Arc<Api>>, request: Request) -> ApiResult {
-    let by = principal(request.headers())?;
+async fn start(State(api): State<Arc<Api>>, Extension(caller): Extension<Caller>, request: Request) -> ApiResult {
     let start: api::StartRequest = body(request.into_body()).await?;
     let workflow = api.engine.load_definition(&crate::model::Source::from_text(&start.definition, start.format.into()))?;
-    let options = StartOptions { id: start.id, vars: start.vars.into_iter().collect(), started_by: by, baseline: start.baseline };
+    may_operate(&api, &caller, Operation::Start, &workflow.owners, &format!("workflow {}", workflow.name))?;
+    let options =
+        StartOptions { id: start.id, vars: start.vars.into_iter().collect(), started_by: caller.principal, baseline: start.baseline };
     let id = api.engine.start(workflow, options).await?;
     Ok((StatusCode::CREATED, Json(api::Started { id })).into_response())
 }
@@ -316,51 +457,88 @@ async fn report(State(api): State<Arc<Api>>, UrlPath(id): UrlPath<String>, Query
     })
 }
 
-async fn decide(State(api): State<Arc<Api>>, UrlPath(id): UrlPath<String>, request: Request) -> ApiResult {
-    let by = principal(request.headers())?;
+async fn decide(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    UrlPath(id): UrlPath<String>,
+    request: Request,
+) -> ApiResult {
+    let route = format!("POST /v1/instances/{id}/decisions");
+    if caller.admin {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            "the admin credential operates; it cannot decide. Decide with your own token (an admin issues it with `phasegate users add NAME`)"
+                .to_owned(),
+            &route,
+            ADMIN,
+        ));
+    }
     let decision: api::DecisionBody = body(request.into_body()).await?;
-    let kind = decision.decision;
-    let outcome = api
-        .engine
-        .decide(
-            &id,
-            decision.gate.as_deref(),
-            DecisionRequest { kind, principal: by, comment: decision.comment, request_id: decision.request_id, inputs: decision.inputs },
-        )
-        .await?;
-    Ok(Json(serde_json::to_value(outcome).unwrap_or_default()).into_response())
+    let request = DecisionRequest {
+        kind: decision.decision,
+        principal: caller.principal.clone(),
+        auth: caller.auth,
+        comment: decision.comment,
+        request_id: decision.request_id,
+        inputs: decision.inputs,
+    };
+    match api.engine.decide(&id, decision.gate.as_deref(), request).await {
+        Ok(outcome) => Ok(Json(serde_json::to_value(outcome).unwrap_or_default()).into_response()),
+        Err(Error::Forbidden(message)) => Err(refuse(StatusCode::FORBIDDEN, message, &route, &caller.principal)),
+        Err(error) => Err(error.into()),
+    }
 }
 
-async fn operate(State(api): State<Arc<Api>>, UrlPath((id, operation)): UrlPath<(String, String)>, request: Request) -> ApiResult {
-    let by = principal(request.headers())?;
+async fn operate(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    UrlPath((id, operation)): UrlPath<(String, String)>,
+    request: Request,
+) -> ApiResult {
     let op: api::OperationBody = body(request.into_body()).await?;
     let engine = &api.engine;
-    let seq = match operation.as_str() {
-        "halt" => engine.halt(&id, &by, &op.reason, op.cancel_running).await?,
-        "resume" => engine.resume(&id, &by).await?,
-        "cancel" => engine.cancel(&id, &by, &op.reason).await?,
-        "retry" => match (&op.phase, &op.task) {
-            (Some(_), Some(_)) => {
-                return Err(ApiError(StatusCode::BAD_REQUEST, "retry takes `task` or `phase`, not both".to_owned(), "invalid"));
-            }
-            (Some(phase), None) => engine.retry_phase(&id, &by, phase).await?,
-            (None, task) => engine.retry(&id, &by, task.as_deref()).await?,
-        },
-        "rollback" => engine.rollback(&id, &by, &op.reason, op.to.as_deref()).await?,
-        "signal" => {
-            let name = op.name.ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "a signal needs `name`".to_owned(), "invalid"))?;
-            engine.signal(&id, &name, op.data.unwrap_or(Value::Null), &by).await?
-        }
-        "advance" => {
-            let report = engine.advance(&id).await?;
-            return Ok(Json(serde_json::to_value(report).unwrap_or_default()).into_response());
-        }
+    let kind = match operation.as_str() {
+        "halt" => Operation::Halt,
+        "resume" => Operation::Resume,
+        "cancel" => Operation::Cancel,
+        "retry" => Operation::Retry,
+        "rollback" => Operation::Rollback,
+        "signal" => Operation::Signal,
+        "advance" => Operation::Advance,
         other => {
             return Err(ApiError(
                 StatusCode::NOT_FOUND,
                 format!("no operation `{other}`; use halt, resume, cancel, retry, rollback, signal, advance or decisions"),
                 "not_found",
             ))
+        }
+    };
+    let (_, workflow) = engine.instance(&id)?;
+    may_operate(&api, &caller, kind, &workflow.owners, &format!("instance {id}"))?;
+    let by = caller.principal;
+    let seq = match kind {
+        Operation::Halt => engine.halt(&id, &by, &op.reason, op.cancel_running).await?,
+        Operation::Resume => engine.resume(&id, &by).await?,
+        Operation::Cancel => engine.cancel(&id, &by, &op.reason).await?,
+        Operation::Retry => match (&op.phase, &op.task) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError(StatusCode::BAD_REQUEST, "retry takes `task` or `phase`, not both".to_owned(), "invalid"));
+            }
+            (Some(phase), None) => engine.retry_phase(&id, &by, phase).await?,
+            (None, task) => engine.retry(&id, &by, task.as_deref()).await?,
+        },
+        Operation::Rollback => engine.rollback(&id, &by, &op.reason, op.to.as_deref()).await?,
+        Operation::Signal => {
+            let name = op.name.ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "a signal needs `name`".to_owned(), "invalid"))?;
+            engine.signal(&id, &name, op.data.unwrap_or(Value::Null), &by).await?
+        }
+        Operation::Advance => {
+            let report = engine.advance(&id).await?;
+            return Ok(Json(serde_json::to_value(report).unwrap_or_default()).into_response());
+        }
+        // Not an instance's operation: `kind` above never names it.
+        Operation::Start => {
+            return Err(ApiError(StatusCode::NOT_FOUND, "start with POST /v1/instances".to_owned(), "not_found"));
         }
     };
     let status = engine.instance(&id).ok().map(|(i, _)| i.effective_status());
@@ -378,10 +556,49 @@ async fn approvals(State(api): State<Arc<Api>>, Query(query): Query<ApprovalsQue
 
 /// `POST /v1/backup {"dest": PATH}`: a consistent copy of the live store into
 /// a new directory on the server's machine.
-async fn backup(State(api): State<Arc<Api>>, request: Request) -> ApiResult {
+async fn backup(State(api): State<Arc<Api>>, Extension(caller): Extension<Caller>, request: Request) -> ApiResult {
+    admin_only(&caller, "POST /v1/backup")?;
     let wanted: api::BackupRequest = body(request.into_body()).await?;
     let report = api.engine.backup(&wanted.dest).await?;
     Ok(Json(api::BackedUp::from(report)).into_response())
+}
+
+/// `GET /v1/whoami`: the caller, as the server sees them.
+async fn whoami(State(api): State<Arc<Api>>, Extension(caller): Extension<Caller>) -> Json<api::WhoAmI> {
+    let roles = api.engine.roles().0.iter().filter(|(_, members)| members.contains(&caller.principal)).map(|(r, _)| r.clone()).collect();
+    Json(api::WhoAmI { authentication: caller.describe(), principal: caller.principal, admin: caller.admin, roles })
+}
+
+async fn users(State(api): State<Arc<Api>>, Extension(caller): Extension<Caller>) -> ApiResult {
+    admin_only(&caller, "GET /v1/users")?;
+    Ok(Json(api.engine.users()).into_response())
+}
+
+/// `POST /v1/users {"name", "roles"}` (admin): the new token, shown once.
+async fn add_user(State(api): State<Arc<Api>>, Extension(caller): Extension<Caller>, request: Request) -> ApiResult {
+    admin_only(&caller, "POST /v1/users")?;
+    let wanted: api::AddUser = body(request.into_body()).await?;
+    let issued = api.engine.add_user(&wanted.name, &wanted.roles, &caller.principal)?;
+    tracing::info!(user = %issued.user.name, token_id = %issued.user.token_id, "issued a user token");
+    Ok((StatusCode::CREATED, Json(issued)).into_response())
+}
+
+async fn revoke_user(State(api): State<Arc<Api>>, Extension(caller): Extension<Caller>, UrlPath(name): UrlPath<String>) -> ApiResult {
+    admin_only(&caller, "POST /v1/users/{name}/revoke")?;
+    let user = api.engine.revoke_user(&name, &caller.principal)?;
+    tracing::info!(user = %user.name, token_id = %user.token_id, "revoked a user token");
+    Ok(Json(user).into_response())
+}
+
+async fn policy(State(api): State<Arc<Api>>) -> Json<crate::runtime::identity::Policy> {
+    Json(api.engine.policy())
+}
+
+async fn set_policy(State(api): State<Arc<Api>>, Extension(caller): Extension<Caller>, request: Request) -> ApiResult {
+    admin_only(&caller, "PUT /v1/policy")?;
+    let policy: crate::runtime::identity::Policy = body(request.into_body()).await?;
+    api.engine.set_policy(policy)?;
+    Ok(Json(policy).into_response())
 }
 
 async fn scrape(State(api): State<Arc<Api>>) -> ApiResult {

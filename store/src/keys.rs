@@ -11,6 +11,7 @@
 //! o:<id> 0x00 <key>           outbox entry
 //! d:<hash>                    definition
 //! q:<id>                      quarantine reason
+//! c:<key>                     setting (users, policy)
 //! ```
 //! Ids and index names never contain 0x00, so prefixes never collide.
 
@@ -65,6 +66,9 @@ pub(crate) fn definition(hash: &str) -> Vec<u8> {
 }
 pub(crate) fn quarantine(id: &str) -> Vec<u8> {
     join(b"q:", &[id.as_bytes()])
+}
+pub(crate) fn setting(key: &str) -> Vec<u8> {
+    join(b"c:", &[key.as_bytes()])
 }
 
 /// The smallest key greater than every key starting with `prefix`.

@@ -275,6 +275,14 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Why an instance was quarantined, if it was.
     fn quarantine_reason(&self, instance: &str) -> Result<Option<String>>;
+
+    /// Sets `key` of the store's settings to `value` (or removes it, with
+    /// `None`), durably: records that belong to the store rather than to an
+    /// instance, such as its users and its policy.
+    fn put_setting(&self, key: &str, value: Option<&[u8]>) -> Result<()>;
+
+    /// The settings whose keys start with `prefix`, in key order.
+    fn settings(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
 }
 
 /// The status the store gives quarantined instances.

@@ -609,4 +609,18 @@ impl<B: Backend> Store for LogStore<B> {
     fn quarantine_reason(&self, instance: &str) -> Result<Option<String>> {
         Ok(self.backend.get(&keys::quarantine(instance))?.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
     }
+
+    fn put_setting(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
+        if key.is_empty() || key.contains('\0') {
+            return Err(Error::Io(format!("`{key}` is not a setting key: use non-empty text without NUL")));
+        }
+        self.write_raw(vec![(keys::setting(key), value.map(<[u8]>::to_vec))])
+    }
+
+    fn settings(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let start = keys::setting(prefix);
+        let end = keys::prefix_end(&start);
+        let rows = self.backend.range(&start, end.as_deref())?;
+        Ok(rows.into_iter().map(|(key, value)| (String::from_utf8_lossy(&key[2..]).into_owned(), value)).collect())
+    }
 }

@@ -227,6 +227,22 @@ fn definitions_are_pinned_by_hash() {
 }
 
 #[test]
+fn settings_are_kept_by_key_listed_by_prefix_and_removed() {
+    for (store, _dir) in stores() {
+        store.put_setting("user:bob", Some(b"b")).expect("put");
+        store.put_setting("user:alice", Some(b"a1")).expect("put");
+        store.put_setting("user:alice", Some(b"a2")).expect("overwrite");
+        store.put_setting("policy", Some(b"p")).expect("put");
+        let users = store.settings("user:").expect("list");
+        assert_eq!(users, [("user:alice".to_owned(), b"a2".to_vec()), ("user:bob".to_owned(), b"b".to_vec())]);
+        store.put_setting("user:bob", None).expect("remove");
+        assert_eq!(store.settings("user:").expect("list").len(), 1);
+        assert_eq!(store.settings("").expect("all").len(), 2, "settings never mix with instances' records");
+        assert!(store.put_setting("", Some(b"x")).is_err(), "an empty key is refused");
+    }
+}
+
+#[test]
 fn invalid_ids_are_refused() {
     for (store, _dir) in stores() {
         let error = store.append(Batch { instance: "a/b".into(), events: events(1, "x"), ..Batch::default() }).expect_err("slash");
@@ -355,9 +371,11 @@ fn data_survives_reopening() {
                 ..Batch::default()
             })
             .expect("append");
+        store.put_setting("policy", Some(b"strict")).expect("setting");
     }
     let store = SledStore::open(dir.path()).expect("reopen");
     assert_eq!(store.head("a").expect("head").expect("exists").seq, 4);
+    assert_eq!(store.settings("policy").expect("settings"), [("policy".to_owned(), b"strict".to_vec())]);
     assert_eq!(store.instances_with_status("halted").expect("index"), ["a"]);
 }
 

@@ -26,7 +26,8 @@ pub struct Cli {
     /// Output format of commands that print results.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
-    /// Who you are, recorded with every command and checked by gates.
+    /// Who you are, against a store with no server (recorded as asserted, not proven). Through a
+    /// server your token says who you are, and --as must match it.
     #[arg(long = "as", global = true, env = "PHASEGATE_USER", value_name = "PRINCIPAL")]
     pub principal: Option<String>,
     /// The configuration file (roles, limits); default: phasegate.toml beside the data directory.
@@ -112,6 +113,69 @@ pub enum Command {
     Backup(BackupArgs),
     /// Copy a backup into a new data directory (--db), never over an existing store.
     Restore(RestoreArgs),
+    /// Issue, list and revoke people's API tokens (admin: through a server, the admin token).
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Keep your API token in your credentials file (read from standard input, stored with mode 0600).
+    Login(LoginArgs),
+    /// Show who a running server takes you to be (your credential, your roles).
+    Whoami,
+    /// The store's own settings.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+/// `phasegate users ...`.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Issue NAME an API token (printed once on standard output; only its hash is stored).
+    Add(UsersAddArgs),
+    /// List the users, their roles and token ids (never the tokens).
+    List,
+    /// Revoke NAME's token: the server refuses it from now on.
+    Revoke(UsersRevokeArgs),
+}
+
+/// Arguments of `phasegate users add`.
+#[derive(Debug, Args)]
+pub struct UsersAddArgs {
+    /// The user's name: the principal their requests act as.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// A role to grant on top of phasegate.toml's [roles]; repeatable.
+    #[arg(long = "role", value_name = "ROLE")]
+    pub roles: Vec<String>,
+}
+
+/// Arguments of `phasegate users revoke`.
+#[derive(Debug, Args)]
+pub struct UsersRevokeArgs {
+    /// The user whose token is revoked.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+/// Arguments of `phasegate login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Write the credentials here instead of $PHASEGATE_CREDENTIALS or ~/.config/phasegate/credentials.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+/// `phasegate store ...`.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Show the store's policy, or change it (admin: through a server, the admin token).
+    Policy(PolicyArgs),
+}
+
+/// Arguments of `phasegate store policy`.
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// Refuse decisions no credential proved (the CLI with no server), so every decision goes through the server.
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub require_authenticated_decisions: Option<bool>,
 }
 
 impl Cli {
@@ -136,7 +200,12 @@ impl Cli {
         }
     }
 
-    /// The principal commands are recorded under: `--as`, `PHASEGATE_USER`, `USER`.
+    /// The principal the caller named: `--as` or `PHASEGATE_USER`.
+    pub fn named(&self) -> Option<&str> {
+        self.principal.as_deref().map(str::trim).filter(|p| !p.is_empty())
+    }
+
+    /// The principal commands against the local store are recorded under: `--as`, `PHASEGATE_USER`, `USER`.
     pub fn principal(&self) -> String {
         self.principal
             .clone()

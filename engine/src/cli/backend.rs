@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::machine::{Instance, Record};
 use crate::model::{Source, WorkflowDef};
 use crate::plan::{AgentNames, Workflow};
+use crate::runtime::identity;
 use crate::runtime::{AdvanceReport, DecisionOutcome, DecisionRequest, Error, PendingApproval, StartOptions, Summary};
 use crate::{api, server, Engine};
 
@@ -29,17 +30,107 @@ pub(super) struct Remote {
     client: reqwest::Client,
     base: String,
     token: String,
-    principal: String,
+    /// Where the token came from, for messages.
+    credential: String,
+    /// The principal the caller named (`--as`), which the server checks
+    /// against the credential's; none to act as the credential says.
+    named: Option<String>,
+}
+
+/// The environment variable holding the caller's API token.
+pub(super) const TOKEN_ENV: &str = "PHASEGATE_TOKEN";
+/// The environment variable naming the credentials file.
+pub(super) const CREDENTIALS_ENV: &str = "PHASEGATE_CREDENTIALS";
+
+/// The caller's credentials file: `$PHASEGATE_CREDENTIALS`, or
+/// `phasegate/credentials` in the XDG configuration directory.
+pub(super) fn credentials_path() -> Option<std::path::PathBuf> {
+    if let Some(path) = std::env::var_os(CREDENTIALS_ENV).filter(|p| !p.is_empty()) {
+        return Some(path.into());
+    }
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").filter(|p| !p.is_empty()).map(|home| std::path::PathBuf::from(home).join(".config")))?;
+    Some(config.join("phasegate").join("credentials"))
+}
+
+/// The credentials file's contents (`token = "pgt_…"`).
+#[derive(serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Credentials {
+    /// The caller's API token.
+    pub(super) token: String,
+}
+
+/// Reads the credentials file at `path`, if there is one; one that others
+/// can read (group or world permissions) is refused, with what to do.
+pub(super) fn read_credentials(path: &std::path::Path) -> Result<Option<String>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(format!("{}: cannot read the credentials file: {error}", path.display())),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "{} is readable by others (mode {:o}); it holds your token: `chmod 600 {}`",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            ));
+        }
+    }
+    let credentials: Credentials = toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message().trim()))?;
+    Ok(Some(credentials.token.trim().to_owned()))
+}
+
+/// The credential to present to a server: `PHASEGATE_TOKEN`, else the
+/// credentials file, else the data directory's admin token (operator
+/// commands only) when this user can read it.
+fn credential(data_dir: &std::path::Path) -> Result<Option<(String, String)>, String> {
+    if let Some(token) = std::env::var(TOKEN_ENV).ok().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()) {
+        return Ok(Some((token, TOKEN_ENV.to_owned())));
+    }
+    if let Some(path) = credentials_path() {
+        if let Some(token) = read_credentials(&path)? {
+            return Ok(Some((token, path.display().to_string())));
+        }
+    }
+    let admin = data_dir.join(server::TOKEN_FILE);
+    Ok(std::fs::read_to_string(&admin).ok().map(|token| (token.trim().to_owned(), format!("the admin token in {}", admin.display()))))
 }
 
 /// The live server of a data directory, if its address file names one that
-/// answers; a stale file (a server that died) is ignored.
+/// answers; a stale file (a server that died) is ignored. `named` is the
+/// principal the caller named (`--as`), checked by the server. Fails when
+/// a server answers but the caller's credentials file is unusable, or
+/// there is no credential at all.
 ///
 /// The token is a secret, so it is sent only to a loopback address that the
 /// process named in the file (the server that wrote it) is listening on:
 /// a file edited to point elsewhere, or a port some other process took
 /// after the server died, gets nothing.
-pub(super) async fn find_server(data_dir: &std::path::Path, principal: &str) -> Option<Remote> {
+pub(super) async fn find_server(data_dir: &std::path::Path, named: Option<&str>) -> Result<Option<Remote>, String> {
+    let Some(mut remote) = live_server(data_dir).await else { return Ok(None) };
+    let Some((token, from)) = credential(data_dir)? else {
+        return Err(format!(
+            "a server ({}) owns the store, and there is no credential to give it: set {TOKEN_ENV} to your token, or run `phasegate login` (an admin issues tokens with `phasegate users add NAME`)",
+            remote.base
+        ));
+    };
+    remote.token = token;
+    remote.credential = from;
+    remote.named = named.map(str::to_owned);
+    Ok(Some(remote))
+}
+
+/// The live server of a data directory, without a credential yet (for
+/// commands that only need to know one runs).
+pub(super) async fn live_server(data_dir: &std::path::Path) -> Option<Remote> {
     let text = std::fs::read_to_string(server::address_file(data_dir)).ok()?;
     let mut lines = text.lines();
     let base = lines.next()?.trim().to_owned();
@@ -52,11 +143,10 @@ pub(super) async fn find_server(data_dir: &std::path::Path, principal: &str) -> 
     if !listener_owned_by(pid, address.port()) {
         return None;
     }
-    let token = std::fs::read_to_string(data_dir.join(server::TOKEN_FILE)).ok()?.trim().to_owned();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().ok()?;
     let alive =
         client.get(format!("{base}/healthz")).timeout(Duration::from_millis(800)).send().await.is_ok_and(|r| r.status().is_success());
-    alive.then(|| Remote { client, base, token, principal: principal.to_owned() })
+    alive.then(|| Remote { client, base, token: String::new(), credential: String::new(), named: None })
 }
 
 /// True if process `pid` holds a socket listening on TCP `port` (read from
@@ -91,13 +181,31 @@ impl Remote {
         &self.base
     }
 
+    /// This server, presenting `token`.
+    pub(super) fn with_token(mut self, token: String) -> Self {
+        self.token = token;
+        self.credential = "the token given".to_owned();
+        self
+    }
+
+    /// Who the server takes the caller to be.
+    pub(super) async fn whoami(&self) -> Result<api::WhoAmI, Error> {
+        self.get("/v1/whoami").await
+    }
+
+    /// Where the credential it presents came from.
+    pub(super) fn credential(&self) -> &str {
+        &self.credential
+    }
+
     async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, Error> {
-        let response = request
-            .bearer_auth(&self.token)
-            .header("x-phasegate-principal", &self.principal)
-            .send()
-            .await
-            .map_err(|error| Error::Invalid(format!("the server at {} did not answer: {error}", self.base)))?;
+        let request = request.bearer_auth(&self.token);
+        let request = match &self.named {
+            Some(named) => request.header("x-phasegate-principal", named),
+            None => request,
+        };
+        let response =
+            request.send().await.map_err(|error| Error::Invalid(format!("the server at {} did not answer: {error}", self.base)))?;
         let status = response.status();
         let body: Value = response.json().await.map_err(|error| Error::Invalid(format!("the server's answer is not JSON: {error}")))?;
         if status.is_success() {
@@ -107,6 +215,7 @@ impl Remote {
         // The server's error, as the same kind of error a local command gives.
         Err(match body["kind"].as_str() {
             Some("forbidden") => Error::Forbidden(message),
+            Some("unauthorized") => Error::Forbidden(format!("{message} (credential: {})", self.credential)),
             Some("conflict") => Error::Conflict(message),
             Some("not_found") => Error::Remote { kind: "not_found", message },
             Some("rejected") => Error::Remote { kind: "rejected", message },
@@ -293,6 +402,42 @@ impl Backend {
                 let answer: api::BackedUp = remote.post("/v1/backup", &api::BackupRequest { dest: dest.to_owned() }).await?;
                 Ok(answer.into())
             }
+        }
+    }
+
+    /// Issues user `name` a token (admin only, through a server).
+    pub(super) async fn add_user(&self, name: &str, roles: &[String], by: &str) -> Result<identity::Issued, Error> {
+        match self {
+            Backend::Local(engine) => engine.add_user(name, roles, by),
+            Backend::Remote(remote) => remote.post("/v1/users", &api::AddUser { name: name.to_owned(), roles: roles.to_vec() }).await,
+        }
+    }
+
+    /// Revokes user `name`'s token.
+    pub(super) async fn revoke_user(&self, name: &str, by: &str) -> Result<identity::User, Error> {
+        match self {
+            Backend::Local(engine) => engine.revoke_user(name, by),
+            Backend::Remote(remote) => remote.post(&format!("/v1/users/{}/revoke", encode(name)), &serde_json::json!({})).await,
+        }
+    }
+
+    /// The store's users.
+    pub(super) async fn users(&self) -> Result<Vec<identity::User>, Error> {
+        match self {
+            Backend::Local(engine) => Ok(engine.users()),
+            Backend::Remote(remote) => remote.get("/v1/users").await,
+        }
+    }
+
+    /// The store's policy, set to `change` first when given.
+    pub(super) async fn policy(&self, change: Option<identity::Policy>) -> Result<identity::Policy, Error> {
+        match (self, change) {
+            (Backend::Local(engine), Some(policy)) => engine.set_policy(policy).map(|()| policy),
+            (Backend::Local(engine), None) => Ok(engine.policy()),
+            (Backend::Remote(remote), Some(policy)) => {
+                remote.send(remote.client.put(format!("{}/v1/policy", remote.base)).json(&policy)).await
+            }
+            (Backend::Remote(remote), None) => remote.get("/v1/policy").await,
         }
     }
 

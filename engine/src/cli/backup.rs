@@ -43,7 +43,7 @@ pub(super) fn backup(cli: &Cli, args: &BackupArgs) -> u8 {
 /// `phasegate restore SRC --db PATH`.
 pub(super) fn restore(cli: &Cli, args: &RestoreArgs) -> u8 {
     let Ok(runtime) = runtime() else { return EXIT_USAGE };
-    if runtime.block_on(super::backend::find_server(&cli.db, &cli.principal())).is_some() {
+    if runtime.block_on(super::backend::live_server(&cli.db)).is_some() {
         return fail!(
             "in_use",
             EXIT_INVALID,

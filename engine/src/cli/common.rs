@@ -74,17 +74,27 @@ pub(super) fn command_with(cli: &Cli, create: bool, body: impl AsyncFnOnce(&Back
     let Ok(runtime) = runtime() else { return EXIT_USAGE };
     runtime.block_on(async {
         // A live server owns the store: talk to it. Otherwise open the store here.
-        let backend = match super::backend::find_server(&cli.db, &cli.principal()).await {
-            Some(remote) => Backend::Remote(remote),
-            None => match open_engine(cli, Mode::Passive, 1, create).await {
+        let backend = match super::backend::find_server(&cli.db, cli.named()).await {
+            Ok(Some(remote)) => Backend::Remote(remote),
+            Ok(None) => match open_engine(cli, Mode::Passive, 1, create).await {
                 Ok(engine) => Backend::Local(engine),
                 Err(status) => return status,
             },
+            Err(message) => return fail!("unauthorized", EXIT_USAGE, "{message}"),
         };
         let result = body(&backend).await;
         backend.shutdown().await;
         result.unwrap_or_else(|error| report(&error))
     })
+}
+
+/// ` (token …)`: how a decider was authenticated, when it was recorded.
+fn how(auth: &crate::machine::Authentication) -> String {
+    if auth.is_unrecorded() {
+        String::new()
+    } else {
+        format!(" ({auth})")
+    }
 }
 
 /// One line for an event, for people.
@@ -131,7 +141,7 @@ pub(super) fn describe(event: &Event) -> String {
         }
         Event::DecisionRecorded(payload::DecisionRecorded { phase, gate, decision }) => {
             let comment = if decision.comment.is_empty() { String::new() } else { format!(": {}", decision.comment) };
-            format!("gate {phase}/{gate} {} by {}{comment}", decision.kind.past(), decision.principal)
+            format!("gate {phase}/{gate} {} by {}{}{comment}", decision.kind.past(), decision.principal, how(&decision.auth))
         }
         Event::GateTimedOut(payload::GateTimedOut { phase, gate, level, action }) => format!(
             "gate {phase}/{gate}: deadline of level {level} passed, on_timeout = {}",
@@ -169,7 +179,7 @@ pub(super) fn describe(event: &Event) -> String {
         }
         Event::TriggerDecided(payload::TriggerDecided { phase, trigger, decision }) => {
             let comment = if decision.comment.is_empty() { String::new() } else { format!(": {}", decision.comment) };
-            format!("trigger {phase}/{trigger} {} by {}{comment}", decision.kind.past(), decision.principal)
+            format!("trigger {phase}/{trigger} {} by {}{}{comment}", decision.kind.past(), decision.principal, how(&decision.auth))
         }
         Event::TriggerTimedOut(payload::TriggerTimedOut { phase, trigger, level, action }) => format!(
             "trigger {phase}/{trigger}: deadline of level {level} passed, on_timeout = {}",

@@ -9,9 +9,6 @@ use crate::runtime::DecisionRequest;
 
 /// Takes a decision.
 pub(super) fn decide(cli: &Cli, kind: DecisionKind, args: &DecisionArgs) -> u8 {
-    let Some(principal) = cli.principal.clone().filter(|p| !p.trim().is_empty()) else {
-        return fail!("usage", EXIT_USAGE, "{} needs to know who decides: pass --as PRINCIPAL or set PHASEGATE_USER", kind.verb());
-    };
     let mut inputs = serde_json::Map::new();
     for pair in &args.inputs {
         match pair.split_once('=') {
@@ -24,9 +21,26 @@ pub(super) fn decide(cli: &Cli, kind: DecisionKind, args: &DecisionArgs) -> u8 {
         }
     }
     command(cli, async |engine| {
+        // Through a server, the credential says who decides; against the
+        // store, the caller names themselves, and that is only asserted.
+        let (principal, auth) = match engine {
+            super::backend::Backend::Remote(_) => (String::new(), crate::machine::Authentication::Unrecorded),
+            super::backend::Backend::Local(_) => match cli.named() {
+                Some(named) => (named.to_owned(), crate::machine::Authentication::Local),
+                None => {
+                    return Ok(fail!(
+                        "usage",
+                        EXIT_USAGE,
+                        "{} needs to know who decides: pass --as PRINCIPAL or set PHASEGATE_USER (no server runs, so it is recorded as asserted)",
+                        kind.verb()
+                    ))
+                }
+            },
+        };
         let request = DecisionRequest {
             kind,
             principal,
+            auth,
             comment: args.comment.clone(),
             request_id: args.request_id.clone().unwrap_or_default(),
             inputs: inputs.clone(),

@@ -6,7 +6,7 @@
 //! Imports run one way: `args` (what clap parses) and `output` (how results
 //! are printed) import no command module; `backend` and `common` build on
 //! them; the command modules (`definitions`, `instances`, `run`, `status`,
-//! `gates`, `serve`, `backup`) use those and not each other; this file
+//! `gates`, `serve`, `backup`, `identity`) use those and not each other; this file
 //! only dispatches.
 
 #[macro_use]
@@ -17,6 +17,7 @@ mod backup;
 mod common;
 mod definitions;
 mod gates;
+mod identity;
 mod instances;
 mod run;
 mod serve;
@@ -73,6 +74,12 @@ pub fn main() -> ExitCode {
         Command::Audit(AuditCommand::Verify(args)) => backup::audit_verify(&cli, args),
         Command::Backup(args) => backup::backup(&cli, args),
         Command::Restore(args) => backup::restore(&cli, args),
+        Command::Users(UsersCommand::Add(args)) => identity::add(&cli, args),
+        Command::Users(UsersCommand::List) => identity::list(&cli),
+        Command::Users(UsersCommand::Revoke(args)) => identity::revoke(&cli, args),
+        Command::Login(args) => identity::login(&cli, args),
+        Command::Whoami => identity::whoami(&cli),
+        Command::Store(StoreCommand::Policy(args)) => identity::policy(&cli, args),
     };
     ExitCode::from(status)
 }

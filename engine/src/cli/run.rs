@@ -15,7 +15,7 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> u8 {
         return EXIT_USAGE;
     };
     runtime.block_on(async {
-        if let Some(server) = super::backend::find_server(&cli.db, &cli.principal()).await {
+        if let Some(server) = super::backend::live_server(&cli.db).await {
             eprintln!(
                 "error: `phasegate serve` at {} owns this store and drives its instances already; other commands go through it, `run` is not needed",
                 server.base()
@@ -169,7 +169,7 @@ impl Progress {
         for id in &self.touched {
             if let Ok((instance, _)) = engine.instance(id) {
                 let next: Vec<Vec<String>> =
-                    pending.iter().filter(|p| &p.instance == id).map(|p| approve_commands(cli, engine.roles(), p)).collect();
+                    pending.iter().filter(|p| &p.instance == id).map(|p| approve_commands(cli, &engine.roles(), p)).collect();
                 summary.push(
                     json!({"id": id, "status": instance.effective_status(), "waiting": waiting(&instance), "approve": next.concat()}),
                 );
@@ -191,7 +191,7 @@ impl Progress {
                             "  {}/{} waits for approvals: {}; to approve{each}:\n    {}",
                             approval.phase,
                             approval.gate,
-                            approval.still_needed_among(engine.roles()),
+                            approval.still_needed_among(&engine.roles()),
                             commands.join("\n    ")
                         );
                     }

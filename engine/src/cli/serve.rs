@@ -18,6 +18,10 @@ pub(super) fn serve(cli: &Cli, args: &ServeArgs) -> u8 {
         );
         return EXIT_USAGE;
     }
+    let config = match cli.config() {
+        Ok(config) => config,
+        Err(message) => return fail!("usage", EXIT_USAGE, "{message}"),
+    };
     let Ok(runtime) = runtime() else { return EXIT_USAGE };
     runtime.block_on(async {
         let engine = match open_engine(cli, Mode::Drive, args.concurrency, true).await {
@@ -48,10 +52,14 @@ pub(super) fn serve(cli: &Cli, args: &ServeArgs) -> u8 {
             return EXIT_USAGE;
         }
         eprintln!(
-            "serving the control API on {url} (token in {}); the CLI uses it while this runs",
+            "serving the control API on {url} (admin token in {}; people use their own: `phasegate users add NAME`); the CLI uses it while this runs",
             cli.db.join(server::TOKEN_FILE).display()
         );
-        let app = match server::router(Arc::clone(&engine), token) {
+        if let Some(header) = &config.auth.proxy_header {
+            let from: Vec<String> = config.auth.trusted_proxies.iter().map(ToString::to_string).collect();
+            eprintln!("believing the {header} header from {} only", from.join(", "));
+        }
+        let app = match server::router(Arc::clone(&engine), token, config) {
             Ok(app) => app,
             Err(error) => {
                 engine.shutdown().await;
@@ -62,7 +70,8 @@ pub(super) fn serve(cli: &Cli, args: &ServeArgs) -> u8 {
         // fails closed: the server stops and the process exits non-zero, so
         // a supervisor restarts it on a store that works.
         let watched = Arc::clone(&engine);
-        let served = axum::serve(listener, app)
+        // The peer's address, so a proxy header is believed only from a trusted proxy.
+        let served = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(async move {
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => {}

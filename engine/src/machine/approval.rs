@@ -476,6 +476,7 @@ impl<'w> Target<'w> {
         let answer = Decision {
             kind,
             principal: "phasegate".to_owned(),
+            auth: super::Authentication::Engine,
             via: String::new(),
             comment: format!("no decision before the deadline of level {level}; on_timeout = {}", action.name()),
             request_id: String::new(),
@@ -622,6 +623,7 @@ action = "rollback"
         let decision = |kind, level| Decision {
             kind,
             principal: "quinn".into(),
+            auth: crate::machine::Authentication::Local,
             via: "role:qa".into(),
             comment: "c".into(),
             request_id: String::new(),
@@ -684,6 +686,7 @@ join = "may"
         let decision = Decision {
             kind: DecisionKind::Approve,
             principal: who.into(),
+            auth: crate::machine::Authentication::Local,
             via,
             comment: String::new(),
             request_id: String::new(),

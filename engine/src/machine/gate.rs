@@ -253,6 +253,58 @@ impl DecisionKind {
     }
 }
 
+/// How the principal of a decision was established: what the record proves
+/// about who decided (docs/trust.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum Authentication {
+    /// Recorded before phasegate kept how deciders were authenticated.
+    #[default]
+    Unrecorded,
+    /// Named by a caller holding the store (the CLI with no server, or an
+    /// embedding program): asserted, not proven.
+    Local,
+    /// The server checked a per-user API token; `token` is its id (the
+    /// first 12 hex digits of its SHA-256, never the token).
+    Token {
+        /// The token's id, as `phasegate users list` shows it.
+        token: String,
+    },
+    /// A trusted authenticating proxy named the principal.
+    Proxy {
+        /// The header it named the principal in.
+        header: String,
+        /// The proxy's address the request came from.
+        proxy: String,
+    },
+    /// The engine itself: a deadline's default answer.
+    Engine,
+}
+
+impl Authentication {
+    /// True for records made before authentication was recorded.
+    pub fn is_unrecorded(&self) -> bool {
+        *self == Authentication::Unrecorded
+    }
+
+    /// True if a credential proved the principal (a token or a trusted proxy).
+    pub fn is_authenticated(&self) -> bool {
+        matches!(self, Authentication::Token { .. } | Authentication::Proxy { .. } | Authentication::Engine)
+    }
+}
+
+impl std::fmt::Display for Authentication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Authentication::Unrecorded => f.write_str("not recorded (decided before phasegate recorded authentication)"),
+            Authentication::Local => f.write_str("asserted (local, unauthenticated)"),
+            Authentication::Token { token } => write!(f, "token {token}"),
+            Authentication::Proxy { header, proxy } => write!(f, "proxy {proxy} ({header})"),
+            Authentication::Engine => f.write_str("phasegate (deadline default)"),
+        }
+    }
+}
+
 /// One recorded decision: who, what, when, why, and what they saw.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
@@ -260,6 +312,9 @@ pub struct Decision {
     pub kind: DecisionKind,
     /// Who decided (`phasegate` for a deadline's default answer).
     pub principal: String,
+    /// How the principal was established.
+    #[serde(default, skip_serializing_if = "Authentication::is_unrecorded")]
+    pub auth: Authentication,
     /// The approver entry that allowed it (`alice` or `role:sre`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub via: String,

@@ -55,7 +55,7 @@ pub enum Effect {
         /// The gate's or trigger's id.
         id: String,
         /// The decision.
-        decision: super::Decision,
+        decision: Box<super::Decision>,
     },
     /// Index a passed gate's baseline with the batch, for later cycles and
     /// later instances of the workflow.
@@ -121,7 +121,7 @@ pub(crate) fn request_write(subject: super::Subject, phase: &str, id: &str, deci
         subject,
         phase: phase.to_owned(),
         id: id.to_owned(),
-        decision: decision.clone(),
+        decision: Box::new(decision.clone()),
     })
 }
 

@@ -39,7 +39,7 @@ pub use handlers::rollback::{compensation_step, rollback_plan};
 pub use handlers::watch::{sample_event, SampleResult};
 
 pub use event::{Event, Record, RECORD_VERSION};
-pub use gate::{CriterionResult, Decision, DecisionKind, Evaluation, GateState, GateStatus, Roles, Verdict};
+pub use gate::{Authentication, CriterionResult, Decision, DecisionKind, Evaluation, GateState, GateStatus, Roles, Verdict};
 
 pub use evidence::{decision_inputs, evidence};
 pub use guards::{Effect, OutboxEntry};

@@ -297,6 +297,7 @@ impl Harness {
         let decision = Decision {
             kind,
             principal: who.into(),
+            auth: crate::machine::Authentication::Local,
             via: who.into(),
             comment: String::new(),
             request_id: String::new(),
@@ -623,6 +624,7 @@ fn ready_for(event: &str, status: &str) -> (Harness, Event) {
             decision: Decision {
                 kind: DecisionKind::Approve,
                 principal: "carol".into(),
+                auth: crate::machine::Authentication::Local,
                 via: "role:sre".into(),
                 comment: String::new(),
                 request_id: String::new(),
@@ -831,7 +833,7 @@ proptest::proptest! {
                 7 => {
                     let trigger = match &h.instance.status { InstanceStatus::AwaitingDecision { trigger, .. } => trigger.clone(), _ => "p1".to_owned() };
                     let kind = [DecisionKind::Approve, DecisionKind::Reject, DecisionKind::Hold, DecisionKind::Escalate][which as usize];
-                    Event::TriggerDecided(payload::TriggerDecided { phase: "ship".into(), trigger, decision: Decision { kind, principal: "alice".into(), via: String::new(), comment: String::new(), request_id: String::new(), level: 0, seen: Default::default(), inputs: Default::default() } })
+                    Event::TriggerDecided(payload::TriggerDecided { phase: "ship".into(), trigger, decision: Decision { kind, principal: "alice".into(), auth: crate::machine::Authentication::Local, via: String::new(), comment: String::new(), request_id: String::new(), level: 0, seen: Default::default(), inputs: Default::default() } })
                 }
                 8 => Event::Cancelled(payload::Cancelled { by: "op".into(), reason: String::new() }),
                 _ => {
@@ -896,6 +898,7 @@ reason = "Smoke tests failed: reproduce in staging."
     let decision = Decision {
         kind: DecisionKind::Reject,
         principal: "alice".into(),
+        auth: crate::machine::Authentication::Local,
         via: "alice".into(),
         comment: "502s".into(),
         request_id: String::new(),
@@ -1211,6 +1214,7 @@ max_loops = 5
         let decision = Decision {
             kind,
             principal: who.into(),
+            auth: crate::machine::Authentication::Local,
             via: who.into(),
             comment: String::new(),
             request_id: String::new(),
@@ -1388,6 +1392,7 @@ fn a_decisions_request_id_is_a_write_of_the_machine() {
     let decision = Decision {
         kind: DecisionKind::Hold,
         principal: "carol".into(),
+        auth: crate::machine::Authentication::Local,
         via: "role:sre".into(),
         comment: String::new(),
         request_id: "req-1".into(),
@@ -1442,6 +1447,7 @@ agent = "noop"
     let hold = |who: &str| Decision {
         kind: DecisionKind::Hold,
         principal: who.into(),
+        auth: crate::machine::Authentication::Local,
         via: who.into(),
         comment: "tuning the cache".into(),
         request_id: String::new(),
@@ -1726,6 +1732,7 @@ fn decide_gate_of(h: &mut Harness, phase: &str, gate: &str, kind: DecisionKind) 
     let decision = Decision {
         kind,
         principal: "olga".into(),
+        auth: crate::machine::Authentication::Local,
         via: "olga".into(),
         comment: String::new(),
         request_id: String::new(),

@@ -206,6 +206,7 @@ pub(super) fn event_named(name: &str) -> Event {
     let decision = Decision {
         kind: DecisionKind::Approve,
         principal: "alice".into(),
+        auth: crate::machine::Authentication::Local,
         via: "alice".into(),
         comment: String::new(),
         request_id: String::new(),
@@ -500,6 +501,7 @@ fn regression_redrive_on_hold_reruns_downstream_tasks() {
         decision: Decision {
             kind: DecisionKind::Hold,
             principal: "alice".into(),
+            auth: crate::machine::Authentication::Local,
             via: String::new(),
             comment: "fix a".into(),
             request_id: String::new(),
@@ -605,6 +607,7 @@ fn random_event(workflow: &Workflow, choice: u8, task: usize, attempt: u32) -> E
                     kind: [DecisionKind::Approve, DecisionKind::Reject, DecisionKind::Hold, DecisionKind::Escalate]
                         [(choice as usize / 16) % 4],
                     principal: if choice.is_multiple_of(2) { "alice".into() } else { "tester".into() },
+                    auth: crate::machine::Authentication::Local,
                     via: String::new(),
                     comment: String::new(),
                     request_id: String::new(),

@@ -25,6 +25,12 @@ pub struct WorkflowDef {
     /// What the workflow is for.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// Who owns the workflow: principals or `role:NAME` entries who may
+    /// start, halt, resume, cancel, retry, roll back, signal and advance its
+    /// instances through the server, unless phasegate.toml's `[permissions]`
+    /// names who may (the admin credential always may).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<String>,
     /// Variables with typed defaults, overridable at start with `--var name=value`.
     /// Conditions read them as `vars.<name>`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

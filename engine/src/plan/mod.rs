@@ -34,6 +34,8 @@ pub struct Workflow {
     pub version: u32,
     /// What the workflow is for.
     pub description: String,
+    /// Who may operate its instances by default (see [`WorkflowDef::owners`](crate::model::WorkflowDef::owners)).
+    pub owners: Vec<Principal>,
     /// Variables with their types and defaults.
     pub vars: BTreeMap<String, Var>,
     /// Signals the workflow accepts.

@@ -51,6 +51,9 @@ pub struct Approval {
     pub by: String,
     /// The approver entry that allowed it.
     pub via: String,
+    /// How the approver was authenticated (empty when not recorded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub authenticated: String,
     /// When.
     pub at: String,
     /// Their comment.
@@ -89,6 +92,7 @@ impl Certificate {
                     gate: g.id.clone(),
                     by: d.principal.clone(),
                     via: d.via.clone(),
+                    authenticated: super::common::authenticated(&d.auth),
                     at: at.to_string(),
                     comment: d.comment.clone(),
                 })
@@ -150,8 +154,14 @@ impl Document for Certificate {
         for gate in &self.gates {
             gate.markdown(&mut out);
         }
-        let approvals: Vec<String> =
-            self.approvals.iter().map(|a| format!("{} approved `{}` at {} (as {}): {}", a.by, a.gate, a.at, a.via, a.comment)).collect();
+        let approvals: Vec<String> = self
+            .approvals
+            .iter()
+            .map(|a| {
+                let how = if a.authenticated.is_empty() { String::new() } else { format!(", {}", a.authenticated) };
+                format!("{} approved `{}` at {} (as {}{how}): {}", a.by, a.gate, a.at, a.via, a.comment)
+            })
+            .collect();
         list_markdown(&mut out, "Human approvals (sign-offs)", &approvals);
         list_markdown(&mut out, "Should criteria not met (accepted by the approvers)", &self.should_warnings);
         let _ = writeln!(out, "## Work performed\n");

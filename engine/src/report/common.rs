@@ -141,6 +141,11 @@ pub struct DecisionEntry {
     /// The approver entry that allowed it.
     #[serde(default)]
     pub via: String,
+    /// How the decider was authenticated (`token …`, `proxy …`, `asserted
+    /// (local, unauthenticated)`); empty for decisions recorded before
+    /// phasegate kept it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub authenticated: String,
     /// The escalation level.
     pub level: usize,
     /// When.
@@ -286,7 +291,7 @@ impl GateEntry {
         }
         for d in &self.decisions {
             let comment = if d.comment.is_empty() { String::new() } else { format!(": {}", d.comment) };
-            let _ = writeln!(out, "- {} by **{}** at {} (level {}){comment}", d.decision, d.by, d.at, d.level);
+            let _ = writeln!(out, "- {} by **{}**{} at {} (level {}){comment}", d.decision, d.by, d.qualifiers(), d.at, d.level);
         }
         out.push('\n');
     }
@@ -299,6 +304,7 @@ impl DecisionEntry {
             decision: d.kind.verb().to_owned(),
             by: d.principal.clone(),
             via: d.via.clone(),
+            authenticated: authenticated(&d.auth),
             level: d.level,
             at: at.to_string(),
             comment: d.comment.clone(),
@@ -306,9 +312,12 @@ impl DecisionEntry {
         }
     }
 
-    /// ` as role:sre` when a role allowed it, and ` with inputs window="…"`, for Markdown.
+    /// ` (token …)`, ` as role:sre` when a role allowed it, and ` with inputs window="…"`, for Markdown.
     pub(crate) fn qualifiers(&self) -> String {
         let mut out = String::new();
+        if !self.authenticated.is_empty() {
+            out.push_str(&format!(" ({})", self.authenticated));
+        }
         if !self.via.is_empty() && self.via != self.by {
             out.push_str(&format!(" as {}", self.via));
         }
@@ -317,6 +326,15 @@ impl DecisionEntry {
             out.push_str(&format!(" with inputs {}", inputs.join(", ")));
         }
         out
+    }
+}
+
+/// How a decider was authenticated, as reports write it (empty when not recorded).
+pub(crate) fn authenticated(auth: &crate::machine::Authentication) -> String {
+    if auth.is_unrecorded() {
+        String::new()
+    } else {
+        auth.to_string()
     }
 }
 

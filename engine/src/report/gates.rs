@@ -146,6 +146,7 @@ impl GateReport {
                             decision: format!("deadline: {}", action.name()),
                             by: "phasegate".to_owned(),
                             via: String::new(),
+                            authenticated: String::new(),
                             level: *level,
                             at,
                             comment: "no decision before the deadline".to_owned(),

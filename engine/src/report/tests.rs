@@ -195,6 +195,7 @@ fn approve_hardening(h: &mut History) {
     let decision = Decision {
         kind: DecisionKind::Approve,
         principal: "quinn".into(),
+        auth: crate::machine::Authentication::Token { token: "5e1f0a9c2b7d".into() },
         via: "role:qa".into(),
         comment: "p95 regression accepted for 2.4.0".into(),
         request_id: String::new(),

@@ -7,6 +7,10 @@ pub struct DecisionRequest {
     pub kind: crate::machine::DecisionKind,
     /// Who decides (authorized against the gate's current level).
     pub principal: String,
+    /// How `principal` was established: the server's credential check, or
+    /// [`Authentication::Local`](crate::machine::Authentication::Local) for
+    /// a caller holding the store (recorded with the decision).
+    pub auth: crate::machine::Authentication,
     /// Why (required when the gate says so).
     pub comment: String,
     /// The client's request id: repeating the request returns the original

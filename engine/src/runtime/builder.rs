@@ -117,12 +117,13 @@ impl Builder {
         // The first subscriber sees everything since the engine started,
         // recovery included (a receiver made now buffers it).
         let (events, from_start) = broadcast::channel(4096);
+        let store_for_identity = Arc::clone(&store);
         let shared = Arc::new(driver::Shared {
             store,
             registry,
             agent_names,
             definitions: load::Definitions::default(),
-            roles: self.roles,
+            identity: std::sync::RwLock::new(super::identity::Directory::load(&*store_for_identity, self.roles)?),
             events,
             failure: watch::channel(None).0,
             clock: self.clock,

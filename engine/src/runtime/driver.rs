@@ -47,7 +47,8 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     pub(crate) agent_names: AgentNames,
     pub(crate) definitions: load::Definitions,
-    pub(crate) roles: crate::machine::Roles,
+    /// The users, their roles merged with the configuration's, and the policy.
+    pub(crate) identity: std::sync::RwLock<super::identity::Directory>,
     pub(crate) events: broadcast::Sender<Notification>,
     pub(crate) global_permits: Arc<Semaphore>,
     pub(crate) agent_permits: HashMap<String, Arc<Semaphore>>,
@@ -59,6 +60,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The role membership decisions are authorized against, as of now.
+    pub(crate) fn roles(&self) -> Arc<crate::machine::Roles> {
+        self.identity.read().map(|directory| directory.roles()).unwrap_or_default()
+    }
+
     /// Records the first reason the engine stopped working.
     pub(crate) fn fail(&self, why: String) {
         self.failure.send_if_modified(|failure| {

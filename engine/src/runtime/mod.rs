@@ -14,6 +14,7 @@ pub mod clock;
 pub(crate) mod codec;
 mod driver;
 mod error;
+pub mod identity;
 mod load;
 mod notices;
 mod report_agent;
@@ -110,7 +111,8 @@ impl Engine {
     /// records `InstanceStarted` durably and returns the instance id.
     pub async fn start(&self, workflow: Workflow, options: StartOptions) -> Result<String, Error> {
         let vars = resolve_vars(&workflow, &options.vars)?;
-        let unstaffed = workflow.unstaffed_roles(|role| self.shared.roles.0.get(role).is_some_and(|members| !members.is_empty()));
+        let roles = self.shared.roles();
+        let unstaffed = workflow.unstaffed_roles(|role| roles.0.get(role).is_some_and(|members| !members.is_empty()));
         if !unstaffed.is_empty() {
             return Err(Error::Invalid(unstaffed.join("; ")));
         }
@@ -263,7 +265,21 @@ impl Engine {
     /// `None` for the one gate awaiting a decision). Authorized against the
     /// gate's current escalation level, directly or through a role; refused
     /// decisions append nothing.
-    pub async fn decide(&self, id: &str, gate: Option<&str>, request: DecisionRequest) -> Result<DecisionOutcome, Error> {
+    ///
+    /// A request that does not say how its principal was established is
+    /// recorded as asserted locally; a store whose policy requires
+    /// authenticated decisions refuses it.
+    pub async fn decide(&self, id: &str, gate: Option<&str>, mut request: DecisionRequest) -> Result<DecisionOutcome, Error> {
+        if request.auth.is_unrecorded() {
+            request.auth = crate::machine::Authentication::Local;
+        }
+        if !request.auth.is_authenticated() && self.policy().require_authenticated_decisions {
+            return Err(Error::Forbidden(format!(
+                "this store refuses unauthenticated decisions (its policy: require_authenticated_decisions): {} was only asserted. \
+                 Decide through `phasegate serve` with your own token (PHASEGATE_TOKEN or `phasegate login`)",
+                request.principal
+            )));
+        }
         self.request(|reply| Message::Decide { id: id.to_owned(), gate: gate.map(str::to_owned), request, reply }).await
     }
 
@@ -278,6 +294,7 @@ impl Engine {
     pub fn approvals(&self, principal: Option<&str>) -> Result<Vec<PendingApproval>, Error> {
         let mut out = Vec::new();
         let mut corrupt = None;
+        let roles = self.shared.roles();
         self.shared.store.scan_index(codec::APPROVAL_INDEX, b"", &mut |key, value| {
             let pending: PendingApproval = match serde_json::from_slice(value) {
                 Ok(pending) => pending,
@@ -287,9 +304,10 @@ impl Engine {
                 }
             };
             if let Some(principal) = principal {
+                let roles = &roles;
                 let approvers: Vec<crate::plan::Principal> =
                     pending.approvers.iter().filter_map(|a| crate::plan::Principal::parse(a)).collect();
-                if self.shared.roles.allows(&approvers, principal).is_none() {
+                if roles.allows(&approvers, principal).is_none() {
                     return true;
                 }
             }
@@ -302,9 +320,45 @@ impl Engine {
         }
     }
 
-    /// The role membership decisions are authorized against.
-    pub fn roles(&self) -> &crate::machine::Roles {
-        &self.shared.roles
+    /// The role membership decisions are authorized against: the
+    /// configuration's, plus the roles of the store's active users.
+    pub fn roles(&self) -> Arc<crate::machine::Roles> {
+        self.shared.roles()
+    }
+
+    /// Issues user `name` an API token (shown once; only its hash is stored)
+    /// with `roles` on top of the configuration's. Refused while `name`
+    /// holds a current token.
+    pub fn add_user(&self, name: &str, roles: &[String], by: &str) -> Result<identity::Issued, Error> {
+        let mut directory = self.shared.identity.write().map_err(|_| Error::ShutDown)?;
+        directory.add(&*self.shared.store, name, roles, by, self.shared.clock.now())
+    }
+
+    /// Revokes user `name`'s token: the server refuses it from now on.
+    pub fn revoke_user(&self, name: &str, by: &str) -> Result<identity::User, Error> {
+        let mut directory = self.shared.identity.write().map_err(|_| Error::ShutDown)?;
+        directory.revoke(&*self.shared.store, name, by, self.shared.clock.now())
+    }
+
+    /// The store's users (never their tokens).
+    pub fn users(&self) -> Vec<identity::User> {
+        self.shared.identity.read().map(|directory| directory.users()).unwrap_or_default()
+    }
+
+    /// The user a presented API token belongs to, if it is current.
+    pub fn authenticate(&self, token: &str) -> Result<identity::User, identity::TokenRefusal> {
+        self.shared.identity.read().map_err(|_| identity::TokenRefusal::Unknown)?.authenticate(token)
+    }
+
+    /// The store's policy on unauthenticated decisions.
+    pub fn policy(&self) -> identity::Policy {
+        self.shared.identity.read().map(|directory| directory.policy()).unwrap_or_default()
+    }
+
+    /// Sets the store's policy (durably).
+    pub fn set_policy(&self, policy: identity::Policy) -> Result<(), Error> {
+        let mut directory = self.shared.identity.write().map_err(|_| Error::ShutDown)?;
+        directory.set_policy(&*self.shared.store, policy)
     }
 
     /// The durable state of an instance and its workflow.

@@ -58,7 +58,14 @@ async fn start(engine: &Engine, workflow: phasegate_engine::plan::Workflow, by: 
 }
 
 fn request(kind: DecisionKind, principal: &str, comment: &str) -> DecisionRequest {
-    DecisionRequest { kind, principal: principal.into(), comment: comment.into(), request_id: String::new(), inputs: Default::default() }
+    DecisionRequest {
+        kind,
+        principal: principal.into(),
+        auth: phasegate_engine::machine::Authentication::Local,
+        comment: comment.into(),
+        request_id: String::new(),
+        inputs: Default::default(),
+    }
 }
 
 fn events(engine: &Engine, id: &str) -> usize {

@@ -113,6 +113,7 @@ fn approve(principal: &str) -> DecisionRequest {
     DecisionRequest {
         kind: DecisionKind::Approve,
         principal: principal.into(),
+        auth: phasegate_engine::machine::Authentication::Local,
         comment: "error budget burnt".into(),
         request_id: String::new(),
         inputs: Default::default(),

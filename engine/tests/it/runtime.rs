@@ -393,6 +393,7 @@ when = "has(signals.incident) && signals.incident.severity == 'P2'"
         let request = phasegate_engine::runtime::DecisionRequest {
             kind: phasegate_engine::machine::DecisionKind::Approve,
             principal: "op".into(),
+            auth: phasegate_engine::machine::Authentication::Local,
             comment: String::new(),
             request_id: String::new(),
             inputs: Default::default(),
@@ -499,6 +500,12 @@ impl Store for Sabotaged {
     }
     fn quarantine_reason(&self, instance: &str) -> phasegate_store::Result<Option<String>> {
         self.inner.quarantine_reason(instance)
+    }
+    fn put_setting(&self, key: &str, value: Option<&[u8]>) -> phasegate_store::Result<()> {
+        self.inner.put_setting(key, value)
+    }
+    fn settings(&self, prefix: &str) -> phasegate_store::Result<Vec<(String, Vec<u8>)>> {
+        self.inner.settings(prefix)
     }
 }
 

@@ -276,7 +276,8 @@ id = "go"
 approval = { approvers = ["alice"] }
 "#;
     std::fs::write(path.join("timed.toml"), flow).expect("write");
-    let _server = serve(path);
+    let server = serve(path);
+    let alice = server.user("alice", &[]);
     assert!(run(path, &["--db", "db", "start", "timed.toml", "--id", "t1"]).status.success());
     crate::support::wait_until("the deadline to halt t1", || json_status(path, "t1")["effective_status"] == "halted");
     let shown = stdout(&run(path, &["--db", "db", "status", "t1"]));
@@ -285,7 +286,11 @@ approval = { approvers = ["alice"] }
     assert!(history.contains("deadline passed (halt): phase review's deadline of 1s passed"), "{history}");
     assert!(history.contains("`phasegate resume t1` lets it go on"), "{history}");
     assert!(run(path, &["--db", "db", "resume", "t1"]).status.success());
-    let approved = run(path, &["--db", "db", "approve", "t1", "review/go", "--as", "alice"]);
+    let approved = crate::support::phasegate(path)
+        .env("PHASEGATE_TOKEN", &alice)
+        .args(["--db", "db", "approve", "t1", "review/go", "--as", "alice"])
+        .output()
+        .expect("approve runs");
     assert!(approved.status.success(), "{}", stderr(&approved));
     crate::support::wait_until("t1 to complete", || json_status(path, "t1")["effective_status"] == "completed");
     let history = stdout(&run(path, &["--db", "db", "history", "t1"]));

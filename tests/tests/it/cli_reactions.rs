@@ -94,7 +94,7 @@ fn a_p1_incident_halts_and_the_approved_rollback_runs_from_the_cli() {
         .collect();
     assert_eq!(undone, ["undeploy", "deprovision"], "reverse completion order");
     let text = stdout(&run(dir.path(), &["history", "r1"]));
-    assert!(text.contains("trigger launch/p1 approved by sam: customer impact"), "{text}");
+    assert!(text.contains("trigger launch/p1 approved by sam (asserted (local, unauthenticated)): customer impact"), "{text}");
 
     // Finished: further signals and rollbacks are refused and append nothing.
     let before = history(dir.path(), "r1").len();

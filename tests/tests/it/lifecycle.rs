@@ -56,6 +56,8 @@ fn start_target(dir: &Path) -> Target {
 struct Lab {
     dir: tempfile::TempDir,
     target: Target,
+    /// Each person's API token, issued the first time they act.
+    tokens: std::cell::RefCell<std::collections::HashMap<String, String>>,
 }
 
 impl Lab {
@@ -64,7 +66,7 @@ impl Lab {
         std::fs::copy(workspace_root().join("workflows/release-lifecycle/phasegate.toml"), dir.path().join("phasegate.toml"))
             .expect("copy the roles");
         let target = start_target(dir.path());
-        let lab = Self { dir, target };
+        let lab = Self { dir, target, tokens: Default::default() };
         // Availability is measured over a window (shortened to 1 s here):
         // wait until the target has that much history, so the checks have evidence.
         crate::support::wait_until("the demo target to have a second of availability history", || {
@@ -100,8 +102,28 @@ impl Lab {
         })
     }
 
+    /// Runs `phasegate ARGS`; a command `--as WHO` carries WHO's own token,
+    /// so through a server it acts as WHO, proven (and with no server, WHO
+    /// is asserted, as the CLI records it).
     fn pg(&self, args: &[&str]) -> Output {
-        self.command().args(args).output().expect("phasegate runs")
+        let mut command = self.command();
+        if let Some(who) = args.iter().position(|a| *a == "--as").and_then(|i| args.get(i + 1)) {
+            command.env("PHASEGATE_TOKEN", self.token(who));
+        }
+        command.args(args).output().expect("phasegate runs")
+    }
+
+    /// WHO's API token, issued (with the admin credential, through the
+    /// server when one runs) the first time they act.
+    fn token(&self, who: &str) -> String {
+        if let Some(token) = self.tokens.borrow().get(who) {
+            return token.clone();
+        }
+        let issued = self.command().args(["users", "add", who]).output().expect("users add runs");
+        assert!(issued.status.success(), "users add {who}: {}", stderr(&issued));
+        let token = stdout(&issued).trim().to_owned();
+        self.tokens.borrow_mut().insert(who.to_owned(), token.clone());
+        token
     }
 
     /// Runs `args`, which must exit with `code` (1: a release ended failed

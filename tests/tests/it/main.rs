@@ -11,6 +11,7 @@ mod cli_instances;
 mod cli_reactions;
 mod crash;
 mod embed_example;
+mod identity;
 mod lifecycle;
 mod prometheus;
 mod regression;

@@ -144,7 +144,7 @@ fn regression_a_backup_of_a_live_store_restores_every_acknowledged_instance() {
             let started = Instant::now();
             for i in 0..400 {
                 let body = json!({"definition": serde_json::from_str::<Value>(&definition).expect("json")["definition"], "id": format!("load-{i}")});
-                let (status, answer) = call_at(&address, "POST", "/v1/instances", Some(&token), Some("ci"), body.to_string().as_bytes());
+                let (status, answer) = call_at(&address, "POST", "/v1/instances", Some(&token), None, body.to_string().as_bytes());
                 if status == 201 {
                     acknowledged.push((Instant::now(), answer["id"].as_str().unwrap_or_default().to_owned()));
                     counted.store(acknowledged.len(), std::sync::atomic::Ordering::SeqCst);
@@ -309,7 +309,7 @@ fn regression_a_deleted_data_directory_fails_the_server_closed() {
     let mut server = serve(dir.path());
     let token = server.token.clone();
     let body = json!({"definition": GATED, "id": "before"}).to_string();
-    assert_eq!(call(&server, "POST", "/v1/instances", Some(&token), Some("ci"), body.as_bytes()).0, 201);
+    assert_eq!(call(&server, "POST", "/v1/instances", Some(&token), None, body.as_bytes()).0, 201);
     // Once it waits at its gate nothing more is written, so the requests
     // below are what finds the deleted directory.
     wait_until("the instance to wait for a decision", || {
@@ -328,7 +328,7 @@ fn regression_a_deleted_data_directory_fails_the_server_closed() {
     }
     if std::net::TcpStream::connect(&server.address).is_ok() {
         let body = json!({"definition": GATED, "id": "after"}).to_string();
-        let (status, answer) = call(&server, "POST", "/v1/instances", Some(&token), Some("ci"), body.as_bytes());
+        let (status, answer) = call(&server, "POST", "/v1/instances", Some(&token), None, body.as_bytes());
         // 503, or no answer at all from a server already closing: never an acknowledgement.
         assert!(status == 503 || status == 0, "nothing is acknowledged into a deleted directory: {status} {answer}");
     }
@@ -452,20 +452,23 @@ fn regression_the_cli_tells_the_truth_in_exit_codes_and_words() {
     assert!(run(&db, &["--db", "db", "start", "gated.toml", "--id", "c3"]).status.success());
     assert!(run(&db, &["--db", "db", "start", "gated.toml", "--id", "c4"]).status.success());
     let server = serve(&db);
+    let (alice, bob) = (server.user("alice", &[]), server.user("bob", &[]));
+    let as_user = |token: &str, args: &[&str]| {
+        crate::support::phasegate(&db).env("PHASEGATE_TOKEN", token).args(["--db", "db"]).args(args).output().expect("runs")
+    };
     wait_until("c3 and c4 to wait", || json_out(&db, &["--db", "db", "approvals"]).as_array().is_some_and(|a| a.len() == 2));
-    assert!(run(&db, &["--db", "db", "--as", "alice", "approve", "c3"]).status.success());
-    let remote = run(&db, &["--db", "db", "--as", "bob", "reject", "c3"]);
+    assert!(as_user(&alice, &["approve", "c3"]).status.success());
+    let remote = as_user(&bob, &["reject", "c3"]);
     assert_eq!(remote.status.code(), Some(1));
     assert!(stderr(&remote).contains("already approved by alice at"), "{}", stderr(&remote));
     // A request id reused for another decision: 409 over HTTP, exit 1 from the CLI.
-    let token = server.token.clone();
     let first = json!({"decision": "approve", "gate": "build/review", "request_id": "r9"}).to_string();
-    let (status, _) = call(&server, "POST", "/v1/instances/c4/decisions", Some(&token), Some("alice"), first.as_bytes());
+    let (status, _) = call(&server, "POST", "/v1/instances/c4/decisions", Some(&alice), None, first.as_bytes());
     assert_eq!(status, 200);
-    let (status, again) = call(&server, "POST", "/v1/instances/c4/decisions", Some(&token), Some("alice"), first.as_bytes());
+    let (status, again) = call(&server, "POST", "/v1/instances/c4/decisions", Some(&alice), None, first.as_bytes());
     assert_eq!((status, &again["replayed"]), (200, &json!(true)), "the identical request answers with the original outcome");
     let reused = json!({"decision": "reject", "gate": "build/review", "request_id": "r9"}).to_string();
-    let (status, answer) = call(&server, "POST", "/v1/instances/c4/decisions", Some(&token), Some("alice"), reused.as_bytes());
+    let (status, answer) = call(&server, "POST", "/v1/instances/c4/decisions", Some(&alice), None, reused.as_bytes());
     assert_eq!((status, answer["kind"].as_str()), (409, Some("conflict")), "{answer}");
     drop(server);
 }

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::served::{call, serve, Server};
+use crate::support::served::{call, json_body, serve, Server};
 use crate::support::{phasegate, wait_until};
 use serde_json::{json, Value};
 
@@ -28,17 +28,17 @@ agent = "sleep"
 params = { duration = "4s" }
 "#;
 
-fn json_body(value: Value) -> Vec<u8> {
-    serde_json::to_vec(&value).expect("json")
-}
-
 #[test]
 fn the_control_api_authenticates_authorizes_and_answers_in_json() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("phasegate.toml"), "[roles]\nreviewer = [\"rita\"]\n").expect("config");
+    std::fs::write(
+        dir.path().join("phasegate.toml"),
+        "[roles]\nreviewer = [\"rita\"]\n[permissions]\nhalt = [\"ops\"]\nresume = [\"ops\"]\n",
+    )
+    .expect("config");
     let server = serve(dir.path());
-    let token = server.token.clone();
-    let token = Some(token.as_str());
+    let admin = server.token.clone();
+    let admin = Some(admin.as_str());
 
     // The token file is private.
     #[cfg(unix)]
@@ -48,63 +48,100 @@ fn the_control_api_authenticates_authorizes_and_answers_in_json() {
         assert_eq!(mode & 0o777, 0o600);
     }
     assert_eq!(call(&server, "GET", "/healthz", None, None, b"").0, 200);
+    let (rita, mallory, ops) = (server.user("rita", &[]), server.user("mallory", &[]), server.user("ops", &[]));
+    let (rita, mallory, ops) = (Some(rita.as_str()), Some(mallory.as_str()), Some(ops.as_str()));
 
     let start = json_body(json!({"definition": FLOW, "id": "s1"}));
-    let (status, body) = call(&server, "POST", "/v1/instances", token, Some("ci"), &start);
+    let (status, body) = call(&server, "POST", "/v1/instances", mallory, None, &start);
+    assert_eq!((status, body["kind"].as_str()), (403, Some("forbidden")), "a user who is not an owner may not start: {body}");
+    let (status, body) = call(&server, "POST", "/v1/instances", admin, None, &start);
     assert_eq!((status, &body["id"]), (201, &json!("s1")), "{body}");
 
-    // No token, a wrong token: 401, nothing changes.
-    let history_len = |server: &Server| call(server, "GET", "/v1/instances/s1/history", token, None, b"").1.as_array().map_or(0, Vec::len);
+    let history_len = |server: &Server| call(server, "GET", "/v1/instances/s1/history", admin, None, b"").1.as_array().map_or(0, Vec::len);
     // It settles at its gate, then nothing more is written.
     wait_until("s1 waits at its gate", || {
-        call(&server, "GET", "/v1/approvals", token, None, b"").1.as_array().is_some_and(|a| a.len() == 1)
+        call(&server, "GET", "/v1/approvals", admin, None, b"").1.as_array().is_some_and(|a| a.len() == 1)
     });
     let before = history_len(&server);
-    let halt = json_body(json!({"reason": "no"}));
-    assert_eq!(call(&server, "POST", "/v1/instances/s1/halt", None, Some("ops"), &halt).0, 401);
-    let (status, body) = call(&server, "POST", "/v1/instances/s1/halt", Some("wrong"), Some("ops"), &halt);
-    assert_eq!((status, body["kind"].as_str()), (401, Some("unauthorized")));
-    assert_eq!(call(&server, "POST", "/v1/instances/s1/decisions", None, Some("rita"), b"{}").0, 401);
 
-    // A principal the gate does not allow: 403, nothing changes.
+    // No token, a wrong token: 401, nothing changes.
+    let halt = json_body(json!({"reason": "no"}));
+    assert_eq!(call(&server, "POST", "/v1/instances/s1/halt", None, None, &halt).0, 401);
+    let (status, body) = call(&server, "POST", "/v1/instances/s1/halt", Some("pgt_wrong"), None, &halt);
+    assert_eq!((status, body["kind"].as_str()), (401, Some("unauthorized")));
+    assert_eq!(call(&server, "POST", "/v1/instances/s1/decisions", None, None, b"{}").0, 401);
+
+    // A principal the gate does not allow, a request naming someone else, the
+    // admin credential deciding, an operator without the permission: 403.
     let approve = json_body(json!({"decision": "approve", "comment": "looks good"}));
-    let (status, body) = call(&server, "POST", "/v1/instances/s1/decisions", token, Some("mallory"), &approve);
+    let (status, body) = call(&server, "POST", "/v1/instances/s1/decisions", mallory, None, &approve);
     assert_eq!((status, body["kind"].as_str()), (403, Some("forbidden")), "{body}");
+    let (status, body) = call(&server, "POST", "/v1/instances/s1/decisions", mallory, Some("rita"), &approve);
+    assert_eq!(status, 403, "mallory's token cannot act as rita: {body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("cannot act as rita")), "{body}");
+    let (status, body) = call(&server, "POST", "/v1/instances/s1/decisions", admin, Some("rita"), &approve);
+    assert_eq!(status, 403, "the admin token cannot name a decider: {body}");
+    let (status, body) = call(&server, "POST", "/v1/instances/s1/decisions", admin, None, &approve);
+    assert!(
+        status == 403 && body["error"].as_str().is_some_and(|e| e.contains("cannot decide")),
+        "the admin token operates, never decides: {body}"
+    );
+    let (status, body) = call(&server, "POST", "/v1/instances/s1/halt", rita, None, &halt);
+    assert!(status == 403 && body["error"].as_str().is_some_and(|e| e.contains("rita may not halt")), "{body}");
+    let (status, body) = call(&server, "POST", "/v1/users", rita, None, &json_body(json!({"name": "rita2"})));
+    assert_eq!(status, 403, "only the admin issues tokens: {body}");
     assert_eq!(history_len(&server), before, "refused requests append nothing");
 
+    // A revoked token is refused from then on.
+    let (status, revoked) = call(&server, "POST", "/v1/users/mallory/revoke", admin, None, b"");
+    assert_eq!((status, &revoked["name"]), (200, &json!("mallory")), "{revoked}");
+    let (status, body) = call(&server, "GET", "/v1/approvals", mallory, None, b"");
+    assert!(status == 401 && body["error"].as_str().is_some_and(|e| e.contains("revoked")), "{body}");
+    let (status, me) = call(&server, "GET", "/v1/whoami", rita, None, b"");
+    assert_eq!((status, &me["principal"], &me["roles"]), (200, &json!("rita"), &json!(["reviewer"])), "{me}");
+
+    // Every refusal is in the log, and no credential is.
+    let log = std::fs::read_to_string(dir.path().join("serve.log")).expect("log");
+    assert!(log.matches("refused a request").count() >= 8, "{log}");
+    for token in [admin, rita, mallory, Some("pgt_wrong")].into_iter().flatten() {
+        assert!(!log.contains(token), "a credential reached the log");
+    }
+
     // Malformed JSON, unknown routes and fields, oversized bodies: clear 4xx JSON, and the server keeps serving.
-    let (status, body) = call(&server, "POST", "/v1/instances/s1/halt", token, Some("ops"), b"{not json");
+    let (status, body) = call(&server, "POST", "/v1/instances/s1/halt", ops, None, b"{not json");
     assert_eq!((status, body["kind"].as_str()), (400, Some("bad_json")), "{body}");
-    let (status, body) = call(&server, "POST", "/v1/instances/s1/halt", token, Some("ops"), b"{\"reasn\": \"typo\"}");
+    let (status, body) = call(&server, "POST", "/v1/instances/s1/halt", ops, None, b"{\"reasn\": \"typo\"}");
     assert_eq!(status, 400, "unknown fields are refused: {body}");
-    let (status, body) = call(&server, "GET", "/v2/nothing", token, None, b"");
+    let (status, body) = call(&server, "GET", "/v2/nothing", admin, None, b"");
     assert_eq!((status, body["kind"].as_str()), (404, Some("not_found")));
-    let (status, body) = call(&server, "POST", "/v1/instances/s1/explode", token, Some("ops"), b"{}");
+    let (status, body) = call(&server, "POST", "/v1/instances/s1/explode", ops, None, b"{}");
     assert_eq!((status, body["kind"].as_str()), (404, Some("not_found")), "{body}");
-    let (status, _) = call(&server, "POST", "/v1/instances/s1/halt", token, Some("ops"), &vec![b'a'; 2 * 1024 * 1024]);
+    let (status, _) = call(&server, "POST", "/v1/instances/s1/halt", ops, None, &vec![b'a'; 2 * 1024 * 1024]);
     assert_eq!(status, 413);
-    let (status, body) = call(&server, "GET", "/v1/instances/nobody", token, None, b"");
+    let (status, body) = call(&server, "GET", "/v1/instances/nobody", admin, None, b"");
     assert_eq!((status, body["kind"].as_str()), (404, Some("not_found")));
     assert_eq!(history_len(&server), before);
 
     // The operations the CLI needs.
-    let (status, pending) = call(&server, "GET", "/v1/approvals", token, None, b"");
+    let (status, pending) = call(&server, "GET", "/v1/approvals", admin, None, b"");
     assert_eq!((status, &pending[0]["gate"]), (200, &json!("review")), "{pending}");
-    let (status, body) = call(&server, "POST", "/v1/instances/s1/decisions", token, Some("rita"), &approve);
+    let (status, body) = call(&server, "POST", "/v1/instances/s1/decisions", rita, None, &approve);
     assert_eq!((status, &body["gate_status"]), (200, &json!("passed")), "{body}");
     // The server drives the instance on.
     wait_until("the server to run s1 past its gate", || {
-        call(&server, "GET", "/v1/instances/s1", token, None, b"").1["phases"][1]["status"]["status"] == "running"
+        call(&server, "GET", "/v1/instances/s1", admin, None, b"").1["phases"][1]["status"]["status"] == "running"
     });
-    let (status, body) = call(&server, "POST", "/v1/instances/s1/halt", token, Some("ops"), &json_body(json!({"reason": "maintenance"})));
+    let (status, body) = call(&server, "POST", "/v1/instances/s1/halt", ops, None, &json_body(json!({"reason": "maintenance"})));
     assert_eq!((status, &body["status"]), (200, &json!("halted")), "{body}");
-    let (status, body) = call(&server, "POST", "/v1/instances/s1/halt", token, Some("ops"), &halt);
+    let (status, body) = call(&server, "POST", "/v1/instances/s1/halt", ops, None, &halt);
     assert_eq!((status, body["kind"].as_str()), (409, Some("rejected")), "already halted: {body}");
-    let (status, body) = call(&server, "POST", "/v1/instances/s1/resume", token, Some("ops"), b"");
+    let (status, body) = call(&server, "POST", "/v1/instances/s1/resume", ops, None, b"");
     assert_eq!((status, &body["status"]), (200, &json!("running")), "{body}");
-    let (status, report) = call(&server, "GET", "/v1/instances/s1/report?kind=gate", token, None, b"");
-    assert_eq!((status, &report["evaluations"][0]["decisions"][0]["by"]), (200, &json!("rita")), "{report}");
-    let (status, metrics) = call(&server, "GET", "/metrics", token, None, b"");
+    let (status, report) = call(&server, "GET", "/v1/instances/s1/report?kind=gate", admin, None, b"");
+    let decided = &report["evaluations"][0]["decisions"][0];
+    assert_eq!((status, &decided["by"]), (200, &json!("rita")), "{report}");
+    assert!(decided["authenticated"].as_str().is_some_and(|a| a.starts_with("token ")), "how rita was authenticated: {report}");
+    let (status, metrics) = call(&server, "GET", "/metrics", admin, None, b"");
     let metrics = metrics.as_str().unwrap_or_default().to_owned();
     assert_eq!(status, 200);
     assert!(
@@ -145,22 +182,39 @@ fn cli_commands_go_through_a_running_server_and_ignore_a_stale_address_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("phasegate.toml"), "[roles]\nreviewer = [\"rita\"]\n").expect("config");
     std::fs::write(dir.path().join("flow.toml"), FLOW).expect("flow");
-    let pg = |args: &[&str]| phasegate(dir.path()).args(["--db", "db"]).args(args).output().expect("phasegate runs");
-    let ok = |args: &[&str]| {
-        let output = pg(args);
+    let pg_as = |token: Option<&str>, args: &[&str]| {
+        let mut command = phasegate(dir.path());
+        if let Some(token) = token {
+            command.env("PHASEGATE_TOKEN", token);
+        }
+        command.args(["--db", "db"]).args(args).output().expect("phasegate runs")
+    };
+    let pg = |args: &[&str]| pg_as(None, args);
+    let ok_as = |token: Option<&str>, args: &[&str]| {
+        let output = pg_as(token, args);
         assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
+    let ok = |args: &[&str]| ok_as(None, args);
+    let refused = |token: Option<&str>, args: &[&str], why: &str| {
+        let output = pg_as(token, args);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(!output.status.success() && stderr.contains(why), "{args:?} is refused with {why:?}: {stderr}");
+    };
     let server = serve(dir.path());
+    // The admin token (the data directory's) issues people's tokens through the server.
+    let rita = ok(&["users", "add", "rita"]).trim().to_owned();
+    let mallory = ok(&["users", "add", "mallory"]).trim().to_owned();
+    assert!(ok(&["users", "list"]).contains("rita"), "the users are listed");
     // The server holds the store; without it these commands would fail with "in use".
     assert_eq!(ok(&["start", "flow.toml", "--id", "c1"]).trim(), "c1");
     wait_until("c1 waits at its gate", || ok(&["approvals"]).contains("c1 build/review"));
-    let refused = pg(&["--as", "mallory", "approve", "c1", "--comment", "x"]);
-    assert!(
-        !refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("mallory may not decide"),
-        "authorized as from the CLI"
-    );
-    assert!(ok(&["--as", "rita", "approve", "c1", "--comment", "fine"]).contains("approved by rita"));
+    refused(Some(&mallory), &["approve", "c1", "--comment", "x"], "mallory may not decide");
+    refused(Some(&mallory), &["--as", "rita", "approve", "c1", "--comment", "x"], "cannot act as rita");
+    refused(None, &["approve", "c1", "--comment", "x"], "cannot decide");
+    refused(Some(&rita), &["users", "add", "eve"], "needs the admin credential");
+    assert!(ok_as(Some(&rita), &["whoami"]).starts_with("rita (token "), "whoami names the credential's principal");
+    assert!(ok_as(Some(&rita), &["--as", "rita", "approve", "c1", "--comment", "fine"]).contains("approved by rita"), "--as may match");
     wait_until("c1 runs on past the gate", || ok(&["status", "c1"]).contains("status    running"));
     assert!(ok(&["halt", "c1", "--reason", "window closed"]).contains("c1: halted"));
     assert!(ok(&["status", "c1"]).contains("status    halted"));
@@ -168,7 +222,10 @@ fn cli_commands_go_through_a_running_server_and_ignore_a_stale_address_file() {
     let run = pg(&["run", "--until-idle"]);
     assert!(!run.status.success() && String::from_utf8_lossy(&run.stderr).contains("owns this store"), "run defers to the server");
     let history = ok(&["history", "c1"]);
-    assert!(history.contains("halted by") && history.contains("resumed by"), "{history}");
+    assert!(history.contains("approved by rita (token ") && history.contains("halted by admin"), "{history}");
+    // A revoked token is refused.
+    ok(&["users", "revoke", "rita"]);
+    refused(Some(&rita), &["status", "c1"], "revoked");
 
     // A server that died leaves its address file: the CLI notices and opens the store itself.
     let mut server = server;
@@ -197,9 +254,10 @@ inputs = { regions = { type = "list" }, canary_percent = { type = "integer", def
     let server = serve(dir.path());
     let token = server.token.clone();
     let token = Some(token.as_str());
+    let olga = server.user("olga", &[]);
     for id in ["api", "cli"] {
         let start = json_body(json!({"definition": flow, "id": id}));
-        assert_eq!(call(&server, "POST", "/v1/instances", token, Some("ci"), &start).0, 201);
+        assert_eq!(call(&server, "POST", "/v1/instances", token, None, &start).0, 201);
     }
     wait_until("both wait at their gate", || {
         call(&server, "GET", "/v1/approvals", token, None, b"").1.as_array().is_some_and(|a| a.len() == 2)
@@ -208,11 +266,11 @@ inputs = { regions = { type = "list" }, canary_percent = { type = "integer", def
 
     // A JSON list for a list input; a wrong type is refused with the input named and nothing recorded.
     let wrong = json_body(json!({"decision": "approve", "gate": "go-live", "inputs": {"regions": "eu"}}));
-    let (status, body) = call(&server, "POST", "/v1/instances/api/decisions", token, Some("olga"), &wrong);
+    let (status, body) = call(&server, "POST", "/v1/instances/api/decisions", Some(&olga), None, &wrong);
     assert_eq!((status, body["kind"].as_str()), (422, Some("invalid")), "{body}");
     assert!(body["error"].as_str().is_some_and(|e| e.contains("input `regions`: expected a JSON list")), "{body}");
     let approve = json_body(json!({"decision": "approve", "gate": "go-live", "inputs": {"regions": ["eu", "us"], "canary_percent": 10}}));
-    let (status, body) = call(&server, "POST", "/v1/instances/api/decisions", token, Some("olga"), &approve);
+    let (status, body) = call(&server, "POST", "/v1/instances/api/decisions", Some(&olga), None, &approve);
     assert_eq!(status, 200, "{body}");
     let state = decision("api");
     let recorded = &state["phases"][0]["gates"][0]["decisions"][0][1]["inputs"];
@@ -220,7 +278,8 @@ inputs = { regions = { type = "list" }, canary_percent = { type = "integer", def
 
     // The CLI, through the server, sends text that the input's type parses.
     let output = phasegate(dir.path())
-        .args(["--db", "db", "--as", "olga", "approve", "cli", "go-live", "--input", "regions=[\"ap\"]"])
+        .env("PHASEGATE_TOKEN", &olga)
+        .args(["--db", "db", "approve", "cli", "go-live", "--input", "regions=[\"ap\"]"])
         .output()
         .expect("phasegate runs");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));

@@ -81,6 +81,7 @@ fn decide_go(h: &mut Harness, kind: DecisionKind) -> Result<(), Rejected> {
     let decision = Decision {
         kind,
         principal: "alice".into(),
+        auth: crate::machine::Authentication::Local,
         via: "alice".into(),
         comment: String::new(),
         request_id: String::new(),

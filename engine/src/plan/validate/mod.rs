@@ -191,6 +191,7 @@ impl<'d> Validator<'d> {
         }
         let deadline = definition.deadline.as_ref().map(|deadline| self.deadline(deadline, &root.key("deadline")));
         let notify = definition.notify.as_ref().map(|step| self.step(step, &root.key("notify"), "notify"));
+        let owners = self.principals(&definition.owners, &root.key("owners"));
         let phases = phases.into_iter().collect::<Option<Vec<_>>>()?;
         let task_index = phases
             .iter()
@@ -202,6 +203,7 @@ impl<'d> Validator<'d> {
             name: definition.name.clone(),
             version: definition.version,
             description: definition.description.clone(),
+            owners: owners?,
             vars: {
                 vars?;
                 std::mem::take(&mut self.checked_vars)

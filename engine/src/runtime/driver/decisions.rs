@@ -124,16 +124,14 @@ impl Driver {
         state: &GateState,
         request: &crate::runtime::DecisionRequest,
     ) -> Result<(Event, crate::runtime::DecisionOutcome), Error> {
+        let roles = self.shared.roles();
         let (level, via) = match &state.status {
-            GateStatus::AwaitingDecision { level, .. } => (
-                *level,
-                target
-                    .authorize(*level, &self.shared.roles, &request.principal, &request.comment, &state.approvals_via())
-                    .map_err(refused)?,
-            ),
+            GateStatus::AwaitingDecision { level, .. } => {
+                (*level, target.authorize(*level, &roles, &request.principal, &request.comment, &state.approvals_via()).map_err(refused)?)
+            }
             // Holding a failed gate for remediation is its level-0 deciders' call.
             GateStatus::Failed { .. } if request.kind == crate::machine::DecisionKind::Hold => {
-                (0, target.authorize(0, &self.shared.roles, &request.principal, &request.comment, &[]).map_err(refused)?)
+                (0, target.authorize(0, &roles, &request.principal, &request.comment, &[]).map_err(refused)?)
             }
             GateStatus::Pending | GateStatus::OnHold { .. } | GateStatus::Passed { .. } | GateStatus::Failed { .. } => (0, String::new()),
         };
@@ -142,6 +140,7 @@ impl Driver {
         let decision = crate::machine::Decision {
             kind: request.kind,
             principal: request.principal.clone(),
+            auth: request.auth.clone(),
             via,
             comment: request.comment.clone(),
             request_id: request.request_id.clone(),

@@ -46,10 +46,18 @@ pub(crate) fn example_bin(name: &str) -> PathBuf {
     path
 }
 
-/// A `phasegate` command run in `dir`, with logging quiet and the store inside `dir`.
+/// A `phasegate` command run in `dir`, with logging quiet, the store inside
+/// `dir`, and no credential but the data directory's admin token (none from
+/// the environment or the user's own credentials file).
 pub(crate) fn phasegate(dir: &Path) -> Command {
     let mut command = Command::new(phasegate_bin());
-    command.current_dir(dir).env_remove("RUST_LOG").env_remove("PHASEGATE_DB").env_remove("PHASEGATE_USER");
+    command
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env_remove("PHASEGATE_DB")
+        .env_remove("PHASEGATE_USER")
+        .env_remove("PHASEGATE_TOKEN")
+        .env("PHASEGATE_CREDENTIALS", dir.join("no-credentials"));
     command
 }
 

@@ -65,6 +65,22 @@ pub(crate) fn serve_with(mut command: std::process::Command, db: &Path, log: &Pa
     panic!("the server never wrote its address");
 }
 
+impl Server {
+    /// Issues user `name` a token through the API with the admin token
+    /// (roles on top of phasegate.toml's) and returns the token.
+    pub(crate) fn user(&self, name: &str, roles: &[&str]) -> String {
+        let body = serde_json::to_vec(&serde_json::json!({"name": name, "roles": roles})).expect("json");
+        let (status, issued) = call(self, "POST", "/v1/users", Some(&self.token), None, &body);
+        assert_eq!(status, 201, "users add {name}: {issued}");
+        issued["token"].as_str().expect("a token").to_owned()
+    }
+}
+
+/// A JSON request body.
+pub(crate) fn json_body(value: Value) -> Vec<u8> {
+    serde_json::to_vec(&value).expect("json")
+}
+
 /// One HTTP request; returns the status and the body parsed as JSON (or as a string).
 pub(crate) fn call(server: &Server, method: &str, path: &str, token: Option<&str>, principal: Option<&str>, body: &[u8]) -> (u16, Value) {
     call_at(&server.address, method, path, token, principal, body)
@@ -88,13 +104,46 @@ pub(crate) fn raw(server: &Server, head: &str, body: &[u8]) -> (u16, Value) {
     raw_at(&server.address, head, body)
 }
 
+/// [`call`] from the local address `from` (another loopback address, such
+/// as 127.0.0.2, standing in for a proxy's machine), with extra headers.
+pub(crate) fn call_from(
+    server: &Server,
+    from: std::net::IpAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Value) {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let address: std::net::SocketAddr = server.address.parse().expect("a socket address");
+    let connected = tokio::runtime::Builder::new_current_thread().enable_io().build().expect("runtime").block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(std::net::SocketAddr::new(from, 0))?;
+        socket.connect(address).await?.into_std()
+    });
+    match connected {
+        Ok(stream) => {
+            stream.set_nonblocking(false).expect("blocking");
+            exchange(stream, &head, body)
+        }
+        Err(error) => (0, Value::String(format!("cannot connect to {address} from {from}: {error}"))),
+    }
+}
+
 /// Status 0 means no answer: the connection was refused or closed first
 /// (the body then says why), which tests of a server that is stopping accept.
 fn raw_at(address: &str, head: &str, body: &[u8]) -> (u16, Value) {
-    let mut stream = match TcpStream::connect(address) {
-        Ok(stream) => stream,
-        Err(error) => return (0, Value::String(format!("cannot connect to {address}: {error}"))),
-    };
+    match TcpStream::connect(address) {
+        Ok(stream) => exchange(stream, head, body),
+        Err(error) => (0, Value::String(format!("cannot connect to {address}: {error}"))),
+    }
+}
+
+fn exchange(mut stream: TcpStream, head: &str, body: &[u8]) -> (u16, Value) {
     stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     stream.write_all(head.as_bytes()).expect("writes");
     // A body the server refuses part-way may reset the connection: the status line still arrives.

@@ -213,6 +213,9 @@ fn cli_commands_go_through_a_running_server_and_ignore_a_stale_address_file() {
     refused(Some(&mallory), &["--as", "rita", "approve", "c1", "--comment", "x"], "cannot act as rita");
     refused(None, &["approve", "c1", "--comment", "x"], "cannot decide");
     refused(Some(&rita), &["users", "add", "eve"], "needs the admin credential");
+    refused(Some(&rita), &["halt", "c1", "--reason", "mine now"], "rita may not halt");
+    refused(Some("pgt_0000000000000000"), &["status", "c1"], "not one this server issued");
+    assert!(!ok(&["history", "c1"]).contains("halted"), "refused commands recorded nothing");
     assert!(ok_as(Some(&rita), &["whoami"]).starts_with("rita (token "), "whoami names the credential's principal");
     assert!(ok_as(Some(&rita), &["--as", "rita", "approve", "c1", "--comment", "fine"]).contains("approved by rita"), "--as may match");
     wait_until("c1 runs on past the gate", || ok(&["status", "c1"]).contains("status    running"));

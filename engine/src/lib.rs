@@ -19,6 +19,7 @@
 
 pub mod api;
 pub mod config;
+pub mod describe;
 pub mod expr;
 pub mod machine;
 #[cfg(feature = "server")]

@@ -7,7 +7,8 @@
 //! are printed) import no command module; `backend` and `common` build on
 //! them; the command modules (`definitions`, `instances`, `run`, `status`,
 //! `gates`, `serve`, `backup`, `identity`) use those and not each other; this file
-//! only dispatches.
+//! only dispatches. Events in words come from `crate::describe`, shared with
+//! the web console.
 
 #[macro_use]
 mod output;

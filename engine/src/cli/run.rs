@@ -5,7 +5,8 @@ use std::io::IsTerminal;
 use serde_json::json;
 
 use super::args::*;
-use super::common::{describe, open_engine, print_json, runtime};
+use super::common::{open_engine, print_json, runtime};
+use crate::describe::event as describe;
 use crate::machine::{payload, Event, Instance, PhaseStatus};
 use crate::{Engine, Mode};
 

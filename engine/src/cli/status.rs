@@ -4,7 +4,8 @@
 use serde_json::json;
 
 use super::args::*;
-use super::common::{command, describe, print_json};
+use super::common::{command, print_json};
+use crate::describe::event as describe;
 use crate::machine::{Instance, PhaseStatus, TaskStatus};
 use crate::runtime::Summary;
 

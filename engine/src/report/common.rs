@@ -339,7 +339,7 @@ pub(crate) fn authenticated(auth: &crate::machine::Authentication) -> String {
 }
 
 /// A verdict as reports write it.
-pub(crate) fn verdict(verdict: Verdict) -> &'static str {
+pub fn verdict(verdict: Verdict) -> &'static str {
     match verdict {
         Verdict::Pass => "pass",
         Verdict::Fail => "fail",

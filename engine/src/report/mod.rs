@@ -26,6 +26,8 @@ use serde_json::Value;
 
 pub use certificate::{Certificate, Certificates};
 pub use checklist::Checklist;
+/// A verdict's name as reports write it (`pass`, `fail`, `inconclusive`, `warning`).
+pub use common::verdict as verdict_name;
 pub use common::{CriterionEntry, DecisionEntry, GateEntry, GateStatusEntry, PhaseStatusEntry, TaskEntry};
 pub use deployment::Deployment;
 pub use gates::GateReport;

@@ -64,6 +64,15 @@ pub struct StartOptions {
     pub baseline: Option<String>,
 }
 
+/// One page of [`Engine::list_page`].
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// The instances, in id order, with their summaries.
+    pub rows: Vec<(String, Summary)>,
+    /// True if more instances match after this page.
+    pub more: bool,
+}
+
 /// The workflow engine: start and command instances, read their state.
 pub struct Engine {
     shared: Arc<driver::Shared>,
@@ -320,6 +329,47 @@ impl Engine {
         }
     }
 
+    /// One page of [`Engine::approvals`]: `limit` decisions after skipping
+    /// `skip`, and whether more follow. Reads the index only as far as the
+    /// page needs, so an inbox over a large store answers at once.
+    pub fn approvals_page(&self, principal: Option<&str>, skip: usize, limit: usize) -> Result<(Vec<PendingApproval>, bool), Error> {
+        let mut out = Vec::new();
+        let mut corrupt = None;
+        let mut matched = 0usize;
+        let mut more = false;
+        let roles = self.shared.roles();
+        self.shared.store.scan_index(codec::APPROVAL_INDEX, b"", &mut |key, value| {
+            let pending: PendingApproval = match serde_json::from_slice(value) {
+                Ok(pending) => pending,
+                Err(e) => {
+                    corrupt = Some(Error::Corrupt(format!("approval index entry {}: {e}", String::from_utf8_lossy(key))));
+                    return false;
+                }
+            };
+            if let Some(principal) = principal {
+                let approvers: Vec<crate::plan::Principal> =
+                    pending.approvers.iter().filter_map(|a| crate::plan::Principal::parse(a)).collect();
+                if roles.allows(&approvers, principal).is_none() {
+                    return true;
+                }
+            }
+            matched += 1;
+            if matched <= skip {
+                return true;
+            }
+            if out.len() == limit {
+                more = true;
+                return false;
+            }
+            out.push(pending);
+            true
+        })?;
+        match corrupt {
+            Some(error) => Err(error),
+            None => Ok((out, more)),
+        }
+    }
+
     /// The role membership decisions are authorized against: the
     /// configuration's, plus the roles of the store's active users.
     pub fn roles(&self) -> Arc<crate::machine::Roles> {
@@ -416,6 +466,84 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+
+    /// One page of instances, in id order: `limit` rows after skipping
+    /// `skip` of those with `status` and (when given) of `workflow`. Reads
+    /// only as far as the page needs (the status index for a status, the
+    /// summaries in order otherwise), so the first pages of a large store
+    /// answer at once.
+    pub fn list_page(
+        &self,
+        status: Option<crate::machine::EffectiveStatus>,
+        workflow: Option<&str>,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Listing, Error> {
+        let store = &self.shared.store;
+        let quarantined: BTreeSet<String> = store.quarantined()?.into_iter().map(|(id, _)| id).collect();
+        let mark = |id: &str, summary: Summary| match quarantined.contains(id) {
+            true => Summary { status: crate::machine::EffectiveStatus::Quarantined, ..summary },
+            false => summary,
+        };
+        let wanted = |summary: &Summary| workflow.is_none_or(|w| summary.workflow == w);
+        let mut rows = Vec::new();
+        let mut matched = 0usize;
+        let mut more = false;
+        match status {
+            Some(status) => {
+                for id in store.instances_with_status(status.as_str())? {
+                    let Some(bytes) = store.summary(&id)? else { continue };
+                    let summary = mark(&id, Summary::decode(&id, &bytes).map_err(|e| Error::Corrupt(e.to_string()))?);
+                    if !wanted(&summary) {
+                        continue;
+                    }
+                    matched += 1;
+                    if matched <= skip {
+                        continue;
+                    }
+                    if rows.len() == limit {
+                        more = true;
+                        break;
+                    }
+                    rows.push((id, summary));
+                }
+            }
+            None => {
+                let mut corrupt = None;
+                store.scan_summaries(&mut |id, bytes| {
+                    // Rows skipped without a workflow filter need not be decoded.
+                    if workflow.is_none() && matched < skip {
+                        matched += 1;
+                        return true;
+                    }
+                    let summary = match Summary::decode(id, bytes) {
+                        Ok(summary) => mark(id, summary),
+                        Err(e) => {
+                            corrupt = Some(Error::Corrupt(e.to_string()));
+                            return false;
+                        }
+                    };
+                    if !wanted(&summary) {
+                        return true;
+                    }
+                    matched += 1;
+                    if matched <= skip {
+                        return true;
+                    }
+                    if rows.len() == limit {
+                        more = true;
+                        return false;
+                    }
+                    rows.push((id.to_owned(), summary));
+                    true
+                })?;
+                if let Some(error) = corrupt {
+                    return Err(error);
+                }
+            }
+        }
+        Ok(Listing { rows, more })
     }
 
     /// A stream of every event the engine makes durable from now on. The

@@ -9,6 +9,7 @@ mod cli_definitions;
 mod cli_gates;
 mod cli_instances;
 mod cli_reactions;
+mod console;
 mod crash;
 mod embed_example;
 mod identity;

@@ -34,6 +34,8 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+mod console;
+
 use crate::api;
 use crate::config::{Config, Operation};
 use crate::machine::Authentication;
@@ -112,6 +114,10 @@ struct Api {
     /// `[permissions]` and `[auth]`.
     config: Config,
     metrics: crate::metrics::Metrics,
+    /// The web console's signed-in people.
+    sessions: console::Sessions,
+    /// The web console's pages.
+    templates: minijinja::Environment<'static>,
 }
 
 /// Who a request comes from, as its credential proves.
@@ -174,7 +180,14 @@ pub fn router(engine: Arc<Engine>, token: String, config: Config) -> Result<Rout
     // Subscribe before listing, so no event falls between the two.
     let mut events = engine.subscribe();
     let metrics = crate::metrics::Metrics::new(Arc::clone(&engine))?;
-    let api = Arc::new(Api { engine: Arc::clone(&engine), token, config, metrics });
+    let api = Arc::new(Api {
+        engine: Arc::clone(&engine),
+        token,
+        config,
+        metrics,
+        sessions: console::Sessions::default(),
+        templates: console::templates(),
+    });
     let counting = Arc::clone(&api);
     tokio::spawn(async move {
         loop {
@@ -204,7 +217,9 @@ pub fn router(engine: Arc<Engine>, token: String, config: Config) -> Result<Rout
         .route_layer(middleware::from_fn_with_state(Arc::clone(&api), authenticate));
     Ok(Router::new()
         .route("/healthz", get(healthz))
+        .route("/", get(|| async { axum::response::Redirect::to("/console/") }))
         .merge(authenticated)
+        .merge(console::routes())
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such route; see docs/api.md".to_owned(), "not_found") })
         .with_state(api))
 }
@@ -239,8 +254,14 @@ fn refuse(status: StatusCode, message: String, route: &str, who: &str) -> ApiErr
     ApiError(status, message, kind)
 }
 
+/// The address a request came from, when the server was started with
+/// connection info (as `phasegate serve` is).
+fn peer(request: &Request) -> Option<IpAddr> {
+    request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
+}
+
 async fn authenticate(State(api): State<Arc<Api>>, mut request: Request, next: Next) -> Response {
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+    let peer = peer(&request);
     let route = format!("{} {}", request.method(), request.uri().path());
     let caller = match identify(&api, request.headers(), peer) {
         Ok(caller) => caller,
@@ -586,6 +607,8 @@ async fn add_user(State(api): State<Arc<Api>>, Extension(caller): Extension<Call
 async fn revoke_user(State(api): State<Arc<Api>>, Extension(caller): Extension<Caller>, UrlPath(name): UrlPath<String>) -> ApiResult {
     admin_only(&caller, "POST /v1/users/{name}/revoke")?;
     let user = api.engine.revoke_user(&name, &caller.principal)?;
+    // The console's sessions of that token end with it.
+    api.sessions.close_all_of(&user.name);
     tracing::info!(user = %user.name, token_id = %user.token_id, "revoked a user token");
     Ok(Json(user).into_response())
 }

@@ -164,6 +164,8 @@ fn main() {
         let mut approvals = Vec::new();
         let mut status_all = Vec::new();
         let mut status_one = Vec::new();
+        let mut console_inbox = Vec::new();
+        let mut console_instances = Vec::new();
         let mut per_instance = Vec::new();
         for _ in 0..runs {
             let copy = tempfile::tempdir().expect("tempdir");
@@ -185,6 +187,8 @@ fn main() {
             approvals.push(warm("approvals_s"));
             status_all.push(warm("status_all_s"));
             status_one.push(warm("status_one_s"));
+            console_inbox.push(warm("console_inbox_s"));
+            console_instances.push(warm("console_instances_s"));
             let start = measured["resident_at_start"].as_f64().unwrap_or(0.0);
             per_instance.push((measured["resident_at_ready"].as_f64().unwrap_or(0.0) - start) / total as f64);
         }
@@ -192,17 +196,21 @@ fn main() {
             "waiting": waiting, "running": running, "populate_s": populated.as_secs_f64(), "store_bytes": bytes,
             "ready_s": stats(&mut ready), "first_dispatch_s": stats(&mut first_dispatch), "all_dispatched_s": stats(&mut all_dispatched),
             "approvals_s": stats(&mut approvals), "status_all_s": stats(&mut status_all), "status_one_s": stats(&mut status_one),
+            "console_inbox_s": stats(&mut console_inbox), "console_instances_s": stats(&mut console_instances),
             "resident_bytes_per_instance_at_ready": stats(&mut per_instance),
         });
         println!(
             "recovery of {total}: ready {:.3} s, first dispatch {:.3} s, all {running} dispatched {:.3} s after process start; \
-             approvals over {waiting} {:.1} ms; status of all {:.1} ms, of one {:.2} ms; {:.0} bytes resident per instance at ready",
+             approvals over {waiting} {:.1} ms; status of all {:.1} ms, of one {:.2} ms; console inbox {:.1} ms, instance list {:.1} ms \
+             (first pages, over HTTP); {:.0} bytes resident per instance at ready",
             median(&figures["ready_s"]),
             median(&figures["first_dispatch_s"]),
             median(&figures["all_dispatched_s"]),
             median(&figures["approvals_s"]) * 1e3,
             median(&figures["status_all_s"]) * 1e3,
             median(&figures["status_one_s"]) * 1e3,
+            median(&figures["console_inbox_s"]) * 1e3,
+            median(&figures["console_instances_s"]) * 1e3,
             median(&figures["resident_bytes_per_instance_at_ready"]),
         );
         results.insert("recovery".into(), figures);

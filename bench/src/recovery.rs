@@ -140,6 +140,8 @@ pub async fn measure(path: &Path, waiting: usize, running: usize) -> Value {
     assert_eq!(found.0, waiting, "approvals lists every waiting instance");
     assert_eq!(found.1, waiting + running, "status lists every instance");
     assert!(found.2, "a waiting instance loads as awaiting approval");
+    let engine = Arc::new(engine);
+    let (inbox_s, list_s) = console(&engine, waiting).await;
     let resident_after_queries = crate::resident_bytes();
     json!({
         "ready_at": ready_at.to_string(),
@@ -151,7 +153,86 @@ pub async fn measure(path: &Path, waiting: usize, running: usize) -> Value {
         "approvals_s": approvals,
         "status_all_s": listed,
         "status_one_s": one,
+        "console_inbox_s": inbox_s,
+        "console_instances_s": list_s,
     })
+}
+
+/// The web console's inbox (alice's first page of the decisions waiting for
+/// her) and instance list (the first page), each fetched five times over
+/// HTTP from a server on loopback, as a signed-in browser fetches them.
+async fn console(engine: &Arc<Engine>, waiting: usize) -> (Vec<f64>, Vec<f64>) {
+    let issued = engine.add_user("alice", &[], "bench").expect("a user");
+    let app = phasegate_engine::server::router(Arc::clone(engine), "b".repeat(64), Default::default()).expect("router");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await;
+    });
+    tokio::task::spawn_blocking(move || {
+        let session = http::sign_in(address, &issued.token);
+        let mut inbox = Vec::new();
+        let mut list = Vec::new();
+        for _ in 0..5 {
+            let started = Instant::now();
+            let page = http::get(address, "/console/", &session);
+            inbox.push(started.elapsed().as_secs_f64());
+            assert!(waiting == 0 || page.contains("action=\"/console/decide\""), "the inbox shows alice's decisions");
+            let started = Instant::now();
+            let page = http::get(address, "/console/instances", &session);
+            list.push(started.elapsed().as_secs_f64());
+            assert!(page.contains("/console/instances/"), "the list shows instances");
+        }
+        (inbox, list)
+    })
+    .await
+    .expect("the console requests")
+}
+
+/// Just enough HTTP/1.1 for the console's pages (one request per connection).
+mod http {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+
+    fn exchange(address: SocketAddr, request: &str) -> String {
+        let mut stream = TcpStream::connect(address).expect("connect");
+        stream.write_all(request.as_bytes()).expect("write");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read");
+        answer
+    }
+
+    fn cookie(answer: &str, name: &str) -> String {
+        answer
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("set-cookie: {name}=")))
+            .and_then(|value| value.split(';').next())
+            .map(|value| format!("{name}={value}"))
+            .expect("a cookie")
+    }
+
+    /// A session cookie for `token`, signed in through the sign-in form.
+    pub(super) fn sign_in(address: SocketAddr, token: &str) -> String {
+        let form = exchange(address, "GET /console/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let login = cookie(&form, "phasegate_login");
+        let csrf = form.split("name=\"csrf\" value=\"").nth(1).and_then(|rest| rest.split('"').next()).expect("a form token");
+        let body = format!("token={token}&csrf={csrf}");
+        let answer = exchange(
+            address,
+            &format!(
+                "POST /console/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: {login}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        );
+        cookie(&answer, "phasegate_session")
+    }
+
+    /// The page at `path`, as the signed-in session sees it.
+    pub(super) fn get(address: SocketAddr, path: &str, session: &str) -> String {
+        let answer = exchange(address, &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: {session}\r\n\r\n"));
+        assert!(answer.starts_with("HTTP/1.1 200"), "{path}: {}", answer.lines().next().unwrap_or_default());
+        answer
+    }
 }
 
 /// Copies a store directory (sled's files) so every run starts from the same bytes.

@@ -104,7 +104,7 @@ pub enum Command {
     Signal(SignalArgs),
     /// Render a report from an instance's log: readiness, gate, checklist, certificate, ops (Markdown or JSON).
     Report(ReportArgs),
-    /// Drive instances like `run` and serve the control API (HTTP JSON, token-authenticated) for the CLI and tools.
+    /// Drive instances like `run`; serve the control API (HTTP JSON, authenticated) and the web console at /console/.
     Serve(ServeArgs),
     /// Check the tamper-evident audit chain of instances (exit 1 naming the first record that does not match).
     #[command(subcommand)]
@@ -123,7 +123,56 @@ pub enum Command {
     /// The store's own settings.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Print the shell code that completes phasegate's commands, flags, instance ids and gates (from the store).
+    Completions(CompletionsArgs),
 }
+
+/// Arguments of `phasegate completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, powershell or elvish.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+/// A shell `completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    /// `source <(phasegate completions bash)` in ~/.bashrc.
+    Bash,
+    /// `source <(phasegate completions zsh)` in ~/.zshrc.
+    Zsh,
+    /// `phasegate completions fish | source` in ~/.config/fish/config.fish.
+    Fish,
+    /// `phasegate completions powershell | Out-String | Invoke-Expression` in $PROFILE.
+    Powershell,
+    /// `eval (phasegate completions elvish | slurp)` in ~/.elvish/rc.elv.
+    Elvish,
+}
+
+impl Shell {
+    /// The name clap_complete knows the shell by.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shell::Bash => "bash",
+            Shell::Zsh => "zsh",
+            Shell::Fish => "fish",
+            Shell::Powershell => "powershell",
+            Shell::Elvish => "elvish",
+        }
+    }
+}
+
+/// What a person does with each command, for `phasegate --help`: define,
+/// run, decide, operate, report (and set up).
+pub const GROUPS: [(&str, &[&str]); 6] = [
+    ("Define", &["validate", "graph", "schema"]),
+    ("Run and watch", &["start", "run", "serve", "status", "list", "history"]),
+    ("Decide", &["approvals", "approve", "reject", "hold", "escalate", "advance"]),
+    ("Operate", &["halt", "resume", "cancel", "retry", "rollback", "signal", "backup", "restore"]),
+    ("Report and audit", &["report", "audit"]),
+    ("Set up", &["users", "login", "whoami", "store", "completions"]),
+];
 
 /// `phasegate users ...`.
 #[derive(Debug, Subcommand)]
@@ -249,7 +298,7 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct InstanceArgs {
     /// The instance id.
-    #[arg(value_name = "ID")]
+    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::complete::instances))]
     pub id: String,
 }
 
@@ -257,7 +306,7 @@ pub struct InstanceArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The instance id; without it, every instance is listed.
-    #[arg(value_name = "ID")]
+    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::complete::instances))]
     pub id: Option<String>,
 }
 
@@ -273,7 +322,7 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct HaltArgs {
     /// The instance id.
-    #[arg(value_name = "ID")]
+    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::complete::instances))]
     pub id: String,
     /// Also cancel the attempts in flight (by default they finish).
     #[arg(long)]
@@ -287,7 +336,7 @@ pub struct HaltArgs {
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
     /// The instance id.
-    #[arg(value_name = "ID")]
+    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::complete::instances))]
     pub id: String,
     /// Compensate only this phase and those after it, then run it again as a new attempt.
     #[arg(long, value_name = "PHASE")]
@@ -301,7 +350,7 @@ pub struct RollbackArgs {
 #[derive(Debug, Args)]
 pub struct CancelArgs {
     /// The instance id.
-    #[arg(value_name = "ID")]
+    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::complete::instances))]
     pub id: String,
     /// Why, recorded in the history.
     #[arg(long, default_value = "")]
@@ -312,7 +361,7 @@ pub struct CancelArgs {
 #[derive(Debug, Args)]
 pub struct RetryArgs {
     /// The instance id.
-    #[arg(value_name = "ID")]
+    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::complete::instances))]
     pub id: String,
     /// Only this task (default: every failed or cancelled task).
     #[arg(value_name = "TASK", conflicts_with = "phase")]
@@ -327,7 +376,7 @@ pub struct RetryArgs {
 #[derive(Debug, Args)]
 pub struct SignalArgs {
     /// The instance id.
-    #[arg(value_name = "ID")]
+    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::complete::instances))]
     pub id: String,
     /// The signal's name, as declared under [signals.NAME].
     #[arg(value_name = "NAME")]
@@ -341,7 +390,7 @@ pub struct SignalArgs {
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// The instance id.
-    #[arg(value_name = "ID")]
+    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::complete::instances))]
     pub id: String,
     /// Which report: readiness, gate, checklist, certificate, deployment, ops.
     #[arg(long)]
@@ -369,10 +418,10 @@ pub struct ReportArgs {
 #[derive(Debug, Args)]
 pub struct DecisionArgs {
     /// The instance id.
-    #[arg(value_name = "ID")]
+    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::complete::instances))]
     pub id: String,
     /// The gate (`phase/gate` or a gate id); optional when exactly one gate awaits a decision.
-    #[arg(value_name = "GATE")]
+    #[arg(value_name = "GATE", add = clap_complete::ArgValueCompleter::new(super::complete::gates))]
     pub gate: Option<String>,
     /// Why; recorded with the decision and shown in reports.
     #[arg(long, default_value = "")]
@@ -442,7 +491,7 @@ pub enum AuditCommand {
 #[derive(Debug, Args)]
 pub struct AuditVerifyArgs {
     /// The instance (default: every instance).
-    #[arg(value_name = "ID")]
+    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::complete::instances))]
     pub id: Option<String>,
     /// A chain head from a certificate or report (`SEQ:HASH`): the store must still hold that record.
     #[arg(long, value_name = "SEQ:HASH", requires = "id")]

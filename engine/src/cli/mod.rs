@@ -16,6 +16,7 @@ mod args;
 mod backend;
 mod backup;
 mod common;
+mod complete;
 mod definitions;
 mod gates;
 mod identity;
@@ -26,13 +27,33 @@ mod status;
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, FromArgMatches as _};
 
 pub use args::*;
 
+/// The CLI's definition, with `--help` listing the commands by what a
+/// person does with them ([`GROUPS`]) instead of in one long list.
+pub fn command() -> clap::Command {
+    let command = Cli::command();
+    let mut listing = String::new();
+    for (group, names) in GROUPS {
+        listing.push_str(group);
+        listing.push_str(":\n");
+        for name in names {
+            let about = command.find_subcommand(name).and_then(|c| c.get_about()).map(ToString::to_string).unwrap_or_default();
+            listing.push_str(&format!("  {name:<12} {about}\n"));
+        }
+        listing.push('\n');
+    }
+    let template = String::from("{about-with-newline}\n{usage-heading} {usage}\n\n") + &listing + "Options:\n{options}{after-help}";
+    command.help_template(template).after_help("`phasegate COMMAND --help` says more about each; docs/ has the manual.")
+}
+
 /// Runs the CLI with the process's arguments and returns its exit status.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // A shell asking for completions gets them, and nothing else runs.
+    complete::answer_if_asked();
+    let cli = match command().try_get_matches().and_then(|matches| Cli::from_arg_matches(&matches)) {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
@@ -81,6 +102,7 @@ pub fn main() -> ExitCode {
         Command::Login(args) => identity::login(&cli, args),
         Command::Whoami => identity::whoami(&cli),
         Command::Store(StoreCommand::Policy(args)) => identity::policy(&cli, args),
+        Command::Completions(args) => complete::completions(args.shell),
     };
     ExitCode::from(status)
 }
@@ -97,4 +119,24 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every command is listed in `--help`, in exactly one group.
+    #[test]
+    fn every_command_is_in_one_help_group() {
+        let command = Cli::command();
+        for sub in command.get_subcommands().filter(|c| c.get_name() != "help") {
+            let groups = GROUPS.iter().filter(|(_, names)| names.contains(&sub.get_name())).count();
+            assert_eq!(groups, 1, "`{}` is in {groups} groups of GROUPS", sub.get_name());
+        }
+        for (_, names) in GROUPS {
+            for name in names {
+                assert!(command.find_subcommand(name).is_some(), "GROUPS names `{name}`, which is no command");
+            }
+        }
+    }
 }

@@ -6,6 +6,7 @@
 mod support;
 
 mod cli_definitions;
+mod cli_follow;
 mod cli_gates;
 mod cli_instances;
 mod cli_reactions;

@@ -76,8 +76,8 @@ pub enum Command {
     Status(StatusArgs),
     /// List instances, optionally by status.
     List(ListArgs),
-    /// Show every event of an instance.
-    History(InstanceArgs),
+    /// Show every event of an instance (`--follow`: and each new one as it is made durable).
+    History(HistoryArgs),
     /// Stop new dispatch (in-flight attempts finish unless --cancel-running).
     Halt(HaltArgs),
     /// Let a halted instance go on (a rollback halted by a failed compensation goes on with it).
@@ -308,6 +308,21 @@ pub struct StatusArgs {
     /// The instance id; without it, every instance is listed.
     #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::complete::instances))]
     pub id: Option<String>,
+    /// Redraw the instance's state as events are made durable (in a terminal; elsewhere a line per change),
+    /// until it is done; the exit status is its outcome.
+    #[arg(long, requires = "id")]
+    pub watch: bool,
+}
+
+/// Arguments of `phasegate history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The instance id.
+    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::complete::instances))]
+    pub id: String,
+    /// Print each new event as it is made durable, until the instance is done; the exit status is its outcome.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
 }
 
 /// Arguments of `phasegate list`.

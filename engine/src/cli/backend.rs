@@ -274,6 +274,18 @@ impl Backend {
         }
     }
 
+    /// The records after `after`, waiting up to `wait` for one through a
+    /// server (the store opened here has no one else writing to it).
+    pub(super) async fn history_after(&self, id: &str, after: u64, wait: Duration) -> Result<Vec<Record>, Error> {
+        match self {
+            Backend::Local(engine) => engine.history_after(id, after, Duration::ZERO).await,
+            Backend::Remote(remote) => {
+                let wait_ms = wait.min(server::MAX_WAIT).as_millis();
+                remote.get(&format!("/v1/instances/{}/history?after={after}&wait_ms={wait_ms}", encode(id))).await
+            }
+        }
+    }
+
     /// Instances with their summaries.
     pub(super) async fn list(&self, status: Option<crate::machine::EffectiveStatus>) -> Result<Vec<(String, Summary)>, Error> {
         match self {

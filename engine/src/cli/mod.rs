@@ -21,6 +21,7 @@ mod definitions;
 mod gates;
 mod identity;
 mod instances;
+mod progress;
 mod run;
 mod serve;
 mod status;

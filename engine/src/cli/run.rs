@@ -37,10 +37,10 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> u8 {
         };
         tokio::select! {
             () = finished => {}
-            () = progress.follow() => {}
+            () = progress.follow(&engine) => {}
             _ = tokio::signal::ctrl_c() => eprintln!("interrupted; stopping (attempts in flight resume on the next run)"),
         }
-        progress.drain();
+        progress.drain(&engine);
         engine.shutdown().await;
         let failed = progress.finish(&engine, cli);
         // 0: everything driven is done or waits for people; 1: a release
@@ -65,6 +65,7 @@ struct Progress {
     done: u64,
     failed: u64,
     running: i64,
+    pacer: super::progress::Pacer,
 }
 
 impl Progress {
@@ -74,26 +75,44 @@ impl Progress {
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
             bar
         });
-        Self { events, bar, touched: std::collections::BTreeSet::new(), done: 0, failed: 0, running: 0 }
+        Self { events, bar, touched: std::collections::BTreeSet::new(), done: 0, failed: 0, running: 0, pacer: Default::default() }
     }
 
-    async fn follow(&mut self) {
+    async fn follow(&mut self, engine: &Engine) {
+        let mut ticks = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
-            match self.events.recv().await {
-                Ok(notification) => self.show(&notification),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            tokio::select! {
+                note = self.events.recv() => match note {
+                    Ok(notification) => self.show(engine, &notification),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                _ = ticks.tick() => {
+                    for line in self.pacer.tick(engine.now()) {
+                        self.print(line);
+                    }
+                }
             }
         }
     }
 
-    fn drain(&mut self) {
+    fn drain(&mut self, engine: &Engine) {
         while let Ok(notification) = self.events.try_recv() {
-            self.show(&notification);
+            self.show(engine, &notification);
         }
     }
 
-    fn show(&mut self, notification: &crate::runtime::Notification) {
+    fn print(&self, line: String) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn show(&mut self, engine: &Engine, notification: &crate::runtime::Notification) {
+        for line in self.pacer.observe(engine, notification) {
+            self.print(line);
+        }
         let event = notification.record.event();
         self.touched.insert(notification.instance.clone());
         match event {
@@ -141,10 +160,8 @@ impl Progress {
             }
             _ => None,
         };
-        match (&self.bar, line) {
-            (Some(bar), Some(line)) => bar.println(line),
-            (None, Some(line)) => eprintln!("{line}"),
-            _ => {}
+        if let Some(line) = line {
+            self.print(line);
         }
         if let Some(bar) = &self.bar {
             bar.set_message(format!(

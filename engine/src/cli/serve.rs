@@ -66,6 +66,8 @@ pub(super) fn serve(cli: &Cli, args: &ServeArgs) -> u8 {
                 return report(&error);
             }
         };
+        // Soaks and `for` windows say in the log that they are alive, and how much is left.
+        let progress = tokio::spawn(super::progress::log(Arc::clone(&engine)));
         // A failed engine (its driver stopped, its store refuses writes)
         // fails closed: the server stops and the process exits non-zero, so
         // a supervisor restarts it on a store that works.
@@ -80,6 +82,7 @@ pub(super) fn serve(cli: &Cli, args: &ServeArgs) -> u8 {
             })
             .await;
         let _ = std::fs::remove_file(&address_file);
+        progress.abort();
         engine.shutdown().await;
         if let Err(why) = engine.health() {
             eprintln!("error: the engine failed: {why}; nothing after the failure was acknowledged");

@@ -7,7 +7,8 @@ use super::args::*;
 use super::common::{command, print_json};
 use crate::describe::event as describe;
 use crate::machine::{Instance, PhaseStatus, TaskStatus};
-use crate::runtime::Summary;
+use crate::runtime::{Error, Summary};
+use std::time::Duration;
 
 /// Time left as a person reads it: the two largest units (`13d 23h`,
 /// `4m 10s`), which is as precise as a redrawn status needs.
@@ -36,6 +37,9 @@ pub(super) fn status(cli: &Cli, args: &StatusArgs) -> u8 {
     let Some(id) = &args.id else {
         return list(cli, &ListArgs { status: None });
     };
+    if args.watch {
+        return watch(cli, id);
+    }
     command(cli, async |engine| {
         let (instance, workflow) = engine.instance(id).await?;
         match cli.output {
@@ -47,108 +51,114 @@ pub(super) fn status(cli: &Cli, args: &StatusArgs) -> u8 {
                 print_json(&value);
             }
             OutputFormat::Text => {
-                let mut out = String::new();
-                out.push_str(&format!(
-                    "instance  {}\nworkflow  {} (definition {})\n",
-                    instance.id,
-                    instance.workflow,
-                    &instance.definition_hash[..12.min(instance.definition_hash.len())]
-                ));
-                out.push_str(&format!("status    {}\n", instance.effective_status()));
-                out.push_str(&format!(
-                    "started   {} by {}\nupdated   {} (event {})\n",
-                    instance.started_at, instance.started_by, instance.updated_at, instance.seq
-                ));
-                let liveness = crate::machine::watch_liveness(&instance, &workflow);
-                let now = crate::runtime::clock::system_now();
-                let deadlines = crate::machine::deadlines(&instance, &workflow);
-                if let Some(own) = deadlines.iter().find(|d| d.phase.is_none()) {
-                    out.push_str(&format!("deadline  {}\n", deadline_text(own, now)));
-                }
-                for (p, phase) in instance.phases.iter().enumerate() {
-                    let plan = &workflow.phases[p];
-                    out.push_str(&format!(
-                        "\nphase {}  {}{}\n",
-                        phase.id,
-                        phase.status.kind(),
-                        if phase.attempt > 1 { format!(" (attempt {})", phase.attempt) } else { String::new() }
-                    ));
-                    if let PhaseStatus::Failed { reason, .. } = &phase.status {
-                        out.push_str(&format!("  reason: {reason}\n"));
-                    }
-                    if let Some(entered) = &phase.entered {
-                        out.push_str(&format!("  entered: {entered}\n"));
-                    }
-                    if let Some(next) = phase.next_cycle {
-                        out.push_str(&format!("  next cycle: {next}\n"));
-                    }
-                    if let Some(deadline) = deadlines.iter().find(|d| d.phase.as_deref() == Some(phase.id.as_str())) {
-                        out.push_str(&format!("  deadline: {}\n", deadline_text(deadline, now)));
-                    }
-                    for watch in &phase.watches {
-                        let latest = watch.samples.last().map_or_else(
-                            || "no sample yet".to_owned(),
-                            |s| format!("{} ({})", s.value.map_or_else(|| "no data".to_owned(), |v| v.to_string()), s.verdict.name()),
-                        );
-                        let state = if watch.firing {
-                            "FIRING"
-                        } else if watch.breaching_since.is_some() {
-                            "breaching"
-                        } else {
-                            "ok"
-                        };
-                        out.push_str(&format!("  watch {:<18} {state:<14} {} samples, latest {latest}\n", watch.id, watch.taken));
-                        if let Some(live) = liveness.iter().find(|l| l.phase == phase.id && l.watch == watch.id) {
-                            out.push_str(&format!("        {}\n", live.why));
-                        }
-                    }
-                    for task in &phase.tasks {
-                        let detail = match &task.status {
-                            TaskStatus::Succeeded { attempt, duration_ms, .. } => format!("attempt {attempt}, {duration_ms} ms"),
-                            TaskStatus::Failed { attempt, error, .. } => {
-                                format!("attempt {attempt}: {error}")
-                            }
-                            TaskStatus::RetryWaiting { attempt, due, error } => format!("attempt {attempt} due {due}; last error: {error}"),
-                            TaskStatus::Dispatched { attempt, at, .. } => {
-                                format!("attempt {attempt} since {at}")
-                            }
-                            TaskStatus::Waiting { attempt, since, due } => {
-                                format!("attempt {attempt}: {} left, until {due} (since {since})", left_text(due.left(now)))
-                            }
-                            TaskStatus::Skipped { reason } => reason.clone(),
-                            TaskStatus::Cancelled { attempt, .. } => format!("attempt {attempt}"),
-                            TaskStatus::Pending => String::new(),
-                        };
-                        out.push_str(&format!("  {:<24} {:<14} {detail}\n", task.id, task.status.kind()));
-                    }
-                    for (g, gate) in phase.gates.iter().enumerate() {
-                        if matches!(gate.status, crate::machine::GateStatus::Pending)
-                            && !matches!(phase.status, PhaseStatus::Running { .. })
-                        {
-                            continue;
-                        }
-                        out.push_str(&gate_lines(&instance, plan, g, gate));
-                    }
-                }
-                if let crate::machine::InstanceStatus::AwaitingDecision { phase, trigger, cause, .. } = &instance.status {
-                    out.push_str(&format!("\nwaiting   trigger {phase}/{trigger}: {cause}\n"));
-                    for blocker in crate::machine::blockers(&instance, &workflow, crate::runtime::clock::system_now()) {
-                        out.push_str(&format!("  {}\n", blocker.message));
-                    }
-                }
-                if let Some(rollback) = &instance.rollback {
-                    let to = rollback.to.as_deref().map(|to| format!(" to {to}")).unwrap_or_default();
-                    out.push_str(&format!("\nrollback{to} by {} at {}: {}\n", rollback.by, rollback.started_at, rollback.reason));
-                    for step in &rollback.steps {
-                        let undoes = step.task.as_deref().map_or_else(|| format!("phase {}", step.phase), |t| format!("task {t}"));
-                        out.push_str(&format!("  {:<24} {:<14} undoes {undoes}\n", step.state.id, step.state.status.kind()));
-                    }
-                }
-                out!("{out}");
+                let text = status_text(&instance, &workflow, crate::runtime::clock::system_now());
+                out!("{text}");
             }
         }
         Ok(EXIT_OK)
     })
+}
+
+/// An instance's state for people: its phases with their tasks (attempts,
+/// durations, waits with the time left), watches (the latest sample, how
+/// long a breach has held of its `for`), gates (verdicts, who must decide),
+/// deadlines and rollback. `status` prints it; `status --watch` redraws it.
+fn status_text(instance: &Instance, workflow: &crate::plan::Workflow, now: crate::machine::Timestamp) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "instance  {}\nworkflow  {} (definition {})\n",
+        instance.id,
+        instance.workflow,
+        &instance.definition_hash[..12.min(instance.definition_hash.len())]
+    ));
+    out.push_str(&format!("status    {}\n", instance.effective_status()));
+    out.push_str(&format!(
+        "started   {} by {}\nupdated   {} (event {})\n",
+        instance.started_at, instance.started_by, instance.updated_at, instance.seq
+    ));
+    let liveness = crate::machine::watch_liveness(instance, workflow);
+    let deadlines = crate::machine::deadlines(instance, workflow);
+    if let Some(own) = deadlines.iter().find(|d| d.phase.is_none()) {
+        out.push_str(&format!("deadline  {}\n", deadline_text(own, now)));
+    }
+    for (p, phase) in instance.phases.iter().enumerate() {
+        let plan = &workflow.phases[p];
+        out.push_str(&format!(
+            "\nphase {}  {}{}\n",
+            phase.id,
+            phase.status.kind(),
+            if phase.attempt > 1 { format!(" (attempt {})", phase.attempt) } else { String::new() }
+        ));
+        if let PhaseStatus::Failed { reason, .. } = &phase.status {
+            out.push_str(&format!("  reason: {reason}\n"));
+        }
+        if let Some(entered) = &phase.entered {
+            out.push_str(&format!("  entered: {entered}\n"));
+        }
+        if let Some(next) = phase.next_cycle {
+            out.push_str(&format!("  next cycle: {next}\n"));
+        }
+        if let Some(deadline) = deadlines.iter().find(|d| d.phase.as_deref() == Some(phase.id.as_str())) {
+            out.push_str(&format!("  deadline: {}\n", deadline_text(deadline, now)));
+        }
+        for watch in &phase.watches {
+            let latest = watch.samples.last().map_or_else(
+                || "no sample yet".to_owned(),
+                |s| format!("{} ({})", s.value.map_or_else(|| "no data".to_owned(), |v| v.to_string()), s.verdict.name()),
+            );
+            let state = if watch.firing {
+                "FIRING"
+            } else if watch.breaching_since.is_some() {
+                "breaching"
+            } else {
+                "ok"
+            };
+            out.push_str(&format!("  watch {:<18} {state:<14} {} samples, latest {latest}\n", watch.id, watch.taken));
+            if let Some(live) = liveness.iter().find(|l| l.phase == phase.id && l.watch == watch.id) {
+                out.push_str(&format!("        {}\n", live.why));
+            }
+        }
+        for task in &phase.tasks {
+            let detail = match &task.status {
+                TaskStatus::Succeeded { attempt, duration_ms, .. } => format!("attempt {attempt}, {duration_ms} ms"),
+                TaskStatus::Failed { attempt, error, .. } => {
+                    format!("attempt {attempt}: {error}")
+                }
+                TaskStatus::RetryWaiting { attempt, due, error } => format!("attempt {attempt} due {due}; last error: {error}"),
+                TaskStatus::Dispatched { attempt, at, .. } => {
+                    format!("attempt {attempt} since {at}")
+                }
+                TaskStatus::Waiting { attempt, since, due } => {
+                    format!("attempt {attempt}: {} left, until {due} (since {since})", left_text(due.left(now)))
+                }
+                TaskStatus::Skipped { reason } => reason.clone(),
+                TaskStatus::Cancelled { attempt, .. } => format!("attempt {attempt}"),
+                TaskStatus::Pending => String::new(),
+            };
+            out.push_str(&format!("  {:<24} {:<14} {detail}\n", task.id, task.status.kind()));
+        }
+        for (g, gate) in phase.gates.iter().enumerate() {
+            if matches!(gate.status, crate::machine::GateStatus::Pending) && !matches!(phase.status, PhaseStatus::Running { .. }) {
+                continue;
+            }
+            out.push_str(&gate_lines(instance, plan, g, gate));
+        }
+    }
+    if let crate::machine::InstanceStatus::AwaitingDecision { phase, trigger, cause, .. } = &instance.status {
+        out.push_str(&format!("\nwaiting   trigger {phase}/{trigger}: {cause}\n"));
+        for blocker in crate::machine::blockers(instance, workflow, now) {
+            out.push_str(&format!("  {}\n", blocker.message));
+        }
+    }
+    if let Some(rollback) = &instance.rollback {
+        let to = rollback.to.as_deref().map(|to| format!(" to {to}")).unwrap_or_default();
+        out.push_str(&format!("\nrollback{to} by {} at {}: {}\n", rollback.by, rollback.started_at, rollback.reason));
+        for step in &rollback.steps {
+            let undoes = step.task.as_deref().map_or_else(|| format!("phase {}", step.phase), |t| format!("task {t}"));
+            out.push_str(&format!("  {:<24} {:<14} undoes {undoes}\n", step.state.id, step.state.status.kind()));
+        }
+    }
+    out
 }
 
 /// A gate's state for `status`: its verdicts with the evidence read, its
@@ -242,7 +252,10 @@ pub(super) fn list(cli: &Cli, args: &ListArgs) -> u8 {
 }
 
 /// `phasegate history`.
-pub(super) fn history(cli: &Cli, args: &InstanceArgs) -> u8 {
+pub(super) fn history(cli: &Cli, args: &HistoryArgs) -> u8 {
+    if args.follow {
+        return follow(cli, &args.id, View::History);
+    }
     command(cli, async |engine| {
         let records = engine.history(&args.id).await?;
         match cli.output {
@@ -255,6 +268,161 @@ pub(super) fn history(cli: &Cli, args: &InstanceArgs) -> u8 {
         }
         Ok(EXIT_OK)
     })
+}
+
+/// One record as `history --follow` prints it: a line of text, or one JSON object per line.
+fn print_record(cli: &Cli, id: &str, record: &crate::machine::Record) {
+    match cli.output {
+        OutputFormat::Json => {
+            let line = serde_json::to_string(&serde_json::json!({"instance": id, "record": record})).unwrap_or_default();
+            outln!("{line}");
+        }
+        OutputFormat::Text => outln!("{:>5}  {}  {}", record.seq(), record.at(), describe(record.event())),
+    }
+}
+
+/// The exit status of an instance that is done (no event will come on its
+/// own any more): 0 completed, 1 failed, cancelled, rolled back or set apart.
+fn outcome(status: crate::machine::EffectiveStatus) -> Option<u8> {
+    use crate::machine::EffectiveStatus as S;
+    match status {
+        S::Completed => Some(EXIT_OK),
+        S::Failed | S::Cancelled | S::RolledBack | S::Quarantined => Some(EXIT_INVALID),
+        S::Running | S::AwaitingApproval | S::OnHold | S::Halted | S::RollingBack | S::Scheduled => None,
+    }
+}
+
+/// What a follower shows.
+#[derive(Clone, Copy)]
+enum View {
+    /// `history --follow`: every record, then each new one.
+    History,
+    /// `status --watch`: the whole state redrawn (in a terminal), or a line per change.
+    Status {
+        /// Standard output is a terminal.
+        terminal: bool,
+    },
+}
+
+impl View {
+    /// Shows the instance's state and the records that are new since the last call.
+    /// `was` is the status shown last (none the first time): a plain
+    /// follower says when it changes.
+    fn show(
+        self,
+        cli: &Cli,
+        instance: &Instance,
+        workflow: &crate::plan::Workflow,
+        new: &[crate::machine::Record],
+        was: Option<crate::machine::EffectiveStatus>,
+    ) {
+        let id = &instance.id;
+        let now = instance.effective_status();
+        match self {
+            View::History => new.iter().for_each(|record| print_record(cli, id, record)),
+            View::Status { terminal: true } => {
+                let text = status_text(instance, workflow, crate::runtime::clock::system_now());
+                out!("\x1b[H\x1b[2J{text}\n(watching {id}: redrawn as events are made durable; Ctrl-C stops)\n");
+            }
+            View::Status { terminal: false } => {
+                if was.is_some() {
+                    for record in new {
+                        outln!("{}  {id}  {}", record.at(), describe(record.event()));
+                    }
+                }
+                if was != Some(now) {
+                    outln!("{}  {id}  status {now}", instance.updated_at);
+                }
+            }
+        }
+    }
+
+    /// How long to wait for a change before showing the state again: every
+    /// second in a terminal (the time left counts down), else only on change.
+    fn wait(self) -> Duration {
+        match self {
+            View::Status { terminal: true } => Duration::from_secs(1),
+            View::History | View::Status { terminal: false } => Duration::from_secs(25),
+        }
+    }
+}
+
+/// `status ID --watch`.
+fn watch(cli: &Cli, id: &str) -> u8 {
+    follow(cli, id, View::Status { terminal: std::io::IsTerminal::is_terminal(&std::io::stdout()) })
+}
+
+/// Follows instance `id` until it is done, showing it as `view` says, and
+/// exits with its outcome. Through a server it long-polls for new records.
+/// With none running, it shows the store as it is and, since nothing moves
+/// an instance while no process drives it, hands the store back (so a
+/// server can open it) and waits for `phasegate serve` to follow through.
+fn follow(cli: &Cli, id: &str, view: View) -> u8 {
+    let Ok(runtime) = super::common::runtime() else { return EXIT_USAGE };
+    let result: Result<u8, Error> = runtime.block_on(async {
+        let remote = match super::backend::find_server(&cli.db, cli.named()).await {
+            Ok(found) => found,
+            Err(message) => return Ok(fail!("unauthorized", EXIT_USAGE, "{message}")),
+        };
+        // The status shown last: none until the first showing.
+        let mut was: Option<crate::machine::EffectiveStatus> = None;
+        let (backend, mut last) = match remote {
+            Some(remote) => (super::backend::Backend::Remote(remote), 0),
+            None => {
+                let engine = match super::common::open_engine(cli, crate::Mode::Passive, 1, false).await {
+                    Ok(engine) => engine,
+                    Err(status) => return Ok(status),
+                };
+                let local = super::backend::Backend::Local(engine);
+                let shown = async {
+                    let (instance, workflow) = local.instance(id).await?;
+                    let records = local.history(id).await?;
+                    view.show(cli, &instance, &workflow, &records, None);
+                    Ok::<_, Error>((instance.seq, instance.effective_status()))
+                }
+                .await;
+                local.shutdown().await;
+                drop(local);
+                let (last, status) = shown?;
+                if let Some(code) = outcome(status) {
+                    return Ok(code);
+                }
+                was = Some(status);
+                eprintln!(
+                    "no server drives {}: nothing changes {id} while no process does. Waiting for `phasegate serve` to start on it (Ctrl-C stops)",
+                    cli.db.display()
+                );
+                let remote = loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    match super::backend::find_server(&cli.db, cli.named()).await {
+                        Ok(Some(remote)) => break remote,
+                        Ok(None) => {}
+                        Err(message) => return Ok(fail!("unauthorized", EXIT_USAGE, "{message}")),
+                    }
+                };
+                eprintln!("following {id} through the server at {}", remote.base());
+                (super::backend::Backend::Remote(remote), last)
+            }
+        };
+        loop {
+            let mut records = backend.history_after(id, last, if was.is_none() { Duration::ZERO } else { view.wait() }).await?;
+            let (instance, workflow) = backend.instance(id).await?;
+            // The state may be ahead of the records read: read up to it, so none goes unshown.
+            let read = records.last().map_or(last, |r| r.seq());
+            if instance.seq > read {
+                records.extend(backend.history_after(id, read, Duration::ZERO).await?);
+            }
+            if let Some(record) = records.last() {
+                last = record.seq();
+            }
+            view.show(cli, &instance, &workflow, &records, was);
+            was = Some(instance.effective_status());
+            if let Some(code) = outcome(instance.effective_status()) {
+                return Ok(code);
+            }
+        }
+    });
+    result.unwrap_or_else(|error| super::common::report(&error))
 }
 
 #[cfg(test)]

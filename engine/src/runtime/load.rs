@@ -115,11 +115,16 @@ pub(crate) fn instance(
 
 /// Every record of an instance, decoded.
 pub(crate) fn history(store: &dyn Store, id: &str) -> Result<Vec<Record>, Error> {
+    history_from(store, id, 1)
+}
+
+/// The records of instance `id` from sequence number `from` on.
+pub(crate) fn history_from(store: &dyn Store, id: &str, from: u64) -> Result<Vec<Record>, Error> {
     if store.head(id)?.is_none() {
         return Err(Error::UnknownInstance(id.to_owned()));
     }
     store
-        .events(id, 1)?
+        .events(id, from.max(1))?
         .iter()
         .map(|(seq, bytes)| codec::decode_record(id, *seq, bytes).map_err(|e| Error::Corrupt(e.to_string())))
         .collect()

@@ -421,6 +421,33 @@ impl Engine {
         load::history(&*self.shared.store, id)
     }
 
+    /// The records of an instance after sequence number `after`; when there
+    /// are none yet, waits up to `wait` for the next one to be made durable
+    /// (a long poll: how `history --follow` and `status --watch` learn of
+    /// changes without reading the store over and over).
+    pub async fn history_after(&self, id: &str, after: u64, wait: Duration) -> Result<Vec<Record>, Error> {
+        // Subscribe before reading, so nothing made durable in between is missed.
+        let mut events = self.subscribe();
+        let records = load::history_from(&*self.shared.store, id, after + 1)?;
+        if !records.is_empty() || wait.is_zero() {
+            return Ok(records);
+        }
+        let arrived = tokio::time::timeout(wait, async {
+            loop {
+                match events.recv().await {
+                    Ok(note) if note.instance == id && note.record.seq() > after => return,
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        })
+        .await;
+        match arrived {
+            Ok(()) => load::history_from(&*self.shared.store, id, after + 1),
+            Err(_) => Ok(Vec::new()),
+        }
+    }
+
     /// Checks the audit chain of instance `id` (and, when given, that it
     /// still holds the record `expect` names), naming the first record that
     /// does not match.

@@ -417,8 +417,27 @@ async fn status(State(api): State<Arc<Api>>, UrlPath(id): UrlPath<String>) -> Ap
     Ok(Json(value).into_response())
 }
 
-async fn history(State(api): State<Arc<Api>>, UrlPath(id): UrlPath<String>) -> ApiResult {
-    Ok(Json(serde_json::to_value(api.engine.history(&id)?).unwrap_or_default()).into_response())
+/// The longest `GET /v1/instances/{id}/history?wait_ms=` waits.
+pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    after: Option<u64>,
+    wait_ms: Option<u64>,
+}
+
+/// `GET /v1/instances/{id}/history[?after=SEQ[&wait_ms=N]]`: every record,
+/// or those after SEQ, waiting up to N ms (at most 30 s) for one when there
+/// are none yet (a long poll for followers).
+async fn history(State(api): State<Arc<Api>>, UrlPath(id): UrlPath<String>, Query(query): Query<HistoryQuery>) -> ApiResult {
+    let records = match query.after {
+        None => api.engine.history(&id)?,
+        Some(after) => {
+            let wait = std::time::Duration::from_millis(query.wait_ms.unwrap_or(0)).min(MAX_WAIT);
+            api.engine.history_after(&id, after, wait).await?
+        }
+    };
+    Ok(Json(serde_json::to_value(records).unwrap_or_default()).into_response())
 }
 
 #[derive(Deserialize)]

@@ -50,3 +50,145 @@ fn help_groups_the_commands_by_what_a_person_does() {
     }
     assert!(help.contains("  approve ") && help.contains("  completions "), "{help}");
 }
+
+const GATED: &str = r#"
+name = "followed"
+[[phases]]
+id = "build"
+[[phases.tasks]]
+id = "compile"
+agent = "noop"
+[[phases.gates]]
+id = "review"
+approval = { approvers = ["rita"] }
+"#;
+
+/// A follower child process with its output in files, killed when dropped.
+struct Follower {
+    child: std::process::Child,
+    out: std::path::PathBuf,
+    err: std::path::PathBuf,
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Follower {
+    fn start(dir: &std::path::Path, name: &str, args: &[&str]) -> Self {
+        let (out, err) = (dir.join(format!("{name}.out")), dir.join(format!("{name}.err")));
+        let child = phasegate(dir)
+            .args(["--db", "db"])
+            .args(args)
+            .stdout(std::fs::File::create(&out).expect("out"))
+            .stderr(std::fs::File::create(&err).expect("err"))
+            .spawn()
+            .expect("follower starts");
+        Self { child, out, err }
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    fn errors(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
+    /// Waits (bounded) for the follower to end by itself; its exit code.
+    fn exit_code(&mut self) -> Option<i32> {
+        let mut code = None;
+        crate::support::wait_until("the follower to end", || match self.child.try_wait() {
+            Ok(Some(status)) => {
+                code = status.code();
+                true
+            }
+            _ => false,
+        });
+        code
+    }
+}
+
+fn approve(server: &crate::support::served::Server, token: &str) {
+    let body = crate::support::served::json_body(serde_json::json!({"decision": "approve", "comment": "ok"}));
+    let (status, answer) = crate::support::served::call(server, "POST", "/v1/instances/f1/decisions", Some(token), None, &body);
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[test]
+fn history_follow_and_status_watch_follow_a_release_through_a_server_until_it_ends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("flow.toml"), GATED).expect("flow");
+    let server = crate::support::served::serve(dir.path());
+    let rita = server.user("rita", &[]);
+    assert!(run(dir.path(), &["--db", "db", "start", "flow.toml", "--id", "f1"]).status.success());
+    crate::support::wait_until("f1 waits", || stdout(&run(dir.path(), &["--db", "db", "status", "f1"])).contains("awaiting_approval"));
+    let mut history = Follower::start(dir.path(), "history", &["history", "f1", "--follow"]);
+    let mut watch = Follower::start(dir.path(), "watch", &["status", "f1", "--watch"]);
+    crate::support::wait_until("both followers to show f1", || {
+        history.output().contains("gate build/review evaluated") && watch.output().contains("status awaiting_approval")
+    });
+    approve(&server, &rita);
+    assert_eq!(history.exit_code(), Some(0), "a completed release: {}", history.errors());
+    assert_eq!(watch.exit_code(), Some(0), "{}", watch.errors());
+    let followed = history.output();
+    assert!(followed.contains("approved by rita (token ") && followed.trim_end().ends_with("completed"), "{followed}");
+    let watched = watch.output();
+    assert!(watched.contains("approved by rita") && watched.contains("status completed"), "one line per change: {watched}");
+    assert_eq!(followed.matches("approved by rita").count(), 1, "each event once: {followed}");
+}
+
+#[test]
+fn a_follower_without_a_server_hands_the_store_back_and_follows_the_server_that_opens_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("flow.toml"), GATED).expect("flow");
+    assert!(run(dir.path(), &["--db", "db", "start", "flow.toml", "--id", "f1"]).status.success());
+    assert!(run(dir.path(), &["--db", "db", "run", "--until-idle"]).status.success());
+    let mut history = Follower::start(dir.path(), "history", &["history", "f1", "--follow"]);
+    crate::support::wait_until("the follower to wait for a server", || history.errors().contains("no server drives"));
+    // The store is free again: a server opens it, and the follower follows through it.
+    let server = crate::support::served::serve(dir.path());
+    let rita = server.user("rita", &[]);
+    crate::support::wait_until("the follower to find the server", || history.errors().contains("following f1 through the server"));
+    approve(&server, &rita);
+    assert_eq!(history.exit_code(), Some(0), "{}", history.errors());
+    assert!(history.output().contains("approved by rita"), "{}", history.output());
+
+    // A release that is over: the follower prints it and exits with its outcome at once.
+    drop(server);
+    let failed =
+        "name = \"fails\"\n[[phases]]\nid = \"p\"\n[[phases.tasks]]\nid = \"t\"\nagent = \"exec\"\nparams = { argv = [\"false\"] }\n";
+    std::fs::write(dir.path().join("fails.toml"), failed).expect("flow");
+    assert!(run(dir.path(), &["--db", "db", "start", "fails.toml", "--id", "f2"]).status.success());
+    assert_eq!(run(dir.path(), &["--db", "db", "run", "--until-idle"]).status.code(), Some(1));
+    let output = run(dir.path(), &["--db", "db", "history", "f2", "--follow"]);
+    assert_eq!(output.status.code(), Some(1), "a failed release's follower exits 1");
+    assert!(stdout(&output).contains("failed"), "{}", stdout(&output));
+}
+
+#[test]
+fn serve_and_run_say_when_a_soak_starts_and_how_much_is_left() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let soak = |seconds: u32| {
+        format!("name = \"soak\"\n[[phases]]\nid = \"p\"\n[[phases.tasks]]\nid = \"soak\"\nagent = \"wait\"\nparams = {{ duration = \"{seconds}s\" }}\n")
+    };
+    std::fs::write(dir.path().join("short.toml"), soak(1)).expect("flow");
+    std::fs::write(dir.path().join("long.toml"), soak(12)).expect("flow");
+    // `run` (not a terminal): the start and the end of the wait.
+    assert!(run(dir.path(), &["--db", "db", "start", "short.toml", "--id", "s1"]).status.success());
+    let ran = run(dir.path(), &["--db", "db", "run", "--until-idle"]);
+    let log = String::from_utf8_lossy(&ran.stderr).into_owned();
+    assert!(log.contains("task soak waits 1s") && log.contains("its wait of 1s is over"), "{log}");
+    // `serve`: the start, then how much is left at its interval (10 s for a 12 s soak).
+    let server = crate::support::served::serve(dir.path());
+    assert!(run(dir.path(), &["--db", "db", "start", "long.toml", "--id", "s2"]).status.success());
+    let log = dir.path().join("serve.log");
+    crate::support::wait_until("serve to log the soak and what is left of it", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains("s2  task soak waits 12s") && text.contains("s2  task soak waiting:") && text.contains("of 12s left")
+    });
+    drop(server);
+}

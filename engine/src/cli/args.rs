@@ -298,7 +298,7 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct InstanceArgs {
     /// The instance id.
-    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::complete::instances))]
+    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::candidates::instances))]
     pub id: String,
 }
 
@@ -306,7 +306,7 @@ pub struct InstanceArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The instance id; without it, every instance is listed.
-    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::complete::instances))]
+    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::candidates::instances))]
     pub id: Option<String>,
     /// Redraw the instance's state as events are made durable (in a terminal; elsewhere a line per change),
     /// until it is done; the exit status is its outcome.
@@ -318,7 +318,7 @@ pub struct StatusArgs {
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// The instance id.
-    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::complete::instances))]
+    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::candidates::instances))]
     pub id: String,
     /// Print each new event as it is made durable, until the instance is done; the exit status is its outcome.
     #[arg(long, short = 'f')]
@@ -337,7 +337,7 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct HaltArgs {
     /// The instance id.
-    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::complete::instances))]
+    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::candidates::instances))]
     pub id: String,
     /// Also cancel the attempts in flight (by default they finish).
     #[arg(long)]
@@ -351,7 +351,7 @@ pub struct HaltArgs {
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
     /// The instance id.
-    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::complete::instances))]
+    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::candidates::instances))]
     pub id: String,
     /// Compensate only this phase and those after it, then run it again as a new attempt.
     #[arg(long, value_name = "PHASE")]
@@ -365,7 +365,7 @@ pub struct RollbackArgs {
 #[derive(Debug, Args)]
 pub struct CancelArgs {
     /// The instance id.
-    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::complete::instances))]
+    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::candidates::instances))]
     pub id: String,
     /// Why, recorded in the history.
     #[arg(long, default_value = "")]
@@ -376,7 +376,7 @@ pub struct CancelArgs {
 #[derive(Debug, Args)]
 pub struct RetryArgs {
     /// The instance id.
-    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::complete::instances))]
+    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::candidates::instances))]
     pub id: String,
     /// Only this task (default: every failed or cancelled task).
     #[arg(value_name = "TASK", conflicts_with = "phase")]
@@ -391,7 +391,7 @@ pub struct RetryArgs {
 #[derive(Debug, Args)]
 pub struct SignalArgs {
     /// The instance id.
-    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::complete::instances))]
+    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::candidates::instances))]
     pub id: String,
     /// The signal's name, as declared under [signals.NAME].
     #[arg(value_name = "NAME")]
@@ -405,7 +405,7 @@ pub struct SignalArgs {
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// The instance id.
-    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::complete::instances))]
+    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::candidates::instances))]
     pub id: String,
     /// Which report: readiness, gate, checklist, certificate, deployment, ops.
     #[arg(long)]
@@ -433,10 +433,10 @@ pub struct ReportArgs {
 #[derive(Debug, Args)]
 pub struct DecisionArgs {
     /// The instance id.
-    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::complete::instances))]
+    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::candidates::instances))]
     pub id: String,
     /// The gate (`phase/gate` or a gate id); optional when exactly one gate awaits a decision.
-    #[arg(value_name = "GATE", add = clap_complete::ArgValueCompleter::new(super::complete::gates))]
+    #[arg(value_name = "GATE", add = clap_complete::ArgValueCompleter::new(super::candidates::gates))]
     pub gate: Option<String>,
     /// Why; recorded with the decision and shown in reports.
     #[arg(long, default_value = "")]
@@ -506,7 +506,7 @@ pub enum AuditCommand {
 #[derive(Debug, Args)]
 pub struct AuditVerifyArgs {
     /// The instance (default: every instance).
-    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::complete::instances))]
+    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::candidates::instances))]
     pub id: Option<String>,
     /// A chain head from a certificate or report (`SEQ:HASH`): the store must still hold that record.
     #[arg(long, value_name = "SEQ:HASH", requires = "id")]

@@ -3,8 +3,9 @@
 //! clap.
 
 //!
-//! Imports run one way: `args` (what clap parses) and `output` (how results
-//! are printed) import no command module; `backend` and `common` build on
+//! Imports run one way: `args` (what clap parses, with the value completers
+//! of `candidates`) and `output` (how results are printed) import no command
+//! module; `backend` and `common` build on
 //! them; the command modules (`definitions`, `instances`, `run`, `status`,
 //! `gates`, `serve`, `backup`, `identity`) use those and not each other; this file
 //! only dispatches. Events in words come from `crate::describe`, shared with
@@ -15,6 +16,7 @@ mod output;
 mod args;
 mod backend;
 mod backup;
+mod candidates;
 mod common;
 mod complete;
 mod definitions;

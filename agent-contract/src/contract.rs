@@ -34,6 +34,20 @@ pub struct TaskRequest {
 /// logs it and (for plugins) treats it as a heartbeat.
 pub type Heartbeat = Arc<dyn Fn(Value) + Send + Sync>;
 
+/// Which of a program's streams a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// Where an agent sends what the program it runs prints, a line at a time,
+/// as it prints it: the engine keeps it per attempt (`phasegate logs`).
+pub type LogSink = Arc<dyn Fn(LogStream, &str) + Send + Sync>;
+
 /// What the engine gives an agent besides the request.
 #[derive(Clone)]
 pub struct TaskContext {
@@ -42,12 +56,24 @@ pub struct TaskContext {
     /// agent clean up first.
     pub cancel: CancellationToken,
     heartbeat: Heartbeat,
+    log: LogSink,
 }
 
 impl TaskContext {
-    /// A context with the given token and heartbeat sink.
+    /// A context with the given token and heartbeat sink (log lines are dropped).
     pub fn new(cancel: CancellationToken, heartbeat: Heartbeat) -> Self {
-        Self { cancel, heartbeat }
+        Self { cancel, heartbeat, log: Arc::new(|_, _| {}) }
+    }
+
+    /// This context, sending log lines to `sink`.
+    pub fn with_log(mut self, sink: LogSink) -> Self {
+        self.log = sink;
+        self
+    }
+
+    /// Keeps a line the program printed (without its line ending).
+    pub fn log(&self, stream: LogStream, line: &str) {
+        (self.log)(stream, line);
     }
 
     /// A context that is never cancelled and drops heartbeats (for tests and tools).

@@ -15,4 +15,4 @@
 pub mod conformance;
 mod contract;
 
-pub use contract::{Agent, Error, Heartbeat, TaskContext, TaskOutput, TaskRequest, MAX_OUTPUT_BYTES};
+pub use contract::{Agent, Error, Heartbeat, LogSink, LogStream, TaskContext, TaskOutput, TaskRequest, MAX_OUTPUT_BYTES};

@@ -16,7 +16,9 @@ mod builtin;
 mod registry;
 
 pub use builtin::{ExecAgent, HttpAgent, NoopAgent, PluginAgent, PrometheusAgent, SleepAgent, WebhookAgent, PLUGIN_PROTOCOL};
-pub use phasegate_agent_contract::{conformance, Agent, Error, Heartbeat, TaskContext, TaskOutput, TaskRequest, MAX_OUTPUT_BYTES};
+pub use phasegate_agent_contract::{
+    conformance, Agent, Error, Heartbeat, LogSink, LogStream, TaskContext, TaskOutput, TaskRequest, MAX_OUTPUT_BYTES,
+};
 pub use registry::Registry;
 
 /// Names of the agents every phasegate build registers.

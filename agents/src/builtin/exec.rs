@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use tokio::io::AsyncWriteExt;
 
 use super::params;
-use crate::{Agent, Error, TaskContext, TaskOutput, TaskRequest, MAX_OUTPUT_BYTES};
+use crate::{Agent, Error, LogStream, TaskContext, TaskOutput, TaskRequest, MAX_OUTPUT_BYTES};
 
 /// Most stderr kept in an error message.
 const STDERR_TAIL_BYTES: usize = 2048;
@@ -124,14 +124,27 @@ impl Agent for ExecAgent {
             // A child that exits without reading its input is not an error here.
             let _ = stdin.write_all(text.as_bytes()).await;
         }
-        let output = tokio::select! {
-            output = child.wait_with_output() => output.map_err(|error| Error::Retryable(format!("waiting for `{}` failed: {error}", spec.argv[0])))?,
+        // Both streams are read as the program writes them, each line kept
+        // in the attempt's log at once (so `phasegate logs --follow` shows a
+        // long deploy as it goes), and collected for the output.
+        let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err(Error::Retryable(format!("`{}` has no standard output or error to read", spec.argv[0])));
+        };
+        let collected = async {
+            let (stdout, stderr) =
+                tokio::join!(params::collect(out, LogStream::Stdout, &context), params::collect(err, LogStream::Stderr, &context));
+            let status = child.wait().await;
+            (stdout, stderr, status)
+        };
+        let (stdout, stderr, status) = tokio::select! {
+            collected = collected => collected,
             () = context.cancel.cancelled() => return Err(Error::Retryable("cancelled".to_owned())),
         };
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let code = output.status.code();
-        if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
+        let status = status.map_err(|error| Error::Retryable(format!("waiting for `{}` failed: {error}", spec.argv[0])))?;
+        let stdout = String::from_utf8_lossy(&stdout);
+        let code = status.code();
+        if !status.success() {
+            let stderr = String::from_utf8_lossy(&stderr);
             let status = code.map_or_else(|| "a signal".to_owned(), |c| format!("status {c}"));
             let message =
                 format!("`{}` exited with {status}; stderr: {}", spec.argv[0], params::tail(stderr.trim_end(), STDERR_TAIL_BYTES));

@@ -58,3 +58,30 @@ pub(crate) fn tail(text: &str, limit: usize) -> &str {
     }
     &text[start..]
 }
+
+/// Most of each stream kept for the output and error messages (the log keeps its own bound).
+pub(super) const MAX_STREAM_BYTES: usize = 4 * crate::MAX_OUTPUT_BYTES;
+
+/// Reads a stream to its end: each line to the attempt's log as it comes,
+/// and the bytes (the last `MAX_STREAM_BYTES` of them) for the output.
+pub(super) async fn collect(stream: impl tokio::io::AsyncRead + Unpin, which: crate::LogStream, context: &crate::TaskContext) -> Vec<u8> {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut reader = tokio::io::BufReader::new(stream);
+    let mut all = Vec::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                context.log(which, text.trim_end_matches(['\n', '\r']));
+                all.extend_from_slice(&line);
+                if all.len() > MAX_STREAM_BYTES {
+                    all.drain(..all.len() - MAX_STREAM_BYTES);
+                }
+            }
+        }
+    }
+    all
+}

@@ -4,10 +4,10 @@
 use std::process::Stdio;
 
 use serde_json::{json, Map, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::params;
-use crate::{Agent, Error, TaskContext, TaskOutput, TaskRequest, MAX_OUTPUT_BYTES};
+use crate::{Agent, Error, LogStream, TaskContext, TaskOutput, TaskRequest, MAX_OUTPUT_BYTES};
 
 /// The protocol version written in every request.
 pub const PLUGIN_PROTOCOL: u32 = 1;
@@ -134,7 +134,15 @@ impl Agent for PluginAgent {
             let _ = stdin.write_all(format!("{message}\n").as_bytes()).await;
         }
         let stdout = child.stdout.take().ok_or_else(|| Error::Retryable("the plugin's standard output is not available".to_owned()))?;
-        let mut stderr = child.stderr.take();
+        let stderr = child.stderr.take();
+        // Standard error is read while standard output is, so a plugin that
+        // writes much to it never blocks on a full pipe; both go to the log.
+        let errors = async {
+            match stderr {
+                Some(stderr) => params::collect(stderr, LogStream::Stderr, &context).await,
+                None => Vec::new(),
+            }
+        };
         let read = async {
             let mut lines = BufReader::new(stdout).lines();
             let mut last = None;
@@ -146,24 +154,22 @@ impl Agent for PluginAgent {
                 }
                 match classify(&line) {
                     Line::Heartbeat(progress) => context.heartbeat(progress),
-                    Line::Other => {}
+                    Line::Other => context.log(LogStream::Stdout, &line),
                     final_line => last = Some(final_line),
                 }
             }
             last
         };
-        let last = tokio::select! {
-            last = read => last,
+        let both = async { tokio::join!(read, errors) };
+        let (last, err_bytes) = tokio::select! {
+            both = both => both,
             () = context.cancel.cancelled() => {
                 let _ = child.kill().await;
                 return Err(Error::Retryable("cancelled".to_owned()));
             }
         };
         let status = child.wait().await.map_err(|error| Error::Retryable(format!("waiting for plugin `{program}` failed: {error}")))?;
-        let mut err_text = String::new();
-        if let Some(stderr) = stderr.as_mut() {
-            let _ = stderr.read_to_string(&mut err_text).await;
-        }
+        let err_text = String::from_utf8_lossy(&err_bytes);
         let tail = params::tail(err_text.trim_end(), 2048);
         match (last, status.success()) {
             (Some(Line::Result(output)), true) => Ok(TaskOutput(output)),

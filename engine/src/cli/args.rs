@@ -78,6 +78,8 @@ pub enum Command {
     List(ListArgs),
     /// Show every event of an instance (`--follow`: and each new one as it is made durable).
     History(HistoryArgs),
+    /// Show what a task printed (stdout and stderr, per attempt; `--follow` while it runs).
+    Logs(LogsArgs),
     /// Stop new dispatch (in-flight attempts finish unless --cancel-running).
     Halt(HaltArgs),
     /// Let a halted instance go on (a rollback halted by a failed compensation goes on with it).
@@ -167,7 +169,7 @@ impl Shell {
 /// run, decide, operate, report (and set up).
 pub const GROUPS: [(&str, &[&str]); 6] = [
     ("Define", &["validate", "graph", "schema"]),
-    ("Run and watch", &["start", "run", "serve", "status", "list", "history"]),
+    ("Run and watch", &["start", "run", "serve", "status", "list", "history", "logs"]),
     ("Decide", &["approvals", "approve", "reject", "hold", "escalate", "advance"]),
     ("Operate", &["halt", "resume", "cancel", "retry", "rollback", "signal", "backup", "restore"]),
     ("Report and audit", &["report", "audit"]),
@@ -312,6 +314,23 @@ pub struct StatusArgs {
     /// until it is done; the exit status is its outcome.
     #[arg(long, requires = "id")]
     pub watch: bool,
+}
+
+/// Arguments of `phasegate logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The instance id.
+    #[arg(value_name = "ID", add = clap_complete::ArgValueCompleter::new(super::candidates::instances))]
+    pub id: String,
+    /// The task (or rollback step); default: every task that printed something.
+    #[arg(value_name = "TASK")]
+    pub task: Option<String>,
+    /// The attempt (default: the latest).
+    #[arg(long, value_name = "N")]
+    pub attempt: Option<u32>,
+    /// Keep printing new lines while the attempt runs; ends when it does.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
 }
 
 /// Arguments of `phasegate history`.

@@ -286,6 +286,29 @@ impl Backend {
         }
     }
 
+    /// What the tasks of an instance printed (see [`Engine::task_logs`]).
+    pub(super) async fn task_logs(
+        &self,
+        id: &str,
+        task: Option<&str>,
+        attempt: Option<u32>,
+        from: usize,
+    ) -> Result<Vec<crate::runtime::task_logs::AttemptLog>, Error> {
+        match self {
+            Backend::Local(engine) => engine.task_logs(id, task, attempt, from),
+            Backend::Remote(remote) => {
+                let mut query = format!("?from={from}");
+                if let Some(task) = task {
+                    query.push_str(&format!("&task={}", encode(task)));
+                }
+                if let Some(attempt) = attempt {
+                    query.push_str(&format!("&attempt={attempt}"));
+                }
+                remote.get(&format!("/v1/instances/{}/logs{query}", encode(id))).await
+            }
+        }
+    }
+
     /// Instances with their summaries.
     pub(super) async fn list(&self, status: Option<crate::machine::EffectiveStatus>) -> Result<Vec<(String, Summary)>, Error> {
         match self {

@@ -7,7 +7,8 @@
 //! of `candidates`) and `output` (how results are printed) import no command
 //! module; `backend` and `common` build on
 //! them; the command modules (`definitions`, `instances`, `run`, `status`,
-//! `gates`, `serve`, `backup`, `identity`) use those and not each other; this file
+//! `gates`, `serve`, `backup`, `identity`, `complete`) use those and the
+//! helpers `progress` and `candidates`, and not each other; this file
 //! only dispatches. Events in words come from `crate::describe`, shared with
 //! the web console.
 
@@ -74,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Status(args) => status::status(&cli, args),
         Command::List(args) => status::list(&cli, args),
         Command::History(args) => status::history(&cli, args),
+        Command::Logs(args) => status::logs(&cli, args),
         Command::Halt(args) => {
             instances::operate(&cli, &args.id, instances::Operation::Halt { cancel_running: args.cancel_running, reason: &args.reason })
         }

@@ -270,6 +270,75 @@ pub(super) fn history(cli: &Cli, args: &HistoryArgs) -> u8 {
     })
 }
 
+/// `phasegate logs ID [TASK] [--attempt N] [--follow]`.
+pub(super) fn logs(cli: &Cli, args: &LogsArgs) -> u8 {
+    command(cli, async |engine| {
+        let mut printed: std::collections::BTreeMap<(String, u32), usize> = std::collections::BTreeMap::new();
+        let print_new = async |printed: &mut std::collections::BTreeMap<(String, u32), usize>| -> Result<(), Error> {
+            for log in engine.task_logs(&args.id, args.task.as_deref(), args.attempt, 0).await? {
+                let seen = printed.entry((log.task.clone(), log.attempt)).or_insert(0);
+                for line in log.lines.iter().skip(*seen) {
+                    print_log_line(cli, &log.task, log.attempt, line);
+                }
+                *seen = log.lines.len();
+            }
+            Ok(())
+        };
+        loop {
+            print_new(&mut printed).await?;
+            if !args.follow {
+                break;
+            }
+            if !still_printing(engine, &args.id, args.task.as_deref()).await? {
+                // A last read, for what was written between the two reads above.
+                print_new(&mut printed).await?;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        if printed.is_empty() && !args.follow {
+            let which = args.task.as_deref().map_or_else(|| "its tasks".to_owned(), |t| format!("task {t}"));
+            eprintln!("no logs of {which} in {} (exec and plugin tasks keep what they print, per attempt)", args.id);
+        }
+        Ok(EXIT_OK)
+    })
+}
+
+/// One line of a task's log: `TASK#ATTEMPT out | text`, or one JSON object.
+fn print_log_line(cli: &Cli, task: &str, attempt: u32, line: &crate::runtime::task_logs::LogLine) {
+    match cli.output {
+        OutputFormat::Json => {
+            let value = json!({"task": task, "attempt": attempt, "at": line.at, "stream": line.stream, "line": line.line});
+            outln!("{}", serde_json::to_string(&value).unwrap_or_default());
+        }
+        OutputFormat::Text => {
+            let stream = match line.stream {
+                phasegate_agents::LogStream::Stdout => "out",
+                phasegate_agents::LogStream::Stderr => "err",
+            };
+            outln!("{task}#{attempt} {stream} | {}", line.line);
+        }
+    }
+}
+
+/// True while `task` (or, with none named, any task) of instance `id` may
+/// still print: it runs, waits to run or to retry, and the instance is not done.
+async fn still_printing(backend: &super::backend::Backend, id: &str, task: Option<&str>) -> Result<bool, Error> {
+    let (instance, _) = backend.instance(id).await?;
+    if outcome(instance.effective_status()).is_some() {
+        return Ok(false);
+    }
+    let tasks = instance.phases.iter().flat_map(|p| &p.tasks).filter(|t| task.is_none_or(|name| name == t.id));
+    let mut any = false;
+    for state in tasks {
+        any = true;
+        if matches!(state.status, TaskStatus::Pending | TaskStatus::Dispatched { .. } | TaskStatus::RetryWaiting { .. }) {
+            return Ok(true);
+        }
+    }
+    Ok(!any && task.is_some() && instance.effective_status() == crate::machine::EffectiveStatus::Running)
+}
+
 /// One record as `history --follow` prints it: a line of text, or one JSON object per line.
 fn print_record(cli: &Cli, id: &str, record: &crate::machine::Record) {
     match cli.output {

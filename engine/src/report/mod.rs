@@ -256,11 +256,75 @@ fn finish<D: Document>(document: &D) -> Result<Report, String> {
 }
 
 /// Keys whose values never appear in a report.
-fn secret_key(key: &str) -> bool {
+/// True for a key whose value is a secret (a token, a password, a credential).
+pub(crate) fn secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     ["token", "secret", "password", "passwd", "api_key", "apikey", "authorization", "credential", "private_key"]
         .iter()
         .any(|s| key.contains(s))
+}
+
+/// A line of text with secrets blotted out: each of `secrets` wherever it
+/// appears, the password of every URL, and the value after a secret-looking
+/// name (`token=…`, `"password": "…"`, `Authorization: Bearer …`).
+pub(crate) fn redact_text(line: &str, secrets: &[String]) -> String {
+    let mut text = line.to_owned();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        text = text.replace(secret.as_str(), "[redacted]");
+    }
+    // Passwords in URLs, every one.
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(scheme) = rest.find("://") {
+        let (before, after) = rest.split_at(scheme + 3);
+        out.push_str(before);
+        let host_end = after.find(|c: char| c == '/' || c.is_whitespace()).unwrap_or(after.len());
+        match after[..host_end].rfind('@') {
+            Some(at) => {
+                let user = after[..at].split(':').next().unwrap_or_default();
+                out.push_str(&format!("{user}:[redacted]"));
+                out.push_str(&after[at..host_end]);
+            }
+            None => out.push_str(&after[..host_end]),
+        }
+        rest = &after[host_end..];
+    }
+    out.push_str(rest);
+    // The value after a secret-looking name and a separator.
+    let mut redacted = String::with_capacity(out.len());
+    let mut blot_next = false;
+    for word in out.split_inclusive(char::is_whitespace) {
+        let bare = word.trim_end();
+        let tail = &word[bare.len()..];
+        if blot_next && !bare.is_empty() {
+            // `Authorization: Bearer X`: the scheme stays, the credential goes.
+            if bare.eq_ignore_ascii_case("bearer") || bare.eq_ignore_ascii_case("basic") {
+                redacted.push_str(word);
+                continue;
+            }
+            redacted.push_str("[redacted]");
+            redacted.push_str(tail);
+            blot_next = false;
+            continue;
+        }
+        if let Some(split) = bare.find(['=', ':']) {
+            let key = bare[..split].trim_matches(|c: char| !c.is_alphanumeric() && c != '_');
+            if secret_key(key) {
+                let value = bare[split + 1..].trim_matches(|c: char| c == '"' || c == '\'' || c == ',');
+                if value.is_empty() {
+                    redacted.push_str(word);
+                    blot_next = true;
+                } else {
+                    redacted.push_str(&bare[..=split]);
+                    redacted.push_str("[redacted]");
+                    redacted.push_str(tail);
+                }
+                continue;
+            }
+        }
+        redacted.push_str(word);
+    }
+    redacted
 }
 
 /// Redacts secret-looking keys and passwords in URLs, in place.

@@ -101,6 +101,7 @@ impl Builder {
     /// Opens the store, recovers (in [`Mode::Drive`]) and starts the runtime.
     /// Must be called inside a tokio runtime.
     pub async fn build(self) -> Result<Engine, Error> {
+        let has_default_store = self.store.is_none() && self.path.is_none();
         let store: Arc<dyn Store> = match (self.store, &self.path) {
             (Some(store), _) => store,
             (None, Some(path)) => Arc::new(SledStore::open_with(path, self.open_mode)?),
@@ -123,6 +124,11 @@ impl Builder {
             registry,
             agent_names,
             definitions: load::Definitions::default(),
+            logs: self
+                .path
+                .as_ref()
+                .map(|path| path.join(super::task_logs::LOGS_DIR))
+                .or_else(|| has_default_store.then(|| std::path::Path::new(".phasegate").join(super::task_logs::LOGS_DIR))),
             identity: std::sync::RwLock::new(super::identity::Directory::load(&*store_for_identity, self.roles)?),
             events,
             failure: watch::channel(None).0,

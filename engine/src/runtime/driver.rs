@@ -57,6 +57,8 @@ pub(crate) struct Shared {
     pub(crate) failure: watch::Sender<Option<String>>,
     /// Where the time comes from.
     pub(crate) clock: Arc<dyn super::Clock>,
+    /// Where task logs are kept (`<data dir>/logs`), if the store has a directory.
+    pub(crate) logs: Option<std::path::PathBuf>,
 }
 
 impl Shared {

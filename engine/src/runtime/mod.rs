@@ -19,6 +19,7 @@ mod load;
 mod notices;
 mod report_agent;
 mod requests;
+pub mod task_logs;
 mod vars;
 
 use crate::machine::payload;
@@ -419,6 +420,16 @@ impl Engine {
     /// Every event of an instance, in order.
     pub fn history(&self, id: &str) -> Result<Vec<Record>, Error> {
         load::history(&*self.shared.store, id)
+    }
+
+    /// What the tasks of instance `id` printed: of `task` (every task with a
+    /// log when none is named), of `attempt` (the latest when none is named),
+    /// from line `from` of each ([`task_logs`]).
+    pub fn task_logs(&self, id: &str, task: Option<&str>, attempt: Option<u32>, from: usize) -> Result<Vec<task_logs::AttemptLog>, Error> {
+        if self.shared.store.head(id)?.is_none() {
+            return Err(Error::UnknownInstance(id.to_owned()));
+        }
+        task_logs::read(self.shared.logs.as_deref(), id, task, attempt, from)
     }
 
     /// The records of an instance after sequence number `after`; when there

@@ -205,6 +205,7 @@ pub fn router(engine: Arc<Engine>, token: String, config: Config) -> Result<Rout
         .route("/v1/instances/{id}/definition", get(definition))
         .route("/v1/instances/{id}/report", get(report))
         .route("/v1/instances/{id}/audit", get(audit))
+        .route("/v1/instances/{id}/logs", get(logs))
         .route("/v1/instances/{id}/decisions", post(decide))
         .route("/v1/instances/{id}/{operation}", post(operate))
         .route("/v1/approvals", get(approvals))
@@ -438,6 +439,21 @@ async fn history(State(api): State<Arc<Api>>, UrlPath(id): UrlPath<String>, Quer
         }
     };
     Ok(Json(serde_json::to_value(records).unwrap_or_default()).into_response())
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    task: Option<String>,
+    attempt: Option<u32>,
+    #[serde(default)]
+    from: usize,
+}
+
+/// `GET /v1/instances/{id}/logs[?task=T][&attempt=N][&from=LINE]`: what the
+/// tasks printed, per attempt (the latest when none is named).
+async fn logs(State(api): State<Arc<Api>>, UrlPath(id): UrlPath<String>, Query(query): Query<LogsQuery>) -> ApiResult {
+    let found = api.engine.task_logs(&id, query.task.as_deref(), query.attempt, query.from)?;
+    Ok(Json(serde_json::to_value(found).unwrap_or_default()).into_response())
 }
 
 #[derive(Deserialize)]

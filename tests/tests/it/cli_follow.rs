@@ -192,3 +192,36 @@ fn serve_and_run_say_when_a_soak_starts_and_how_much_is_left() {
     });
     drop(server);
 }
+
+#[test]
+fn logs_shows_what_a_task_printed_per_attempt_redacted_and_follows_it_while_it_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let go = dir.path().join("go");
+    // Prints, waits (bounded) for the test to say go, prints again; the first attempt fails.
+    let script = format!(
+        "import os, sys, time\nprint('attempt', os.environ['PHASEGATE_ATTEMPT'], 'using', os.environ['DEPLOY_TOKEN'], flush=True)\nprint('warming up', file=sys.stderr, flush=True)\nfor _ in range(600):\n    if os.path.exists({go:?}): break\n    time.sleep(0.05)\nprint('done', flush=True)\nsys.exit(1 if os.environ['PHASEGATE_ATTEMPT'] == '1' else 0)\n",
+        go = go.display().to_string()
+    );
+    std::fs::write(dir.path().join("deploy.py"), script).expect("script");
+    let flow = format!(
+        "name = \"logged\"\n[[phases]]\nid = \"p\"\n[[phases.tasks]]\nid = \"deploy\"\nagent = \"exec\"\nretry = {{ max_attempts = 2, initial = \"10ms\" }}\nparams = {{ argv = [\"python3\", {script:?}], env = {{ DEPLOY_TOKEN = \"s3cr3t-token-value\" }} }}\n",
+        script = dir.path().join("deploy.py").display().to_string()
+    );
+    std::fs::write(dir.path().join("flow.toml"), flow).expect("flow");
+    let _server = crate::support::served::serve(dir.path());
+    assert!(run(dir.path(), &["--db", "db", "start", "flow.toml", "--id", "f1"]).status.success());
+    let mut follower = Follower::start(dir.path(), "logs", &["logs", "f1", "deploy", "--follow"]);
+    crate::support::wait_until("the running attempt's first lines", || follower.output().contains("deploy#1 err | warming up"));
+    assert!(!follower.output().contains("done"), "followed while it runs");
+    std::fs::write(&go, "").expect("go");
+    assert_eq!(follower.exit_code(), Some(0), "{}", follower.errors());
+    let followed = follower.output();
+    assert!(followed.contains("deploy#2 out | done"), "the retry's lines too: {followed}");
+    assert!(!followed.contains("s3cr3t-token-value") && followed.contains("using [redacted]"), "secrets redacted: {followed}");
+    // Per attempt, through the server; an attempt with no log is named.
+    let first = stdout(&run(dir.path(), &["--db", "db", "logs", "f1", "deploy", "--attempt", "1"]));
+    assert!(first.contains("deploy#1 out | attempt 1") && !first.contains("deploy#2"), "{first}");
+    let missing = run(dir.path(), &["--db", "db", "logs", "f1", "deploy", "--attempt", "9"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not of attempt 9"), "{}", String::from_utf8_lossy(&missing.stderr));
+}

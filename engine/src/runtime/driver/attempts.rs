@@ -34,7 +34,7 @@ impl Driver {
         let span = info_span!("compensation", instance = id, step = %plan.id, attempt);
         let id_owned = id.to_owned();
         let task_key = key.clone();
-        let running = self.spawn_attempt(&plan.agent, request, None, span, move |outcome| Message::Compensated {
+        let running = self.spawn_attempt(&plan.agent, request, None, span, true, move |outcome| Message::Compensated {
             id: id_owned,
             step,
             attempt,
@@ -71,7 +71,7 @@ impl Driver {
         let span = info_span!("watch", instance = id, watch = %watch.id);
         let agent = watch.agent.clone();
         // A sample is tracked by `sampling`, not by `running`: nothing cancels it.
-        let _ = self.spawn_attempt(&agent, request, None, span, move |outcome| {
+        let _ = self.spawn_attempt(&agent, request, None, span, false, move |outcome| {
             let result = match outcome {
                 Outcome::Succeeded { output, .. } => machine::SampleResult::Answered(output),
                 Outcome::Failed { error, timed_out: true, .. } => machine::SampleResult::TimedOut(error),
@@ -129,7 +129,7 @@ impl Driver {
         let id_owned = id.to_owned();
         let task_key = key.clone();
         let agent = task.agent.clone();
-        let running = self.spawn_attempt(&agent, request, None, span, move |outcome| Message::Finished {
+        let running = self.spawn_attempt(&agent, request, None, span, true, move |outcome| Message::Finished {
             id: id_owned,
             phase: p,
             task: t,
@@ -172,7 +172,7 @@ impl Driver {
         };
         let span = info_span!("notification", instance = id, step = %step.id);
         let task_key = key.clone();
-        let running = self.spawn_attempt(&step.agent, request, Some(step.retry.clone()), span, move |outcome| {
+        let running = self.spawn_attempt(&step.agent, request, Some(step.retry.clone()), span, false, move |outcome| {
             match outcome {
                 Outcome::Succeeded { .. } => info!(instance = %instance, key = %task_key, "notification sent"),
                 Outcome::Failed { error, .. } => warn!(instance = %instance, key = %task_key, %error, "notification failed for good"),
@@ -196,8 +196,11 @@ impl Driver {
         request: TaskRequest,
         retry: Option<crate::plan::RetryPolicy>,
         span: tracing::Span,
+        keep_log: bool,
         report: impl FnOnce(Outcome) -> Message + Send + 'static,
     ) -> Running {
+        let logs = keep_log.then(|| self.shared.logs.clone()).flatten();
+        let clock = Arc::clone(&self.shared.clock);
         let sender = self.sender.clone();
         let agent = self.shared.registry.get(agent_name);
         let global = Arc::clone(&self.shared.global_permits);
@@ -222,7 +225,8 @@ impl Driver {
                             Some(semaphore) => Some(semaphore.acquire().await),
                             None => None,
                         };
-                        run_attempt(Arc::clone(&agent), request.clone(), cancel.clone()).await
+                        let log = super::super::task_logs::sink(logs.as_deref(), &request, Arc::clone(&clock));
+                        run_attempt(Arc::clone(&agent), request.clone(), cancel.clone(), log).await
                     };
                     match (&outcome, &retry) {
                         (Outcome::Failed { retryable: true, error, .. }, Some(policy)) if attempt < attempts => {
@@ -245,11 +249,16 @@ impl Driver {
     }
 }
 
-pub(super) async fn run_attempt(agent: Arc<dyn phasegate_agents::Agent>, request: TaskRequest, cancel: CancellationToken) -> Outcome {
+pub(super) async fn run_attempt(
+    agent: Arc<dyn phasegate_agents::Agent>,
+    request: TaskRequest,
+    cancel: CancellationToken,
+    log: phasegate_agents::LogSink,
+) -> Outcome {
     let timeout = request.timeout;
     let started = Instant::now();
     let heartbeat: phasegate_agents::Heartbeat = Arc::new(|progress| debug!(%progress, "heartbeat"));
-    let context = TaskContext::new(cancel.clone(), heartbeat);
+    let context = TaskContext::new(cancel.clone(), heartbeat).with_log(log);
     let run = agent.run(request, context);
     let limit = async {
         match timeout {

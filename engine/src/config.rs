@@ -46,6 +46,44 @@ pub struct Config {
     /// How the server authenticates people besides API tokens.
     #[serde(default)]
     pub auth: Auth,
+    /// Where the store is, when not in the data directory.
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+/// `[store]`: a PostgreSQL database shared by several nodes, instead of the
+/// sled store in the data directory.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (`--store` and
+    /// `PHASEGATE_STORE` take precedence).
+    pub url: Option<String>,
+    /// How long a node's lease on its instances lasts without renewal
+    /// (`"10s"`, the default): a dead node's instances are taken over
+    /// within this time.
+    pub lease: Option<String>,
+    /// This node's name in the lease table (default: host, process id and a random suffix).
+    pub node: Option<String>,
+}
+
+impl StoreConfig {
+    /// The PostgreSQL options this section sets; the error names the field.
+    pub fn postgres_options(&self) -> Result<phasegate_store::PostgresOptions, String> {
+        let mut options = phasegate_store::PostgresOptions { node: self.node.clone(), ..Default::default() };
+        if let Some(lease) = &self.lease {
+            let lease =
+                humantime::parse_duration(lease).map_err(|error| format!("[store] lease = {lease:?}: {error} (write it as \"10s\")"))?;
+            if lease < std::time::Duration::from_secs(1) {
+                return Err(format!(
+                    "[store] lease = {:?}: a lease shorter than a second would be lost between renewals; use at least \"1s\"",
+                    humantime::format_duration(lease).to_string()
+                ));
+            }
+            options.lease = lease;
+        }
+        Ok(options)
+    }
 }
 
 /// An operator command, as `[permissions]` names it.

@@ -9,6 +9,21 @@ use crate::{Error, Result};
 /// One write of a batch: a key and its new value, or `None` to delete it.
 pub(crate) type Write = (Vec<u8>, Option<Vec<u8>>);
 
+/// What a guarded write expects of one instance's head: the bytes it had
+/// when the writer read it, and the bytes the write leaves there (by which
+/// a retried write whose first commit was lost in transit is recognised).
+#[derive(Debug, Clone)]
+pub struct Guard {
+    /// The instance.
+    pub instance: String,
+    /// The head's key.
+    pub key: Vec<u8>,
+    /// The head as read (none for a new instance).
+    pub before: Option<Vec<u8>>,
+    /// The head as written.
+    pub after: Option<Vec<u8>>,
+}
+
 /// What the log layer needs from a key-value store.
 pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// The value of a key.
@@ -35,8 +50,26 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     fn scan(&self, start: &[u8], end: Option<&[u8]>, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<()>;
     /// Applies writes atomically (visible to readers at once, durable after `flush`).
     fn apply(&self, writes: Vec<Write>) -> Result<()>;
+    /// Applies writes atomically only if every guarded key still holds the
+    /// value it held when the writer read it, and (on a shared database)
+    /// only while this node holds the lease of each guarded instance; fails
+    /// with [`Error::Stale`] or [`Error::NotOwner`] and writes nothing
+    /// otherwise. A backend only this process writes (sled, memory) has
+    /// nothing to check.
+    fn apply_guarded(&self, writes: Vec<Write>, guards: &[Guard]) -> Result<()> {
+        let _ = guards;
+        self.apply(writes)
+    }
     /// Makes everything applied so far durable.
     fn flush(&self) -> Result<()>;
+    /// Whether other processes write the same data (a shared database), so
+    /// the writer's reads may be stale by the time it writes.
+    fn is_shared(&self) -> bool {
+        false
+    }
+    /// Gives up what the backend holds for this process (a shared
+    /// database's leases), after the writer's last write.
+    fn close(&self) {}
     /// Fails if the storage under the backend is gone or replaced.
     fn check(&self) -> Result<()> {
         Ok(())

@@ -15,11 +15,13 @@ mod backend;
 mod keys;
 mod log;
 pub mod marker;
+pub mod postgres;
 
 use std::fmt;
 
 pub use backend::{MemoryBackend, OpenMode, SledBackend};
 pub use log::{BackupReport, LogStore, MemoryStore, SledStore};
+pub use postgres::{PostgresBackend, PostgresOptions, PostgresStore};
 
 /// The on-disk format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -69,6 +71,35 @@ pub enum Error {
         expected: u64,
         /// What the log holds.
         found: u64,
+    },
+    /// A head changed between the writer's read and its write: another
+    /// node wrote the instance. The writer retries each batch on its own,
+    /// and a batch that really conflicts gets [`Error::SequenceConflict`].
+    #[error("instance {instance} was written by another node meanwhile")]
+    Stale {
+        /// The instance.
+        instance: String,
+    },
+    /// The instance's shard is leased to another node (this one never held
+    /// it, or lost its lease): the database refused the write.
+    #[error(
+        "instance {instance} is driven by another node now (this node does not hold the lease of its shard {shard}); nothing was written"
+    )]
+    NotOwner {
+        /// The instance.
+        instance: String,
+        /// Its shard.
+        shard: u32,
+    },
+    /// The database's schema is older than this build's.
+    #[error("the store at {location} has schema version {found}, older than this phasegate's ({supported}); run `phasegate store migrate --store URL` once, then start the nodes")]
+    OldSchema {
+        /// The database, without its password.
+        location: String,
+        /// The version found.
+        found: u32,
+        /// The version this build writes.
+        supported: u32,
     },
     /// An instance id the key layout cannot hold.
     #[error("`{0}` is not a valid instance id: use 1 to 128 letters, digits, `.`, `-` or `_`, starting with a letter or digit")]

@@ -15,7 +15,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crate::backend::{Backend, MemoryBackend, OpenMode, SledBackend, Write};
+use crate::backend::{Backend, Guard, MemoryBackend, OpenMode, SledBackend, Write};
 use crate::{check_id, keys, Batch, Done, Error, Head, IndexOp, Loaded, OutboxOp, Result, Store, FORMAT_VERSION, QUARANTINED};
 
 /// Most batches one flush covers; bounds the latency of the first in a group.
@@ -119,7 +119,7 @@ impl MemoryStore {
 }
 
 impl<B: Backend> LogStore<B> {
-    fn start(backend: B, location: String) -> Result<Self> {
+    pub(crate) fn start(backend: B, location: String) -> Result<Self> {
         match backend.get(keys::FORMAT)? {
             None => {
                 backend.apply(vec![(keys::FORMAT.to_vec(), Some(FORMAT_VERSION.to_be_bytes().to_vec()))])?;
@@ -162,6 +162,7 @@ impl<B: Backend> LogStore<B> {
         }
         if let Some(writer) = self.writer.lock().ok().and_then(|mut w| w.take()) {
             let _ = writer.join();
+            self.backend.close();
         }
     }
 
@@ -241,6 +242,12 @@ fn write_loop<B: Backend + ?Sized>(backend: &B, stats: &Stats, failure: &Mutex<O
         let mut events = 0u64;
         let mut heads: HashMap<String, Option<Head>> = HashMap::new();
         let mut group: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        // The heads the group expects to find and leaves, by instance.
+        let mut guards: BTreeMap<String, Guard> = BTreeMap::new();
+        // On a shared database, each job's own writes and guard, to write
+        // them one by one when the group as a whole is refused.
+        let shared = backend.is_shared();
+        let mut alone: Vec<Option<(Vec<Write>, Option<Guard>)>> = Vec::new();
         let refused = failed();
         for job in jobs {
             match job {
@@ -248,10 +255,18 @@ fn write_loop<B: Backend + ?Sized>(backend: &B, stats: &Stats, failure: &Mutex<O
                     let count = batch.events.len() as u64;
                     let result = match &refused {
                         Some(error) => Err(error.clone()),
-                        None => prepare_batch(backend, batch, &mut heads).map(|writes| group.extend(writes)),
+                        None => prepare_batch(backend, batch, &mut heads).map(|(writes, guard)| {
+                            if shared {
+                                alone.push(Some((writes.clone(), Some(guard.clone()))));
+                            }
+                            guards.entry(guard.instance.clone()).and_modify(|first| first.after.clone_from(&guard.after)).or_insert(guard);
+                            group.extend(writes);
+                        }),
                     };
                     if result.is_ok() {
                         events += count;
+                    } else if shared {
+                        alone.push(None);
                     }
                     outcomes.push((done, result));
                 }
@@ -259,21 +274,45 @@ fn write_loop<B: Backend + ?Sized>(backend: &B, stats: &Stats, failure: &Mutex<O
                     let result = match &refused {
                         Some(error) => Err(error.clone()),
                         None => {
+                            if shared {
+                                alone.push(Some((writes.clone(), None)));
+                            }
                             group.extend(writes);
                             Ok(())
                         }
                     };
+                    if result.is_err() && shared {
+                        alone.push(None);
+                    }
                     outcomes.push((done, result));
                 }
                 Job::Backup(dest, done) => backups.push((dest, done)),
             }
         }
         if !group.is_empty() {
-            if let Err(error) = backend.apply(group.into_iter().collect()) {
-                fail(&error);
-                for (_, result) in &mut outcomes {
-                    if result.is_ok() {
-                        *result = Err(error.clone());
+            let guards: Vec<Guard> = guards.into_values().collect();
+            match backend.apply_guarded(group.into_iter().collect(), &guards) {
+                Ok(()) => {}
+                // Another node wrote one of the instances, or holds its
+                // lease: only the jobs it concerns are refused.
+                Err(Error::Stale { .. } | Error::NotOwner { .. }) => {
+                    for ((_, result), job) in outcomes.iter_mut().zip(alone) {
+                        if let (Ok(()), Some((writes, guard))) = (&*result, job) {
+                            *result = apply_alone(backend, writes, guard);
+                            if let Err(error) = result {
+                                if !matches!(error, Error::SequenceConflict { .. } | Error::NotOwner { .. }) {
+                                    fail(error);
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    fail(&error);
+                    for (_, result) in &mut outcomes {
+                        if result.is_ok() {
+                            *result = Err(error.clone());
+                        }
                     }
                 }
             }
@@ -320,7 +359,13 @@ fn copy_into<B: Backend + ?Sized>(backend: &B, dest: &Path) -> Result<BackupRepo
         )));
     }
     let target = SledBackend::open(dest, OpenMode::Create)?;
-    let mut report = BackupReport { path: dest.display().to_string(), ..BackupReport::default() };
+    copy_records(backend, &target, dest.display().to_string())
+}
+
+/// Copies every record of `backend` into `target`, in chunks, and makes
+/// the copy durable.
+pub(crate) fn copy_records<B: Backend + ?Sized, T: Backend + ?Sized>(backend: &B, target: &T, path: String) -> Result<BackupReport> {
+    let mut report = BackupReport { path, ..BackupReport::default() };
     let mut chunk: Vec<Write> = Vec::new();
     let mut chunk_bytes = 0usize;
     let mut failed = None;
@@ -349,9 +394,25 @@ fn copy_into<B: Backend + ?Sized>(backend: &B, dest: &Path) -> Result<BackupRepo
     Ok(report)
 }
 
+/// Writes one job of a refused group by itself: a head another node moved
+/// is this batch's sequence conflict.
+fn apply_alone<B: Backend + ?Sized>(backend: &B, writes: Vec<Write>, guard: Option<Guard>) -> Result<()> {
+    let guards: Vec<Guard> = guard.into_iter().collect();
+    match backend.apply_guarded(writes, &guards) {
+        Err(Error::Stale { instance }) => {
+            let expected =
+                guards.first().and_then(|g| g.before.as_deref()).and_then(|b| b.first_chunk::<8>()).map_or(0, |s| u64::from_be_bytes(*s));
+            let found = read_head(backend, &instance)?.map_or(0, |h| h.seq);
+            Err(Error::SequenceConflict { instance, expected, found })
+        }
+        other => other,
+    }
+}
+
 /// Checks a batch against its instance's head (as the group has left it so
-/// far) and returns its writes, in order; moves that head on.
-fn prepare_batch<B: Backend + ?Sized>(backend: &B, batch: Batch, heads: &mut HashMap<String, Option<Head>>) -> Result<Vec<Write>> {
+/// far) and returns its writes, in order, with the head it expects and
+/// leaves; moves that head on.
+fn prepare_batch<B: Backend + ?Sized>(backend: &B, batch: Batch, heads: &mut HashMap<String, Option<Head>>) -> Result<(Vec<Write>, Guard)> {
     let id = batch.instance.as_str();
     check_id(id)?;
     let head = match heads.get(id) {
@@ -380,7 +441,14 @@ fn prepare_batch<B: Backend + ?Sized>(backend: &B, batch: Batch, heads: &mut Has
         }
         writes.push((keys::status_entry(&status, id), Some(Vec::new())));
     }
-    writes.push((keys::head(id), Some(keys::encode_head(seq, &status))));
+    let after = keys::encode_head(seq, &status);
+    let guard = Guard {
+        instance: id.to_owned(),
+        key: keys::head(id),
+        before: old_status.as_deref().map(|old| keys::encode_head(found, old)),
+        after: Some(after.clone()),
+    };
+    writes.push((keys::head(id), Some(after)));
     heads.insert(id.to_owned(), Some(Head { seq, status }));
     if let Some(summary) = batch.summary {
         writes.push((keys::summary(id), Some(summary)));
@@ -402,7 +470,7 @@ fn prepare_batch<B: Backend + ?Sized>(backend: &B, batch: Batch, heads: &mut Has
             OutboxOp::Delete { key } => writes.push((keys::outbox(id, &key), None)),
         }
     }
-    Ok(writes)
+    Ok((writes, guard))
 }
 
 fn strip<'k>(key: &'k [u8], prefix: &[u8]) -> &'k [u8] {

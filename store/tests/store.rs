@@ -4,12 +4,54 @@
 
 use std::sync::Arc;
 
-use phasegate_store::{Batch, Error, IndexOp, MemoryStore, OutboxOp, SledStore, Store, QUARANTINED};
+use phasegate_store::{
+    Batch, Error, IndexOp, MemoryStore, OpenMode, OutboxOp, PostgresOptions, PostgresStore, SledStore, Store, QUARANTINED,
+};
 
+/// The admin URL of the test PostgreSQL server that scripts/test starts.
+fn postgres_admin() -> String {
+    std::env::var("PHASEGATE_TEST_POSTGRES").unwrap_or_else(|_| {
+        panic!("PHASEGATE_TEST_POSTGRES is not set: run ./scripts/test, which starts a private PostgreSQL (scripts/postgres) and sets it")
+    })
+}
+
+/// Runs SQL on the test server's database `db` (the admin database when none).
+fn sql(url: &str, statements: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect to the test PostgreSQL");
+        let task = tokio::spawn(connection);
+        client.batch_execute(statements).await.unwrap_or_else(|e| panic!("{statements}: {e}"));
+        drop(client);
+        let _ = task.await;
+    });
+}
+
+/// A new, empty database on the test server; its URL.
+fn fresh_database() -> String {
+    let admin = postgres_admin();
+    let name = format!("store_{}", uuid::Uuid::now_v7().simple());
+    sql(&admin, &format!("CREATE DATABASE {name}"));
+    match admin.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => panic!("PHASEGATE_TEST_POSTGRES ({admin}) has no database part"),
+    }
+}
+
+fn quick() -> PostgresOptions {
+    PostgresOptions { lease: std::time::Duration::from_secs(2), ..PostgresOptions::default() }
+}
+
+fn open_postgres(url: &str) -> PostgresStore {
+    PostgresStore::open_url(url, OpenMode::Create, quick()).expect("open the PostgreSQL store")
+}
+
+/// Every backend: memory, sled, and PostgreSQL (each test its own database).
 fn stores() -> Vec<(Arc<dyn Store>, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().expect("tempdir");
     let sled: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).expect("open"));
-    vec![(Arc::new(MemoryStore::in_memory()), None), (sled, Some(dir))]
+    let postgres: Arc<dyn Store> = Arc::new(open_postgres(&fresh_database()));
+    vec![(Arc::new(MemoryStore::in_memory()), None), (sled, Some(dir)), (postgres, None)]
 }
 
 fn events(n: usize, tag: &str) -> Vec<Vec<u8>> {
@@ -253,7 +295,12 @@ fn invalid_ids_are_refused() {
 #[test]
 fn concurrent_instances_share_flushes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(SledStore::open(dir.path()).expect("open"));
+    concurrent_instances_share_flushes_in(Arc::new(SledStore::open(dir.path()).expect("open")));
+    concurrent_instances_share_flushes_in(Arc::new(open_postgres(&fresh_database())));
+}
+
+fn concurrent_instances_share_flushes_in<S: Store + 'static>(store: Arc<S>) {
+    let store: Arc<dyn Store> = store;
     let (sender, receiver) = std::sync::mpsc::channel();
     let instances = 200;
     let per_instance = 10;
@@ -278,7 +325,7 @@ fn concurrent_instances_share_flushes() {
     let results: Vec<_> = receiver.iter().collect();
     assert_eq!(results.len(), (instances * per_instance) as usize);
     assert!(results.iter().all(Result::is_ok), "{:?}", results.iter().find(|r| r.is_err()));
-    let stats = store.stats();
+    let stats = store.stats().expect("the log store keeps stats");
     let batches = stats.batches.load(std::sync::atomic::Ordering::Relaxed);
     let flushes = stats.flushes.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(batches, 2000);
@@ -480,5 +527,169 @@ fn regression_a_load_racing_a_writer_sees_one_consistent_state() {
             loads += 1;
         }
         writer.join().expect("writer");
+    }
+}
+
+#[test]
+fn postgres_a_second_node_is_refused_while_the_first_holds_the_leases() {
+    let url = fresh_database();
+    let first = open_postgres(&url);
+    let started = std::time::Instant::now();
+    let error = PostgresStore::open_url(&url, OpenMode::Create, quick()).expect_err("a second node");
+    assert!(matches!(error, Error::InUse { .. }), "{error:?}");
+    // It waited for the leases (renewed meanwhile) before it gave up.
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+    first.close();
+    // Closing released them: the next node needs no wait for expiry.
+    let next = open_postgres(&url);
+    next.append(Batch { instance: "a".into(), expected_seq: 0, events: events(1, "x"), ..Batch::default() }).expect("append");
+}
+
+#[test]
+fn postgres_data_survives_reopening_and_a_killed_nodes_leases_expire() {
+    let url = fresh_database();
+    {
+        let store = open_postgres(&url);
+        store
+            .append(Batch {
+                instance: "a".into(),
+                expected_seq: 0,
+                events: events(3, "x"),
+                status: Some("running".into()),
+                ..Batch::default()
+            })
+            .expect("append");
+        store.put_definition("h1", b"def").expect("definition");
+        store.close();
+    }
+    // A node killed mid-lease: its leases are never released nor renewed.
+    sql(&url, "UPDATE phasegate_shards SET owner = 'killed-node', fence = fence + 1, expires = now() + interval '1 second'");
+    let store = PostgresStore::open_url(&url, OpenMode::Existing, quick()).expect("the leases of a dead node expire");
+    assert_eq!(store.head("a").expect("head").expect("exists").seq, 3);
+    assert_eq!(store.definition("h1").expect("definition").as_deref(), Some(&b"def"[..]));
+    assert_eq!(store.instances_with_status("running").expect("index"), ["a"]);
+}
+
+#[test]
+fn postgres_a_write_from_a_node_that_lost_its_lease_is_refused_by_the_database() {
+    let url = fresh_database();
+    let store = open_postgres(&url);
+    store.append(Batch { instance: "a".into(), expected_seq: 0, events: events(1, "x"), ..Batch::default() }).expect("append");
+    // Another node takes every shard over, as it would after this one's
+    // lease expired: the fence moves on.
+    sql(&url, "UPDATE phasegate_shards SET owner = 'usurper', fence = fence + 1, expires = now() + interval '1 hour'");
+    let refused = store.append(Batch { instance: "a".into(), expected_seq: 1, events: events(1, "y"), ..Batch::default() });
+    assert!(matches!(refused, Err(Error::NotOwner { ref instance, .. }) if instance == "a"), "{refused:?}");
+    assert_eq!(store.head("a").expect("head").expect("exists").seq, 1, "nothing was written");
+    // The lease renewal notices, and the store reports itself failed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while store.failure().is_none() {
+        assert!(std::time::Instant::now() < deadline, "the lost lease is never reported");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(store.failure().expect("failed").contains("lost the lease"), "{:?}", store.failure());
+}
+
+#[test]
+fn postgres_events_record_the_node_and_fence_that_appended_them() {
+    let url = fresh_database();
+    let store = open_postgres(&url);
+    store.append(Batch { instance: "a".into(), expected_seq: 0, events: events(2, "x"), ..Batch::default() }).expect("append");
+    store.close();
+    drop(store);
+    // Every event row carries a node and a positive fence; other rows none.
+    sql(
+        &url,
+        "DO $$ BEGIN
+           IF (SELECT count(*) FROM phasegate_kv WHERE substring(k from 1 for 2) = 'e:'::bytea AND node IS NOT NULL AND fence > 0) <> 2 THEN
+             RAISE EXCEPTION 'events without their node and fence';
+           END IF;
+           IF EXISTS (SELECT 1 FROM phasegate_kv WHERE substring(k from 1 for 2) <> 'e:'::bytea AND node IS NOT NULL) THEN
+             RAISE EXCEPTION 'a record that is not an event has a node';
+           END IF;
+         END $$;",
+    );
+}
+
+#[test]
+fn postgres_schemas_are_migrated_on_request_and_never_opened_when_newer_or_older() {
+    // An empty database is refused unless creating, and created on request.
+    let url = fresh_database();
+    assert!(matches!(PostgresStore::open_url(&url, OpenMode::Existing, quick()), Err(Error::NoStore { .. })));
+    assert_eq!(phasegate_store::PostgresBackend::migrate(&url).expect("migrate"), (0, phasegate_store::postgres::SCHEMA_VERSION));
+    assert_eq!(
+        phasegate_store::PostgresBackend::migrate(&url).expect("migrate again"),
+        (phasegate_store::postgres::SCHEMA_VERSION, phasegate_store::postgres::SCHEMA_VERSION),
+        "migrating twice is a no-op"
+    );
+    open_postgres(&url).close();
+    // A schema from a newer phasegate.
+    sql(&url, "INSERT INTO phasegate_schema (version) VALUES (999)");
+    let newer = PostgresStore::open_url(&url, OpenMode::Create, quick()).expect_err("newer");
+    assert!(matches!(newer, Error::NewerFormat { found: 999, .. }), "{newer:?}");
+    assert!(!newer.to_string().contains("password"), "{newer}");
+    let refused = phasegate_store::PostgresBackend::migrate(&url).expect_err("migrate refuses a newer schema");
+    assert!(matches!(refused, Error::NewerFormat { found: 999, .. }), "{refused:?}");
+    // A schema older than this build's is refused until migrated.
+    sql(&url, "DELETE FROM phasegate_schema; INSERT INTO phasegate_schema (version) VALUES (0)");
+    let older = PostgresStore::open_url(&url, OpenMode::Create, quick()).expect_err("older");
+    assert!(older.to_string().contains("phasegate store migrate"), "{older}");
+}
+
+#[test]
+fn postgres_a_bad_url_is_refused_without_showing_its_password() {
+    let error = PostgresStore::open_url("postgres://me:sekrit@127.0.0.1:1/db?connect_timeout=1", OpenMode::Create, quick())
+        .expect_err("nothing listens on port 1");
+    assert!(!error.to_string().contains("sekrit"), "{error}");
+    let error = PostgresStore::open_url("postgres://me:sekrit@[bad", OpenMode::Create, quick()).expect_err("unparseable");
+    assert!(!error.to_string().contains("sekrit"), "{error}");
+}
+
+#[test]
+fn store_copy_moves_a_sled_store_into_postgres_and_back_record_for_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sled_path = dir.path().join("sled");
+    {
+        let store = SledStore::open(&sled_path).expect("open");
+        for i in 0..50 {
+            store
+                .append(Batch {
+                    instance: format!("i{i}"),
+                    expected_seq: 0,
+                    events: events(3, "x"),
+                    status: Some(if i % 2 == 0 { "running" } else { "completed" }.into()),
+                    summary: Some(format!("summary {i}").into_bytes()),
+                    snapshot: Some(b"snap".to_vec()),
+                    index: vec![IndexOp::Put { index: "approvals".into(), key: format!("k{i}").into_bytes(), value: b"v".to_vec() }],
+                    outbox: vec![OutboxOp::Put { key: b"o".to_vec(), value: b"dispatch".to_vec() }],
+                })
+                .expect("append");
+        }
+        store.put_setting("c1", Some(b"setting")).expect("setting");
+        store.put_definition("h", b"definition").expect("definition");
+    }
+    let url = fresh_database();
+    let sled_path = sled_path.display().to_string();
+    let into = phasegate_store::postgres::copy(&sled_path, &url).expect("sled into PostgreSQL");
+    assert_eq!(into.instances, 50);
+    // Never over a store.
+    let again = phasegate_store::postgres::copy(&sled_path, &url).expect_err("a second copy over it");
+    assert!(again.to_string().contains("already holds a phasegate store"), "{again}");
+    let back_path = dir.path().join("back").display().to_string();
+    let back = phasegate_store::postgres::copy(&url, &back_path).expect("PostgreSQL back into sled");
+    assert_eq!((back.records, back.bytes, back.instances), (into.records, into.bytes, into.instances));
+    let refused = phasegate_store::postgres::copy(&url, &back_path).expect_err("over a directory");
+    assert!(refused.to_string().contains("not empty"), "{refused}");
+    // The copy opens as a store and holds what the original held.
+    let postgres = open_postgres(&url);
+    let copied = SledStore::open(std::path::Path::new(&back_path)).expect("open the copy");
+    for store in [&postgres as &dyn Store, &copied as &dyn Store] {
+        assert_eq!(store.instances().expect("instances").len(), 50);
+        assert_eq!(store.instances_with_status("running").expect("index").len(), 25);
+        assert_eq!(store.load("i7").expect("load").expect("exists").snapshot, Some((3, b"snap".to_vec())));
+        assert_eq!(store.outbox_instances().expect("outbox").len(), 50);
+        assert_eq!(store.settings("c1").expect("settings"), [("c1".to_owned(), b"setting".to_vec())]);
+        assert_eq!(store.definition("h").expect("definition").as_deref(), Some(&b"definition"[..]));
+        assert_eq!(store.index_prefix("approvals", b"").expect("index").len(), 50);
     }
 }

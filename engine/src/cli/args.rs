@@ -23,6 +23,10 @@ pub struct Cli {
     /// The data directory holding the store.
     #[arg(long, global = true, env = "PHASEGATE_DB", default_value = ".phasegate")]
     pub db: PathBuf,
+    /// A PostgreSQL store shared by several nodes (postgres://USER@HOST:PORT/DATABASE) instead of
+    /// the sled store in --db, which then keeps only this node's files (task logs, admin token).
+    #[arg(long, global = true, env = "PHASEGATE_STORE", value_name = "URL", hide_env_values = true)]
+    pub store: Option<String>,
     /// Output format of commands that print results.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -219,6 +223,21 @@ pub struct LoginArgs {
 pub enum StoreCommand {
     /// Show the store's policy, or change it (admin: through a server, the admin token).
     Policy(PolicyArgs),
+    /// Create or upgrade the PostgreSQL store's schema (--store URL); run once before starting nodes of a new version.
+    Migrate,
+    /// Copy a whole store into a new one: a sled data directory into PostgreSQL, or back.
+    Copy(CopyArgs),
+}
+
+/// Arguments of `phasegate store copy`.
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The store to copy: a data directory, or a postgres:// URL.
+    #[arg(long, value_name = "DIR|URL")]
+    pub from: String,
+    /// Where to copy it: a new (empty) directory, or an empty PostgreSQL database.
+    #[arg(long, value_name = "DIR|URL")]
+    pub to: String,
 }
 
 /// Arguments of `phasegate store policy`.
@@ -230,6 +249,22 @@ pub struct PolicyArgs {
 }
 
 impl Cli {
+    /// The PostgreSQL store to use: `--store` (or `PHASEGATE_STORE`), else
+    /// the configuration's `[store] url`; none for the sled store in --db.
+    pub fn store_url(&self) -> Result<Option<String>, String> {
+        let url = match &self.store {
+            Some(url) => Some(url.clone()),
+            None => self.config()?.store.url,
+        };
+        match url {
+            Some(url) if !phasegate_store::postgres::is_url(&url) => Err(format!(
+                "--store {:?}: give a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE); the embedded sled store is chosen with --db DIR",
+                if url.contains('@') { "(a URL, hidden)" } else { url.as_str() }
+            )),
+            other => Ok(other),
+        }
+    }
+
     /// The configuration: `--config`, or phasegate.toml beside the data
     /// directory when it exists, or none.
     pub fn config(&self) -> Result<crate::config::Config, String> {

@@ -123,3 +123,68 @@ pub(super) fn audit_verify(cli: &Cli, args: &AuditVerifyArgs) -> u8 {
         Ok(if broken == 0 { EXIT_OK } else { EXIT_INVALID })
     })
 }
+
+/// `phasegate store migrate --store URL`.
+pub(super) fn migrate(cli: &Cli) -> u8 {
+    let url = match cli.store_url() {
+        Ok(Some(url)) => url,
+        Ok(None) => {
+            return fail!(
+                "usage",
+                EXIT_USAGE,
+                "`store migrate` upgrades a PostgreSQL store: give it with --store postgres://USER@HOST:PORT/DATABASE (a sled store in --db needs no migration)"
+            )
+        }
+        Err(message) => return fail!("usage", EXIT_USAGE, "{message}"),
+    };
+    let Ok(runtime) = runtime() else { return EXIT_USAGE };
+    let migrated =
+        runtime.block_on(async move { tokio::task::spawn_blocking(move || phasegate_store::PostgresBackend::migrate(&url)).await });
+    match migrated {
+        Ok(Ok((before, after))) => {
+            match cli.output {
+                OutputFormat::Json => print_json(&json!({"before": before, "after": after})),
+                OutputFormat::Text if before == after => outln!("the schema is at version {after}, this phasegate's: nothing to do"),
+                OutputFormat::Text if before == 0 => outln!("created the phasegate schema (version {after})"),
+                OutputFormat::Text => outln!("migrated the schema from version {before} to {after}"),
+            }
+            EXIT_OK
+        }
+        Ok(Err(error)) => fail!("store", EXIT_USAGE, "{error}"),
+        Err(error) => fail!("store", EXIT_USAGE, "the migration stopped: {error}"),
+    }
+}
+
+/// `phasegate store copy --from DIR|URL --to DIR|URL`.
+pub(super) fn copy(cli: &Cli, args: &CopyArgs) -> u8 {
+    let Ok(runtime) = runtime() else { return EXIT_USAGE };
+    if !phasegate_store::postgres::is_url(&args.from)
+        && runtime.block_on(super::backend::live_server(std::path::Path::new(&args.from))).is_some()
+    {
+        return fail!(
+            "in_use",
+            EXIT_INVALID,
+            "a server is running on {}; stop it first (or copy it live with `phasegate backup`, then copy the backup)",
+            args.from
+        );
+    }
+    let (from, to) = (args.from.clone(), args.to.clone());
+    let copied = runtime.block_on(async move { tokio::task::spawn_blocking(move || phasegate_store::postgres::copy(&from, &to)).await });
+    match copied {
+        Ok(Ok(report)) => {
+            match cli.output {
+                OutputFormat::Json => print_json(&report_json(&report)),
+                OutputFormat::Text => outln!(
+                    "copied {} instance(s) ({} records, {} bytes) into {}",
+                    report.instances,
+                    report.records,
+                    report.bytes,
+                    report.path
+                ),
+            }
+            EXIT_OK
+        }
+        Ok(Err(error)) => fail!("store", EXIT_USAGE, "{error}"),
+        Err(error) => fail!("store", EXIT_USAGE, "the copy stopped: {error}"),
+    }
+}

@@ -20,6 +20,10 @@ pub(super) async fn open_engine(cli: &Cli, mode: Mode, concurrency: usize, creat
     let concurrency = config.limits.max_concurrent_tasks.unwrap_or(concurrency);
     let mut builder =
         Engine::builder().store_path(&cli.db).create_store(create).mode(mode).max_concurrent_tasks(concurrency).roles(config.roles());
+    if let Some(url) = cli.store_url().map_err(|message| fail!("usage", EXIT_USAGE, "{message}"))? {
+        let options = config.store.postgres_options().map_err(|message| fail!("usage", EXIT_USAGE, "{message}"))?;
+        builder = builder.store_url(url).postgres_options(options);
+    }
     for (agent, limit) in &config.limits.agents {
         builder = builder.agent_limit(agent.clone(), *limit);
     }
@@ -36,6 +40,7 @@ pub(super) fn report(error: &Error) -> u8 {
             | phasegate_store::Error::InUse { .. }
             | phasegate_store::Error::NewerFormat { .. }
             | phasegate_store::Error::NoStore { .. }
+            | phasegate_store::Error::OldSchema { .. }
             | phasegate_store::Error::LostData { .. },
         ) => EXIT_USAGE,
         _ => EXIT_INVALID,

@@ -107,6 +107,8 @@ pub fn main() -> ExitCode {
         Command::Login(args) => identity::login(&cli, args),
         Command::Whoami => identity::whoami(&cli),
         Command::Store(StoreCommand::Policy(args)) => identity::policy(&cli, args),
+        Command::Store(StoreCommand::Migrate) => backup::migrate(&cli),
+        Command::Store(StoreCommand::Copy(args)) => backup::copy(&cli, args),
         Command::Completions(args) => complete::completions(args.shell),
     };
     ExitCode::from(status)

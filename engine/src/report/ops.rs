@@ -264,7 +264,9 @@ impl Ops {
     pub(super) fn build(input: &Input<'_>, report: Header) -> Self {
         let (instance, workflow) = (input.instance, input.workflow);
         let (from, to, chosen) = period(input);
-        let within = |at: Timestamp| at >= from && at < to;
+        // A period that ends now includes what happened in this very
+        // millisecond (the measurement a report task reads right after it).
+        let within = |at: Timestamp| at >= from && (at < to || (to == input.now && at == to));
         let mut slis: BTreeMap<String, Samples> = BTreeMap::new();
         let mut incidents: Vec<Incident> = Vec::new();
         // Each rollback with when it started and completed.

@@ -336,6 +336,22 @@ fn the_ops_report_covers_only_its_period_and_defaults_to_the_last_calendar_month
 }
 
 #[test]
+fn regression_an_ops_report_up_to_now_includes_what_was_measured_in_the_same_millisecond() {
+    let h = started(MONTHLY, vec![], &[]);
+    // Rendered at the very millisecond the measuring task succeeded, as a
+    // report task right after it may be.
+    let now = h
+        .records
+        .iter()
+        .find(|r| matches!(r.event(), Event::TaskSucceeded(payload::TaskSucceeded { task, .. }) if task == "metrics"))
+        .map(Record::at)
+        .expect("the metrics task succeeded");
+    let input = Input { since: Some(Timestamp(1_767_225_600_000)), until: None, now, ..h.input(None) };
+    let data = render(Kind::Ops, &input).unwrap_or_else(|e| panic!("{e}")).data;
+    assert!(data["measurements"].as_array().is_some_and(|m| !m.is_empty()), "{data:#}");
+}
+
+#[test]
 fn a_label_shows_the_threshold_in_force_after_a_var_override() {
     let h = started(MONTHLY, vec![], &[("error_budget", json!(0.05))]);
     let report = render(Kind::Gate, &h.input(None)).unwrap_or_else(|e| panic!("{e}"));

@@ -15,6 +15,8 @@ pub enum Mode {
 /// Builds an [`Engine`].
 pub struct Builder {
     path: Option<PathBuf>,
+    url: Option<String>,
+    postgres: phasegate_store::PostgresOptions,
     store: Option<Arc<dyn Store>>,
     registry: Registry,
     mode: Mode,
@@ -30,6 +32,8 @@ impl Builder {
     pub(super) fn new() -> Self {
         Builder {
             path: None,
+            url: None,
+            postgres: phasegate_store::PostgresOptions::default(),
             store: None,
             registry: Registry::with_builtins(),
             mode: Mode::Drive,
@@ -68,6 +72,23 @@ impl Builder {
         self
     }
 
+    /// Keeps the store in the PostgreSQL database at `url`
+    /// (`postgres://USER@HOST:PORT/DATABASE`) instead of sled: a database
+    /// other nodes may share. The data directory ([`Builder::store_path`])
+    /// then keeps only this node's own files (task logs, the admin token,
+    /// the control address).
+    pub fn store_url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    /// How this node uses a PostgreSQL store: its lease time and its name
+    /// (see [`phasegate_store::PostgresOptions`]).
+    pub fn postgres_options(mut self, options: phasegate_store::PostgresOptions) -> Self {
+        self.postgres = options;
+        self
+    }
+
     /// An already opened store (the in-memory one in tests, say).
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
@@ -102,10 +123,18 @@ impl Builder {
     /// Must be called inside a tokio runtime.
     pub async fn build(self) -> Result<Engine, Error> {
         let has_default_store = self.store.is_none() && self.path.is_none();
-        let store: Arc<dyn Store> = match (self.store, &self.path) {
-            (Some(store), _) => store,
-            (None, Some(path)) => Arc::new(SledStore::open_with(path, self.open_mode)?),
-            (None, None) => Arc::new(SledStore::open_with(std::path::Path::new(".phasegate"), self.open_mode)?),
+        let store: Arc<dyn Store> = match (self.store, &self.url, &self.path) {
+            (Some(store), ..) => store,
+            (None, Some(url), _) => {
+                let (url, mode, options) = (url.clone(), self.open_mode, self.postgres.clone());
+                // Opening may wait for another node's leases to expire.
+                let opened = tokio::task::spawn_blocking(move || phasegate_store::PostgresStore::open_url(&url, mode, options))
+                    .await
+                    .map_err(|error| Error::Store(phasegate_store::Error::Io(format!("opening the PostgreSQL store failed: {error}"))))?;
+                Arc::new(opened?)
+            }
+            (None, None, Some(path)) => Arc::new(SledStore::open_with(path, self.open_mode)?),
+            (None, None, None) => Arc::new(SledStore::open_with(std::path::Path::new(".phasegate"), self.open_mode)?),
         };
         let mut registry = self.registry;
         let agent_names = registry.names().fold(AgentNames::builtin(), |names, name| names.with(name));

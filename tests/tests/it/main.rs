@@ -15,6 +15,7 @@ mod crash;
 mod embed_example;
 mod identity;
 mod lifecycle;
+mod postgres;
 mod prometheus;
 mod regression;
 mod server;

@@ -193,6 +193,24 @@ impl Collector for Scraped {
                 counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
             }
         }
+        // A cluster node: what it holds, and how it got and kept it.
+        if let Some(cluster) = engine.cluster() {
+            for (name, help, value) in [
+                ("phasegate_cluster_shards_owned", "Shards whose lease this node holds (of 64)", cluster.shards as i64),
+                ("phasegate_cluster_live_nodes", "Nodes whose heartbeat is within a lease", cluster.live_nodes as i64),
+            ] {
+                let gauge = ConstGauge::new(value);
+                gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+            }
+            for (name, help, value) in [
+                ("phasegate_cluster_lease_renewals", "Lease renewals this node made", cluster.renewals),
+                ("phasegate_cluster_takeovers", "Shards this node took over from a node whose lease expired", cluster.takeovers),
+                ("phasegate_cluster_shards_released", "Shards this node gave up (a node joined) or lost", cluster.released),
+            ] {
+                let counter = ConstCounter::new(value as f64);
+                counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
+            }
+        }
         Ok(())
     }
 }

@@ -67,6 +67,34 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     fn is_shared(&self) -> bool {
         false
     }
+    /// Whether this process may write `instance` now (a shared database
+    /// leases each instance to one node; a private store owns them all).
+    fn owns(&self, instance: &str) -> bool {
+        let _ = instance;
+        true
+    }
+    /// Moves on whenever what this process owns changes.
+    fn ownership_epoch(&self) -> u64 {
+        0
+    }
+    /// The node that owns `instance` now, if another does.
+    fn owner(&self, instance: &str) -> Result<Option<crate::postgres::NodeAddress>> {
+        let _ = instance;
+        Ok(None)
+    }
+    /// What nodes sharing this database prove to each other that they do
+    /// (none for a store only this process opens).
+    fn cluster_secret(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
+    /// Where this process's control API answers, for other nodes.
+    fn advertise(&self, address: &str) {
+        let _ = address;
+    }
+    /// This node's part in a cluster, if it is in one.
+    fn cluster(&self) -> Option<crate::postgres::ClusterStatus> {
+        None
+    }
     /// Gives up what the backend holds for this process (a shared
     /// database's leases), after the writer's last write.
     fn close(&self) {}

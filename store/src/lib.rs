@@ -21,7 +21,7 @@ use std::fmt;
 
 pub use backend::{MemoryBackend, OpenMode, SledBackend};
 pub use log::{BackupReport, LogStore, MemoryStore, SledStore};
-pub use postgres::{PostgresBackend, PostgresOptions, PostgresStore};
+pub use postgres::{ClusterStatus, NodeAddress, PostgresBackend, PostgresOptions, PostgresStore};
 
 /// The on-disk format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -314,6 +314,44 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// The settings whose keys start with `prefix`, in key order.
     fn settings(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
+
+    /// Whether this process may write `instance` now. A store shared by
+    /// several nodes leases each instance to one of them; every other
+    /// store owns all its instances.
+    fn owns(&self, instance: &str) -> bool {
+        let _ = instance;
+        true
+    }
+
+    /// Moves on whenever what this process owns changes (a shard gained,
+    /// given up or lost), so the engine knows when to load or drop instances.
+    fn ownership_epoch(&self) -> u64 {
+        0
+    }
+
+    /// The node that owns `instance` now and where it answers, when this
+    /// process does not; none while nobody holds it (a takeover under way).
+    fn owner(&self, instance: &str) -> Result<Option<postgres::NodeAddress>> {
+        let _ = instance;
+        Ok(None)
+    }
+
+    /// What nodes sharing this store prove to each other that they do,
+    /// when they forward commands (none for a store only one process opens).
+    fn cluster_secret(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    /// Tells the other nodes where this process's control API answers.
+    fn advertise(&self, address: &str) {
+        let _ = address;
+    }
+
+    /// This node's part in a cluster (shards held, renewals, takeovers), if
+    /// its store is shared.
+    fn cluster(&self) -> Option<postgres::ClusterStatus> {
+        None
+    }
 }
 
 /// The status the store gives quarantined instances.

@@ -685,6 +685,30 @@ impl<B: Backend> Store for LogStore<B> {
         self.write_raw(vec![(keys::setting(key), value.map(<[u8]>::to_vec))])
     }
 
+    fn owns(&self, instance: &str) -> bool {
+        self.backend.owns(instance)
+    }
+
+    fn ownership_epoch(&self) -> u64 {
+        self.backend.ownership_epoch()
+    }
+
+    fn owner(&self, instance: &str) -> Result<Option<crate::NodeAddress>> {
+        self.backend.owner(instance)
+    }
+
+    fn advertise(&self, address: &str) {
+        self.backend.advertise(address);
+    }
+
+    fn cluster_secret(&self) -> Result<Option<String>> {
+        self.backend.cluster_secret()
+    }
+
+    fn cluster(&self) -> Option<crate::ClusterStatus> {
+        self.backend.cluster()
+    }
+
     fn settings(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
         let start = keys::setting(prefix);
         let end = keys::prefix_end(&start);

@@ -39,14 +39,15 @@ use crate::{Error, Result};
 pub const SHARDS: u32 = 64;
 
 /// The schema version this build writes; see [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The schema, one step per version: applied in order by
 /// [`PostgresBackend::migrate`], each in its own transaction with the
 /// version it reaches.
-const MIGRATIONS: &[(u32, &str)] = &[(
-    1,
-    "CREATE TABLE phasegate_kv (
+const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE phasegate_kv (
          k bytea PRIMARY KEY,
          v bytea NOT NULL,
          -- for an event: the node that appended it and the fence it held
@@ -60,7 +61,28 @@ const MIGRATIONS: &[(u32, &str)] = &[(
          expires timestamptz
      );
      INSERT INTO phasegate_shards (shard) SELECT generate_series(0, 63);",
-)];
+    ),
+    (
+        2,
+        "CREATE TABLE phasegate_nodes (
+             node text PRIMARY KEY,
+             -- where its control API answers, for commands other nodes forward
+             address text,
+             started timestamptz NOT NULL DEFAULT now(),
+             heartbeat timestamptz NOT NULL DEFAULT now()
+         );
+         -- What nodes prove to each other that they share the store with:
+         -- 244 random bits (gen_random_uuid draws from a strong source).
+         -- It belongs to the database, not to the store's records: never
+         -- copied, never listed with the settings.
+         CREATE TABLE phasegate_cluster (
+             id integer PRIMARY KEY CHECK (id = 1),
+             secret text NOT NULL
+         );
+         INSERT INTO phasegate_cluster (id, secret)
+         VALUES (1, replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''));",
+    ),
+];
 
 /// Rows fetched per round trip of a scan.
 const SCAN_PAGE: i32 = 1024;
@@ -83,12 +105,46 @@ pub struct PostgresOptions {
     pub node: Option<String>,
     /// Most connections the node opens.
     pub pool_size: usize,
+    /// Share the instances with the other nodes on the database (`serve`
+    /// in a cluster): the node claims its fair share of the shards, gives
+    /// shards up when more nodes join, and takes over the shards of nodes
+    /// that die. Without it (the default) the node claims every shard or
+    /// none, as one process holds a sled store.
+    pub shared: bool,
 }
 
 impl Default for PostgresOptions {
     fn default() -> Self {
-        PostgresOptions { lease: Duration::from_secs(10), node: None, pool_size: 8 }
+        PostgresOptions { lease: Duration::from_secs(10), node: None, pool_size: 8, shared: false }
     }
+}
+
+/// A node's part in a cluster, for `/healthz` and `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterStatus {
+    /// This node's name.
+    pub node: String,
+    /// Shards this node holds now (of [`SHARDS`]).
+    pub shards: usize,
+    /// Nodes whose heartbeat is within a lease (this one included).
+    pub live_nodes: usize,
+    /// Lease renewals this node made.
+    pub renewals: u64,
+    /// Shards this node took over from another node (expired leases).
+    pub takeovers: u64,
+    /// Shards this node gave up or lost.
+    pub released: u64,
+    /// Moves on at every change of what this node holds.
+    pub epoch: u64,
+}
+
+/// Where the node holding an instance's shard answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeAddress {
+    /// The node's name.
+    pub node: String,
+    /// Its control API (`127.0.0.1:7878`), if it serves one.
+    pub address: Option<String>,
 }
 
 /// The shards this node holds, by fence token.
@@ -99,6 +155,15 @@ struct Leases {
     lost: Option<String>,
     /// Renewals done, for metrics.
     renewals: u64,
+    /// Shards taken over from another node, and shards given up or lost.
+    takeovers: u64,
+    released: u64,
+    /// Nodes alive at the last look.
+    live_nodes: usize,
+    /// Moves on whenever `held` changes.
+    epoch: u64,
+    /// The control address this node advertises.
+    address: Option<String>,
 }
 
 /// The backend on a PostgreSQL database (see the module's documentation).
@@ -188,10 +253,15 @@ impl PostgresBackend {
     /// leaves its leases to expire (`options.lease`); opening waits that long
     /// for them before it gives up.
     pub fn open(url: &str, mode: OpenMode, options: PostgresOptions) -> Result<Self> {
+        let shared = options.shared;
         let backend = Self::connect(url, options)?;
         backend.check_schema(mode)?;
-        backend.claim_all()?;
-        backend.start_renewals();
+        if shared {
+            backend.join()?;
+        } else {
+            backend.claim_all()?;
+        }
+        backend.start_membership();
         if let Ok(mut retry_for) = backend.retry_for.lock() {
             *retry_for = RETRY_FOR;
         }
@@ -332,48 +402,50 @@ impl PostgresBackend {
     }
 
     /// Claims up to `want` shards that no node holds or whose lease has
-    /// expired, skipping rows another transaction has locked. Each claim
-    /// moves the shard's fence on by one.
+    /// expired (see [`claim_free`]).
     fn claim(&self, want: i64) -> Result<Vec<(u32, i64)>> {
         let node = self.node.clone();
-        let lease = self.options.lease.as_secs_f64();
+        let lease = self.options.lease;
         self.call(move |pool| {
             let node = node.clone();
-            async move {
-                let client = pool.get().await.map_err(pool_error)?;
-                let rows = client
-                    .query(
-                        "WITH free AS (
-                             SELECT shard FROM phasegate_shards
-                             WHERE owner IS NULL OR expires < now()
-                             ORDER BY shard LIMIT $3
-                             FOR UPDATE SKIP LOCKED)
-                         UPDATE phasegate_shards s
-                         SET owner = $1, fence = s.fence + 1, expires = now() + make_interval(secs => $2)
-                         FROM free WHERE s.shard = free.shard
-                         RETURNING s.shard, s.fence",
-                        &[&node, &lease, &want],
-                    )
-                    .await
-                    .map_err(pg)?;
-                Ok(rows.iter().map(|row| (row.get::<_, i32>(0) as u32, row.get::<_, i64>(1))).collect())
-            }
+            async move { Ok(claim_free(&pool, &node, lease, want).await?.into_iter().map(|(shard, fence, _)| (shard, fence)).collect()) }
         })
     }
 
-    /// Renews this node's leases every third of a lease, on the backend's
-    /// runtime; a shard whose fence moved is lost, and the store fails.
-    fn start_renewals(&self) {
+    /// Joins the cluster: registers this node and claims its fair share of
+    /// the shards that are free now (more come as leases expire or other
+    /// nodes give theirs up).
+    fn join(&self) -> Result<()> {
+        let node = self.node.clone();
+        let lease = self.options.lease;
+        let leases = Arc::clone(&self.leases);
+        self.call(move |pool| {
+            let (node, leases) = (node.clone(), Arc::clone(&leases));
+            async move { rebalance(&pool, &node, lease, &leases, true).await }
+        })
+    }
+
+    /// Heartbeats, renews this node's leases and (sharing) rebalances, on
+    /// the backend's runtime, every third of a lease and at least every
+    /// second. Not sharing, a shard whose fence moved is lost and the
+    /// store fails; sharing, it is one the node no longer drives.
+    fn start_membership(&self) {
         let pool = self.pool.clone();
         let leases = Arc::clone(&self.leases);
         let node = self.node.clone();
-        let lease = self.options.lease;
+        let (lease, shared) = (self.options.lease, self.options.shared);
         self.runtime().spawn(async move {
-            let mut tick = tokio::time::interval(lease / 3);
+            let mut tick = tokio::time::interval((lease / 3).min(Duration::from_secs(1)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
             loop {
                 tick.tick().await;
+                if shared {
+                    if let Err(error) = rebalance(&pool, &node, lease, &leases, false).await {
+                        tracing::warn!(%error, "could not renew the store's leases; retrying");
+                    }
+                    continue;
+                }
                 let held: Vec<(u32, i64)> = match leases.lock() {
                     Ok(leases) if leases.lost.is_none() => leases.held.iter().map(|(s, f)| (*s, *f)).collect(),
                     _ => return,
@@ -389,6 +461,8 @@ impl PostgresBackend {
                             for shard in &lost {
                                 leases.held.remove(shard);
                             }
+                            leases.released += lost.len() as u64;
+                            leases.epoch += 1;
                             leases.lost = Some(why);
                         }
                     }
@@ -405,14 +479,17 @@ impl PostgresBackend {
             let node = node.clone();
             async move {
                 let client = pool.get().await.map_err(pool_error)?;
-                client.execute("UPDATE phasegate_shards SET owner = NULL, expires = NULL WHERE owner = $1", &[&node]).await.map_err(pg)
+                client.execute("UPDATE phasegate_shards SET owner = NULL, expires = NULL WHERE owner = $1", &[&node]).await.map_err(pg)?;
+                client.execute("DELETE FROM phasegate_nodes WHERE node = $1", &[&node]).await.map_err(pg)
             }
         });
         if let Err(error) = result {
             tracing::warn!(%error, "could not release the store's leases; they expire on their own");
         }
         if let Ok(mut leases) = self.leases.lock() {
+            leases.released += leases.held.len() as u64;
             leases.held.clear();
+            leases.epoch += 1;
         }
     }
 
@@ -488,6 +565,101 @@ async fn renew(pool: &Pool, node: &str, lease: Duration, held: &[(u32, i64)]) ->
         .await
         .map_err(pg)?;
     Ok(rows.iter().map(|row| row.get::<_, i32>(0) as u32).collect())
+}
+
+/// Claims up to `want` shards that no node holds or whose lease has
+/// expired, skipping rows another transaction has locked (a write in
+/// flight, another claimer). Each claim moves the shard's fence on by one.
+/// Returns each shard with its new fence and whether another node held it.
+async fn claim_free(pool: &Pool, node: &str, lease: Duration, want: i64) -> Result<Vec<(u32, i64, bool)>> {
+    if want <= 0 {
+        return Ok(Vec::new());
+    }
+    let client = pool.get().await.map_err(pool_error)?;
+    let rows = client
+        .query(
+            "WITH free AS (
+                 SELECT shard, owner AS previous FROM phasegate_shards
+                 WHERE owner IS NULL OR expires < now()
+                 ORDER BY shard LIMIT $3
+                 FOR UPDATE SKIP LOCKED)
+             UPDATE phasegate_shards s
+             SET owner = $1, fence = s.fence + 1, expires = now() + make_interval(secs => $2)
+             FROM free WHERE s.shard = free.shard
+             RETURNING s.shard, s.fence, free.previous IS NOT NULL AND free.previous <> $1",
+            &[&node, &lease.as_secs_f64(), &want],
+        )
+        .await
+        .map_err(pg)?;
+    Ok(rows.iter().map(|row| (row.get::<_, i32>(0) as u32, row.get::<_, i64>(1), row.get::<_, bool>(2))).collect())
+}
+
+/// One turn of a sharing node: heartbeat, renew what it holds, count the
+/// live nodes, then claim free shards up to its fair share
+/// (`ceil(SHARDS / live)`) or give up what it holds beyond it, so a node
+/// that joins gets work and a dead node's shards are taken over once its
+/// leases expire.
+async fn rebalance(pool: &Pool, node: &str, lease: Duration, leases: &Mutex<Leases>, joining: bool) -> Result<()> {
+    let (held, address) = {
+        let leases = leases.lock().map_err(|_| Error::Io("the lease table was poisoned".to_owned()))?;
+        (leases.held.iter().map(|(s, f)| (*s, *f)).collect::<Vec<_>>(), leases.address.clone())
+    };
+    let live = {
+        let client = pool.get().await.map_err(pool_error)?;
+        client
+            .execute(
+                "INSERT INTO phasegate_nodes (node, address) VALUES ($1, $2)
+                 ON CONFLICT (node) DO UPDATE SET heartbeat = now(), address = coalesce(EXCLUDED.address, phasegate_nodes.address)",
+                &[&node, &address],
+            )
+            .await
+            .map_err(pg)?;
+        let row = client
+            .query_one("SELECT count(*) FROM phasegate_nodes WHERE heartbeat > now() - make_interval(secs => $1)", &[&lease.as_secs_f64()])
+            .await
+            .map_err(pg)?;
+        (row.get::<_, i64>(0).max(1)) as usize
+    };
+    let renewed = if held.is_empty() { BTreeSet::new() } else { renew(pool, node, lease, &held).await? };
+    let lost: Vec<u32> = held.iter().map(|(s, _)| *s).filter(|s| !renewed.contains(s)).collect();
+    let fair = (SHARDS as usize).div_ceil(live);
+    let keeping = held.len() - lost.len();
+    let claimed = if keeping < fair { claim_free(pool, node, lease, (fair - keeping) as i64).await? } else { Vec::new() };
+    // Beyond the fair share (a node joined): give up the highest shards.
+    let mut giving: Vec<u32> = Vec::new();
+    if keeping > fair && !joining {
+        let mut mine: Vec<u32> = renewed.iter().copied().collect();
+        mine.sort_unstable();
+        giving = mine.split_off(fair);
+        let client = pool.get().await.map_err(pool_error)?;
+        let shards: Vec<i32> = giving.iter().map(|s| *s as i32).collect();
+        client
+            .execute("UPDATE phasegate_shards SET owner = NULL, expires = NULL WHERE owner = $1 AND shard = ANY($2)", &[&node, &shards])
+            .await
+            .map_err(pg)?;
+    }
+    let mut leases = leases.lock().map_err(|_| Error::Io("the lease table was poisoned".to_owned()))?;
+    leases.renewals += 1;
+    leases.live_nodes = live;
+    for shard in lost.iter().chain(&giving) {
+        leases.held.remove(shard);
+    }
+    if !lost.is_empty() {
+        tracing::warn!(node, shards = ?lost, "lost the lease of shards to another node");
+    }
+    let taken = claimed.iter().filter(|(.., taken)| *taken).count() as u64;
+    if taken > 0 {
+        tracing::info!(node, shards = taken, "took over the shards of a node whose leases expired");
+    }
+    for (shard, fence, _) in &claimed {
+        leases.held.insert(*shard, *fence);
+    }
+    leases.takeovers += taken;
+    leases.released += (lost.len() + giving.len()) as u64;
+    if !lost.is_empty() || !giving.is_empty() || !claimed.is_empty() {
+        leases.epoch += 1;
+    }
+    Ok(())
 }
 
 fn default_node_name() -> String {
@@ -568,12 +740,7 @@ async fn write_guarded(pool: &Pool, node: &str, held: &HashMap<u32, i64>, writes
 /// Rows of a scan, as one round trip fetched them.
 type Page = Vec<(Vec<u8>, Vec<u8>)>;
 
-async fn scan_into(
-    pool: Pool,
-    start: Vec<u8>,
-    end: Option<Vec<u8>>,
-    sender: std::sync::mpsc::SyncSender<Result<Page>>,
-) -> Result<()> {
+async fn scan_into(pool: Pool, start: Vec<u8>, end: Option<Vec<u8>>, sender: std::sync::mpsc::SyncSender<Result<Page>>) -> Result<()> {
     let mut client = pool.get().await.map_err(pool_error)?;
     // One snapshot for the whole scan, however many pages it takes.
     let txn = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await.map_err(pg)?;
@@ -713,6 +880,60 @@ impl Backend for PostgresBackend {
 
     fn close(&self) {
         self.release();
+    }
+
+    fn owns(&self, instance: &str) -> bool {
+        self.leases.lock().is_ok_and(|leases| leases.held.contains_key(&shard_of(instance)))
+    }
+
+    fn ownership_epoch(&self) -> u64 {
+        self.leases.lock().map(|leases| leases.epoch).unwrap_or_default()
+    }
+
+    fn owner(&self, instance: &str) -> Result<Option<NodeAddress>> {
+        let shard = shard_of(instance) as i32;
+        self.call(move |pool| async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            let row = client
+                .query_opt(
+                    "SELECT s.owner, n.address FROM phasegate_shards s LEFT JOIN phasegate_nodes n ON n.node = s.owner
+                     WHERE s.shard = $1 AND s.owner IS NOT NULL AND s.expires > now()",
+                    &[&shard],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(row.map(|row| NodeAddress { node: row.get(0), address: row.get(1) }))
+        })
+    }
+
+    fn cluster_secret(&self) -> Result<Option<String>> {
+        self.call(|pool| async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            let row = client.query_opt("SELECT secret FROM phasegate_cluster WHERE id = 1", &[]).await.map_err(pg)?;
+            Ok(row.map(|row| row.get(0)))
+        })
+    }
+
+    fn advertise(&self, address: &str) {
+        if let Ok(mut leases) = self.leases.lock() {
+            leases.address = Some(address.to_owned());
+        }
+    }
+
+    fn cluster(&self) -> Option<ClusterStatus> {
+        if !self.options.shared {
+            return None;
+        }
+        let leases = self.leases.lock().ok()?;
+        Some(ClusterStatus {
+            node: self.node.clone(),
+            shards: leases.held.len(),
+            live_nodes: leases.live_nodes,
+            renewals: leases.renewals,
+            takeovers: leases.takeovers,
+            released: leases.released,
+            epoch: leases.epoch,
+        })
     }
 }
 

@@ -693,3 +693,42 @@ fn store_copy_moves_a_sled_store_into_postgres_and_back_record_for_record() {
         assert_eq!(store.index_prefix("approvals", b"").expect("index").len(), 50);
     }
 }
+
+#[test]
+fn postgres_sharing_nodes_split_the_shards_and_take_over_a_dead_nodes() {
+    let url = fresh_database();
+    let shared = || PostgresOptions { lease: std::time::Duration::from_secs(2), shared: true, ..PostgresOptions::default() };
+    let a = PostgresStore::open_url(&url, OpenMode::Create, shared()).expect("node a");
+    assert_eq!(a.cluster().expect("a cluster node").shards, 64, "alone, a node holds every shard");
+    let b = PostgresStore::open_url(&url, OpenMode::Create, shared()).expect("node b joins");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let split = |a: &PostgresStore, b: &PostgresStore| (a.cluster().map_or(0, |c| c.shards), b.cluster().map_or(0, |c| c.shards));
+    while split(&a, &b) != (32, 32) {
+        assert!(std::time::Instant::now() < deadline, "the shards never split: {:?}", split(&a, &b));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Each writes only what it owns; the other's instances are refused.
+    let (mine, theirs): (Vec<String>, Vec<String>) = (0..200).map(|i| format!("i{i}")).partition(|id| a.owns(id));
+    assert!(!mine.is_empty() && !theirs.is_empty());
+    assert!(mine.iter().all(|id| !b.owns(id)) && theirs.iter().all(|id| b.owns(id)), "one owner per instance");
+    a.append(Batch { instance: mine[0].clone(), expected_seq: 0, events: events(1, "a"), ..Batch::default() }).expect("a writes its own");
+    let refused = a.append(Batch { instance: theirs[0].clone(), expected_seq: 0, events: events(1, "a"), ..Batch::default() });
+    assert!(matches!(refused, Err(Error::NotOwner { .. })), "{refused:?}");
+    assert!(a.failure().is_none(), "a refused batch is not a failed store");
+    assert_eq!(a.owner(&theirs[0]).expect("owner").map(|o| o.node), b.cluster().map(|c| c.node));
+    // b dies without a word (its heartbeats and renewals stop): a takes its
+    // shards over once their leases expire, with new fences.
+    let b_node = b.cluster().expect("b").node;
+    std::mem::forget(b);
+    sql(&url, &format!("UPDATE phasegate_nodes SET heartbeat = now() - interval '1 hour' WHERE node = '{b_node}'"));
+    sql(&url, &format!("UPDATE phasegate_shards SET expires = now() WHERE owner = '{b_node}'"));
+    // (b's leaked runtime would renew them: stop it renewing by moving the fence.)
+    sql(&url, &format!("UPDATE phasegate_shards SET fence = fence + 1 WHERE owner = '{b_node}'"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while a.cluster().map_or(0, |c| c.shards) != 64 {
+        assert!(std::time::Instant::now() < deadline, "a never took over: {:?}", a.cluster());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(a.cluster().expect("a").takeovers >= 32, "{:?}", a.cluster());
+    a.append(Batch { instance: theirs[0].clone(), expected_seq: 0, events: events(1, "a"), ..Batch::default() }).expect("a writes it now");
+}

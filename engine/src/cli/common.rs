@@ -16,12 +16,19 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime, u8> {
 
 /// Opens the engine on `--db`, with the roles and limits of the configuration.
 pub(super) async fn open_engine(cli: &Cli, mode: Mode, concurrency: usize, create: bool) -> Result<Engine, u8> {
+    open_engine_with(cli, mode, concurrency, create, false).await
+}
+
+/// [`open_engine`], as a node sharing a PostgreSQL store with others when
+/// `shared` (what `serve` does; a CLI command or `run` holds it alone).
+pub(super) async fn open_engine_with(cli: &Cli, mode: Mode, concurrency: usize, create: bool, shared: bool) -> Result<Engine, u8> {
     let config = cli.config().map_err(|message| fail!("usage", EXIT_USAGE, "{message}"))?;
     let concurrency = config.limits.max_concurrent_tasks.unwrap_or(concurrency);
     let mut builder =
         Engine::builder().store_path(&cli.db).create_store(create).mode(mode).max_concurrent_tasks(concurrency).roles(config.roles());
     if let Some(url) = cli.store_url().map_err(|message| fail!("usage", EXIT_USAGE, "{message}"))? {
-        let options = config.store.postgres_options().map_err(|message| fail!("usage", EXIT_USAGE, "{message}"))?;
+        let mut options = config.store.postgres_options().map_err(|message| fail!("usage", EXIT_USAGE, "{message}"))?;
+        options.shared = shared;
         builder = builder.store_url(url).postgres_options(options);
     }
     for (agent, limit) in &config.limits.agents {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::args::*;
-use super::common::{open_engine, report, runtime};
+use super::common::{report, runtime};
 use crate::server;
 use crate::Mode;
 
@@ -24,7 +24,7 @@ pub(super) fn serve(cli: &Cli, args: &ServeArgs) -> u8 {
     };
     let Ok(runtime) = runtime() else { return EXIT_USAGE };
     runtime.block_on(async {
-        let engine = match open_engine(cli, Mode::Drive, args.concurrency, true).await {
+        let engine = match super::common::open_engine_with(cli, Mode::Drive, args.concurrency, true, true).await {
             Ok(engine) => Arc::new(engine),
             Err(status) => return status,
         };
@@ -45,6 +45,16 @@ pub(super) fn serve(cli: &Cli, args: &ServeArgs) -> u8 {
             }
         };
         let url = listener.local_addr().map_or_else(|_| args.listen.to_string(), |a| format!("http://{a}"));
+        // A cluster node tells the others where it answers, and forwards
+        // them the commands for instances they own.
+        if engine.cluster().is_some() {
+            match engine.store().cluster_secret() {
+                Ok(Some(secret)) => engine.set_forwarder(Arc::new(server::HttpForwarder::new(secret))),
+                Ok(None) => eprintln!("warning: the store has no cluster secret; run `phasegate store migrate`: commands for other nodes' instances are refused"),
+                Err(error) => eprintln!("warning: cannot read the cluster secret ({error}); commands for other nodes' instances are refused"),
+            }
+            engine.store().advertise(url.trim_start_matches("http://"));
+        }
         let address_file = server::address_file(&cli.db);
         if let Err(error) = std::fs::write(&address_file, format!("{url}\n{}\n", std::process::id())) {
             eprintln!("error: cannot write {}: {error}", address_file.display());

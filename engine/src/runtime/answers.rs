@@ -1,7 +1,7 @@
 //! What the engine answers a decision or an advance with.
 
 /// A human decision at a gate, as a client asks for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DecisionRequest {
     /// Approve, reject, hold or escalate.
     pub kind: crate::machine::DecisionKind,

@@ -168,6 +168,7 @@ impl Builder {
                 .into_iter()
                 .map(|(name, limit)| (name, Arc::new(tokio::sync::Semaphore::new(limit))))
                 .collect(),
+            forwarder: std::sync::OnceLock::new(),
         });
         let (sender, receiver) = mpsc::unbounded_channel();
         let (active_sender, active) = watch::channel(0usize);
@@ -178,6 +179,10 @@ impl Builder {
         // A driver task that dies (a panic is a bug, but must not leave a
         // server answering as if healthy) marks the engine failed.
         let driver_task = tokio::spawn(driver.run());
+        // A cluster node drops and recovers instances as its leases change.
+        if self.mode == Mode::Drive && shared.store.cluster().is_some() {
+            super::cluster::watch_ownership(Arc::clone(&shared), sender.clone());
+        }
         let watcher = Arc::clone(&shared);
         let handle = tokio::spawn(async move {
             if let Err(error) = driver_task.await {

@@ -32,6 +32,7 @@ mod attempts;
 mod batch;
 mod decisions;
 mod messages;
+mod ownership;
 mod recovery;
 mod timers;
 
@@ -59,6 +60,8 @@ pub(crate) struct Shared {
     pub(crate) clock: Arc<dyn super::Clock>,
     /// Where task logs are kept (`<data dir>/logs`), if the store has a directory.
     pub(crate) logs: Option<std::path::PathBuf>,
+    /// Carries commands for instances another node owns (a cluster's server sets it).
+    pub(crate) forwarder: std::sync::OnceLock<Arc<dyn super::forward::Forward>>,
 }
 
 impl Shared {
@@ -201,6 +204,19 @@ impl Driver {
 
     fn handle(&mut self, message: Message) {
         match message {
+            Message::Start { reply, id, .. } if !self.shared.store.owns(&id) => {
+                let _ = reply.send(Err(self.not_owner(&id)));
+            }
+            Message::Operate { reply, id, .. } if !self.shared.store.owns(&id) => {
+                let _ = reply.send(Err(self.not_owner(&id)));
+            }
+            Message::Decide { reply, id, .. } if !self.shared.store.owns(&id) => {
+                let _ = reply.send(Err(self.not_owner(&id)));
+            }
+            Message::Advance { reply, id } if !self.shared.store.owns(&id) => {
+                let _ = reply.send(Err(self.not_owner(&id)));
+            }
+            Message::Ownership => self.ownership_changed(),
             Message::Start { id, workflow, hash, vars, started_by, baselines, reply } => {
                 if self.cells.contains_key(&id) || matches!(self.shared.store.head(&id), Ok(Some(_))) {
                     let _ = reply.send(Err(Error::Invalid(format!("an instance `{id}` already exists; choose another --id"))));
@@ -505,7 +521,13 @@ impl Driver {
             }
             // The state in memory is ahead of the store: forget it, so the
             // next use reloads what is durable. Nothing was acknowledged.
-            error!(instance = id, %error, "a write failed; the instance is reloaded from the store");
+            if matches!(error, phasegate_store::Error::NotOwner { .. }) {
+                // Another node took the instance over: it drives it now.
+                warn!(instance = id, %error, "a write was refused: the instance moved to another node");
+                self.abandon_attempts(id);
+            } else {
+                error!(instance = id, %error, "a write failed; the instance is reloaded from the store");
+            }
             if let Some(cell) = self.cells.remove(id) {
                 if let Some(wake) = cell.wake {
                     self.timers.remove(&(wake, id.to_owned()));

@@ -60,6 +60,7 @@ impl Error {
             Error::Store(phasegate_store::Error::NoStore { .. }) => "no_store",
             Error::Store(phasegate_store::Error::LostData { .. }) => "lost_data",
             Error::Store(phasegate_store::Error::InUse { .. }) => "in_use",
+            Error::Store(phasegate_store::Error::NotOwner { .. }) => "not_owner",
             Error::Store(_) => "store",
             Error::UnknownInstance(_) => "not_found",
             Error::Rejected(rejected) => rejected.kind.name(),

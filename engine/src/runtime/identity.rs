@@ -180,6 +180,11 @@ impl Directory {
         Ok(directory)
     }
 
+    /// The roles phasegate.toml gives, which a reload keeps.
+    pub(crate) fn config_roles(&self) -> Roles {
+        self.config_roles.clone()
+    }
+
     fn rebuild_roles(&mut self) {
         let mut roles: BTreeMap<String, BTreeSet<String>> = self.config_roles.0.clone();
         for stored in self.users.values().filter(|s| s.user.is_active()) {

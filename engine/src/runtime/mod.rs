@@ -11,9 +11,11 @@ mod answers;
 pub mod audit;
 mod builder;
 pub mod clock;
+pub mod cluster;
 pub(crate) mod codec;
 mod driver;
 mod error;
+mod forward;
 pub mod identity;
 mod load;
 mod notices;
@@ -159,6 +161,9 @@ impl Engine {
         let baselines = self.baselines(&workflow, options.baseline.as_deref())?;
         let (hash, workflow) = self.shared.definitions.pin(&*self.shared.store, workflow)?;
         let started_by = if options.started_by.is_empty() { "unknown".to_owned() } else { options.started_by };
+        if self.shared.store.cluster().is_some() {
+            return forward::decode(self.run_or_forward(cluster::Forwarded::Start { id, hash, vars, started_by, baselines }).await?);
+        }
         self.request(|reply| Message::Start { id, workflow, hash, vars, started_by, baselines, reply }).await
     }
 
@@ -209,6 +214,9 @@ impl Engine {
     /// Applies an operator event (halt, resume, cancel, redrive); answers once
     /// it is durable, or with the rejection (nothing appended).
     async fn operate(&self, id: &str, event: Event) -> Result<u64, Error> {
+        if self.shared.store.cluster().is_some() {
+            return forward::decode(self.run_or_forward(cluster::Forwarded::Operate { id: id.to_owned(), event }).await?);
+        }
         self.request(|reply| Message::Operate { id: id.to_owned(), event, reply }).await
     }
 
@@ -290,12 +298,19 @@ impl Engine {
                 request.principal
             )));
         }
+        if self.shared.store.cluster().is_some() {
+            let command = cluster::Forwarded::Decide { id: id.to_owned(), gate: gate.map(str::to_owned), request };
+            return forward::decode(self.run_or_forward(command).await?);
+        }
         self.request(|reply| Message::Decide { id: id.to_owned(), gate: gate.map(str::to_owned), request, reply }).await
     }
 
     /// Moves an instance on as far as it can go now (starting phases whose
     /// gates passed, evaluating gates) and reports what still blocks it.
     pub async fn advance(&self, id: &str) -> Result<AdvanceReport, Error> {
+        if self.shared.store.cluster().is_some() {
+            return forward::decode(self.run_or_forward(cluster::Forwarded::Advance { id: id.to_owned() }).await?);
+        }
         self.request(|reply| Message::Advance { id: id.to_owned(), reply }).await
     }
 

@@ -34,6 +34,8 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+mod cluster;
+pub(crate) use cluster::HttpForwarder;
 mod console;
 
 use crate::api;
@@ -218,6 +220,7 @@ pub fn router(engine: Arc<Engine>, token: String, config: Config) -> Result<Rout
         .route_layer(middleware::from_fn_with_state(Arc::clone(&api), authenticate));
     Ok(Router::new()
         .route("/healthz", get(healthz))
+        .route("/v1/internal/forward", axum::routing::post(cluster::forwarded))
         .route("/", get(|| async { axum::response::Redirect::to("/console/") }))
         .merge(authenticated)
         .merge(console::routes())
@@ -234,10 +237,15 @@ fn same(a: &str, b: &str) -> bool {
 /// `/healthz`: 200 while the engine works, 503 with the reason once its
 /// driver stopped or its store refuses writes (a supervisor restarts it).
 async fn healthz(State(api): State<Arc<Api>>) -> Response {
-    match api.engine.health() {
-        Ok(()) => Json(json!({"status": "ok"})).into_response(),
-        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unhealthy", "reason": reason}))).into_response(),
+    let (status, mut body) = match api.engine.health() {
+        Ok(()) => (StatusCode::OK, json!({"status": "ok"})),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, json!({"status": "unhealthy", "reason": reason})),
+    };
+    // A cluster node says what it holds.
+    if let Some(cluster) = cluster::health(&api) {
+        body["cluster"] = cluster;
     }
+    (status, Json(body)).into_response()
 }
 
 /// The credential of an `Authorization` header: the scheme is matched

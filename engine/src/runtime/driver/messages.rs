@@ -156,4 +156,6 @@ pub(crate) enum Message {
     Shutdown {
         reply: Reply<()>,
     },
+    /// What the store leases to this node changed (a cluster node).
+    Ownership,
 }

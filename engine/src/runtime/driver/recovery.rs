@@ -24,6 +24,8 @@ impl Driver {
             Ok(pending) => ids.extend(pending),
             Err(error) => error!(%error, "recovery: cannot read the outbox"),
         }
+        // On a shared store, only what this node owns (the rest is its owners').
+        ids.retain(|id| store.owns(id) && !self.cells.contains_key(id));
         self.refresh_stored_timer();
         let count = ids.len();
         for id in ids {
@@ -102,6 +104,10 @@ impl Driver {
     pub(super) fn ensure_loaded(&mut self, id: &str) -> bool {
         if self.cells.contains_key(id) {
             return true;
+        }
+        // Another node's instance is driven there, never loaded here.
+        if !self.shared.store.owns(id) {
+            return false;
         }
         match load::instance(&*self.shared.store, &self.shared.definitions, &self.shared.agent_names, id) {
             Ok((instance, workflow)) => {

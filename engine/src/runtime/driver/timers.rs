@@ -21,17 +21,35 @@ impl Driver {
         let due = self.shared.store.index_range(TIMER_INDEX, &0u64.to_be_bytes(), &(now.0 + 1).to_be_bytes(), 1024).unwrap_or_default();
         let ids: Vec<String> =
             due.into_iter().map(|(key, _)| String::from_utf8_lossy(key.get(8..).unwrap_or_default()).into_owned()).collect();
+        let store = Arc::clone(&self.shared.store);
         for id in ids {
-            if !self.cells.contains_key(&id) {
+            if !self.cells.contains_key(&id) && store.owns(&id) {
                 self.resume_instance(&id);
             }
         }
-        let next = self.shared.store.index_range(TIMER_INDEX, &(now.0 + 1).to_be_bytes(), &u64::MAX.to_be_bytes(), 1).unwrap_or_default();
-        self.stored_timer = next
-            .first()
-            .and_then(|(key, _)| key.get(..8))
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map(|b| Timestamp(u64::from_be_bytes(b)));
+        // The next timer of an instance this node owns (on a shared store,
+        // the index holds every node's; the others' fire there).
+        let mut next = None;
+        let mut seen = 0usize;
+        let from = (now.0 + 1).to_be_bytes();
+        let _ = store.scan_index(TIMER_INDEX, &[], &mut |key, _| {
+            if key.get(..8).is_some_and(|at| at < &from[..]) {
+                return true;
+            }
+            seen += 1;
+            let id = String::from_utf8_lossy(key.get(8..).unwrap_or_default());
+            if store.owns(&id) {
+                next = key.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(|b| Timestamp(u64::from_be_bytes(b)));
+                return false;
+            }
+            // Many timers ahead are other nodes': look again in a second.
+            if seen >= 4096 {
+                next = Some(Timestamp(now.0 + 1_000));
+                return false;
+            }
+            true
+        });
+        self.stored_timer = next;
     }
 
     pub(super) fn fire_timers(&mut self) {

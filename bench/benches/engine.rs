@@ -6,7 +6,7 @@
 //!
 //! `cargo bench -p phasegate-bench` runs every scenario
 //! `PHASEGATE_BENCH_RUNS` times (default 3) and writes
-//! `target/bench-results.json`. `PHASEGATE_BENCH_ONLY=floor,shapes,peer,recovery`
+//! `target/bench-results.json`. `PHASEGATE_BENCH_ONLY=floor,shapes,cluster,peer,recovery`
 //! picks scenarios (`shapes` is `chain,fan_out,many`; without `floor` the
 //! ratios are NaN); `PHASEGATE_BENCH_INSTANCES` sets the recovery store's
 //! size (default 100,000, a tenth of them running);
@@ -17,7 +17,7 @@
 
 use std::path::{Path, PathBuf};
 
-use phasegate_bench::{floor, median, peer, recovery, shapes, stats, unix_nanos};
+use phasegate_bench::{cluster, floor, median, peer, recovery, shapes, stats, unix_nanos};
 use serde_json::{json, Map, Value};
 
 const RECOVER: &str = "PHASEGATE_BENCH_RECOVER";
@@ -47,7 +47,7 @@ fn main() {
         std::process::exit(0);
     }
     let runs = env_usize("PHASEGATE_BENCH_RUNS", 3).max(1);
-    let only = std::env::var("PHASEGATE_BENCH_ONLY").unwrap_or_else(|_| "floor,shapes,peer,recovery".to_owned());
+    let only = std::env::var("PHASEGATE_BENCH_ONLY").unwrap_or_else(|_| "floor,shapes,cluster,peer,recovery".to_owned());
     let wanted =
         |name: &str| only.split(',').any(|o| o.trim() == name || (o.trim() == "shapes" && ["chain", "fan_out", "many"].contains(&name)));
     let mut results = Map::new();
@@ -114,6 +114,58 @@ fn main() {
                 json!({"instances": instances, "tasks_each": tasks_each, "seconds": time, "task_transitions_per_s": rate,
                        "events_per_flush": grouping, "ratio_to_one_flush_per_task": to_flush_each, "ratio_to_batched_floor": to_batched}),
             );
+        }
+    }
+
+    if wanted("cluster") {
+        match cluster::Postgres::start() {
+            Err(why) => {
+                println!("cluster: not measured: no PostgreSQL ({why}); scripts/install-deps installs it");
+                results.insert("cluster".into(), json!({"not_measured": why}));
+            }
+            Ok(postgres) => {
+                let mut figures = Map::new();
+                for (name, definition, instances, tasks_each) in [
+                    ("chain", shapes::chain(1_000), 1, 1_000usize),
+                    ("fan_out", shapes::fan_out(1_000), 1, 1_001),
+                    ("many", shapes::chain(10), 1_000, 10),
+                ] {
+                    let mut by_nodes = Map::new();
+                    let mut one_node = f64::NAN;
+                    for nodes in 1..=3usize {
+                        let mut transitions = Vec::new();
+                        for round in 0..runs {
+                            let url = postgres.fresh_database(&format!("bench_{name}_{nodes}_{round}"));
+                            let run = runtime.block_on(cluster::run(&url, &definition, instances, nodes));
+                            transitions.push((2 * instances * tasks_each) as f64 / run.elapsed.as_secs_f64());
+                        }
+                        let rate = stats(&mut transitions);
+                        if nodes == 1 {
+                            one_node = median(&rate);
+                        }
+                        let sled = ours.get(name).and_then(Value::as_f64).map(|s| (2 * instances * tasks_each) as f64 / s);
+                        println!(
+                            "cluster {name}: {nodes} node(s) on PostgreSQL: {:.0} task transitions/s ({:.2}x one node{})",
+                            median(&rate),
+                            median(&rate) / one_node,
+                            sled.map(|s| format!(", {:.2}x sled in this run", median(&rate) / s)).unwrap_or_default()
+                        );
+                        by_nodes
+                            .insert(nodes.to_string(), json!({"task_transitions_per_s": rate, "over_one_node": median(&rate) / one_node}));
+                    }
+                    figures.insert(name.into(), Value::Object(by_nodes));
+                }
+                let url = postgres.fresh_database("bench_takeover");
+                let took = cluster::takeover(&url, cluster::LEASE);
+                println!(
+                    "cluster takeover: the two survivors held every shard {:.2} s after a node was killed with -9 (lease {} s)",
+                    took.as_secs_f64(),
+                    cluster::LEASE.as_secs()
+                );
+                figures.insert("takeover_s".into(), json!(took.as_secs_f64()));
+                figures.insert("lease_s".into(), json!(cluster::LEASE.as_secs()));
+                results.insert("cluster".into(), Value::Object(figures));
+            }
         }
     }
 

@@ -5,6 +5,7 @@
 //! machines are noisy, so everything is reported as figures and ratios
 //! measured in the same run.
 
+pub mod cluster;
 pub mod peer;
 pub mod recovery;
 pub mod shapes;

@@ -22,15 +22,17 @@ use crate::runtime::Error;
 /// The header a forwarded command carries the cluster's secret in.
 pub(super) const SECRET_HEADER: &str = "x-phasegate-cluster-secret";
 
-/// Forwards commands over HTTP to the owner's advertised address.
-pub(crate) struct HttpForwarder {
+/// Forwards commands over HTTP to the owner's advertised address: what a
+/// cluster node installs with [`Engine::set_forwarder`](crate::Engine::set_forwarder)
+/// (`phasegate serve` does), with the secret of [`phasegate_store::Store::cluster_secret`].
+pub struct HttpForwarder {
     client: reqwest::Client,
     secret: String,
 }
 
 impl HttpForwarder {
     /// A forwarder presenting `secret` (the store's cluster secret).
-    pub(crate) fn new(secret: String) -> Self {
+    pub fn new(secret: String) -> Self {
         let client =
             reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).build().unwrap_or_else(|_| reqwest::Client::new());
         HttpForwarder { client, secret }

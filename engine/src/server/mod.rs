@@ -35,7 +35,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 mod cluster;
-pub(crate) use cluster::HttpForwarder;
+pub use cluster::HttpForwarder;
 mod console;
 
 use crate::api;

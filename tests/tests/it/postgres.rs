@@ -266,7 +266,7 @@ fn chaos_three_nodes_on_one_postgres_lose_nothing_while_nodes_are_killed_again_a
     let mut dice = Dice(seed);
 
     // Instances started through random nodes; each reaches its owner.
-    let instances = 120;
+    let instances = 200;
     let definition = std::fs::read_to_string(dir.path().join("chaos.toml")).expect("read");
     for i in 0..instances {
         let node = &nodes[dice.below(3)];
@@ -470,4 +470,48 @@ fn postgres_restarted_mid_run_loses_nothing_and_the_node_reconnects() {
         ["retrying", "could not be recycled", "Connection error"].iter().any(|sign| log.contains(sign)),
         "the node saw PostgreSQL go away: {log}"
     );
+}
+
+#[test]
+fn a_deadline_that_falls_due_while_no_node_is_up_fires_once_when_one_comes_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = fresh_database();
+    ok(&run(dir.path(), &["--store", &url, "store", "migrate"]), "migrate");
+    std::fs::write(dir.path().join("phasegate.toml"), "[store]\nlease = \"2s\"\n").expect("config");
+    let node = |name: &str| {
+        let mut command = phasegate(dir.path());
+        command.args(["--store", &url, "--db", name, "--config", "phasegate.toml"]);
+        serve_with(command, &dir.path().join(name), &dir.path().join(format!("{name}.log")))
+    };
+    let mut first = node("a");
+    let rita = first.user("rita", &[]);
+    let body = crate::support::served::json_body(serde_json::json!({"definition": CHAOS, "id": "d1"}));
+    assert_eq!(call(&first, "POST", "/v1/instances", Some(&first.token), None, &body).0, 201);
+    wait_until("d1 to wait at its gate", || {
+        call(&first, "GET", "/v1/approvals", Some(&first.token), None, b"").1.as_array().is_some_and(|a| a.len() == 1)
+    });
+    let reached = std::time::Instant::now();
+    // No node is up when the 3 s deadline falls due.
+    first.child.kill().expect("kill -9");
+    let _ = first.child.wait();
+    wait_until("the deadline to pass with no node up", || reached.elapsed() > std::time::Duration::from_secs(4));
+    let second = node("b");
+    let timed_out = |server: &crate::support::served::Server| {
+        let (_, history) = call(server, "GET", "/v1/instances/d1/history", Some(&server.token), None, b"");
+        history.as_array().map_or(0, |events| events.iter().filter(|e| e["event"]["type"] == "GateTimedOut").count())
+    };
+    wait_until("the node that came back to fire the deadline", || timed_out(&second) == 1);
+    // A second node joining (shards move) fires nothing again.
+    let third = node("c");
+    wait_until("the shards to split", || {
+        call(&third, "GET", "/healthz", None, None, b"").1["cluster"]["shards"].as_u64().is_some_and(|s| s > 0)
+    });
+    let approve =
+        crate::support::served::json_body(serde_json::json!({"decision": "approve", "gate": "build/review", "request_id": "late"}));
+    let (status, answer) = call(&third, "POST", "/v1/instances/d1/decisions", Some(&rita), None, &approve);
+    assert_eq!(status, 200, "{answer}");
+    wait_until("d1 to complete", || {
+        call(&second, "GET", "/v1/instances/d1", Some(&second.token), None, b"").1["status"]["status"] == "completed"
+    });
+    assert_eq!(timed_out(&second), 1, "the deadline fired exactly once");
 }

@@ -28,27 +28,19 @@ impl Driver {
             }
         }
         // The next timer of an instance this node owns (on a shared store,
-        // the index holds every node's; the others' fire there).
-        let mut next = None;
-        let mut seen = 0usize;
-        let from = (now.0 + 1).to_be_bytes();
-        let _ = store.scan_index(TIMER_INDEX, &[], &mut |key, _| {
-            if key.get(..8).is_some_and(|at| at < &from[..]) {
-                return true;
-            }
-            seen += 1;
-            let id = String::from_utf8_lossy(key.get(8..).unwrap_or_default());
-            if store.owns(&id) {
-                next = key.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(|b| Timestamp(u64::from_be_bytes(b)));
-                return false;
-            }
-            // Many timers ahead are other nodes': look again in a second.
-            if seen >= 4096 {
-                next = Some(Timestamp(now.0 + 1_000));
-                return false;
-            }
-            true
-        });
+        // the index holds every node's, and the others' fire there; if the
+        // next 4,096 are all theirs, look again in a second).
+        let shared = store.cluster().is_some();
+        let ahead = store
+            .index_range(TIMER_INDEX, &(now.0 + 1).to_be_bytes(), &u64::MAX.to_be_bytes(), if shared { 4096 } else { 1 })
+            .unwrap_or_default();
+        let at = |key: &[u8]| key.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(|b| Timestamp(u64::from_be_bytes(b)));
+        let mine = ahead.iter().find(|(key, _)| store.owns(&String::from_utf8_lossy(key.get(8..).unwrap_or_default())));
+        let next = match mine {
+            Some((key, _)) => at(key),
+            None if ahead.len() >= 4096 => Some(Timestamp(now.0 + 1_000)),
+            None => None,
+        };
         self.stored_timer = next;
     }
 

@@ -220,8 +220,18 @@ pub fn is_url(location: &str) -> bool {
 
 fn pg(error: tokio_postgres::Error) -> Error {
     // A database error has a SQLSTATE; anything else lost the connection.
+    // Some SQLSTATEs are the server going away or refusing for now (classes
+    // 08 connection, 53 resources, 57 operator intervention such as a
+    // shutdown) or a transaction rolled back to be tried again (40001, 40P01):
+    // the transaction did not commit, so it is tried again like a lost
+    // connection.
     match error.as_db_error() {
-        Some(db) => Error::Io(format!("PostgreSQL: {} ({})", db.message(), db.code().code())),
+        Some(db) => {
+            let code = db.code().code();
+            let again = ["08", "53", "57"].iter().any(|class| code.starts_with(class)) || code == "40001" || code == "40P01";
+            let kind = if again { "PostgreSQL connection" } else { "PostgreSQL" };
+            Error::Io(format!("{kind}: {} ({code})", db.message()))
+        }
         None => Error::Io(format!("PostgreSQL connection: {error}")),
     }
 }

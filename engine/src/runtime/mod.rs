@@ -458,6 +458,19 @@ impl Engine {
         if !records.is_empty() || wait.is_zero() {
             return Ok(records);
         }
+        // Another node of a cluster drives it: its events are not announced
+        // here, so the store is read again every quarter second.
+        if self.shared.store.cluster().is_some() && !self.shared.store.owns(id) {
+            let deadline = tokio::time::Instant::now() + wait;
+            loop {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                tokio::time::sleep(left.min(Duration::from_millis(250))).await;
+                let records = load::history_from(&*self.shared.store, id, after + 1)?;
+                if !records.is_empty() || tokio::time::Instant::now() >= deadline {
+                    return Ok(records);
+                }
+            }
+        }
         let arrived = tokio::time::timeout(wait, async {
             loop {
                 match events.recv().await {

@@ -506,10 +506,32 @@ fn a_deadline_that_falls_due_while_no_node_is_up_fires_once_when_one_comes_back(
     wait_until("the shards to split", || {
         call(&third, "GET", "/healthz", None, None, b"").1["cluster"]["shards"].as_u64().is_some_and(|s| s > 0)
     });
+    // Followers on every node (owner or not) hear of the decision while
+    // they wait: a node that does not drive d1 reads the store again.
+    let (_, before) = call(&second, "GET", "/v1/instances/d1/history", Some(&second.token), None, b"");
+    let seen = before.as_array().map_or(0, Vec::len);
+    let followers: Vec<_> = [&second, &third]
+        .iter()
+        .map(|server| {
+            let (address, token) = (server.address.clone(), server.token.clone());
+            std::thread::spawn(move || {
+                let path = format!("/v1/instances/d1/history?after={seen}&wait_ms=20000");
+                let started = std::time::Instant::now();
+                let (status, events) = crate::support::served::call_at(&address, "GET", &path, Some(&token), None, b"");
+                (status, events, started.elapsed())
+            })
+        })
+        .collect();
     let approve =
         crate::support::served::json_body(serde_json::json!({"decision": "approve", "gate": "build/review", "request_id": "late"}));
     let (status, answer) = call(&third, "POST", "/v1/instances/d1/decisions", Some(&rita), None, &approve);
     assert_eq!(status, 200, "{answer}");
+    for follower in followers {
+        let (status, events, waited) = follower.join().expect("the follower");
+        assert_eq!(status, 200, "{events}");
+        assert!(events.to_string().contains("DecisionRecorded"), "every node's follower saw the decision: {events}");
+        assert!(waited < std::time::Duration::from_secs(20), "it answered when the decision was made, not at the end of its wait");
+    }
     wait_until("d1 to complete", || {
         call(&second, "GET", "/v1/instances/d1", Some(&second.token), None, b"").1["status"]["status"] == "completed"
     });

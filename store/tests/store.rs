@@ -38,6 +38,17 @@ fn fresh_database() -> String {
     }
 }
 
+/// Waits until `done` holds, asking every 50 ms for at most 30 s, then
+/// fails naming `what`: how these tests wait on a node's background
+/// renewals, never a sleep followed by an assertion.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 fn quick() -> PostgresOptions {
     PostgresOptions { lease: std::time::Duration::from_secs(2), ..PostgresOptions::default() }
 }
@@ -582,11 +593,7 @@ fn postgres_a_write_from_a_node_that_lost_its_lease_is_refused_by_the_database()
     assert!(matches!(refused, Err(Error::NotOwner { ref instance, .. }) if instance == "a"), "{refused:?}");
     assert_eq!(store.head("a").expect("head").expect("exists").seq, 1, "nothing was written");
     // The lease renewal notices, and the store reports itself failed.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while store.failure().is_none() {
-        assert!(std::time::Instant::now() < deadline, "the lost lease is never reported");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    eventually("the lost lease to be reported", || store.failure().is_some());
     assert!(store.failure().expect("failed").contains("lost the lease"), "{:?}", store.failure());
 }
 
@@ -701,12 +708,8 @@ fn postgres_sharing_nodes_split_the_shards_and_take_over_a_dead_nodes() {
     let a = PostgresStore::open_url(&url, OpenMode::Create, shared()).expect("node a");
     assert_eq!(a.cluster().expect("a cluster node").shards, 64, "alone, a node holds every shard");
     let b = PostgresStore::open_url(&url, OpenMode::Create, shared()).expect("node b joins");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let split = |a: &PostgresStore, b: &PostgresStore| (a.cluster().map_or(0, |c| c.shards), b.cluster().map_or(0, |c| c.shards));
-    while split(&a, &b) != (32, 32) {
-        assert!(std::time::Instant::now() < deadline, "the shards never split: {:?}", split(&a, &b));
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    eventually("the shards to split 32/32", || split(&a, &b) == (32, 32));
     // Each writes only what it owns; the other's instances are refused.
     let (mine, theirs): (Vec<String>, Vec<String>) = (0..200).map(|i| format!("i{i}")).partition(|id| a.owns(id));
     assert!(!mine.is_empty() && !theirs.is_empty());
@@ -724,11 +727,7 @@ fn postgres_sharing_nodes_split_the_shards_and_take_over_a_dead_nodes() {
     sql(&url, &format!("UPDATE phasegate_shards SET expires = now() WHERE owner = '{b_node}'"));
     // (b's leaked runtime would renew them: stop it renewing by moving the fence.)
     sql(&url, &format!("UPDATE phasegate_shards SET fence = fence + 1 WHERE owner = '{b_node}'"));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while a.cluster().map_or(0, |c| c.shards) != 64 {
-        assert!(std::time::Instant::now() < deadline, "a never took over: {:?}", a.cluster());
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    eventually("a to take every shard over", || a.cluster().map_or(0, |c| c.shards) == 64);
     assert!(a.cluster().expect("a").takeovers >= 32, "{:?}", a.cluster());
     a.append(Batch { instance: theirs[0].clone(), expected_seq: 0, events: events(1, "a"), ..Batch::default() }).expect("a writes it now");
 }

@@ -12,7 +12,7 @@
 
 use super::*;
 
-use super::forward::is_not_owner;
+use super::forward::{is_not_owner, not_owner};
 pub use super::forward::{Forward, Forwarded};
 
 /// How long a command waits for its instance to have a reachable owner
@@ -39,20 +39,11 @@ impl Engine {
                 self.execute_forwarded(command.clone()).await
             } else {
                 match (self.shared.forwarder.get(), self.shared.store.owner(&id)?) {
-                    (None, _) => {
-                        return Err(phasegate_store::Error::NotOwner {
-                            instance: id.clone(),
-                            shard: phasegate_store::postgres::shard_of(&id),
-                        }
-                        .into())
-                    }
+                    (None, _) => return Err(not_owner(&id)),
                     (Some(forwarder), Some(owner)) if owner.address.is_some() => forwarder.forward(&owner, &command).await,
                     // Nobody holds it, or its owner has not said where it
                     // answers yet: a takeover or a start under way.
-                    (Some(_), _) => {
-                        Err(phasegate_store::Error::NotOwner { instance: id.clone(), shard: phasegate_store::postgres::shard_of(&id) }
-                            .into())
-                    }
+                    (Some(_), _) => Err(not_owner(&id)),
                 }
             };
             match outcome {

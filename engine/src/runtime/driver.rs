@@ -205,16 +205,16 @@ impl Driver {
     fn handle(&mut self, message: Message) {
         match message {
             Message::Start { reply, id, .. } if !self.shared.store.owns(&id) => {
-                let _ = reply.send(Err(self.not_owner(&id)));
+                let _ = reply.send(Err(super::forward::not_owner(&id)));
             }
             Message::Operate { reply, id, .. } if !self.shared.store.owns(&id) => {
-                let _ = reply.send(Err(self.not_owner(&id)));
+                let _ = reply.send(Err(super::forward::not_owner(&id)));
             }
             Message::Decide { reply, id, .. } if !self.shared.store.owns(&id) => {
-                let _ = reply.send(Err(self.not_owner(&id)));
+                let _ = reply.send(Err(super::forward::not_owner(&id)));
             }
             Message::Advance { reply, id } if !self.shared.store.owns(&id) => {
-                let _ = reply.send(Err(self.not_owner(&id)));
+                let _ = reply.send(Err(super::forward::not_owner(&id)));
             }
             Message::Ownership => self.ownership_changed(),
             Message::Start { id, workflow, hash, vars, started_by, baselines, reply } => {

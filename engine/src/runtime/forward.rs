@@ -70,6 +70,11 @@ pub trait Forward: Send + Sync {
     async fn forward(&self, owner: &phasegate_store::NodeAddress, command: &Forwarded) -> Result<Value, Error>;
 }
 
+/// The error for a command about an instance another node owns.
+pub(crate) fn not_owner(id: &str) -> Error {
+    phasegate_store::Error::NotOwner { instance: id.to_owned(), shard: phasegate_store::postgres::shard_of(id) }.into()
+}
+
 /// Whether an error says the instance is not this node's (any more).
 pub(crate) fn is_not_owner(error: &Error) -> bool {
     matches!(error, Error::Store(phasegate_store::Error::NotOwner { .. })) || matches!(error, Error::Remote { kind: "not_owner", .. })

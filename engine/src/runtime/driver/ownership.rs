@@ -4,11 +4,6 @@
 use super::*;
 
 impl Driver {
-    /// The error for a command about an instance another node owns.
-    pub(super) fn not_owner(&self, id: &str) -> Error {
-        phasegate_store::Error::NotOwner { instance: id.to_owned(), shard: phasegate_store::postgres::shard_of(id) }.into()
-    }
-
     /// Stops the attempts of an instance this node no longer drives: the
     /// owner runs them again with the same key, and a late result from here
     /// would be refused by the store anyway.

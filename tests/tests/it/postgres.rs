@@ -64,6 +64,29 @@ fn ok(output: &std::process::Output, what: &str) -> String {
     stdout(output)
 }
 
+/// Writes `phasegate.toml` with a 2 s lease, so takeovers in these tests are quick.
+fn write_lease_config(dir: &Path) {
+    std::fs::write(dir.join("phasegate.toml"), "[store]\nlease = \"2s\"\n").expect("config");
+}
+
+/// A `phasegate serve` node on the store at `url`, its files in `dir/name`.
+fn cluster_node(dir: &Path, url: &str, name: &str) -> crate::support::served::Server {
+    let mut command = phasegate(dir);
+    command.args(["--store", url, "--db", name, "--config", "phasegate.toml"]);
+    serve_with(command, &dir.join(name), &dir.join(format!("{name}.log")))
+}
+
+/// How many of `events` (a history's JSON) are of `kind`, for `task` if named.
+fn count(events: &[Value], kind: &str, task: Option<&str>) -> usize {
+    events.iter().filter(|e| e["event"]["type"] == kind && task.is_none_or(|t| e["event"]["task"] == t)).count()
+}
+
+/// Fails unless `events` are numbered 1, 2, 3, ... without a gap.
+fn assert_contiguous(id: &str, events: &[Value]) {
+    let seqs: Vec<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "{id}: no sequence gaps");
+}
+
 #[test]
 fn a_release_runs_on_postgres_and_copies_into_sled_and_back() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -127,17 +150,13 @@ fn bad_store_urls_and_missing_schemas_are_refused_clearly() {
 fn a_node_killed_mid_task_is_finished_by_the_next_node_from_the_database() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = fresh_database();
-    std::fs::write(dir.path().join("phasegate.toml"), "[store]\nlease = \"2s\"\n").expect("config");
+    write_lease_config(dir.path());
     std::fs::write(
         dir.path().join("flow.toml"),
         "name = \"slow\"\n[[phases]]\nid = \"p\"\n[[phases.tasks]]\nid = \"first\"\nagent = \"noop\"\n[[phases.tasks]]\nid = \"slow\"\nagent = \"wait\"\ndepends_on = [\"first\"]\nparams = { duration = \"3s\" }\n",
     )
     .expect("write");
-    let node = |name: &str| {
-        let mut command = phasegate(dir.path());
-        command.args(["--store", &url, "--db", name, "--config", "phasegate.toml"]);
-        serve_with(command, &dir.path().join(name), &dir.path().join(format!("{name}.log")))
-    };
+    let node = |name: &str| cluster_node(dir.path(), &url, name);
     let mut first = node("a");
     let (status, started) = call(
         &first,
@@ -170,10 +189,8 @@ fn a_node_killed_mid_task_is_finished_by_the_next_node_from_the_database() {
     let history = on(dir.path(), &url, "c", &["--config", "phasegate.toml", "--output", "json", "history", "k1"]);
     let history: Value = serde_json::from_str(&ok(&history, "history")).expect("json");
     let events = history.as_array().expect("events");
-    let succeeded = events.iter().filter(|e| e["event"]["type"] == "TaskSucceeded" && e["event"]["task"] == "first").count();
-    let seqs: Vec<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
-    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "no gaps");
-    assert_eq!(succeeded, 1, "the completed task ran once: {history:#}");
+    assert_contiguous("k1", events);
+    assert_eq!(count(events, "TaskSucceeded", Some("first")), 1, "the completed task ran once: {history:#}");
 }
 
 const CHAOS: &str = r#"
@@ -248,13 +265,9 @@ fn chaos_three_nodes_on_one_postgres_lose_nothing_while_nodes_are_killed_again_a
     let dir = tempfile::tempdir().expect("tempdir");
     let url = fresh_database();
     ok(&run(dir.path(), &["--store", &url, "store", "migrate"]), "migrate");
-    std::fs::write(dir.path().join("phasegate.toml"), "[store]\nlease = \"2s\"\n").expect("config");
+    write_lease_config(dir.path());
     std::fs::write(dir.path().join("chaos.toml"), CHAOS).expect("write");
-    let start_node = |name: &str| {
-        let mut command = phasegate(dir.path());
-        command.args(["--store", &url, "--db", name, "--config", "phasegate.toml"]);
-        serve_with(command, &dir.path().join(name), &dir.path().join(format!("{name}.log")))
-    };
+    let start_node = |name: &str| cluster_node(dir.path(), &url, name);
     let names = ["a", "b", "c"];
     let mut nodes: Vec<crate::support::served::Server> = vec![start_node("a")];
     // Users live in the store: a token issued through one node works on every node.
@@ -341,21 +354,17 @@ fn chaos_three_nodes_on_one_postgres_lose_nothing_while_nodes_are_killed_again_a
         let (status, history) = call(node, "GET", &format!("/v1/instances/{id}/history"), Some(&node.token), None, b"");
         assert_eq!(status, 200, "{id}: {history}");
         let events = history.as_array().expect("events");
-        let count = |kind: &str, task: Option<&str>| {
-            events.iter().filter(|e| e["event"]["type"] == kind && task.is_none_or(|t| e["event"]["task"] == t)).count()
-        };
-        assert_eq!(count("InstanceCompleted", None), 1, "{id} completed: {history:#}");
-        assert_eq!(count("DecisionRecorded", None), 1, "{id}: the decision recorded once");
+        assert_eq!(count(events, "InstanceCompleted", None), 1, "{id} completed: {history:#}");
+        assert_eq!(count(events, "DecisionRecorded", None), 1, "{id}: the decision recorded once");
         for task in ["compile", "roll-out"] {
-            assert_eq!(count("TaskSucceeded", Some(task)), 1, "{id}: {task} succeeded once");
+            assert_eq!(count(events, "TaskSucceeded", Some(task)), 1, "{id}: {task} succeeded once");
         }
-        let deadlines = count("GateTimedOut", None);
+        let deadlines = count(events, "GateTimedOut", None);
         assert!(deadlines <= 1, "{id}: the deadline fired {deadlines} times");
         if i % 2 == 1 {
             assert_eq!(deadlines, 1, "{id}: its deadline fired");
         }
-        let seqs: Vec<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
-        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "{id}: no sequence gaps");
+        assert_contiguous(&id, events);
     }
     for id in &acknowledged {
         assert!(id.starts_with('c'), "{id}");
@@ -436,11 +445,9 @@ fn postgres_restarted_mid_run_loses_nothing_and_the_node_reconnects() {
     let (server, _) = pg.admin.rsplit_once('/').expect("a database part");
     let url = format!("{server}/postgres");
     ok(&run(dir.path(), &["--store", &url, "store", "migrate"]), "migrate");
-    std::fs::write(dir.path().join("phasegate.toml"), "[store]\nlease = \"2s\"\n").expect("config");
+    write_lease_config(dir.path());
     let flow = "name = \"steady\"\n[[phases]]\nid = \"p\"\n[[phases.tasks]]\nid = \"first\"\nagent = \"exec\"\nparams = { argv = [\"echo\", \"{}\"] }\n[[phases.tasks]]\nid = \"soak\"\nagent = \"wait\"\ndepends_on = [\"first\"]\nparams = { duration = \"2s\" }\n[[phases.tasks]]\nid = \"last\"\nagent = \"exec\"\ndepends_on = [\"soak\"]\nparams = { argv = [\"echo\", \"{}\"] }\n";
-    let mut command = phasegate(dir.path());
-    command.args(["--store", &url, "--db", "node", "--config", "phasegate.toml"]);
-    let node = serve_with(command, &dir.path().join("node"), &dir.path().join("node.log"));
+    let node = cluster_node(dir.path(), &url, "node");
     for i in 0..20 {
         let body = crate::support::served::json_body(serde_json::json!({"definition": flow, "id": format!("s{i}")}));
         let (status, answer) = call(&node, "POST", "/v1/instances", Some(&node.token), None, &body);
@@ -457,11 +464,9 @@ fn postgres_restarted_mid_run_loses_nothing_and_the_node_reconnects() {
     for i in 0..20 {
         let (_, history) = call(&node, "GET", &format!("/v1/instances/s{i}/history"), Some(&node.token), None, b"");
         let events = history.as_array().expect("events");
-        let seqs: Vec<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
-        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "s{i}: no gaps");
+        assert_contiguous(&format!("s{i}"), events);
         for task in ["first", "last"] {
-            let succeeded = events.iter().filter(|e| e["event"]["type"] == "TaskSucceeded" && e["event"]["task"] == task).count();
-            assert_eq!(succeeded, 1, "s{i}: {task} succeeded once");
+            assert_eq!(count(events, "TaskSucceeded", Some(task)), 1, "s{i}: {task} succeeded once");
         }
     }
     let log = std::fs::read_to_string(dir.path().join("node.log")).unwrap_or_default();
@@ -477,12 +482,8 @@ fn a_deadline_that_falls_due_while_no_node_is_up_fires_once_when_one_comes_back(
     let dir = tempfile::tempdir().expect("tempdir");
     let url = fresh_database();
     ok(&run(dir.path(), &["--store", &url, "store", "migrate"]), "migrate");
-    std::fs::write(dir.path().join("phasegate.toml"), "[store]\nlease = \"2s\"\n").expect("config");
-    let node = |name: &str| {
-        let mut command = phasegate(dir.path());
-        command.args(["--store", &url, "--db", name, "--config", "phasegate.toml"]);
-        serve_with(command, &dir.path().join(name), &dir.path().join(format!("{name}.log")))
-    };
+    write_lease_config(dir.path());
+    let node = |name: &str| cluster_node(dir.path(), &url, name);
     let mut first = node("a");
     let rita = first.user("rita", &[]);
     let body = crate::support::served::json_body(serde_json::json!({"definition": CHAOS, "id": "d1"}));
@@ -498,7 +499,7 @@ fn a_deadline_that_falls_due_while_no_node_is_up_fires_once_when_one_comes_back(
     let second = node("b");
     let timed_out = |server: &crate::support::served::Server| {
         let (_, history) = call(server, "GET", "/v1/instances/d1/history", Some(&server.token), None, b"");
-        history.as_array().map_or(0, |events| events.iter().filter(|e| e["event"]["type"] == "GateTimedOut").count())
+        history.as_array().map_or(0, |events| count(events, "GateTimedOut", None))
     };
     wait_until("the node that came back to fire the deadline", || timed_out(&second) == 1);
     // A second node joining (shards move) fires nothing again.
